@@ -1,0 +1,34 @@
+"""Small column helpers shared by every stage (typed once here, so the stages stay readable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def text_column(col: pd.Series, index: pd.Index | None = None) -> pd.Series:
+    """A column as ``object`` dtype holding ``str`` or ``None`` (empty strings and NaN become ``None``)."""
+    values = col.to_numpy(dtype=object)
+    keep = pd.notna(values)
+    out = np.empty(len(values), dtype=object)
+    out[:] = None
+    if keep.any():
+        as_str = np.array([str(v) for v in values[keep]], dtype=object)
+        nonempty = as_str != ""
+        idx = np.flatnonzero(keep)[nonempty]
+        out[idx] = as_str[nonempty]
+    return pd.Series(out, index=col.index if index is None else index, dtype=object, name=col.name)
+
+
+def null_column(n: int, index: pd.Index | None = None, name: str | None = None) -> pd.Series:
+    out = np.empty(n, dtype=object)
+    out[:] = None
+    return pd.Series(out, index=index, dtype=object, name=name)
+
+
+def constant_column(value: Any, n: int, index: pd.Index | None = None) -> pd.Series:
+    out = np.empty(n, dtype=object)
+    out[:] = value
+    return pd.Series(out, index=index, dtype=object)

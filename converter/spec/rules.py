@@ -1,0 +1,241 @@
+"""The closed rule vocabulary of the mapping specs: names, arguments, and what each reads.
+
+A spec names a rule and its arguments (``rule: {ct: {field: SEX, codelist: SEX}}``); a scalar stands for the
+rule's first argument (``rule: {iso_date: AESTDT}``). This module only *declares* the vocabulary so specs can be
+checked before any data is read; the implementations live with the stage that runs them
+(:mod:`converter.sdtm.algorithms`, :mod:`converter.adam.algorithms`) and are looked up by name.
+
+Phases: ``row`` rules compute a column from the source record (and joined forms); ``dataset`` rules run after
+all sources are stacked and see the whole (per-subject) target frame: --SEQ, --DY, EPOCH, baseline flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# argument kinds: str, strs (list of str), scalar (str/number/bool/None), map (dict), list (any list), rules
+_KINDS = ("str", "strs", "scalar", "map", "list", "int")
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    name: str
+    phase: str  # "row" | "dataset"
+    args: dict[str, str]  # arg -> kind; a trailing "?" marks an optional argument
+    doc: str
+    # names of source fields the rule reads, given its args (for checking specs against forms.yaml)
+    fields: Callable[[dict[str, Any]], list[str]] = lambda a: []
+    # names of target variables the rule reads (must be earlier in the dataset)
+    targets: Callable[[dict[str, Any]], list[str]] = lambda a: []
+
+    @property
+    def first_arg(self) -> str:
+        return next(iter(self.args)).rstrip("?")
+
+
+def _f(key: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda a: [a[key]] if isinstance(a.get(key), str) else list(a.get(key) or [])
+
+
+def _template_fields(a: dict[str, Any]) -> list[str]:
+    import string
+
+    return [f for _, f, _, _ in string.Formatter().parse(str(a["template"])) if f]
+
+
+RULES: dict[str, RuleDef] = {}
+
+
+def _add(rule: RuleDef) -> None:
+    RULES[rule.name] = rule
+
+
+# --- row rules: from the source record -------------------------------------------------------------------
+_add(RuleDef("field", "row", {"field": "str"}, "the collected value of a source field", _f("field")))
+_add(
+    RuleDef(
+        "ct",
+        "row",
+        {"field": "str", "codelist": "str"},
+        "a collected value through a controlled-terminology codelist (collected value, decode or synonym -> "
+        "submission value); outside a non-extensible codelist is an error",
+        _f("field"),
+    )
+)
+_add(
+    RuleDef(
+        "map",
+        "row",
+        {"field": "str", "values": "map", "default?": "scalar"},
+        "a collected value through a value map stated in the spec; unmapped values are an error unless a "
+        "default is given",
+        _f("field"),
+    )
+)
+_add(RuleDef("assign", "row", {"value": "scalar"}, "a constant (Assigned/Protocol origin)"))
+_add(
+    RuleDef(
+        "iso_date",
+        "row",
+        {"field": "str"},
+        "an ISO 8601 date from a date field; partial dates (YYYY, YYYY-MM) are kept as collected",
+        _f("field"),
+    )
+)
+_add(
+    RuleDef(
+        "iso_datetime",
+        "row",
+        {"date": "str", "time?": "str"},
+        "an ISO 8601 datetime from a date and an optional time field",
+        lambda a: [a["date"]] + ([a["time"]] if a.get("time") else []),
+    )
+)
+_add(
+    RuleDef(
+        "usubjid",
+        "row",
+        {"field": "str", "study?": "str"},
+        "the unique subject identifier: STUDYID-SUBJID (study from the forms schema unless given)",
+        _f("field"),
+    )
+)
+_add(
+    RuleDef(
+        "template",
+        "row",
+        {"template": "str"},
+        "a text built from fields: 'COURSE {COURSE}'; empty when any field used is missing",
+        _template_fields,
+    )
+)
+_add(
+    RuleDef(
+        "flag",
+        "row",
+        {"field": "str", "value?": "scalar"},
+        "'Y' where the field is present (or equals value), else null",
+        _f("field"),
+    )
+)
+_add(
+    RuleDef(
+        "case",
+        "row",
+        {"when": "list", "else?": "scalar"},
+        "the first matching [query, value] pair, pandas query syntax over source fields",
+    )
+)
+_add(
+    RuleDef(
+        "subject_agg",
+        "row",
+        {"form": "str", "field": "str", "fn": "str", "where?": "str"},
+        "a per-subject aggregate (min, max, count, first, last) of another form's field",
+    )
+)
+_add(
+    RuleDef(
+        "lookup",
+        "row",
+        {"dataset": "str", "var": "str", "by?": "strs"},
+        "a variable merged from an already built target dataset by subject (or by the given keys)",
+    )
+)
+_add(
+    RuleDef(
+        "derivation",
+        "row",
+        {"name": "str", "args?": "map"},
+        "a named derivation where no generic rule fits (registered in the stage's derivations module)",
+    )
+)
+
+# --- dataset rules: after stacking, over the target frame ----------------------------------------------------
+_add(
+    RuleDef(
+        "seq",
+        "dataset",
+        {"order": "strs", "by?": "strs"},
+        "a sequence number 1..n per subject (or per `by`), rows ordered by `order`",
+        targets=_f("order"),
+    )
+)
+_add(
+    RuleDef(
+        "study_day",
+        "dataset",
+        {"dtc": "str", "ref?": "str"},
+        "study day of a --DTC relative to DM.RFSTDTC (or `ref`), no day 0; null for partial dates",
+        targets=_f("dtc"),
+    )
+)
+_add(
+    RuleDef(
+        "epoch",
+        "dataset",
+        {"dtc": "str", "map?": "map"},
+        "EPOCH from a --DTC against the subject's reference dates: SCREENING before first dose, TREATMENT up to "
+        "last dose, FOLLOW-UP after",
+        targets=_f("dtc"),
+    )
+)
+_add(
+    RuleDef(
+        "baseline_flag",
+        "dataset",
+        {"by": "strs", "dtc": "str", "value": "str", "ref?": "str"},
+        "'Y' on the last non-missing result on or before the reference start date, per subject and `by`",
+        targets=lambda a: [*a["by"], a["dtc"], a["value"]],
+    )
+)
+_add(
+    RuleDef(
+        "copy",
+        "dataset",
+        {"var": "str"},
+        "the value of another target variable (e.g. --STRESC from --ORRES)",
+        targets=_f("var"),
+    )
+)
+
+
+def register(rule: RuleDef) -> None:
+    """Stages with their own vocabulary (ADaM) add their rules here at import time."""
+    _add(rule)
+
+
+def normalise_args(rule: RuleDef, raw: Any) -> dict[str, Any]:
+    """Turn the spec's argument form (scalar shorthand or mapping) into a dict of named arguments."""
+    if isinstance(raw, dict):
+        return dict(raw)
+    return {rule.first_arg: raw}
+
+
+def check_args(rule: RuleDef, args: dict[str, Any]) -> list[str]:
+    """Problems with a rule's arguments, as messages (empty when fine)."""
+    problems: list[str] = []
+    declared = {k.rstrip("?"): k.endswith("?") for k in rule.args}
+    for name in args:
+        if name not in declared:
+            problems.append(f"rule {rule.name}: unknown argument {name!r} (allowed: {', '.join(declared)})")
+    for name, optional in declared.items():
+        if name not in args:
+            if not optional:
+                problems.append(f"rule {rule.name}: missing argument {name!r}")
+            continue
+        kind = rule.args[name + ("?" if optional else "")]
+        value = args[name]
+        ok = {
+            "str": isinstance(value, str),
+            "strs": isinstance(value, list) and all(isinstance(v, str) for v in value),
+            "scalar": value is None or isinstance(value, str | int | float | bool),
+            "map": isinstance(value, dict),
+            "list": isinstance(value, list),
+            "int": isinstance(value, int),
+        }[kind]
+        if not ok:
+            problems.append(f"rule {rule.name}: argument {name!r} must be {kind}, got {type(value).__name__}")
+    return problems
