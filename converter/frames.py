@@ -32,3 +32,11 @@ def constant_column(value: Any, n: int, index: pd.Index | None = None) -> pd.Ser
     out = np.empty(n, dtype=object)
     out[:] = value
     return pd.Series(out, index=index, dtype=object)
+
+
+def keep_where(col: pd.Series, cond: pd.Series | np.ndarray) -> pd.Series:
+    """``col`` where ``cond`` holds, ``None`` elsewhere, as an object column."""
+    mask = np.asarray(cond, dtype=bool)
+    values = col.to_numpy(dtype=object).copy()
+    values[~mask] = None
+    return pd.Series(values, index=col.index, dtype=object, name=col.name)

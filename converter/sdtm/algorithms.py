@@ -1,0 +1,346 @@
+"""Implementations of the rule vocabulary (:mod:`converter.spec.rules`), one function per rule, column-wise.
+
+Row rules take a :class:`RowContext` (the source rows of one spec source, the columns computed so far) and
+return a Series aligned to the source rows. Dataset rules take a :class:`DatasetContext` (the stacked target
+frame) and return a Series aligned to it. Nothing loops over rows in Python; everything a rule needs is in
+one subject's data, so a partition of subjects converts on its own.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.errors import Problem, problem
+from converter.frames import constant_column, keep_where, null_column, text_column
+from converter.records.model import Records
+from converter.records.schema import FormSchema
+from converter.spec.model import DatasetSpec, SourceSpec, Terminology, VariableSpec
+from converter.spec.rules import RULES
+
+
+@dataclass
+class RowContext:
+    frame: pd.DataFrame  # source rows: bare field names plus FORM.FIELD for joined forms
+    labels: pd.Series  # a readable record label per row, for problems ("SUBJID=1001 AESPID=3")
+    file: str  # where the rows came from (form name / file), for problems
+    records: Records
+    built: dict[str, pd.DataFrame]
+    ct: Terminology
+    schema: FormSchema | None
+    spec: DatasetSpec
+    source: SourceSpec
+    var: VariableSpec
+    target: dict[str, pd.Series]  # target columns computed so far for these rows
+    problems: list[Problem] = field(default_factory=list)
+
+    def col(self, name: str) -> pd.Series:
+        if name in self.frame.columns:
+            return self.frame[name]
+        raise KeyError(f"{self.spec.name}.{self.var.name}: source field {name} not in source {self.source.id}")
+
+    def subject_ids(self) -> pd.Series:
+        return self.col("SUBJID")
+
+
+@dataclass
+class DatasetContext:
+    frame: pd.DataFrame  # the stacked target frame
+    built: dict[str, pd.DataFrame]
+    ct: Terminology
+    spec: DatasetSpec
+    var: VariableSpec
+    problems: list[Problem] = field(default_factory=list)
+
+
+RowFn = Callable[[RowContext, dict[str, Any]], pd.Series]
+DatasetFn = Callable[[DatasetContext, dict[str, Any]], pd.Series]
+ROW: dict[str, RowFn] = {}
+DATASET: dict[str, DatasetFn] = {}
+
+
+def row_rule(name: str) -> Callable[[RowFn], RowFn]:
+    def deco(fn: RowFn) -> RowFn:
+        assert name in RULES and RULES[name].phase == "row", name
+        ROW[name] = fn
+        return fn
+
+    return deco
+
+
+def dataset_rule(name: str) -> Callable[[DatasetFn], DatasetFn]:
+    def deco(fn: DatasetFn) -> DatasetFn:
+        assert name in RULES and RULES[name].phase == "dataset", name
+        DATASET[name] = fn
+        return fn
+
+    return deco
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+def num_to_text(col: pd.Series) -> pd.Series:
+    """Numbers as their shortest exact text: 12.0 -> "12", 0.25 -> "0.25"; missing -> None."""
+    values = col.to_numpy(dtype=object)
+    out = np.empty(len(values), dtype=object)
+    out[:] = None
+    for i in np.flatnonzero(pd.notna(values)):  # formatting only; numbers are few relative to text
+        v = float(values[i])
+        out[i] = str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    return pd.Series(out, index=col.index, dtype=object)
+
+
+def as_text(col: pd.Series) -> pd.Series:
+    if col.dtype.kind in "fiu" or str(col.dtype) in ("Int64", "Float64"):
+        return num_to_text(col)
+    return text_column(col)
+
+
+def full_dates(col: pd.Series) -> pd.Series:
+    """ISO 8601 text -> datetime64 for complete dates (YYYY-MM-DD...), NaT for partial or missing."""
+    txt = col.astype(object).where(col.notna(), "")
+    head = txt.astype(str).str.slice(0, 10)
+    ok = head.str.len() == 10
+    parsed: pd.Series = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
+    return parsed
+
+
+def subject_key(frame: pd.DataFrame) -> pd.Series:
+    return frame["USUBJID"] if "USUBJID" in frame.columns else frame["SUBJID"]
+
+
+# --- row rules -------------------------------------------------------------------------------------------------
+@row_rule("field")
+def _field(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    return ctx.col(a["field"]).copy()
+
+
+@row_rule("assign")
+def _assign(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    return constant_column(a["value"], len(ctx.frame), ctx.frame.index)
+
+
+@row_rule("ct")
+def _ct(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    cl = ctx.ct.get(a["codelist"])
+    raw = as_text(ctx.col(a["field"]))
+    mapping = cl.collected_map()
+    upper = raw.map(lambda v: v.upper(), na_action="ignore")
+    mapped = upper.map(mapping, na_action="ignore")
+    bad = raw.notna() & mapped.isna()
+    if bad.any():
+        if cl.extensible:
+            mapped = mapped.where(~bad, raw)  # a sponsor extension of an extensible list is kept as collected
+        else:
+            for i in np.flatnonzero(bad.to_numpy()):
+                ctx.problems.append(
+                    problem(
+                        ctx.file,
+                        str(ctx.labels.iloc[i]),
+                        a["field"],
+                        raw.iloc[i],
+                        "ct",
+                        f"{ctx.spec.name}.{ctx.var.name}: not in non-extensible codelist {cl.id} ({cl.code})",
+                    )
+                )
+    return text_column(mapped)
+
+
+@row_rule("map")
+def _map(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    raw = as_text(ctx.col(a["field"]))
+    values = {str(k): v for k, v in a["values"].items() if k != "__line__"}
+    mapped = raw.map(values, na_action="ignore")
+    bad = raw.notna() & mapped.isna() & ~raw.isin([k for k, v in values.items() if v is None])
+    if bad.any():
+        if "default" in a:
+            mapped = mapped.where(~bad, a["default"])
+        else:
+            for i in np.flatnonzero(bad.to_numpy()):
+                ctx.problems.append(
+                    problem(ctx.file, str(ctx.labels.iloc[i]), a["field"], raw.iloc[i], "map",
+                            f"{ctx.spec.name}.{ctx.var.name}: value has no mapping in the spec")
+                )
+    return mapped.astype(object)
+
+
+@row_rule("iso_date")
+def _iso_date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    return text_column(ctx.col(a["field"]))  # records hold ISO 8601 already (checked on read); partial kept
+
+
+@row_rule("iso_datetime")
+def _iso_datetime(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    d = text_column(ctx.col(a["date"]))
+    if not a.get("time"):
+        return d
+    t = text_column(ctx.col(a["time"]))
+    both = d.notna() & t.notna() & (d.str.len() == 10)
+    joined = (d.fillna("") + "T" + t.fillna("")).astype(object)
+    return joined.where(both, d)
+
+
+@row_rule("usubjid")
+def _usubjid(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    study = a.get("study") or (ctx.schema.study.oid if ctx.schema else "")
+    ids = text_column(ctx.col(a["field"]))
+    return keep_where((study + "-" + ids.fillna("")).astype(object), ids.notna())
+
+
+@row_rule("template")
+def _template(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    tmpl = str(a["template"])
+    out = constant_column("", len(ctx.frame), ctx.frame.index)
+    missing = pd.Series(False, index=ctx.frame.index)
+    for literal, fname, _, _ in string.Formatter().parse(tmpl):
+        out = out + literal
+        if fname:
+            src = as_text(ctx.col(fname))
+            missing |= src.isna()
+            out = out + src.fillna("")
+    return keep_where(out, ~missing)
+
+
+@row_rule("flag")
+def _flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    col = ctx.col(a["field"])
+    hit = col.notna() if a.get("value") is None else (as_text(col) == str(a["value"]))
+    return keep_where(constant_column("Y", len(hit), ctx.frame.index), hit.to_numpy(dtype=bool))
+
+
+@row_rule("case")
+def _case(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    env = pd.DataFrame({c: ctx.frame[c] for c in ctx.frame.columns if "." not in c}, index=ctx.frame.index)
+    for k, v in ctx.target.items():
+        env[k] = v
+    out = constant_column(a.get("else"), len(env), env.index)
+    decided = pd.Series(False, index=env.index)
+    for pair in a["when"]:
+        cond, value = pair[0], pair[1]
+        hit = env.eval(cond, engine="python") if len(env) else pd.Series([], dtype=bool)
+        hit = pd.Series(hit, index=env.index).fillna(False).astype(bool) & ~decided
+        out = out.where(~hit, value)
+        decided |= hit
+    return out.astype(object)
+
+
+@row_rule("subject_agg")
+def _subject_agg(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    src = ctx.records[a["form"]]
+    if a.get("where"):
+        src = src.query(a["where"], engine="python")
+    vals = src[["SUBJID", a["field"]]].dropna()
+    fn = a["fn"]
+    grouped = vals.groupby("SUBJID", sort=False)[a["field"]]
+    if fn in ("min", "max"):  # ISO 8601 text sorts chronologically at equal precision
+        agg = grouped.agg(fn)
+    elif fn == "count":
+        agg = grouped.count()
+    elif fn in ("first", "last"):
+        agg = grouped.first() if fn == "first" else grouped.last()
+    else:
+        raise ValueError(f"subject_agg: fn must be min, max, count, first or last (got {fn})")
+    res = ctx.subject_ids().map(agg)
+    if fn == "count":
+        res = res.fillna(0)
+    return res
+
+
+@row_rule("lookup")
+def _lookup(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    other = ctx.built[a["dataset"]]
+    by = list(a.get("by") or ["USUBJID"])
+    left = pd.DataFrame({k: ctx.target[k] if k in ctx.target else ctx.col(k) for k in by}, index=ctx.frame.index)
+    right = other[[*by, a["var"]]].drop_duplicates(subset=by)
+    merged = left.merge(right, on=by, how="left", validate="many_to_one")
+    return pd.Series(merged[a["var"]].to_numpy(), index=ctx.frame.index)
+
+
+@row_rule("derivation")
+def _derivation(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    from converter.sdtm.derivations import DERIVATIONS
+
+    fn = DERIVATIONS.get(a["name"])
+    if fn is None:
+        raise KeyError(f"unknown derivation {a['name']!r} (known: {', '.join(DERIVATIONS)})")
+    result: pd.Series = fn(ctx, dict(a.get("args") or {}))
+    return result
+
+
+# --- dataset rules ---------------------------------------------------------------------------------------------
+@dataset_rule("copy")
+def _copy(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
+    col: pd.Series = ctx.frame[a["var"]].copy()
+    return col
+
+
+@dataset_rule("seq")
+def _seq(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
+    by = list(a.get("by") or ["USUBJID"])
+    order = [c for c in a["order"] if c not in by]
+    df = ctx.frame
+    if df.empty:
+        return pd.Series([], index=df.index, dtype="float64")
+    sort_cols = by + order
+    keyed = df[sort_cols].copy()
+    for c in sort_cols:  # sort numbers as numbers, text as text, nulls last
+        if keyed[c].dtype == object:
+            keyed[c] = keyed[c].fillna("\uffff")
+    ranked = keyed.sort_values(sort_cols, kind="mergesort", na_position="last")
+    seq = ranked.groupby(by, sort=False).cumcount() + 1
+    return seq.reindex(df.index).astype("float64")
+
+
+def _reference(ctx: DatasetContext, ref: str) -> pd.Series:
+    """A per-row reference date (datetime64) from 'DATASET.VAR' merged by USUBJID."""
+    ds, var = ref.split(".", 1)
+    other = ctx.frame if ds == ctx.spec.name else ctx.built[ds]
+    refs = other[["USUBJID", var]].drop_duplicates("USUBJID").set_index("USUBJID")[var]
+    return full_dates(ctx.frame["USUBJID"].map(refs))
+
+
+@dataset_rule("study_day")
+def _study_day(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
+    ref = _reference(ctx, a.get("ref") or "DM.RFSTDTC")
+    day = full_dates(ctx.frame[a["dtc"]])
+    diff = (day - ref).dt.days
+    return diff.where(diff < 0, diff + 1).astype("float64")  # no day 0
+
+
+@dataset_rule("epoch")
+def _epoch(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
+    names = {"before": "SCREENING", "during": "TREATMENT", "after": "FOLLOW-UP"} | dict(a.get("map") or {})
+    start = _reference(ctx, "DM.RFXSTDTC")
+    end = _reference(ctx, "DM.RFXENDTC")
+    day = full_dates(ctx.frame[a["dtc"]])
+    out = np.full(len(day), None, dtype=object)
+    known = day.notna().to_numpy() & start.notna().to_numpy()
+    before = known & (day < start).to_numpy()
+    after = known & end.notna().to_numpy() & (day > end).to_numpy()
+    during = known & ~before & ~after
+    out[before], out[during], out[after] = names["before"], names["during"], names["after"]
+    return pd.Series(out, index=ctx.frame.index, dtype=object)
+
+
+@dataset_rule("baseline_flag")
+def _baseline_flag(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
+    df = ctx.frame
+    ref = _reference(ctx, a.get("ref") or "DM.RFSTDTC")
+    day = full_dates(df[a["dtc"]])
+    ok = df[a["value"]].notna() & day.notna() & ref.notna() & (day <= ref)
+    out = pd.Series(np.full(len(df), None, dtype=object), index=df.index)
+    if ok.any():
+        cand = df.loc[ok, ["USUBJID", *a["by"]]].assign(_day=day[ok])
+        last = cand.sort_values([*["USUBJID", *a["by"]], "_day"], kind="mergesort").groupby(
+            ["USUBJID", *a["by"]], sort=False
+        ).tail(1)
+        out.loc[last.index] = "Y"
+    return out
+
+
+def null_rule(n: int, index: pd.Index) -> pd.Series:
+    return null_column(n, index)

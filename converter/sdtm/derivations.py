@@ -1,0 +1,35 @@
+"""Named SDTM derivations: the spec's escape hatch where no generic rule fits.
+
+Each takes the row context and the spec's ``args`` and returns a column. Keep this list short: a derivation
+that two trials need belongs in the generic vocabulary instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from converter.frames import keep_where
+from converter.sdtm.algorithms import RowContext, as_text
+
+Derivation = Callable[[RowContext, dict[str, Any]], pd.Series]
+DERIVATIONS: dict[str, Derivation] = {}
+
+
+def derivation(name: str) -> Callable[[Derivation], Derivation]:
+    def deco(fn: Derivation) -> Derivation:
+        DERIVATIONS[name] = fn
+        return fn
+
+    return deco
+
+
+@derivation("latest_date")
+def latest_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
+    """The latest of several ISO 8601 date fields / earlier target variables (text compare at full precision)."""
+    cols = [ctx.target[c] if c in ctx.target else ctx.col(c) for c in args["of"]]
+    frame = pd.concat([as_text(c) for c in cols], axis=1)
+    latest: pd.Series = frame.max(axis=1, skipna=True)
+    return keep_where(latest, frame.notna().any(axis=1))

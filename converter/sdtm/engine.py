@@ -1,0 +1,209 @@
+"""Apply mapping specs to source data: records (or already built datasets) -> target datasets.
+
+For each spec, in dependency order: every source yields rows (one per source record, after its ``where``),
+each variable's rule fills its column, sources are stacked, then dataset rules run (--SEQ, --DY, EPOCH,
+baseline flags), values are cast to the spec types and rows sorted by the spec keys.
+
+Every source record is accounted for (:class:`Accounting`): it ends in a target row, is left out by a
+documented ``where`` of the spec (with the condition as reason), or is listed as having no target at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from converter.errors import InputError, Problem
+from converter.frames import null_column, text_column
+from converter.records.model import Records
+from converter.records.schema import FormSchema
+from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext, as_text
+from converter.spec.model import DatasetSpec, SourceSpec, Terminology
+from converter.spec.rules import RULES
+
+
+@dataclass
+class FormAccount:
+    form: str
+    records: int
+    mapped: np.ndarray  # bool per record: ended in at least one target row (or was merged into one)
+    targets: dict[str, int] = field(default_factory=dict)  # dataset -> rows made from this form
+    left_out: dict[str, int] = field(default_factory=dict)  # reason -> records
+
+
+@dataclass
+class Accounting:
+    forms: dict[str, FormAccount] = field(default_factory=dict)
+
+    def start(self, records: Records) -> None:
+        for oid, df in records.items():
+            self.forms[oid] = FormAccount(oid, len(df), np.zeros(len(df), dtype=bool))
+
+    def rows(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for acc in self.forms.values():
+            unmapped = int((~acc.mapped).sum())
+            out.append(
+                {
+                    "form": acc.form,
+                    "records": acc.records,
+                    "in_target_rows": int(acc.mapped.sum()),
+                    "rejected": unmapped,
+                    "targets": ", ".join(f"{k}:{v}" for k, v in sorted(acc.targets.items())),
+                    "reasons": "; ".join(f"{k} ({v})" for k, v in acc.left_out.items()) if unmapped else "",
+                }
+            )
+        return out
+
+    def rejected(self) -> int:
+        return sum(int((~a.mapped).sum()) for a in self.forms.values())
+
+
+def _record_labels(df: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
+    if df.empty:
+        return pd.Series([], dtype=object)
+    parts = [k + "=" + as_text(df[k]).fillna("") for k in key if k in df.columns]
+    if not parts:
+        return pd.Series([f"row {i + 1}" for i in range(len(df))], index=df.index, dtype=object)
+    label = parts[0]
+    for p in parts[1:]:
+        label = label + " " + p
+    return label
+
+
+def _source_frame(
+    src: SourceSpec, records: Records, built: Mapping[str, pd.DataFrame], schema: FormSchema | None
+) -> tuple[pd.DataFrame, pd.Series, str]:
+    """The rows of one source: the form's records with joined forms (by SUBJID), or inline rows."""
+    if src.rows:
+        df = pd.DataFrame(list(src.rows))
+        return df, pd.Series([f"row {i + 1}" for i in range(len(df))], dtype=object), "spec"
+    if src.dataset is not None:
+        df = built[src.dataset].copy()
+        key = ("USUBJID",) if "USUBJID" in df.columns else ()
+        return df, _record_labels(df, key), src.dataset
+    assert src.form is not None
+    base = records[src.form].copy()
+    base["__rec__"] = np.arange(len(base))
+    labels_key = schema.forms[src.form].key if schema and src.form in schema.forms else ("SUBJID",)
+    for jf in src.join:
+        other = records[jf]
+        renamed = other.rename(columns={c: f"{jf}.{c}" for c in other.columns if c != "SUBJID"})
+        if other["SUBJID"].duplicated().any():
+            raise ValueError(f"source {src.id}: joined form {jf} has more than one record per subject")
+        base = base.merge(renamed, on="SUBJID", how="left", validate="many_to_one")
+        for c in other.columns:  # bare names for joined fields the primary form doesn't have
+            if c != "SUBJID" and c not in base.columns:
+                base[c] = base[f"{jf}.{c}"]
+    return base, _record_labels(base, labels_key), src.form
+
+
+def build_dataset(
+    spec: DatasetSpec,
+    records: Records,
+    built: Mapping[str, pd.DataFrame],
+    ct: Terminology,
+    schema: FormSchema | None,
+    accounting: Accounting | None = None,
+    problems: list[Problem] | None = None,
+) -> pd.DataFrame:
+    problems = problems if problems is not None else []
+    pieces: list[pd.DataFrame] = []
+    for src in spec.sources:
+        frame, labels, file = _source_frame(src, records, built, schema)
+        if src.where and len(frame):
+            keep = frame.eval(src.where, engine="python")
+            keep = pd.Series(keep, index=frame.index).fillna(False).astype(bool)
+            if accounting is not None and src.form is not None:
+                accounting.forms[src.form].left_out.setdefault(
+                    f"{spec.name} where {src.where}", int((~keep).sum())
+                )
+            frame, labels = frame[keep], labels[keep]
+        frame = frame.reset_index(drop=True)
+        labels = labels.reset_index(drop=True)
+        target: dict[str, pd.Series] = {}
+        for var in spec.variables:
+            rule = var.rule_for(src.id)
+            if rule is None:
+                if (src.rows or src.dataset is not None) and var.name in frame.columns:
+                    target[var.name] = frame[var.name]
+                else:
+                    target[var.name] = null_column(len(frame), frame.index)
+                continue
+            if RULES[rule.name].phase != "row":
+                target[var.name] = null_column(len(frame), frame.index)
+                continue
+            ctx = RowContext(
+                frame=frame, labels=labels, file=file, records=records, built=dict(built), ct=ct,
+                schema=schema, spec=spec, source=src, var=var, target=target, problems=problems,
+            )  # fmt: skip
+            target[var.name] = pd.Series(ROW[rule.name](ctx, rule.args).to_numpy(), index=frame.index)
+        piece = pd.DataFrame(target, index=frame.index)
+        pieces.append(piece)
+        if accounting is not None and src.form is not None and len(frame):
+            for form in (src.form, *src.join):
+                acc = accounting.forms[form]
+                if form == src.form:
+                    acc.mapped[frame["__rec__"].to_numpy()] = True
+                else:
+                    subjects = set(frame["SUBJID"])
+                    acc.mapped |= records[form]["SUBJID"].isin(subjects).to_numpy()
+                acc.targets[spec.name] = acc.targets.get(spec.name, 0) + len(frame)
+    df = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=spec.column_names)
+    for var in spec.variables:  # dataset rules see the whole stacked frame (one subject or a partition)
+        rules = {r.name for r in var.rules.values()}
+        dataset_rules = [r for r in var.rules.values() if RULES[r.name].phase == "dataset"]
+        if not dataset_rules:
+            continue
+        if len(rules) > 1:
+            raise ValueError(f"{spec.name}.{var.name}: a dataset rule cannot differ per source")
+        rule = dataset_rules[0]
+        dctx = DatasetContext(frame=df, built=dict(built), ct=ct, spec=spec, var=var, problems=problems)
+        df[var.name] = DATASET[rule.name](dctx, rule.args).to_numpy()
+    return finalise(df, spec)
+
+
+def cast_column(col: pd.Series, vtype: str) -> pd.Series:
+    if vtype == "integer":
+        num = pd.to_numeric(col, errors="coerce")
+        return num.round().astype("Int64") if num.notna().any() or len(num) else num.astype("Int64")
+    if vtype == "float":
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    return text_column(as_text(col)) if col.dtype.kind in "fiu" or str(col.dtype) == "Int64" else text_column(col)
+
+
+def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Spec column order and types, rows sorted by the spec keys (stable, nulls last)."""
+    out = pd.DataFrame(
+        {v.name: cast_column(df[v.name] if v.name in df else null_column(len(df), df.index), v.type)
+         for v in spec.variables},
+        index=df.index,
+    )  # fmt: skip
+    keys = [k for k in spec.keys if k in out.columns]
+    if keys and len(out):
+        out = out.sort_values(keys, kind="mergesort", na_position="last")
+    return out.reset_index(drop=True)
+
+
+def build_all(
+    specs: Mapping[str, DatasetSpec],
+    records: Records,
+    ct: Terminology,
+    schema: FormSchema | None,
+    upstream: Mapping[str, pd.DataFrame] | None = None,
+) -> tuple[dict[str, pd.DataFrame], Accounting]:
+    """Every dataset of the specs (in their dependency order); all CT/map problems raised together."""
+    accounting = Accounting()
+    accounting.start(records)
+    problems: list[Problem] = []
+    built: dict[str, pd.DataFrame] = dict(upstream or {})
+    out: dict[str, pd.DataFrame] = {}
+    for name, spec in specs.items():
+        out[name] = build_dataset(spec, records, built, ct, schema, accounting, problems)
+        built[name] = out[name]
+    if problems:
+        raise InputError(problems, context="mapping to target datasets")
+    return out, accounting
