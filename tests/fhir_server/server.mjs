@@ -10,6 +10,8 @@
 // `_count`/`_offset`/`_summary=count`, urn:uuid reference rewriting inside a Bundle.
 //
 // What this wrapper adds, and why:
+//  * Conditional references (`"reference": "ResearchStudy?identifier=sys|val"`, R4 3.1.0.11.2) inside a
+//    transaction are resolved against the store (exactly one match, else 400); Medplum resolves only urn:uuid.
 //  * Transactions. Medplum's own transaction mode (config.transactions) refuses any transaction that has a
 //    conditional create/update and more than 8 entries ("requires strict isolation but has too many
 //    entries"), and MemoryRepository.withTransaction has no rollback. So a `transaction` Bundle is run
@@ -33,6 +35,7 @@ import {
   badRequest,
   getStatus,
   indexSearchParameterBundle,
+  parseSearchRequest,
   indexStructureDefinitionBundle,
   isOk,
   normalizeOperationOutcome,
@@ -177,6 +180,37 @@ function validateEntries(bundle) {
   return issues.length ? { resourceType: 'OperationOutcome', issue: issues } : undefined;
 }
 
+// R4 3.1.0.11.2 conditional references ("ResearchStudy?identifier=sys|val"): Medplum's router resolves only
+// urn:uuid placeholders, so the wrapper resolves these against the store before the transaction runs.
+const conditionalRef = /^[A-Z][A-Za-z]+\?.+/;
+
+async function resolveConditionalReferences(bundle) {
+  const entries = bundle.entry ?? [];
+  for (let i = 0; i < entries.length; i++) {
+    const stack = [[entries[i].resource, `Bundle.entry[${i}].resource`]];
+    while (stack.length) {
+      const [node, path] = stack.pop();
+      if (Array.isArray(node)) {
+        node.forEach((v, k) => stack.push([v, `${path}[${k}]`]));
+      } else if (node && typeof node === 'object') {
+        for (const [k, v] of Object.entries(node)) {
+          if (k === 'reference' && typeof v === 'string' && conditionalRef.test(v)) {
+            const matches = await repo.searchResources(parseSearchRequest(v));
+            if (matches.length !== 1) {
+              const what = matches.length ? 'matches several resources' : 'matches no resource';
+              return outcome('not-found', 'error', `entry ${i}: conditional reference ${v} ${what}`, `${path}.reference`);
+            }
+            node[k] = `${matches[0].resourceType}/${matches[0].id}`;
+          } else if (v && typeof v === 'object') {
+            stack.push([v, `${path}.${k}`]);
+          }
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
 async function transaction(bundle) {
   state.transactions++;
   if (state.delayMs > 0) {
@@ -186,6 +220,11 @@ async function transaction(bundle) {
   if (invalid) {
     state.rejected++;
     return [400, invalid];
+  }
+  const unresolved = await resolveConditionalReferences(bundle);
+  if (unresolved) {
+    state.rejected++;
+    return [400, unresolved];
   }
   const snap = snapshot();
   let result;
@@ -300,7 +339,11 @@ async function handle(req, text, base) {
       return [400, outcome('invalid', 'error', 'Expected a Bundle', 'Bundle')];
     }
     if (body.type === 'transaction') {
-      return transaction(body);
+      const [status, result] = await transaction(body);
+      if (status === 200 && /return=minimal/.test(req.headers.prefer ?? '')) {
+        result.entry = result.entry.map((e) => ({ response: e.response }));
+      }
+      return [status, result];
     }
   }
 
