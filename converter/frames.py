@@ -15,11 +15,18 @@ def text_column(col: pd.Series, index: pd.Index | None = None) -> pd.Series:
     out = np.empty(len(values), dtype=object)
     out[:] = None
     if keep.any():
-        as_str = np.array([str(v) for v in values[keep]], dtype=object)
+        as_str = np.array([_text(v) for v in values[keep]], dtype=object)
         nonempty = as_str != ""
         idx = np.flatnonzero(keep)[nonempty]
         out[idx] = as_str[nonempty]
     return pd.Series(out, index=col.index if index is None else index, dtype=object, name=col.name)
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+    return str(v)
 
 
 def null_column(n: int, index: pd.Index | None = None, name: str | None = None) -> pd.Series:

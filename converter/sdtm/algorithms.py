@@ -314,8 +314,8 @@ def _study_day(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
 @dataset_rule("epoch")
 def _epoch(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     names = {"before": "SCREENING", "during": "TREATMENT", "after": "FOLLOW-UP"} | dict(a.get("map") or {})
-    start = _reference(ctx, "DM.RFXSTDTC")
-    end = _reference(ctx, "DM.RFXENDTC")
+    start = _reference(ctx, a.get("start") or "DM.RFXSTDTC")
+    end = _reference(ctx, a.get("end") or "DM.RFXENDTC")
     day = full_dates(ctx.frame[a["dtc"]])
     out = np.full(len(day), None, dtype=object)
     known = day.notna().to_numpy() & start.notna().to_numpy()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from converter.frames import keep_where
+from converter.frames import keep_where, null_column
 from converter.sdtm.algorithms import RowContext, as_text
 
 Derivation = Callable[[RowContext, dict[str, Any]], pd.Series]
@@ -31,5 +31,15 @@ def latest_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     """The latest of several ISO 8601 date fields / earlier target variables (text compare at full precision)."""
     cols = [ctx.target[c] if c in ctx.target else ctx.col(c) for c in args["of"]]
     frame = pd.concat([as_text(c) for c in cols], axis=1)
-    latest: pd.Series = frame.max(axis=1, skipna=True)
+    latest: pd.Series = frame.fillna("").max(axis=1)
     return keep_where(latest, frame.notna().any(axis=1))
+
+
+@derivation("first_present")
+def first_present(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
+    """The first non-missing of several source fields / earlier target variables, in the order given."""
+    out = null_column(len(ctx.frame), ctx.frame.index)
+    for name in args["of"]:
+        col = as_text(ctx.target[name] if name in ctx.target else ctx.col(name))
+        out = out.where(out.notna(), col)
+    return out.astype(object)

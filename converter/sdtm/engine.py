@@ -148,11 +148,16 @@ def build_dataset(
                 acc = accounting.forms[form]
                 if form == src.form:
                     acc.mapped[frame["__rec__"].to_numpy()] = True
+                    used = len(frame)
                 else:
-                    subjects = set(frame["SUBJID"])
-                    acc.mapped |= records[form]["SUBJID"].isin(subjects).to_numpy()
-                acc.targets[spec.name] = acc.targets.get(spec.name, 0) + len(frame)
-    df = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=spec.column_names)
+                    hit = records[form]["SUBJID"].isin(set(frame["SUBJID"])).to_numpy()
+                    acc.mapped |= hit
+                    used = int(hit.sum())
+                acc.targets[spec.name] = acc.targets.get(spec.name, 0) + used
+    if len(pieces) > 1:  # stack as object columns; finalise() casts to the spec types
+        df = pd.concat([p.astype(object) for p in pieces], ignore_index=True)
+    else:
+        df = pieces[0].reset_index(drop=True) if pieces else pd.DataFrame(columns=spec.column_names)
     for var in spec.variables:  # dataset rules see the whole stacked frame (one subject or a partition)
         rules = {r.name for r in var.rules.values()}
         dataset_rules = [r for r in var.rules.values() if RULES[r.name].phase == "dataset"]
@@ -179,7 +184,7 @@ def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Spec column order and types, rows sorted by the spec keys (stable, nulls last)."""
     out = pd.DataFrame(
         {v.name: cast_column(df[v.name] if v.name in df else null_column(len(df), df.index), v.type)
-         for v in spec.variables},
+         for v in spec.ordered},
         index=df.index,
     )  # fmt: skip
     keys = [k for k in spec.keys if k in out.columns]

@@ -250,7 +250,7 @@ def parse_spec(doc: Any, path: Path) -> DatasetSpec:
         structure=str(doc.get("structure", "")),
         standard=str(doc.get("standard", "SDTMIG 3.4")),
         keys=keys,
-        variables=tuple(sorted(variables, key=lambda v: v.order)),
+        variables=tuple(variables),  # file order = computation order; `order` gives the output order
         sources=tuple(sources),
         depends=tuple(doc.get("depends") or ()),
         supp=supp,
@@ -397,6 +397,8 @@ def check_specs(
                         err.add(s.line, f"source {s.id}", f"joined form {j!r} is not in forms.yaml")
             if s.dataset is not None and s.dataset not in available and s.dataset not in specs:
                 err.add(s.line, f"source {s.id}", f"dataset {s.dataset!r} is not built before this one")
+        row_phase = {v.name for v in spec.variables if any(RULES[r.name].phase == "row" for r in v.rules.values())}
+        row_phase |= {v.name for v in spec.variables if not v.rules}
         seen: list[str] = []
         for v in spec.variables:
             where = f"variable {v.name}"
@@ -405,7 +407,8 @@ def check_specs(
             for vl in v.value_level:
                 if vl.codelist and vl.codelist not in ct.codelists:
                     err.add(v.line, where, f"value-level codelist {vl.codelist!r} does not exist")
-            if not v.rules and not spec.supp:
+            inline_only = bool(spec.sources) and all(s.rows for s in spec.sources)
+            if not v.rules and not inline_only:
                 err.add(v.line, where, "no rule fills this variable")
             for sid, rule in v.rules.items():
                 rdef = RULES[rule.name]
@@ -432,7 +435,7 @@ def check_specs(
                     if f_form not in forms.forms or f_field not in forms.forms[f_form].fields:
                         err.add(rule.line, where, f"rule subject_agg: {f_form}.{f_field} is not in forms.yaml")
                 for t in rdef.targets(rule.args):
-                    if t not in seen and t != v.name:
+                    if t not in seen and t not in row_phase and t != v.name:
                         err.add(rule.line, where, f"rule {rule.name} reads {t}, which is not an earlier variable")
             seen.append(v.name)
         errors.extend(err.items)

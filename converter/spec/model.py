@@ -157,8 +157,13 @@ class DatasetSpec:
         return self.name
 
     @property
+    def ordered(self) -> list[VariableSpec]:
+        """Variables in output order (``order``); ``variables`` keeps the file order, which is computation order."""
+        return sorted(self.variables, key=lambda v: v.order)
+
+    @property
     def column_names(self) -> list[str]:
-        return [v.name for v in sorted(self.variables, key=lambda v: v.order)]
+        return [v.name for v in self.ordered]
 
     def variable(self, name: str) -> VariableSpec:
         for v in self.variables:

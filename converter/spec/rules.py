@@ -176,9 +176,9 @@ _add(
     RuleDef(
         "epoch",
         "dataset",
-        {"dtc": "str", "map?": "map"},
-        "EPOCH from a --DTC against the subject's reference dates: SCREENING before first dose, TREATMENT up to "
-        "last dose, FOLLOW-UP after",
+        {"dtc": "str", "start?": "str", "end?": "str", "map?": "map"},
+        "EPOCH from a --DTC against the subject's reference dates (`start`/`end` as DATASET.VAR, default "
+        "DM.RFXSTDTC and DM.RFXENDTC): SCREENING before start, TREATMENT up to end, FOLLOW-UP after",
         targets=_f("dtc"),
     )
 )
