@@ -42,6 +42,12 @@ class Accounting:
         for oid, df in records.items():
             self.forms[oid] = FormAccount(oid, len(df), np.zeros(len(df), dtype=bool))
 
+    def account(self, form: str, records: Records) -> FormAccount:
+        if form not in self.forms:
+            n = len(records[form])
+            self.forms[form] = FormAccount(form, n, np.zeros(n, dtype=bool))
+        return self.forms[form]
+
     def rows(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for acc in self.forms.values():
@@ -118,7 +124,7 @@ def build_dataset(
             keep = frame.eval(src.where, engine="python")
             keep = pd.Series(keep, index=frame.index).fillna(False).astype(bool)
             if accounting is not None and src.form is not None:
-                accounting.forms[src.form].left_out.setdefault(
+                accounting.account(src.form, records).left_out.setdefault(
                     f"{spec.name} where {src.where}", int((~keep).sum())
                 )
             frame, labels = frame[keep], labels[keep]
@@ -145,7 +151,7 @@ def build_dataset(
         pieces.append(piece)
         if accounting is not None and src.form is not None and len(frame):
             for form in (src.form, *src.join):
-                acc = accounting.forms[form]
+                acc = accounting.account(form, records)
                 if form == src.form:
                     acc.mapped[frame["__rec__"].to_numpy()] = True
                     used = len(frame)

@@ -1,0 +1,223 @@
+"""The ``inoconv`` command line: one thin function per subcommand.
+
+Heavy modules (pandas, lxml, fhir.resources, lifelines, matplotlib) are imported inside the commands, so
+``inoconv --help`` answers at once. Errors in user input print the problem table and exit 2; output that
+would not be conformant exits 1; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    name="inoconv",
+    help="Spec-driven converter between clinical-trial data standards: EDC records (ODM-XML/CSV) -> SDTM -> "
+    "ADaM -> published end points, and SDTM <-> FHIR R4.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_OUT = Path("inoconv-out")
+
+
+def _echo_err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def handles_errors(fn: F) -> F:
+    """Turn the project's error types into a readable message and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from converter.errors import ConformanceError, InputError, SpecError
+
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            _echo_err(exc.render(limit=200))
+            raise typer.Exit(exc.exit_code) from None
+        except SpecError as exc:
+            _echo_err("Invalid mapping spec:\n" + "\n".join(f"  {m}" for m in exc.messages))
+            raise typer.Exit(exc.exit_code) from None
+        except ConformanceError as exc:
+            _echo_err("Not written: the output would not be conformant:\n" + "\n".join(f"  {m}" for m in exc.messages))
+            raise typer.Exit(exc.exit_code) from None
+        except FileNotFoundError as exc:
+            _echo_err(f"File not found: {exc.filename or exc}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            _echo_err("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@handles_errors
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder (CSV) or file (ODM-XML) to write")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects")] = 59,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: the calibrated seed)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="odm or csv")] = "odm",
+) -> None:
+    """Write a synthetic cohort calibrated to the published aggregates of NCT01371630."""
+    from converter.records.io import write_records
+    from converter.records.simulate import DEFAULT_SEED
+    from converter.records.simulate import simulate as run_sim
+
+    if fmt not in ("odm", "csv"):
+        raise typer.BadParameter("--format must be odm or csv")
+    records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
+    write_records(records, out, fmt)
+    rows = sum(len(df) for df in records.values())
+    typer.echo(f"wrote {n} subjects, {rows} records in {len(records)} forms to {out} ({fmt})")
+
+
+@app.command()
+@handles_errors
+def sdtm(
+    source: Annotated[Path, typer.Argument(help="ODM-XML file or folder of CSV files (one per CRF form)")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "sdtm",
+) -> None:
+    """Records -> SDTM: XPT v5, Dataset-JSON and define.xml, driven by mappings/sdtm."""
+    from converter.stages import run_sdtm
+
+    run_sdtm(source, out, echo=typer.echo)
+
+
+@app.command()
+@handles_errors
+def adam(
+    sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder written by `inoconv sdtm`")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "adam",
+) -> None:
+    """SDTM -> ADaM (ADSL, ADTTE, ADAE, ADRS): XPT v5, Dataset-JSON and define.xml."""
+    from converter.adam.cli_commands import adam_command
+
+    adam_command(sdtm_dir, out)
+
+
+@app.command()
+@handles_errors
+def report(
+    adam_dir: Annotated[Path, typer.Argument(help="ADaM folder written by `inoconv adam`")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "report",
+) -> None:
+    """The publication's end points recomputed from ADaM, compared with the published values."""
+    from converter.adam.cli_commands import report_command
+
+    code = report_command(adam_dir, out)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def fhir(
+    sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "fhir",
+    strict: Annotated[bool, typer.Option("--strict", help="Validate every resource with the R4 models")] = False,
+) -> None:
+    """SDTM -> FHIR R4: a transaction Bundle per subject plus the study, and NDJSON per resource type."""
+    from converter.fhir.cli_commands import fhir_command
+
+    code = fhir_command(sdtm_dir, out, strict)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def tosdtm(
+    fhir_path: Annotated[Path, typer.Argument(help="Bundle JSON, NDJSON file, or a folder of them")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "sdtm-from-fhir",
+) -> None:
+    """FHIR R4 bundles or NDJSON -> SDTM datasets; reports what it cannot convert, resource by resource."""
+    from converter.fhir.cli_commands import tosdtm_command
+
+    code = tosdtm_command(fhir_path, out)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def roundtrip(
+    sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder")],
+) -> None:
+    """SDTM -> FHIR -> SDTM, compared variable by variable; exit 1 when anything mapped came back different."""
+    from converter.fhir.cli_commands import roundtrip_command
+
+    code = roundtrip_command(sdtm_dir)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def upload(
+    fhir_dir: Annotated[Path, typer.Argument(help="Folder written by `inoconv fhir`")],
+    server: Annotated[str, typer.Option("--server", help="FHIR R4 base URL")],
+    token: Annotated[str | None, typer.Option("--token", help="Bearer token (or INOCONV_FHIR_TOKEN)")] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="File holding the bearer token")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Resources per bundle when built from NDJSON")] = 200,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Bundles in flight")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Re-send bundles the journal says were accepted")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; send nothing")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = 30.0,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates")] = False,
+    journal: Annotated[Path | None, typer.Option("--journal", help="Upload journal (default in FHIR_DIR)")] = None,
+) -> None:
+    """Upload FHIR bundles to a FHIR R4 server: idempotent, resumable, retrying."""
+    from converter.upload.cli_command import upload_command
+
+    upload_command(
+        fhir_dir=fhir_dir, server=server, token=token, token_file=token_file, batch=batch,
+        concurrency=concurrency, force=force, dry_run=dry_run, timeout=timeout, insecure=insecure,
+        journal=journal,
+    )  # fmt: skip
+
+
+@app.command()
+@handles_errors
+def validate(
+    folder: Annotated[Path, typer.Argument(help="An SDTM, ADaM or FHIR folder, or the whole `inoconv run` output")],
+    fail_on: Annotated[str, typer.Option("--fail-on", help="error or warning")] = "error",
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write findings.json/.csv")] = None,
+) -> None:
+    """Conformance report for a package: CDISC rules, define.xml, FHIR, round trip."""
+    from converter.validate.cli_command import validate_command
+
+    code = validate_command(folder, fail_on=fail_on, out=out)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def run(
+    source: Annotated[Path | None, typer.Argument(help="ODM-XML or CSV folder (default: the bundled example)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT,
+) -> None:
+    """Every stage on the bundled example (or SOURCE): records -> SDTM -> ADaM -> report, SDTM -> FHIR."""
+    from converter.stages import run_all
+
+    code = run_all(source, out, echo=typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+def main() -> None:
+    app(prog_name="inoconv")
+
+
+if __name__ == "__main__":
+    main()
