@@ -1,6 +1,9 @@
 import pandas as pd
+
 from converter.records.model import normalise_all
 from converter.records.schema import load_forms
+
+
 def mini_records():
     s = load_forms()
     r = {
