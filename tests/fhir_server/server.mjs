@@ -24,6 +24,10 @@
 //    gets a real 400 OperationOutcome with issue.expression `Bundle.entry[i].resource.<path>`.
 //  * Paging. MemoryRepository returns every match and no links; the wrapper applies a default _count
 //    (DEFAULT_COUNT, 50) and adds `self`/`next` links so clients can follow Bundle.link[next].
+//  * Unknown search parameters (in GET searches, ifNoneExist, conditional update URLs and conditional
+//    references) are a 400, as on strict servers: Medplum's in-memory matcher would silently match nothing,
+//    and a conditional create on e.g. AdverseEvent?identifier=... (no such search parameter in R4) would
+//    then create a duplicate on every upload.
 //  * All requests are serialised (one at a time), so conditional create is race free under concurrency.
 //  * Optional bearer token (FHIR_TOKEN env): every request but /metadata must carry it, else 401.
 //  * Test hooks: GET /metadata (CapabilityStatement), POST /$reset (empty the store),
@@ -33,6 +37,7 @@ import http from 'node:http';
 import {
   OperationOutcomeError,
   badRequest,
+  getSearchParameter,
   getStatus,
   indexSearchParameterBundle,
   parseSearchRequest,
@@ -55,8 +60,42 @@ for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
   indexSearchParameterBundle(readJson(file));
 }
 
+// MemoryRepository evaluates every search by FHIRPath over every stored resource (~1 ms per resource):
+// fine for a handful, slow for a few hundred, and every conditional create/update searches. The common
+// `identifier=system|value` (one token, no modifier) is answered here by a plain scan instead.
+function identifierMatcher(value) {
+  if (value.includes(',')) return undefined;
+  const bar = value.indexOf('|');
+  if (bar < 0) return (i) => i?.value === value;
+  const system = value.slice(0, bar);
+  const code = value.slice(bar + 1);
+  if (!code) return (i) => i?.system === system;
+  return system ? (i) => i?.system === system && i?.value === code : (i) => !i?.system && i?.value === code;
+}
+
+class IndexedMemoryRepository extends MemoryRepository {
+  async search(searchRequest) {
+    const { resourceType, filters, sortRules, include, revInclude } = searchRequest;
+    const f = filters?.length === 1 ? filters[0] : undefined;
+    const match = f?.code === 'identifier' && f.operator === 'eq' ? identifierMatcher(f.value) : undefined;
+    if (!match || sortRules?.length || include?.length || revInclude?.length) {
+      return super.search(searchRequest);
+    }
+    const found = [];
+    for (const resource of (this.resources.get(resourceType) ?? new Map()).values()) {
+      const idents = Array.isArray(resource.identifier) ? resource.identifier : [resource.identifier];
+      if (idents.some(match)) found.push(resource);
+    }
+    let page = found;
+    if (searchRequest.offset !== undefined) page = page.slice(searchRequest.offset);
+    if (searchRequest.count !== undefined) page = page.slice(0, searchRequest.count);
+    const entry = page.map((resource) => ({ resource: structuredClone(resource) }));
+    return { resourceType: 'Bundle', type: 'searchset', entry: entry.length ? entry : undefined, total: found.length };
+  }
+}
+
 const router = new FhirRouter();
-const repo = new MemoryRepository();
+const repo = new IndexedMemoryRepository();
 const state = { delayMs: 0, transactions: 0, requests: 0, rejected: 0 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -129,6 +168,31 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// Medplum's in-memory matcher treats an unknown search parameter as "matches nothing", which would turn a
+// conditional create on it into a silent duplicate (e.g. AdverseEvent has no `identifier` search parameter
+// in R4). Strict servers (HAPI) answer 400; so does this one.
+function unknownSearchParams(resourceType, query) {
+  const params = new URLSearchParams(query);
+  const unknown = [];
+  for (const key of params.keys()) {
+    const code = key.split(':')[0].split('.')[0];
+    if (code.startsWith('_') || code === '') continue;
+    if (!getSearchParameter(resourceType, code)) unknown.push(code);
+  }
+  return unknown;
+}
+
+function searchParamProblem(resourceType, query, expression) {
+  const unknown = unknownSearchParams(resourceType, query);
+  if (!unknown.length) return undefined;
+  return outcome(
+    'not-supported',
+    'error',
+    `Unknown search parameter(s) for ${resourceType}: ${unknown.join(', ')}`,
+    expression
+  );
+}
+
 function makeRequest(method, url, body, headers) {
   return { method, url, pathname: '', body, params: {}, query: {}, headers, config: { transactions: false } };
 }
@@ -154,6 +218,14 @@ function validateEntries(bundle) {
       });
       return;
     }
+    const [urlPath, urlQuery] = entry.request.url.split('?');
+    const checks = [];
+    if (urlQuery !== undefined) checks.push([urlQuery, `${where}.request.url`]);
+    if (entry.request.ifNoneExist) checks.push([entry.request.ifNoneExist, `${where}.request.ifNoneExist`]);
+    for (const [query, expr] of checks) {
+      const bad = searchParamProblem(urlPath.split('/')[0], query, expr);
+      if (bad) issues.push(...bad.issue);
+    }
     const resource = entry.resource;
     if (!resource || !['POST', 'PUT'].includes(entry.request.method)) {
       return;
@@ -171,7 +243,7 @@ function validateEntries(bundle) {
         );
         issues.push({
           ...issue,
-          diagnostics: `entry ${i}${label}: ${issue.details?.text ?? issue.diagnostics ?? 'invalid'}`,
+          diagnostics: issue.details?.text ?? issue.diagnostics ?? 'invalid',
           expression,
         });
       }
@@ -195,6 +267,9 @@ async function resolveConditionalReferences(bundle) {
       } else if (node && typeof node === 'object') {
         for (const [k, v] of Object.entries(node)) {
           if (k === 'reference' && typeof v === 'string' && conditionalRef.test(v)) {
+            const [rt, q] = v.split('?');
+            const bad = searchParamProblem(rt, q, `${path}.reference`);
+            if (bad) return bad;
             const matches = await repo.searchResources(parseSearchRequest(v));
             if (matches.length !== 1) {
               const what = matches.length ? 'matches several resources' : 'matches no resource';
@@ -253,10 +328,20 @@ async function transaction(bundle) {
       const fullUrl = bundle.entry[i]?.fullUrl;
       const issues = (oc.issue ?? []).map((issue) => ({
         ...issue,
-        diagnostics: `entry ${i}${fullUrl ? ` (${fullUrl})` : ''}: ${issue.details?.text ?? issue.diagnostics ?? ''}`,
+        diagnostics: `${issue.details?.text ?? issue.diagnostics ?? 'failed'}${fullUrl ? ` (entry ${i}, ${fullUrl})` : ''}`,
         expression: issue.expression?.length ? issue.expression : [`Bundle.entry[${i}]`],
       }));
       return [status >= 400 ? status : 400, { resourceType: 'OperationOutcome', issue: issues }];
+    }
+  }
+  // Medplum answers 200 to an update-as-create (PUT of an id it does not hold); R4 says 201 Created
+  for (let i = 0; i < entries.length; i++) {
+    const loc = entries[i]?.response?.location;
+    if (bundle.entry[i]?.request?.method === 'PUT' && entries[i].response.status === '200' && loc) {
+      const [rt, id] = loc.split('/');
+      if (!snap.resources.get(rt)?.has(id)) {
+        entries[i].response.status = '201';
+      }
     }
   }
   return [200, { ...result, type: 'transaction-response' }];
@@ -347,6 +432,10 @@ async function handle(req, text, base) {
     }
   }
 
+  if (method === 'GET' && path && !path.includes('/') && !path.startsWith('$')) {
+    const bad = searchParamProblem(path, url.search);
+    if (bad) return [400, bad];
+  }
   let routed = path + url.search;
   if (method === 'GET' && path && !path.includes('/') && !url.searchParams.has('_count') && !url.searchParams.has('_summary')) {
     url.searchParams.set('_count', String(DEFAULT_COUNT));
