@@ -1,0 +1,11 @@
+"""``python -m converter.upload FHIR_DIR --server URL ...``: the upload command on its own."""
+
+import typer
+
+from converter.upload.cli_command import upload_command
+
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+app.command()(upload_command)
+
+if __name__ == "__main__":
+    app()
