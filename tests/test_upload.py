@@ -334,6 +334,40 @@ def test_sigkill_midway_then_resume(fresh_fhir_server: str, tmp_path: Path) -> N
     assert sorted(set(names)) == sorted(["study.json"] + [f"subject-{n:04d}.json" for n in range(1, subjects + 1)])
 
 
+def test_ctrl_c_stops_cleanly_and_rerun_resumes(fresh_fhir_server: str, tmp_path: Path) -> None:
+    url = fresh_fhir_server
+    subjects = 20
+    fhir_dir = write_fhir_dir(tmp_path, subjects)
+    configure(url, delayMs=100)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "converter.upload", str(fhir_dir), "--server", url, "--concurrency", "3", "-q"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(journal_lines(fhir_dir)) < 4:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in out and "Traceback" not in err
+    done = len(journal_lines(fhir_dir))
+    assert done < subjects + 1
+    configure(url, delayMs=0)
+    summary = upload(fhir_dir, url, retry=FAST)
+    assert summary.ok and summary.skipped == done and summary.sent == subjects + 1 - done
+    assert server_counts(url) == expected_counts(subjects)
+
+
 def test_journal_tolerates_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     journal = Journal(path)
@@ -391,6 +425,12 @@ def test_dry_run_sends_nothing(fresh_fhir_server: str, tmp_path: Path) -> None:
     assert not (fhir_dir / ".upload-journal.jsonl").exists()
     # no server needed at all
     assert upload(fhir_dir, "http://127.0.0.1:9/", dry_run=True).total_bundles == 4
+    assert summary.notes == []  # every entry is conditional
+    b = subject_bundle(9)
+    del b["entry"][0]["request"]["ifNoneExist"]
+    (fhir_dir / "bundles" / "subject-0009.json").write_text(json.dumps(b))
+    noted = upload(fhir_dir, url, dry_run=True)
+    assert noted.notes and "1 entry is a plain create" in noted.notes[0]
 
 
 def test_bad_input_names_file_and_entry(tmp_path: Path) -> None:

@@ -90,6 +90,7 @@ class EntryInfo:
     method: str
     url: str
     resource_type: str | None
+    idempotent: bool = True  # False for a plain create (POST without ifNoneExist)
 
 
 @dataclass
@@ -131,6 +132,11 @@ class UploadPlan:
     @property
     def jobs(self) -> list[BundleJob]:
         return [j for w in self.waves for j in w]
+
+    def plain_creates(self) -> tuple[int, int]:
+        """(entries, bundles) that are plain creates: not idempotent, a resend can duplicate them."""
+        per_job = [sum(1 for e in j.entries if not e.idempotent) for j in self.jobs]
+        return sum(per_job), sum(1 for n in per_job if n)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -230,7 +236,10 @@ def check_bundle(name: str, data: object) -> tuple[list[Problem], list[EntryInfo
             )
             ok = False
         if ok and isinstance(method, str) and isinstance(url, str):
-            entries_out.append(EntryInfo(i, full, method, url, rtype or (_url_type(url) or None)))
+            plain_create = method == "POST" and not req.get("ifNoneExist") and bool(_url_type(url))
+            entries_out.append(
+                EntryInfo(i, full, method, url, rtype or (_url_type(url) or None), idempotent=not plain_create)
+            )
     return probs, entries_out
 
 

@@ -185,6 +185,8 @@ def _report(out: Console, summary: UploadSummary) -> None:
         table.add_row(*row)
     out.print(table)
     if s.dry_run:
+        for note in s.notes:
+            out.print(note, markup=False)
         return
     out.print(
         f"bundles: {s.total_bundles} total, {s.sent} sent, {s.skipped} skipped (already accepted), "

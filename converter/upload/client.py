@@ -737,6 +737,12 @@ def upload(
         total_bundles=len(plan.jobs),
         planned=plan.counts(),
     )
+    entries, bundles = plan.plain_creates()
+    if entries:
+        summary.notes.append(
+            f"{entries} entr{'y is a' if entries == 1 else 'ies are'} plain create(s) (POST without ifNoneExist) "
+            f"in {bundles} bundle(s): a retry after a lost answer, or a --force rerun, can duplicate them"
+        )
     if dry_run:
         if progress is not None:
             progress(Progress("done", None, summary.total_bundles, 0, 0, 0, 0, 0, 0, 0.0, "dry run"))
