@@ -133,32 +133,38 @@ class _progress:
     def __enter__(self) -> ProgressCallback | None:
         if self.quiet:
             return None
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as RichProgress
+        return self.on_progress
 
-        bar = RichProgress(
-            TextColumn("[bold]upload[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=False,
-        )
-        bar.start()
-        task = bar.add_task("upload", total=None, stats="")
-        self.bar, self.task = bar, task
+    def _start(self) -> tuple[RichProgress, TaskID]:
+        # started on the first event, so bad input (raised before any) shows no empty bar
+        if self.bar is None or self.task is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
-        def on_progress(p: Progress) -> None:
-            stats = (
-                f"sent {p.sent} skipped {p.skipped} rejected {p.rejected} retries {p.retries} "
-                f"{p.rate:.1f} bundles/s {p.resource_rate:.0f} res/s"
+            self.bar = RichProgress(
+                TextColumn("[bold]upload[/bold]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
             )
-            bar.update(task, total=p.total, completed=p.done, stats=stats)
-            if p.event == "rejected":
-                bar.console.print(f"[red]rejected[/red] {p.bundle}: {p.message}", markup=True, highlight=False)
+            self.bar.start()
+            self.task = self.bar.add_task("upload", total=None, stats="")
+        return self.bar, self.task
 
-        return on_progress
+    def on_progress(self, p: Progress) -> None:
+        bar, task = self._start()
+        stats = (
+            f"sent {p.sent} skipped {p.skipped} rejected {p.rejected} retries {p.retries} "
+            f"{p.rate:.1f} bundles/s {p.resource_rate:.0f} res/s"
+        )
+        bar.update(task, total=p.total, completed=p.done, stats=stats)
+        if p.event == "rejected":
+            from rich.markup import escape
+
+            bar.console.print(f"[red]rejected[/red] {escape(f'{p.bundle}: {p.message}')}", highlight=False)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
