@@ -625,3 +625,35 @@ def test_summary_exit_codes() -> None:
     assert s.exit_code == 1
     s.interrupted = True
     assert s.exit_code == 130
+
+
+def test_a_web_page_answering_200_is_not_an_acceptance(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = b"<html>login</html>"
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        fhir_dir = write_fhir_dir(tmp_path, 1)
+        summary = upload(fhir_dir, f"http://127.0.0.1:{httpd.server_address[1]}/", retry=FAST)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert summary.exit_code == 1 and summary.sent == 0 and summary.not_sent == 1
+    assert "not a transaction-response" in summary.rejected[0].message
+    assert summary.retries >= 1  # unreadable 2xx bodies are retried first
+    assert journal_lines(fhir_dir) == []

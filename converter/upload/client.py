@@ -253,6 +253,12 @@ class FhirHttp:
     def redact(self, text: str) -> str:
         return redact(text, self.token)
 
+    def pause(self, attempt: int) -> None:
+        """Sleep the backoff for ``attempt`` (interruptible by ``stop``)."""
+        with self._rng_lock:
+            seconds = self.retry.backoff(attempt, self._rng)
+        self._wait(seconds)
+
     def _wait(self, seconds: float) -> None:
         if self.stop.wait(max(0.0, seconds)):
             raise _Interrupted()
@@ -526,13 +532,23 @@ class _Run:
 
     def send(self, job: BundleJob) -> None:
         body, content = self.body_for(job)
-        resp = self.http.request(
-            "POST",
-            self.http.transaction_url,
-            content=body,
-            headers={"Content-Type": _FHIR_JSON, "Prefer": "return=minimal"},
-            what=job.name,
-        )
+        for attempt in range(1, self.http.retry.max_attempts + 1):
+            resp = self.http.request(
+                "POST",
+                self.http.transaction_url,
+                content=body,
+                headers={"Content-Type": _FHIR_JSON, "Prefer": "return=minimal"},
+                what=job.name,
+            )
+            if resp.status_code >= 300 or attempt == self.http.retry.max_attempts:
+                break
+            try:
+                resp.json()
+                break
+            except ValueError:  # a 2xx whose body was garbled on the way: we do not know what happened
+                msg = f"{job.name}: HTTP {resp.status_code} with an unreadable body; retry"
+                self.on_retry(msg)
+                self.http.pause(attempt)
         status = resp.status_code
         if status >= 300:
             issues: list[IssueReport] = []
@@ -553,8 +569,12 @@ class _Run:
         except ValueError:
             answer = None
         if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
-            # the server said yes but we cannot read what it did: count nothing per type, still accepted
-            answer = {"resourceType": "Bundle", "entry": []}
+            # not a FHIR server's transaction-response (a web page, a proxy): do not journal it as accepted
+            raise _Failure(
+                BundleRejection(
+                    job.name, status, f"HTTP {status} but the answer is not a transaction-response Bundle"
+                )
+            )
         self.accept(job, content, status, answer)
 
     def accept(self, job: BundleJob, content: JsonDict, status: int, answer: JsonDict) -> None:
