@@ -1,0 +1,37 @@
+"""``inoconv validate DIR``: run every rule family that applies to DIR, print the table, write the reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from converter.errors import InputError, problem
+from converter.validate.findings import exit_code, render_table, write_reports
+
+
+def validate_command(
+    folder: Path,
+    fail_on: str = "error",
+    out: Path | None = None,
+    echo: Callable[[str], Any] = print,
+) -> int:
+    """0 when no errors were found (with ``fail_on="warning"``: no errors and no warnings), else 1.
+
+    ``out``: folder for ``findings.json`` and ``findings.csv`` (UTF-8 with BOM, for Excel); nothing is written
+    when it is None. A missing folder or a bad ``fail_on`` is an input error (exit code 2).
+    """
+    from converter.validate.folder import validate_folder
+
+    if fail_on not in ("error", "warning"):
+        raise InputError(problem("", "", "--fail-on", fail_on, "fail-on", "must be 'error' or 'warning'"))
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(problem(str(folder), "", "", "", "folder", "is not a folder"))
+    findings = validate_folder(folder)
+    echo(f"inoconv validate: {folder}")
+    echo(render_table(findings))
+    if out is not None:
+        paths = write_reports(findings, Path(out))
+        echo("reports: " + ", ".join(str(p) for p in paths))
+    return exit_code(findings, fail_on)

@@ -1,0 +1,318 @@
+"""What every rule family shares: the rule catalogue, file-level metadata, row findings, ISO 8601 helpers.
+
+Rule ids: ``CORE-nnnnnn`` where the check is the one a published CDISC CORE rule states (the catalogue gives the
+CORE description it follows); ``INO-<FAMILY>-nnn`` for this project's own checks (no CORE rule covers them, or
+the CORE rule is SEND-only / library-dependent). Every id is stable: tests and users filter on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.validate.findings import MAX_ROWS_PER_GROUP, Finding, Severity
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    id: str
+    severity: Severity
+    family: str  # SDTM, ADAM, DEFINE, FHIR, ROUNDTRIP, PACKAGE
+    text: str
+
+
+def _r(rid: str, severity: Severity, family: str, text: str) -> tuple[str, RuleDef]:
+    return rid, RuleDef(rid, severity, family, text)
+
+
+RULES: dict[str, RuleDef] = dict(
+    [
+        # --- SDTM: datasets and variables against the spec --------------------------------------------------
+        _r("INO-SDTM-001", "error", "SDTM", "DM (required) is missing from the package"),
+        _r("INO-SDTM-002", "warning", "SDTM", "A dataset the spec defines is missing from the package"),
+        _r("INO-SDTM-003", "info", "SDTM", "A dataset in the package has no spec; only spec-free rules ran on it"),
+        _r("CORE-000355", "error", "SDTM", "A Required variable is not present in the dataset (CG0014 part A)"),
+        _r("CORE-000334", "warning", "SDTM", "An Expected variable is not present in the dataset (CG0016)"),
+        _r("CORE-000356", "error", "SDTM", "A Required variable is null (CG0014 part B)"),
+        _r("INO-SDTM-004", "warning", "SDTM", "Variable in the dataset is not defined by the spec"),
+        _r("CORE-000182", "error", "SDTM", "Variable name longer than 8 characters (CG0310)"),
+        _r("CORE-000293", "error", "SDTM", "Dataset name longer than 8 characters (CG0205)"),
+        _r("CORE-000019", "error", "SDTM", "Variable label longer than 40 characters (CG0311)"),
+        _r("INO-SDTM-005", "warning", "SDTM", "Variable label differs from the spec"),
+        _r("INO-SDTM-006", "error", "SDTM", "Dataset label longer than 40 characters"),
+        _r("INO-SDTM-007", "warning", "SDTM", "Dataset label differs from the spec"),
+        _r("INO-SDTM-008", "error", "SDTM", "Variable type (character/numeric) differs from the spec"),
+        _r("INO-SDTM-009", "error", "SDTM", "Value longer than the variable length the spec gives"),
+        _r("INO-SDTM-010", "error", "SDTM", "Character value longer than 200 bytes (FDA XPT v5 limit)"),
+        _r("INO-SDTM-011", "warning", "SDTM", "Storage length in the file differs from the spec length"),
+        # --- SDTM: keys and subjects ------------------------------------------------------------------------
+        _r("CORE-000351", "error", "SDTM", "USUBJID is not unique within DM (CG0151)"),
+        _r("CORE-000544", "error", "SDTM", "--SEQ is not unique per USUBJID within the domain (CG0028)"),
+        _r("CORE-000201", "error", "SDTM", "USUBJID is not present in DM.USUBJID (CG0029)"),
+        # --- SDTM: dates and study days ---------------------------------------------------------------------
+        _r("CORE-000547", "error", "SDTM", "--DTC/--STDTC/--ENDTC/RFSTDTC/... value is not a valid ISO 8601 date/time"),
+        _r("CORE-000718", "error", "SDTM", "--STDTC is after --ENDTC (FB3209)"),
+        _r("CORE-000711", "error", "SDTM", "RFSTDTC is after RFENDTC (FB3404)"),
+        _r("CORE-000239", "error", "SDTM", "RFXSTDTC does not equal the earliest EX.EXSTDTC (CG0148)"),
+        _r("CORE-000238", "error", "SDTM", "RFXENDTC does not equal the latest EX.EXSTDTC/EXENDTC (CG0147)"),
+        _r("INO-SDTM-020", "warning", "SDTM", "Subject has EX records but RFSTDTC is null or after the first EXSTDTC"),
+        _r("INO-SDTM-021", "warning", "SDTM", "RFENDTC is before the last EX.EXSTDTC"),
+        _r("CORE-000529", "error", "SDTM", "--DY is not calculated per the SDTMIG study day algorithm (CG0006)"),
+        _r("CORE-000552", "error", "SDTM", "--STDY is not calculated per the SDTMIG study day algorithm (CG0220)"),
+        _r("CORE-000553", "error", "SDTM", "--ENDY is not calculated per the SDTMIG study day algorithm (CG0222)"),
+        _r("CORE-000558", "error", "SDTM", "--DY/--STDY/--ENDY is not a non-zero integer (no day 0)"),
+        _r("CORE-000354", "error", "SDTM", "--DY populated although --DTC or RFSTDTC is an incomplete date (CG0007)"),
+        _r("CORE-000138", "error", "SDTM", "--STDY populated although --STDTC or RFSTDTC is incomplete (CG0221)"),
+        _r("CORE-000139", "error", "SDTM", "--ENDY populated although --ENDTC or RFSTDTC is incomplete (CG0223)"),
+        # --- SDTM: controlled terminology -------------------------------------------------------------------
+        _r("INO-SDTM-030", "error", "SDTM", "Value not in a non-extensible codelist (cf. Pinnacle 21 CT2001)"),
+        _r("INO-SDTM-031", "warning", "SDTM", "Value not in an extensible codelist (cf. Pinnacle 21 CT2002)"),
+        _r("INO-SDTM-032", "info", "SDTM", "Codelist named by the spec is not under mappings/ct; not checked"),
+        # --- SDTM: supplemental qualifiers ------------------------------------------------------------------
+        _r("CORE-000457", "error", "SDTM", "SUPP--.RDOMAIN does not name a dataset present in the study (CG0373)"),
+        _r("CORE-000712", "error", "SDTM", "SUPP--.IDVAR is not a variable of the RDOMAIN dataset (CG0370)"),
+        _r("CORE-000206", "error", "SDTM", "SUPP-- record points at no parent record (USUBJID/IDVAR/IDVARVAL; CG0371)"),
+        _r("CORE-000551", "error", "SDTM", "More than one SUPP-- record with the same QNAM for one parent record"),
+        # --- SDTM: trial summary ----------------------------------------------------------------------------
+        _r("CORE-000740", "error", "SDTM", "A required TSPARMCD (FDA TCG / CG0287) is not found in TS"),
+        _r("INO-SDTM-040", "warning", "SDTM", "A TSPARMCD CORE-000740 lists is not in TS (not an FDA TCG requirement)"),
+        _r("CORE-000149", "error", "SDTM", "TSVAL is null and TSVALNF is null (CG0259)"),
+        _r("CORE-000505", "error", "SDTM", "TS SSTDTC (or DCUTDTC) is not an ISO 8601 date (CG0285)"),
+        _r("CORE-000730", "error", "SDTM", "TS AGEMIN/AGEMAX TSVAL is not an ISO 8601 duration (CG0438)"),
+        # --- ADaM (the CORE cache holds no ADaM rules: all project ids) ----------------------------------------
+        _r("INO-ADAM-001", "error", "ADAM", "ADSL is missing from the ADaM package"),
+        _r("INO-ADAM-002", "error", "ADAM", "ADSL has more than one record per USUBJID"),
+        _r("INO-ADAM-003", "error", "ADAM", "PARAMCD and PARAM are not one-to-one within the dataset"),
+        _r("INO-ADAM-004", "error", "ADAM", "CNSR is not 0 or 1"),
+        _r("INO-ADAM-005", "error", "ADAM", "AVAL is negative in a time-to-event dataset"),
+        _r("INO-ADAM-006", "error", "ADAM", "Flag variable (*FL) holds a value other than Y, N or null"),
+        _r("INO-ADAM-007", "error", "ADAM", "USUBJID is not in ADSL"),
+        _r("INO-ADAM-008", "error", "ADAM", "A Required ADaM variable is not present in the dataset"),
+        _r("INO-ADAM-009", "error", "ADAM", "A Required ADaM variable is null"),
+        _r("INO-ADAM-010", "warning", "ADAM", "A Conditional ADaM variable of the spec is not present"),
+        _r("INO-ADAM-011", "warning", "ADAM", "Variable in the dataset is not defined by the spec"),
+        _r("INO-ADAM-012", "error", "ADAM", "Variable label longer than 40 characters"),
+        _r("INO-ADAM-013", "warning", "ADAM", "Variable label differs from the spec"),
+        _r("INO-ADAM-014", "error", "ADAM", "Variable type (character/numeric) differs from the spec"),
+        _r("INO-ADAM-015", "error", "ADAM", "Value longer than the variable length the spec gives"),
+        _r("INO-ADAM-016", "error", "ADAM", "PARAMCD longer than 8 characters or not a valid name"),
+        _r("INO-ADAM-017", "info", "ADAM", "A dataset in the package has no spec; only spec-free rules ran on it"),
+        _r("INO-ADAM-018", "warning", "ADAM", "A dataset the spec defines is missing from the package"),
+        # --- package, Define-XML, FHIR, round trip --------------------------------------------------------------
+        _r("INO-PKG-001", "error", "PACKAGE", "The folder holds no SDTM, ADaM or FHIR data inoconv can read"),
+        _r("INO-PKG-002", "error", "PACKAGE", "A dataset file could not be read"),
+        _r("INO-PKG-003", "info", "PACKAGE", "A rule family was skipped (module or input not available)"),
+        _r("INO-PKG-004", "info", "PACKAGE", "Specs or terminology could not be loaded; spec-based rules skipped"),
+        _r("INO-DEFINE-001", "error", "DEFINE", "define.xml is not valid against the Define-XML 2.1 schema"),
+        _r("INO-DEFINE-002", "error", "DEFINE", "define.xml disagrees with the datasets"),
+        _r("INO-DEFINE-003", "warning", "DEFINE", "No define.xml in the SDTM/ADaM folder"),
+        _r("INO-FHIR-001", "error", "FHIR", "FHIR resource is not valid against the R4 model"),
+        _r("INO-FHIR-002", "error", "FHIR", "FHIR reference does not resolve"),
+        _r("INO-FHIR-003", "error", "FHIR", "FHIR identifier is not unique"),
+        _r("INO-FHIR-004", "warning", "FHIR", "FHIR code system is not known"),
+        _r("INO-FHIR-005", "error", "FHIR", "FHIR check failed"),
+        _r("INO-RT-001", "error", "ROUNDTRIP", "SDTM -> FHIR -> SDTM round trip changed data"),
+    ]
+)
+
+
+def finding(
+    rule_id: str,
+    dataset: str = "",
+    variable: str = "",
+    message: str = "",
+    *,
+    subject: str = "",
+    row: int | None = None,
+    count: int = 1,
+    severity: Severity | None = None,
+) -> Finding:
+    rd = RULES[rule_id]
+    return Finding(
+        rule_id=rule_id,
+        severity=severity or rd.severity,
+        dataset=dataset,
+        variable=variable,
+        subject=subject,
+        row=row,
+        message=message or rd.text,
+        count=count,
+    )
+
+
+def row_findings(
+    rule_id: str,
+    dataset: str,
+    variable: str,
+    df: pd.DataFrame,
+    mask: Any,
+    template: str,
+    *,
+    severity: Severity | None = None,
+    **values: Any,
+) -> list[Finding]:
+    """One finding per offending row (``mask`` true), the first MAX_ROWS_PER_GROUP of them; the rest as one.
+
+    The message is ``template.format(**{name: values[name][row]})``: each keyword is an array-like of the rows.
+    """
+    idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+    if not len(idx):
+        return []
+    arrays = {k: np.asarray(v, dtype=object) for k, v in values.items()}
+    subjects = df["USUBJID"].to_numpy(dtype=object) if "USUBJID" in df.columns else None
+    out = []
+    for i in idx[:MAX_ROWS_PER_GROUP]:
+        subj = subjects[i] if subjects is not None else None
+        out.append(
+            finding(
+                rule_id, dataset, variable, template.format(**{k: a[i] for k, a in arrays.items()}),
+                subject="" if subj is None or subj is pd.NA else str(subj), row=int(i) + 1, severity=severity,
+            )
+        )  # fmt: skip
+    rest = len(idx) - MAX_ROWS_PER_GROUP
+    if rest > 0:
+        out.append(
+            finding(
+                rule_id, dataset, variable, f"... and {rest} more row(s): {RULES[rule_id].text}",
+                count=rest, severity=severity,
+            )
+        )  # fmt: skip
+    return out
+
+
+# --- values --------------------------------------------------------------------------------------------------------
+def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """The column as an object array of ``str`` or ``None`` (numbers formatted without a trailing .0)."""
+    values = col.to_numpy(dtype=object)
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            out[i] = None
+        elif isinstance(v, float | np.floating):
+            f = float(v)
+            out[i] = str(int(f)) if f.is_integer() else repr(f)
+        elif isinstance(v, bytes):
+            out[i] = v.decode("utf-8", "replace") or None
+        else:
+            s = str(v)
+            out[i] = s if s != "" else None
+    return out
+
+
+def is_null(col: pd.Series) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    vals = text_values(col)
+    return np.array([v is None or not v.strip() for v in vals], dtype=bool)
+
+
+def is_numeric_column(col: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(col.dtype)) and not pd.api.types.is_bool_dtype(col.dtype)
+
+
+def numbers(col: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.asarray(pd.to_numeric(col, errors="coerce").astype("float64"), dtype=np.float64)
+
+
+# --- ISO 8601 ------------------------------------------------------------------------------------------------------
+_ISO_DT = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2}|-)(?:-(?P<d>\d{2}|-)"
+    r"(?:T(?P<H>\d{2}|-)(?::(?P<M>\d{2}|-)(?::(?P<S>\d{2}(?:\.\d+)?))?)?"
+    r"(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$"
+)
+_ISO_DURATION = re.compile(
+    r"^-?P(?=\d|T\d)(?:\d+(?:[.,]\d+)?Y)?(?:\d+(?:[.,]\d+)?M)?(?:\d+(?:[.,]\d+)?W)?(?:\d+(?:[.,]\d+)?D)?"
+    r"(?:T(?=\d)(?:\d+(?:[.,]\d+)?H)?(?:\d+(?:[.,]\d+)?M)?(?:\d+(?:[.,]\d+)?S)?)?$"
+)
+
+
+def iso_datetime_ok(text: str) -> bool:
+    """An SDTM --DTC value: ISO 8601 date/time, complete or with right-truncated (or '-'-omitted) components."""
+    m = _ISO_DT.match(text)
+    if not m:
+        return False
+    y, mo, d = m.group("y"), m.group("m"), m.group("d")
+    if mo and mo != "-" and not 1 <= int(mo) <= 12:
+        return False
+    if d and d != "-":
+        if mo == "-":
+            return 1 <= int(d) <= 31
+        try:
+            date(int(y), int(mo), int(d))
+        except ValueError:
+            return False
+    h, mi, s = m.group("H"), m.group("M"), m.group("S")
+    if h and h != "-" and int(h) > 23:
+        return False
+    if mi and mi != "-" and int(mi) > 59:
+        return False
+    return not (s and float(s) >= 60)
+
+
+def iso_duration_ok(text: str) -> bool:
+    return bool(_ISO_DURATION.match(text))
+
+
+def complete_date(text: str | None) -> date | None:
+    """The date of a value whose date portion is complete (YYYY-MM-DD), else None."""
+    if not text or len(text) < 10 or text[4] != "-" or text[7] != "-":
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def study_day(d: date, ref: date) -> int:
+    """SDTMIG: date - reference + 1 on or after the reference date, date - reference before it (no day 0)."""
+    delta = (d - ref).days
+    return delta + 1 if delta >= 0 else delta
+
+
+def iso_after(start: str, end: str) -> bool:
+    """True when ``start`` is later than ``end`` at the precision both give (partial values compare on a prefix)."""
+    a, b = start.replace("T", " "), end.replace("T", " ")
+    n = min(len(a), len(b))
+    if any(t in x[:n] for x in (a, b) for t in ("--", " -", ":-")):
+        return False  # an omitted component inside: not comparable
+    return a[:n] > b[:n]
+
+
+# --- file-level metadata (labels, storage lengths) --------------------------------------------------------------
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    label: str
+    numeric: bool
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a file says about a dataset beyond its values (XPT / Dataset-JSON header); absent for in-memory frames."""
+
+    name: str
+    label: str
+    columns: tuple[ColumnInfo, ...] = ()
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def info_from_meta(meta: Any) -> DatasetInfo:
+    """From :class:`converter.io.xpt.DatasetMeta` (or anything shaped like it)."""
+    cols = tuple(
+        ColumnInfo(
+            name=str(c.name),
+            label=str(getattr(c, "label", "") or ""),
+            numeric=bool(getattr(c, "numeric", False)),
+            length=getattr(c, "length", None),
+        )
+        for c in getattr(meta, "columns", ())
+    )
+    return DatasetInfo(
+        name=str(getattr(meta, "name", "") or ""), label=str(getattr(meta, "label", "") or ""), columns=cols
+    )
