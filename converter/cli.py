@@ -175,6 +175,8 @@ def upload(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = 30.0,
     insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates")] = False,
     journal: Annotated[Path | None, typer.Option("--journal", help="Upload journal (default in FHIR_DIR)")] = None,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, max=20, help="Tries per bundle")] = 6,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
     """Upload FHIR bundles to a FHIR R4 server: idempotent, resumable, retrying."""
     from converter.upload.cli_command import upload_command
@@ -182,7 +184,7 @@ def upload(
     upload_command(
         fhir_dir=fhir_dir, server=server, token=token, token_file=token_file, batch=batch,
         concurrency=concurrency, force=force, dry_run=dry_run, timeout=timeout, insecure=insecure,
-        journal=journal,
+        journal=journal, max_attempts=max_attempts, quiet=quiet,
     )  # fmt: skip
 
 
