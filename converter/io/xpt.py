@@ -1,0 +1,572 @@
+"""SAS XPORT version 5 output (the FDA transport format), written through pyreadstat, checked first.
+
+pyreadstat writes whatever it is given: it silently cuts labels over 40 characters, lets values over 200 bytes
+and non-ASCII text through, and sizes a character variable by its longest value. So every rule of the format
+(and of the FDA's use of it) is checked *before* writing, by :func:`check_for_xpt`, and :func:`write_xpt` raises
+:class:`~converter.errors.ConformanceError` listing every problem rather than writing a file that a reviewer's
+tools would reject or read differently.
+
+Data contract (see ``converter.frames``): the frame's columns are exactly ``spec.column_names`` in spec order;
+character variables (spec type not integer/float) are ``object`` columns of ``str`` or ``None``; numeric ones are
+float64/Int64 with NaN/NA for missing. ADaM numeric dates are integer variables with a date format (``DATE9.``)
+holding SAS day counts since 1960-01-01; they are written as plain numbers with that format.
+
+Length policy (shared with Dataset-JSON and Define-XML through :func:`char_lengths`): a character variable's XPT
+storage width is ``spec.length`` when the spec gives one, else its longest value in bytes (at least 1).
+pyreadstat has no argument for the storage width (``variable_display_width`` only sets the display width); it
+uses the longest encoded value, so the writer pads one value with trailing blanks to the wanted width. Trailing
+blanks are not significant in SAS (every reader strips them), so values read back unchanged. A frame without rows
+has no value to pad; the width fields of the NAMESTR records are then patched after writing.
+
+Numbers are 8-byte IBM floating point: every IEEE double in the IBM range converts exactly (checked against
+``pyreadstat.read_xport``); negative zero is written as zero. Two known quirks of ``pandas.read_sas`` (not of the
+files): it reads IBM zero as 5.397605e-79 (= 16**-65, pandas issue #50670) and it cannot read a file without
+observations (StopIteration); pyreadstat reads both correctly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import struct
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+
+from converter.errors import ConformanceError
+from converter.spec.model import DatasetSpec, VariableSpec
+
+XPT_MAX_NAME = 8
+XPT_MAX_LABEL = 40
+XPT_MAX_CHAR = 200
+XPT_NUMERIC_WIDTH = 8
+#: Largest magnitude an 8-byte IBM float holds (16**63 * (1 - 16**-14)); smallest normalised is 16**-65.
+IBM_MAX = 16.0**63 * (1 - 16.0**-14)
+IBM_MIN = 16.0**-65
+MAX_LISTED = 20  # rows listed per variable and rule; the rest are counted
+
+_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
+_SAS_FORMAT = re.compile(r"^(?P<name>\$?(?:[A-Z_](?:[A-Z0-9_]*[A-Z_])?)?)(?P<w>\d*)\.(?P<d>\d*)$")
+_LIBRARY_HEADER = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
+_NAMESTR_HEADER = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
+_NAMESTR_SIZE = 140
+
+# SAS formats that make a number a date (days since 1960-01-01), a datetime (seconds) or a time (seconds).
+_DATE_FORMATS = frozenset(
+    {"DATE", "E8601DA", "IS8601DA", "B8601DA", "YYMMDD", "MMDDYY", "DDMMYY", "WORDDATE", "WORDDATX", "WEEKDATE",
+     "WEEKDATX", "MONYY", "YYMON", "DAY", "JULIAN", "NENGO", "YYQ", "EURDFDE", "MINGUO"}
+)  # fmt: skip
+_DATETIME_FORMATS = frozenset({"DATETIME", "E8601DT", "IS8601DT", "B8601DT", "DATEAMPM", "E8601DN"})
+_TIME_FORMATS = frozenset({"TIME", "TOD", "E8601TM", "IS8601TM", "B8601TM", "HHMM", "HOUR", "MMSS", "TIMEAMPM"})
+SAS_EPOCH = pd.Timestamp("1960-01-01")
+
+
+# --- shared helpers (also used by the Dataset-JSON and Define-XML writers) ------------------------------------------
+@dataclass(frozen=True)
+class SasFormat:
+    name: str  # "" for w.d, "$CHAR", "DATE", ...
+    width: int | None
+    decimals: int | None
+
+    def __str__(self) -> str:
+        w = "" if self.width is None else str(self.width)
+        d = "" if self.decimals is None else str(self.decimals)
+        return f"{self.name}{w}.{d}"
+
+
+def parse_sas_format(text: str) -> SasFormat | None:
+    """``DATE9.`` -> SasFormat("DATE", 9, None); ``8.2`` -> ("", 8, 2); None when not a SAS format."""
+    m = _SAS_FORMAT.match(text.strip().upper())
+    if not m or (not m["name"] and not m["w"]):
+        return None
+    return SasFormat(m["name"], int(m["w"]) if m["w"] else None, int(m["d"]) if m["d"] else None)
+
+
+def temporal_kind(fmt: str | None) -> str | None:
+    """'date' / 'datetime' / 'time' when a numeric variable's SAS format makes it one, else None."""
+    parsed = parse_sas_format(fmt) if fmt else None
+    if parsed is None:
+        return None
+    name = parsed.name
+    if name in _DATE_FORMATS or name.startswith(("YYMMDD", "MMDDYY", "DDMMYY")):
+        return "date"
+    if name in _DATETIME_FORMATS:
+        return "datetime"
+    if name in _TIME_FORMATS:
+        return "time"
+    return None
+
+
+def is_char(var: VariableSpec) -> bool:
+    return not var.numeric
+
+
+def char_lengths(df: pd.DataFrame | None, spec: DatasetSpec) -> dict[str, int]:
+    """Width of every character variable: ``spec.length`` if given, else the longest value in bytes (min 1)."""
+    out: dict[str, int] = {}
+    for var in spec.variables:
+        if not is_char(var):
+            continue
+        if var.length is not None:
+            out[var.name] = var.length
+        elif df is not None and var.name in df.columns:
+            out[var.name] = max(1, longest_bytes(df[var.name]))
+        else:
+            out[var.name] = 1
+    return out
+
+
+def longest_bytes(col: pd.Series) -> int:
+    best = 0
+    for v in col.to_numpy(dtype=object):
+        if isinstance(v, str):
+            n = len(v.encode("utf-8"))
+            if n > best:
+                best = n
+    return best
+
+
+def row_labels(df: pd.DataFrame) -> Callable[[int], str]:
+    """Row position -> "row 12 (USUBJID X-001)" for messages (1-based, subject when the frame has one)."""
+    subj = df["USUBJID"].to_numpy(dtype=object) if "USUBJID" in df.columns else None
+
+    def label(i: int) -> str:
+        if subj is not None and isinstance(subj[i], str):
+            return f"row {i + 1} (USUBJID {subj[i]})"
+        return f"row {i + 1}"
+
+    return label
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+class _Collector:
+    """Problems of one dataset, with at most MAX_LISTED rows listed per (variable, rule)."""
+
+    def __init__(self, dataset: str) -> None:
+        self.dataset = dataset
+        self.items: list[str] = []
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def add(self, msg: str, var: str = "") -> None:
+        where = f"{self.dataset}.{var}" if var else self.dataset
+        self.items.append(f"{where}: {msg}")
+
+    def add_row(self, var: str, rule: str, msg: str) -> None:
+        key = (var, rule)
+        n = self._counts.get(key, 0) + 1
+        self._counts[key] = n
+        if n <= MAX_LISTED:
+            self.add(msg, var)
+
+    def finish(self) -> list[str]:
+        for (var, rule), n in self._counts.items():
+            if n > MAX_LISTED:
+                self.add(f"... and {n - MAX_LISTED} more rows breaking the same rule ({rule})", var)
+        return self.items
+
+
+def _is_missing(v: object) -> bool:
+    if v is None or v is pd.NA:
+        return True
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _is_printable_ascii(text: str) -> bool:
+    return text.isascii() and all(32 <= ord(c) < 127 for c in text)
+
+
+# --- checks ----------------------------------------------------------------------------------------------------------
+def check_spec_for_xpt(spec: DatasetSpec) -> list[str]:
+    """Metadata rules of XPORT v5: names, labels, formats, declared lengths (no data needed)."""
+    err = _Collector(spec.name)
+    if not _NAME.match(spec.name):
+        err.add(f"dataset name {spec.name!r} must be 1-8 upper-case ASCII letters, digits or _, starting with a letter")
+    if not spec.label:
+        err.add("dataset label is missing")
+    elif len(spec.label) > XPT_MAX_LABEL or not _is_printable_ascii(spec.label):
+        err.add(
+            f"dataset label {spec.label!r} must be at most {XPT_MAX_LABEL} printable ASCII characters "
+            f"(has {len(spec.label)})"
+        )
+    names = [v.name for v in spec.variables]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        err.add("variable defined more than once", dup)
+    for var in spec.variables:
+        if not _NAME.match(var.name):
+            err.add(
+                f"variable name {var.name!r} must be 1-8 upper-case ASCII letters, digits or _, starting with a letter",
+                var.name,
+            )
+        if not var.label:
+            err.add("variable label is missing", var.name)
+        elif len(var.label) > XPT_MAX_LABEL or not _is_printable_ascii(var.label):
+            err.add(
+                f"variable label {var.label!r} must be at most {XPT_MAX_LABEL} printable ASCII characters "
+                f"(has {len(var.label)})",
+                var.name,
+            )
+        if var.format:
+            parsed = parse_sas_format(var.format)
+            if parsed is None:
+                err.add(f"format {var.format!r} is not a SAS format (NAMEw.d)", var.name)
+            elif len(parsed.name) > XPT_MAX_NAME:
+                err.add(f"format name {parsed.name!r} is longer than {XPT_MAX_NAME} characters", var.name)
+            elif parsed.name.startswith("$") != is_char(var):
+                kind = "character" if is_char(var) else "numeric"
+                err.add(f"format {var.format!r} does not fit a {kind} variable", var.name)
+        if is_char(var) and var.length is not None and not 1 <= var.length <= XPT_MAX_CHAR:
+            err.add(f"declared length {var.length} is outside 1..{XPT_MAX_CHAR}", var.name)
+    for k in spec.keys:
+        if k not in names:
+            err.add(f"key {k} is not a variable of the dataset")
+    return err.finish()
+
+
+def check_for_xpt(df: pd.DataFrame, spec: DatasetSpec) -> list[str]:
+    """Every reason the frame cannot be written as a conformant XPORT v5 file (empty list: it can).
+
+    Checks the spec's metadata (see :func:`check_spec_for_xpt`), that the columns are exactly the spec's in spec
+    order, every value (type, ASCII, printable, <= 200 bytes, <= declared length, no trailing blanks, numbers
+    finite and in the IBM range, integers whole) and that rows are sorted by ``spec.keys``.
+    """
+    problems = check_spec_for_xpt(spec)
+    err = _Collector(spec.name)
+    expected = spec.column_names
+    actual = [str(c) for c in df.columns]
+    if actual != expected:
+        missing = [c for c in expected if c not in actual]
+        extra = [c for c in actual if c not in expected]
+        if missing:
+            err.add(f"columns missing from the data: {missing}")
+        if extra:
+            err.add(f"columns not in the spec: {extra}")
+        if not missing and not extra:
+            err.add(f"columns are not in spec order: got {actual}, spec says {expected}")
+        if len(set(actual)) != len(actual):
+            err.add(f"duplicate columns: {sorted({c for c in actual if actual.count(c) > 1})}")
+    label = row_labels(df)
+    present = {c for c in actual if actual.count(c) == 1}
+    for var in spec.variables:
+        if var.name in present:
+            if is_char(var):
+                _check_char(df[var.name], var, err, label)
+            else:
+                _check_numeric(df[var.name], var, err, label)
+    keys = [k for k in spec.keys if k in present]
+    if keys and len(keys) == len(spec.keys) and len(df) > 1:
+        try:
+            pos = _first_unsorted(df, keys)
+        except TypeError as exc:  # mixed value types in a key (reported above per value)
+            err.add(f"rows cannot be ordered by the keys {keys}: {exc}")
+            pos = None
+        if pos is not None:
+            err.add(
+                f"rows are not sorted by the keys {keys}: {label(pos)} belongs before earlier rows "
+                "(sort with converter.io.xpt.prepare_for_xpt)"
+            )
+    return problems + err.finish()
+
+
+def _check_char(col: pd.Series, var: VariableSpec, err: _Collector, label: Callable[[int], str]) -> None:
+    limit = min(var.length, XPT_MAX_CHAR) if var.length is not None else XPT_MAX_CHAR
+    for i, v in enumerate(col.to_numpy(dtype=object)):
+        if _is_missing(v):
+            continue
+        if not isinstance(v, str):
+            err.add_row(
+                var.name,
+                "type",
+                f"{label(i)}: value {_short(v)} of type {type(v).__name__} in a "
+                "character variable (expected str or None)",
+            )
+            continue
+        if not v.isascii():
+            bad = sorted({c for c in v if not c.isascii()})
+            err.add_row(var.name, "ascii", f"{label(i)}: value {_short(v)} is not ASCII (characters {bad})")
+            continue
+        if not _is_printable_ascii(v):
+            err.add_row(var.name, "printable", f"{label(i)}: value {_short(v)} has control characters")
+        n = len(v)
+        if n > XPT_MAX_CHAR:
+            err.add_row(
+                var.name, "200", f"{label(i)}: value of {n} bytes exceeds the XPT limit of {XPT_MAX_CHAR} ({_short(v)})"
+            )
+        elif n > limit:
+            err.add_row(
+                var.name, "length", f"{label(i)}: value of {n} bytes exceeds the declared length {limit} ({_short(v)})"
+            )
+        if v != v.rstrip(" "):
+            err.add_row(
+                var.name, "blanks", f"{label(i)}: value {_short(v)} has trailing blanks, which XPT does not keep"
+            )
+
+
+def numeric_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]] | None:
+    """A numeric column as float64 (NaN for missing); None when it holds anything but numbers and missing.
+
+    Accepts float/int/Int64 dtypes and ``object`` columns of int/float/None (e.g. an all-missing column).
+    """
+    dtype = col.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(dtype):
+        return np.asarray(col.astype("float64").to_numpy(na_value=np.nan), dtype=np.float64)
+    if pd.api.types.is_object_dtype(dtype):
+        values = col.to_numpy(dtype=object)
+        if all(
+            _is_missing(v) or (isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool))
+            for v in values
+        ):
+            return np.array([np.nan if _is_missing(v) else float(v) for v in values], dtype=np.float64)
+    return None
+
+
+def _check_numeric(col: pd.Series, var: VariableSpec, err: _Collector, label: Callable[[int], str]) -> None:
+    values = numeric_values(col)
+    if values is None:
+        err.add(
+            f"{var.type} variable has dtype {col.dtype} with non-numeric values (expected float64 or Int64)", var.name
+        )
+        return
+    finite = np.isfinite(values)
+    bad = ~finite & ~np.isnan(values)
+    for i in np.flatnonzero(bad):
+        err.add_row(var.name, "finite", f"{label(int(i))}: value {values[i]} cannot be stored in XPT")
+    safe = np.where(finite, values, 0.0)
+    mag = np.abs(safe)
+    out = (mag > IBM_MAX) | ((mag < IBM_MIN) & (mag != 0.0))
+    for i in np.flatnonzero(out):
+        err.add_row(var.name, "range", f"{label(int(i))}: value {values[i]!r} is outside the IBM float range of XPT")
+    if var.type == "integer":
+        for i in np.flatnonzero(np.floor(safe) != safe):
+            err.add_row(
+                var.name,
+                "integer",
+                f"{label(int(i))}: value {values[i]!r} of an integer variable is not a whole number",
+            )
+
+
+def _sort_order(df: pd.DataFrame, keys: Sequence[str]) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """Row positions in SAS sort order by keys (missing first, stable)."""
+    frame = df[list(keys)].reset_index(drop=True)
+    idx = frame.sort_values(list(keys), na_position="first", kind="mergesort").index
+    return np.asarray(idx, dtype=np.intp)
+
+
+def _first_unsorted(df: pd.DataFrame, keys: Sequence[str]) -> int | None:
+    order = _sort_order(df, keys)
+    wrong = np.flatnonzero(order != np.arange(len(order)))
+    return int(order[wrong[0]]) if len(wrong) else None
+
+
+def prepare_for_xpt(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The frame sorted by ``spec.keys`` as SAS sorts (missing first, stable), with a fresh RangeIndex.
+
+    The one documented place where rows are reordered; :func:`check_for_xpt` only checks the order.
+    """
+    keys = [k for k in spec.keys if k in df.columns]
+    if not keys:
+        return df.reset_index(drop=True)
+    return df.iloc[_sort_order(df, keys)].reset_index(drop=True)
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def temp_path_for(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed over ``path`` when the block succeeds.
+
+    For writers that need a file name rather than a file object (pyreadstat); file-object writers use
+    :func:`atomic_file`.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_file(path: Path) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """A binary file object whose content replaces ``path`` only when the block succeeds.
+
+    :func:`converter.io.atomic.atomic_write` (the project's helper) when it is there, else the same through
+    :func:`temp_path_for`.
+    """
+    try:
+        from converter.io.atomic import atomic_write
+    except ImportError:  # pragma: no cover - the helper module is optional for these writers
+        return _atomic_file_fallback(path)
+    return atomic_write(path)
+
+
+@contextlib.contextmanager
+def _atomic_file_fallback(path: Path) -> Iterator[IO[bytes]]:
+    with temp_path_for(path) as tmp, open(tmp, "wb") as fh:
+        yield fh
+
+
+def _frame_for_writer(df: pd.DataFrame, spec: DatasetSpec, widths: dict[str, int]) -> pd.DataFrame:
+    cols: dict[str, Any] = {}
+    for var in sorted(spec.variables, key=lambda v: v.order):
+        col = df[var.name]
+        if is_char(var):
+            values = np.array(["" if _is_missing(v) else v for v in col.to_numpy(dtype=object)], dtype=object)
+            if len(values):
+                values[0] = values[0].ljust(widths[var.name])  # sets the storage width, see module doc
+            cols[var.name] = pd.Series(values, dtype=object)
+        else:
+            num = numeric_values(col)
+            assert num is not None  # checked by check_for_xpt
+            num = num.copy()
+            num[num == 0.0] = 0.0  # -0.0 -> 0.0
+            cols[var.name] = pd.Series(num, dtype="float64")
+    return pd.DataFrame(cols)
+
+
+def write_xpt(df: pd.DataFrame, spec: DatasetSpec, path: Path | str) -> Path:
+    """Check, then write ``df`` as SAS XPORT version 5 at ``path`` (atomically). Raises ConformanceError."""
+    problems = check_for_xpt(df, spec)
+    if problems:
+        raise ConformanceError(problems)
+    path = Path(path)
+    widths = char_lengths(df, spec)
+    frame = _frame_for_writer(df, spec, widths)
+    ordered = sorted(spec.variables, key=lambda v: v.order)
+    formats = {v.name: str(parse_sas_format(v.format)) for v in ordered if v.format}
+    with temp_path_for(path) as tmp:
+        pyreadstat.write_xport(
+            frame,
+            str(tmp),
+            file_label=spec.label,
+            column_labels=[v.label for v in ordered],
+            table_name=spec.name,
+            file_format_version=5,
+            variable_format=formats or None,
+        )
+        if len(frame) == 0:
+            _patch_widths(tmp, [widths.get(v.name, XPT_NUMERIC_WIDTH) for v in ordered])
+    return path
+
+
+def _patch_widths(path: Path, widths: list[int]) -> None:
+    """Set NAMESTR lengths/positions of a file *without observations* (nothing else depends on them)."""
+    data = bytearray(path.read_bytes())
+    start = data.find(_NAMESTR_HEADER)
+    if start < 0:
+        raise ConformanceError([f"{path}: no NAMESTR header in the file pyreadstat wrote"])
+    count = int(data[start + 54 : start + 58])
+    if count != len(widths):
+        raise ConformanceError([f"{path}: {count} variables written, {len(widths)} expected"])
+    pos = 0
+    for i, width in enumerate(widths):
+        off = start + 80 + i * _NAMESTR_SIZE
+        struct.pack_into(">h", data, off + 4, width)  # nlng
+        struct.pack_into(">i", data, off + 84, pos)  # npos
+        pos += width
+    path.write_bytes(bytes(data))
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ColumnMeta:
+    name: str
+    label: str
+    numeric: bool
+    length: int | None = None  # XPT storage width / Dataset-JSON length
+    format: str | None = None  # SAS display format, e.g. "DATE9."
+    data_type: str | None = None  # Dataset-JSON dataType
+    target_data_type: str | None = None
+    key_sequence: int | None = None
+    item_oid: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    name: str
+    label: str
+    columns: tuple[ColumnMeta, ...]
+    records: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def column(self, name: str) -> ColumnMeta:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name}.{name} is not in the file")
+
+
+def normalise_char(col: pd.Series) -> pd.Series:
+    """Character column back to the data contract: object dtype, ``str`` or ``None`` ("" and NaN -> None)."""
+    values = col.to_numpy(dtype=object)
+    out = np.empty(len(values), dtype=object)
+    out[:] = None
+    for i, v in enumerate(values):
+        if isinstance(v, bytes):
+            v = v.decode("ascii")
+        if isinstance(v, str) and v != "":
+            out[i] = v
+    return pd.Series(out, index=col.index, dtype=object, name=col.name)
+
+
+def read_xpt(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
+    """Read an XPT file back to the data contract: character -> str/None, numeric -> float64 (dates stay day counts)."""
+    df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True)
+    types = meta.readstat_variable_types
+    widths = meta.variable_storage_width
+    formats = meta.original_variable_types
+    columns: list[ColumnMeta] = []
+    for name, label in zip(meta.column_names, meta.column_labels, strict=True):
+        numeric = types[name] != "string"
+        fmt = formats.get(name)
+        parsed = parse_sas_format(fmt if fmt and "." in fmt else f"{fmt}.") if fmt else None
+        columns.append(
+            ColumnMeta(
+                name=name,
+                label=label or "",
+                numeric=numeric,
+                length=widths.get(name),
+                format=str(parsed) if parsed else None,
+            )
+        )
+        if numeric:
+            df[name] = df[name].astype("float64")
+        else:
+            df[name] = normalise_char(df[name])
+    df = df.reset_index(drop=True)
+    return df, DatasetMeta(
+        name=meta.table_name or "",
+        label=meta.file_label or "",
+        columns=tuple(columns),
+        records=len(df),
+        extra={"format": "xport", "version": xpt_version(path)},
+    )
+
+
+def xpt_version(path: Path | str) -> int:
+    """5 or 8, from the library header record (V8 files start with 'LIBV8')."""
+    with open(path, "rb") as fh:
+        first = fh.read(80)
+    if first.startswith(_LIBRARY_HEADER):
+        return 5
+    if first.startswith(b"HEADER RECORD*******LIBV8"):
+        return 8
+    raise ValueError(f"{path}: not a SAS XPORT file")
