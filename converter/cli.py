@@ -76,7 +76,7 @@ def simulate(
     if fmt not in ("odm", "csv"):
         raise typer.BadParameter("--format must be odm or csv")
     records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
-    write_records(records, out, fmt)
+    write_records(records, out, "odm" if fmt == "odm" else "csv")
     rows = sum(len(df) for df in records.values())
     typer.echo(f"wrote {n} subjects, {rows} records in {len(records)} forms to {out} ({fmt})")
 
