@@ -381,3 +381,29 @@ def test_copy_independent(clean) -> None:
     frames = {k: v.copy(deep=True) for k, v in clean.datasets.items()}
     dup_dm(frames, {})
     pd.testing.assert_frame_equal(clean.datasets["DM"], before)
+
+
+def test_adam_spec_checks() -> None:
+    from converter.spec.loader import parse_spec
+
+    doc = {
+        "dataset": "ADSL", "label": "Subject-Level Analysis Dataset", "standard": "ADaMIG 1.3", "keys": ["USUBJID"],
+        "sources": [{"rows": [{"USUBJID": "x"}]}],
+        "variables": [
+            {"name": "STUDYID", "label": "Study Identifier", "type": "text", "core": "Req", "origin": "Predecessor"},
+            {"name": "USUBJID", "label": "Unique Subject Identifier", "type": "text", "core": "Req"},
+            {"name": "SAFFL", "label": "Safety Population Flag", "type": "text", "length": 1, "core": "Cond"},
+            {"name": "AGE", "label": "Age", "type": "integer", "core": "Req"},
+            {"name": "TRTSDT", "label": "Date of First Exposure to Treatment", "type": "integer", "core": "Cond"},
+        ],
+    }  # fmt: skip
+    spec = parse_spec(doc, Path("adsl.yaml"))
+    frames = clean_adam()
+    assert not [f for f in run_adam_rules(frames, {"ADSL": spec}) if f.severity == "error"]
+    frames["ADSL"] = frames["ADSL"].drop(columns=["AGE"])
+    frames["ADSL"].loc[0, "STUDYID"] = None
+    frames["ADSL"].loc[1, "SAFFL"] = "YES"
+    got = {(f.rule_id, f.variable) for f in run_adam_rules(frames, {"ADSL": spec})}
+    assert {("INO-ADAM-008", "AGE"), ("INO-ADAM-009", "STUDYID"), ("INO-ADAM-010", "TRTSDT"),
+            ("INO-ADAM-015", "SAFFL"), ("INO-ADAM-006", "SAFFL")} <= got  # fmt: skip
+    assert ("INO-ADAM-017", "") in got  # ADTTE/ADRS have no spec here

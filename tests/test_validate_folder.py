@@ -117,3 +117,11 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
         validate_command(tmp_path / "nope")
     with pytest.raises(InputError):
         validate_command(tmp_path, fail_on="info")
+
+
+def test_dataset_json_only_folder(sdtm, tmp_path: Path) -> None:
+    folder = write(sdtm, tmp_path / "sdtm")
+    for p in folder.glob("*.xpt"):
+        p.unlink()
+    findings = validate_folder(folder)
+    assert not [f for f in findings if f.severity == "error" and not f.rule_id.startswith("INO-DEFINE")], findings
