@@ -64,6 +64,21 @@ class Accounting:
             )
         return out
 
+    def merge(self, other: Accounting) -> None:
+        """Add another partition's accounting (records of different subjects)."""
+        for form, acc in other.forms.items():
+            mine = self.forms.get(form)
+            if mine is None:
+                self.forms[form] = FormAccount(form, acc.records, acc.mapped.copy(), dict(acc.targets),
+                                               dict(acc.left_out))  # fmt: skip
+                continue
+            mine.records += acc.records
+            mine.mapped = np.concatenate([mine.mapped, acc.mapped])
+            for k, v in acc.targets.items():
+                mine.targets[k] = mine.targets.get(k, 0) + v
+            for k, v in acc.left_out.items():
+                mine.left_out[k] = mine.left_out.get(k, 0) + v
+
     def rejected(self) -> int:
         return sum(int((~a.mapped).sum()) for a in self.forms.values())
 
