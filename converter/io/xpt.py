@@ -125,13 +125,10 @@ def char_lengths(df: pd.DataFrame | None, spec: DatasetSpec) -> dict[str, int]:
 
 
 def longest_bytes(col: pd.Series) -> int:
-    best = 0
-    for v in col.to_numpy(dtype=object):
-        if isinstance(v, str):
-            n = len(v.encode("utf-8"))
-            if n > best:
-                best = n
-    return best
+    """Longest ``str`` value of a column in UTF-8 bytes (0 when there is none)."""
+    values = col.to_numpy(dtype=object)
+    uniq = _unique(values)
+    return max((len(v.encode("utf-8")) for v in (values if uniq is None else uniq) if isinstance(v, str)), default=0)
 
 
 def row_labels(df: pd.DataFrame) -> Callable[[int], str]:
@@ -279,38 +276,60 @@ def check_for_xpt(df: pd.DataFrame, spec: DatasetSpec) -> list[str]:
     return problems + err.finish()
 
 
+def _char_value_problems(v: object, limit: int) -> list[tuple[str, str]]:
+    """(rule, message) for one non-missing value of a character variable; the row is added by the caller."""
+    if not isinstance(v, str):
+        return [
+            ("type", f"value {_short(v)} of type {type(v).__name__} in a character variable (expected str or None)")
+        ]
+    if not v.isascii():
+        bad = sorted({c for c in v if not c.isascii()})
+        return [("ascii", f"value {_short(v)} is not ASCII (characters {bad})")]
+    out: list[tuple[str, str]] = []
+    if not _is_printable_ascii(v):
+        out.append(("printable", f"value {_short(v)} has control characters"))
+    n = len(v)
+    if n > XPT_MAX_CHAR:
+        out.append(("200", f"value of {n} bytes exceeds the XPT limit of {XPT_MAX_CHAR} ({_short(v)})"))
+    elif n > limit:
+        out.append(("length", f"value of {n} bytes exceeds the declared length {limit} ({_short(v)})"))
+    if v != v.rstrip(" "):
+        out.append(("blanks", f"value {_short(v)} has trailing blanks, which XPT does not keep"))
+    return out
+
+
+def _unique(values: np.ndarray[Any, np.dtype[Any]]) -> list[Any] | None:
+    try:
+        return list(pd.unique(values))
+    except TypeError:  # unhashable values
+        return None
+
+
+def _same_value(values: np.ndarray[Any, np.dtype[Any]], u: object) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    return np.fromiter((x is u or (type(x) is type(u) and x == u) for x in values), dtype=bool, count=len(values))
+
+
 def _check_char(col: pd.Series, var: VariableSpec, err: _Collector, label: Callable[[int], str]) -> None:
+    """Each distinct value is checked once (clinical columns repeat few values); offending rows are then listed
+    in row order."""
     limit = min(var.length, XPT_MAX_CHAR) if var.length is not None else XPT_MAX_CHAR
-    for i, v in enumerate(col.to_numpy(dtype=object)):
-        if _is_missing(v):
-            continue
-        if not isinstance(v, str):
-            err.add_row(
-                var.name,
-                "type",
-                f"{label(i)}: value {_short(v)} of type {type(v).__name__} in a "
-                "character variable (expected str or None)",
-            )
-            continue
-        if not v.isascii():
-            bad = sorted({c for c in v if not c.isascii()})
-            err.add_row(var.name, "ascii", f"{label(i)}: value {_short(v)} is not ASCII (characters {bad})")
-            continue
-        if not _is_printable_ascii(v):
-            err.add_row(var.name, "printable", f"{label(i)}: value {_short(v)} has control characters")
-        n = len(v)
-        if n > XPT_MAX_CHAR:
-            err.add_row(
-                var.name, "200", f"{label(i)}: value of {n} bytes exceeds the XPT limit of {XPT_MAX_CHAR} ({_short(v)})"
-            )
-        elif n > limit:
-            err.add_row(
-                var.name, "length", f"{label(i)}: value of {n} bytes exceeds the declared length {limit} ({_short(v)})"
-            )
-        if v != v.rstrip(" "):
-            err.add_row(
-                var.name, "blanks", f"{label(i)}: value {_short(v)} has trailing blanks, which XPT does not keep"
-            )
+    values = col.to_numpy(dtype=object)
+    found: list[tuple[int, str, str]] = []
+    uniq = _unique(values)
+    if uniq is None:
+        for i, v in enumerate(values):
+            if not _is_missing(v):
+                found += [(i, rule, msg) for rule, msg in _char_value_problems(v, limit)]
+    else:
+        for u in uniq:
+            if _is_missing(u):
+                continue
+            problems = _char_value_problems(u, limit)
+            if problems:
+                rows = np.flatnonzero(_same_value(values, u))
+                found += [(int(i), rule, msg) for i in rows for rule, msg in problems]
+    for i, rule, msg in sorted(found, key=lambda f: f[0]):
+        err.add_row(var.name, rule, f"{label(i)}: {msg}")
 
 
 def numeric_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]] | None:
