@@ -12,7 +12,10 @@ from converter.errors import SpecError
 LINE_KEY = "__line__"
 
 
-class _LineLoader(yaml.SafeLoader):
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
+
+
+class _LineLoader(_Base):  # type: ignore[misc]
     pass
 
 
@@ -23,7 +26,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
         raise yaml.constructor.ConstructorError(
             None, None, f"duplicate key(s) {sorted(map(str, dupes))}", node.start_mark
         )
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
     mapping[LINE_KEY] = node.start_mark.line + 1
     return mapping
 
