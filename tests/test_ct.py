@@ -133,7 +133,7 @@ def _maps(codelists: list[Codelist], value: str) -> str | None:
 
 
 def test_loads_all_three_files(ct: Terminology, raw_files: dict[str, dict]) -> None:
-    assert set(raw_files) == {"sdtm-ct.yaml", "adam-ct.yaml", "sponsor.yaml"}
+    assert {"sdtm-ct.yaml", "adam-ct.yaml", "sponsor.yaml"} <= set(raw_files)
     assert raw_files["sdtm-ct.yaml"]["package"] == "SDTM CT 2024-03-29"
     assert raw_files["adam-ct.yaml"]["package"] == "ADaM CT 2024-03-29"
     assert "SDTM CT 2024-03-29" in ct.package
@@ -173,7 +173,7 @@ def test_meddra_is_external_dictionary(ct: Terminology) -> None:
 
 def test_country_is_iso_3166_alpha3(ct: Terminology) -> None:
     cl = ct.get("COUNTRY")
-    assert cl.source == "ISO 3166"
+    assert cl.source.startswith("ISO 3166")
     assert {"USA", "MEX", "CAN"} <= cl.submission_values()
     assert all(re.fullmatch(r"[A-Z]{3}", v) for v in cl.submission_values())
 

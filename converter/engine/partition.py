@@ -59,7 +59,7 @@ def stack(results: Iterable[Frames], specs: Mapping[str, DatasetSpec]) -> Frames
         spec = specs.get(name)
         keys = [k for k in (spec.keys if spec else ()) if k in df.columns]
         if keys and len(df):
-            df = df.sort_values(keys, kind="mergesort", na_position="last").reset_index(drop=True)
+            df = df.sort_values(keys, kind="mergesort", na_position="first").reset_index(drop=True)
         for col, dtype in pieces[0].dtypes.items():  # concat of empty/object pieces may widen dtypes
             if str(df[col].dtype) != str(dtype):
                 df[col] = df[col].astype(dtype)

@@ -202,7 +202,7 @@ def cast_column(col: pd.Series, vtype: str) -> pd.Series:
 
 
 def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """Spec column order and types, rows sorted by the spec keys (stable, nulls last)."""
+    """Spec column order and types, rows sorted by the spec keys (stable, nulls first, as SAS sorts)."""
     out = pd.DataFrame(
         {v.name: cast_column(df[v.name] if v.name in df else null_column(len(df), df.index), v.type)
          for v in spec.ordered},
@@ -210,7 +210,7 @@ def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     )  # fmt: skip
     keys = [k for k in spec.keys if k in out.columns]
     if keys and len(out):
-        out = out.sort_values(keys, kind="mergesort", na_position="last")
+        out = out.sort_values(keys, kind="mergesort", na_position="first")
     return out.reset_index(drop=True)
 
 
