@@ -87,6 +87,8 @@ _MERGE_ARGS = {
     "values?": "map",
     "default?": "scalar",
     "missing?": "scalar",
+    "fallback?": "str",
+    "round?": "int",
 }
 
 for _rule in (
@@ -96,7 +98,9 @@ for _rule in (
         _MERGE_ARGS,
         "a variable of another dataset merged by key (default USUBJID; 'A=B' renames): records kept by `filter`, "
         "ordered by `order`, the first (or `mode: last`) per key; `as: date` gives a SAS date from a complete ISO "
-        "date, `values` maps the value (`default` for unmapped values), `missing` where no record matched",
+        "date, `values` maps the value (`default` for unmapped values), `missing` where no record matched, "
+        "`fallback` an earlier variable (or source column) taken where nothing was merged; `round` rounds a number "
+        "(half away from zero)",
     ),
     RuleDef(
         "merge_flag",
@@ -152,9 +156,9 @@ for _rule in (
     RuleDef(
         "group",
         "row",
-        {"var": "str", "ranges?": "list", "values?": "map", "default?": "scalar", "missing?": "scalar"},
+        {"var": "str", "ranges?": "list", "values?": "map", "default?": "scalar", "keep?": "scalar", "missing?": "scalar"},
         "a category of a variable: numeric `ranges` [{ge/gt/le/lt, value}] (first match) or a `values` map; "
-        "`default` for values outside, `missing` for null",
+        "`default` for values outside (or `keep: true` to keep them as they are), `missing` for null",
     ),
     RuleDef(
         "compute",
@@ -165,9 +169,10 @@ for _rule in (
     RuleDef(
         "trtemfl",
         "row",
-        {"start": "str", "trt_start": "str", "end?": "str", "trt_end?": "str", "window?": "int"},
+        {"start": "str", "trt_start": "str", "end?": "str", "trt_end?": "str", "window?": "int", "start_dtc?": "str"},
         "treatment-emergent flag: Y when the start date is on or after treatment start and on or before treatment "
-        "end + `window` days; Y for a missing start unless the event ended before treatment start",
+        "end + `window` days; Y for a missing start unless the event ended before treatment start or the collected "
+        "partial start date (`start_dtc`) ends before treatment start",
     ),
     RuleDef(
         "tte",
@@ -202,7 +207,7 @@ ROW_NAME_ARGS: dict[str, tuple[str, ...]] = {
     "duration": ("start", "end"),
     "rel_day": ("date", "ref"),
     "group": ("var",),
-    "trtemfl": ("start", "trt_start", "end", "trt_end"),
+    "trtemfl": ("start", "trt_start", "end", "trt_end", "start_dtc"),
     "tte": ("start",),
     "tte_attr": ("of",),
 }
@@ -213,6 +218,8 @@ def row_names(rule: str, args: dict[str, Any]) -> list[str]:
     names: list[str] = list(_names(*ROW_NAME_ARGS.get(rule, ()))(args))
     if rule in ("merge", "merge_flag", "merge_summary"):
         names += [left for left, _ in _by_pairs(args)]
+    if rule == "merge" and args.get("fallback"):
+        names.append(str(args["fallback"]))
     return names
 
 
@@ -258,6 +265,15 @@ def _env(ctx: RowContext) -> pd.DataFrame:
     for k, v in ctx.target.items():
         env[k] = v
     return env
+
+
+def sas_round(values: pd.Series, digits: int) -> pd.Series:
+    """Round half away from zero (SAS ROUND, the convention of submitted analyses), not half to even."""
+    num = pd.to_numeric(values, errors="coerce").astype("float64")
+    scale = 10.0**digits
+    scaled = num.abs() * scale
+    rounded = np.floor(scaled + 0.5 + 1e-9 * np.maximum(1.0, scaled)) / scale
+    return np.sign(num) * rounded
 
 
 def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
@@ -442,8 +458,14 @@ def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
             else:
                 _report(ctx, np.flatnonzero(unmapped.to_numpy()), a["var"], txt, "merge", "value has no mapping")
         out = mapped.astype(object)
+    if a.get("round") is not None:
+        out = sas_round(out, int(a["round"])).astype(object)
     if "missing" in a:
         out = out.where(hit, a["missing"])
+    if a.get("fallback"):
+        alt = _value(ctx, a["fallback"])
+        alt = as_sas_date(alt) if a.get("as") == "date" else alt
+        out = out.where(out.notna(), alt.astype(object))
     return out
 
 
@@ -639,7 +661,7 @@ def _duration(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     if a.get("floor"):
         out = np.floor(out)
     if a.get("round") is not None:
-        out = out.round(int(a["round"]))
+        out = sas_round(out, int(a["round"]))
     return out.astype(object)
 
 
@@ -680,7 +702,9 @@ def _group(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     present = src.notna().to_numpy(dtype=bool)
     rest = present & ~decided
     if rest.any():
-        if "default" in a:
+        if a.get("keep"):
+            out[rest] = src[rest].to_numpy(dtype=object)
+        elif "default" in a:
             out[rest] = a["default"]
         else:
             _report(ctx, np.flatnonzero(rest), a["var"], as_text(src), "group", "value falls in no group")
@@ -700,7 +724,7 @@ def _compute(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     res = env.eval(a["expr"], engine="python") if len(env) else pd.Series([], dtype="float64")
     out = pd.to_numeric(pd.Series(res, index=env.index), errors="coerce").astype("float64")
     if a.get("round") is not None:
-        out = out.round(int(a["round"]))
+        out = sas_round(out, int(a["round"]))
     return out.astype(object)
 
 
@@ -713,8 +737,12 @@ def _trtemfl(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
         window_end = as_sas_date(_value(ctx, a["trt_end"])).to_numpy(dtype=float) + float(a["window"])
     else:
         window_end = np.full(len(start), np.nan)
+    if a.get("start_dtc"):  # the latest day a partial start date can be
+        latest = impute_dates(_value(ctx, a["start_dtc"]), "last").dates.to_numpy(dtype=float)
+    else:
+        latest = np.full(len(start), np.nan)
     with np.errstate(invalid="ignore"):
-        ended_before = ~np.isnan(end) & (end < trt_start)
+        ended_before = (~np.isnan(end) & (end < trt_start)) | (np.isnan(start) & ~np.isnan(latest) & (latest < trt_start))
         in_window = np.isnan(window_end) | (start <= window_end)
         y = ~np.isnan(trt_start) & ~ended_before & (np.isnan(start) | ((start >= trt_start) & in_window))
     return keep_where(constant_column("Y", len(start), ctx.frame.index), y)
