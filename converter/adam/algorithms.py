@@ -156,7 +156,14 @@ for _rule in (
     RuleDef(
         "group",
         "row",
-        {"var": "str", "ranges?": "list", "values?": "map", "default?": "scalar", "keep?": "scalar", "missing?": "scalar"},
+        {
+            "var": "str",
+            "ranges?": "list",
+            "values?": "map",
+            "default?": "scalar",
+            "keep?": "scalar",
+            "missing?": "scalar",
+        },
         "a category of a variable: numeric `ranges` [{ge/gt/le/lt, value}] (first match) or a `values` map; "
         "`default` for values outside (or `keep: true` to keep them as they are), `missing` for null",
     ),
@@ -273,7 +280,7 @@ def sas_round(values: pd.Series, digits: int) -> pd.Series:
     scale = 10.0**digits
     scaled = num.abs() * scale
     rounded = np.floor(scaled + 0.5 + 1e-9 * np.maximum(1.0, scaled)) / scale
-    return np.sign(num) * rounded
+    return pd.Series(np.sign(num.to_numpy()) * rounded.to_numpy(), index=num.index, dtype="float64")
 
 
 def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
@@ -742,7 +749,8 @@ def _trtemfl(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     else:
         latest = np.full(len(start), np.nan)
     with np.errstate(invalid="ignore"):
-        ended_before = (~np.isnan(end) & (end < trt_start)) | (np.isnan(start) & ~np.isnan(latest) & (latest < trt_start))
+        partial_before = np.isnan(start) & ~np.isnan(latest) & (latest < trt_start)
+        ended_before = (~np.isnan(end) & (end < trt_start)) | partial_before
         in_window = np.isnan(window_end) | (start <= window_end)
         y = ~np.isnan(trt_start) & ~ended_before & (np.isnan(start) | ((start >= trt_start) & in_window))
     return keep_where(constant_column("Y", len(start), ctx.frame.index), y)
