@@ -1,0 +1,71 @@
+"""FHIR Bulk Data form: one ``<ResourceType>.ndjson`` per type, one resource per line, written as it goes.
+
+Resources carry their deterministic ``id`` and refer to each other as ``Type/id``. Reading yields every line
+with where it came from, so a bad line is reported by file and line and the rest still reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import orjson
+
+from converter.fhir.to_fhir import FhirResult
+
+
+class NdjsonWriter:
+    """``with NdjsonWriter(folder) as w: w.write(result)`` - appends each resource to its type's file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, IO[bytes]] = {}
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> NdjsonWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write(self, result: FhirResult) -> None:
+        result.refs.use("ndjson")
+        dumps = orjson.dumps
+        for r in result.resources:
+            fh = self.files.get(r.rtype)
+            if fh is None:
+                fh = self.files[r.rtype] = open(self.folder / f"{r.rtype}.ndjson", "wb")  # noqa: SIM115
+            fh.write(dumps(r.body))
+            fh.write(b"\n")
+            self.counts[r.rtype] = self.counts.get(r.rtype, 0) + 1
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
+        self.files.clear()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def ndjson_lines(result: FhirResult) -> dict[str, bytes]:
+    """The NDJSON files of a result in memory: type -> bytes."""
+    result.refs.use("ndjson")
+    out: dict[str, list[bytes]] = {}
+    for r in result.resources:
+        out.setdefault(r.rtype, []).append(orjson.dumps(r.body))
+    return {t: b"\n".join(lines) + b"\n" for t, lines in out.items()}
+
+
+def read_ndjson(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed JSON or None, error or None) for every non-blank line."""
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, orjson.loads(line), None
+            except orjson.JSONDecodeError as exc:
+                yield lineno, None, f"not valid JSON: {exc}"

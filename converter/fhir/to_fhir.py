@@ -1,0 +1,538 @@
+"""SDTM frames -> FHIR R4 resources as plain dicts, one source (dataset) at a time, column-wise.
+
+Every value is transformed a whole column at once (:mod:`converter.fhir.transforms`); the row loop only places
+ready-made fragments with setters compiled from the spec paths. No pydantic models here: validation with the R4
+models is :mod:`converter.fhir.validate`'s job (tests and ``--strict``).
+
+Identity: each resource's id is ``uuid5(NAMESPACE, "<Type>|<identifier system>|<identifier value>")`` of its
+business identifier, so output is the same on every run and references can be written before their target is
+built. References are shared dicts per target (:class:`RefTable`): one switch turns every reference into the
+Bundle form (``urn:uuid:...``, or a conditional reference to a resource of another Bundle) or the NDJSON form
+(``Type/id``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.errors import Problem, problem
+from converter.fhir.paths import FPath, Step, compile_appender, compile_setter
+from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template
+from converter.fhir.transforms import FORWARD, Forward, TransformContext, as_text
+from converter.spec.model import DatasetSpec, Terminology
+
+NAMESPACE = uuid.UUID("5b0e7c52-3a0e-4d8e-9f31-6f1c0f7d2a90")  # fixed: ids and fullUrls stable across runs
+_NAMES = re.compile(r"\b([A-Z][A-Z0-9_]*)\b")
+_KEYWORDS = {"and", "or", "not", "True", "False", "None"}
+
+JsonDict = dict[str, Any]
+
+
+def resource_uuid(rtype: str, system: str, value: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{rtype}|{system}|{value}"))
+
+
+def search_escape(value: str) -> str:
+    """FHIR search token escaping (``\\|``, ``\\,``, ``\\$``) and percent-encoding for a query string."""
+    from urllib.parse import quote
+
+    escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
+    return quote(escaped, safe=":/@-._~\\")
+
+
+def identifier_query(system: str, value: str) -> str:
+    return f"identifier={search_escape(system)}|{search_escape(value)}"
+
+
+class RefTable:
+    """One shared ``{"reference": ...}`` dict per target; :meth:`use` rewrites them all at once."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, tuple[JsonDict, str, str | None]] = {}
+        self.mode = "bundle"
+
+    def ref(self, rtype: str, target: str, conditional: str | None) -> JsonDict:
+        got = self._refs.get(target)
+        if got is None:
+            d: JsonDict = {"reference": self._text(rtype, target, conditional, self.mode)}
+            self._refs[target] = (d, rtype, conditional)
+            return d
+        return got[0]
+
+    @staticmethod
+    def _text(rtype: str, target: str, conditional: str | None, mode: str) -> str:
+        if mode == "ndjson":
+            return f"{rtype}/{target}"
+        return conditional or f"urn:uuid:{target}"
+
+    def use(self, mode: str) -> None:
+        """``bundle``: ``urn:uuid:`` (conditional for targets in another Bundle); ``ndjson``: ``Type/id``."""
+        if mode not in ("bundle", "ndjson"):
+            raise ValueError(mode)
+        self.mode = mode
+        for target, (d, rtype, cond) in self._refs.items():
+            d["reference"] = self._text(rtype, target, cond, mode)
+
+    def targets(self) -> dict[str, str]:
+        return {t: rtype for t, (_d, rtype, _c) in self._refs.items()}
+
+
+@dataclass
+class Resource:
+    rtype: str
+    body: JsonDict
+    uuid: str
+    subject: str | None  # USUBJID: the subject's Bundle; None: the study Bundle
+    system: str
+    value: str
+    request: str  # conditional | id
+    source: str
+
+    @property
+    def request_url(self) -> str:
+        if self.request == "id":
+            return f"{self.rtype}/{self.uuid}"
+        return f"{self.rtype}?{identifier_query(self.system, self.value)}"
+
+
+@dataclass
+class FhirResult:
+    resources: list[Resource]
+    refs: RefTable
+    problems: list[Problem] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.resources:
+            out[r.rtype] = out.get(r.rtype, 0) + 1
+        return dict(sorted(out.items()))
+
+
+# --- column helpers ----------------------------------------------------------------------------------------------
+def column_values(df: pd.DataFrame, var: str) -> list[Any]:
+    """A column as Python values, ``None`` for missing (NaN, NA, empty string)."""
+    col = df[var]
+    mask = col.isna().to_numpy()
+    arr = col.to_numpy(dtype=object)
+    out: list[Any] = []
+    for v, m in zip(arr.tolist(), mask.tolist(), strict=True):
+        if m or (isinstance(v, str) and v == ""):
+            out.append(None)
+        elif isinstance(v, np.generic):
+            out.append(v.item())
+        else:
+            out.append(v)
+    return out
+
+
+def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """``df`` with any missing named column added as all-missing (an absent variable is simply absent)."""
+    missing = [n for n in names if n not in df.columns]
+    if not missing:
+        return df
+    extra = pd.DataFrame({n: pd.Series([None] * len(df), index=df.index, dtype=object) for n in missing})
+    return pd.concat([df, extra], axis=1)
+
+
+def eval_mask(df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    names = {n for n in _NAMES.findall(expr) if n not in _KEYWORDS}
+    frame = with_columns(df, names)
+    res = frame.eval(expr, engine="python")
+    if isinstance(res, pd.Series):
+        return res.fillna(False).to_numpy(dtype=bool)
+    return np.full(len(df), bool(res))
+
+
+def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
+    if not expr or df.empty:
+        return df
+    return df[eval_mask(df, expr)]
+
+
+def render(template: Template, df: pd.DataFrame) -> list[str | None]:
+    """A template per row; ``None`` where a field's variable is missing."""
+    cols = {
+        v: [as_text(x) for x in column_values(df, v)] if v in df.columns else [None] * len(df) for v in template.vars
+    }
+    out: list[str | None] = []
+    for i in range(len(df)):
+        vals = {v: cols[v][i] for v in template.vars}
+        if any(x is None for x in vals.values()):
+            out.append(None)
+        else:
+            out.append(template.render(vals))  # type: ignore[arg-type]
+    return out
+
+
+def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
+    parts = []
+    for k in keys:
+        if k in df.columns:
+            v = df[k].iloc[i]
+            if not (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA):
+                parts.append(f"{k}={as_text(v)}")
+    return f"row {i + 1}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _item_path(path: FPath) -> FPath:
+    return FPath(f"item.{path.text}" if path.text else "item", (Step("item"), *path.steps))
+
+
+# --- the builder --------------------------------------------------------------------------------------------------
+@dataclass
+class _Target:
+    rtype: str
+    ident: IdentifierSpec
+    level: str
+
+
+class Builder:
+    """Builds every resource of every spec source from a dict of SDTM frames."""
+
+    def __init__(
+        self,
+        specs: FhirSpecs,
+        ct: Terminology | None = None,
+        sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+    ) -> None:
+        self.specs = specs
+        self.sdtm_specs = sdtm_specs or {}
+        self.ctx = TransformContext(
+            ct=ct,
+            tables=specs.tables,
+            original_url=specs.original_value_url,
+            ncit=specs.constants.get("NCIT", "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"),
+            ucum=specs.constants.get("UCUM", "http://unitsofmeasure.org"),
+        )
+        self.refs = RefTable()
+        self.problems: list[Problem] = []
+        self._targets = {t: self._target(t) for t in ("Patient", "ResearchStudy")}
+
+    def _target(self, rtype: str) -> _Target | None:
+        for s in self.specs.resources.get(rtype, ()):
+            if s.identifier is not None and s.direction == "both":
+                return _Target(rtype, s.identifier, s.level)
+        return None
+
+    # -- public ---------------------------------------------------------------------------------------------------
+    def build(self, datasets: Mapping[str, pd.DataFrame]) -> FhirResult:
+        resources: list[Resource] = []
+        for rtype in sorted(self.specs.resources, key=self.specs.type_rank):
+            for source in self.specs.resources[rtype]:
+                resources.extend(self._source(source, datasets))
+        self._check_targets(resources)
+        self._check_unique(resources)
+        return FhirResult(resources=resources, refs=self.refs, problems=self.problems)
+
+    # -- one source -----------------------------------------------------------------------------------------------
+    def _frame(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+        if source.level == "study":
+            ids: set[str] = set()
+            for name in source.from_datasets:
+                df = datasets.get(name)
+                if df is not None and "STUDYID" in df.columns:
+                    ids |= {x for x in (as_text(v) for v in column_values(df, "STUDYID")) if x}
+            if not ids:
+                return None
+            return pd.DataFrame({"STUDYID": pd.Series(sorted(ids), dtype=object)})
+        assert source.dataset is not None
+        df = datasets.get(source.dataset)
+        if df is None or df.empty:
+            return None
+        return query(df, source.where).reset_index(drop=True)
+
+    def _codelist(self, el: Element, dataset: str | None) -> str | None:
+        cl = el.args.get("codelist")
+        if cl != "auto":
+            return str(cl) if cl else None
+        spec = self.sdtm_specs.get(dataset or "")
+        if spec is None or el.var is None:
+            return None
+        try:
+            return spec.variable(el.var).codelist
+        except KeyError:
+            return None
+
+    def _forward(
+        self, el: Element, df: pd.DataFrame, dataset: str | None, label: Callable[[int], str]
+    ) -> Forward | None:
+        """The element's fragments for every row of ``df`` (None when its variable is absent)."""
+        n = len(df)
+        if el.kind == "fixed":
+            value = el.args["value"]
+            frags: list[Any] = [value] * n
+            fwd = Forward(frags)
+        elif el.kind in ("study_ref", "subject_ref"):
+            fwd = Forward(self._refs_for(el, df))
+        else:
+            if el.var is None or el.var not in df.columns:
+                return None
+            values = column_values(df, el.var)
+            fn = FORWARD[el.kind]
+            if el.kind in ("concept", "coding"):
+                fwd = fn(el, values, self.ctx, self._codelist(el, dataset))
+            else:
+                fwd = fn(el, values, self.ctx)
+        if el.when:
+            mask = eval_mask(df, el.when)
+            fwd.frags = [f if m else None for f, m in zip(fwd.frags, mask.tolist(), strict=True)]
+            if fwd.originals is not None:
+                fwd.originals = [o if m else None for o, m in zip(fwd.originals, mask.tolist(), strict=True)]
+            fwd.problems = [(i, msg) for i, msg in fwd.problems if mask[i]]
+        for i, msg in fwd.problems:
+            self.problems.append(
+                problem(dataset or "study", label(i), el.var or "", "", "fhir-value", f"{el.path}: {msg}")
+            )
+        return fwd
+
+    def _refs_for(self, el: Element, df: pd.DataFrame) -> list[Any]:
+        rtype = "ResearchStudy" if el.kind == "study_ref" else "Patient"
+        target = self._targets.get(rtype)
+        if target is None:
+            raise ValueError(f"{el.where}: as: {el.kind} needs a {rtype} spec with an identifier")
+        systems = render(target.ident.system, df)
+        values = render(target.ident.value, df)
+        out: list[Any] = []
+        for s, v in zip(systems, values, strict=True):
+            if s is None or v is None:
+                out.append(None)
+                continue
+            u = resource_uuid(rtype, s, v)
+            cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
+            out.append(self.refs.ref(rtype, u, cond))
+        return out
+
+    def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource]:
+        df = self._frame(source, datasets)
+        if df is None or df.empty:
+            return []
+        ds = source.dataset
+        keys = ["USUBJID", *(v for v in (source.identifier.value.vars if source.identifier else ()) if v != "USUBJID")]
+
+        def label(i: int) -> str:
+            return row_label(df, i, keys)
+
+        n = len(df)
+        ident = source.identifier
+        if ident is None:
+            raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
+        systems = render(ident.system, df)
+        values = render(ident.value, df)
+        plan: list[tuple[Callable[[JsonDict, Any], None], list[Any]]] = []
+        id_setter = compile_setter(ident.path)
+        plan.append(
+            (id_setter, [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)])
+        )
+        for el in source.elements:
+            if not el.to_fhir:
+                continue
+            fwd = self._forward(el, df, ds, label)
+            if fwd is None:
+                continue
+            frags = fwd.frags
+            if el.kind == "fixed" and isinstance(el.args["value"], dict | list):
+                frags = [copy.deepcopy(f) if f is not None else None for f in frags]
+            plan.append((compile_setter(el.path), frags))
+            if fwd.originals is not None:
+                ext_path = el.path.primitive_extension()
+                if ext_path is not None:
+                    url = self.ctx.original_url
+                    holders = [
+                        None if o is None else {"extension": [{"url": url, "valueString": o}]} for o in fwd.originals
+                    ]
+                    plan.append((compile_setter(ext_path), holders))
+        subjects = [as_text(v) for v in column_values(df, "USUBJID")] if "USUBJID" in df.columns else [None] * n
+        out: list[Resource] = []
+        bodies: list[JsonDict | None] = []
+        rtype = source.resource
+        for i in range(n):
+            s, v = systems[i], values[i]
+            if s is None or v is None:
+                missing = [
+                    x for x in ident.value.vars + ident.system.vars if x not in df.columns or df[x].isna().iloc[i]
+                ]
+                self.problems.append(
+                    problem(ds or "study", label(i), ",".join(missing), "", "fhir-identifier",
+                            f"no {rtype} made: its identifier needs {', '.join(missing)}")
+                )  # fmt: skip
+                bodies.append(None)
+                continue
+            u = resource_uuid(rtype, s, v)
+            body: JsonDict = {"resourceType": rtype, "id": u}
+            for setter, vals in plan:
+                val = vals[i]
+                if val is not None:
+                    setter(body, val)
+            bodies.append(body)
+            subject = subjects[i] if source.level == "subject" else None
+            out.append(Resource(rtype, body, u, subject, s, v, source.request, source.name))
+        for child in source.children:
+            if child.direction in ("both", "to_fhir"):
+                self._child(child, source, df, bodies, datasets)
+        return out
+
+    # -- child rows riding on the resources of a source ----------------------------------------------------------
+    def _child(
+        self,
+        child: ChildSpec,
+        source: SourceSpec,
+        parent: pd.DataFrame,
+        bodies: list[JsonDict | None],
+        datasets: Mapping[str, pd.DataFrame],
+    ) -> None:
+        if child.when_absent and child.when_absent in datasets and not datasets[child.when_absent].empty:
+            return
+        cdf = datasets.get(child.dataset)
+        if cdf is None or cdf.empty:
+            return
+        cdf = query(cdf, child.where)
+        if child.distinct:
+            cols = list(dict.fromkeys([*child.link, *child.distinct]))
+            cdf = with_columns(cdf, cols)[cols].drop_duplicates()
+        cdf = cdf.reset_index(drop=True)
+        if cdf.empty:
+            return
+        parents = self._link(child, source, parent, cdf)
+        keys = ["USUBJID", "IDVAR", "IDVARVAL", "QNAM", *child.link, *child.distinct]
+        keys = [k for k in dict.fromkeys(keys) if k in cdf.columns][:4]
+
+        def label(i: int) -> str:
+            return row_label(cdf, i, keys)
+
+        plan: list[tuple[Callable[[JsonDict, Any], None], list[Any]]] = []
+        for el in child.elements:
+            if not el.to_fhir:
+                continue
+            fwd = self._forward(el, cdf, child.dataset, label)
+            if fwd is None:
+                continue
+            plan.append((compile_setter(_item_path(el.path)), fwd.frags))
+            if fwd.originals is not None:
+                ext_path = el.path.primitive_extension()
+                if ext_path is not None:
+                    url = self.ctx.original_url
+                    holders = [
+                        None if o is None else {"extension": [{"url": url, "valueString": o}]} for o in fwd.originals
+                    ]
+                    plan.append((compile_setter(_item_path(ext_path)), holders))
+        append = compile_appender(child.path) if child.mode == "list" else None
+        put = compile_setter(child.path) if child.mode == "first" else None
+        done: set[int] = set()
+        for i in range(len(cdf)):
+            p = parents[i]
+            if p is None:
+                continue
+            body = bodies[p]
+            if body is None:
+                continue
+            holder: JsonDict = {"item": copy.deepcopy(dict(child.item)) if child.item else {}}
+            for setter, vals in plan:
+                val = vals[i]
+                if val is not None:
+                    setter(holder, val)
+            item = holder["item"]
+            if item == {} or (isinstance(item, dict) and item == dict(child.item)):
+                continue
+            if append is not None:
+                append(body, item)
+            elif put is not None and p not in done:
+                put(body, item)
+                done.add(p)
+
+    def _link(self, child: ChildSpec, source: SourceSpec, parent: pd.DataFrame, cdf: pd.DataFrame) -> list[int | None]:
+        """The parent row of each child row (``None``, reported, when there is none)."""
+        n = len(cdf)
+        out: list[int | None] = [None] * n
+        ptype = source.dataset or "study"
+        if child.supp:
+            usub_p = [as_text(v) for v in column_values(parent, "USUBJID")] if "USUBJID" in parent.columns else []
+            usub_c = [as_text(v) for v in column_values(with_columns(cdf, ["USUBJID"]), "USUBJID")]
+            cdf2 = with_columns(cdf, ["IDVAR", "IDVARVAL"])
+            idvar = [as_text(v) for v in column_values(cdf2, "IDVAR")]
+            idval = [as_text(v) for v in column_values(cdf2, "IDVARVAL")]
+            by_subject: dict[str, list[int]] = {}
+            for j, u in enumerate(usub_p):
+                if u is not None:
+                    by_subject.setdefault(u, []).append(j)
+            index: dict[str, dict[tuple[str, str], int]] = {}
+            for i in range(n):
+                u = usub_c[i]
+                rows = by_subject.get(u or "", [])
+                if idvar[i] is None:
+                    if len(rows) == 1:
+                        out[i] = rows[0]
+                    elif len(rows) > 1:
+                        self._orphan(child, cdf, i, f"IDVAR is empty but {ptype} has {len(rows)} rows for the subject")
+                        continue
+                else:
+                    iv = idvar[i]
+                    assert iv is not None
+                    if iv not in parent.columns:
+                        self._orphan(child, cdf, i, f"IDVAR {iv} is not a variable of {ptype}")
+                        continue
+                    if iv not in index:
+                        vals = [as_text(v) for v in column_values(parent, iv)]
+                        index[iv] = {(a, b): j for j, (a, b) in enumerate(zip(usub_p, vals, strict=True)) if a and b}
+                    out[i] = index[iv].get((u or "", idval[i] or ""))
+                if out[i] is None:
+                    self._orphan(child, cdf, i, f"no {ptype} row of the subject with {idvar[i]} = {idval[i]}")
+            return out
+        pkeys = list(child.link.values())
+        ckeys = list(child.link.keys())
+        pcols = [[as_text(v) for v in column_values(with_columns(parent, pkeys), k)] for k in pkeys]
+        ccols = [[as_text(v) for v in column_values(with_columns(cdf, ckeys), k)] for k in ckeys]
+        pindex: dict[tuple[str | None, ...], int] = {}
+        for j in range(len(parent)):
+            pindex.setdefault(tuple(c[j] for c in pcols), j)
+        for i in range(n):
+            out[i] = pindex.get(tuple(c[i] for c in ccols))
+            if out[i] is None:
+                self._orphan(
+                    child, cdf, i, f"no {ptype} row with {', '.join(ckeys)} = {', '.join(str(c[i]) for c in ccols)}"
+                )
+        return out
+
+    def _orphan(self, child: ChildSpec, cdf: pd.DataFrame, i: int, msg: str) -> None:
+        label = row_label(cdf, i, ["USUBJID", "IDVAR", "IDVARVAL", "QNAM", "TSPARMCD", "DSSEQ"])
+        self.problems.append(problem(child.dataset, label, "", "", "fhir-link", f"not carried to FHIR: {msg}"))
+
+    # -- checks ---------------------------------------------------------------------------------------------------
+    def _check_targets(self, resources: list[Resource]) -> None:
+        made = {r.uuid for r in resources}
+        for target, rtype in self.refs.targets().items():
+            if target not in made:
+                self.problems.append(
+                    problem("", "", "", target, "fhir-reference",
+                            f"resources refer to a {rtype} that no SDTM row makes (id {target})")
+                )  # fmt: skip
+
+    def _check_unique(self, resources: list[Resource]) -> None:
+        seen: dict[str, Resource] = {}
+        for r in resources:
+            key = f"{r.rtype}|{r.system}|{r.value}"
+            if key in seen:
+                self.problems.append(
+                    problem(r.source, r.value, "identifier", r.value, "fhir-identifier",
+                            f"{r.rtype} identifier {r.system}|{r.value} is not unique "
+                            f"(also made by {seen[key].source})")
+                )  # fmt: skip
+            else:
+                seen[key] = r
+
+
+def sdtm_to_fhir(
+    datasets: Mapping[str, pd.DataFrame],
+    specs: FhirSpecs,
+    ct: Terminology | None = None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+) -> FhirResult:
+    """Every resource the specs make from the SDTM frames (plain dicts), with the problems found on the way."""
+    return Builder(specs, ct, sdtm_specs).build(datasets)

@@ -1,0 +1,547 @@
+"""Value transforms between SDTM values and FHIR JSON fragments, column at a time, both ways.
+
+Forward (SDTM -> FHIR) takes the values of one variable (``None`` for missing) and gives, per row, the JSON
+fragment to write at the element's path (``None``: write nothing) and, where the primitive cannot hold the SDTM
+value exactly, the SDTM value itself for the original-value extension on the primitive's ``_name`` holder.
+Inverse (FHIR -> SDTM) takes the fragments read at the path (and the ``_name`` holders) and gives the values.
+
+Both directions report problems as ``(row index, message)``; nothing is dropped without one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from converter.fhir.spec import Element
+from converter.spec.model import Terminology
+
+Problems = list[tuple[int, str]]
+
+_CODE = re.compile(r"^[^\s]+( [^\s]+)*$")
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)(\.\d+)?(Z|[+-](?:0\d|1[0-3]):[0-5]\d|[+-]14:00)$"
+)
+
+
+@dataclass
+class TransformContext:
+    ct: Terminology | None
+    tables: Mapping[str, Mapping[Any, Any]]
+    original_url: str
+    ncit: str
+    ucum: str
+    # per codelist id: submission -> C-code, C-code -> submission, submission -> decode
+    _codes: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = field(default_factory=dict)
+
+    def codes(self, codelist: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        got = self._codes.get(codelist)
+        if got is None:
+            fwd: dict[str, str] = {}
+            back: dict[str, str] = {}
+            decode: dict[str, str] = {}
+            if self.ct is not None and codelist in self.ct.codelists:
+                for t in self.ct.codelists[codelist].terms:
+                    if t.code:
+                        fwd[t.submission] = t.code
+                        back.setdefault(t.code, t.submission)
+                    if t.decode:
+                        decode[t.submission] = t.decode
+            got = self._codes[codelist] = (fwd, back, decode)
+        return got
+
+
+def as_text(v: Any) -> str | None:
+    """An SDTM character value: str as is, a whole float without '.0', None for missing/empty."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if v != "" else None
+    if isinstance(v, bool):
+        return "Y" if v else "N"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return None
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    return str(v)
+
+
+def _number(v: Any) -> float | int | None:
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return None if math.isnan(f) or math.isinf(f) else f
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+# --- dates ---------------------------------------------------------------------------------------------------------
+def _valid_date(y: str, m: str | None, d: str | None) -> bool:
+    if y == "0000":
+        return False
+    if m is None:
+        return True
+    if not 1 <= int(m) <= 12:
+        return False
+    if d is None:
+        return True
+    try:
+        dt.date(int(y), int(m), int(d))
+    except ValueError:
+        return False
+    return True
+
+
+def fhir_date(value: str, with_time: bool) -> tuple[str | None, bool]:
+    """(the FHIR value, exact?) for an ISO 8601 SDTM date/datetime: the longest exact prefix when not exact."""
+    m = _DATE.match(value)
+    if m and _valid_date(m.group(1), m.group(2), m.group(3)):
+        return value, True
+    if with_time:
+        m2 = _DATETIME.match(value)
+        if m2 and _valid_date(m2.group(1), m2.group(2), m2.group(3)):
+            return value, True
+    # longest representable prefix: YYYY-MM-DD, YYYY-MM, YYYY
+    for n, groups in ((10, 3), (7, 2), (4, 1)):
+        head = value[:n]
+        m = _DATE.match(head)
+        if (
+            m
+            and len(head) == n
+            and _valid_date(m.group(1), m.group(2) if groups > 1 else None, m.group(3) if groups > 2 else None)
+        ):
+            return head, False
+    return None, False
+
+
+# --- forward -------------------------------------------------------------------------------------------------------
+@dataclass
+class Forward:
+    frags: list[Any]
+    originals: list[str | None] | None = None
+    problems: Problems = field(default_factory=list)
+
+
+def _fallback(el: Element) -> bool:
+    """Can this element keep an SDTM value its primitive cannot hold (in the original-value extension)?"""
+    return el.path.primitive_extension() is not None
+
+
+def fwd_string(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    return Forward([as_text(v) for v in values])
+
+
+def fwd_code(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    out: list[Any] = []
+    orig: list[str | None] = []
+    probs: Problems = []
+    can = _fallback(el)
+    for i, v in enumerate(values):
+        t = as_text(v)
+        if t is None or _CODE.match(t):
+            out.append(t)
+            orig.append(None)
+        else:
+            out.append(None)
+            orig.append(t if can else None)
+            if not can:
+                probs.append((i, f"{t!r} is not a valid FHIR code (whitespace)"))
+    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+
+
+def fwd_integer(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    out: list[Any] = []
+    orig: list[str | None] = []
+    probs: Problems = []
+    can = _fallback(el)
+    for i, v in enumerate(values):
+        n = _number(v)
+        if n is None:
+            if v is not None and as_text(v) is not None:
+                out.append(None)
+                orig.append(as_text(v) if can else None)
+                if not can:
+                    probs.append((i, f"{v!r} is not a number"))
+            else:
+                out.append(None)
+                orig.append(None)
+        elif isinstance(n, int) or float(n).is_integer():
+            out.append(int(n))
+            orig.append(None)
+        else:
+            out.append(None)
+            orig.append(as_text(v) if can else None)
+            if not can:
+                probs.append((i, f"{v!r} is not a whole number"))
+    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+
+
+def fwd_decimal(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    out: list[Any] = []
+    orig: list[str | None] = []
+    probs: Problems = []
+    can = _fallback(el)
+    for i, v in enumerate(values):
+        n = _number(v)
+        if n is None and v is not None and as_text(v) is not None:
+            orig.append(as_text(v) if can else None)
+            if not can:
+                probs.append((i, f"{v!r} is not a number"))
+        else:
+            orig.append(None)
+        out.append(n)
+    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+
+
+def _fwd_date(with_time: bool) -> Callable[[Element, Sequence[Any], TransformContext], Forward]:
+    def fwd(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+        out: list[Any] = []
+        orig: list[str | None] = []
+        probs: Problems = []
+        can = _fallback(el)
+        for i, v in enumerate(values):
+            t = as_text(v)
+            if t is None:
+                out.append(None)
+                orig.append(None)
+                continue
+            val, exact = fhir_date(t, with_time)
+            out.append(val)
+            if exact:
+                orig.append(None)
+            elif can:
+                orig.append(t)
+            else:
+                orig.append(None)
+                probs.append((i, f"{t!r} is not a FHIR {'dateTime' if with_time else 'date'}; kept {val!r}"))
+        return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+
+    return fwd
+
+
+def fwd_map(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    table: Mapping[Any, Any] = el.args["map"]
+    partial = bool(el.args.get("partial"))
+    null = table.get(None)
+    out: list[Any] = []
+    orig: list[str | None] = []
+    probs: Problems = []
+    can = _fallback(el)
+    for i, v in enumerate(values):
+        t = as_text(v)
+        if t is None:
+            out.append(null)
+            orig.append(None)
+            continue
+        if t in table:
+            out.append(table[t])
+            orig.append(None)
+            continue
+        out.append(None)
+        if partial:
+            orig.append(None)
+        elif can:
+            orig.append(t)
+        else:
+            orig.append(None)
+            probs.append((i, f"{t!r} is not in the value map of {el.path}"))
+    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+
+
+def _ncit(el: Element, codelist: str | None, t: str, ctx: TransformContext) -> dict[str, str] | None:
+    if not codelist:
+        return None
+    fwd, _back, decode = ctx.codes(codelist)
+    code = fwd.get(t)
+    return {"system": ctx.ncit, "code": code, "display": decode.get(t, t)} if code else None
+
+
+def _std_coding(el: Element, t: str) -> dict[str, str] | None:
+    system = el.args.get("system")
+    if not system:
+        return None
+    table = el.args.get("map")
+    if table is None:
+        return {"system": system, "code": t} if _CODE.match(t) else None
+    code = table.get(t)
+    if code is None:
+        return None
+    c = {"system": system, "code": str(code)}
+    disp = (el.args.get("display") or {}).get(t)
+    if disp:
+        c["display"] = str(disp)
+    return c
+
+
+def fwd_concept(el: Element, values: Sequence[Any], ctx: TransformContext, codelist: str | None = None) -> Forward:
+    text = el.args.get("text", True)
+    out: list[Any] = []
+    probs: Problems = []
+    for i, v in enumerate(values):
+        t = as_text(v)
+        if t is None:
+            out.append(None)
+            continue
+        codings = [c for c in (_std_coding(el, t), _ncit(el, codelist, t, ctx)) if c is not None]
+        cc: dict[str, Any] = {}
+        if codings:
+            cc["coding"] = codings
+        if text or not codings:
+            cc["text"] = t
+            if not text and not el.args.get("partial"):
+                probs.append((i, f"{t!r} has no code in {el.args.get('system')}; kept as text"))
+        out.append(cc)
+    return Forward(out, None, probs)
+
+
+def fwd_coding(el: Element, values: Sequence[Any], ctx: TransformContext, codelist: str | None = None) -> Forward:
+    out: list[Any] = []
+    probs: Problems = []
+    partial = bool(el.args.get("partial"))
+    for i, v in enumerate(values):
+        t = as_text(v)
+        if t is None:
+            out.append(None)
+            continue
+        c = _std_coding(el, t) or _ncit(el, codelist, t, ctx)
+        if c is None and el.args.get("system") and not el.args.get("map"):
+            c = {"system": el.args["system"], "display": t}
+        if c is None and not partial:
+            probs.append((i, f"{t!r} has no code in {el.args.get('system') or codelist}"))
+        out.append(c)
+    return Forward(out, None, probs)
+
+
+def fwd_unit(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    table = ctx.tables.get(str(el.args.get("table", "ucum")), {})
+    out: list[Any] = []
+    for v in values:
+        t = as_text(v)
+        if t is None:
+            out.append(None)
+            continue
+        code = table.get(t)
+        out.append({"unit": t, "system": ctx.ucum, "code": str(code)} if code is not None else {"unit": t})
+    return Forward(out)
+
+
+def fwd_number_code(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    out: list[Any] = []
+    probs: Problems = []
+    for i, v in enumerate(values):
+        t = as_text(v)
+        if t is not None and not _CODE.match(t):
+            probs.append((i, f"{t!r} is not a valid FHIR code"))
+            t = None
+        out.append(t)
+    return Forward(out, None, probs)
+
+
+FORWARD: dict[str, Callable[..., Forward]] = {
+    "string": fwd_string,
+    "code": fwd_code,
+    "integer": fwd_integer,
+    "decimal": fwd_decimal,
+    "date": _fwd_date(False),
+    "dateTime": _fwd_date(True),
+    "map": fwd_map,
+    "concept": fwd_concept,
+    "coding": fwd_coding,
+    "unit": fwd_unit,
+    "number_code": fwd_number_code,
+}
+
+
+# --- inverse -------------------------------------------------------------------------------------------------------
+def original_value(holder: Any, url: str) -> str | None:
+    """The SDTM value kept in a ``_name`` holder's original-value extension, if any."""
+    if not isinstance(holder, dict):
+        return None
+    for ext in holder.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == url:
+            v = ext.get("valueString")
+            return v if isinstance(v, str) else None
+    return None
+
+
+def _reverse(table: Mapping[Any, Any]) -> tuple[dict[Any, Any], dict[str, Any]]:
+    exact: dict[Any, Any] = {}
+    folded: dict[str, Any] = {}
+    for k, v in table.items():
+        exact.setdefault(v, k)
+        if isinstance(v, str):
+            folded.setdefault(v.casefold(), k)
+    return exact, folded
+
+
+def _back(table: Mapping[Any, Any], value: Any) -> tuple[bool, Any]:
+    exact, folded = _reverse(table)
+    if value in exact:
+        return True, exact[value]
+    if isinstance(value, str) and value.casefold() in folded:
+        return True, folded[value.casefold()]
+    return False, None
+
+
+def inverse(
+    el: Element,
+    frags: Sequence[Any],
+    holders: Sequence[Any] | None,
+    ctx: TransformContext,
+    codelist: str | None = None,
+) -> tuple[list[Any], Problems]:
+    """SDTM values of one element for every resource (``None`` where the element gives nothing)."""
+    kind = el.kind
+    out: list[Any] = [None] * len(frags)
+    probs: Problems = []
+    url = ctx.original_url
+    table = el.args.get("map")
+    rev = _reverse(table) if isinstance(table, Mapping) else ({}, {})
+    null_value = table.get(None) if isinstance(table, Mapping) else None
+    for i, f in enumerate(frags):
+        if kind == "present":
+            if f is not None or (holders is not None and holders[i] is not None):
+                out[i] = el.args["value"]
+            continue
+        if holders is not None:
+            o = original_value(holders[i], url)
+            if o is not None:
+                out[i] = o
+                continue
+        if f is None:
+            continue
+        if kind in ("string", "code", "date", "dateTime"):
+            if isinstance(f, str):
+                out[i] = f if f != "" else None
+            elif isinstance(f, bool | int | float):
+                out[i] = as_text(f)
+            else:
+                probs.append((i, f"expected a text value at {el.path}, found {type(f).__name__}"))
+        elif kind in ("integer", "decimal"):
+            n = _number(f) if not isinstance(f, str) else None
+            if n is None:
+                probs.append((i, f"expected a number at {el.path}, found {f!r}"[:160]))
+            else:
+                out[i] = int(n) if kind == "integer" and float(n).is_integer() else n
+        elif kind == "number_code":
+            n = _number(f)
+            if n is None:
+                probs.append((i, f"expected a numeric code at {el.path}, found {f!r}"[:160]))
+            else:
+                out[i] = n
+        elif kind == "number_text":
+            n = _number(f) if not isinstance(f, str) else None
+            out[i] = as_text(float(n)) if n is not None else None
+        elif kind == "map":
+            if f == null_value and isinstance(table, Mapping) and None in table:
+                continue
+            if f in rev[0]:
+                out[i] = rev[0][f]
+            elif isinstance(f, str) and f.casefold() in rev[1]:
+                out[i] = rev[1][f.casefold()]
+            elif not el.args.get("partial"):
+                probs.append((i, f"unknown code {f!r} at {el.path} (known: {', '.join(map(str, rev[0]))})"[:200]))
+        elif kind == "concept":
+            val, msg = _concept_back(el, f, ctx, codelist, rev)
+            out[i] = val
+            if msg:
+                probs.append((i, msg))
+        elif kind == "coding":
+            val, msg = _coding_back(el, f, ctx, codelist, rev)
+            out[i] = val
+            if msg and not el.args.get("partial"):
+                probs.append((i, msg))
+        elif kind == "unit" and isinstance(f, dict):
+            if isinstance(f.get("unit"), str) and f["unit"]:
+                out[i] = f["unit"]
+            elif isinstance(f.get("code"), str):
+                ok, back = _back(ctx.tables.get(str(el.args.get("table", "ucum")), {}), f["code"])
+                out[i] = back if ok else f["code"]
+    return out, probs
+
+
+def _coding_back(
+    el: Element, c: Any, ctx: TransformContext, codelist: str | None, rev: tuple[dict[Any, Any], dict[str, Any]]
+) -> tuple[Any, str | None]:
+    if not isinstance(c, dict):
+        return None, f"expected a Coding at {el.path}"
+    system, code = c.get("system"), c.get("code")
+    if codelist and system == ctx.ncit and isinstance(code, str):
+        sub = ctx.codes(codelist)[1].get(code)
+        if sub is not None:
+            return sub, None
+        if isinstance(c.get("display"), str):
+            return c["display"], None
+    want = el.args.get("system")
+    if want and system == want:
+        if el.args.get("map") is None:
+            if isinstance(code, str):
+                return code, None
+            if isinstance(c.get("display"), str):
+                return c["display"], None
+        elif code in rev[0]:
+            return rev[0][code], None
+        elif isinstance(code, str) and code.casefold() in rev[1]:
+            return rev[1][code.casefold()], None
+        return None, f"unknown code {system}|{code} at {el.path}"
+    return None, f"no coding of {want or codelist} at {el.path} (found {system}|{code})"
+
+
+def _concept_back(
+    el: Element, cc: Any, ctx: TransformContext, codelist: str | None, rev: tuple[dict[Any, Any], dict[str, Any]]
+) -> tuple[Any, str | None]:
+    if not isinstance(cc, dict):
+        return None, f"expected a CodeableConcept at {el.path}"
+    codings = [c for c in cc.get("coding") or () if isinstance(c, dict)]
+    if codelist:
+        back = ctx.codes(codelist)[1]
+        for c in codings:
+            if c.get("system") == ctx.ncit:
+                code = c.get("code")
+                if isinstance(code, str) and code in back:
+                    return back[code], None
+    want = el.args.get("system")
+    unknown: str | None = None
+    if want:
+        table = el.args.get("map")
+        for c in codings:
+            if c.get("system") != want:
+                continue
+            code = c.get("code")
+            if table is None:
+                if isinstance(code, str) and code:
+                    return code, None
+            elif code in rev[0]:
+                return rev[0][code], None
+            elif isinstance(code, str) and code.casefold() in rev[1]:
+                return rev[1][code.casefold()], None
+            else:
+                unknown = f"unknown code {want}|{code} at {el.path}"
+    text = cc.get("text")
+    if isinstance(text, str) and text:
+        return text, None
+    if unknown:
+        return None, unknown
+    for c in codings:
+        if isinstance(c.get("display"), str) and c["display"]:
+            return c["display"], None
+    if codings and not el.args.get("partial"):
+        sys_codes = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings)
+        return None, f"no known code or text at {el.path} ({sys_codes})"[:200]
+    return None, None

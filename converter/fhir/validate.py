@@ -1,0 +1,247 @@
+"""FHIR checks: R4 model validation (fhir.resources R4B models), reference resolution, identifier uniqueness.
+
+The R4B models of fhir.resources implement R4 (4.0.1) resources plus R4B's few additions; the package's default
+models are R5, which differ (e.g. ResearchSubject.subject instead of R4's ``individual``), so they are never used
+here. Validation is slow (about a thousand resources a second): it runs in tests, under ``inoconv fhir
+--strict`` and on input to ``inoconv tosdtm``, never in the fast SDTM -> FHIR path.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from converter.errors import Problem, problem
+from converter.fhir.paths import FPath
+
+_TYPE_NAME = re.compile(r"abc\.([A-Za-z0-9]+)Type\b")
+_LOCAL = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+_CONDITIONAL = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
+
+JsonDict = dict[str, Any]
+
+
+@functools.cache
+def model_class(rtype: str) -> Any:
+    """The R4B model class of a resource or data type name, or None."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(rtype)
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
+def _field(cls: Any, name: str) -> Any:
+    fields = cls.model_fields
+    for key, info in fields.items():
+        if (info.alias or key) == name or key == name:
+            return info
+    return None
+
+
+def r4b_path_problem(rtype: str, path: FPath) -> str | None:
+    """Why ``path`` is not an element of the R4 resource (None when it is)."""
+    cls = model_class(rtype)
+    if cls is None:
+        return f"{rtype} is not an R4 resource type"
+    for i, st in enumerate(path.steps):
+        if cls is None:
+            return f"{path.steps[i - 1].name} is a primitive: nothing below it"
+        info = _field(cls, st.name)
+        if info is None:
+            return f"{cls.__name__} has no element {st.name}"
+        ann = str(info.annotation)
+        is_list = "List[" in ann
+        if (st.index is not None or st.select) and not is_list:
+            return f"{cls.__name__}.{st.name} is not a list: no [{st.index if st.index is not None else '...'}]"
+        if st.plain and is_list and i < len(path.steps) - 1:
+            return f"{cls.__name__}.{st.name} is a list: say which item ([0] or [key=value])"
+        m = _TYPE_NAME.search(ann)
+        cls = model_class(m.group(1)) if m else None
+    return None
+
+
+# --- model validation ---------------------------------------------------------------------------------------------
+def validate_resource(res: Any) -> list[tuple[str, str]]:
+    """(element, message) for everything the R4 model of the resource rejects; [] when valid."""
+    from pydantic import ValidationError
+
+    if not isinstance(res, dict):
+        return [("", "not a JSON object")]
+    rtype = res.get("resourceType")
+    if not isinstance(rtype, str):
+        return [("resourceType", "missing")]
+    cls = model_class(rtype)
+    if cls is None or not hasattr(cls, "model_validate") or getattr(cls, "__resource_type__", rtype) != rtype:
+        return [("resourceType", f"{rtype!r} is not an R4 resource type")]
+    try:
+        cls.model_validate(res)
+    except ValidationError as exc:
+        out: list[tuple[str, str]] = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "__root__")
+            out.append((loc or rtype, str(e.get("msg", ""))[:300]))
+        return out
+    except (ValueError, TypeError) as exc:  # model-level checks that raise outside pydantic's collection
+        return [(rtype, str(exc)[:300])]
+    return []
+
+
+# --- references ---------------------------------------------------------------------------------------------------
+def iter_references(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(element path, reference string) for every Reference.reference below ``node``."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str):
+            yield (path or "reference", ref)
+        for k, v in node.items():
+            if isinstance(v, dict | list):
+                yield from iter_references(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from iter_references(v, f"{path}[{i}]")
+
+
+def parse_conditional(ref: str) -> tuple[str, str, str] | None:
+    """``Type?identifier=system|value`` -> (Type, system, value); None for other references."""
+    m = _CONDITIONAL.match(ref)
+    if not m:
+        return None
+    rtype, query = m.groups()
+    for part in query.split("&"):
+        key, _, val = part.partition("=")
+        if key == "identifier":
+            text = unquote(val)
+            # split at the first unescaped |
+            sys_chars: list[str] = []
+            j = 0
+            while j < len(text):
+                ch = text[j]
+                if ch == "\\" and j + 1 < len(text):
+                    sys_chars.append(text[j + 1])
+                    j += 2
+                    continue
+                if ch == "|":
+                    value = re.sub(r"\\(.)", r"\1", text[j + 1 :])
+                    return rtype, "".join(sys_chars), value
+                sys_chars.append(ch)
+                j += 1
+            return rtype, "", re.sub(r"\\(.)", r"\1", text)
+    return None
+
+
+def identifiers_of(res: Mapping[str, Any]) -> list[tuple[str, str]]:
+    ids = res.get("identifier")
+    if isinstance(ids, dict):
+        ids = [ids]
+    out: list[tuple[str, str]] = []
+    for i in ids if isinstance(ids, list) else ():
+        if isinstance(i, dict) and isinstance(i.get("value"), str):
+            out.append((str(i.get("system") or ""), i["value"]))
+    return out
+
+
+@dataclass
+class Located:
+    """A resource as found in the input: file, where in it (entry / line), its fullUrl."""
+
+    resource: JsonDict
+    file: str
+    where: str
+    full_url: str | None = None
+
+    @property
+    def rtype(self) -> str:
+        return str(self.resource.get("resourceType", ""))
+
+    @property
+    def key(self) -> str:
+        rid = self.resource.get("id")
+        return f"{self.rtype}/{rid}" if isinstance(rid, str) else (self.full_url or f"{self.file}#{self.where}")
+
+
+class Index:
+    """Finds the target of a reference among loaded resources: by fullUrl, by Type/id, by identifier."""
+
+    def __init__(self, items: Iterable[Located]) -> None:
+        self.by_url: dict[str, Located] = {}
+        self.by_id: dict[str, Located] = {}
+        self.by_ident: dict[tuple[str, str, str], list[Located]] = {}
+        for it in items:
+            if it.full_url:
+                self.by_url.setdefault(it.full_url, it)
+            rid = it.resource.get("id")
+            if isinstance(rid, str):
+                self.by_id.setdefault(f"{it.rtype}/{rid}", it)
+            for system, value in identifiers_of(it.resource):
+                self.by_ident.setdefault((it.rtype, system, value), []).append(it)
+
+    def resolve(self, ref: str) -> tuple[Located | None, str | None]:
+        """(target, None) or (None, why not)."""
+        if ref in self.by_url:
+            return self.by_url[ref], None
+        if ref.startswith(("urn:uuid:", "urn:oid:")):
+            return None, f"no entry has fullUrl {ref}"
+        m = _LOCAL.match(ref)
+        if m:
+            hit = self.by_id.get(ref)
+            return (hit, None) if hit else (None, f"no {m.group(1)} with id {m.group(2)} in the input")
+        cond = parse_conditional(ref)
+        if cond is not None:
+            hits = self.by_ident.get(cond, [])
+            if len(hits) == 1:
+                return hits[0], None
+            if len(hits) > 1:
+                return None, f"{len(hits)} {cond[0]} resources match {ref}"
+            return None, f"no {cond[0]} with identifier {cond[1]}|{cond[2]} in the input"
+        for url, hit in self.by_url.items():  # absolute URL of a resource given with a full URL
+            if url.endswith("/" + ref):
+                return hit, None
+        return None, f"cannot resolve {ref}"
+
+
+def check_references(items: list[Located], index: Index | None = None) -> list[Problem]:
+    index = index or Index(items)
+    out: list[Problem] = []
+    for it in items:
+        for path, ref in iter_references(it.resource):
+            if ref.startswith("#"):
+                continue
+            target, why = index.resolve(ref)
+            if target is None:
+                out.append(problem(it.file, it.where, path, ref, "fhir-reference", f"dangling reference: {why}"))
+    return out
+
+
+def check_identifiers(items: list[Located]) -> list[Problem]:
+    """Every (type, system, value) identifies one resource."""
+    seen: dict[tuple[str, str, str], Located] = {}
+    out: list[Problem] = []
+    for it in items:
+        for system, value in identifiers_of(it.resource):
+            key = (it.rtype, system, value)
+            if key in seen and seen[key] is not it:
+                first = seen[key]
+                out.append(
+                    problem(it.file, it.where, "identifier", f"{system}|{value}", "fhir-identifier",
+                            f"{it.rtype} identifier also used by {first.file} {first.where}")
+                )  # fmt: skip
+            else:
+                seen[key] = it
+    return out
+
+
+def validate_all(items: list[Located]) -> list[Problem]:
+    """R4 model validation of every resource, then references and identifiers across all of them."""
+    out: list[Problem] = []
+    for it in items:
+        for element, msg in validate_resource(it.resource):
+            out.append(problem(it.file, it.where, element, "", "fhir-r4", msg))
+    out.extend(check_references(items))
+    out.extend(check_identifiers(items))
+    return out
