@@ -278,10 +278,10 @@ def sas_round(values: pd.Series, digits: int) -> pd.Series:
     """Round half away from zero (SAS ROUND, the convention of submitted analyses), not half to even."""
     num = pd.to_numeric(values, errors="coerce").astype("float64")
     scale = 10.0**digits
-    values = num.to_numpy(dtype=float)
-    scaled = np.abs(values) * scale
+    arr = num.to_numpy(dtype=float)
+    scaled = np.abs(arr) * scale
     rounded = np.floor(scaled + 0.5 + 1e-9 * np.maximum(1.0, scaled)) / scale
-    return pd.Series(np.sign(values) * rounded, index=num.index, dtype="float64")
+    return pd.Series(np.sign(arr) * rounded, index=num.index, dtype="float64")
 
 
 def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
