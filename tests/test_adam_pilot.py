@@ -146,7 +146,9 @@ def test_pilot_adtte_ttde(built: dict[str, pd.DataFrame]) -> None:
 def test_pilot_is_independent_of_row_order() -> None:
     sdtm = pilot_sdtm()
     rng = random.Random(7)
-    shuffled = {k: v.sample(frac=1.0, random_state=rng.randrange(10**6)).reset_index(drop=True) for k, v in sdtm.items()}
+    shuffled = {
+        k: v.sample(frac=1.0, random_state=rng.randrange(10**6)).reset_index(drop=True) for k, v in sdtm.items()
+    }
     a, b = build(sdtm), build(shuffled)
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
