@@ -288,7 +288,9 @@ def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
     """Rows of ``df`` meeting a pandas expression (python engine: .str methods and ``in`` lists work)."""
     if not expr or df.empty:
         return df
-    hit = df.eval(expr, engine="python")
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+    used = [c for c in df.columns if c in words]  # eval resolves every column it is given: give it only these
+    hit = df[used].eval(expr, engine="python")
     mask = pd.Series(hit, index=df.index).fillna(False).astype(bool)
     return df[mask]
 
@@ -344,10 +346,8 @@ def is_numeric(col: pd.Series) -> bool:
         return True
     if col.dtype != object:
         return False
-    vals = col.dropna()
-    return bool(len(vals)) and all(
-        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in vals
-    )
+    kind = pd.api.types.infer_dtype(col, skipna=True)
+    return kind in ("integer", "floating", "mixed-integer-float", "decimal")
 
 
 def _sortable(col: pd.Series) -> pd.Series:
@@ -357,10 +357,11 @@ def _sortable(col: pd.Series) -> pd.Series:
     return as_text(col)
 
 
-def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False) -> pd.DataFrame:
-    """``df`` ordered by the order items, then by every other column's text (content-determined order).
+def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False, by: Sequence[str] = ()) -> pd.DataFrame:
+    """``df`` ordered by the order items, then by every other column's content (content-determined order).
 
-    Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``).
+    Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``). The
+    content tie-break is computed only when records of one ``by`` group tie on every order item.
     """
     if df.empty:
         return df
@@ -380,10 +381,15 @@ def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False) 
         used.add(var)
         keys[f"__o{i}"] = col
         ascending.append(asc != descending)
-    for j, c in enumerate(sorted(set(df.columns) - used)):  # tie-break on content, never on row position
-        col = _sortable(df[c])
-        keys[f"__t{j}"] = col if col.dtype.kind == "f" else col.fillna("")
-        ascending.append(not descending)
+    groups = pd.DataFrame({**{f"__b{j}": as_text(df[b]) for j, b in enumerate(by)}, **keys}, index=df.index)
+    tied = len(df) > 1 if groups.shape[1] == 0 else bool(groups.duplicated(keep=False).any())
+    if tied:  # break ties on content, never on row position
+        for j, c in enumerate(sorted(set(df.columns) - used)):
+            col = _sortable(df[c])
+            keys[f"__t{j}"] = col if col.dtype.kind == "f" else col.fillna("")
+            ascending.append(not descending)
+    if not keys:
+        return df
     kf = pd.DataFrame(keys, index=df.index)
     order_idx = kf.sort_values(list(kf.columns), ascending=ascending, na_position="last", kind="mergesort").index
     return df.loc[order_idx]
@@ -393,7 +399,7 @@ def pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str) -
     """The first (or last) record per ``by`` group in the order of ``order`` (nulls never win)."""
     if mode not in ("first", "last"):
         raise ValueError(f"mode must be first or last (got {mode!r})")
-    ranked = sort_keys(df, order, descending=(mode == "last"))
+    ranked = sort_keys(df, order, descending=(mode == "last"), by=by)
     if not by:
         return ranked.head(1)
     return ranked.groupby(list(by), sort=False, dropna=False).head(1)
@@ -779,8 +785,26 @@ def check_tte_sources(args: dict[str, Any]) -> list[str]:
     return out
 
 
+_TTE_CACHE: list[tuple[pd.DataFrame, list[pd.DataFrame], str, pd.DataFrame]] = []
+
+
 def tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
-    """Per source row: the record chosen by a ``tte`` rule (earliest event, else latest censoring date)."""
+    """Per source row: the record chosen by a ``tte`` rule (earliest event, else latest censoring date).
+
+    The ``tte`` rule and its ``tte_attr`` companions of one source share the result (same rows, datasets, args).
+    """
+    key = repr(sorted((k, repr(v)) for k, v in a.items()))
+    names = sorted({str(s["dataset"]) for k in ("events", "censors") for s in a[k]})
+    used = [ctx.built[n] for n in names]
+    for frame, datasets, args, result in _TTE_CACHE:
+        if frame is ctx.frame and args == key and all(x is y for x, y in zip(datasets, used, strict=True)):
+            return result
+    result = _tte_choice(ctx, a)
+    _TTE_CACHE[:] = [*_TTE_CACHE[-7:], (ctx.frame, used, key, result)]
+    return result
+
+
+def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     cands: list[pd.DataFrame] = []
     for kind, items in (("event", a["events"]), ("censor", a["censors"])):
         for i, src in enumerate(items):
