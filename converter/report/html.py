@@ -1,0 +1,692 @@
+"""``report/index.html``: the reviewer's page, one static file that a browser opens from disk.
+
+It shows, from the report stage's ``report.json``, the ADaM datasets and ``inoconv validate``'s findings:
+
+* the **end points**: measured value, 95% CI, n, events, the published value, the criterion (tolerance) and
+  whether it is met;
+* the **Kaplan-Meier plots** (``km_*.png`` beside the page, referenced relatively);
+* the **patient flow** (CONSORT style) from ADSL: treated (SAFFL), responded (RESPFL), complete response (CRFL),
+  MRD-negative (MRDNEGFL), transplanted (TRANSFL), relapsed (RELDT present), died (DTHFL);
+* **adverse events by worst grade** from ADAE: subjects per toxicity category (CQnnNAM) and per preferred term
+  (AEDECOD), each counted once at their highest ATOXGRN, over the treated subjects; every AE on study counts, as
+  in the end points;
+* the **conformance findings**, each dataset and variable linked to its row in the Define-XML view.
+
+Self-contained: inline CSS, no script, no web fonts, nothing fetched; the only other files it references are
+the plots, ``report.md``, the findings CSV and the Define-XML views, all by relative links. Links into define.xml
+go to the pre-rendered ``define.html`` where it exists (see :mod:`converter.io.define_stylesheet` for why), with
+the anchors the Define-XML 2.1 stylesheet renders: ``#IG.<ItemGroupOID>`` for a dataset's variable table and
+``#<ItemGroupOID>.<ItemOID>`` for a variable's row, read from define.xml itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from converter.io.define_stylesheet import DefineIndex, define_index
+
+INDEX_NAME = "index.html"
+KM_CAPTIONS = {
+    "km_os.png": "Overall survival (Kaplan-Meier)",
+    "km_os_by_salvage.png": "Overall survival by salvage line (Kaplan-Meier, log-rank test)",
+    "km_rfs.png": "Relapse-free survival among responders (Kaplan-Meier)",
+}
+GRADES = (1, 2, 3, 4, 5)
+SEVERITY_ORDER = ("error", "warning", "info")
+FINDINGS_SHOWN = 2000  # rows on the page; the CSV has them all
+
+CSS = """
+:root { --ink:#1b1f24; --muted:#5b6570; --line:#d5dae0; --head:#eef1f5; --ok:#1a7f37; --bad:#b42318;
+        --warn:#9a6700; --accent:#0b5cad; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--ink);
+       margin: 0 auto; max-width: 1200px; padding: 0 20px 40px; }
+header { border-bottom: 2px solid var(--accent); padding: 18px 0 10px; margin-bottom: 8px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid
+var(--line); padding-bottom: 4px; } h3 { font-size: 15px; margin: 16px 0 6px; }
+.meta, .note { color: var(--muted); font-size: 12.5px; }
+nav a { margin-right: 14px; } a { color: var(--accent); }
+table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 4px 7px; text-align: left; vertical-align: top; }
+th { background: var(--head); font-weight: 600; } td.rule { white-space: nowrap; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+.ok { color: var(--ok); font-weight: 600; } .bad { color: var(--bad); font-weight: 700; }
+.sev-error { color: var(--bad); font-weight: 700; } .sev-warning { color: var(--warn); font-weight: 600; }
+.sev-info { color: var(--muted); }
+.summary { display: flex; gap: 12px; flex-wrap: wrap; margin: 8px 0; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 150px; }
+.card b { display: block; font-size: 20px; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 14px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
+figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
+figcaption { font-size: 12.5px; color: var(--muted); margin-top: 4px; }
+.flow { display: flex; flex-direction: column; align-items: center; gap: 0; margin: 10px 0; }
+.flow .row { display: flex; gap: 18px; justify-content: center; align-items: stretch; }
+.flow .box { border: 2px solid var(--accent); border-radius: 6px; padding: 6px 12px; min-width: 190px;
+             text-align: center; background: #f5f9ff; }
+.flow .box.side { border-style: dashed; border-color: var(--muted); background: #fff; }
+.flow .box b { display: block; font-size: 18px; } .flow .box span { font-size: 12px; color: var(--muted); }
+.flow .arrow { width: 2px; height: 18px; background: var(--accent); position: relative; margin: 0 auto; }
+.flow .arrow::after { content: ""; position: absolute; left: -5px; bottom: -2px; border: 6px solid transparent;
+                      border-top-color: var(--accent); border-bottom: 0; }
+details > summary { cursor: pointer; color: var(--accent); margin: 6px 0; }
+code { font-size: 12.5px; }
+@media print { nav { display: none; } details { display: block; } a { color: inherit; } }
+"""
+
+
+# --- inputs ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DefineLink:
+    """One Define-XML view the page links to: its href (relative to the page) and what define.xml defines."""
+
+    href: str
+    xml_href: str
+    index: DefineIndex
+    label: str
+
+    def link(self, dataset: str, variable: str = "") -> str | None:
+        anchor = self.index.anchor(dataset, variable)
+        return None if anchor is None else f"{self.href}#{anchor}"
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    key: str
+    label: str
+    n: int
+    of: int | None = None  # denominator for the percentage
+    of_label: str = ""
+
+
+@dataclass
+class AeTable:
+    """Subjects by worst grade: rows of (label, {grade: subjects}, any) per section, over ``n`` treated."""
+
+    n: int
+    sections: list[tuple[str, str, list[tuple[str, dict[int, int], int]]]] = field(default_factory=list)
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_report(report_json: Path | str | Mapping[str, Any] | None, report_dir: Path) -> dict[str, Any]:
+    if isinstance(report_json, Mapping):
+        return dict(report_json)
+    path = Path(report_json) if report_json is not None else report_dir / "report.json"
+    if not path.is_file():
+        return {}
+    doc = _load_json(path)
+    return doc if isinstance(doc, dict) else {}
+
+
+def _finding_dict(f: Any) -> dict[str, Any]:
+    if isinstance(f, Mapping):
+        return dict(f)
+    if hasattr(f, "as_dict"):
+        return dict(f.as_dict())
+    return {
+        k: getattr(f, k, None)
+        for k in ("rule_id", "severity", "dataset", "variable", "subject", "row", "message", "count")
+    }
+
+
+def load_findings(
+    findings: Path | str | Iterable[Any] | None, report_dir: Path
+) -> tuple[list[dict[str, Any]] | None, Path | None]:
+    """Findings as dicts and the file they came from; None when none were given or found.
+
+    ``findings``: Finding objects or dicts, or a ``findings.json`` path. When None, ``findings.json`` is looked
+    for in the report folder and in ``../validate/`` beside it (where ``inoconv run`` puts validate's output).
+    """
+    if findings is not None and not isinstance(findings, str | Path):
+        return [_finding_dict(f) for f in findings], None
+    candidates = (
+        [Path(findings)]
+        if findings is not None
+        else [report_dir / "findings.json", report_dir.parent / "validate" / "findings.json"]
+    )
+    for path in candidates:
+        if path.is_file():
+            doc = _load_json(path)
+            rows = doc.get("findings", []) if isinstance(doc, dict) else doc
+            return [_finding_dict(f) for f in rows], path
+    return None, None
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+def define_links(
+    define_href: str | Path | Sequence[str | Path] | None, report_dir: Path, adam_dir: Path | None = None
+) -> list[DefineLink]:
+    """The Define-XML views to link to. A ``str`` is an href relative to the page, a ``Path`` a file; either may
+    name define.xml or define.html (the other is looked for beside it). Default: the ADaM package's and the SDTM
+    package's (``<adam_dir>/define.xml``, ``<adam_dir>/../sdtm/define.xml``)."""
+    if define_href is None:
+        items: list[str | Path] = []
+        if adam_dir is not None:
+            items = [adam_dir / "define.xml", adam_dir.parent / "sdtm" / "define.xml"]
+    elif isinstance(define_href, str | Path):
+        items = [define_href]
+    else:
+        items = list(define_href)
+    out: list[DefineLink] = []
+    for item in items:
+        path = Path(item) if isinstance(item, Path) else report_dir / item
+        is_page = path.suffix.lower() in (".html", ".htm")
+        xml = path.with_suffix(".xml") if is_page else path
+        page = path if is_page else xml.with_suffix(".html")
+        if not xml.is_file() and not page.is_file():
+            continue
+        href = _rel(page if page.is_file() else xml, report_dir)
+        index = define_index(xml)
+        label = index.standard or xml.parent.name.upper()
+        out.append(DefineLink(href=href, xml_href=_rel(xml, report_dir), index=index, label=label))
+    return out
+
+
+def _read_dataset(folder: Path, name: str) -> pd.DataFrame | None:
+    xpt, js, nd = (folder / f"{name.lower()}{s}" for s in (".xpt", ".json", ".ndjson"))
+    if xpt.is_file():
+        from converter.io.xpt import read_xpt
+
+        return read_xpt(xpt)[0]
+    for path in (js, nd):
+        if path.is_file():
+            from converter.io.datasetjson import read_dataset_json
+
+            return read_dataset_json(path)[0]
+    return None
+
+
+def load_adam(adam: Mapping[str, pd.DataFrame] | Path | str | None) -> dict[str, pd.DataFrame]:
+    if adam is None:
+        return {}
+    if isinstance(adam, Mapping):
+        return {str(k).upper(): v for k, v in adam.items()}
+    folder = Path(adam)
+    out: dict[str, pd.DataFrame] = {}
+    for name in ("ADSL", "ADAE"):
+        df = _read_dataset(folder, name)
+        if df is not None:
+            out[name] = df
+    return out
+
+
+# --- derived tables ----------------------------------------------------------------------------------------------
+def _flag(df: pd.DataFrame, var: str) -> pd.Series:
+    if var not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df[var].astype(object).eq("Y").fillna(False).astype(bool)
+
+
+def _present(df: pd.DataFrame, var: str) -> pd.Series:
+    if var not in df.columns:
+        return pd.Series(False, index=df.index)
+    col = df[var]
+    return (col.notna() & col.astype(str).str.strip().ne("")).astype(bool)
+
+
+def patient_flow(adsl: pd.DataFrame) -> list[FlowStep]:
+    """The CONSORT-style counts from ADSL (subjects, one row each)."""
+    treated = adsl[_flag(adsl, "SAFFL")] if "SAFFL" in adsl.columns else adsl
+    n = len(treated)
+    resp = _flag(treated, "RESPFL")
+    n_resp = int(resp.sum())
+    return [
+        FlowStep("enrolled", "Enrolled (ADSL)", len(adsl)),
+        FlowStep("treated", "Treated (SAFFL = Y)", n, len(adsl), "enrolled"),
+        FlowStep("responded", "Responded: CR, CRp, CRi or marrow CR (RESPFL)", n_resp, n, "treated"),
+        FlowStep("no_response", "No response", n - n_resp, n, "treated"),
+        FlowStep("cr", "Complete response (CRFL)", int(_flag(treated, "CRFL").sum()), n, "treated"),
+        FlowStep(
+            "mrd_negative",
+            "MRD-negative responders (MRDNEGFL)",
+            int((_flag(treated, "MRDNEGFL") & resp).sum()),
+            n_resp,
+            "responders",
+        ),
+        FlowStep("transplanted", "Allogeneic SCT (TRANSFL)", int(_flag(treated, "TRANSFL").sum()), n, "treated"),
+        FlowStep(
+            "relapsed",
+            "Relapsed responders (RELDT)",
+            int((_present(treated, "RELDT") & resp).sum()),
+            n_resp,
+            "responders",
+        ),
+        FlowStep("died", "Died (DTHFL)", int(_flag(treated, "DTHFL").sum()), n, "treated"),
+    ]
+
+
+def _grade(adae: pd.DataFrame) -> pd.Series:
+    for var in ("ATOXGRN", "AETOXGR", "ATOXGR"):
+        if var in adae.columns:
+            return pd.to_numeric(adae[var], errors="coerce")
+    return pd.Series(float("nan"), index=adae.index)
+
+
+def _by_worst_grade(ae: pd.DataFrame, key: pd.Series) -> list[tuple[str, dict[int, int], int]]:
+    frame = pd.DataFrame({"key": key.to_numpy(), "subj": ae["USUBJID"].to_numpy(), "grade": _grade(ae).to_numpy()})
+    frame = frame[frame["key"].notna() & frame["key"].astype(str).str.strip().ne("")]
+    rows: list[tuple[str, dict[int, int], int]] = []
+    for label, part in frame.groupby("key", sort=True):
+        worst = part.groupby("subj")["grade"].max()
+        counts = {g: int((worst == g).sum()) for g in GRADES}
+        rows.append((str(label), counts, int(worst.index.nunique())))
+    rows.sort(key=lambda r: (-r[2], r[0]))
+    return rows
+
+
+def adverse_event_table(adae: pd.DataFrame, adsl: pd.DataFrame | None = None) -> AeTable:
+    """Subjects by worst grade per toxicity category (CQnnNAM) and per preferred term (AEDECOD), over the treated
+    subjects (ADSL.SAFFL = Y; without ADSL, the subjects in ADAE)."""
+    if adsl is not None and "USUBJID" in adsl.columns:
+        treated = adsl[_flag(adsl, "SAFFL")] if "SAFFL" in adsl.columns else adsl
+        safety = set(treated["USUBJID"].dropna())
+        ae = adae[adae["USUBJID"].isin(safety)]
+        n = len(safety)
+    else:
+        ae, n = adae, int(adae["USUBJID"].nunique())
+    table = AeTable(n=n)
+    any_ae = _by_worst_grade(ae, pd.Series("Any adverse event", index=ae.index))
+    table.sections.append(("Any adverse event", "Subjects with", any_ae))
+    cq = sorted(c for c in ae.columns if len(c) == 7 and c.startswith("CQ") and c.endswith("NAM"))
+    if cq:
+        long = pd.concat([ae.assign(_cat=ae[c]) for c in cq], ignore_index=True)
+        table.sections.append(
+            ("Toxicity categories of the publication (CQnnNAM)", "Category", _by_worst_grade(long, long["_cat"]))
+        )
+    term = "AEDECOD" if "AEDECOD" in ae.columns else "AETERM"
+    if term in ae.columns:
+        table.sections.append((f"Preferred terms ({term})", "Preferred term", _by_worst_grade(ae, ae[term])))
+    return table
+
+
+# --- rendering ---------------------------------------------------------------------------------------------------
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _pct(k: int, n: int | None) -> str:
+    return f"{100 * k / n:.1f}%" if n else ""
+
+
+def format_measured(ep: Mapping[str, Any]) -> str:
+    """The measured figure: a count with its percentage, a rate, a median (months), a p-value, years."""
+    kind, value, n = ep.get("kind"), _num(ep.get("value")), ep.get("n")
+    if value is None:
+        return "NR" if kind == "median" else "-"
+    if kind == "count":
+        return f"{int(value)}" + (f" ({_pct(int(value), int(n))})" if n and ep.get("ci") is not None else "")
+    if kind == "rate":
+        note = ep.get("note") or ""
+        return f"{value:.3f}" + (f" ({note})" if note else "")
+    if kind == "median":
+        return f"{value:.1f}"
+    if kind == "pvalue":
+        return f"{value:.4f}"
+    if kind == "years":
+        return f"{value:g}"
+    return f"{value:.3g}"
+
+
+def format_ci(ep: Mapping[str, Any]) -> str:
+    ci = ep.get("ci")
+    if not isinstance(ci, Sequence) or len(ci) != 2:
+        return ""
+    lo, hi = (_num(x) for x in ci)
+    if ep.get("kind") == "count":
+        return f"{_fmt(lo and 100 * lo, 1)}-{_fmt(hi and 100 * hi, 1)}%"
+    return f"{_fmt(lo, 1 if ep.get('kind') == 'median' else 3)}-{_fmt(hi, 1 if ep.get('kind') == 'median' else 3)}"
+
+
+def _fmt(x: float | None, digits: int) -> str:
+    return "NR" if x is None else f"{x:.{digits}f}"
+
+
+def _published(x: Any) -> str:
+    v = _num(x)
+    if v is None:
+        return ""
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def _endpoints_section(report: Mapping[str, Any]) -> str:
+    endpoints = [e for e in report.get("endpoints", []) if isinstance(e, Mapping)]
+    comparisons = {c.get("key"): c for c in report.get("comparisons", []) if isinstance(c, Mapping)}
+    if not endpoints:
+        return (
+            '<section id="endpoints"><h2>End points</h2><p class="note">No <code>report.json</code> was found: '
+            "run <code>inoconv report ADAM_DIR --out DIR</code>.</p></section>"
+        )
+    ok = sum(bool(c.get("within")) for c in comparisons.values())
+    rows = []
+    for ep in endpoints:
+        c = comparisons.get(ep.get("key"))
+        if c is None:
+            pub, crit, status = "", "", '<td class="note">not published</td>'
+        else:
+            pub, crit = _published(c.get("published")), _e(c.get("criterion"))
+            status = '<td class="ok">yes</td>' if c.get("within") else '<td class="bad">NO</td>'
+        within = "" if c is None else ("yes" if c.get("within") else "no")
+        rows.append(
+            f'<tr data-key="{_e(ep.get("key"))}" data-within="{within}"><td>{_e(ep.get("label"))}</td>'
+            f'<td class="num measured">{_e(format_measured(ep))}</td><td class="num">{_e(format_ci(ep))}</td>'
+            f'<td class="num">{_e(ep.get("n") if ep.get("n") is not None else "")}</td>'
+            f'<td class="num">{_e(ep.get("events") if ep.get("events") is not None else "")}</td>'
+            f'<td class="num published">{_e(pub)}</td><td>{crit}</td>{status}</tr>'
+        )
+    source = report.get("source")
+    return (
+        '<section id="endpoints"><h2>End points against the publication</h2>'
+        f"<p><b>{ok} of {len(comparisons)}</b> published figures reproduced within their tolerance"
+        + (f' <span class="meta">(recomputed from <code>{_e(source)}</code>)</span>' if source else "")
+        + '.</p><table class="endpoints"><thead><tr><th>End point</th><th class="num">Measured</th>'
+        '<th class="num">95% CI</th><th class="num">n</th><th class="num">Events</th><th class="num">Published</th>'
+        "<th>Criterion (tolerance)</th><th>Within</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        '<p class="note">Counts: percentage of n with exact (Clopper-Pearson) 95% CI. Survival: Kaplan-Meier, '
+        "months = days / 30.4375; medians in months with the log(-log) 95% CI; NR: not reached. Tolerances as the "
+        "publication's figures allow for a synthetic cohort: counts exact, medians +-1 month, rates +-0.05.</p>"
+        "</section>"
+    )
+
+
+def _km_section(report_dir: Path) -> str:
+    pngs = sorted(
+        report_dir.glob("km_*.png"),
+        key=lambda p: (
+            p.name not in KM_CAPTIONS,
+            list(KM_CAPTIONS).index(p.name) if p.name in KM_CAPTIONS else 0,
+            p.name,
+        ),
+    )
+    if not pngs:
+        return '<section id="km"><h2>Kaplan-Meier plots</h2><p class="note">No plots were found.</p></section>'
+    figs = "".join(
+        f'<figure><a href="{_e(p.name)}"><img src="{_e(p.name)}" alt="{_e(KM_CAPTIONS.get(p.name, p.stem))}">'
+        f"</a><figcaption>{_e(KM_CAPTIONS.get(p.name, p.stem))} (<code>{_e(p.name)}</code>)</figcaption></figure>"
+        for p in pngs
+    )
+    return f'<section id="km"><h2>Kaplan-Meier plots</h2><div class="figures">{figs}</div></section>'
+
+
+def _box(step: FlowStep, side: bool = False) -> str:
+    pct = f"{_pct(step.n, step.of)} of {step.of_label}" if step.of else ""
+    cls = "box side" if side else "box"
+    return (
+        f'<div class="{cls}" data-key="{_e(step.key)}" data-n="{step.n}"><span>{_e(step.label)}</span>'
+        f"<b>{step.n}</b><span>{_e(pct)}</span></div>"
+    )
+
+
+def _flow_section(flow: list[FlowStep] | None) -> str:
+    head = '<section id="flow"><h2>Patient flow</h2>'
+    if not flow:
+        return head + '<p class="note">ADSL was not available: no patient flow.</p></section>'
+    s = {f.key: f for f in flow}
+    arrow = '<div class="arrow"></div>'
+    rows = [
+        f'<div class="row">{_box(s["treated"])}</div>',
+        arrow,
+        f'<div class="row">{_box(s["responded"])}{_box(s["no_response"], side=True)}</div>',
+        arrow,
+        f'<div class="row">{_box(s["cr"])}{_box(s["mrd_negative"])}</div>',
+        arrow,
+        f'<div class="row">{_box(s["transplanted"])}{_box(s["relapsed"])}{_box(s["died"])}</div>',
+    ]
+    table = "".join(
+        f'<tr data-key="{_e(f.key)}"><td>{_e(f.label)}</td><td class="num">{f.n}</td>'
+        f'<td class="num">{_e(_pct(f.n, f.of))}</td><td>{_e(f.of_label)}</td></tr>'
+        for f in flow
+    )
+    return (
+        head + f'<div class="flow">{"".join(rows)}</div>'
+        '<details><summary>Flow as a table</summary><table class="flow-table"><thead><tr><th>Step</th>'
+        '<th class="num">Subjects</th><th class="num">%</th><th>of</th></tr></thead><tbody>'
+        + table
+        + "</tbody></table></details>"
+        '<p class="note">From ADSL flags, over the treated subjects (SAFFL = Y); MRD negativity and relapse among '
+        "responders. Transplanted and died count every treated subject; a subject may appear in several boxes.</p>"
+        "</section>"
+    )
+
+
+def _ae_section(table: AeTable | None) -> str:
+    head = '<section id="adverse-events"><h2>Adverse events by worst grade</h2>'
+    if table is None:
+        return head + '<p class="note">ADAE was not available: no adverse-event table.</p></section>'
+    cols = "".join(f'<th class="num">Grade {g}</th>' for g in GRADES)
+    parts = [
+        head,
+        f'<p class="meta">Subjects (% of {table.n} treated), each counted once per row at the highest '
+        "grade (ATOXGRN) of their events; every AE recorded on study counts.</p>",
+    ]
+    for title, column, rows in table.sections:
+        body = []
+        for label, counts, any_n in rows:
+            g34 = counts.get(3, 0) + counts.get(4, 0)
+            cells = "".join(f'<td class="num">{counts[g] or ""}</td>' for g in GRADES)
+            body.append(
+                f'<tr data-term="{_e(label)}"><td>{_e(label)}</td>{cells}'
+                f'<td class="num g34">{g34} ({_pct(g34, table.n)})</td>'
+                f'<td class="num">{any_n} ({_pct(any_n, table.n)})</td></tr>'
+            )
+        tbl = (
+            f'<table class="ae" data-section="{_e(title)}"><thead><tr><th>{_e(column)}</th>{cols}'
+            f'<th class="num">Grade 3-4</th><th class="num">Any grade</th></tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+        if title.startswith("Preferred terms") and len(rows) > 25:
+            parts.append(f"<details><summary>{_e(title)}: {len(rows)} terms</summary>{tbl}</details>")
+        else:
+            parts.append(f"<h3>{_e(title)}</h3>{tbl}")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _define_for(dataset: str, links: Sequence[DefineLink]) -> DefineLink | None:
+    for link in links:
+        if dataset.upper() in link.index.datasets:
+            return link
+    return None
+
+
+def _findings_section(
+    findings: list[dict[str, Any]] | None, source: Path | None, links: Sequence[DefineLink], report_dir: Path
+) -> str:
+    head = '<section id="findings"><h2>Conformance findings (<code>inoconv validate</code>)</h2>'
+    if findings is None:
+        return head + (
+            '<p class="note">No findings were supplied: run <code>inoconv validate DIR --out '
+            "DIR/validate</code>.</p></section>"
+        )
+    rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+    rows = sorted(
+        findings,
+        key=lambda f: (
+            rank.get(str(f.get("severity")), 9),
+            str(f.get("dataset") or ""),
+            str(f.get("rule_id") or ""),
+            str(f.get("variable") or ""),
+        ),
+    )
+    totals = {s: 0 for s in SEVERITY_ORDER}
+    for f in rows:
+        sev = str(f.get("severity"))
+        totals[sev] = totals.get(sev, 0) + int(_num(f.get("count")) or 1)
+    cards = "".join(f'<div class="card sev-{s}" data-severity="{s}"><b>{n}</b>{s}</div>' for s, n in totals.items())
+    body = []
+    for f in rows[:FINDINGS_SHOWN]:
+        ds, var = str(f.get("dataset") or ""), str(f.get("variable") or "")
+        link = _define_for(ds, links) if ds else None
+        ds_cell, var_cell = _e(ds), _e(var)
+        if link is not None:
+            ds_href = link.link(ds)
+            ds_cell = f'<a class="define-link" href="{_e(ds_href)}">{_e(ds)}</a>'
+            var_href = link.link(ds, var) if var else None
+            if var_href is not None and var_href != ds_href:
+                var_cell = f'<a class="define-link" href="{_e(var_href)}">{_e(var)}</a>'
+        sev = _e(f.get("severity"))
+        row = f.get("row")
+        body.append(
+            f'<tr class="finding" data-severity="{sev}"><td class="sev-{sev}">{sev}</td>'
+            f'<td class="rule">{_e(f.get("rule_id"))}</td><td>{ds_cell}</td><td>{var_cell}</td>'
+            f"<td>{_e(f.get('subject'))}</td>"
+            f'<td class="num">{_e("" if row is None else row)}</td><td class="num">{_e(f.get("count"))}</td>'
+            f"<td>{_e(f.get('message'))}</td></tr>"
+        )
+    more = (
+        f'<p class="note">{len(rows) - FINDINGS_SHOWN} more finding(s) are in the CSV.</p>'
+        if len(rows) > FINDINGS_SHOWN
+        else ""
+    )
+    files = ""
+    if source is not None:
+        csv = source.with_suffix(".csv")
+        names = [f'<a href="{_e(_rel(source, report_dir))}">{_e(source.name)}</a>']
+        if csv.is_file():
+            names.append(f'<a href="{_e(_rel(csv, report_dir))}">{_e(csv.name)}</a>')
+        files = f'<p class="meta">From {" and ".join(names)}.</p>'
+    table = (
+        (
+            '<table class="findings"><thead><tr><th>Severity</th><th>Rule</th><th>Dataset</th><th>Variable</th>'
+            '<th>Subject</th><th class="num">Row</th><th class="num">n</th><th>Message</th></tr></thead><tbody>'
+            + "".join(body)
+            + "</tbody></table>"
+        )
+        if body
+        else '<p class="ok">No findings.</p>'
+    )
+    return (
+        head + f'<div class="summary">{cards}</div>{files}{table}{more}'
+        '<p class="note">Dataset and variable link to their definition in define.xml (rendered view).</p>'
+        "</section>"
+    )
+
+
+def _header(title: str, links: Sequence[DefineLink], report_dir: Path, generated: str) -> str:
+    defs = " · ".join(
+        f'<a class="define-view" href="{_e(d.href)}">Define-XML {_e(d.label)}</a> '
+        f'(<a href="{_e(d.xml_href)}">define.xml</a>)'
+        for d in links
+    )
+    md = '<a href="report.md">report.md</a>' if (report_dir / "report.md").is_file() else ""
+    nav = (
+        '<nav><a href="#endpoints">End points</a><a href="#km">Kaplan-Meier</a><a href="#flow">Patient flow</a>'
+        '<a href="#adverse-events">Adverse events</a><a href="#findings">Findings</a></nav>'
+    )
+    extra = " · ".join(x for x in (defs, md) if x)
+    return (
+        f'<header><h1>{_e(title)}</h1><p class="meta">Generated {_e(generated)} by inoconv'
+        + (f" · {extra}" if extra else "")
+        + f"</p>{nav}</header>"
+    )
+
+
+def render_index_html(
+    report_dir: Path,
+    report: Mapping[str, Any],
+    findings: list[dict[str, Any]] | None,
+    links: Sequence[DefineLink],
+    *,
+    flow: list[FlowStep] | None = None,
+    ae: AeTable | None = None,
+    findings_source: Path | None = None,
+    title: str | None = None,
+    generated: str | None = None,
+) -> str:
+    study = next((d.index.study_name for d in links if d.index.study_name), "")
+    title = title or (f"{study}: end points, safety and conformance" if study else "End points, safety and conformance")
+    generated = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = "".join(
+        [
+            _header(title, links, report_dir, generated),
+            _endpoints_section(report),
+            _km_section(report_dir),
+            _flow_section(flow),
+            _ae_section(ae),
+            _findings_section(findings, findings_source, links, report_dir),
+        ]
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def write_index_html(
+    report_dir: Path | str,
+    report_json: Path | str | Mapping[str, Any] | None = None,
+    findings: Path | str | Iterable[Any] | None = None,
+    define_href: str | Path | Sequence[str | Path] | None = None,
+    *,
+    adam: Mapping[str, pd.DataFrame] | Path | str | None = None,
+    title: str | None = None,
+    generated: str | None = None,
+) -> Path:
+    """Write ``report_dir/index.html``; returns its path.
+
+    * ``report_json``: the report stage's ``report.json`` (path or loaded dict); default ``report_dir/report.json``.
+    * ``findings``: validate's findings (Finding objects, dicts, or a ``findings.json`` path); default: a
+      ``findings.json`` in ``report_dir`` or in ``report_dir/../validate``.
+    * ``define_href``: the define.xml/define.html files to link to (``str``: href relative to the page; ``Path``:
+      a file); default: the ADaM package's define and the SDTM package beside it.
+    * ``adam``: the ADaM datasets (dict of frames, or the package folder) for the patient flow (ADSL) and the
+      adverse-event table (ADAE).
+    """
+    out_dir = Path(report_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    adam_dir = Path(adam) if isinstance(adam, str | Path) else None
+    report = load_report(report_json, out_dir)
+    found, source = load_findings(findings, out_dir)
+    links = define_links(define_href, out_dir, adam_dir)
+    frames = load_adam(adam)
+    adsl, adae = frames.get("ADSL"), frames.get("ADAE")
+    flow = patient_flow(adsl) if adsl is not None else None
+    ae = adverse_event_table(adae, adsl) if adae is not None and "USUBJID" in adae.columns else None
+    page = render_index_html(
+        out_dir, report, found, links, flow=flow, ae=ae, findings_source=source, title=title, generated=generated
+    )
+    from converter.io.xpt import atomic_file
+
+    target = out_dir / INDEX_NAME
+    with atomic_file(target) as fh:
+        fh.write(page.encode("utf-8"))
+    return target
+
+
+def write_run_view(run_dir: Path | str, findings: Path | str | Iterable[Any] | None = None) -> Path:
+    """The reviewer's view of an ``inoconv run`` folder: the stylesheet and ``define.html`` beside
+    ``sdtm/define.xml`` and ``adam/define.xml``, then ``report/index.html`` linking to both."""
+    from converter.io.define_stylesheet import write_define_views
+
+    run = Path(run_dir)
+    write_define_views(run)
+    defines = [p for p in (run / "adam" / "define.xml", run / "sdtm" / "define.xml") if p.is_file()]
+    adam = run / "adam"
+    return write_index_html(
+        run / "report", findings=findings, define_href=defines, adam=adam if adam.is_dir() else None
+    )
