@@ -101,6 +101,12 @@ def browser() -> Any:
         yield b
 
 
+def _only_local_resources(browser: Browser) -> None:
+    """Everything the page loaded came from disk (no CDN, no network)."""
+    loaded = browser.js("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(str(u).startswith(("file:", "data:")) for u in loaded), loaded
+
+
 def _xml(path: Path) -> etree._ElementTree:
     return etree.parse(str(path))
 
@@ -148,6 +154,8 @@ def test_render_rejects_a_broken_define(tmp_path: Path) -> None:
     with pytest.raises(DefineRenderError):
         write_define_view(tmp_path / "nothing.xml")
     assert write_define_views(tmp_path / "empty") == []
+    with pytest.raises(FileNotFoundError):
+        write_index_html(tmp_path / "report", findings=tmp_path / "no-findings.json")
 
 
 # --- define.html / define.xml in the browser ---------------------------------------------------------------------
@@ -183,6 +191,7 @@ def test_define_html_renders_from_disk(browser: Browser, run_dir: Path, shots: P
     assert sorted({h.rsplit("/", 1)[-1] for h in hrefs}) == leaves
     for href in hrefs:  # each link resolves, from disk, to the XPT file beside define.xml
         assert _file_of(href).is_file(), href
+    _only_local_resources(browser)
     errors = browser.console_errors()
     assert not errors, errors
     browser.screenshot(shots / f"define-{pkg}.png", full_page=False)
@@ -229,6 +238,8 @@ def _check_index(browser: Browser, report_dir: Path, shot: Path) -> dict[str, An
     loaded = browser.js("return [...document.querySelectorAll('#km img')].map(i => [i.getAttribute('src'), "
                         "i.complete && i.naturalWidth > 0])")  # fmt: skip
     assert sorted(src for src, _ in loaded) == pngs and all(ok for _, ok in loaded), loaded
+    assert browser.js("return document.scripts.length") == 0  # a static page: no script at all
+    _only_local_resources(browser)
     errors = browser.console_errors()
     assert not errors, errors
     browser.screenshot(shot)

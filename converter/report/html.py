@@ -148,8 +148,8 @@ def load_findings(
 ) -> tuple[list[dict[str, Any]] | None, Path | None]:
     """Findings as dicts and the file they came from; None when none were given or found.
 
-    ``findings``: Finding objects or dicts, or a ``findings.json`` path. When None, ``findings.json`` is looked
-    for in the report folder and in ``../validate/`` beside it (where ``inoconv run`` puts validate's output).
+    ``findings``: Finding objects or dicts, or a ``findings.json`` path (which must exist). When None,
+    ``findings.json`` is looked for in the report folder and in ``../validate/`` beside it.
     """
     if findings is not None and not isinstance(findings, str | Path):
         return [_finding_dict(f) for f in findings], None
@@ -158,6 +158,8 @@ def load_findings(
         if findings is not None
         else [report_dir / "findings.json", report_dir.parent / "validate" / "findings.json"]
     )
+    if findings is not None and not candidates[0].is_file():
+        raise FileNotFoundError(f"{candidates[0]}: no such findings file")
     for path in candidates:
         if path.is_file():
             doc = _load_json(path)
