@@ -128,9 +128,11 @@ def km_plot(fit: SurvivalFit, path: Path, annotation: str, xlabel: str = "Months
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Probability")
-    ax.set_title(fit.label)
-    ax.text(0.98, 0.97, annotation, transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
-            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85})  # fmt: skip
+    lines = annotation.count("\n") + 1
+    ax.set_title(fit.label, pad=10 + 11 * lines)
+    ax.legend(loc="upper right", fontsize=8)
+    box = {"boxstyle": "round", "facecolor": "white", "alpha": 0.85}  # above the axes: never over a curve
+    ax.text(0.0, 1.015, annotation, transform=ax.transAxes, ha="left", va="bottom", fontsize=7.5, bbox=box)
     add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"])
     _png(fig, path)
 
