@@ -435,7 +435,7 @@ def test_spec_checks_before_data() -> None:
     assert "reads ADSL, which is neither SDTM input nor in depends" in text
     assert "EX has no variable NOPE" in text
     assert "reads LATER, which is neither an earlier variable nor a source column" in text
-    assert "names A, which has no date rule" in text
+    assert "names A, which has no date or datetime rule" in text
     assert "unknown key 'dte'" in text and "date is required" in text
 
 
@@ -476,3 +476,44 @@ def test_trtemfl_missing_start_uses_the_partial_date() -> None:
     assert vals(df["ASTDT"])[1] is None  # "2019": not imputed with highest D
     assert vals(df["NOPART"]) == [None, "Y", "Y", "Y"]  # 2020-01 -> 2020-01-01, before TRTSDT
     assert vals(df["PART"]) == [None, None, "Y", "Y"]
+
+
+def dtm(iso: str) -> float:
+    return float((pd.Timestamp(iso) - alg.SAS_EPOCH).total_seconds())
+
+
+@pytest.mark.parametrize(
+    ("dtc", "kw", "value", "dtf", "tmf"),
+    [
+        ("2020-02-10T08:30:15", {}, "2020-02-10 08:30:15", None, None),
+        ("2020-02-10T08:30", {}, "2020-02-10 08:30:00", None, "S"),
+        ("2020-02-10T08", {"time": "last"}, "2020-02-10 08:59:59", None, "M"),
+        ("2020-02-10", {}, "2020-02-10 00:00:00", None, "H"),
+        ("2020-02-10", {"time": "last"}, "2020-02-10 23:59:59", None, "H"),
+        ("2020-02-10", {"highest": "m"}, None, None, None),
+        ("2020-02", {}, None, None, None),
+        ("2020-02", {"highest": "D", "impute": "last", "time": "last"}, "2020-02-29 23:59:59", "D", "H"),
+        ("2020", {"highest": "M"}, "2020-01-01 00:00:00", "M", "H"),
+        (None, {"highest": "M"}, None, None, None),
+    ],
+)
+def test_datetime_imputation_with_date_and_time_flags(
+    dtc: str | None, kw: dict[str, Any], value: str | None, dtf: str | None, tmf: str | None
+) -> None:
+    res = alg.impute_datetimes(pd.Series([dtc], dtype=object), **kw)
+    got = res.seconds.iloc[0]
+    assert np.isnan(got) if value is None else got == dtm(value), (dtc, got)
+    assert res.date_flags.iloc[0] == dtf and res.time_flags.iloc[0] == tmf
+
+
+def test_datetime_rule_and_flags_through_the_engine() -> None:
+    ex = pd.DataFrame({"USUBJID": ["S-1", "S-2"], "EXSEQ": [1, 1], "EXSTDTC": ["2020-01-10T09:15", "2020-01"]})
+    variables = [
+        v("USUBJID", {"field": "USUBJID"}),
+        v("ASTDTM", {"datetime": {"dtc": "EXSTDTC", "highest": "D", "impute": "first"}}, "float", format="DATETIME20."),
+        v("ASTDTF", {"date_flag": {"of": "ASTDTM"}}),
+        v("ASTTMF", {"time_flag": {"of": "ASTDTM"}}),
+    ]
+    df = build(variables, source="EX", built={**SDTM, "EX": ex})
+    assert vals(df["ASTDTM"]) == [dtm("2020-01-10 09:15:00"), dtm("2020-01-01 00:00:00")]
+    assert vals(df["ASTDTF"]) == [None, "D"] and vals(df["ASTTMF"]) == ["S", "H"]

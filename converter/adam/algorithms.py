@@ -138,7 +138,28 @@ for _rule in (
         "date_flag",
         "row",
         {"of": "str"},
-        "the imputation flag (--DTF) of a date variable's `date` rule: D day imputed, M month and day, else null",
+        "the date imputation flag (--DTF) of a `date` or `datetime` rule's variable: D day imputed, M month and day",
+    ),
+    RuleDef(
+        "datetime",
+        "row",
+        {
+            "dtc": "str",
+            "impute?": "str",
+            "time?": "str",
+            "highest?": "str",
+            "not_before?": "strs",
+            "not_after?": "strs",
+        },
+        "a SAS datetime (seconds since 1960) from an ISO 8601 datetime; missing time parts are imputed up to "
+        "`highest` (s, m, h; D or M also impute the date as the date rule does, with `impute`) as `time` first "
+        "(00:00:00) or last (23:59:59), kept within the partial value's range by `not_before`/`not_after`",
+    ),
+    RuleDef(
+        "time_flag",
+        "row",
+        {"of": "str"},
+        "the time imputation flag (--TMF) of a `datetime` rule's variable: H hours imputed, M minutes, S seconds",
     ),
     RuleDef(
         "duration",
@@ -211,6 +232,8 @@ for _rule in (
 ROW_NAME_ARGS: dict[str, tuple[str, ...]] = {
     "date": ("dtc", "not_before", "not_after"),
     "date_flag": ("of",),
+    "datetime": ("dtc", "not_before", "not_after"),
+    "time_flag": ("of",),
     "duration": ("start", "end"),
     "rel_day": ("date", "ref"),
     "group": ("var",),
@@ -658,7 +681,110 @@ def _sibling_rule(ctx: RowContext, of: str, name: str) -> dict[str, Any]:
 
 @row_rule("date_flag")
 def _date_flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    rule = ctx.spec.variable(a["of"]).rule_for(ctx.source.id)
+    if rule is not None and rule.name == "datetime":
+        return _imputed_dtm(ctx, rule.args).date_flags
     return _imputed(ctx, _sibling_rule(ctx, a["of"], "date")).flags
+
+
+_TIME = re.compile(r"^(\d{2})(?::(\d{2})(?::(\d{2}))?)?")
+_LEVELS = ("s", "m", "h", "D", "M")
+
+
+@dataclass(frozen=True)
+class ImputedDatetime:
+    seconds: pd.Series  # float64 SAS datetimes
+    date_flags: pd.Series  # "D", "M" or None
+    time_flags: pd.Series  # "H", "M", "S" or None
+
+
+def impute_datetimes(
+    dtc: pd.Series,
+    impute: str | None = None,
+    time: str = "first",
+    highest: str = "h",
+    not_before: Sequence[pd.Series] = (),
+    not_after: Sequence[pd.Series] = (),
+) -> ImputedDatetime:
+    """ISO 8601 (partial) datetimes -> SAS datetimes, imputing as admiral's derive_vars_dtm, with DTF and TMF."""
+    if highest not in _LEVELS:
+        raise ValueError(f"highest must be one of {_LEVELS} (got {highest!r})")
+    if time not in ("first", "last"):
+        raise ValueError(f"time must be first or last (got {time!r})")
+    if is_numeric(dtc):
+        none = null_column(len(dtc), dtc.index)
+        return ImputedDatetime(pd.to_numeric(dtc, errors="coerce").astype("float64"), none, none)
+    txt = text_column(dtc).to_numpy(dtype=object)
+    date_part = pd.Series([t.split("T", 1)[0] if t else None for t in txt], index=dtc.index, dtype=object)
+    time_part = [t.split("T", 1)[1] if t and "T" in t else None for t in txt]
+    level = _LEVELS.index(highest)
+    date_level = highest if highest in ("D", "M") else "M"
+    dates = {
+        w: impute_dates(date_part, (impute or "first") if w == "value" else w, date_level)
+        if level >= _LEVELS.index("D")
+        else impute_dates(date_part, None)
+        for w in ("value", "first", "last")
+    }
+    n = len(txt)
+    hms = np.full((n, 3), -1, dtype=int)  # -1: missing component
+    for i, t in enumerate(time_part):
+        m = _TIME.match(t) if t else None
+        if m:
+            for j in range(3):
+                if m.group(j + 1) is not None:
+                    hms[i, j] = int(m.group(j + 1))
+    date_imputed = dates["value"].flags.notna().to_numpy(dtype=bool)
+    hms[date_imputed] = -1
+    missing = hms < 0
+    first_missing = np.where(missing.any(axis=1), missing.argmax(axis=1), 3)  # 0 h, 1 m, 2 s, 3 none
+    need = np.array([_LEVELS.index(x) for x in ("h", "m", "s")] + [-1])[first_missing]
+    ok = dates["value"].dates.notna().to_numpy(dtype=bool) & (need <= level)
+    fill = {"first": np.array([0, 0, 0]), "last": np.array([23, 59, 59])}
+
+    def seconds(which: str, day: pd.Series) -> np.ndarray:
+        full = np.where(missing, fill[which], hms)
+        secs: np.ndarray = day.to_numpy(dtype=float) * 86400.0 + full @ np.array([3600.0, 60.0, 1.0])
+        return secs
+
+    value = np.where(ok, seconds(time, dates["value"].dates), np.nan)
+    low = seconds("first", dates["first"].dates)
+    high = seconds("last", dates["last"].dates)
+    imputed = ok & (first_missing < 3)
+    for bound in not_before:
+        b = pd.to_numeric(bound, errors="coerce").to_numpy(dtype=float)
+        use = imputed & ~np.isnan(b) & (b >= low) & (b <= high) & (value < b)
+        value[use] = b[use]
+    for bound in not_after:
+        b = pd.to_numeric(bound, errors="coerce").to_numpy(dtype=float)
+        use = imputed & ~np.isnan(b) & (b >= low) & (b <= high) & (value > b)
+        value[use] = b[use]
+    tmf = np.full(n, None, dtype=object)
+    tmf[imputed] = np.array(["H", "M", "S"], dtype=object)[first_missing[imputed]]
+    dtf = keep_where(dates["value"].flags, ok)
+    return ImputedDatetime(
+        pd.Series(value, index=dtc.index, dtype="float64"), dtf, pd.Series(tmf, index=dtc.index, dtype=object)
+    )
+
+
+def _imputed_dtm(ctx: RowContext, a: dict[str, Any]) -> ImputedDatetime:
+    return impute_datetimes(
+        _value(ctx, a["dtc"]),
+        a.get("impute"),
+        str(a.get("time", "first")),
+        str(a.get("highest", "h")),
+        [_value(ctx, v) for v in a.get("not_before") or []],
+        [_value(ctx, v) for v in a.get("not_after") or []],
+    )
+
+
+@row_rule("datetime")
+def _datetime(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    return _imputed_dtm(ctx, a).seconds.astype(object)
+
+
+@row_rule("time_flag")
+def _time_flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    return _imputed_dtm(ctx, _sibling_rule(ctx, a["of"], "datetime")).time_flags
 
 
 @row_rule("duration")

@@ -98,14 +98,14 @@ def check_adam_specs(specs: Mapping[str, DatasetSpec], upstream: Mapping[str, Co
                         errors.append(f"{at} reads {name}, which is neither an earlier variable nor a source column")
                 if rule.name == "tte":
                     errors += [f"{at}: {m}" for m in alg.check_tte_sources(rule.args)]
-                for companion, needs in (("date_flag", "date"), ("tte_attr", "tte")):
-                    if rule.name != companion:
-                        continue
+                companions = {"date_flag": ("date", "datetime"), "time_flag": ("datetime",), "tte_attr": ("tte",)}
+                if rule.name in companions:
+                    needs = companions[rule.name]
                     of = str(rule.args.get("of"))
                     for s in srcs:
                         target = spec.variable(of).rule_for(s.id) if of in {x.name for x in spec.variables} else None
-                        if target is None or target.name != needs:
-                            errors.append(f"{at} names {of}, which has no {needs} rule for source {s.id}")
+                        if target is None or target.name not in needs:
+                            errors.append(f"{at} names {of}, which has no {' or '.join(needs)} rule for source {s.id}")
                 if rule.name == "tte_attr" and rule.args.get("attr") not in alg.TTE_ATTRS:
                     errors.append(f"{at}: attr must be one of {', '.join(alg.TTE_ATTRS)}")
             earlier.add(v.name)
