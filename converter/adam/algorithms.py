@@ -13,6 +13,8 @@ rule                admiral counterpart                          typical use
 ``extreme_date``    ``derive_vars_extreme_event`` (dates)         LSTALVDT over several SDTM dates
 ``date``            ``derive_vars_dt`` (imputation, min/max)      ASTDT from a partial AESTDTC
 ``date_flag``       the ``--DTF`` of ``derive_vars_dt``           ASTDTF: what ``date`` imputed (D, M)
+``datetime``        ``derive_vars_dtm`` (time first/last)         ASTDTM from a partial AESTDTC with a time part
+``time_flag``       the ``--TMF`` of ``derive_vars_dtm``          ASTTMF: what ``datetime`` imputed (H, M, S)
 ``duration``        ``derive_vars_duration``                      AVAL, TRTDURD
 ``rel_day``         ``derive_vars_dy``                            ASTDY (no day 0)
 ``group``           ``derive_vars_cat`` / format functions        AGEGR1, SALVLNN
@@ -24,9 +26,10 @@ rule                admiral counterpart                          typical use
 ``extreme_flag``    ``derive_var_extreme_flag``                   AOCCFL, AOCCPFL, ANL01FL (first/last/worst)
 ==================  ===========================================  =================================================
 
-Dates in ADaM are SAS day counts (days since 1960-01-01) in integer variables with a ``DATE9.`` format. A rule
-reading a date accepts either such a number or an ISO 8601 text (SDTM ``--DTC``); only complete dates are used
-unless a ``date`` rule states an imputation, which ``date_flag`` then reports.
+Dates in ADaM are SAS day counts (days since 1960-01-01) in integer variables with a ``DATE9.`` format (datetimes:
+seconds since 1960, ``DATETIME20.``). A rule reading a date accepts either such a number or an ISO 8601 text (SDTM
+``--DTC``); only complete dates are used unless a ``date``/``datetime`` rule states an imputation, which
+``date_flag``/``time_flag`` then report.
 
 Order independence: whenever a rule picks one record among several (``merge`` first/last, ``extreme_flag``,
 ``tte`` ties), records are ordered by the spec's ``order`` and then by the content of every other column, so the
