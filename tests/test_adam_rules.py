@@ -426,6 +426,7 @@ def test_spec_checks_before_data() -> None:
         v("C", {"date": {"dtc": "LATER"}}, "integer"),
         v("D", {"date_flag": {"of": "A"}}),
         v("E", {"tte": {"events": [{"dataset": "RS", "dte": "RSDTC"}], "censors": []}}, "integer"),
+        v("F", {"merge": {"dataset": "EX", "var": "EXSEQ", "mode": "latest"}}),
         v("LATER", {"field": "AGE"}),
     ]
     spec = prepare_spec(parse_spec(spec_doc(bad), Path("xx.yaml")))
@@ -437,6 +438,7 @@ def test_spec_checks_before_data() -> None:
     assert "reads LATER, which is neither an earlier variable nor a source column" in text
     assert "names A, which has no date or datetime rule" in text
     assert "unknown key 'dte'" in text and "date is required" in text
+    assert "mode must be one of first, last (got 'latest')" in text
 
 
 def test_predecessor_without_rule_copies_or_merges() -> None:

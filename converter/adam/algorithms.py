@@ -246,6 +246,31 @@ ROW_NAME_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: arguments with a closed set of values (checked before data)
+ENUM_ARGS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("merge", "mode"): ("first", "last"),
+    ("merge", "as"): ("value", "date"),
+    ("merge_summary", "fn"): ("count", "n_distinct", "sum", "mean", "min", "max"),
+    ("extreme_date", "mode"): ("first", "last"),
+    ("extreme_flag", "mode"): ("first", "last"),
+    ("date", "impute"): ("first", "last", "mid"),
+    ("date", "highest"): ("D", "M"),
+    ("datetime", "impute"): ("first", "last", "mid"),
+    ("datetime", "time"): ("first", "last"),
+    ("datetime", "highest"): ("s", "m", "h", "D", "M"),
+    ("duration", "unit"): ("days", "weeks", "months", "years"),
+    ("tte_attr", "attr"): ("CNSR", "DESCRIPTION", "EVNTDESC", "CNSDTDSC", "SRCDOM", "SRCVAR", "SRCSEQ", "ADT"),
+}
+
+
+def enum_problems(rule: str, args: dict[str, Any]) -> list[str]:
+    return [
+        f"{arg} must be one of {', '.join(allowed)} (got {args[arg]!r})"
+        for (name, arg), allowed in ENUM_ARGS.items()
+        if name == rule and arg in args and args[arg] not in allowed
+    ]
+
+
 def row_names(rule: str, args: dict[str, Any]) -> list[str]:
     """Names of row variables a row rule reads (for checks before data)."""
     names: list[str] = list(_names(*ROW_NAME_ARGS.get(rule, ()))(args))
@@ -894,7 +919,7 @@ def _trtemfl(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 # --- time to event -------------------------------------------------------------------------------------------------
 _TTE_KEYS = {"dataset", "date", "filter", "seq", "description", "srcdom", "srcvar", "cnsr"}
-TTE_ATTRS = ("CNSR", "DESCRIPTION", "EVNTDESC", "CNSDTDSC", "SRCDOM", "SRCVAR", "SRCSEQ", "ADT")
+TTE_ATTRS = ENUM_ARGS[("tte_attr", "attr")]
 
 
 def check_tte_sources(args: dict[str, Any]) -> list[str]:

@@ -106,8 +106,7 @@ def check_adam_specs(specs: Mapping[str, DatasetSpec], upstream: Mapping[str, Co
                         target = spec.variable(of).rule_for(s.id) if of in {x.name for x in spec.variables} else None
                         if target is None or target.name not in needs:
                             errors.append(f"{at} names {of}, which has no {' or '.join(needs)} rule for source {s.id}")
-                if rule.name == "tte_attr" and rule.args.get("attr") not in alg.TTE_ATTRS:
-                    errors.append(f"{at}: attr must be one of {', '.join(alg.TTE_ATTRS)}")
+                errors += [f"{at}: {m}" for m in alg.enum_problems(rule.name, rule.args)]
             earlier.add(v.name)
         columns[spec.name] = {v.name for v in spec.variables}
     if errors:
