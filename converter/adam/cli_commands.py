@@ -55,12 +55,14 @@ def read_package(folder: Path, specs: Mapping[str, DatasetSpec] | None = None) -
 
 def _specs(stage: str) -> dict[str, DatasetSpec]:
     """The stage's specs (for the types of what is read back), unchecked: checking is the pipeline's job."""
-    import converter.adam.algorithms  # noqa: F401  (registers the ADaM rules the ADaM specs use)
+    from converter.adam.pipeline import read_adam_specs
     from converter.paths import mappings_dir
     from converter.spec.loader import load_specs
 
     folder = mappings_dir() / stage
-    return load_specs(folder) if folder.is_dir() and any(folder.glob("*.yaml")) else {}
+    if not folder.is_dir() or not any(folder.glob("*.yaml")):
+        return {}
+    return read_adam_specs(folder) if stage == "adam" else load_specs(folder)
 
 
 def write_adam_package(result: AdamResult, out: Path, study_name: str | None = None) -> str:

@@ -113,6 +113,12 @@ def check_adam_specs(specs: Mapping[str, DatasetSpec], upstream: Mapping[str, Co
         raise SpecError(errors)
 
 
+def read_adam_specs(specs_dir: Path | None = None) -> dict[str, DatasetSpec]:
+    """The ADaM specs as files state them (ADaM rules registered, Predecessor rules made explicit), without the
+    checks against data: for readers of an ADaM package (types, labels) and the validator's metadata checks."""
+    return {n: prepare_spec(s) for n, s in load_specs(specs_dir or mappings_dir() / "adam").items()}
+
+
 def load_adam_specs(
     specs_dir: Path | None = None, ct_dir: Path | None = None, upstream: Mapping[str, Collection[str]] | None = None
 ) -> tuple[dict[str, DatasetSpec], Terminology]:
@@ -121,7 +127,7 @@ def load_adam_specs(
     ``upstream`` maps each input (SDTM) dataset to its columns; without it, the SDTM specs define them.
     """
     root = mappings_dir()
-    specs = {n: prepare_spec(s) for n, s in load_specs(specs_dir or root / "adam").items()}
+    specs = read_adam_specs(specs_dir)
     ct = load_terminology(ct_dir or root / "ct")
     if upstream is None:
         upstream = {n: s.column_names for n, s in load_specs(root / "sdtm").items()}
