@@ -47,3 +47,8 @@ def keep_where(col: pd.Series, cond: pd.Series | np.ndarray) -> pd.Series:
     values = col.to_numpy(dtype=object).copy()
     values[~mask] = None
     return pd.Series(values, index=col.index, dtype=object, name=col.name)
+
+
+def none_for_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as ``object`` with ``None`` (not NaN/NA) for missing values."""
+    return pd.DataFrame({c: keep_where(df[c].astype(object), df[c].notna()) for c in df.columns}, index=df.index)

@@ -1,0 +1,225 @@
+"""Records -> SDTM on Apache Spark: the same per-subject functions, run as pandas UDFs.
+
+The CRF forms are read by Spark (CSV with every field as text, or Parquet), stacked into one long table with a
+``__form__`` column, and grouped by a subject partition number computed in Spark with the same CRC-32 as the
+local engine (:func:`converter.engine.partition.partition_of`). Each group runs, inside ``applyInPandas``, the
+same code as ``inoconv sdtm``: the record checks (:func:`converter.records.checks.check_tables`), the typing
+(:func:`~converter.records.checks.typed_records`) and the spec engine (:func:`converter.sdtm.engine.build_all`).
+The UDF returns every target row as text in a long table with a ``__dataset__`` column (and problems and
+source-record accounting as rows of their own); :func:`collect_sdtm` turns that into the typed datasets, and
+:func:`write_parquet` writes it partitioned by dataset for a cluster. No mapping is implemented twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from converter.engine.partition import is_study_level
+from converter.frames import keep_where, none_for_missing
+from converter.records.checks import RawTable, check_tables, typed_records
+from converter.records.model import empty_frame
+from converter.records.schema import FormSchema
+from converter.sdtm.engine import Accounting, build_all, cast_column, finalise
+from converter.sdtm.pipeline import SdtmResult, load_sdtm_specs
+from converter.spec.model import DatasetSpec, Terminology
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame as SparkDataFrame
+    from pyspark.sql import SparkSession
+
+FORM_COL, PART_COL, DATASET_COL, PAYLOAD_COL = "__form__", "__part__", "__dataset__", "__payload__"
+PROBLEMS, ACCOUNTING = "__problems__", "__accounting__"
+
+
+def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
+    """A local Spark session (``local[cores]``) with Arrow transfers; on a cluster use the provided session."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+
+
+def _output_columns(specs: Mapping[str, DatasetSpec]) -> list[str]:
+    cols: list[str] = []
+    for spec in specs.values():
+        for name in spec.column_names:
+            if name not in cols:
+                cols.append(name)
+    return cols
+
+
+def _to_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as exact text (floats by repr, integers without a decimal point), None for missing."""
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        if s.dtype.kind == "f":
+            out[col] = s.map(lambda v: None if pd.isna(v) else repr(float(v))).astype(object)
+        elif str(s.dtype) == "Int64" or s.dtype.kind in "iu":
+            out[col] = s.map(lambda v: None if pd.isna(v) else str(int(v))).astype(object)
+        else:
+            out[col] = keep_where(s.astype(object), s.notna())
+    return pd.DataFrame(out, index=df.index)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every task needs: picklable, shipped to the executors with the UDF."""
+
+    mappings: str | None
+    out_cols: tuple[str, ...]
+
+
+def _run_partition(job: _Job, pdf: pd.DataFrame) -> pd.DataFrame:
+    specs, ct, forms = load_sdtm_specs(Path(job.mappings) if job.mappings else None)
+    subject = {n: s for n, s in specs.items() if not is_study_level(s)}
+    tables: dict[str, RawTable] = {}
+    for oid, form in forms.forms.items():
+        rows = pdf[pdf[FORM_COL] == oid]
+        frame = none_for_missing(rows[list(form.columns)].reset_index(drop=True))
+        tables[oid] = RawTable(form=oid, file=f"{oid}.csv", frame=frame)
+    report = check_tables(tables, forms)
+    out_cols = list(job.out_cols)
+    if report.errors:
+        payload = json.dumps([p.as_dict() for p in report.errors])
+        return pd.DataFrame([{**dict.fromkeys(out_cols), DATASET_COL: PROBLEMS, PAYLOAD_COL: payload}])
+    records = typed_records(tables, forms)
+    datasets, acc = build_all(subject, records, ct, forms)
+    pieces = []
+    for name, df in datasets.items():
+        if len(df):
+            text = _to_text(df)
+            text[DATASET_COL] = name
+            pieces.append(text)
+    acc_rows = [
+        {"form": a.form, "records": a.records, "mapped": int(a.mapped.sum()), "targets": a.targets,
+         "left_out": a.left_out}
+        for a in acc.forms.values()
+    ]  # fmt: skip
+    pieces.append(pd.DataFrame([{DATASET_COL: ACCOUNTING, PAYLOAD_COL: json.dumps(acc_rows)}]))
+    out = pd.concat(pieces, ignore_index=True)
+    for c in [*out_cols, PAYLOAD_COL]:
+        if c not in out.columns:
+            out[c] = None
+    return none_for_missing(out[[*out_cols, DATASET_COL, PAYLOAD_COL]])
+
+
+def read_csv_forms(spark: SparkSession, folder: str, forms: FormSchema) -> SparkDataFrame:
+    """The CSV record folder as one long Spark table: every field as text, plus ``__form__``."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    frames = []
+    for oid, form in forms.forms.items():
+        path = f"{folder.rstrip('/')}/{oid}.csv"
+        sdf = spark.read.csv(path, header=True, inferSchema=False, emptyValue=None, encoding="UTF-8")
+        for c in form.columns:
+            if c not in sdf.columns:
+                sdf = sdf.withColumn(c, F.lit(None).cast("string"))
+        frames.append(sdf.select(*form.columns).withColumn(FORM_COL, F.lit(oid)))
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def records_to_long(spark: SparkSession, records: Mapping[str, pd.DataFrame]) -> SparkDataFrame:
+    """In-memory Records as the long Spark table (for tests and for callers that already hold pandas)."""
+    from functools import reduce
+
+    from pyspark.sql import types as T
+
+    frames = []
+    for oid, df in records.items():
+        text = _to_text(df)
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in text.columns])
+        sdf = spark.createDataFrame(none_for_missing(text), schema=schema)
+        from pyspark.sql import functions as F
+
+        frames.append(sdf.withColumn(FORM_COL, F.lit(oid)))
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def sdtm_long(long: SparkDataFrame, n_parts: int, mappings: Path | None = None) -> SparkDataFrame:
+    """The SDTM rows of every subject-level dataset, as a long text table, computed per subject partition."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    specs, _, _ = load_sdtm_specs(mappings)
+    subject = {n: s for n, s in specs.items() if not is_study_level(s)}
+    job = _Job(mappings=str(mappings) if mappings else None, out_cols=tuple(_output_columns(subject)))
+    part = F.pmod(F.crc32(F.encode(F.col("SUBJID"), "UTF-8")), F.lit(max(n_parts, 1))).cast("int")
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in [*job.out_cols, DATASET_COL, PAYLOAD_COL]])
+
+    def udf(pdf: pd.DataFrame) -> pd.DataFrame:
+        return _run_partition(job, pdf.drop(columns=[PART_COL]))
+
+    return long.withColumn(PART_COL, part).groupBy(PART_COL).applyInPandas(udf, schema=schema)
+
+
+def _typed(text: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    cols = {}
+    for v in spec.variables:
+        raw = text[v.name] if v.name in text.columns else pd.Series([None] * len(text), dtype=object)
+        cols[v.name] = cast_column(pd.to_numeric(raw) if v.numeric else raw, v.type)
+    return finalise(pd.DataFrame(cols, index=text.index), spec)
+
+
+def collect_sdtm(result: SparkDataFrame, mappings: Path | None = None) -> SdtmResult:
+    """Bring the long result to the driver as typed SDTM datasets (plus study-level ones), like the local engine."""
+    from converter.errors import InputError, Problem
+
+    specs, ct, forms = load_sdtm_specs(mappings)
+    pdf = result.toPandas()
+    problems = pdf[pdf[DATASET_COL] == PROBLEMS]
+    if len(problems):
+        found = [Problem(**p) for payload in problems[PAYLOAD_COL] for p in json.loads(payload)]
+        raise InputError(found, context="records (Spark engine)")
+    return _assemble(pdf, specs, ct, forms)
+
+
+def _assemble(pdf: pd.DataFrame, specs: dict[str, DatasetSpec], ct: Terminology, forms: FormSchema) -> SdtmResult:
+    import numpy as np
+
+    from converter.sdtm.engine import FormAccount
+
+    study = {n: s for n, s in specs.items() if is_study_level(s)}
+    empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
+    study_sets, _ = build_all(study, empty, ct, forms)
+    datasets: dict[str, pd.DataFrame] = {}
+    for name, spec in specs.items():
+        if name in study_sets:
+            datasets[name] = study_sets[name]
+        else:
+            rows = pdf[pdf[DATASET_COL] == name].reset_index(drop=True)
+            datasets[name] = _typed(rows, spec)
+    accounting = Accounting()
+    for payload in pdf.loc[pdf[DATASET_COL] == ACCOUNTING, PAYLOAD_COL]:
+        part = Accounting()
+        for a in json.loads(payload):
+            mapped = np.zeros(a["records"], dtype=bool)
+            mapped[: a["mapped"]] = True
+            part.forms[a["form"]] = FormAccount(a["form"], a["records"], mapped, a["targets"], a["left_out"])
+        accounting.merge(part)
+    return SdtmResult(datasets=datasets, specs=specs, ct=ct, accounting=accounting, forms=forms)
+
+
+def write_parquet(result: SparkDataFrame, out: str) -> None:
+    """The long result as Parquet partitioned by dataset (what a cluster job writes)."""
+    result.write.mode("overwrite").partitionBy(DATASET_COL).parquet(out)
+
+
+def iter_datasets(result: SparkDataFrame) -> Iterator[Any]:  # pragma: no cover - convenience for notebooks
+    for row in result.select(DATASET_COL).distinct().collect():
+        yield row[0]
