@@ -89,6 +89,18 @@ def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:
         code = max(code, rc)
         summary.append({"stage": name, "output": str(out / name), "result": "ok" if rc == 0 else f"exit {rc}"})
         echo(f"{name}: {time.perf_counter() - t:.1f} s")
+    echo("--- validate")
+    from converter.report.html import write_run_view
+    from converter.validate.findings import write_reports
+    from converter.validate.folder import validate_folder
+
+    findings = validate_folder(out)
+    write_reports(findings, out / "validate")
+    errors = sum(1 for f in findings if f.severity == "error")
+    summary.append({"stage": "validate", "output": str(out / "validate"), "result": f"{errors} errors"})
+    code = max(code, 1 if errors else 0)
+    if (out / "report").exists():
+        write_run_view(out)  # report/index.html again, now with the findings linked into define.html
     echo("")
     echo(_table(summary, ["stage", "output", "result"]))
     echo(f"done in {time.perf_counter() - t0:.1f} s")

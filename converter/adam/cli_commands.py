@@ -98,6 +98,10 @@ def report_command(adam_dir: Path, out: Path, echo: Echo = print) -> int:
     endpoints = compute_endpoints(adam)
     comparisons = compare(endpoints, load_published())
     files = write_report(endpoints, comparisons, Path(out), source=str(adam_dir))
+    from converter.report.html import write_index_html
+
+    defines = [Path(adam_dir) / "define.xml", Path(adam_dir).parent / "sdtm" / "define.xml"]
+    files.append(write_index_html(Path(out), define_href=defines, adam=adam))
     echo(markdown(endpoints, comparisons, str(adam_dir)))
     echo("wrote " + ", ".join(str(f) for f in files))
     return 0 if all(c.within for c in comparisons) else 1

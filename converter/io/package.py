@@ -191,6 +191,10 @@ def write_package(
                        (staging / json_name, "dataset-json", spec.name, len(df))]  # fmt: skip
         (staging / DEFINE_NAME).write_bytes(define_bytes(tree))
         staged.append((staging / DEFINE_NAME, "define", None, None))
+        from converter.io.define_stylesheet import write_define_view
+
+        view = write_define_view(staging / DEFINE_NAME)  # define2-1.xsl beside it, and define.html from disk
+        staged += [(view.stylesheet, "stylesheet", None, None), (view.html, "define-html", None, None)]
         if verify:
             problems = _verify(staging, used, datasets, files)
             if problems:
