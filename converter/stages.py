@@ -72,8 +72,12 @@ def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:
     try:
         from converter.adam.cli_commands import adam_command, report_command
 
-        stages.append(("adam", lambda: adam_command(out / "sdtm", out / "adam") or 0))
-        stages.append(("report", lambda: report_command(out / "adam", out / "report") or 0))
+        def adam_stage() -> int:
+            adam_command(out / "sdtm", out / "adam", echo)
+            return 0
+
+        stages.append(("adam", adam_stage))
+        stages.append(("report", lambda: report_command(out / "adam", out / "report", echo)))
     except ImportError:
         echo("(ADaM stage not available in this build)")
     try:

@@ -194,7 +194,9 @@ def write_package(
         from converter.io.define_stylesheet import write_define_view
 
         view = write_define_view(staging / DEFINE_NAME)  # define2-1.xsl beside it, and define.html from disk
-        staged += [(view.stylesheet, "stylesheet", None, None), (view.html, "define-html", None, None)]
+        staged.append((view.stylesheet, "stylesheet", None, None))
+        if view.html is not None:
+            staged.append((view.html, "define-html", None, None))
         if verify:
             problems = _verify(staging, used, datasets, files)
             if problems:
