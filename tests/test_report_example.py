@@ -57,7 +57,7 @@ def test_report_files(run: tuple[Path, int, str]) -> None:
     md = (root / "report" / "report.md").read_text()
     assert "| Overall survival: median (months) |" in md and "| Published |" in md
     assert "cross-checks passed" in printed
-    assert sorted(p.name for p in (root / "adam").iterdir()) == [
+    assert {
         "adae.json", "adae.xpt", "adrs.json", "adrs.xpt", "adsl.json", "adsl.xpt", "adtte.json", "adtte.xpt",
         "define.xml",
-    ]  # fmt: skip
+    } <= {p.name for p in (root / "adam").iterdir()}  # fmt: skip
