@@ -1,0 +1,123 @@
+"""Atomic output: a file or a folder appears complete or not at all.
+
+Everything is first written under a temporary name in the destination's own folder (so the final rename stays
+on one file system and is atomic), then renamed over the destination. If writing fails, the temporary is
+removed and an existing destination is left untouched.
+
+``atomic_write(path)`` yields a binary (or, with ``text=True``, a UTF-8 text) file object;
+``atomic_dir(path)`` yields a fresh empty temporary folder to fill, which then replaces ``path`` as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@overload
+def atomic_write(
+    path: Path | str, *, text: Literal[False] = False, fsync: bool = ...
+) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+
+
+@overload
+def atomic_write(
+    path: Path | str, *, text: Literal[True], encoding: str = ..., newline: str | None = ..., fsync: bool = ...
+) -> contextlib.AbstractContextManager[IO[str]]: ...
+
+
+def atomic_write(
+    path: Path | str,
+    *,
+    text: bool = False,
+    encoding: str = "utf-8",
+    newline: str | None = "",
+    fsync: bool = True,
+) -> contextlib.AbstractContextManager[Any]:
+    """Write ``path`` atomically: ``with atomic_write(p) as fh: fh.write(b"...")``.
+
+    The parent folder must exist. ``text=True`` opens in text mode (``encoding``, ``newline`` as for
+    :func:`open`; the default ``newline=""`` writes line ends exactly as given).
+    """
+    return _atomic_write(Path(path), text, encoding, newline, fsync)
+
+
+@contextlib.contextmanager
+def _atomic_write(path: Path, text: bool, encoding: str, newline: str | None, fsync: bool) -> Iterator[Any]:
+    parent = path.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    tmp = Path(tmp_name)
+    try:
+        if text:
+            fh: IO[Any] = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+        else:
+            fh = os.fdopen(fd, "wb")
+        with fh:
+            yield fh
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        # mkstemp creates the file 0600; give the result the usual permissions of a new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+        if fsync:
+            _fsync_dir(parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """Build a folder as a whole: ``with atomic_dir(out) as tmp: (tmp / "a.csv").write_text(...)``.
+
+    On success the temporary folder replaces ``path`` (an existing folder at ``path`` is swapped out and
+    then removed; an existing *file* there is an error). On failure nothing at ``path`` changes.
+    """
+    path = Path(path)
+    parent = path.parent
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
+            old.rmdir()
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,699 @@
+"""Record checks: every problem of a source record set, found column-wise and reported together.
+
+Readers (:mod:`converter.records.odm`, :mod:`converter.records.csv_io`) return the forms as *raw strings*
+(:class:`RawTable`); :func:`check_tables` validates them against the CRF schema (forms.yaml) and returns a
+:class:`CheckReport` of errors and warnings; :func:`typed_records` then turns clean raw tables into canonical
+:data:`~converter.records.model.Records`.
+
+Rules (the ``rule`` of each :class:`~converter.errors.Problem`; short and stable):
+
+========================= =========================================================================
+``required``              a required field is empty
+``type``                  not an integer / not a decimal number (``inf``/``nan`` included)
+``range``                 a number below the field's ``min`` or above its ``max``
+``length``                text longer than the field's ``length``
+``code``                  a value outside the field's ``codes``
+``character``             a control character (not tab/line end) in text: cannot be kept in XML
+``date``                  not an ISO 8601 calendar date (``2013-02-30`` included)
+``partial-date``          ``YYYY`` / ``YYYY-MM`` in a field without ``partial: true``
+``duplicate-key``         a second record with the same key (the form's ``key``)
+``orphan-subject``        a record for a subject without an enrolment record
+``ae-end-before-start``   AE end date before its start (compared at the common precision)
+``consent-after-enrolment``, ``death-before-enrolment``, ``dosing-after-death``, ``ae-after-death``
+``event-after-death``     any other date after the date of death: a *warning* (suspicious, not wrong)
+========================= =========================================================================
+
+Readers add their own structural rules (``unknown-column``, ``missing-column``, ``xml``, ``xsd``, ...).
+The trial-specific cross-form rules (which form is the enrolment, which date orders must hold) are data:
+:data:`DEFAULT_CROSS_CHECKS`, overridable by a ``checks:`` section in forms.yaml (see :func:`cross_checks`).
+Rules whose forms or fields the schema lacks are skipped, so the checks work for any forms.yaml.
+
+Checks are vectorised over columns (numpy/pandas); Python loops run only over the problems found, to format
+them. Problems per (form, field, rule) are capped at :data:`MAX_PER_RULE`, with one summary problem after.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from converter.errors import Problem, problem
+from converter.records.model import Records, empty_frame
+from converter.records.schema import Field, Form, FormSchema
+
+MAX_PER_RULE = 1000
+#: integers are kept exactly (Int64 and float64 round trips): magnitudes from here on are rejected
+INT_LIMIT = 10**15
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_NOT_PLAIN_DECIMAL = re.compile(r"[^0-9.\0]")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+# ------------------------------------------------------------------------------------------ raw tables
+
+
+@dataclass
+class RawTable:
+    """One form as read: raw strings (``None`` = missing), before any check or typing.
+
+    ``frame`` has the columns the source had, restricted to the form's fields (object dtype, ``str`` or
+    ``None``). Each row's place in the source, for messages, is ``where[i]`` when given, else ``row N``
+    counted from ``row_offset`` (CSV: data rows from 1), else nothing (ODM: the key fields say it all).
+    """
+
+    form: str
+    file: str
+    frame: pd.DataFrame
+    where: list[str] | None = None
+    row_offset: int | None = None
+    missing_columns: tuple[str, ...] = ()
+
+    def locate(self, i: int) -> str:
+        if self.where is not None:
+            return self.where[i]
+        if self.row_offset is not None:
+            return f"row {i + self.row_offset}"
+        return ""
+
+
+@dataclass
+class RawRead:
+    """What a reader found: the forms as raw strings and the problems met while reading."""
+
+    tables: dict[str, RawTable]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def empty_raw(form: Form, file: str) -> RawTable:
+    return RawTable(
+        form=form.oid, file=file, frame=pd.DataFrame({c: pd.Series([], dtype=object) for c in form.columns})
+    )
+
+
+# ------------------------------------------------------------------------------- typed values as text
+
+
+def format_floats(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Shortest round-trip text of each float (``12`` for 12.0, ``0.1``, ``1e-07``); NaN gives ``None``."""
+    out = np.full(x.shape, None, dtype=object)
+    finite = np.isfinite(x)
+    if (~finite & ~np.isnan(x)).any():
+        raise ValueError("an infinite float value cannot be written")
+    safe = np.where(finite, x, 0.0)
+    whole = finite & (np.trunc(safe) == safe) & (np.abs(safe) < INT_LIMIT)
+    if whole.any():
+        out[whole] = x[whole].astype(np.int64).astype(str).astype(object)
+    frac = finite & ~whole
+    if frac.any():
+        out[frac] = x[frac].astype(str).astype(object)
+    return out
+
+
+def field_strings(col: pd.Series[Any], f: Field) -> np.ndarray[Any, Any]:
+    """A typed column as canonical text (object array of ``str``/``None``), as both writers put it."""
+    if f.type == "integer":
+        num = pd.to_numeric(col, errors="raise").astype("Int64")
+        present = num.notna().to_numpy()
+        out = np.full(len(col), None, dtype=object)
+        out[present] = num.to_numpy(dtype="int64", na_value=0)[present].astype(str).astype(object)
+        return out
+    if f.type == "float":
+        return format_floats(pd.to_numeric(col, errors="raise").astype("float64").to_numpy())
+    obj = col.to_numpy(dtype=object).copy()
+    present = np.asarray(pd.notna(obj), dtype=bool)
+    if present.any():
+        vals = obj[present]
+        if pd.api.types.infer_dtype(vals, skipna=False) != "string":
+            vals = np.array([v if isinstance(v, str) else str(v) for v in vals], dtype=object)
+        vals[vals == ""] = None
+        obj[present] = vals
+    obj[~present] = None
+    return obj
+
+
+# ------------------------------------------------------------------------------------------- the report
+
+
+@dataclass
+class CheckReport:
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class OrderRule:
+    """``earlier`` must not come after ``later`` (dates compared at their common precision).
+
+    Both are ``(form, field)``; fields of one form compare within each record, fields of two forms join on
+    SUBJID (one of them non-repeating). ``earlier == ("*", "*")`` stands for every date field of every other
+    form not already compared with ``later`` by another rule. The problem is reported on the ``report``
+    side's record and field.
+    """
+
+    rule: str
+    earlier: tuple[str, str]
+    later: tuple[str, str]
+    message: str
+    report: str = "earlier"
+    severity: str = "error"
+
+
+@dataclass(frozen=True)
+class CrossChecks:
+    enrolment_form: str | None
+    order: tuple[OrderRule, ...]
+
+
+DEFAULT_CROSS_CHECKS = CrossChecks(
+    enrolment_form="ENROL",
+    order=(
+        OrderRule(
+            "consent-after-enrolment",
+            ("ENROL", "CONSDT"),
+            ("ENROL", "ENRLDT"),
+            "informed consent signed after enrolment",
+        ),
+        OrderRule(
+            "ae-end-before-start",
+            ("AE", "AESTDT"),
+            ("AE", "AEENDT"),
+            "adverse event ends before it starts",
+            report="later",
+        ),
+        OrderRule(
+            "death-before-enrolment", ("ENROL", "ENRLDT"), ("DEATH", "DTHDT"), "death before enrolment", report="later"
+        ),
+        OrderRule("dosing-after-death", ("EXPOS", "ADMDT"), ("DEATH", "DTHDT"), "study drug given after death"),
+        OrderRule("ae-after-death", ("AE", "AESTDT"), ("DEATH", "DTHDT"), "adverse event starts after death"),
+        OrderRule(
+            "event-after-death", ("*", "*"), ("DEATH", "DTHDT"), "date after the date of death", severity="warning"
+        ),
+    ),
+)
+
+
+def cross_checks(schema: FormSchema) -> CrossChecks:
+    """The cross-form checks: forms.yaml's optional ``checks:`` section, else :data:`DEFAULT_CROSS_CHECKS`.
+
+    ``checks: {enrolment_form: ENROL, order: [{rule, earlier: FORM.FIELD, later: FORM.FIELD, message,
+    report: earlier|later, severity: error|warning}, ...]}``
+    """
+    try:
+        stamp = schema.path.stat().st_mtime_ns if schema.path.is_file() else 0
+    except OSError:
+        stamp = 0
+    return _cross_checks(schema.path, stamp)
+
+
+@lru_cache(maxsize=8)
+def _cross_checks(path: Path, stamp: int) -> CrossChecks:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) if stamp else None
+    except (OSError, yaml.YAMLError):
+        doc = None
+    raw = doc.get("checks") if isinstance(doc, dict) else None
+    if not isinstance(raw, dict):
+        return DEFAULT_CROSS_CHECKS
+
+    def ref(text: str) -> tuple[str, str]:
+        form, _, name = str(text).partition(".")
+        return form, name
+
+    order = tuple(
+        OrderRule(
+            rule=str(r["rule"]),
+            earlier=ref(r["earlier"]),
+            later=ref(r["later"]),
+            message=str(r.get("message", r["rule"])),
+            report=str(r.get("report", "earlier")),
+            severity=str(r.get("severity", "error")),
+        )
+        for r in raw.get("order") or ()
+    )
+    return CrossChecks(enrolment_form=raw.get("enrolment_form", DEFAULT_CROSS_CHECKS.enrolment_form), order=order)
+
+
+# ------------------------------------------------------------------------------------------- machinery
+
+
+class _Sink:
+    """Formats the problems of flagged rows, at most MAX_PER_RULE per (file, field, rule)."""
+
+    def __init__(self) -> None:
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def add(
+        self,
+        table: RawTable,
+        form: Form,
+        rows: np.ndarray[Any, Any],
+        field_name: str,
+        values: Any,
+        rule: str,
+        message: str,
+        severity: str = "error",
+    ) -> None:
+        """``rows``: positions in ``table.frame``; ``values``: the value per flagged row (same length)."""
+        rows = np.asarray(rows)
+        if len(rows) == 0:
+            return
+        out = self.errors if severity == "error" else self.warnings
+        shown = rows[:MAX_PER_RULE]
+        vals = list(values[:MAX_PER_RULE]) if values is not None else [""] * len(shown)
+        frame = table.frame
+        key_cols = [k for k in form.key if k in frame.columns]
+        key_data = [frame[k].to_numpy(dtype=object) for k in key_cols]
+        for n, i in enumerate(shown):
+            i = int(i)
+            keys = " ".join(f"{k}={d[i] if d[i] is not None else ''}" for k, d in zip(key_cols, key_data, strict=True))
+            loc = table.locate(i)
+            record = f"{keys} ({loc})" if keys and loc else (keys or loc)
+            out.append(problem(table.file, record, field_name, vals[n], rule, message))
+        if len(rows) > MAX_PER_RULE:
+            out.append(
+                problem(
+                    table.file,
+                    "",
+                    field_name,
+                    "",
+                    rule,
+                    f"... and {len(rows) - MAX_PER_RULE} more records break this rule",
+                )
+            )
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray[Any, Any]:
+    arr = frame[name].to_numpy(dtype=object)
+    return arr
+
+
+def _present(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Mask of non-missing raw values (``None``/NaN and ``""`` are missing)."""
+    mask = np.asarray(pd.notna(arr), dtype=bool)
+    if mask.any():
+        mask[mask] = arr[mask] != ""
+    return mask
+
+
+def _lengths(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.fromiter(map(len, vals), dtype=np.int64, count=len(vals))
+
+
+def _joined_has(vals: np.ndarray[Any, Any], pattern: re.Pattern[str]) -> bool:
+    """Whether any value contains a match: one regex scan over all values joined by NUL."""
+    return bool(len(vals)) and pattern.search("\0".join(vals.tolist())) is not None
+
+
+def parse_dates(vals: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Classify ISO 8601 date strings: returns (precision 4/7/10 or 0 when invalid, zero-padded 'U10' text).
+
+    Valid forms: ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` with a real month and a real day of that month
+    (leap years included), year 0001-9999. Everything else (times, week dates, spaces) is precision 0.
+    """
+    n = len(vals)
+    prec = np.zeros(n, dtype=np.int64)
+    lens = _lengths(vals)
+    for width, dashes in ((4, ()), (7, (4,)), (10, (4, 7))):
+        idx = np.flatnonzero(lens == width)
+        if len(idx) == 0:
+            continue
+        codes = vals[idx].astype(f"U{width}").view(np.uint32).reshape(-1, width).astype(np.int64)
+        digit_cols = [c for c in range(width) if c not in dashes]
+        ok = np.ones(len(idx), dtype=bool)
+        for c in digit_cols:
+            ok &= (codes[:, c] >= 48) & (codes[:, c] <= 57)
+        for c in dashes:
+            ok &= codes[:, c] == 45
+        d = codes - 48
+        year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+        ok &= year >= 1
+        if width >= 7:
+            month = d[:, 5] * 10 + d[:, 6]
+            ok &= (month >= 1) & (month <= 12)
+            if width == 10:
+                day = d[:, 8] * 10 + d[:, 9]
+                leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+                mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)]
+                mdays = mdays + ((month == 2) & leap)
+                ok &= (day >= 1) & (day <= mdays)
+        prec[idx[ok]] = width
+    text = np.full(n, "", dtype="U10")
+    good = prec > 0
+    if good.any():
+        text[good] = vals[good].astype("U10")
+    return prec, text
+
+
+def _numeric(vals: np.ndarray[Any, Any], integer: bool) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(valid mask, float values) for raw number strings: strict syntax, finite, integers below INT_LIMIT.
+
+    ``to_numeric`` does the conversion at C speed; the regular expression runs only on values that are not
+    obviously well formed (integers: not in canonical form; decimals: any character besides digits and a
+    dot), so typical columns never loop in Python.
+    """
+    num = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ok = np.isfinite(num)
+    if integer:
+        ok &= np.abs(np.where(ok, num, 0.0)) < INT_LIMIT
+        ok &= np.trunc(np.where(ok, num, 0.0)) == np.where(ok, num, 0.0)
+        canon = np.where(ok, num, 0.0).astype(np.int64).astype(str).astype(object) == vals
+        doubtful = np.flatnonzero(ok & ~canon)
+    else:
+        cand = np.flatnonzero(ok)
+        if _joined_has(vals[cand], _NOT_PLAIN_DECIMAL):
+            odd = np.fromiter((_NOT_PLAIN_DECIMAL.search(v) is not None for v in vals[cand]), bool, len(cand))
+            doubtful = cand[odd]
+        else:
+            doubtful = cand[:0]
+    syntax = _INT_RE if integer else _FLOAT_RE
+    for i in doubtful:
+        ok[i] = syntax.fullmatch(vals[i]) is not None
+    if not integer and ok.any():
+        num[ok] = precise_floats(vals[ok])  # to_numeric's own parser is off in the last digits
+        num[~ok] = np.nan
+    return ok, num
+
+
+def precise_floats(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Decimal strings to float64 exactly as Python's ``float`` reads them (round-trip correct)."""
+    return np.asarray(vals, dtype=object).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------- the checks
+
+
+def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[str, Any]:
+    """Field-level checks of one form; returns the parsed columns for the cross-form checks."""
+    frame = table.frame
+    parsed: dict[str, Any] = {}
+    for name, f in form.fields.items():
+        if name not in frame.columns:
+            continue  # reported by the reader (missing-column)
+        arr = _column(frame, name)
+        present = _present(arr)
+        if f.required:
+            sink.add(table, form, np.flatnonzero(~present), name, None, "required", f"{f.label}: required, empty")
+        idx = np.flatnonzero(present)
+        vals = arr[idx]
+        if f.type in ("integer", "float"):
+            ok, num = _numeric(vals, f.type == "integer")
+            what = "an integer" if f.type == "integer" else "a number"
+            sink.add(table, form, idx[~ok], name, vals[~ok], "type", f"{f.label}: not {what}")
+            full = np.full(len(arr), np.nan)
+            full[idx[ok]] = num[ok]
+            if f.min is not None:
+                low = np.flatnonzero(full < f.min)
+                sink.add(table, form, low, name, arr[low], "range", f"{f.label}: below the minimum {f.min:g}")
+            if f.max is not None:
+                high = np.flatnonzero(full > f.max)
+                sink.add(table, form, high, name, arr[high], "range", f"{f.label}: above the maximum {f.max:g}")
+            parsed[name] = full
+        elif f.type == "date":
+            prec, text = parse_dates(vals)
+            partial = (prec == 4) | (prec == 7)
+            if not f.partial:
+                sink.add(
+                    table,
+                    form,
+                    idx[partial],
+                    name,
+                    vals[partial],
+                    "partial-date",
+                    f"{f.label}: a partial date (YYYY or YYYY-MM) where a full date is required",
+                )
+                prec = np.where(partial, 0, prec)
+            bad = (prec == 0) & ~partial
+            sink.add(
+                table,
+                form,
+                idx[bad],
+                name,
+                vals[bad],
+                "date",
+                f"{f.label}: not an ISO 8601 date (YYYY-MM-DD{', YYYY-MM or YYYY' if f.partial else ''})",
+            )
+            full_prec = np.zeros(len(arr), dtype=np.int64)
+            full_prec[idx] = prec
+            full_text = np.full(len(arr), "", dtype="U10")
+            full_text[idx] = text
+            parsed[name] = (full_prec, full_text)
+        else:
+            if f.codes:
+                unknown = ~pd.Series(vals, dtype=object).isin(list(f.codes)).to_numpy()
+                sink.add(
+                    table,
+                    form,
+                    idx[unknown],
+                    name,
+                    vals[unknown],
+                    "code",
+                    f"{f.label}: not one of the codes {', '.join(list(f.codes)[:12])}",
+                )
+            if f.length is not None and len(vals):
+                lens = _lengths(vals)
+                long = lens > f.length
+                sink.add(
+                    table,
+                    form,
+                    idx[long],
+                    name,
+                    [f"{len(v)} characters" for v in vals[long]],
+                    "length",
+                    f"{f.label}: longer than {f.length} characters",
+                )
+            if _joined_has(vals, _CONTROL):
+                ctl = np.fromiter((_CONTROL.search(v) is not None for v in vals), bool, len(vals))
+                sink.add(
+                    table,
+                    form,
+                    idx[ctl],
+                    name,
+                    [repr(v) for v in vals[ctl]],
+                    "character",
+                    f"{f.label}: contains a control character",
+                )
+            parsed[name] = arr
+    return parsed
+
+
+def _check_duplicates(table: RawTable, form: Form, parsed: dict[str, Any], sink: _Sink) -> None:
+    frame = table.frame
+    key = [k for k in form.key if k in frame.columns]
+    if not key or len(key) != len(form.key) or len(frame) < 2:
+        return
+    cols: dict[str, Any] = {}
+    usable = np.ones(len(frame), dtype=bool)
+    for k in key:
+        f = form.fields[k]
+        p = parsed.get(k)
+        if f.type in ("integer", "float") and p is not None:
+            cols[k] = p
+            usable &= ~np.isnan(p)
+        elif f.type == "date" and p is not None:
+            cols[k] = p[1]
+            usable &= p[0] > 0
+        else:
+            arr = _column(frame, k)
+            cols[k] = arr
+            usable &= _present(arr)
+    df = pd.DataFrame(cols)[usable]
+    dup = df.duplicated(keep="first").to_numpy()
+    rows = np.flatnonzero(usable)[dup]
+    if len(rows):
+        sink.add(
+            table,
+            form,
+            rows,
+            ",".join(key),
+            None,
+            "duplicate-key",
+            f"another {form.oid} record has the same key ({', '.join(key)})",
+        )
+
+
+def _subject_dates(table: RawTable, parsed: dict[str, Any], name: str, unique: bool) -> tuple[Any, ...]:
+    """(rows, SUBJIDs, precisions, texts) of the valid dates of a field; ``unique``: first per subject."""
+    prec, text = parsed[name]
+    subj = _column(table.frame, "SUBJID")
+    rows = np.flatnonzero((prec > 0) & _present(subj))
+    if unique and len(rows):
+        first = ~pd.Index(subj[rows]).duplicated()
+        rows = rows[first]
+    return rows, subj[rows], prec[rows], text[rows]
+
+
+def _later_than(a_prec: Any, a_text: Any, b_prec: Any, b_text: Any) -> np.ndarray[Any, Any]:
+    """Mask: date a after date b at their common precision (both valid)."""
+    a_prec, b_prec = np.asarray(a_prec), np.asarray(b_prec)
+    a_text, b_text = np.asarray(a_text, dtype="U10"), np.asarray(b_text, dtype="U10")
+    common = np.minimum(a_prec, b_prec)
+    out = np.zeros(len(common), dtype=bool)
+    for p in (4, 7, 10):
+        m = common == p
+        if m.any():
+            out[m] = a_text[m].astype(f"U{p}") > b_text[m].astype(f"U{p}")
+    return out
+
+
+def _expand_order_rules(rules: tuple[OrderRule, ...], schema: FormSchema) -> list[OrderRule]:
+    out: list[OrderRule] = []
+    explicit = {(r.earlier, r.later) for r in rules if r.earlier != ("*", "*")}
+    for r in rules:
+        if r.earlier != ("*", "*"):
+            out.append(r)
+            continue
+        covered = {e for (e, later) in explicit if later == r.later} | {r.later}
+        for oid, form in schema.forms.items():
+            if oid == r.later[0]:
+                continue
+            for f in form.fields.values():
+                if f.type == "date" and (oid, f.name) not in covered:
+                    out.append(OrderRule(r.rule, (oid, f.name), r.later, r.message, "earlier", r.severity))
+    return out
+
+
+def _check_order(
+    rule: OrderRule,
+    tables: Mapping[str, RawTable],
+    parsed: Mapping[str, dict[str, Any]],
+    schema: FormSchema,
+    sink: _Sink,
+) -> None:
+    (ef, en), (lf, ln) = rule.earlier, rule.later
+    if ef not in tables or lf not in tables or en not in parsed.get(ef, {}) or ln not in parsed.get(lf, {}):
+        return
+    if ef == lf:
+        table = tables[ef]
+        (ep, et), (lp, lt) = parsed[ef][en], parsed[ef][ln]
+        both = (ep > 0) & (lp > 0)
+        bad = np.flatnonzero(both)[_later_than(ep[both], et[both], lp[both], lt[both])]
+        name = en if rule.report == "earlier" else ln
+        vals = [f"{et[i]} > {lt[i]}" for i in bad[:MAX_PER_RULE]]
+        sink.add(table, schema.forms[ef], bad, name, vals, rule.rule, rule.message, rule.severity)
+        return
+    if "SUBJID" not in tables[ef].frame.columns or "SUBJID" not in tables[lf].frame.columns:
+        return
+    # join on SUBJID: the non-repeating side (one date per subject) is looked up from the other side
+    one_is_later = not schema.forms[lf].repeating or schema.forms[ef].repeating
+    e_rows, e_subj, e_prec, e_text = _subject_dates(tables[ef], parsed[ef], en, unique=not one_is_later)
+    l_rows, l_subj, l_prec, l_text = _subject_dates(tables[lf], parsed[lf], ln, unique=one_is_later)
+    if len(e_rows) == 0 or len(l_rows) == 0:
+        return
+    if one_is_later:
+        pos = pd.Index(l_subj).get_indexer(e_subj)
+        ei = np.flatnonzero(pos >= 0)
+        li = pos[ei]
+    else:
+        pos = pd.Index(e_subj).get_indexer(l_subj)
+        li = np.flatnonzero(pos >= 0)
+        ei = pos[li]
+    bad = _later_than(e_prec[ei], e_text[ei], l_prec[li], l_text[li])
+    ei, li = ei[bad], li[bad]
+    side, form_oid, name = ("e", ef, en) if rule.report == "earlier" else ("l", lf, ln)
+    rows = e_rows[ei] if side == "e" else l_rows[li]
+    vals = [f"{a} > {b}" for a, b in zip(e_text[ei[:MAX_PER_RULE]], l_text[li[:MAX_PER_RULE]], strict=True)]
+    other = f"{lf}.{ln}" if side == "e" else f"{ef}.{en}"
+    sink.add(
+        tables[form_oid],
+        schema.forms[form_oid],
+        rows,
+        name,
+        vals,
+        rule.rule,
+        f"{rule.message} ({other})",
+        rule.severity,
+    )
+
+
+def _check_orphans(tables: Mapping[str, RawTable], schema: FormSchema, checks: CrossChecks, sink: _Sink) -> None:
+    enrol = checks.enrolment_form
+    if enrol is None or enrol not in tables or "SUBJID" not in tables[enrol].frame.columns:
+        return
+    ids = _column(tables[enrol].frame, "SUBJID")
+    enrolled = pd.Index(ids[_present(ids)])
+    for oid, table in tables.items():
+        if oid == enrol or "SUBJID" not in table.frame.columns or oid not in schema.forms:
+            continue
+        subj = _column(table.frame, "SUBJID")
+        present = _present(subj)
+        orphan = np.flatnonzero(present & ~pd.Series(subj, dtype=object).isin(enrolled).to_numpy())
+        sink.add(
+            table,
+            schema.forms[oid],
+            orphan,
+            "SUBJID",
+            subj[orphan],
+            "orphan-subject",
+            f"subject has no {enrol} (enrolment) record",
+        )
+
+
+def check_tables(tables: Mapping[str, RawTable], schema: FormSchema, checks: CrossChecks | None = None) -> CheckReport:
+    """Run every check over the raw tables; all problems together (errors and warnings)."""
+    checks = checks or cross_checks(schema)
+    sink = _Sink()
+    parsed: dict[str, dict[str, Any]] = {}
+    for oid, table in tables.items():
+        if oid not in schema.forms:
+            continue
+        form = schema.forms[oid]
+        parsed[oid] = _check_table(table, form, sink)
+        _check_duplicates(table, form, parsed[oid], sink)
+    _check_orphans(tables, schema, checks, sink)
+    for rule in _expand_order_rules(checks.order, schema):
+        _check_order(rule, tables, parsed, schema, sink)
+    return CheckReport(errors=sink.errors, warnings=sink.warnings)
+
+
+# ------------------------------------------------------------------------------------ raw -> Records
+
+
+def typed_records(tables: Mapping[str, RawTable], schema: FormSchema) -> Records:
+    """Canonical Records from raw tables that passed the checks (same result as ``normalise_all``).
+
+    Vectorised: integers via ``to_numeric`` to ``Int64``, floats to ``float64``, text and dates kept as
+    ``str`` with ``""`` as ``None``; rows sorted by the form's key.
+    """
+    out: Records = {}
+    for oid, form in schema.forms.items():
+        table = tables.get(oid)
+        if table is None or len(table.frame) == 0:
+            out[oid] = empty_frame(form)
+            continue
+        frame = table.frame
+        n = len(frame)
+        cols: dict[str, Any] = {}
+        for name, f in form.fields.items():
+            if name not in frame.columns:
+                arr = np.full(n, None, dtype=object)
+            else:
+                arr = _column(frame, name).copy()
+                arr[~_present(arr)] = None
+            if f.type == "integer":
+                cols[name] = pd.to_numeric(pd.Series(arr, dtype=object)).astype("Int64")
+            elif f.type == "float":
+                num = np.full(n, np.nan)
+                present = pd.notna(arr)
+                num[present] = precise_floats(arr[present])
+                cols[name] = num
+            else:
+                cols[name] = pd.Series(arr, dtype=object)
+        df = pd.DataFrame(cols)
+        if form.key:
+            df = df.sort_values(list(form.key), kind="mergesort", na_position="last")
+        out[oid] = df.reset_index(drop=True)
+    return out

@@ -1,0 +1,225 @@
+"""CSV folder of CRF records: one ``<FORM OID>.csv`` per form.
+
+Written as UTF-8 without BOM, ``\\n`` line ends, header = the form's field names in schema order, every form
+present even when it has no records, missing values as empty fields, numbers in their shortest exact text
+(``12``, ``0.1``), quoting only where a value needs it (comma, quote, line end, leading/trailing space).
+
+Read with pandas' C parser as strings only (``dtype=str, keep_default_na=False``): nothing is coerced
+silently, ``""`` means missing, and the record checks judge every value. Accepted: a UTF-8 BOM, ``\\r\\n``,
+``\\n`` or ``\\r`` line ends (mixed too), quoted fields of any size, non-ASCII text. Reported (as problems,
+never tracebacks): bytes that are not UTF-8 (with the line), an empty file, an unparseable line, rows with
+fewer fields than the header, duplicated / unknown / missing columns, unknown or missing form files.
+``row N`` in messages counts data records from 1 (the header and blank lines not counted).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.errors import Problem, problem
+from converter.io.atomic import atomic_dir, atomic_write
+from converter.records.checks import RawRead, RawTable, empty_raw, field_strings
+from converter.records.schema import Form, FormSchema, load_forms
+
+_NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
+_NEEDS_QUOTES_JOINED = re.compile(r'[",\r\n]|^\s|\s$|\s\0|\0\s')
+
+
+def form_file(folder: Path, form: str) -> Path:
+    return folder / f"{form}.csv"
+
+
+# ------------------------------------------------------------------------------------------------- writer
+
+
+def _csv_cells(strings: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Canonical strings (``None`` = missing) as CSV cells, quoted where needed."""
+    out = strings.copy()
+    present = np.asarray(pd.notna(out), dtype=bool)
+    out[~present] = ""
+    vals = out[present]
+    if len(vals) and _NEEDS_QUOTES_JOINED.search("\0".join(vals.tolist())):
+        out[present] = [('"' + v.replace('"', '""') + '"') if _NEEDS_QUOTES.search(v) else v for v in vals]
+    return out
+
+
+def form_csv_text(frame: pd.DataFrame, form: Form) -> str:
+    """The CSV text of one form: header line, then one line per record."""
+    header = ",".join(form.columns) + "\n"
+    n = len(frame)
+    if n == 0:
+        return header
+    cols: list[np.ndarray[Any, Any]] = []
+    for name, f in form.fields.items():
+        if name in frame.columns:
+            cols.append(_csv_cells(field_strings(frame[name], f)))
+        else:
+            cols.append(np.full(n, "", dtype=object))
+    sep = np.full(n, ",", dtype=object)
+    parts: list[np.ndarray[Any, Any]] = []
+    for k, c in enumerate(cols):
+        if k:
+            parts.append(sep)
+        parts.append(c)
+    parts.append(np.full(n, "\n", dtype=object))
+    return header + "".join(np.stack(parts, axis=1).ravel().tolist())
+
+
+def write_csv_files(records: Mapping[str, pd.DataFrame], folder: Path, schema: FormSchema) -> None:
+    """Write every form of the schema into ``folder`` (which must exist), each file atomically."""
+    unknown = set(records) - set(schema.forms)
+    if unknown:
+        raise ValueError(f"forms not in the schema: {sorted(unknown)}")
+    for oid, form in schema.forms.items():
+        frame = records.get(oid)
+        text = form_csv_text(frame if frame is not None else pd.DataFrame(columns=form.columns), form)
+        with atomic_write(form_file(folder, oid), fsync=False) as fh:
+            fh.write(text.encode("utf-8"))
+
+
+def write_csv(records: Mapping[str, pd.DataFrame], folder: Path | str, schema: FormSchema | None = None) -> None:
+    """Write the CSV folder as a whole (it appears complete or not at all).
+
+    An existing folder is replaced only if it holds nothing but ``*.csv`` files (a previous record folder);
+    anything else there is an error rather than silently deleted.
+    """
+    schema = schema or load_forms()
+    folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise FileExistsError(f"{folder}: exists and is not a folder")
+        other = [p.name for p in folder.iterdir() if not (p.is_file() and p.suffix.lower() == ".csv")]
+        if other:
+            listed = ", ".join(sorted(other)[:5])
+            raise FileExistsError(f"{folder}: not replaced, it holds more than a record folder's CSV files ({listed})")
+    with atomic_dir(folder) as tmp:
+        write_csv_files(records, tmp, schema)
+
+
+# ------------------------------------------------------------------------------------------------- reader
+
+
+def _decode_problem(file: str, data: bytes, err: UnicodeDecodeError) -> Problem:
+    line = data.count(b"\n", 0, err.start) + 1
+    bad = data[err.start : err.start + 4]
+    return problem(
+        file,
+        f"line {line}",
+        "",
+        bad.hex(" "),
+        "encoding",
+        f"not UTF-8: byte 0x{data[err.start]:02X} at byte offset {err.start} (save the file as UTF-8)",
+    )
+
+
+def _header(text_start: str) -> list[str]:
+    """The header's field names, parsed with the csv module (no pandas mangling of duplicates)."""
+    reader = csv.reader(io.StringIO(text_start, newline=""))
+    try:
+        return next(reader)
+    except (StopIteration, csv.Error):
+        return []
+
+
+def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
+    file = str(path)
+    problems: list[Problem] = []
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return empty_raw(form, file), [problem(file, "", "", "", "io", f"cannot read: {err.strerror or err}")]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        head_text = data[: 1 << 16].decode("utf-8", errors="ignore")
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return empty_raw(form, file), [_decode_problem(file, data, err)]
+    if not data.strip():
+        return empty_raw(form, file), [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
+    header = _header(head_text)
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            problems.append(problem(file, "line 1", name, "", "duplicate-column", f"column {name!r} appears twice"))
+        seen.add(name)
+    for name in header:
+        if name not in form.fields:
+            problems.append(
+                problem(file, "line 1", name, "", "unknown-column", f"column {name!r} is not a field of {form.oid}")
+            )
+    missing = tuple(c for c in form.columns if c not in seen)
+    for name in missing:
+        problems.append(
+            problem(file, "line 1", name, "", "missing-column", f"column {name!r} of {form.oid} is missing")
+        )
+    try:
+        raw = pd.read_csv(
+            io.BytesIO(data),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8",
+            engine="c",
+            skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError:
+        return empty_raw(form, file), [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
+    except (pd.errors.ParserError, ValueError) as err:
+        msg = str(err).strip()
+        m = re.search(r"line (\d+)", msg)
+        where = f"line {m.group(1)}" if m else ""
+        return empty_raw(form, file), [*problems, problem(file, where, "", "", "csv", f"not readable as CSV: {msg}")]
+    body = raw.iloc[1:]
+    width = raw.shape[1]
+    if width != len(header):
+        # the C parser sizes rows by the first line; a header with fewer fields than later rows is an error there
+        header = header[:width] + [f"column {k + 1}" for k in range(len(header), width)]
+    arr = body.to_numpy(dtype=object)
+    short = np.flatnonzero(pd.isna(arr).any(axis=1)) if arr.size else np.zeros(0, dtype=np.int64)
+    for i in short[:1000]:
+        n = int(np.count_nonzero(pd.notna(arr[i])))
+        problems.append(
+            problem(file, f"row {int(i) + 1}", "", "", "csv", f"{n} fields where the header has {len(header)}")
+        )
+    keep: dict[str, np.ndarray[Any, Any]] = {}
+    for k, name in enumerate(header):
+        if name in form.fields and name not in keep:
+            col = arr[:, k].copy() if arr.size else np.zeros(0, dtype=object)
+            col[pd.isna(col) | (col == "")] = None
+            keep[name] = col
+    frame = pd.DataFrame(keep, columns=list(keep), dtype=object) if keep else pd.DataFrame(index=range(len(body)))
+    return RawTable(form=form.oid, file=file, frame=frame, row_offset=1, missing_columns=missing), problems
+
+
+def read_csv_folder(folder: Path | str, schema: FormSchema | None = None) -> RawRead:
+    """Read a CSV record folder into raw per-form tables plus every structural problem."""
+    schema = schema or load_forms()
+    folder = Path(folder)
+    tables: dict[str, RawTable] = {}
+    problems: list[Problem] = []
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"}
+    for stem, p in files.items():
+        if stem not in schema.forms:
+            problems.append(problem(str(p), "", "", stem, "unknown-form", f"{p.name}: no form {stem!r} in the schema"))
+    for oid, form in schema.forms.items():
+        path = files.get(oid)
+        if path is None:
+            problems.append(
+                problem(str(form_file(folder, oid)), "", "", "", "missing-form", f"no {oid}.csv in the folder")
+            )
+            tables[oid] = empty_raw(form, str(form_file(folder, oid)))
+            continue
+        table, found = read_form_csv(path, form)
+        tables[oid] = table
+        problems += found
+    return RawRead(tables=tables, problems=problems)
