@@ -150,13 +150,13 @@ def _load_sdtm_specs() -> tuple[dict[str, DatasetSpec] | None, Terminology | Non
 def _load_adam_specs() -> tuple[dict[str, DatasetSpec] | None, list[Finding]]:
     from converter.errors import SpecError
     from converter.paths import mappings_dir
-    from converter.spec.loader import load_specs
+    from converter.adam.pipeline import read_adam_specs  # registers the ADaM rule vocabulary
 
     folder = mappings_dir() / "adam"
     if not folder.is_dir() or not any(folder.glob("*.yaml")):
         return None, [finding("INO-PKG-004", "", message="no ADaM specs under mappings/adam; checked without")]
     try:
-        return load_specs(folder), []
+        return read_adam_specs(folder), []
     except (SpecError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None, [finding("INO-PKG-004", "", message=f"ADaM specs not loaded ({first}); checked without")]
