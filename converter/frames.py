@@ -9,17 +9,40 @@ import pandas as pd
 
 
 def text_column(col: pd.Series, index: pd.Index | None = None) -> pd.Series:
-    """A column as ``object`` dtype holding ``str`` or ``None`` (empty strings and NaN become ``None``)."""
+    """A column as ``object`` dtype holding ``str`` or ``None`` (empty strings and NaN become ``None``).
+
+    Numbers become their shortest exact text (12.0 -> "12"). Vectorised: only values that are not already
+    text are converted one by one.
+    """
     values = col.to_numpy(dtype=object)
     keep = pd.notna(values)
-    out = np.empty(len(values), dtype=object)
-    out[:] = None
-    if keep.any():
-        as_str = np.array([_text(v) for v in values[keep]], dtype=object)
-        nonempty = as_str != ""
-        idx = np.flatnonzero(keep)[nonempty]
-        out[idx] = as_str[nonempty]
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("string", "empty"):
+        out = values.copy()
+    elif col.dtype.kind in "fiu" or kind in ("floating", "integer", "mixed-integer-float"):
+        out = _numbers_as_text(values, keep)
+    else:
+        out = np.empty(len(values), dtype=object)
+        if keep.any():
+            out[keep] = np.array([_text(v) for v in values[keep]], dtype=object)
+    out[~keep] = None
+    if kind != "empty" and len(out):
+        out[out == ""] = None
     return pd.Series(out, index=col.index if index is None else index, dtype=object, name=col.name)
+
+
+def _numbers_as_text(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    if not keep.any():
+        return out
+    nums = values[keep].astype(float)
+    whole = np.isfinite(nums) & (nums == np.round(nums)) & (np.abs(nums) < 1e15)
+    text = np.empty(len(nums), dtype=object)
+    text[whole] = nums[whole].astype(np.int64).astype(str).astype(object)
+    if (~whole).any():
+        text[~whole] = [repr(float(v)) for v in nums[~whole]]
+    out[keep] = text
+    return out
 
 
 def _text(v: Any) -> str:

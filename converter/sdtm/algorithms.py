@@ -85,13 +85,7 @@ def dataset_rule(name: str) -> Callable[[DatasetFn], DatasetFn]:
 # --- helpers ---------------------------------------------------------------------------------------------------
 def num_to_text(col: pd.Series) -> pd.Series:
     """Numbers as their shortest exact text: 12.0 -> "12", 0.25 -> "0.25"; missing -> None."""
-    values = col.to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
-    out[:] = None
-    for i in np.flatnonzero(pd.notna(values)):  # formatting only; numbers are few relative to text
-        v = float(values[i])
-        out[i] = str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
-    return pd.Series(out, index=col.index, dtype=object)
+    return text_column(col)
 
 
 def as_text(col: pd.Series) -> pd.Series:
