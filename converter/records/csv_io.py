@@ -129,6 +129,33 @@ def _header(text_start: str) -> list[str]:
         return []
 
 
+def record_field_counts(data: bytes) -> np.ndarray[Any, Any]:
+    """Fields per non-blank record of CSV bytes, vectorised (quotes toggle; ``""`` inside quotes toggles twice).
+
+    Commas and line ends (``\\n``, ``\\r\\n``, lone ``\\r``) count only outside quotes. Used to tell a short record
+    from one whose last fields are empty, which pandas' parser reads alike.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(buf) == 0:
+        return np.zeros(0, dtype=np.int64)
+    quotes = np.flatnonzero(buf == 34)
+    commas = np.flatnonzero(buf == 44)
+    cr = buf == 13
+    nxt = np.zeros(len(buf), dtype=bool)
+    nxt[:-1] = buf[1:] == 10
+    ends = np.flatnonzero((buf == 10) | (cr & ~nxt))
+    commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
+    ends = ends[np.searchsorted(quotes, ends) % 2 == 0]
+    if len(ends) == 0 or ends[-1] != len(buf) - 1:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    length = ends - starts
+    # a CRLF record ends at its LF: the CR before it is not content
+    length -= (ends < len(buf)) & (buf[np.minimum(ends, len(buf) - 1)] == 10) & (ends > 0) & cr[np.maximum(ends - 1, 0)]
+    fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    return np.asarray(fields[length > 0], dtype=np.int64)
+
+
 def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
     file = str(path)
     problems: list[Problem] = []
@@ -167,7 +194,6 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
             header=None,
             dtype=str,
             keep_default_na=False,
-            na_filter=False,
             encoding="utf-8",
             engine="c",
             skip_blank_lines=True,
@@ -185,12 +211,14 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
         # the C parser sizes rows by the first line; a header with fewer fields than later rows is an error there
         header = header[:width] + [f"column {k + 1}" for k in range(len(header), width)]
     arr = body.to_numpy(dtype=object)
-    short = np.flatnonzero(pd.isna(arr).any(axis=1)) if arr.size else np.zeros(0, dtype=np.int64)
-    for i in short[:1000]:
-        n = int(np.count_nonzero(pd.notna(arr[i])))
-        problems.append(
-            problem(file, f"row {int(i) + 1}", "", "", "csv", f"{n} fields where the header has {len(header)}")
-        )
+    counts = record_field_counts(data)
+    if len(counts) == len(raw):  # the parser pads short records with "": find them in the raw text
+        for i in np.flatnonzero(counts[1:] < width)[:1000]:
+            problems.append(
+                problem(
+                    file, f"row {int(i) + 1}", "", "", "csv", f"{counts[i + 1]} fields where the header has {width}"
+                )
+            )
     keep: dict[str, np.ndarray[Any, Any]] = {}
     for k, name in enumerate(header):
         if name in form.fields and name not in keep:
