@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from converter.fhir.spec import FhirSpecs
-from converter.fhir.to_fhir import FhirResult, Resource
+from converter.fhir.to_fhir import FhirResult, Resource, no_gc
 
 STUDY_BUNDLE = "study.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -89,7 +89,9 @@ def iter_bundles(
     if study and study_res:
         yield STUDY_BUNDLE, orjson.dumps(transaction(study_res))
     for usubjid, rs in subjects.items():
-        yield bundle_file_name(usubjid, taken), orjson.dumps(transaction(rs))
+        with no_gc():
+            data = orjson.dumps(transaction(rs))
+        yield bundle_file_name(usubjid, taken), data
 
 
 def write_bundles(

@@ -105,6 +105,14 @@ def _split(text: str) -> list[str]:
     return parts
 
 
+_INTERNED: dict[Step, Step] = {}
+
+
+def _intern(st: Step) -> Step:
+    """One Step object per distinct step, so setters can key their caches on its identity."""
+    return _INTERNED.setdefault(st, st)
+
+
 def parse_path(text: str) -> FPath:
     text = text.strip()
     if not text:
@@ -128,7 +136,7 @@ def parse_path(text: str) -> FPath:
                     raise PathError(f"bad selector [{sel}] in {text!r}: use [key=value] or [N]")
                 pairs.append((key, value.strip()))
             steps.append(Step(m.group("name"), select=tuple(pairs)))
-    return FPath(text, tuple(steps))
+    return FPath(text, tuple(_intern(st) for st in steps))
 
 
 # --- reading ---------------------------------------------------------------------------------------------------------
@@ -223,125 +231,299 @@ def find_all(container: Any, select: tuple[tuple[str, str], ...]) -> list[Any]:
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------
-def _new_item(select: tuple[tuple[str, str], ...]) -> JsonDict:
-    return {k: v for k, v in select if "." not in k}
+# A setter takes (resource, value, cache): ``cache`` is one dict per resource being built, so list items found or
+# made by a selector step are found again in O(1) by the next element that names them.
+Cache = dict[tuple[int, int], Any]
+Setter3 = Callable[[JsonDict, Any, Cache], None]
 
 
-def _descend(node: JsonDict, st: Step) -> JsonDict:
+def _simple(select: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
+    if len(select) == 1 and "." not in select[0][0]:
+        return select[0]
+    return None
+
+
+def _scan(lst: list[Any], st: Step) -> Any:
+    simple = _simple(st.select)
+    if simple is not None:
+        k, v = simple
+        for item in lst:
+            if isinstance(item, dict) and item.get(k) == v:
+                return item
+        return None
+    for item in lst:
+        if matches(item, st.select):
+            return item
+    return None
+
+
+_NEW = 0  # cache key (id(list), _NEW): the list was made while building this resource (no need to scan it)
+
+
+def _descender(st: Step) -> Callable[[JsonDict, Cache], JsonDict]:
+    """One step down from a node, creating what is missing (compiled once per step)."""
+    name = st.name
     if st.plain:
-        child = node.get(st.name)
-        if not isinstance(child, dict):
-            child = node[st.name] = {}
-        return child
-    lst = node.get(st.name)
-    if not isinstance(lst, list):
-        lst = node[st.name] = []
+
+        def plain(node: JsonDict, cache: Cache) -> JsonDict:
+            child = node.get(name)
+            if type(child) is not dict:
+                child = node[name] = {}
+            return child
+
+        return plain
     if st.index is not None:
-        while len(lst) <= st.index:
-            lst.append({})
-        item = lst[st.index]
-        if not isinstance(item, dict):
-            item = lst[st.index] = {}
+        idx = st.index
+
+        def index(node: JsonDict, cache: Cache) -> JsonDict:
+            lst = node.get(name)
+            if type(lst) is not list:
+                lst = node[name] = []
+            while len(lst) <= idx:
+                lst.append({})
+            item = lst[idx]
+            if type(item) is not dict:
+                item = lst[idx] = {}
+            return item
+
+        return index
+    sid = id(st)
+    new_pairs = tuple((k, v) for k, v in st.select if "." not in k)
+
+    def select(node: JsonDict, cache: Cache) -> JsonDict:
+        lst = node.get(name)
+        if type(lst) is not list:
+            lst = node[name] = []
+            cache[(id(lst), _NEW)] = True
+        ck = (id(lst), sid)
+        item = cache.get(ck)
+        if item is None:
+            item = None if (id(lst), _NEW) in cache else _scan(lst, st)
+            if item is None:
+                item = dict(new_pairs)
+                lst.append(item)
+            cache[ck] = item
         return item
-    for item in lst:
-        if matches(item, st.select):
-            return item  # type: ignore[no-any-return]
-    new = _new_item(st.select)
-    lst.append(new)
-    return new
+
+    return select
 
 
-def _assign(node: JsonDict, st: Step, value: Any) -> None:
+def _assigner(st: Step) -> Callable[[JsonDict, Any, Cache], None]:
+    """Write a value at one step of a node (compiled once per step); dicts merge into dicts."""
+    name = st.name
     if st.plain:
-        old = node.get(st.name)
-        if isinstance(value, dict) and isinstance(old, dict):
-            old.update(value)
-        else:
-            node[st.name] = value
-        return
-    lst = node.get(st.name)
-    if not isinstance(lst, list):
-        lst = node[st.name] = []
-    if st.index is not None:
-        while len(lst) <= st.index:
-            lst.append({})
-        old = lst[st.index]
-        if isinstance(value, dict) and isinstance(old, dict):
-            old.update(value)
-        else:
-            lst[st.index] = value
-        return
-    for item in lst:
-        if matches(item, st.select):
-            if isinstance(value, dict):
-                item.update(value)
-            return
-    if isinstance(value, dict):
-        for k, v in _new_item(st.select).items():
-            value.setdefault(k, v)
-        lst.append(value)
-    else:
-        lst.append(value)
 
-
-def compile_setter(path: FPath) -> Setter:
-    """``set(resource, value)``: write ``value`` at the path, creating (or merging into) what is there."""
-    steps = path.steps
-    if not steps:
-
-        def set_self(node: JsonDict, value: Any) -> None:
-            if isinstance(value, dict):
-                node.update(value)
-
-        return set_self
-    head, last = steps[:-1], steps[-1]
-    if not head and last.plain:
-        name = last.name
-
-        def set1(node: JsonDict, value: Any) -> None:
+        def plain(node: JsonDict, value: Any, cache: Cache) -> None:
             old = node.get(name)
-            if isinstance(value, dict) and isinstance(old, dict):
+            if type(value) is dict and type(old) is dict:
                 old.update(value)
             else:
                 node[name] = value
 
-        return set1
-    if len(head) == 1 and head[0].plain and last.plain:
-        h, name = head[0].name, last.name
+        return plain
+    if st.index is not None:
+        idx = st.index
 
-        def set2(node: JsonDict, value: Any) -> None:
-            child = node.get(h)
-            if not isinstance(child, dict):
-                child = node[h] = {}
-            old = child.get(name)
-            if isinstance(value, dict) and isinstance(old, dict):
+        def index(node: JsonDict, value: Any, cache: Cache) -> None:
+            lst = node.get(name)
+            if type(lst) is not list:
+                lst = node[name] = []
+            while len(lst) <= idx:
+                lst.append({})
+            old = lst[idx]
+            if type(value) is dict and type(old) is dict:
                 old.update(value)
             else:
-                child[name] = value
+                lst[idx] = value
+
+        return index
+    sid = id(st)
+    new_pairs = tuple((k, v) for k, v in st.select if "." not in k)
+
+    def select(node: JsonDict, value: Any, cache: Cache) -> None:
+        lst = node.get(name)
+        if type(lst) is not list:
+            lst = node[name] = []
+            cache[(id(lst), _NEW)] = True
+        ck = (id(lst), sid)
+        item = cache.get(ck)
+        if item is None and (id(lst), _NEW) not in cache:
+            item = _scan(lst, st)
+        if item is not None:
+            if type(value) is dict:
+                item.update(value)
+            return
+        if type(value) is dict:
+            for k, v in new_pairs:
+                value.setdefault(k, v)
+            cache[ck] = value
+        lst.append(value)
+
+    return select
+
+
+def compile_setter(path: FPath) -> Setter3:
+    """``set(resource, value, cache)``: write ``value`` at the path, creating (or merging into) what is there."""
+    steps = path.steps
+    if not steps:
+
+        def set_self(node: JsonDict, value: Any, cache: Cache) -> None:
+            if isinstance(value, dict):
+                node.update(value)
+
+        return set_self
+    head = [_descender(st) for st in steps[:-1]]
+    assign = _assigner(steps[-1])
+    if not head:
+        return assign
+    if len(head) == 1:
+        d0 = head[0]
+
+        def set1(node: JsonDict, value: Any, cache: Cache) -> None:
+            assign(d0(node, cache), value, cache)
+
+        return set1
+    if len(head) == 2:
+        d0, d1 = head
+
+        def set2(node: JsonDict, value: Any, cache: Cache) -> None:
+            assign(d1(d0(node, cache), cache), value, cache)
 
         return set2
 
-    def set_(node: JsonDict, value: Any) -> None:
-        for st in head:
-            node = _descend(node, st)
-        _assign(node, last, value)
+    def set_(node: JsonDict, value: Any, cache: Cache) -> None:
+        for d in head:
+            node = d(node, cache)
+        assign(node, value, cache)
 
     return set_
 
 
-def compile_appender(path: FPath) -> Callable[[JsonDict, Any], None]:
-    """``append(resource, item)``: append ``item`` to the list at the path (list items of child groups)."""
+def compile_appender(path: FPath) -> Callable[[JsonDict, Any, Cache], None]:
+    """``append(resource, item, cache)``: append ``item`` to the list at the path (items of child groups)."""
     steps = path.steps
     if not steps:
         raise PathError("a child group needs a path to a list")
     head, last = steps[:-1], steps[-1]
 
-    def append(node: JsonDict, item: Any) -> None:
-        for st in head:
-            node = _descend(node, st)
+    downs = [_descender(st) for st in head]
+
+    def append(node: JsonDict, item: Any, cache: Cache) -> None:
+        for d in downs:
+            node = d(node, cache)
         lst = node.get(last.name)
         if not isinstance(lst, list):
             lst = node[last.name] = []
         lst.append(item)
 
     return append
+
+
+# --- reading many paths at once ---------------------------------------------------------------------------------------
+class _TNode:
+    __slots__ = ("complex", "groups", "index", "leaves", "plain", "steps", "terminal")
+
+    def __init__(self) -> None:
+        self.leaves: list[int] = []
+        self.steps: dict[Step, _TNode] = {}
+        self.plain: list[tuple[str, _TNode]] = []
+        self.index: list[tuple[str, int, _TNode]] = []
+        # selector children on the same list by the same simple key: (list name, key) -> {value: node}
+        self.groups: list[tuple[str, str, dict[str, _TNode]]] = []
+        self.complex: list[tuple[Step, _TNode]] = []
+        self.terminal = True
+
+    def child(self, st: Step) -> _TNode:
+        node = self.steps.get(st)
+        if node is not None:
+            return node
+        node = self.steps[st] = _TNode()
+        self.terminal = False
+        simple = _simple(st.select)
+        if st.plain:
+            self.plain.append((st.name, node))
+        elif st.index is not None:
+            self.index.append((st.name, st.index, node))
+        elif simple is not None:
+            for name, key, by_value in self.groups:
+                if name == st.name and key == simple[0]:
+                    by_value[simple[1]] = node
+                    break
+            else:
+                self.groups.append((st.name, simple[0], {simple[1]: node}))
+        else:
+            self.complex.append((st, node))
+        return node
+
+
+class PathSet:
+    """Many paths read in one walk per resource: shared prefixes once, selector lists indexed once."""
+
+    def __init__(self, paths: list[FPath]) -> None:
+        self.root = _TNode()
+        self.n = len(paths)
+        for k, p in enumerate(paths):
+            node = self.root
+            for st in p.steps:
+                node = node.child(st)
+            node.leaves.append(k)
+
+    def get_all(self, root: Any) -> list[Any]:
+        out: list[Any] = [None] * self.n
+        if root is not None:
+            self._walk(self.root, root, out)
+        return out
+
+    def _visit(self, t: _TNode, v: Any, out: list[Any]) -> None:
+        for k in t.leaves:
+            out[k] = v
+        if not t.terminal:
+            self._walk(t, v, out)
+
+    def _walk(self, t: _TNode, value: Any, out: list[Any]) -> None:
+        for k in t.leaves:
+            out[k] = value
+        if type(value) is list:
+            value = value[0] if value else None
+        if type(value) is not dict:
+            return
+        get = value.get
+        for name, child in t.plain:
+            v = get(name)
+            if v is not None:
+                if child.terminal:
+                    for k in child.leaves:
+                        out[k] = v
+                else:
+                    self._walk(child, v, out)
+        for name, idx, child in t.index:
+            lst = get(name)
+            v = lst if type(lst) is not list and idx == 0 else None
+            if type(lst) is list and len(lst) > idx:
+                v = lst[idx]
+            if v is not None:
+                self._visit(child, v, out)
+        for name, key, by_value in t.groups:
+            lst = get(name)
+            if lst is None:
+                continue
+            if type(lst) is dict:
+                lst = [lst]
+            elif type(lst) is not list:
+                continue
+            seen: set[Any] = set()
+            for item in lst:
+                if type(item) is dict:
+                    kv = item.get(key)
+                    if kv in by_value and kv not in seen:
+                        seen.add(kv)
+                        child = by_value[kv]
+                        if child.terminal:
+                            for k in child.leaves:
+                                out[k] = item
+                        else:
+                            self._walk(child, item, out)
+        for st, child in t.complex:
+            v = _get_step(value, st)
+            if v is not None:
+                self._visit(child, v, out)

@@ -38,6 +38,7 @@ present and number_text (way back only), fixed (way there only).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ _CHILD_KEYS = {
 _FILE_KEYS = {"resource", "sources", "tables", "blocks", "comment"}
 _CONST = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 _TEMPLATE_VAR = re.compile(r"\{([A-Z][A-Z0-9_]*|--[A-Z0-9_]+)(?::(lower|upper))?\}")
+_NUMERIC = re.compile(r"^-?\d+(?:\.0+)?$")
 _VAR = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
 _RESOURCE = re.compile(r"^[A-Z][A-Za-z]+$")
 
@@ -135,6 +137,50 @@ class Template:
             return v.lower() if f == "lower" else v.upper() if f == "upper" else v
 
         return _TEMPLATE_VAR.sub(sub, self.text)
+
+    @functools.cached_property
+    def pieces(self) -> tuple[str | tuple[str, str | None], ...]:
+        out: list[str | tuple[str, str | None]] = []
+        pos = 0
+        for m in _TEMPLATE_VAR.finditer(self.text):
+            if m.start() > pos:
+                out.append(self.text[pos : m.start()])
+            out.append((m.group(1), m.group(2)))
+            pos = m.end()
+        if pos < len(self.text):
+            out.append(self.text[pos:])
+        return tuple(out)
+
+    def parse(
+        self, text: str, known: Mapping[str, str] | None = None, numeric: Iterable[str] = ()
+    ) -> dict[str, str] | None:
+        """The field values of a rendered string (known fields given), or None when it does not match."""
+        known = known or {}
+        segs: list[str | tuple[str, str | None]] = []
+        for pc in self.pieces:
+            if isinstance(pc, tuple) and pc[0] in known:
+                v = known[pc[0]]
+                segs.append(v.lower() if pc[1] == "lower" else v.upper() if pc[1] == "upper" else v)
+            else:
+                segs.append(pc)
+        unknown = [i for i, sg in enumerate(segs) if isinstance(sg, tuple)]
+        if not unknown:
+            return {} if "".join(str(sg) for sg in segs) == text else None
+        if len(unknown) == 1:
+            i = unknown[0]
+            prefix = "".join(str(sg) for sg in segs[:i])
+            suffix = "".join(str(sg) for sg in segs[i + 1 :])
+            if len(text) <= len(prefix) + len(suffix) or not text.startswith(prefix) or not text.endswith(suffix):
+                return None
+            mid = text[len(prefix) : len(text) - len(suffix)]
+            seg = segs[i]
+            assert isinstance(seg, tuple)
+            var, flt = seg
+            if var in set(numeric) and not _NUMERIC.match(mid):
+                return None
+            return {} if flt else {var: mid}
+        m = self.regex(known, numeric).match(text)
+        return None if m is None else m.groupdict()
 
     def regex(self, known: Mapping[str, str] | None = None, numeric: Iterable[str] = ()) -> re.Pattern[str]:
         """A pattern that matches rendered strings; unknown fields become named groups."""

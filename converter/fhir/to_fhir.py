@@ -14,6 +14,8 @@ Bundle form (``urn:uuid:...``, or a conditional reference to a resource of anoth
 from __future__ import annotations
 
 import copy
+import gc
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -24,24 +26,36 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import Problem, problem
-from converter.fhir.paths import FPath, Step, compile_appender, compile_setter
+from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
 from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template
 from converter.fhir.transforms import FORWARD, Forward, TransformContext, as_text
 from converter.spec.model import DatasetSpec, Terminology
 
 NAMESPACE = uuid.UUID("5b0e7c52-3a0e-4d8e-9f31-6f1c0f7d2a90")  # fixed: ids and fullUrls stable across runs
 _NAMES = re.compile(r"\b([A-Z][A-Z0-9_]*)\b")
+_TEMPLATE_FIELD = re.compile(r"\{([A-Z][A-Z0-9_]*)(?::(lower|upper))?\}")
 _KEYWORDS = {"and", "or", "not", "True", "False", "None"}
 
 JsonDict = dict[str, Any]
 
 
+_NS_BYTES = NAMESPACE.bytes
+_SAFE = re.compile(r"^[A-Za-z0-9:/@\-._~]*$")
+
+
 def resource_uuid(rtype: str, system: str, value: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{rtype}|{system}|{value}"))
+    """``str(uuid.uuid5(NAMESPACE, "<Type>|<system>|<value>"))``, computed without the UUID object."""
+    h = bytearray(hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|{value}".encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def search_escape(value: str) -> str:
     """FHIR search token escaping (``\\|``, ``\\,``, ``\\$``) and percent-encoding for a query string."""
+    if _SAFE.match(value):
+        return value
     from urllib.parse import quote
 
     escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
@@ -120,17 +134,14 @@ class FhirResult:
 def column_values(df: pd.DataFrame, var: str) -> list[Any]:
     """A column as Python values, ``None`` for missing (NaN, NA, empty string)."""
     col = df[var]
-    mask = col.isna().to_numpy()
-    arr = col.to_numpy(dtype=object)
-    out: list[Any] = []
-    for v, m in zip(arr.tolist(), mask.tolist(), strict=True):
-        if m or (isinstance(v, str) and v == ""):
-            out.append(None)
-        elif isinstance(v, np.generic):
-            out.append(v.item())
-        else:
-            out.append(v)
-    return out
+    mask = col.isna().tolist()
+    vals = col.astype(object).tolist()
+    if col.dtype == object:
+        return [
+            None if m or (isinstance(v, str) and v == "") else (v.item() if isinstance(v, np.generic) else v)
+            for v, m in zip(vals, mask, strict=True)
+        ]
+    return [None if m else v for v, m in zip(vals, mask, strict=True)]
 
 
 def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
@@ -157,18 +168,38 @@ def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
     return df[eval_mask(df, expr)]
 
 
+def _pieces(template: Template) -> list[str | tuple[str, str | None]]:
+    out: list[str | tuple[str, str | None]] = []
+    pos = 0
+    for m in _TEMPLATE_FIELD.finditer(template.text):
+        if m.start() > pos:
+            out.append(template.text[pos : m.start()])
+        out.append((m.group(1), m.group(2)))
+        pos = m.end()
+    if pos < len(template.text):
+        out.append(template.text[pos:])
+    return out
+
+
 def render(template: Template, df: pd.DataFrame) -> list[str | None]:
     """A template per row; ``None`` where a field's variable is missing."""
-    cols = {
-        v: [as_text(x) for x in column_values(df, v)] if v in df.columns else [None] * len(df) for v in template.vars
-    }
+    n = len(df)
+    cols = {v: [as_text(x) for x in column_values(df, v)] if v in df.columns else [None] * n for v in template.vars}
+    pieces = _pieces(template)
     out: list[str | None] = []
-    for i in range(len(df)):
-        vals = {v: cols[v][i] for v in template.vars}
-        if any(x is None for x in vals.values()):
-            out.append(None)
+    for i in range(n):
+        buf: list[str] = []
+        for pc in pieces:
+            if isinstance(pc, str):
+                buf.append(pc)
+                continue
+            x = cols[pc[0]][i]
+            if x is None:
+                out.append(None)
+                break
+            buf.append(x.lower() if pc[1] == "lower" else x.upper() if pc[1] == "upper" else x)
         else:
-            out.append(template.render(vals))  # type: ignore[arg-type]
+            out.append("".join(buf))
     return out
 
 
@@ -301,13 +332,17 @@ class Builder:
         systems = render(target.ident.system, df)
         values = render(target.ident.value, df)
         out: list[Any] = []
+        memo: dict[tuple[str, str], Any] = {}
         for s, v in zip(systems, values, strict=True):
             if s is None or v is None:
                 out.append(None)
                 continue
-            u = resource_uuid(rtype, s, v)
-            cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
-            out.append(self.refs.ref(rtype, u, cond))
+            got = memo.get((s, v))
+            if got is None:
+                u = resource_uuid(rtype, s, v)
+                cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
+                got = memo[(s, v)] = self.refs.ref(rtype, u, cond)
+            out.append(got)
         return out
 
     def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource]:
@@ -326,7 +361,7 @@ class Builder:
             raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
         systems = render(ident.system, df)
         values = render(ident.value, df)
-        plan: list[tuple[Callable[[JsonDict, Any], None], list[Any]]] = []
+        plan: list[tuple[Setter3, list[Any]]] = []
         id_setter = compile_setter(ident.path)
         plan.append(
             (id_setter, [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)])
@@ -367,10 +402,11 @@ class Builder:
                 continue
             u = resource_uuid(rtype, s, v)
             body: JsonDict = {"resourceType": rtype, "id": u}
+            cache: Cache = {}
             for setter, vals in plan:
                 val = vals[i]
                 if val is not None:
-                    setter(body, val)
+                    setter(body, val, cache)
             bodies.append(body)
             subject = subjects[i] if source.level == "subject" else None
             out.append(Resource(rtype, body, u, subject, s, v, source.request, source.name))
@@ -407,7 +443,7 @@ class Builder:
         def label(i: int) -> str:
             return row_label(cdf, i, keys)
 
-        plan: list[tuple[Callable[[JsonDict, Any], None], list[Any]]] = []
+        plan: list[tuple[Setter3, list[Any]]] = []
         for el in child.elements:
             if not el.to_fhir:
                 continue
@@ -434,17 +470,18 @@ class Builder:
             if body is None:
                 continue
             holder: JsonDict = {"item": copy.deepcopy(dict(child.item)) if child.item else {}}
+            cache: Cache = {}
             for setter, vals in plan:
                 val = vals[i]
                 if val is not None:
-                    setter(holder, val)
+                    setter(holder, val, cache)
             item = holder["item"]
             if item == {} or (isinstance(item, dict) and item == dict(child.item)):
                 continue
             if append is not None:
-                append(body, item)
+                append(body, item, {})
             elif put is not None and p not in done:
-                put(body, item)
+                put(body, item, {})
                 done.add(p)
 
     def _link(self, child: ChildSpec, source: SourceSpec, parent: pd.DataFrame, cdf: pd.DataFrame) -> list[int | None]:
@@ -528,6 +565,18 @@ class Builder:
                 seen[key] = r
 
 
+class no_gc:
+    """Cyclic GC off while millions of small dicts are made (it would rescan them all, again and again)."""
+
+    def __enter__(self) -> None:
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was:
+            gc.enable()
+
+
 def sdtm_to_fhir(
     datasets: Mapping[str, pd.DataFrame],
     specs: FhirSpecs,
@@ -535,4 +584,5 @@ def sdtm_to_fhir(
     sdtm_specs: Mapping[str, DatasetSpec] | None = None,
 ) -> FhirResult:
     """Every resource the specs make from the SDTM frames (plain dicts), with the problems found on the way."""
-    return Builder(specs, ct, sdtm_specs).build(datasets)
+    with no_gc():
+        return Builder(specs, ct, sdtm_specs).build(datasets)

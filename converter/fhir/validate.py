@@ -172,6 +172,7 @@ class Index:
         self.by_url: dict[str, Located] = {}
         self.by_id: dict[str, Located] = {}
         self.by_ident: dict[tuple[str, str, str], list[Located]] = {}
+        self._memo: dict[str, tuple[Located | None, str | None]] = {}
         for it in items:
             if it.full_url:
                 self.by_url.setdefault(it.full_url, it)
@@ -183,6 +184,12 @@ class Index:
 
     def resolve(self, ref: str) -> tuple[Located | None, str | None]:
         """(target, None) or (None, why not)."""
+        got = self._memo.get(ref)
+        if got is None:
+            got = self._memo[ref] = self._resolve(ref)
+        return got
+
+    def _resolve(self, ref: str) -> tuple[Located | None, str | None]:
         if ref in self.by_url:
             return self.by_url[ref], None
         if ref.startswith(("urn:uuid:", "urn:oid:")):

@@ -1,0 +1,248 @@
+"""SDTM -> FHIR -> SDTM, compared dataset by dataset, variable by variable, row by row.
+
+The resources go through real serialisation (the Bundle JSON bytes ``inoconv fhir`` writes, or NDJSON) and back
+through :mod:`converter.fhir.to_sdtm`. Rows are matched on the dataset keys; a mapped variable matches when
+every matched row has the same value: text exactly (dates with their original precision), numbers by value,
+codes as the original submission values. Variables the specs list in ``not_mapped`` are reported with their
+reason (or compared, when the way back derives them again); variables no spec knows are listed as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from converter.errors import Problem
+from converter.fhir.bundles import iter_bundles
+from converter.fhir.ndjson import ndjson_lines
+from converter.fhir.spec import FhirSpecs, coverage, rederivations
+from converter.fhir.to_fhir import column_values, sdtm_to_fhir
+from converter.fhir.to_sdtm import fhir_to_sdtm, parse_items
+from converter.fhir.transforms import as_text
+from converter.spec.model import DatasetSpec, Terminology
+
+_DEFAULT_KEYS = {
+    "DM": ["USUBJID"],
+    "TS": ["TSPARMCD", "TSSEQ"],
+    "TA": ["ARMCD", "TAETORD"],
+    "TE": ["ETCD"],
+}
+
+
+@dataclass
+class VarResult:
+    dataset: str
+    variable: str
+    status: str  # match | DIFFERENT | rederived | implied | not mapped | not in spec
+    compared: int = 0
+    differences: int = 0
+    example: str = ""
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.differences > 0 and self.status in ("match", "DIFFERENT", "rederived", "implied")
+
+
+@dataclass
+class DatasetResult:
+    dataset: str
+    rows: int
+    rows_back: int
+    matched: int
+    missing: int
+    extra: int
+    keys: list[str]
+    carried: bool = True
+
+
+@dataclass
+class RoundTrip:
+    datasets: list[DatasetResult] = field(default_factory=list)
+    variables: list[VarResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    resources: dict[str, int] = field(default_factory=dict)
+    back: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        rows_ok = all(d.missing == 0 and d.extra == 0 for d in self.datasets if d.carried)
+        return rows_ok and not any(v.failed for v in self.variables)
+
+    def render(self) -> str:
+        lines = ["dataset   rows  back  matched  missing  extra  keys"]
+        for d in self.datasets:
+            if not d.carried:
+                lines.append(f"{d.dataset:<8} {d.rows:>5}     -        -        -      -  (no FHIR spec carries it)")
+                continue
+            counts = f"{d.rows:>5} {d.rows_back:>5} {d.matched:>8} {d.missing:>8} {d.extra:>6}"
+            lines.append(f"{d.dataset:<8} {counts}  {', '.join(d.keys)}")
+        lines.append("")
+        lines.append("dataset  variable  status      compared  differ  note")
+        for v in self.variables:
+            status = "DIFFERENT" if v.failed else v.status
+            note = v.example if v.failed else v.reason
+            lines.append(
+                f"{v.dataset:<8} {v.variable:<9} {status:<11} {v.compared:>8} {v.differences:>7}  {note}"[:220]
+            )
+        summary = self.summary()
+        lines.append("")
+        lines.append(
+            f"{summary['match']} variables match, {summary['different']} differ, {summary['rederived']} derived again, "
+            f"{summary['not mapped']} not mapped, {summary['not in spec']} not in the FHIR spec"
+        )
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, int]:
+        out = {"match": 0, "different": 0, "rederived": 0, "not mapped": 0, "not in spec": 0, "implied": 0}
+        for v in self.variables:
+            if v.failed:
+                out["different"] += 1
+            elif v.status in out:
+                out[v.status] += 1
+        return out
+
+
+def _norm(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        return v if v != "" else None
+    return v
+
+
+def _same(a: Any, b: Any, numeric: bool) -> bool:
+    a, b = _norm(a), _norm(b)
+    if a is None or b is None:
+        return a is None and b is None
+    if numeric or isinstance(a, float) or isinstance(b, float):
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return False
+    return bool(a == b)
+
+
+def _normalised(col: pd.Series, numeric: bool) -> pd.Series:
+    """Values ready to compare: numbers as float64 (NaN for missing), text as object with NaN for missing."""
+    if numeric:
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    out = col.astype(object)
+    return out.mask(out.isna() | (out == ""))
+
+
+def _keys(ds: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec], mapped: set[str]) -> list[str]:
+    cands: list[list[str]] = []
+    spec = sdtm_specs.get(ds)
+    if spec is not None:
+        cands.append([k for k in spec.keys if k in df.columns and k in mapped])
+    seq = f"{ds[:2]}SEQ"
+    if seq in df.columns:
+        cands.append([k for k in ("STUDYID", "USUBJID", seq) if k in df.columns])
+    if ds.startswith("SUPP"):
+        cands.append([k for k in ("STUDYID", "USUBJID", "IDVAR", "IDVARVAL", "QNAM") if k in df.columns])
+    if ds in _DEFAULT_KEYS:
+        cands.append([k for k in ["STUDYID", *_DEFAULT_KEYS[ds]] if k in df.columns])
+    for keys in cands:
+        if keys and not df.duplicated(subset=keys).any():
+            return keys
+    return [c for c in df.columns if c in mapped]
+
+
+def _key_tuples(df: pd.DataFrame, keys: list[str]) -> list[tuple[str | None, ...]]:
+    cols = [[as_text(v) for v in column_values(df, k)] for k in keys]
+    return list(zip(*cols, strict=True)) if cols else [() for _ in range(len(df))]
+
+
+def compare(
+    original: Mapping[str, pd.DataFrame],
+    back: Mapping[str, pd.DataFrame],
+    specs: FhirSpecs,
+    sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+) -> RoundTrip:
+    sdtm_specs = sdtm_specs or {}
+    cov = coverage(specs)
+    red = rederivations(specs)
+    rt = RoundTrip(back=dict(back))
+    for ds in sorted(original):
+        df = original[ds]
+        known = cov.get(ds)
+        if known is None:
+            rt.datasets.append(DatasetResult(ds, len(df), 0, 0, 0, 0, [], carried=False))
+            continue
+        mapped = {v for v, st in known.items() if st in ("mapped", "implied")}
+        bdf = back.get(ds)
+        if bdf is None:
+            bdf = pd.DataFrame(columns=list(df.columns))
+        keys = _keys(ds, df, sdtm_specs, mapped)
+        k_orig = _key_tuples(df, keys)
+        k_back = _key_tuples(bdf, [k for k in keys if k in bdf.columns]) if all(k in bdf.columns for k in keys) else []
+        pos_back: dict[tuple[str | None, ...], int] = {}
+        for j, k in enumerate(k_back):
+            pos_back.setdefault(k, j)
+        pairs = [(i, pos_back[k]) for i, k in enumerate(k_orig) if k in pos_back]
+        matched_back = {j for _i, j in pairs}
+        rt.datasets.append(
+            DatasetResult(ds, len(df), len(bdf), len(pairs), len(df) - len(pairs), len(bdf) - len(matched_back), keys)
+        )
+        for var in df.columns:
+            status = known.get(var)
+            rule = red.get(ds, {}).get(var)
+            if status is None:
+                rt.variables.append(VarResult(ds, var, "not in spec", reason="no FHIR spec element names it"))
+                continue
+            if status.startswith("not mapped") and rule is None:
+                rt.variables.append(VarResult(ds, var, "not mapped", reason=status.split(": ", 1)[-1]))
+                continue
+            label = "rederived" if rule is not None else ("implied" if status == "implied" else "match")
+            io = [i for i, _j in pairs]
+            jb = [j for _i, j in pairs]
+            a = df[var].take(io).reset_index(drop=True)
+            b = bdf[var].take(jb).reset_index(drop=True) if var in bdf.columns else pd.Series([None] * len(jb))
+            numeric = pd.api.types.is_numeric_dtype(df[var].dtype) or pd.api.types.is_numeric_dtype(b.dtype)
+            a_n, b_n = _normalised(a, numeric), _normalised(b, numeric)
+            same = (a_n == b_n).fillna(False).to_numpy(dtype=bool) | (a_n.isna() & b_n.isna()).to_numpy(dtype=bool)
+            diffs = int((~same).sum())
+            example = ""
+            if diffs:
+                first = int((~same).argmax())
+                where = ", ".join(f"{kk}={kv}" for kk, kv in zip(keys, k_orig[io[first]], strict=True))
+                example = f"{where}: {a.iloc[first]!r} -> {b.iloc[first]!r}"
+            res = VarResult(ds, var, label, len(pairs), diffs, example)
+            if rule is not None:
+                res.reason = f"not mapped; derived again ({', '.join(f'{k} of {v}' for k, v in rule.items())})"
+            rt.variables.append(res)
+    return rt
+
+
+def roundtrip(
+    datasets: Mapping[str, pd.DataFrame],
+    specs: FhirSpecs,
+    ct: Terminology | None = None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+    via: str = "bundles",
+) -> RoundTrip:
+    """SDTM -> FHIR (serialised as ``via``: bundles or ndjson) -> SDTM, compared with the input."""
+    result = sdtm_to_fhir(datasets, specs, ct, sdtm_specs)
+    if via == "bundles":
+        files = dict(iter_bundles(result, specs))
+    elif via == "ndjson":
+        files = {f"{t}.ndjson": b for t, b in ndjson_lines(result).items()}
+    else:
+        raise ValueError(f"via must be bundles or ndjson, not {via!r}")
+    items, sink = parse_items(files)
+    back = fhir_to_sdtm(items, specs, ct, sdtm_specs, validate=False, sink=sink)
+    rt = compare(datasets, back.datasets, specs, sdtm_specs)
+    rt.problems = list(result.problems) + list(back.problems)
+    rt.resources = result.counts()
+    return rt
