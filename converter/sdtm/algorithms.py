@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import Problem, problem
-from converter.frames import constant_column, keep_where, null_column, text_column
+from converter.frames import constant_column, keep_where, map_unique, null_column, text_column
 from converter.records.model import Records
 from converter.records.schema import FormSchema
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology, VariableSpec
@@ -27,7 +27,7 @@ from converter.spec.rules import RULES
 @dataclass
 class RowContext:
     frame: pd.DataFrame  # source rows: bare field names plus FORM.FIELD for joined forms
-    labels: pd.Series  # a readable record label per row, for problems ("SUBJID=1001 AESPID=3")
+    labels: Any  # RecordLabels: .iloc[i] gives a readable label of row i, for problems ("SUBJID=1001 AESPID=3")
     file: str  # where the rows came from (form name / file), for problems
     records: Records
     built: dict[str, pd.DataFrame]
@@ -95,12 +95,21 @@ def as_text(col: pd.Series) -> pd.Series:
 
 
 def full_dates(col: pd.Series) -> pd.Series:
-    """ISO 8601 text -> datetime64 for complete dates (YYYY-MM-DD...), NaT for partial or missing."""
-    txt = col.astype(object).where(col.notna(), "")
-    head = txt.astype(str).str.slice(0, 10)
-    ok = head.str.len() == 10
-    parsed: pd.Series = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
-    return parsed
+    """ISO 8601 text -> datetime64 for complete dates (YYYY-MM-DD...), NaT for partial or missing.
+
+    Each distinct text is parsed once (dates repeat a lot across rows).
+    """
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    heads = np.array([str(u)[:10] for u in uniques], dtype=object)
+    ok = np.array([len(h) == 10 for h in heads], dtype=bool)
+    candidates = heads.copy()
+    candidates[~ok] = None
+    parsed = pd.to_datetime(pd.Series(candidates, dtype=object), format="%Y-%m-%d", errors="coerce")
+    values = parsed.to_numpy(dtype="datetime64[ns]")
+    out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[ns]")
+    hit = codes >= 0
+    out[hit] = values[codes[hit]]
+    return pd.Series(out, index=col.index)
 
 
 def subject_key(frame: pd.DataFrame) -> pd.Series:
@@ -123,8 +132,7 @@ def _ct(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     cl = ctx.ct.get(a["codelist"])
     raw = as_text(ctx.col(a["field"]))
     mapping = cl.collected_map()
-    upper = raw.map(lambda v: v.upper(), na_action="ignore")
-    mapped = upper.map(mapping, na_action="ignore")
+    mapped = map_unique(raw, lambda u: np.array([mapping.get(v.upper()) for v in u], dtype=object))
     bad = raw.notna() & mapped.isna()
     if bad.any():
         if cl.extensible:
@@ -148,7 +156,7 @@ def _ct(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 def _map(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     raw = as_text(ctx.col(a["field"]))
     values = {str(k): v for k, v in a["values"].items() if k != "__line__"}
-    mapped = raw.map(values, na_action="ignore")
+    mapped = map_unique(raw, lambda u: np.array([values.get(v) for v in u], dtype=object))
     bad = raw.notna() & mapped.isna() & ~raw.isin([k for k, v in values.items() if v is None])
     if bad.any():
         if "default" in a:
@@ -188,15 +196,21 @@ def _usubjid(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 @row_rule("template")
 def _template(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     tmpl = str(a["template"])
-    out = constant_column("", len(ctx.frame), ctx.frame.index)
-    missing = pd.Series(False, index=ctx.frame.index)
-    for literal, fname, _, _ in string.Formatter().parse(tmpl):
-        out = out + literal
-        if fname:
-            src = as_text(ctx.col(fname))
-            missing |= src.isna()
-            out = out + src.fillna("")
-    return keep_where(out, ~missing)
+    fields = [f for _, f, _, _ in string.Formatter().parse(tmpl) if f]
+    n = len(ctx.frame)
+    if not fields:
+        return constant_column(tmpl, n, ctx.frame.index)
+    texts = pd.DataFrame({f: as_text(ctx.col(f)) for f in dict.fromkeys(fields)}, index=ctx.frame.index)
+    # format each distinct combination of the fields once, then spread back
+    codes = texts.groupby(list(texts.columns), dropna=False, sort=False).ngroup().to_numpy()
+    firsts = texts.iloc[pd.Series(np.arange(n)).groupby(codes).first().to_numpy()] if n else texts
+    formatted = np.array(
+        [None if any(v is None for v in row) else tmpl.format(**dict(zip(texts.columns, row, strict=True)))
+         for row in firsts.itertuples(index=False, name=None)],
+        dtype=object,
+    )  # fmt: skip
+    out = formatted[codes] if n else np.empty(0, dtype=object)
+    return pd.Series(out, index=ctx.frame.index, dtype=object)
 
 
 @row_rule("flag")
@@ -230,8 +244,9 @@ def _subject_agg(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     vals = src[["SUBJID", a["field"]]].dropna()
     fn = a["fn"]
     grouped = vals.groupby("SUBJID", sort=False)[a["field"]]
-    if fn in ("min", "max"):  # ISO 8601 text sorts chronologically at equal precision
-        agg = grouped.agg(fn)
+    if fn in ("min", "max"):  # ISO 8601 text sorts chronologically at equal precision; sort, not per-group min
+        ordered = vals.sort_values([a["field"], "SUBJID"], kind="mergesort")
+        agg = ordered.drop_duplicates("SUBJID", keep="first" if fn == "min" else "last").set_index("SUBJID")[a["field"]]
     elif fn == "count":
         agg = grouped.count()
     elif fn in ("first", "last"):

@@ -83,29 +83,41 @@ class Accounting:
         return sum(int((~a.mapped).sum()) for a in self.forms.values())
 
 
-def _record_labels(df: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
-    if df.empty:
-        return pd.Series([], dtype=object)
-    parts = [k + "=" + as_text(df[k]).fillna("") for k in key if k in df.columns]
-    if not parts:
-        return pd.Series([f"row {i + 1}" for i in range(len(df))], index=df.index, dtype=object)
-    label = parts[0]
-    for p in parts[1:]:
-        label = label + " " + p
-    return label
+class RecordLabels:
+    """Readable record labels ("SUBJID=1001 AESPID=3"), made only for the rows a problem is reported on."""
+
+    def __init__(self, frame: pd.DataFrame, key: tuple[str, ...]) -> None:
+        self._frame = frame
+        self._key = [k for k in key if k in frame.columns]
+
+    @property
+    def iloc(self) -> RecordLabels:
+        return self
+
+    def __getitem__(self, i: int) -> str:
+        if not self._key:
+            return f"row {int(i) + 1}"
+        row = self._frame.iloc[int(i)]
+        return " ".join(f"{k}={_label_value(row[k])}" for k in self._key)
+
+
+def _label_value(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _source_frame(
     src: SourceSpec, records: Records, built: Mapping[str, pd.DataFrame], schema: FormSchema | None
-) -> tuple[pd.DataFrame, pd.Series, str]:
+) -> tuple[pd.DataFrame, tuple[str, ...], str]:
     """The rows of one source: the form's records with joined forms (by SUBJID), or inline rows."""
     if src.rows:
-        df = pd.DataFrame(list(src.rows))
-        return df, pd.Series([f"row {i + 1}" for i in range(len(df))], dtype=object), "spec"
+        return pd.DataFrame(list(src.rows)), (), "spec"
     if src.dataset is not None:
         df = built[src.dataset].copy()
-        key = ("USUBJID",) if "USUBJID" in df.columns else ()
-        return df, _record_labels(df, key), src.dataset
+        return df, ("USUBJID",) if "USUBJID" in df.columns else (), src.dataset
     assert src.form is not None
     base = records[src.form].copy()
     base["__rec__"] = np.arange(len(base))
@@ -119,7 +131,7 @@ def _source_frame(
         for c in other.columns:  # bare names for joined fields the primary form doesn't have
             if c != "SUBJID" and c not in base.columns:
                 base[c] = base[f"{jf}.{c}"]
-    return base, _record_labels(base, labels_key), src.form
+    return base, tuple(labels_key), src.form
 
 
 def build_dataset(
@@ -134,7 +146,7 @@ def build_dataset(
     problems = problems if problems is not None else []
     pieces: list[pd.DataFrame] = []
     for src in spec.sources:
-        frame, labels, file = _source_frame(src, records, built, schema)
+        frame, label_key, file = _source_frame(src, records, built, schema)
         if src.where and len(frame):
             keep = frame.eval(src.where, engine="python")
             keep = pd.Series(keep, index=frame.index).fillna(False).astype(bool)
@@ -142,9 +154,9 @@ def build_dataset(
                 accounting.account(src.form, records).left_out.setdefault(
                     f"{spec.name} where {src.where}", int((~keep).sum())
                 )
-            frame, labels = frame[keep], labels[keep]
+            frame = frame[keep]
         frame = frame.reset_index(drop=True)
-        labels = labels.reset_index(drop=True)
+        labels = RecordLabels(frame, label_key)
         target: dict[str, pd.Series] = {}
         for var in spec.variables:
             rule = var.rule_for(src.id)
@@ -175,8 +187,10 @@ def build_dataset(
                     acc.mapped |= hit
                     used = int(hit.sum())
                 acc.targets[spec.name] = acc.targets.get(spec.name, 0) + used
-    if len(pieces) > 1:  # stack as object columns; finalise() casts to the spec types
-        df = pd.concat([p.astype(object) for p in pieces], ignore_index=True)
+    if len(pieces) > 1:  # stack as object columns (column by column: fast); finalise() casts to the spec types
+        df = pd.DataFrame(
+            {c: np.concatenate([p[c].to_numpy(dtype=object) for p in pieces]) for c in pieces[0].columns}
+        )
     else:
         df = pieces[0].reset_index(drop=True) if pieces else pd.DataFrame(columns=spec.column_names)
     for var in spec.variables:  # dataset rules see the whole stacked frame (one subject or a partition)
