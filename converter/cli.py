@@ -86,11 +86,16 @@ def simulate(
 def sdtm(
     source: Annotated[Path, typer.Argument(help="ODM-XML file or folder of CSV files (one per CRF form)")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "sdtm",
+    engine: Annotated[str, typer.Option("--engine", help="local, or spark (extra inoconv[spark])")] = "local",
+    partitions: Annotated[int, typer.Option("--partitions", min=1, help="Subject partitions (memory per step)")] = 1,
+    parquet: Annotated[Path | None, typer.Option("--parquet", help="Spark: also write Parquet by dataset here")] = None,
 ) -> None:
     """Records -> SDTM: XPT v5, Dataset-JSON and define.xml, driven by mappings/sdtm."""
     from converter.stages import run_sdtm
 
-    run_sdtm(source, out, echo=typer.echo)
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("--engine must be local or spark")
+    run_sdtm(source, out, echo=typer.echo, engine=engine, partitions=partitions, parquet=parquet)
 
 
 @app.command()

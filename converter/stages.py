@@ -22,16 +22,29 @@ def _table(rows: list[dict[str, object]], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_sdtm(source: Path, out: Path, echo: Echo = print) -> dict[str, int]:
-    """Records (ODM-XML or CSV folder) -> SDTM package in ``out``; returns rows per dataset."""
+def run_sdtm(
+    source: Path,
+    out: Path,
+    echo: Echo = print,
+    engine: str = "local",
+    partitions: int = 1,
+    parquet: Path | None = None,
+) -> dict[str, int]:
+    """Records (ODM-XML or CSV folder) -> SDTM package in ``out``; returns rows per dataset.
+
+    ``engine="spark"`` runs the same per-subject conversion on Spark (a CSV folder is read by Spark itself;
+    an ODM file is read here first), ``partitions`` subject groups at a time.
+    """
     from converter.io.package import write_package
     from converter.records.io import read_records
     from converter.sdtm.pipeline import load_sdtm_specs, records_to_sdtm
 
     load_sdtm_specs()  # spec errors stop the run before any data is read
     t0 = time.perf_counter()
-    records = read_records(source)
-    result = records_to_sdtm(records)
+    if engine == "spark":
+        result = _sdtm_on_spark(source, partitions, parquet, echo)
+    else:
+        result = records_to_sdtm(read_records(source), partitions=partitions)
     acc_rows = result.accounting.rows()
     echo("Source records accounted for:")
     echo(_table(acc_rows, ["form", "records", "in_target_rows", "rejected", "targets", "reasons"]))
@@ -51,6 +64,32 @@ def run_sdtm(source: Path, out: Path, echo: Echo = print) -> dict[str, int]:
     counts = {name: len(df) for name, df in result.datasets.items()}
     echo(f"SDTM: {len(counts)} datasets, {sum(counts.values())} rows -> {out} ({time.perf_counter() - t0:.1f} s)")
     return counts
+
+
+def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Echo) -> Any:
+    from converter.engine.spark import collect_sdtm, local_session, read_csv_forms, records_to_long, sdtm_long
+    from converter.records.io import detect_format, read_records
+    from converter.records.schema import load_forms
+
+    from pyspark.sql import SparkSession
+
+    existing = SparkSession.getActiveSession()  # inside a cluster job or a notebook: use theirs, leave it running
+    spark = existing or local_session()
+    try:
+        if detect_format(source) == "csv":
+            long = read_csv_forms(spark, str(source), load_forms())
+        else:
+            long = records_to_long(spark, read_records(source))
+        result_sdf = sdtm_long(long, max(partitions, 2)).cache()
+        if parquet is not None:
+            from converter.engine.spark import write_parquet
+
+            write_parquet(result_sdf, str(parquet))
+            echo(f"Spark: long SDTM rows written as Parquet by dataset to {parquet}")
+        return collect_sdtm(result_sdf)
+    finally:
+        if existing is None:
+            spark.stop()
 
 
 def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:

@@ -75,3 +75,17 @@ def test_spark_equals_local_on_10000_subjects(spark: Any) -> None:
     sim = _simulate()
     recs = sim.simulate(10_000, seed=11)
     _same(records_to_sdtm(recs, partitions=8), _spark_sdtm(spark, recs, 8))
+
+
+def test_cli_sdtm_engine_spark_reads_csv_with_spark(tmp_path: Any) -> None:
+    from converter.records.io import write_records
+    from converter.stages import run_sdtm
+
+    write_records(mini_records(), tmp_path / "csv", "csv")
+    local = run_sdtm(tmp_path / "csv", tmp_path / "local", echo=lambda s: None)
+    spark_counts = run_sdtm(tmp_path / "csv", tmp_path / "spark", echo=lambda s: None, engine="spark", partitions=2,
+                            parquet=tmp_path / "parquet")  # fmt: skip
+    assert local == spark_counts
+    for f in sorted((tmp_path / "local").glob("*.json")):
+        assert f.read_bytes().split(b'"rows"')[1] == (tmp_path / "spark" / f.name).read_bytes().split(b'"rows"')[1]
+    assert any((tmp_path / "parquet").glob("__dataset__=DM/*.parquet"))

@@ -126,7 +126,8 @@ def read_csv_forms(spark: SparkSession, folder: str, forms: FormSchema) -> Spark
     frames = []
     for oid, form in forms.forms.items():
         path = f"{folder.rstrip('/')}/{oid}.csv"
-        sdf = spark.read.csv(path, header=True, inferSchema=False, emptyValue=None, encoding="UTF-8")
+        sdf = spark.read.csv(path, header=True, inferSchema=False, emptyValue=None, encoding="UTF-8",
+                             multiLine=True, escape='"')  # fmt: skip
         for c in form.columns:
             if c not in sdf.columns:
                 sdf = sdf.withColumn(c, F.lit(None).cast("string"))
