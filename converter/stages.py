@@ -67,11 +67,11 @@ def run_sdtm(
 
 
 def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Echo) -> Any:
+    from pyspark.sql import SparkSession
+
     from converter.engine.spark import collect_sdtm, local_session, read_csv_forms, records_to_long, sdtm_long
     from converter.records.io import detect_format, read_records
     from converter.records.schema import load_forms
-
-    from pyspark.sql import SparkSession
 
     existing = SparkSession.getActiveSession()  # inside a cluster job or a notebook: use theirs, leave it running
     spark = existing or local_session()
