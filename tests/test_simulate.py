@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from converter.paths import published_facts
 from converter.records.model import Records, frames_equal, normalise_all
 from converter.records.schema import load_forms
 from converter.records.simulate import DEFAULT_SEED, load_parameters, simulate
@@ -134,7 +135,7 @@ def test_exact_published_counts(seed: int) -> None:
 
 
 def test_published_values_match_the_parameters() -> None:
-    published = Path(__file__).resolve().parents[2] / "shared" / "trial" / "published.yaml"
+    published = published_facts()
     if not published.exists():
         pytest.skip("published.yaml not beside the project")
     import yaml
