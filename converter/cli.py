@@ -67,6 +67,9 @@ def simulate(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects")] = 59,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: the calibrated seed)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="odm or csv")] = "odm",
+    created: Annotated[
+        str | None, typer.Option("--creation-datetime", help="ODM CreationDateTime (default: now), for reproducible files")
+    ] = None,
 ) -> None:
     """Write a synthetic cohort calibrated to the published aggregates of NCT01371630."""
     from converter.records.io import write_records
@@ -76,7 +79,8 @@ def simulate(
     if fmt not in ("odm", "csv"):
         raise typer.BadParameter("--format must be odm or csv")
     records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
-    write_records(records, out, "odm" if fmt == "odm" else "csv")
+    (out.parent if fmt == "odm" else out).mkdir(parents=True, exist_ok=True)
+    write_records(records, out, "odm" if fmt == "odm" else "csv", creation_datetime=created)
     rows = sum(len(df) for df in records.values())
     typer.echo(f"wrote {n} subjects, {rows} records in {len(records)} forms to {out} ({fmt})")
 
