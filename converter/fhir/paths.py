@@ -75,6 +75,22 @@ class FPath:
         steps = (*self.steps[:-1], Step("_" + last.name))
         return FPath(".".join(str(s) for s in steps), steps)
 
+    def string_sibling(self) -> FPath | None:
+        """``...extension[...].valueString`` for ``...extension[...].value<Type>`` (other than valueString)."""
+        last = self.last
+        if last is None or not last.plain or len(self.steps) < 2 or self.steps[-2].name != "extension":
+            return None
+        if not last.name.startswith("value") or last.name == "valueString":
+            return None
+        steps = (*self.steps[:-1], _intern(Step("valueString")))
+        return FPath(".".join(str(s) for s in steps), steps)
+
+    def fallback(self) -> FPath | None:
+        """Where an SDTM value the element's primitive cannot hold goes: an extension's value[x] becomes a
+        valueString (value[x] allows one type, and R4 models reject ``_value...`` inside extensions); any
+        other primitive keeps its value's exact prefix and gets the original-value extension on ``_name``."""
+        return self.string_sibling() or self.primitive_extension()
+
     def join(self, other: FPath) -> FPath:
         if not self.steps:
             return other

@@ -58,7 +58,7 @@ TRANSFORMS: dict[str, frozenset[str]] = {
     "decimal": frozenset(),
     "date": frozenset(),
     "dateTime": frozenset(),
-    "map": frozenset({"map", "partial"}),
+    "map": frozenset({"map", "partial", "back"}),
     "concept": frozenset({"system", "map", "display", "codelist", "text", "partial"}),
     "coding": frozenset({"system", "map", "display", "codelist", "partial"}),
     "unit": frozenset({"table"}),
@@ -424,7 +424,7 @@ def _parse_element(raw: Any, dataset: str | None, ctx: _Ctx) -> Element | None:
     args: dict[str, Any] = {}
     for key in TRANSFORMS[kind]:
         if key in body:
-            args[key] = _table(body[key], ctx, where) if key in ("map", "display") else body[key]
+            args[key] = _table(body[key], ctx, where) if key in ("map", "display", "back") else body[key]
     if kind in ("fixed", "present") and "value" not in args:
         ctx.err.add(where, f"as: {kind} needs a value")
     if kind == "map" and not isinstance(args.get("map"), dict):
@@ -741,7 +741,9 @@ def check_paths_r4b(specs: FhirSpecs) -> list[str]:
         if s.identifier is not None:
             paths.append((s.identifier.path.join(parse_path("value")), s.where_text))
         for p, _v in s.match:
-            paths.append((p, s.where_text))
+            msg = r4b_path_problem(s.resource, p, fanout=True)
+            if msg:
+                problems.append(f"{s.where_text}: match {s.resource}.{p}: {msg}")
         for c in s.children:
             paths.append((c.path, c.where_text))
             item_base = c.path if c.mode == "first" else _as_item(c.path)

@@ -18,7 +18,7 @@ import gc
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,12 +254,19 @@ class Builder:
         return None
 
     # -- public ---------------------------------------------------------------------------------------------------
-    def build(self, datasets: Mapping[str, pd.DataFrame]) -> FhirResult:
+    def build(
+        self,
+        datasets: Mapping[str, pd.DataFrame],
+        levels: tuple[str, ...] = ("study", "subject"),
+        made_elsewhere: frozenset[str] = frozenset(),
+    ) -> FhirResult:
+        """Resources of the sources at ``levels``; ``made_elsewhere``: ids of targets built in another call."""
         resources: list[Resource] = []
         for rtype in sorted(self.specs.resources, key=self.specs.type_rank):
             for source in self.specs.resources[rtype]:
-                resources.extend(self._source(source, datasets))
-        self._check_targets(resources)
+                if source.level in levels:
+                    resources.extend(self._source(source, datasets))
+        self._check_targets(resources, made_elsewhere)
         self._check_unique(resources)
         return FhirResult(resources=resources, refs=self.refs, problems=self.problems)
 
@@ -304,9 +311,14 @@ class Builder:
         elif el.kind in ("study_ref", "subject_ref"):
             fwd = Forward(self._refs_for(el, df))
         else:
-            if el.var is None or el.var not in df.columns:
+            if el.var is None:
                 return None
-            values = column_values(df, el.var)
+            if el.var in df.columns:
+                values = column_values(df, el.var)
+            elif el.kind == "map" and None in el.args["map"]:
+                values = [None] * n  # an absent variable is all missing: its null mapping still applies
+            else:
+                return None
             fn = FORWARD[el.kind]
             if el.kind in ("concept", "coding"):
                 fwd = fn(el, values, self.ctx, self._codelist(el, dataset))
@@ -323,6 +335,24 @@ class Builder:
                 problem(dataset or "study", label(i), el.var or "", "", "fhir-value", f"{el.path}: {msg}")
             )
         return fwd
+
+    def _with_fallback(
+        self, path: FPath, frags: list[Any], originals: list[str | None] | None, el_path: FPath
+    ) -> list[tuple[Setter3, list[Any]]]:
+        """Setters for the fragments, and for the SDTM values their primitives could not hold."""
+        if originals is None:
+            return [(compile_setter(path), frags)]
+        if el_path.string_sibling() is not None:
+            sib = path.string_sibling()
+            assert sib is not None
+            kept = [None if o is not None else f for f, o in zip(frags, originals, strict=True)]
+            return [(compile_setter(path), kept), (compile_setter(sib), list(originals))]
+        ext = path.primitive_extension()
+        if ext is None:
+            return [(compile_setter(path), frags)]
+        url = self.ctx.original_url
+        holders = [None if o is None else {"extension": [{"url": url, "valueString": o}]} for o in originals]
+        return [(compile_setter(path), frags), (compile_setter(ext), holders)]
 
     def _refs_for(self, el: Element, df: pd.DataFrame) -> list[Any]:
         rtype = "ResearchStudy" if el.kind == "study_ref" else "Patient"
@@ -375,15 +405,7 @@ class Builder:
             frags = fwd.frags
             if el.kind == "fixed" and isinstance(el.args["value"], dict | list):
                 frags = [copy.deepcopy(f) if f is not None else None for f in frags]
-            plan.append((compile_setter(el.path), frags))
-            if fwd.originals is not None:
-                ext_path = el.path.primitive_extension()
-                if ext_path is not None:
-                    url = self.ctx.original_url
-                    holders = [
-                        None if o is None else {"extension": [{"url": url, "valueString": o}]} for o in fwd.originals
-                    ]
-                    plan.append((compile_setter(ext_path), holders))
+            plan.extend(self._with_fallback(el.path, frags, fwd.originals, el.path))
         subjects = [as_text(v) for v in column_values(df, "USUBJID")] if "USUBJID" in df.columns else [None] * n
         out: list[Resource] = []
         bodies: list[JsonDict | None] = []
@@ -450,15 +472,7 @@ class Builder:
             fwd = self._forward(el, cdf, child.dataset, label)
             if fwd is None:
                 continue
-            plan.append((compile_setter(_item_path(el.path)), fwd.frags))
-            if fwd.originals is not None:
-                ext_path = el.path.primitive_extension()
-                if ext_path is not None:
-                    url = self.ctx.original_url
-                    holders = [
-                        None if o is None else {"extension": [{"url": url, "valueString": o}]} for o in fwd.originals
-                    ]
-                    plan.append((compile_setter(_item_path(ext_path)), holders))
+            plan.extend(self._with_fallback(_item_path(el.path), fwd.frags, fwd.originals, el.path))
         append = compile_appender(child.path) if child.mode == "list" else None
         put = compile_setter(child.path) if child.mode == "first" else None
         done: set[int] = set()
@@ -542,8 +556,8 @@ class Builder:
         self.problems.append(problem(child.dataset, label, "", "", "fhir-link", f"not carried to FHIR: {msg}"))
 
     # -- checks ---------------------------------------------------------------------------------------------------
-    def _check_targets(self, resources: list[Resource]) -> None:
-        made = {r.uuid for r in resources}
+    def _check_targets(self, resources: list[Resource], made_elsewhere: frozenset[str]) -> None:
+        made = {r.uuid for r in resources} | made_elsewhere
         for target, rtype in self.refs.targets().items():
             if target not in made:
                 self.problems.append(
@@ -586,3 +600,23 @@ def sdtm_to_fhir(
     """Every resource the specs make from the SDTM frames (plain dicts), with the problems found on the way."""
     with no_gc():
         return Builder(specs, ct, sdtm_specs).build(datasets)
+
+
+def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Iterator[dict[str, pd.DataFrame]]:
+    """The subject-level datasets (those with USUBJID) cut into groups of ``size`` subjects, in USUBJID order."""
+    groups: dict[str, dict[Any, np.ndarray[Any, Any]]] = {}
+    subjects: set[Any] = set()
+    for name, df in datasets.items():
+        if "USUBJID" in df.columns and len(df):
+            g = df.groupby("USUBJID", sort=False, dropna=True).indices
+            groups[name] = g
+            subjects |= set(g)
+    ordered = sorted(subjects, key=str)
+    for start in range(0, len(ordered), max(1, size)):
+        chunk = ordered[start : start + size]
+        part: dict[str, pd.DataFrame] = {}
+        for name, g in groups.items():
+            idx = [g[u] for u in chunk if u in g]
+            if idx:
+                part[name] = datasets[name].iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
+        yield part

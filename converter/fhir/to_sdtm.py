@@ -117,7 +117,8 @@ def _located_from_json(data: Any, name: str, sink: FromFhir) -> list[Located]:
             req_raw = e.get("request")
             req: dict[str, Any] = req_raw if isinstance(req_raw, dict) else {}
             what = f"{req.get('method', '')} {req.get('url', '')}".strip()
-            sink.outcomes.append(Outcome(name, where, "", "", "not converted", "", f"entry has no resource ({what})"))
+            rtype = re.split(r"[/?]", str(req.get("url", "")), maxsplit=1)[0]
+            sink.outcomes.append(Outcome(name, where, rtype, "", "not converted", "", f"entry has no resource ({what})"))
             continue
         if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
             sink.problems.append(
@@ -374,7 +375,7 @@ class Converter:
         paths: list[FPath] = []
         for e in els:
             paths.append(e.path)
-            paths.append(e.path.primitive_extension() or e.path)
+            paths.append(e.path.fallback() or e.path)
         ps = PathSet(paths)
         matrix = [ps.get_all(node) for node in nodes]
         for k, el in enumerate(els):
@@ -385,7 +386,7 @@ class Converter:
             if not todo:
                 continue
             frags = [matrix[i][2 * k] for i in todo]
-            no_holder = el.path.primitive_extension() is None or all(matrix[i][2 * k + 1] is None for i in todo)
+            no_holder = el.path.fallback() is None or all(matrix[i][2 * k + 1] is None for i in todo)
             if el.kind != "present" and no_holder and all(f is None for f in frags):
                 continue
             if el.kind in ("subject_ref", "study_ref"):
@@ -393,7 +394,7 @@ class Converter:
                     self._ref_value(f, owners[i], el, index, sink, el.kind) for f, i in zip(frags, todo, strict=True)
                 ]
             else:
-                holders = [matrix[i][2 * k + 1] for i in todo] if el.path.primitive_extension() is not None else None
+                holders = [matrix[i][2 * k + 1] for i in todo] if el.path.fallback() is not None else None
                 new, probs = inverse(el, frags, holders, self.ctx, self._codelist(el, dataset))
                 for j, msg in probs:
                     it = owners[todo[j]]
@@ -645,15 +646,23 @@ class Converter:
         return pd.Series(obj, dtype=object)
 
     def _var_order(self) -> dict[str, list[str]]:
+        """Per dataset, its variables in the order the specs name them (for datasets without an SDTM spec)."""
         out: dict[str, list[str]] = {}
-        for ds, variables in coverage(self.specs).items():
-            out[ds] = list(variables)
         for s in self.specs.sources():
-            if s.dataset:
-                lst = out.setdefault(s.dataset, [])
-                for e in s.elements:
+            groups: list[tuple[str | None, Iterable[Element]]] = [(s.dataset, s.elements)]
+            groups += [(c.dataset, c.elements) for c in s.children]
+            for ds, elements in groups:
+                if ds is None:
+                    continue
+                lst = out.setdefault(ds, [])
+                for e in elements:
                     if e.var and e.var not in lst:
                         lst.append(e.var)
+                ident = s.identifier if ds == s.dataset else None
+                if ident is not None:
+                    for v in ident.value.vars:
+                        if v not in lst:
+                            lst.append(v)
         return out
 
     def _finish(self, ds: str, df: pd.DataFrame, fallback: list[str], sink: FromFhir) -> pd.DataFrame:
@@ -662,6 +671,11 @@ class Converter:
         if not is_supp and "DOMAIN" not in df.columns:
             df["DOMAIN"] = pd.Series([ds] * len(df), dtype=object)
         self._assign_seq(ds, df, sink)
+        keep = set(spec.column_names) if spec is not None else set()
+        keep |= {"STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", f"{ds[:2]}SEQ"}
+        empty = [c for c in df.columns if c not in keep and df[c].isna().all()]
+        if empty:
+            df = df.drop(columns=empty)
         if spec is not None:
             cols = [c for c in spec.column_names if c in df.columns]
             cols += [c for c in df.columns if c not in cols]

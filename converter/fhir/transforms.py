@@ -140,7 +140,7 @@ class Forward:
 
 def _fallback(el: Element) -> bool:
     """Can this element keep an SDTM value its primitive cannot hold (in the original-value extension)?"""
-    return el.path.primitive_extension() is not None
+    return el.path.fallback() is not None
 
 
 def fwd_string(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
@@ -370,7 +370,9 @@ FORWARD: dict[str, Callable[..., Forward]] = {
 
 # --- inverse -------------------------------------------------------------------------------------------------------
 def original_value(holder: Any, url: str) -> str | None:
-    """The SDTM value kept in a ``_name`` holder's original-value extension, if any."""
+    """The SDTM value kept in a ``_name`` holder's original-value extension (or a valueString sibling), if any."""
+    if isinstance(holder, str):
+        return holder
     if not isinstance(holder, dict):
         return None
     for ext in holder.get("extension") or ():
@@ -451,12 +453,17 @@ def inverse(
         elif kind == "map":
             if f == null_value and isinstance(table, Mapping) and None in table:
                 continue
+            back = el.args.get("back")
+            if isinstance(back, Mapping) and f in back:
+                out[i] = back[f]
+                continue
             if f in rev[0]:
                 out[i] = rev[0][f]
             elif isinstance(f, str) and f.casefold() in rev[1]:
                 out[i] = rev[1][f.casefold()]
             elif not el.args.get("partial"):
-                probs.append((i, f"unknown code {f!r} at {el.path} (known: {', '.join(map(str, rev[0]))})"[:200]))
+                known = ", ".join(str(x) for x in [*rev[0], *(el.args.get("back") or {})])
+                probs.append((i, f"code {f!r} at {el.path} has no SDTM value (known: {known})"[:200]))
         elif kind == "concept":
             val, msg = _concept_back(el, f, ctx, codelist, rev)
             out[i] = val

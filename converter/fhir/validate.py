@@ -44,8 +44,11 @@ def _field(cls: Any, name: str) -> Any:
     return None
 
 
-def r4b_path_problem(rtype: str, path: FPath) -> str | None:
-    """Why ``path`` is not an element of the R4 resource (None when it is)."""
+def r4b_path_problem(rtype: str, path: FPath, fanout: bool = False) -> str | None:
+    """Why ``path`` is not an element of the R4 resource (None when it is).
+
+    ``fanout``: plain steps may cross lists (``match`` paths read every item).
+    """
     cls = model_class(rtype)
     if cls is None:
         return f"{rtype} is not an R4 resource type"
@@ -59,7 +62,7 @@ def r4b_path_problem(rtype: str, path: FPath) -> str | None:
         is_list = "List[" in ann
         if (st.index is not None or st.select) and not is_list:
             return f"{cls.__name__}.{st.name} is not a list: no [{st.index if st.index is not None else '...'}]"
-        if st.plain and is_list and i < len(path.steps) - 1:
+        if st.plain and is_list and i < len(path.steps) - 1 and not fanout:
             return f"{cls.__name__}.{st.name} is a list: say which item ([0] or [key=value])"
         m = _TYPE_NAME.search(ann)
         cls = model_class(m.group(1)) if m else None

@@ -1,0 +1,120 @@
+"""SDTM -> FHIR: the fast path (plain dicts built column-wise, serialised with orjson) vs constructing every
+resource through the fhir.resources R4B models (validate + JSON dump), on the same resources in the same run.
+
+    python -m benchmarks.bench_fhir [N_SUBJECTS] [--models-subjects K|all]
+
+Fast path: per partition of 500 subjects, build every resource (converter.fhir.to_fhir.Builder) and serialise
+the transaction Bundles to bytes (what ``inoconv fhir`` writes, without the disk). Models path: every resource
+of the first K subjects (default: all) through ``<R4B model>.model_validate(dict)`` and ``model_dump_json()``.
+Rates are resources per second of wall time and of this process's CPU time (the machine is shared; CPU time
+is the steadier of the two); the ratio is fast / models.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from typing import Any
+
+from benchmarks._common import peak_rss_mib, table
+
+
+def _args(argv: list[str]) -> tuple[int, int | None]:
+    n = 10_000
+    k: int | None = None
+    rest = list(argv)
+    if "--models-subjects" in rest:
+        i = rest.index("--models-subjects")
+        val = rest[i + 1]
+        k = None if val == "all" else int(val)
+        del rest[i : i + 2]
+    if rest:
+        n = int(rest[0])
+    return n, k
+
+
+def main() -> None:
+    n, k = _args(sys.argv[1:])
+    from converter.fhir.bundles import iter_bundles
+    from converter.fhir.spec import load_fhir_specs
+    from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
+    from converter.fhir.validate import model_class
+    from converter.records.simulate import simulate
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    t0 = time.perf_counter()
+    sdtm = records_to_sdtm(simulate(n, seed=3), partitions=max(1, n // 5000))
+    print(f"{n} subjects simulated and converted to SDTM in {time.perf_counter() - t0:.1f}s", flush=True)
+    specs = load_fhir_specs()
+    datasets = sdtm.datasets
+    k_subjects = n if k is None else min(k, n)
+
+    fast_wall = fast_cpu = 0.0
+    fast_n = 0
+    model_wall = model_cpu = 0.0
+    model_n = 0
+    bundles = 0
+    done_subjects = 0
+
+    def fast(part: dict[str, Any], levels: tuple[str, ...]) -> Any:
+        nonlocal fast_wall, fast_cpu, fast_n, bundles
+        w, c = time.perf_counter(), time.process_time()
+        with no_gc():
+            result = Builder(specs, sdtm.ct, sdtm.specs).build(part, levels=levels)
+            for _name, _data in iter_bundles(result, specs, study=levels == ("study",)):
+                bundles += 1
+        fast_wall += time.perf_counter() - w
+        fast_cpu += time.process_time() - c
+        fast_n += len(result.resources)
+        return result
+
+    def models(result: Any, subjects: set[str] | None) -> None:
+        nonlocal model_wall, model_cpu, model_n
+        result.refs.use("bundle")
+        todo = [r for r in result.resources if subjects is None or r.subject in subjects]
+        w, c = time.perf_counter(), time.process_time()
+        for r in todo:
+            model_class(r.rtype).model_validate(r.body).model_dump_json()
+        model_wall += time.perf_counter() - w
+        model_cpu += time.process_time() - c
+        model_n += len(todo)
+
+    models(fast(datasets, ("study",)), None)
+    for part in subject_partitions(datasets, 500):
+        result = fast(part, ("subject",))
+        if done_subjects < k_subjects:
+            subjects = sorted({r.subject for r in result.resources if r.subject})
+            keep = set(subjects[: k_subjects - done_subjects])
+            models(result, keep)
+            done_subjects += len(keep)
+        del result
+        gc.collect()
+        print(f"  ... {fast_n} resources built, {model_n} through the models", flush=True)
+
+    rows = [
+        {
+            "path": "fast (dicts + orjson)",
+            "resources": fast_n,
+            "wall_s": f"{fast_wall:.1f}",
+            "res/s (wall)": f"{fast_n / fast_wall:,.0f}",
+            "res/s (cpu)": f"{fast_n / fast_cpu:,.0f}",
+        },
+        {
+            "path": "fhir.resources R4B",
+            "resources": model_n,
+            "wall_s": f"{model_wall:.1f}",
+            "res/s (wall)": f"{model_n / model_wall:,.0f}",
+            "res/s (cpu)": f"{model_n / model_cpu:,.0f}",
+        },
+    ]
+    print()
+    print(f"SDTM -> FHIR R4, {n} subjects ({bundles} Bundles); models path over {k_subjects} subjects' resources")
+    print(table(rows, ["path", "resources", "wall_s", "res/s (wall)", "res/s (cpu)"]))
+    ratio_wall = (fast_n / fast_wall) / (model_n / model_wall)
+    ratio_cpu = (fast_n / fast_cpu) / (model_n / model_cpu)
+    print(f"ratio fast / fhir.resources: {ratio_wall:.0f}x (wall), {ratio_cpu:.0f}x (cpu); peak RSS {peak_rss_mib()} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The FHIR subcommands as plain functions (``converter.cli`` registers them; each returns the exit code).
+
+* ``inoconv fhir SDTM_DIR --out DIR [--strict]`` -> :func:`fhir_command`: 0 written; 2 the input has problems
+  (written anyway, problems listed: e.g. SUPP-- rows without a parent row); ``--strict`` failures raise
+  ConformanceError (exit 1, nothing written).
+* ``inoconv tosdtm FHIR_PATH --out DIR`` -> :func:`tosdtm_command`: 0 converted; 2 bad input (invalid JSON or
+  resources, dangling references the conversion needs, unknown codes), everything else still converted. What
+  could not be converted is listed resource by resource (``tosdtm-report.csv``), not counted as bad input.
+* ``inoconv roundtrip SDTM_DIR`` -> :func:`roundtrip_command`: 0 every mapped variable came back equal; 1
+  something mapped came back different (or rows went missing).
+
+Bad user input raises :class:`~converter.errors.InputError` / :class:`~converter.errors.SpecError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from converter.errors import Problem
+
+Echo = Callable[[str], Any]
+
+
+def _echo(msg: str) -> None:
+    print(msg)
+
+
+def _echo_err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def load_fhir_stage(mappings: Path | None = None) -> tuple[Any, Any, Any]:
+    """(FHIR specs, CT, SDTM specs), checked: every SDTM spec variable mapped or listed as not mapped."""
+    from converter.errors import SpecError
+    from converter.fhir.spec import check_coverage, load_fhir_specs
+    from converter.paths import mappings_dir
+    from converter.spec.loader import load_specs, load_terminology
+
+    root = mappings or mappings_dir()
+    specs = load_fhir_specs(root / "fhir")
+    ct = load_terminology(root / "ct") if (root / "ct").is_dir() else None
+    sdtm_specs = load_specs(root / "sdtm") if (root / "sdtm").is_dir() else {}
+    gaps = check_coverage(specs, sdtm_specs)
+    if gaps:
+        raise SpecError(gaps)
+    return specs, ct, sdtm_specs
+
+
+def _problem_lines(problems: Iterable[Problem], limit: int = 50) -> list[str]:
+    items = list(problems)
+    lines = [f"  {p}" for p in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return lines
+
+
+def _table(rows: list[list[str]], head: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def _write_csv(path: Path, rows: Iterable[Mapping[str, str]], fields: list[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+
+
+# --- inoconv fhir ---------------------------------------------------------------------------------------------------
+def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _echo) -> int:
+    """SDTM folder -> ``OUT/bundles/*.json`` (study.json + one per subject) and ``OUT/ndjson/<Type>.ndjson``."""
+    from converter.fhir.sdtm_dir import read_sdtm_dir
+    from converter.fhir.writer import write_fhir_dir
+
+    datasets = read_sdtm_dir(Path(sdtm_dir))
+    specs, ct, sdtm_specs = load_fhir_stage()
+    rep = write_fhir_dir(datasets, Path(out), specs, ct, sdtm_specs, strict=strict)
+    rows = [[t, str(n)] for t, n in sorted(rep.counts.items())]
+    echo(_table(rows, ["resource type", "resources"]))
+    rate = rep.resources / rep.seconds if rep.seconds else 0.0
+    echo(
+        f"{rep.resources} resources in {rep.bundles} bundles ({out}/bundles, study.json first) and "
+        f"{len(rep.counts)} NDJSON files ({out}/ndjson); {rep.seconds:.1f}s, {rate:,.0f} resources/s"
+        + ("; every Bundle valid against the R4 models, references resolved, identifiers unique" if strict else "")
+    )
+    if rep.problems:
+        _echo_err(f"{len(rep.problems)} problem(s) in the SDTM input (the output is written; these are not in it):")
+        for line in _problem_lines(rep.problems):
+            _echo_err(line)
+        return 2
+    return 0
+
+
+# --- inoconv tosdtm -------------------------------------------------------------------------------------------------
+def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo) -> int:
+    """FHIR (a Bundle/resource JSON file, an NDJSON file, or a folder of them) -> SDTM datasets in ``out``."""
+    from converter.fhir.sdtm_dir import write_sdtm_dir
+    from converter.fhir.to_sdtm import convert_path
+
+    specs, ct, sdtm_specs = load_fhir_stage()
+    res = convert_path(Path(fhir_path), specs, ct, sdtm_specs, validate=True)
+    out = Path(out)
+    files, notes = write_sdtm_dir(res.datasets, out, sdtm_specs)
+    _write_csv(
+        out / "tosdtm-report.csv",
+        (o.as_dict() for o in res.outcomes),
+        ["file", "where", "resourceType", "id", "status", "dataset", "reason"],
+    )
+    _write_csv(
+        out / "tosdtm-problems.csv",
+        (p.as_dict() for p in res.problems),
+        ["file", "record", "field", "value", "rule", "message"],
+    )
+    summary = res.summary()
+    statuses = ["converted", "derived", "not converted", "invalid"]
+    rows = [[t, *(str(d.get(s, 0)) for s in statuses)] for t, d in summary.items()]
+    echo(_table(rows, ["resource type", *statuses]))
+    ds_rows = [[n, str(len(df)), ", ".join(files.get(n, []))] for n, df in res.datasets.items()]
+    echo("")
+    echo(_table(ds_rows, ["dataset", "rows", "files"]))
+    reasons: dict[str, int] = {}
+    for o in res.outcomes:
+        if o.status == "not converted":
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
+    if reasons:
+        echo("\nnot converted (each listed in tosdtm-report.csv):")
+        for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            echo(f"  {n:>6}  {r}")
+    for note in [*res.notes, *notes]:
+        echo(f"note: {note}")
+    if res.problems:
+        _echo_err(f"{len(res.problems)} problem(s) in the FHIR input (all in tosdtm-problems.csv):")
+        for line in _problem_lines(res.problems):
+            _echo_err(line)
+        return 2
+    return 0
+
+
+# --- inoconv roundtrip ----------------------------------------------------------------------------------------------
+def roundtrip_command(sdtm_dir: Path, echo: Echo = _echo) -> int:
+    """SDTM -> FHIR -> SDTM and the comparison table; 1 when any mapped variable came back different."""
+    from converter.fhir.roundtrip import roundtrip
+    from converter.fhir.sdtm_dir import read_sdtm_dir
+
+    datasets = read_sdtm_dir(Path(sdtm_dir))
+    specs, ct, sdtm_specs = load_fhir_stage()
+    rt = roundtrip(datasets, specs, ct, sdtm_specs)
+    echo(rt.render())
+    if rt.problems:
+        _echo_err(f"{len(rt.problems)} problem(s) on the way:")
+        for line in _problem_lines(rt.problems):
+            _echo_err(line)
+    if not rt.ok:
+        echo("round trip: NOT lossless (see DIFFERENT / missing rows above)")
+        return 1
+    echo("round trip: lossless for every mapped variable")
+    return 0

@@ -1,0 +1,121 @@
+"""SDTM folders at the edges of the FHIR stage: read ``*.xpt`` (else Dataset-JSON ``*.json``), write datasets.
+
+Reading goes through :mod:`converter.io.xpt` / :mod:`converter.io.datasetjson` (both give the data contract:
+character ``str``/``None``, numbers float64). Writing (``inoconv tosdtm``) gives each dataset as Dataset-JSON and,
+when the XPT v5 rules allow it, as XPT; datasets or variables without an SDTM spec get a minimal one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from converter.errors import InputError, Problem, problem
+from converter.spec.model import DatasetSpec, Origin, VariableSpec
+
+
+def read_sdtm_dir(folder: Path) -> dict[str, pd.DataFrame]:
+    """Every dataset of an SDTM folder: ``*.xpt`` when there are any, else Dataset-JSON ``*.json``/``*.ndjson``."""
+    if not folder.is_dir():
+        raise InputError(problem(str(folder), "", "", "", "input", "not a folder (give the SDTM output folder)"))
+    out: dict[str, pd.DataFrame] = {}
+    probs: list[Problem] = []
+    xpts = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xpt")
+    if xpts:
+        from converter.io.xpt import read_xpt
+
+        for p in xpts:
+            try:
+                df, meta = read_xpt(p)
+            except Exception as exc:  # a damaged file: report it with the others
+                probs.append(problem(p.name, "", "", "", "xpt", f"cannot read: {exc}"))
+                continue
+            out[(meta.name or p.stem).upper()] = df
+    else:
+        from converter.io.datasetjson import read_dataset_json
+
+        for p in sorted(x for x in folder.iterdir() if x.suffix.lower() in (".json", ".ndjson")):
+            try:
+                df, meta = read_dataset_json(p)
+            except Exception as exc:
+                probs.append(problem(p.name, "", "", "", "dataset-json", f"cannot read as Dataset-JSON: {exc}"))
+                continue
+            out[(meta.name or p.stem).upper()] = df
+    if probs:
+        raise InputError(probs, context=str(folder))
+    if not out:
+        raise InputError(problem(str(folder), "", "", "", "input", "no SDTM datasets (*.xpt or Dataset-JSON *.json)"))
+    return out
+
+
+def _variable(name: str, col: pd.Series, order: int) -> VariableSpec:
+    if pd.api.types.is_integer_dtype(col.dtype):
+        vtype = "integer"
+    elif pd.api.types.is_float_dtype(col.dtype):
+        vtype = "float"
+    else:
+        vtype = "text"
+    return VariableSpec(
+        name=name, label=name, type=vtype, order=order, core="Perm", origin=Origin("Derived"), rules={}
+    )
+
+
+def spec_for(name: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec]) -> DatasetSpec:
+    """The SDTM spec of a dataset restricted to its columns (extra columns appended), or a minimal one."""
+    known = sdtm_specs.get(name)
+    if known is not None:
+        have = {v.name: v for v in known.variables if v.name in df.columns}
+        variables = list(have.values())
+        top = max((v.order for v in variables), default=0)
+        for i, c in enumerate(c for c in df.columns if c not in have):
+            variables.append(_variable(str(c), df[c], top + 1 + i))
+        keys = tuple(k for k in known.keys if k in df.columns)
+        return dataclasses.replace(known, variables=tuple(variables), keys=keys, sources=(), depends=())
+    variables = [_variable(str(c), df[c], i) for i, c in enumerate(df.columns, start=1)]
+    keys = tuple(k for k in ("STUDYID", "USUBJID", f"{name[:2]}SEQ") if k in df.columns)
+    return DatasetSpec(
+        name=name,
+        label=name,
+        cls="",
+        structure="",
+        standard="SDTMIG 3.4",
+        keys=keys,
+        variables=tuple(variables),
+    )
+
+
+def write_sdtm_dir(
+    datasets: Mapping[str, pd.DataFrame], out: Path, sdtm_specs: Mapping[str, DatasetSpec]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Write each dataset (``<name>.json`` Dataset-JSON, ``<name>.xpt`` when XPT allows); (files, notes)."""
+    from converter.io.datasetjson import check_for_dataset_json, write_dataset_json
+    from converter.io.xpt import check_for_xpt, prepare_for_xpt, write_xpt
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[str]] = {}
+    notes: list[str] = []
+    for name, df in datasets.items():
+        spec = spec_for(name, df, sdtm_specs)
+        frame = df[spec.column_names].reset_index(drop=True)
+        written: list[str] = []
+        problems = check_for_dataset_json(frame, spec)
+        if problems:
+            notes.append(f"{name}: not written as Dataset-JSON: {problems[0]}")
+            frame.to_csv(out / f"{name.lower()}.csv", index=False)
+            written.append(f"{name.lower()}.csv")
+        else:
+            write_dataset_json(frame, spec, out / f"{name.lower()}.json")
+            written.append(f"{name.lower()}.json")
+        xframe = prepare_for_xpt(frame, spec)
+        xproblems = check_for_xpt(xframe, spec)
+        if xproblems:
+            more = f" (and {len(xproblems) - 1} more)" if len(xproblems) > 1 else ""
+            notes.append(f"{name}: no XPT (the XPT v5 rules are not met: {xproblems[0]}{more})")
+        else:
+            write_xpt(xframe, spec, out / f"{name.lower()}.xpt")
+            written.append(f"{name.lower()}.xpt")
+        files[name] = written
+    return files, notes

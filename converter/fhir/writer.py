@@ -1,0 +1,154 @@
+"""The output folder of ``inoconv fhir``: ``bundles/study.json``, ``bundles/<USUBJID>.json``, ``ndjson/<Type>.ndjson``.
+
+Subjects are converted in partitions (a pure function of the partition's rows), each written out before the next
+is built, so memory stays flat whatever the number of subjects. The folder appears whole or not at all
+(:func:`converter.io.atomic.atomic_dir`). Under ``strict`` every Bundle is validated with the R4 models, every
+reference must resolve (``urn:uuid`` inside the subject's Bundle, conditional references against the study
+Bundle) and every identifier must be unique; any failure raises ConformanceError and nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from converter.errors import ConformanceError, Problem
+from converter.fhir.bundles import iter_bundles
+from converter.fhir.ndjson import NdjsonWriter
+from converter.fhir.spec import FhirSpecs
+from converter.fhir.to_fhir import Builder, FhirResult, no_gc, subject_partitions
+from converter.fhir.validate import parse_conditional, validate_resource
+from converter.spec.model import DatasetSpec, Terminology
+
+PARTITION = 500  # subjects per partition
+
+
+@dataclass
+class FhirWrite:
+    bundles: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def resources(self) -> int:
+        return sum(self.counts.values())
+
+
+class _StrictChecks:
+    """References and identifiers across all Bundles, R4 validation of each (only under ``strict``)."""
+
+    def __init__(self) -> None:
+        self.idents: dict[tuple[str, str, str], str] = {}
+        self.messages: list[str] = []
+        self.conditional: list[tuple[str, int, str]] = []
+
+    def bundle(self, name: str, data: bytes) -> None:
+        bundle = orjson.loads(data)
+        for element, msg in validate_resource(bundle):
+            self.messages.append(f"bundles/{name}: {element}: {msg}")
+        full = {e.get("fullUrl") for e in bundle.get("entry", ())}
+        for i, e in enumerate(bundle.get("entry", ())):
+            res = e.get("resource", {})
+            rtype = res.get("resourceType", "")
+            ids = res.get("identifier")
+            for ident in ids if isinstance(ids, list) else [ids] if isinstance(ids, dict) else []:
+                key = (rtype, str(ident.get("system")), str(ident.get("value")))
+                if key in self.idents and self.idents[key] != f"{name} entry[{i}]":
+                    self.messages.append(f"bundles/{name}: entry[{i}]: identifier {key} also in {self.idents[key]}")
+                self.idents.setdefault(key, f"{name} entry[{i}]")
+            for ref in _refs(res):
+                if ref.startswith("urn:uuid:"):
+                    if ref not in full:
+                        self.messages.append(f"bundles/{name}: entry[{i}]: {ref} is not an entry of the Bundle")
+                elif parse_conditional(ref) is None:
+                    self.messages.append(f"bundles/{name}: entry[{i}]: unexpected reference {ref}")
+                else:
+                    self.conditional.append((name, i, ref))
+
+    def finish(self) -> list[str]:
+        for name, i, ref in self.conditional:
+            cond = parse_conditional(ref)
+            assert cond is not None
+            if cond not in self.idents:
+                self.messages.append(f"bundles/{name}: entry[{i}]: {ref} matches no resource of the output")
+        return self.messages
+
+
+def _refs(node: Any) -> list[str]:
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            ref = cur.get("reference")
+            if isinstance(ref, str):
+                out.append(ref)
+            stack.extend(v for v in cur.values() if isinstance(v, dict | list))
+        elif isinstance(cur, list):
+            stack.extend(v for v in cur if isinstance(v, dict | list))
+    return out
+
+
+def write_fhir_dir(
+    datasets: Mapping[str, pd.DataFrame],
+    out: Path,
+    specs: FhirSpecs,
+    ct: Terminology | None = None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+    strict: bool = False,
+    partition: int = PARTITION,
+) -> FhirWrite:
+    """Convert and write the whole FHIR output folder; returns counts and the problems of the input."""
+    from converter.io.atomic import atomic_dir
+
+    t0 = time.perf_counter()
+    report = FhirWrite()
+    checks = _StrictChecks() if strict else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out) as tmp:
+        bdir = tmp / "bundles"
+        bdir.mkdir()
+        taken: set[str] = set()
+        with NdjsonWriter(tmp / "ndjson") as nd:
+            with no_gc():
+                study = Builder(specs, ct, sdtm_specs).build(datasets, levels=("study",))
+            made = frozenset(r.uuid for r in study.resources)
+            _emit(study, specs, bdir, taken, nd, report, checks)
+            for part in subject_partitions(datasets, partition):
+                with no_gc():
+                    result = Builder(specs, ct, sdtm_specs).build(part, levels=("subject",), made_elsewhere=made)
+                _emit(result, specs, bdir, taken, nd, report, checks)
+        if checks is not None:
+            report.invalid = checks.finish()
+            if report.invalid:
+                raise ConformanceError(report.invalid[:200])
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _emit(
+    result: FhirResult,
+    specs: FhirSpecs,
+    bdir: Path,
+    taken: set[str],
+    nd: NdjsonWriter,
+    report: FhirWrite,
+    checks: _StrictChecks | None,
+) -> None:
+    report.problems.extend(result.problems)
+    for name, data in iter_bundles(result, specs, taken):
+        (bdir / name).write_bytes(data)
+        report.bundles += 1
+        if checks is not None:
+            checks.bundle(name, data)
+    nd.write(result)
+    for k, v in result.counts().items():
+        report.counts[k] = report.counts.get(k, 0) + v
