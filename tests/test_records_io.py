@@ -451,7 +451,7 @@ def record_sets(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
     return normalise_all(frames, schema)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(records=record_sets())
 def test_random_valid_records_survive_odm_and_csv(records: dict[str, pd.DataFrame]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -147,6 +147,8 @@ def field_strings(col: pd.Series[Any], f: Field) -> np.ndarray[Any, Any]:
 class CheckReport:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    #: per form, the columns as parsed by the checks (reused by :func:`typed_records`)
+    parsed: dict[str, dict[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -396,15 +398,16 @@ def precise_floats(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 # ----------------------------------------------------------------------------------------- the checks
 
 
-def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[str, Any]:
+def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[Any, Any]:
     """Field-level checks of one form; returns the parsed columns for the cross-form checks."""
     frame = table.frame
-    parsed: dict[str, Any] = {}
+    parsed: dict[Any, Any] = {}
     for name, f in form.fields.items():
         if name not in frame.columns:
             continue  # reported by the reader (missing-column)
         arr = _column(frame, name)
         present = _present(arr)
+        parsed[("present", name)] = present
         if f.required:
             sink.add(table, form, np.flatnonzero(~present), name, None, "required", f"{f.label}: required, empty")
         idx = np.flatnonzero(present)
@@ -422,6 +425,7 @@ def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[str, Any]:
                 high = np.flatnonzero(full > f.max)
                 sink.add(table, form, high, name, arr[high], "range", f"{f.label}: above the maximum {f.max:g}")
             parsed[name] = full
+            parsed[("typed", name)] = full
         elif f.type == "date":
             prec, text = parse_dates(vals)
             partial = (prec == 4) | (prec == 7)
@@ -451,6 +455,7 @@ def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[str, Any]:
             full_text = np.full(len(arr), "", dtype="U10")
             full_text[idx] = text
             parsed[name] = (full_prec, full_text)
+            parsed[("typed", name)] = _with_none(arr, present)
         else:
             if f.codes:
                 unknown = ~pd.Series(vals, dtype=object).isin(list(f.codes)).to_numpy()
@@ -487,10 +492,19 @@ def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[str, Any]:
                     f"{f.label}: contains a control character",
                 )
             parsed[name] = arr
+            parsed[("typed", name)] = _with_none(arr, present)
     return parsed
 
 
-def _check_duplicates(table: RawTable, form: Form, parsed: dict[str, Any], sink: _Sink) -> None:
+def _with_none(arr: np.ndarray[Any, Any], present: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if present.all():
+        return arr
+    out = arr.copy()
+    out[~present] = None
+    return out
+
+
+def _check_duplicates(table: RawTable, form: Form, parsed: dict[Any, Any], sink: _Sink) -> None:
     frame = table.frame
     key = [k for k in form.key if k in frame.columns]
     if not key or len(key) != len(form.key) or len(frame) < 2:
@@ -525,7 +539,7 @@ def _check_duplicates(table: RawTable, form: Form, parsed: dict[str, Any], sink:
         )
 
 
-def _subject_dates(table: RawTable, parsed: dict[str, Any], name: str, unique: bool) -> tuple[Any, ...]:
+def _subject_dates(table: RawTable, parsed: dict[Any, Any], name: str, unique: bool) -> tuple[Any, ...]:
     """(rows, SUBJIDs, precisions, texts) of the valid dates of a field; ``unique``: first per subject."""
     prec, text = parsed[name]
     subj = _column(table.frame, "SUBJID")
@@ -569,7 +583,7 @@ def _expand_order_rules(rules: tuple[OrderRule, ...], schema: FormSchema) -> lis
 def _check_order(
     rule: OrderRule,
     tables: Mapping[str, RawTable],
-    parsed: Mapping[str, dict[str, Any]],
+    parsed: Mapping[str, dict[Any, Any]],
     schema: FormSchema,
     sink: _Sink,
 ) -> None:
@@ -646,7 +660,7 @@ def check_tables(tables: Mapping[str, RawTable], schema: FormSchema, checks: Cro
     """Run every check over the raw tables; all problems together (errors and warnings)."""
     checks = checks or cross_checks(schema)
     sink = _Sink()
-    parsed: dict[str, dict[str, Any]] = {}
+    parsed: dict[str, dict[Any, Any]] = {}
     for oid, table in tables.items():
         if oid not in schema.forms:
             continue
@@ -656,17 +670,20 @@ def check_tables(tables: Mapping[str, RawTable], schema: FormSchema, checks: Cro
     _check_orphans(tables, schema, checks, sink)
     for rule in _expand_order_rules(checks.order, schema):
         _check_order(rule, tables, parsed, schema, sink)
-    return CheckReport(errors=sink.errors, warnings=sink.warnings)
+    return CheckReport(errors=sink.errors, warnings=sink.warnings, parsed=parsed)
 
 
 # ------------------------------------------------------------------------------------ raw -> Records
 
 
-def typed_records(tables: Mapping[str, RawTable], schema: FormSchema) -> Records:
+def typed_records(
+    tables: Mapping[str, RawTable], schema: FormSchema, parsed: Mapping[str, Mapping[Any, Any]] | None = None
+) -> Records:
     """Canonical Records from raw tables that passed the checks (same result as ``normalise_all``).
 
-    Vectorised: integers via ``to_numeric`` to ``Int64``, floats to ``float64``, text and dates kept as
-    ``str`` with ``""`` as ``None``; rows sorted by the form's key.
+    Vectorised: integers to ``Int64``, floats to ``float64`` (exact decimal reading), text and dates kept as
+    ``str`` with ``""`` as ``None``; rows sorted by the form's key. ``parsed`` (``CheckReport.parsed``)
+    saves parsing every column a second time.
     """
     out: Records = {}
     for oid, form in schema.forms.items():
@@ -675,23 +692,28 @@ def typed_records(tables: Mapping[str, RawTable], schema: FormSchema) -> Records
             out[oid] = empty_frame(form)
             continue
         frame = table.frame
+        done = parsed.get(oid, {}) if parsed is not None else {}
         n = len(frame)
         cols: dict[str, Any] = {}
         for name, f in form.fields.items():
-            if name not in frame.columns:
-                arr = np.full(n, None, dtype=object)
-            else:
-                arr = _column(frame, name).copy()
-                arr[~_present(arr)] = None
+            typed = done.get(("typed", name))
+            if typed is None:
+                if name not in frame.columns:
+                    typed = np.full(n, np.nan if f.type in ("integer", "float") else None, dtype=object)
+                else:
+                    arr = _column(frame, name)
+                    present = _present(arr)
+                    if f.type in ("integer", "float"):
+                        typed = np.full(n, np.nan)
+                        typed[present] = precise_floats(arr[present])
+                    else:
+                        typed = _with_none(arr, present)
             if f.type == "integer":
-                cols[name] = pd.to_numeric(pd.Series(arr, dtype=object)).astype("Int64")
+                cols[name] = pd.Series(np.asarray(typed, dtype="float64")).astype("Int64")
             elif f.type == "float":
-                num = np.full(n, np.nan)
-                present = pd.notna(arr)
-                num[present] = precise_floats(arr[present])
-                cols[name] = num
+                cols[name] = np.asarray(typed, dtype="float64")
             else:
-                cols[name] = pd.Series(arr, dtype=object)
+                cols[name] = pd.Series(typed, dtype=object)
         df = pd.DataFrame(cols)
         if form.key:
             df = df.sort_values(list(form.key), kind="mergesort", na_position="last")

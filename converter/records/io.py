@@ -97,7 +97,7 @@ def read_records(
         log.warning("%s", w)
     if problems:
         raise InputError(problems, context=str(path))
-    return typed_records(raw.tables, schema)
+    return typed_records(raw.tables, schema, report.parsed)
 
 
 def write_records(

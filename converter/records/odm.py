@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import codecs
 import concurrent.futures
+import csv
+import io
 import multiprocessing
 import os
 import re
@@ -500,6 +502,21 @@ _RX_DATA = re.compile(
 _RX_BAD_ENTITY = re.compile(r"&(?!(?:lt|gt|amp|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)")
 _RX_CHARREF = re.compile(r"&#(x[0-9a-fA-F]+|[0-9]+);")
 _RX_KEY = re.compile(r'<SubjectData SubjectKey="([^"]*)"')
+#: a block of subjects becomes lines "kind \x1f OID [\x1f Value \x1f rest]" ended by \x1e (both illegal in XML)
+_BLOCK_MARKS = (
+    ('<SubjectData SubjectKey="', "\x1eS\x1f"),
+    ('<FormData FormOID="', "\x1eF\x1f"),
+    ('<ItemGroupData ItemGroupOID="', "\x1eG\x1f"),
+    ('<ItemData ItemOID="', "\x1eI\x1f"),
+    ('" Value="', "\x1f"),
+    ('"/>', "\x1f"),
+)
+_BLOCK_KIND = {"F": 0, "G": 1, "I": 2, "S": 3}
+_BLOCK_CHARS = 1 << 24
+
+
+def _joined_has_quote(values: np.ndarray[Any, Any]) -> bool:
+    return bool(len(values)) and '"' in "\0".join(values.tolist())
 
 
 def _charref(m: re.Match[str]) -> str:
@@ -582,6 +599,88 @@ class _Collector:
         self.b_counts.append(len(oids))
         if len(self.b_oids) >= _READ_BATCH:
             self.flush()
+
+    # -- whole blocks of subjects ------------------------------------------------------------------------
+    def add_block(self, texts: list[str], lines: list[int]) -> None:
+        """Many subjects at once: markup turned into separators and read by pandas' C parser.
+
+        The block must pass counts that vouch every element is spelled the usual way; otherwise (or if
+        anything looks odd afterwards) its subjects go one by one through :meth:`add_subject`.
+        """
+        if not texts:
+            return
+        if not self._block_fast(texts, lines):
+            for text, line in zip(texts, lines, strict=True):
+                self.add_subject(text, line)
+
+    def _block_fast(self, texts: list[str], lines: list[int]) -> bool:
+        block = "".join(texts)
+        if "\x1e" in block or "\x1f" in block or ("&" in block and _RX_BAD_ENTITY.search(block) is not None):
+            return False
+        for a, b in _BLOCK_MARKS:
+            block = block.replace(a, b)
+        frame = pd.read_csv(
+            io.StringIO(block),
+            sep="\x1f",
+            lineterminator="\x1e",
+            header=None,
+            names=["k", "o", "v", "r"],
+            dtype=str,
+            keep_default_na=False,
+            quoting=csv.QUOTE_NONE,
+            engine="c",
+            skip_blank_lines=False,
+        )
+        kind_text = frame["k"].to_numpy(dtype=object)
+        oid_text = frame["o"].to_numpy(dtype=object)
+        value_text = frame["v"].to_numpy(dtype=object)
+        rest_text = frame["r"].to_numpy(dtype=object)
+        if len(kind_text) == 0 or kind_text[0] != "":  # the block starts with a subject: line 0 is empty
+            return False
+        kind_text, oid_text, value_text, rest_text = kind_text[1:], oid_text[1:], value_text[1:], rest_text[1:]
+        kind_all = pd.Series(kind_text, dtype=object).map(_BLOCK_KIND).to_numpy(dtype="float64")
+        if np.isnan(kind_all).any():
+            return False
+        kind_all = kind_all.astype(np.int64)
+        is_s = kind_all == 3
+        is_item = kind_all == 2
+        n_s = int(is_s.sum())
+        if n_s != len(texts):
+            return False
+        # S/F/G lines: the OID, then '"' and the rest of the start tag and what follows up to the next mark
+        head = np.flatnonzero(~is_item)
+        split = [o.partition('"') for o in oid_text[head].tolist()]
+        oid_text = oid_text.copy()
+        oid_text[head] = [t[0] for t in split]
+        # Everything that is not an OID or a Value must be end tags, StudyEventData / ClinicalData tags and
+        # white space: no other element, no attribute after Value, no Value outside ItemData.
+        tails = "".join([t[2] for t in split]) + "".join(rest_text[is_item].tolist())
+        n_groups = len(head) - n_s  # FormData and ItemGroupData
+        n_events = tails.count("<StudyEventData")
+        n_clinical = tails.count("<ClinicalData") + tails.count("</ClinicalData>")
+        if (
+            (value_text[~is_item] != "").any()
+            or (rest_text[~is_item] != "").any()
+            or tails.count("<") != n_s + n_groups + 2 * n_events + n_clinical
+            or tails.count("</") != n_s + n_groups + n_events + tails.count("</ClinicalData>")
+            or _joined_has_quote(oid_text[is_item])
+            or _joined_has_quote(value_text[is_item])
+        ):
+            return False
+        keys = oid_text[is_s]
+        subj_all = np.cumsum(is_s) - 1
+        data = ~is_s
+        oids = oid_text[data]
+        factor, uniques = pd.factorize(oids)
+        codes = np.asarray(self.v.codes.get_indexer(pd.Index(_decode_attrs(list(uniques)), dtype=object)))[factor]
+        kind = kind_all[data]
+        if (codes < 0).any() or (self.v.kind[np.maximum(codes, 0)] != kind).any():
+            return False
+        where = [f"line {ln} SubjectKey={k}" for k, ln in zip(keys.tolist(), lines, strict=True)]
+        values = np.full(len(kind), None, dtype=object)
+        values[kind == 2] = value_text[data][kind == 2]
+        self._assemble(np.array(_decode_attrs(keys.tolist()), dtype=object), where, subj_all[data], codes, kind, values)
+        return True
 
     def flush(self) -> None:
         if not self.b_keys:
@@ -1188,8 +1287,17 @@ def read_odm(
                 if not well_formed:
                     return RawRead(tables=_empty_tables(schema, file), problems=problems)
             try:
+                texts: list[str] = []
+                lines: list[int] = []
+                size = 0
                 for text, line in _raw_subjects(path):
-                    collector.add_subject(text, line)
+                    texts.append(text)
+                    lines.append(line)
+                    size += len(text)
+                    if size >= _BLOCK_CHARS:
+                        collector.add_block(texts, lines)
+                        texts, lines, size = [], [], 0
+                collector.add_block(texts, lines)
                 tables = collector.tables()
             except _Unsafe:
                 raw_ok = False
