@@ -21,14 +21,27 @@ present, is only checked not to contradict it (unknown OIDs, other data types, o
 list values the schema does not allow). It returns raw strings per form: typing, ranges and codes are the
 record checks' job (:mod:`converter.records.checks`).
 
-Memory: the reader streams with ``lxml.etree.iterparse`` and frees each ``SubjectData`` after use, so the XML
-tree never holds more than one subject; the writer streams too, a chunk of subjects at a time.
+Reading is two streaming passes over the file, run in two processes for files of ``PARALLEL_MIN`` bytes or more:
 
-Validation against the ODM 1.3.2 XSD (odmlib's copy, loaded with ``no_network=True``) is done *while*
-streaming (libxml2's streaming validator, same single pass), so huge files validate without being loaded.
-It costs about 2-3 times the parse time; ``validate=False`` skips it for speed on large trusted files.
+* an ``lxml.etree.iterparse`` pass (``XMLParser`` options ``no_network``, no DTD loading) that checks
+  well-formedness, validates against the ODM 1.3.2 XSD while streaming (libxml2's streaming validator, odmlib's
+  copy of the schema loaded with ``no_network=True``), checks the MetaDataVersion and the study OID, and clears
+  every ``SubjectData`` after use, so the tree never holds more than one subject;
+* a data pass over the file's own text in blocks of about 16 MB of whole subjects: markup is turned into
+  separator characters that cannot occur in XML and the block is read by pandas' C parser; counts vouch that
+  every element was spelled the usual way (double quotes, OID first, ItemData self-closed after its Value).
+  A block that fails them is read subject by subject (each subject re-parsed by lxml where needed, with line
+  numbers); a file the data pass cannot vouch for at all (namespace prefixes, another encoding, comments or
+  CDATA among the data) is read by the lxml pass alone, subject by subject.
+
+Memory of both passes is bounded (one subject's tree, one text block); the result tables grow, naturally.
+Validation costs about twice the parse; ``validate=False`` skips it (every record check still runs).
 Streaming validation reports no line numbers; when a file of at most ``LINE_LOOKUP_LIMIT`` bytes fails, it is
-validated a second time as a whole tree to report every XSD problem with its line.
+validated a second time as a whole tree to report every XSD problem with its line. Documents with a DOCTYPE
+are refused (no DTDs, no entities).
+
+The writer streams too: metadata first, then ``ClinicalData`` a chunk of subjects at a time, each chunk one
+``str.join`` over an object matrix of prepared text pieces (no string built twice).
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ import multiprocessing
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -512,7 +525,6 @@ _BLOCK_MARKS = (
     ('"/>', "\x1f"),
 )
 _BLOCK_KIND = {"F": 0, "G": 1, "I": 2, "S": 3}
-_BLOCK_CHARS = 1 << 24
 
 
 def _joined_has_quote(values: np.ndarray[Any, Any]) -> bool:
@@ -545,6 +557,49 @@ def _decode_attrs(values: list[str]) -> list[str]:
     if decoded.count("\0") != len(values) - 1:  # a character reference to NUL (not XML): one by one
         return [_decode_one(v) for v in values]
     return decoded.split("\0")
+
+
+class _Where(Sequence[str]):
+    """``line N SubjectKey=K`` of the subjects of a block, the lines counted only when first asked for."""
+
+    def __init__(self, block: str, first_line: int, keys: list[str]) -> None:
+        self.block = block
+        self.first_line = first_line
+        self.keys = keys
+        self._lines: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, s: Any) -> Any:
+        if self._lines is None:
+            starts = [m.start() for m in re.finditer("<SubjectData ", self.block)]
+            lines, line, prev = [], self.first_line, 0
+            for a in starts:
+                line += self.block.count("\n", prev, a)
+                lines.append(line)
+                prev = a
+            self._lines = lines
+        return f"line {self._lines[s]} SubjectKey={self.keys[s]}"
+
+
+def _split_subjects(block: str, line: int) -> list[tuple[str, int]]:
+    """A block of whole subjects cut into each SubjectData's text and first line."""
+    segs = block.split("<SubjectData ")
+    if segs[0].strip():
+        raise _Unsafe("text before the first subject of a block")
+    out: list[tuple[str, int]] = []
+    line += segs[0].count("\n")
+    for seg in segs[1:]:
+        end = seg.rfind("</SubjectData>")
+        if end < 0:
+            raise _Unsafe("SubjectData without end tag")
+        end += len("</SubjectData>")
+        if _RX_GAP.fullmatch(seg[end:]) is None:
+            raise _Unsafe("unexpected markup between subjects")
+        out.append(("<SubjectData " + seg[:end], line))
+        line += seg.count("\n")
+    return out
 
 
 class _Collector:
@@ -601,20 +656,21 @@ class _Collector:
             self.flush()
 
     # -- whole blocks of subjects ------------------------------------------------------------------------
-    def add_block(self, texts: list[str], lines: list[int]) -> None:
-        """Many subjects at once: markup turned into separators and read by pandas' C parser.
+    def add_block(self, block: str, line: int) -> None:
+        """Many whole subjects at once (``block`` starts at a SubjectData, ``line`` is its line): markup
+        turned into separators and read by pandas' C parser.
 
-        The block must pass counts that vouch every element is spelled the usual way; otherwise (or if
-        anything looks odd afterwards) its subjects go one by one through :meth:`add_subject`.
+        Counts must vouch that every element is spelled the usual way; otherwise the block is cut into its
+        subjects, which go one by one through :meth:`add_subject`.
         """
-        if not texts:
+        if not block:
             return
-        if not self._block_fast(texts, lines):
-            for text, line in zip(texts, lines, strict=True):
-                self.add_subject(text, line)
+        if not self._block_fast(block, line):
+            for text, ln in _split_subjects(block, line):
+                self.add_subject(text, ln)
 
-    def _block_fast(self, texts: list[str], lines: list[int]) -> bool:
-        block = "".join(texts)
+    def _block_fast(self, block: str, first_line: int) -> bool:
+        block_text = block
         if "\x1e" in block or "\x1f" in block or ("&" in block and _RX_BAD_ENTITY.search(block) is not None):
             return False
         for a, b in _BLOCK_MARKS:
@@ -645,8 +701,6 @@ class _Collector:
         is_s = kind_all == 3
         is_item = kind_all == 2
         n_s = int(is_s.sum())
-        if n_s != len(texts):
-            return False
         # S/F/G lines: the OID, then '"' and the rest of the start tag and what follows up to the next mark
         head = np.flatnonzero(~is_item)
         split = [o.partition('"') for o in oid_text[head].tolist()]
@@ -676,7 +730,7 @@ class _Collector:
         kind = kind_all[data]
         if (codes < 0).any() or (self.v.kind[np.maximum(codes, 0)] != kind).any():
             return False
-        where = [f"line {ln} SubjectKey={k}" for k, ln in zip(keys.tolist(), lines, strict=True)]
+        where = _Where(block_text, first_line, keys.tolist())
         values = np.full(len(kind), None, dtype=object)
         values[kind == 2] = value_text[data][kind == 2]
         self._assemble(np.array(_decode_attrs(keys.tolist()), dtype=object), where, subj_all[data], codes, kind, values)
@@ -715,7 +769,7 @@ class _Collector:
     def _assemble(
         self,
         keys: np.ndarray[Any, Any],
-        where: list[str],
+        where: Sequence[str],
         subj_of: np.ndarray[Any, Any],
         codes: np.ndarray[Any, Any],
         kind: np.ndarray[Any, Any],
@@ -1111,8 +1165,9 @@ _RX_GAP = re.compile(r"\s*(?:(?:</ClinicalData>|<ClinicalData\b[^<>]*>)\s*)*")
 _RAW_BLOCK = 1 << 24
 
 
-def _raw_subjects(path: Path) -> Iterator[tuple[str, int]]:
-    """Each ``SubjectData`` element's text and first line, cut from the file's own UTF-8 text.
+def _raw_blocks(path: Path) -> Iterator[tuple[str, int]]:
+    """Blocks of whole ``SubjectData`` elements (about ``_RAW_BLOCK`` bytes each) and their first line, cut
+    from the file's own UTF-8 text.
 
     Only for documents whose data region (from the first ``<ClinicalData``) holds elements and attributes
     alone: a comment, CDATA section, processing instruction or an undecodable byte raises :class:`_Unsafe`
@@ -1123,12 +1178,13 @@ def _raw_subjects(path: Path) -> Iterator[tuple[str, int]]:
     line = 1
     started = False
     first = True
+    end_tag = "</SubjectData>"
     with path.open("rb") as fh:
         while True:
-            block = fh.read(_RAW_BLOCK)
-            final = not block
+            chunk = fh.read(_RAW_BLOCK)
+            final = not chunk
             try:
-                text = carry + decoder.decode(block, final)
+                text = carry + decoder.decode(chunk, final)
             except UnicodeDecodeError:
                 raise _Unsafe("not UTF-8") from None
             if first:
@@ -1148,29 +1204,24 @@ def _raw_subjects(path: Path) -> Iterator[tuple[str, int]]:
                 started = True
             if "<!--" in text or "-->" in text or "<![CDATA[" in text or "<?" in text:
                 raise _Unsafe("comment, CDATA or processing instruction among the clinical data")
-            segs = text.split("<SubjectData ")
-            if not final and len(segs) == 1:
+            start = text.find("<SubjectData ")
+            cut = text.rfind(end_tag)
+            if start < 0 or cut < start:
+                if final:
+                    return
                 carry = text
                 continue
-            head = segs[0]
+            cut += len(end_tag)
+            head = text[:start]
             if head and not head.startswith("<ClinicalData") and _RX_GAP.fullmatch(head) is None:
                 raise _Unsafe("unexpected markup between subjects")
             line += head.count("\n")
-            complete = segs[1:] if final else segs[1:-1]
-            for k, seg in enumerate(complete):
-                end = seg.rfind("</SubjectData>")
-                if end < 0:
-                    raise _Unsafe("SubjectData without end tag")
-                end += len("</SubjectData>")
-                rest = seg[end:]
-                last = final and k == len(complete) - 1
-                if not last and _RX_GAP.fullmatch(rest) is None:
-                    raise _Unsafe("unexpected markup between subjects")
-                yield "<SubjectData " + seg[:end], line
-                line += seg.count("\n")
+            body = text[start:cut]
+            yield body, line
             if final:
                 return
-            carry = "<SubjectData " + segs[-1]
+            line += body.count("\n")
+            carry = text[cut:]
 
 
 def _lxml_pass(
@@ -1287,17 +1338,8 @@ def read_odm(
                 if not well_formed:
                     return RawRead(tables=_empty_tables(schema, file), problems=problems)
             try:
-                texts: list[str] = []
-                lines: list[int] = []
-                size = 0
-                for text, line in _raw_subjects(path):
-                    texts.append(text)
-                    lines.append(line)
-                    size += len(text)
-                    if size >= _BLOCK_CHARS:
-                        collector.add_block(texts, lines)
-                        texts, lines, size = [], [], 0
-                collector.add_block(texts, lines)
+                for block, line in _raw_blocks(path):
+                    collector.add_block(block, line)
                 tables = collector.tables()
             except _Unsafe:
                 raw_ok = False
