@@ -17,7 +17,11 @@ from converter.fhir.to_fhir import FhirResult
 
 
 class NdjsonWriter:
-    """``with NdjsonWriter(folder) as w: w.write(result)`` - appends each resource to its type's file."""
+    """``with NdjsonWriter(folder) as w: w.write(result)`` - appends each resource to its type's file.
+
+    Within a file, resources come by subject (USUBJID order, partitions being in that order too), then in the
+    order the specs build them.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -31,7 +35,8 @@ class NdjsonWriter:
     def write(self, result: FhirResult) -> None:
         result.refs.use("ndjson")
         dumps = orjson.dumps
-        for r in result.resources:
+        # by subject (study-level first), then build order: the same files whatever the partitioning
+        for r in sorted(result.resources, key=lambda r: r.subject or ""):
             fh = self.files.get(r.rtype)
             if fh is None:
                 fh = self.files[r.rtype] = open(self.folder / f"{r.rtype}.ndjson", "wb")  # noqa: SIM115

@@ -331,10 +331,10 @@ def _assigner(st: Step) -> Callable[[JsonDict, Any, Cache], None]:
 
         def plain(node: JsonDict, value: Any, cache: Cache) -> None:
             old = node.get(name)
-            if type(value) is dict and type(old) is dict:
+            if type(value) is dict and type(old) is dict and old:
                 old.update(value)
             else:
-                node[name] = value
+                node[name] = value  # the value itself (a shared reference dict stays shared)
 
         return plain
     if st.index is not None:
@@ -347,7 +347,7 @@ def _assigner(st: Step) -> Callable[[JsonDict, Any, Cache], None]:
             while len(lst) <= idx:
                 lst.append({})
             old = lst[idx]
-            if type(value) is dict and type(old) is dict:
+            if type(value) is dict and type(old) is dict and old:
                 old.update(value)
             else:
                 lst[idx] = value

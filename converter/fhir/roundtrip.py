@@ -20,7 +20,7 @@ from converter.errors import Problem
 from converter.fhir.bundles import iter_bundles
 from converter.fhir.ndjson import ndjson_lines
 from converter.fhir.spec import FhirSpecs, coverage, rederivations
-from converter.fhir.to_fhir import column_values, sdtm_to_fhir
+from converter.fhir.to_fhir import column_values, sdtm_to_fhir, with_columns
 from converter.fhir.to_sdtm import fhir_to_sdtm, parse_items
 from converter.fhir.transforms import as_text
 from converter.spec.model import DatasetSpec, Terminology
@@ -185,8 +185,9 @@ def compare(
         if bdf is None:
             bdf = pd.DataFrame(columns=list(df.columns))
         keys = _keys(ds, df, sdtm_specs, mapped)
+        bdf = with_columns(bdf, keys)  # a variable missing on the way back is all missing
         k_orig = _key_tuples(df, keys)
-        k_back = _key_tuples(bdf, [k for k in keys if k in bdf.columns]) if all(k in bdf.columns for k in keys) else []
+        k_back = _key_tuples(bdf, keys)
         pos_back: dict[tuple[str | None, ...], int] = {}
         for j, k in enumerate(k_back):
             pos_back.setdefault(k, j)

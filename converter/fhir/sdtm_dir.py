@@ -58,9 +58,7 @@ def _variable(name: str, col: pd.Series, order: int) -> VariableSpec:
         vtype = "float"
     else:
         vtype = "text"
-    return VariableSpec(
-        name=name, label=name, type=vtype, order=order, core="Perm", origin=Origin("Derived"), rules={}
-    )
+    return VariableSpec(name=name, label=name, type=vtype, order=order, core="Perm", origin=Origin("Derived"), rules={})
 
 
 def spec_for(name: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec]) -> DatasetSpec:

@@ -604,19 +604,19 @@ def sdtm_to_fhir(
 
 def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Iterator[dict[str, pd.DataFrame]]:
     """The subject-level datasets (those with USUBJID) cut into groups of ``size`` subjects, in USUBJID order."""
-    groups: dict[str, dict[Any, np.ndarray[Any, Any]]] = {}
+    groups: dict[str, dict[Any, Any]] = {}
     subjects: set[Any] = set()
     for name, df in datasets.items():
         if "USUBJID" in df.columns and len(df):
-            g = df.groupby("USUBJID", sort=False, dropna=True).indices
+            g: dict[Any, Any] = dict(df.groupby("USUBJID", sort=False, dropna=True).indices)
             groups[name] = g
             subjects |= set(g)
     ordered = sorted(subjects, key=str)
     for start in range(0, len(ordered), max(1, size)):
         chunk = ordered[start : start + size]
         part: dict[str, pd.DataFrame] = {}
-        for name, g in groups.items():
-            idx = [g[u] for u in chunk if u in g]
+        for name, gi in groups.items():
+            idx = [gi[u] for u in chunk if u in gi]
             if idx:
                 part[name] = datasets[name].iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
         yield part

@@ -33,7 +33,6 @@ from converter.fhir.spec import (
     Element,
     FhirSpecs,
     SourceSpec,
-    coverage,
     rederivations,
 )
 from converter.fhir.to_fhir import no_gc
@@ -118,7 +117,8 @@ def _located_from_json(data: Any, name: str, sink: FromFhir) -> list[Located]:
             req: dict[str, Any] = req_raw if isinstance(req_raw, dict) else {}
             what = f"{req.get('method', '')} {req.get('url', '')}".strip()
             rtype = re.split(r"[/?]", str(req.get("url", "")), maxsplit=1)[0]
-            sink.outcomes.append(Outcome(name, where, rtype, "", "not converted", "", f"entry has no resource ({what})"))
+            reason = f"entry has no resource ({what})"
+            sink.outcomes.append(Outcome(name, where, rtype, "", "not converted", "", reason))
             continue
         if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
             sink.problems.append(
@@ -672,7 +672,7 @@ class Converter:
             df["DOMAIN"] = pd.Series([ds] * len(df), dtype=object)
         self._assign_seq(ds, df, sink)
         keep = set(spec.column_names) if spec is not None else set()
-        keep |= {"STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", f"{ds[:2]}SEQ"}
+        keep |= {"STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", f"{ds[:2]}SEQ", "IDVAR", "IDVARVAL"}
         empty = [c for c in df.columns if c not in keep and df[c].isna().all()]
         if empty:
             df = df.drop(columns=empty)
