@@ -161,6 +161,9 @@ def test_unusual_but_valid_odm_spellings(odm_file: Path, small: dict[str, pd.Dat
         '<ItemData ItemOID="IT.DEMOG.COUNTRY" Value="MEX"/>',
         '<ItemData ItemOID="IT.DEMOG.COUNTRY" Value="&#77;EX"/><ItemData ItemOID="IT.DEMOG.RACE" IsNull="Yes"/>',
     )
+    text = text.replace(
+        '<ItemData ItemOID="IT.AE.AETERM" Value="sepsis"/>', '<ItemData Value="sepsis" ItemOID="IT.AE.AETERM"/>'
+    )
     edited = tmp_path / "edited.xml"
     edited.write_text(text, encoding="utf-8")
     assert frames_equal(small, read_records(edited)) == []

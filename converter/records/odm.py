@@ -527,6 +527,21 @@ _BLOCK_MARKS = (
 _BLOCK_KIND = {"F": 0, "G": 1, "I": 2, "S": 3}
 
 
+def _read_marked(block: str) -> pd.DataFrame:
+    return pd.read_csv(
+        io.StringIO(block),
+        sep="\x1f",
+        lineterminator="\x1e",
+        header=None,
+        names=["k", "o", "v", "r"],
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_NONE,
+        engine="c",
+        skip_blank_lines=False,
+    )
+
+
 def _joined_has_quote(values: np.ndarray[Any, Any]) -> bool:
     return bool(len(values)) and '"' in "\0".join(values.tolist())
 
@@ -675,18 +690,10 @@ class _Collector:
             return False
         for a, b in _BLOCK_MARKS:
             block = block.replace(a, b)
-        frame = pd.read_csv(
-            io.StringIO(block),
-            sep="\x1f",
-            lineterminator="\x1e",
-            header=None,
-            names=["k", "o", "v", "r"],
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE,
-            engine="c",
-            skip_blank_lines=False,
-        )
+        try:
+            frame = _read_marked(block)
+        except (pd.errors.ParserError, ValueError):  # a stray separator: some element spelled otherwise
+            return False
         kind_text = frame["k"].to_numpy(dtype=object)
         oid_text = frame["o"].to_numpy(dtype=object)
         value_text = frame["v"].to_numpy(dtype=object)
