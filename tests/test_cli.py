@@ -1,0 +1,82 @@
+"""The command line as a user meets it: the main job on the example, and clear errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from converter.cli import app
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nct01371630"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "inoconv-out"
+    result = runner.invoke(app, ["run", "--out", str(out)])
+    assert result.exit_code == 0, result.output[-3000:]
+    return out
+
+
+def test_run_writes_every_stage(run_out: Path) -> None:
+    for name in ("dm", "ae", "ex", "ds", "rs", "lb", "pr", "ts", "ta", "te", "suppdm"):
+        assert (run_out / "sdtm" / f"{name}.xpt").exists(), name
+        assert (run_out / "sdtm" / f"{name}.json").exists(), name
+    assert (run_out / "sdtm" / "define.xml").exists()
+    for name in ("adsl", "adtte", "adae", "adrs"):
+        assert (run_out / "adam" / f"{name}.xpt").exists(), name
+    report = json.loads((run_out / "report" / "report.json").read_text())
+    assert report  # the end-point table; its content is asserted in the report tests
+    assert (run_out / "report" / "index.html").exists()
+    assert any((run_out / "fhir" / "bundles").glob("*.json"))
+    assert (run_out / "validate" / "findings.json").exists()
+
+
+def test_sdtm_counts_every_source_record(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sdtm", str(EXAMPLE / "csv"), "--out", str(tmp_path / "sdtm")])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "4710 source records: 4710 in SDTM rows, 0 rejected" in result.output
+
+
+def test_bad_input_lists_problems_and_exits_2(tmp_path: Path) -> None:
+    src = tmp_path / "csv"
+    runner.invoke(app, ["simulate", "--n", "3", "--format", "csv", "--out", str(src)])
+    ae = (src / "AE.csv").read_text(encoding="utf-8").splitlines()
+    header = ae[0].split(",")
+    cells = ae[1].split(",")
+    cells[header.index("AESTDT")] = "2013-02-30"
+    (src / "AE.csv").write_text("\n".join([ae[0], ",".join(cells), *ae[2:]]) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["sdtm", str(src), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "AE.csv" in result.output and "AESTDT" in result.output and "2013-02-30" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_spec_error_exits_2_before_reading_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent / "mappings"
+    bad = tmp_path / "mappings"
+    shutil.copytree(root, bad)
+    dm = bad / "sdtm" / "dm.yaml"
+    dm.write_text(dm.read_text().replace("rule: {ct: {field: SEX, codelist: SEX}}", "rule: {ct: {field: GENDER, codelist: SEX}}"))
+    monkeypatch.setenv("INOCONV_MAPPINGS", str(bad))
+    from converter.records import schema
+
+    schema._load.cache_clear()
+    result = runner.invoke(app, ["sdtm", str(tmp_path / "does-not-matter"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "dm.yaml" in result.output and "variable SEX" in result.output and "GENDER" in result.output
+
+
+def test_help_is_fast_and_lazy() -> None:
+    code = "import sys, converter.cli; print(sorted(m for m in ('pandas','lxml','fhir','lifelines','matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
