@@ -137,7 +137,7 @@ def test_bad_input_is_reported_and_the_rest_converts(tmp_path: Path, capsys: pyt
     problems = pd.read_csv(tmp_path / "out" / "tosdtm-problems.csv", dtype=str, keep_default_na=False)
     rows = {(r.file, r.record, r.field, r.rule) for r in problems.itertuples()}
     assert ("b-not-json.json", "", "", "json") in rows  # a bundle that is not JSON
-    assert ("c-bundle.json", "entry[0] urn:uuid:1", "birthDate", "fhir-r4") in rows  # fails R4 validation
+    assert ("c-bundle.json", "entry[0] urn:uuid:1", "birthDate", "fhir-r4-model") in rows  # fails R4 validation
     assert ("c-bundle.json", "entry[1] urn:uuid:2", "subject", "fhir-reference") in rows  # dangling reference
     assert ("c-bundle.json", "entry[2] urn:uuid:3", "seriousness", "fhir-code") in rows  # unknown code
     assert "problem(s) in the FHIR input" in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,21 @@ class RoundTrip:
             f"{summary['not mapped']} not mapped, {summary['not in spec']} not in the FHIR spec"
         )
         return "\n".join(lines)
+
+    def findings(self) -> list[dict[str, str]]:
+        """What did not come back, one dict per finding (dataset, variable, rule, message)."""
+        out: list[dict[str, str]] = []
+        for d in self.datasets:
+            if d.carried and (d.missing or d.extra):
+                out.append({"dataset": d.dataset, "variable": "", "rule": "roundtrip-rows",
+                            "message": f"{d.missing} row(s) missing and {d.extra} extra after SDTM -> FHIR -> SDTM"})  # fmt: skip
+        for v in self.variables:
+            if v.failed:
+                out.append({"dataset": v.dataset, "variable": v.variable, "rule": "roundtrip-value",
+                            "message": f"{v.differences} of {v.compared} value(s) differ, e.g. {v.example}"})  # fmt: skip
+        for p in self.problems:
+            out.append({"dataset": p.file, "variable": p.field, "rule": p.rule, "message": str(p)})
+        return out
 
     def summary(self) -> dict[str, int]:
         out = {"match": 0, "different": 0, "rederived": 0, "not mapped": 0, "not in spec": 0, "implied": 0}
@@ -247,3 +263,13 @@ def roundtrip(
     rt.problems = list(result.problems) + list(back.problems)
     rt.resources = result.counts()
     return rt
+
+
+def roundtrip_folder(sdtm_dir: Path) -> list[dict[str, str]]:
+    """The round trip of an SDTM folder (``*.xpt`` or Dataset-JSON) with the project's specs; [] when lossless."""
+    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.sdtm_dir import read_sdtm_dir
+
+    datasets = read_sdtm_dir(Path(sdtm_dir))
+    specs, ct, sdtm_specs = load_fhir_stage()
+    return roundtrip(datasets, specs, ct, sdtm_specs).findings()

@@ -496,7 +496,7 @@ class Converter:
                 errs = validate_resource(it.resource)
                 if errs:
                     for element, msg in errs:
-                        sink.problems.append(problem(it.file, it.where, element, "", "fhir-r4", msg))
+                        sink.problems.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
                     sink.outcomes.append(
                         Outcome(it.file, it.where, it.rtype, _rid(it), "invalid", "", f"R4 validation: {errs[0][1]}")
                     )

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from pathlib import Path
 from urllib.parse import unquote
 
 from converter.errors import Problem, problem
@@ -251,7 +252,17 @@ def validate_all(items: list[Located]) -> list[Problem]:
     out: list[Problem] = []
     for it in items:
         for element, msg in validate_resource(it.resource):
-            out.append(problem(it.file, it.where, element, "", "fhir-r4", msg))
+            out.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
     out.extend(check_references(items))
     out.extend(check_identifiers(items))
     return out
+
+
+def validate_fhir_folder(folder: Path) -> list[Problem]:
+    """Every check of a FHIR folder written by ``inoconv fhir`` (its ``bundles/``, else ``ndjson/``; or any folder
+    or file ``inoconv tosdtm`` reads): R4 model validation, references, identifier uniqueness."""
+    from converter.fhir.to_sdtm import FromFhir, read_input
+
+    sink = FromFhir(datasets={})
+    items = read_input(Path(folder), sink)
+    return sink.problems + validate_all(items)
