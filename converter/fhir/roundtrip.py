@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -103,12 +103,12 @@ class RoundTrip:
         out: list[dict[str, str]] = []
         for d in self.datasets:
             if d.carried and (d.missing or d.extra):
-                out.append({"dataset": d.dataset, "variable": "", "rule": "roundtrip-rows",
-                            "message": f"{d.missing} row(s) missing and {d.extra} extra after SDTM -> FHIR -> SDTM"})  # fmt: skip
+                msg = f"{d.missing} row(s) missing and {d.extra} extra after SDTM -> FHIR -> SDTM"
+                out.append({"dataset": d.dataset, "variable": "", "rule": "roundtrip-rows", "message": msg})
         for v in self.variables:
             if v.failed:
-                out.append({"dataset": v.dataset, "variable": v.variable, "rule": "roundtrip-value",
-                            "message": f"{v.differences} of {v.compared} value(s) differ, e.g. {v.example}"})  # fmt: skip
+                msg = f"{v.differences} of {v.compared} value(s) differ, e.g. {v.example}"
+                out.append({"dataset": v.dataset, "variable": v.variable, "rule": "roundtrip-value", "message": msg})
         for p in self.problems:
             out.append({"dataset": p.file, "variable": p.field, "rule": p.rule, "message": str(p)})
         return out
