@@ -5,7 +5,9 @@
   ConformanceError (exit 1, nothing written).
 * ``inoconv tosdtm FHIR_PATH --out DIR`` -> :func:`tosdtm_command`: 0 converted; 2 bad input (invalid JSON or
   resources, dangling references the conversion needs, unknown codes), everything else still converted. What
-  could not be converted is listed resource by resource (``tosdtm-report.csv``), not counted as bad input.
+  could not be converted is listed resource by resource (``DIR/tosdtm-report.csv``: every input resource with
+  its outcome), not counted as bad input; the problems are in ``DIR/tosdtm-problems.csv``. The datasets are
+  Dataset-JSON ``<name>.json`` and, where the XPT v5 rules allow, ``<name>.xpt``.
 * ``inoconv roundtrip SDTM_DIR`` -> :func:`roundtrip_command`: 0 every mapped variable came back equal; 1
   something mapped came back different (or rows went missing).
 
@@ -104,21 +106,24 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo) -> int:
     """FHIR (a Bundle/resource JSON file, an NDJSON file, or a folder of them) -> SDTM datasets in ``out``."""
     from converter.fhir.sdtm_dir import write_sdtm_dir
     from converter.fhir.to_sdtm import convert_path
+    from converter.io.atomic import atomic_dir
 
     specs, ct, sdtm_specs = load_fhir_stage()
     res = convert_path(Path(fhir_path), specs, ct, sdtm_specs, validate=True)
     out = Path(out)
-    files, notes = write_sdtm_dir(res.datasets, out, sdtm_specs)
-    _write_csv(
-        out / "tosdtm-report.csv",
-        (o.as_dict() for o in res.outcomes),
-        ["file", "where", "resourceType", "id", "status", "dataset", "reason"],
-    )
-    _write_csv(
-        out / "tosdtm-problems.csv",
-        (p.as_dict() for p in res.problems),
-        ["file", "record", "field", "value", "rule", "message"],
-    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out) as tmp:  # the folder appears whole, without files of an earlier run
+        files, notes = write_sdtm_dir(res.datasets, tmp, sdtm_specs)
+        _write_csv(
+            tmp / "tosdtm-report.csv",
+            (o.as_dict() for o in res.outcomes),
+            ["file", "where", "resourceType", "id", "status", "dataset", "reason"],
+        )
+        _write_csv(
+            tmp / "tosdtm-problems.csv",
+            (p.as_dict() for p in res.problems),
+            ["file", "record", "field", "value", "rule", "message"],
+        )
     summary = res.summary()
     statuses = ["converted", "derived", "not converted", "invalid"]
     rows = [[t, *(str(d.get(s, 0)) for s in statuses)] for t, d in summary.items()]
