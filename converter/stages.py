@@ -80,13 +80,13 @@ def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Ec
             long = read_csv_forms(spark, str(source), load_forms())
         else:
             long = records_to_long(spark, read_records(source))
-        result_sdf = sdtm_long(long, max(partitions, 2)).cache()
+        result = collect_sdtm(sdtm_long(long, max(partitions, 2)))
         if parquet is not None:
             from converter.engine.spark import write_parquet
 
-            write_parquet(result_sdf, str(parquet))
-            echo(f"Spark: long SDTM rows written as Parquet by dataset to {parquet}")
-        return collect_sdtm(result_sdf)
+            write_parquet(result.datasets, str(parquet))
+            echo(f"Spark: SDTM datasets written as Parquet to {parquet}")
+        return result
     finally:
         if existing is None:
             spark.stop()

@@ -5,9 +5,10 @@ The CRF forms are read by Spark (CSV with every field as text, or Parquet), stac
 local engine (:func:`converter.engine.partition.partition_of`). Each group runs, inside ``applyInPandas``, the
 same code as ``inoconv sdtm``: the record checks (:func:`converter.records.checks.check_tables`), the typing
 (:func:`~converter.records.checks.typed_records`) and the spec engine (:func:`converter.sdtm.engine.build_all`).
-The UDF returns every target row as text in a long table with a ``__dataset__`` column (and problems and
-source-record accounting as rows of their own); :func:`collect_sdtm` turns that into the typed datasets, and
-:func:`write_parquet` writes it partitioned by dataset for a cluster. No mapping is implemented twice.
+The UDF returns, per partition, one row per dataset holding its rows as exact text in an Arrow IPC blob
+(compact: no wide union of every dataset's columns), plus problems or the source-record accounting;
+:func:`collect_sdtm` turns that into the typed datasets, and :func:`write_parquet` writes them by dataset.
+No mapping is implemented twice.
 """
 
 from __future__ import annotations
@@ -47,18 +48,10 @@ def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "4g")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
-
-
-def _output_columns(specs: Mapping[str, DatasetSpec]) -> list[str]:
-    cols: list[str] = []
-    for spec in specs.values():
-        for name in spec.column_names:
-            if name not in cols:
-                cols.append(name)
-    return cols
 
 
 def _to_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -80,10 +73,28 @@ class _Job:
     """What every task needs: picklable, shipped to the executors with the UDF."""
 
     mappings: str | None
-    out_cols: tuple[str, ...]
+
+
+def _ipc(df: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _from_ipc(blob: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+
+    frame: pd.DataFrame = pa.ipc.open_stream(blob).read_all().to_pandas()
+    return frame
 
 
 def _run_partition(job: _Job, pdf: pd.DataFrame) -> pd.DataFrame:
+    """One subject partition: checks, typing, every subject-level dataset. Returns one row per dataset
+    (an Arrow IPC blob of its rows as exact text), plus problems or the source-record accounting."""
     specs, ct, forms = load_sdtm_specs(Path(job.mappings) if job.mappings else None)
     subject = {n: s for n, s in specs.items() if not is_study_level(s)}
     tables: dict[str, RawTable] = {}
@@ -92,29 +103,21 @@ def _run_partition(job: _Job, pdf: pd.DataFrame) -> pd.DataFrame:
         frame = none_for_missing(rows[list(form.columns)].reset_index(drop=True))
         tables[oid] = RawTable(form=oid, file=f"{oid}.csv", frame=frame)
     report = check_tables(tables, forms)
-    out_cols = list(job.out_cols)
     if report.errors:
-        payload = json.dumps([p.as_dict() for p in report.errors])
-        return pd.DataFrame([{**dict.fromkeys(out_cols), DATASET_COL: PROBLEMS, PAYLOAD_COL: payload}])
+        payload = json.dumps([p.as_dict() for p in report.errors]).encode("utf-8")
+        return pd.DataFrame({DATASET_COL: [PROBLEMS], PAYLOAD_COL: [payload]})
     records = typed_records(tables, forms)
     datasets, acc = build_all(subject, records, ct, forms)
-    pieces = []
-    for name, df in datasets.items():
-        if len(df):
-            text = _to_text(df)
-            text[DATASET_COL] = name
-            pieces.append(text)
+    names = [n for n, df in datasets.items() if len(df)]
+    blobs = [_ipc(_to_text(datasets[n])) for n in names]
     acc_rows = [
         {"form": a.form, "records": a.records, "mapped": int(a.mapped.sum()), "targets": a.targets,
          "left_out": a.left_out}
         for a in acc.forms.values()
     ]  # fmt: skip
-    pieces.append(pd.DataFrame([{DATASET_COL: ACCOUNTING, PAYLOAD_COL: json.dumps(acc_rows)}]))
-    out = pd.concat(pieces, ignore_index=True)
-    for c in [*out_cols, PAYLOAD_COL]:
-        if c not in out.columns:
-            out[c] = None
-    return none_for_missing(out[[*out_cols, DATASET_COL, PAYLOAD_COL]])
+    names.append(ACCOUNTING)
+    blobs.append(json.dumps(acc_rows).encode("utf-8"))
+    return pd.DataFrame({DATASET_COL: names, PAYLOAD_COL: blobs})
 
 
 def read_csv_forms(spark: SparkSession, folder: str, forms: FormSchema) -> SparkDataFrame:
@@ -157,11 +160,10 @@ def sdtm_long(long: SparkDataFrame, n_parts: int, mappings: Path | None = None) 
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    specs, _, _ = load_sdtm_specs(mappings)
-    subject = {n: s for n, s in specs.items() if not is_study_level(s)}
-    job = _Job(mappings=str(mappings) if mappings else None, out_cols=tuple(_output_columns(subject)))
+    load_sdtm_specs(mappings)  # spec errors on the driver, before any task starts
+    job = _Job(mappings=str(mappings) if mappings else None)
     part = F.pmod(F.crc32(F.encode(F.col("SUBJID"), "UTF-8")), F.lit(max(n_parts, 1))).cast("int")
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in [*job.out_cols, DATASET_COL, PAYLOAD_COL]])
+    schema = T.StructType([T.StructField(DATASET_COL, T.StringType()), T.StructField(PAYLOAD_COL, T.BinaryType())])
 
     def udf(pdf: pd.DataFrame) -> pd.DataFrame:
         return _run_partition(job, pdf.drop(columns=[PART_COL]))
@@ -185,7 +187,7 @@ def collect_sdtm(result: SparkDataFrame, mappings: Path | None = None) -> SdtmRe
     pdf = result.toPandas()
     problems = pdf[pdf[DATASET_COL] == PROBLEMS]
     if len(problems):
-        found = [Problem(**p) for payload in problems[PAYLOAD_COL] for p in json.loads(payload)]
+        found = [Problem(**p) for payload in problems[PAYLOAD_COL] for p in json.loads(bytes(payload))]
         raise InputError(found, context="records (Spark engine)")
     return _assemble(pdf, specs, ct, forms)
 
@@ -203,12 +205,13 @@ def _assemble(pdf: pd.DataFrame, specs: dict[str, DatasetSpec], ct: Terminology,
         if name in study_sets:
             datasets[name] = study_sets[name]
         else:
-            rows = pdf[pdf[DATASET_COL] == name].reset_index(drop=True)
+            blobs = [_from_ipc(bytes(b)) for b in pdf.loc[pdf[DATASET_COL] == name, PAYLOAD_COL]]
+            rows = pd.concat(blobs, ignore_index=True) if blobs else pd.DataFrame(columns=spec.column_names)
             datasets[name] = _typed(rows, spec)
     accounting = Accounting()
     for payload in pdf.loc[pdf[DATASET_COL] == ACCOUNTING, PAYLOAD_COL]:
         part = Accounting()
-        for a in json.loads(payload):
+        for a in json.loads(bytes(payload)):
             mapped = np.zeros(a["records"], dtype=bool)
             mapped[: a["mapped"]] = True
             part.forms[a["form"]] = FormAccount(a["form"], a["records"], mapped, a["targets"], a["left_out"])
@@ -216,9 +219,12 @@ def _assemble(pdf: pd.DataFrame, specs: dict[str, DatasetSpec], ct: Terminology,
     return SdtmResult(datasets=datasets, specs=specs, ct=ct, accounting=accounting, forms=forms)
 
 
-def write_parquet(result: SparkDataFrame, out: str) -> None:
-    """The long result as Parquet partitioned by dataset (what a cluster job writes)."""
-    result.write.mode("overwrite").partitionBy(DATASET_COL).parquet(out)
+def write_parquet(datasets: Mapping[str, pd.DataFrame], out: str) -> None:
+    """Typed datasets as Parquet, one folder per dataset (``out/<DATASET>/part-0.parquet``)."""
+    for name, df in datasets.items():
+        folder = Path(out) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(folder / "part-0.parquet", index=False)
 
 
 def iter_datasets(result: SparkDataFrame) -> Iterator[Any]:  # pragma: no cover - convenience for notebooks
