@@ -40,16 +40,15 @@ def main() -> None:
     times["adam"] = time.perf_counter() - t
     adam_rows = sum(len(df) for df in adam.datasets.values())
 
-    resources = 0
-    try:
-        from converter.fhir.ndjson import write_ndjson_from_sdtm  # type: ignore[attr-defined]
-    except ImportError:
-        write_ndjson_from_sdtm = None
-    if write_ndjson_from_sdtm is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            resources = int(write_ndjson_from_sdtm(sdtm.datasets, Path(tmp)))
-            times["fhir_ndjson"] = time.perf_counter() - t
+    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.writer import write_fhir_dir
+
+    specs, ct, sdtm_specs = load_fhir_stage()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        rep = write_fhir_dir(sdtm.datasets, Path(tmp) / "fhir", specs, ct, sdtm_specs)
+        times["fhir_ndjson"] = time.perf_counter() - t
+        resources = rep.resources
     total = sum(times.values())
     print(json.dumps({
         "n": n, "partitions": parts, "seconds": {k: round(v, 2) for k, v in times.items()},

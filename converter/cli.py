@@ -68,7 +68,7 @@ def simulate(
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: the calibrated seed)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="odm or csv")] = "odm",
     created: Annotated[
-        str | None, typer.Option("--creation-datetime", help="ODM CreationDateTime (default: now), for reproducible files")
+        str | None, typer.Option("--creation-datetime", help="ODM CreationDateTime (default: now), reproducible files")
     ] = None,
 ) -> None:
     """Write a synthetic cohort calibrated to the published aggregates of NCT01371630."""

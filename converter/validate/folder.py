@@ -148,9 +148,9 @@ def _load_sdtm_specs() -> tuple[dict[str, DatasetSpec] | None, Terminology | Non
 
 
 def _load_adam_specs() -> tuple[dict[str, DatasetSpec] | None, list[Finding]]:
+    from converter.adam.pipeline import read_adam_specs  # registers the ADaM rule vocabulary
     from converter.errors import SpecError
     from converter.paths import mappings_dir
-    from converter.adam.pipeline import read_adam_specs  # registers the ADaM rule vocabulary
 
     folder = mappings_dir() / "adam"
     if not folder.is_dir() or not any(folder.glob("*.yaml")):
