@@ -93,13 +93,15 @@ def sdtm(
     engine: Annotated[str, typer.Option("--engine", help="local, or spark (extra inoconv[spark])")] = "local",
     partitions: Annotated[int, typer.Option("--partitions", min=1, help="Subject partitions (memory per step)")] = 1,
     parquet: Annotated[Path | None, typer.Option("--parquet", help="Spark: also write Parquet by dataset here")] = None,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODM XSD validation (huge files)")] = False,
 ) -> None:
     """Records -> SDTM: XPT v5, Dataset-JSON and define.xml, driven by mappings/sdtm."""
     from converter.stages import run_sdtm
 
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
-    run_sdtm(source, out, echo=typer.echo, engine=engine, partitions=partitions, parquet=parquet)
+    run_sdtm(source, out, echo=typer.echo, engine=engine, partitions=partitions, parquet=parquet,
+             validate=not no_validate)  # fmt: skip
 
 
 @app.command()

@@ -29,6 +29,7 @@ def run_sdtm(
     engine: str = "local",
     partitions: int = 1,
     parquet: Path | None = None,
+    validate: bool = True,
 ) -> dict[str, int]:
     """Records (ODM-XML or CSV folder) -> SDTM package in ``out``; returns rows per dataset.
 
@@ -44,7 +45,13 @@ def run_sdtm(
     if engine == "spark":
         result = _sdtm_on_spark(source, partitions, parquet, echo)
     else:
-        result = records_to_sdtm(read_records(source), partitions=partitions)
+        warnings: list[Any] = []
+        records = read_records(source, validate=validate, warnings=warnings)
+        for w in warnings[:50]:
+            echo(f"warning: {w}")
+        if len(warnings) > 50:
+            echo(f"warning: ... and {len(warnings) - 50} more")
+        result = records_to_sdtm(records, partitions=partitions)
     acc_rows = result.accounting.rows()
     echo("Source records accounted for:")
     echo(_table(acc_rows, ["form", "records", "in_target_rows", "rejected", "targets", "reasons"]))
