@@ -282,7 +282,8 @@ def test_write_package(tmp_path: Path) -> None:
     out = tmp_path / "sdtm"
     report = write_package(out, frames(), SPECS, CT, standard="SDTMIG 3.4", created="2024-05-01T10:00:00", **STUDY)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["ae.json", "ae.xpt", "define.xml", "dm.json", "dm.xpt", "suppdm.json", "suppdm.xpt"]
+    assert names == ["ae.json", "ae.xpt", "define.html", "define.xml", "define2-1.xsl", "dm.json", "dm.xpt",
+                     "suppdm.json", "suppdm.xpt"]
     assert report.datasets == {"DM": 2, "SUPPDM": 3, "AE": 2}
     assert all(f.size == f.path.stat().st_size > 0 for f in report.files)
     assert validate_define(out / "define.xml") == []
