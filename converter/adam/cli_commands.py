@@ -96,7 +96,13 @@ def report_command(adam_dir: Path, out: Path, echo: Echo = print) -> int:
 
     adam = read_package(Path(adam_dir), _specs("adam"))
     endpoints = compute_endpoints(adam)
-    comparisons = compare(endpoints, load_published())
+    from converter.paths import published_facts
+
+    if published_facts().exists():
+        comparisons = compare(endpoints, load_published())
+    else:  # the published facts are reference material beside the project, not part of a user's data
+        comparisons = []
+        echo(f"note: no published facts at {published_facts()} (set INOCONV_PUBLISHED); end points not compared")
     files = write_report(endpoints, comparisons, Path(out), source=str(adam_dir))
     from converter.report.html import write_index_html
 
