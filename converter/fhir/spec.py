@@ -763,3 +763,17 @@ def _as_item(path: FPath) -> FPath:
 
     steps = (*path.steps[:-1], Step(last.name, index=0))
     return FPath(f"{path.text}[0]", steps)
+
+
+def element_codelist(el: Element, dataset: str | None, sdtm_specs: Mapping[str, DatasetSpec]) -> str | None:
+    """The codelist of an element: as the FHIR spec names it, or (``codelist: auto``) the SDTM variable's."""
+    cl = el.args.get("codelist")
+    if cl != "auto":
+        return str(cl) if cl else None
+    spec = sdtm_specs.get(dataset or "")
+    if spec is None or el.var is None:
+        return None
+    try:
+        return spec.variable(el.var).codelist
+    except KeyError:
+        return None

@@ -27,7 +27,7 @@ import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
-from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template
+from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
 from converter.fhir.transforms import FORWARD, Forward, TransformContext, as_text
 from converter.spec.model import DatasetSpec, Terminology
 
@@ -287,18 +287,6 @@ class Builder:
             return None
         return query(df, source.where).reset_index(drop=True)
 
-    def _codelist(self, el: Element, dataset: str | None) -> str | None:
-        cl = el.args.get("codelist")
-        if cl != "auto":
-            return str(cl) if cl else None
-        spec = self.sdtm_specs.get(dataset or "")
-        if spec is None or el.var is None:
-            return None
-        try:
-            return spec.variable(el.var).codelist
-        except KeyError:
-            return None
-
     def _forward(
         self, el: Element, df: pd.DataFrame, dataset: str | None, label: Callable[[int], str]
     ) -> Forward | None:
@@ -321,7 +309,7 @@ class Builder:
                 return None
             fn = FORWARD[el.kind]
             if el.kind in ("concept", "coding"):
-                fwd = fn(el, values, self.ctx, self._codelist(el, dataset))
+                fwd = fn(el, values, self.ctx, element_codelist(el, dataset, self.sdtm_specs))
             else:
                 fwd = fn(el, values, self.ctx)
         if el.when:

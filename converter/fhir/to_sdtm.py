@@ -33,6 +33,7 @@ from converter.fhir.spec import (
     Element,
     FhirSpecs,
     SourceSpec,
+    element_codelist,
     rederivations,
 )
 from converter.fhir.to_fhir import no_gc
@@ -395,7 +396,7 @@ class Converter:
                 ]
             else:
                 holders = [matrix[i][2 * k + 1] for i in todo] if el.path.fallback() is not None else None
-                new, probs = inverse(el, frags, holders, self.ctx, self._codelist(el, dataset))
+                new, probs = inverse(el, frags, holders, self.ctx, element_codelist(el, dataset, self.sdtm_specs))
                 for j, msg in probs:
                     it = owners[todo[j]]
                     sink.problems.append(problem(it.file, it.where, str(el.path), "", "fhir-code", msg))
@@ -403,18 +404,6 @@ class Converter:
                 if new[j] is not None:
                     values[i] = new[j]
                     kinds.setdefault(var, el.kind)
-
-    def _codelist(self, el: Element, dataset: str | None) -> str | None:
-        cl = el.args.get("codelist")
-        if cl != "auto":
-            return str(cl) if cl else None
-        spec = self.sdtm_specs.get(dataset or "")
-        if spec is None or el.var is None:
-            return None
-        try:
-            return spec.variable(el.var).codelist
-        except KeyError:
-            return None
 
     def _source_rows(self, s: SourceSpec, items: list[Located], index: Index, sink: FromFhir) -> list[_Part]:
         n = len(items)
