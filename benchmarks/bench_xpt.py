@@ -32,7 +32,7 @@ def main() -> None:
             frame = prepare_for_xpt(df, spec)
             labels = [v.label for v in spec.ordered]
 
-            def baseline(frame=frame, labels=labels, name=name) -> None:  # type: ignore[no-untyped-def]
+            def baseline(frame=frame, labels=labels, name=name, spec=spec) -> None:  # type: ignore[no-untyped-def]
                 pyreadstat.write_xport(frame, str(out / f"{name}_raw.xpt"), file_format_version=5,
                                        table_name=name, file_label=spec.label, column_labels=labels)  # fmt: skip
 
