@@ -56,6 +56,16 @@ def handles_errors(fn: F) -> F:
         except KeyboardInterrupt:
             _echo_err("Interrupted.")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # last resort: a bug of ours, said plainly; INOCONV_DEBUG=1 shows the traceback
+            import os
+
+            if os.environ.get("INOCONV_DEBUG"):
+                raise
+            _echo_err(f"internal error ({type(exc).__name__}): {exc}\n(this is a bug in inoconv: please report it "
+                      "with the command; set INOCONV_DEBUG=1 for the traceback)")  # fmt: skip
+            raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
 

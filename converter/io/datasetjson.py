@@ -296,6 +296,14 @@ def _write_ndjson(fh: IO[bytes], head: dict[str, Any], df: pd.DataFrame, spec: D
 def load_dataset_json(path: Path | str) -> tuple[dict[str, Any], list[list[Any]]]:
     """(metadata object, rows) of a Dataset-JSON file in either form (NDJSON by suffix or by content)."""
     raw = Path(path).read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        from converter.errors import InputError, problem
+
+        raise InputError(problem(str(path), "byte 0", "", "", "encoding", "UTF-16 text: Dataset-JSON is UTF-8"))
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (editors on Windows add one): not content
+        raw = raw[3:]
+    if not raw.strip():
+        raise ValueError("empty file")
     first_line, _, rest = raw.partition(b"\n")
     ndjson = str(path).lower().endswith(".ndjson")
     if not ndjson and rest.strip():
@@ -317,7 +325,27 @@ def load_dataset_json(path: Path | str) -> tuple[dict[str, Any], list[list[Any]]
 
 def read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
     """Read Dataset-JSON (either form) back to the data contract, as :func:`converter.io.xpt.read_xpt` does:
-    character -> str/None ("" -> None), numbers -> float64, ISO dates with targetDataType integer -> SAS numbers."""
+    character -> str/None ("" -> None), numbers -> float64, ISO dates with targetDataType integer -> SAS numbers.
+
+    A file that is not Dataset-JSON (not JSON, truncated, not UTF-8, rows that do not fit the columns) raises
+    InputError naming the file and where in it."""
+    from converter.errors import InputError, problem
+
+    try:
+        return _read_dataset_json(path)
+    except InputError:
+        raise
+    except orjson.JSONDecodeError as exc:
+        raise InputError(problem(str(path), f"line {exc.lineno} column {exc.colno}", "", "", "json",
+                                 f"not valid JSON: {exc.msg}")) from None  # fmt: skip
+    except UnicodeDecodeError as exc:
+        raise InputError(problem(str(path), f"byte {exc.start}", "", "", "encoding", "not UTF-8 text")) from None
+    except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
+        msg = f"not a readable Dataset-JSON file: {exc}"
+        raise InputError(problem(str(path), "", "", "", "dataset-json", msg)) from None
+
+
+def _read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
     head, rows = load_dataset_json(path)
     cols = head.get("columns") or []
     n = len(rows)

@@ -547,7 +547,32 @@ def normalise_char(col: pd.Series) -> pd.Series:
 
 
 def read_xpt(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
-    """Read an XPT file back to the data contract: character -> str/None, numeric -> float64 (dates stay day counts)."""
+    """Read an XPT file back to the data contract: character -> str/None, numeric -> float64 (dates stay day counts).
+
+    A file that is not a readable SAS transport file (truncated, empty, another format) raises InputError
+    naming the file, not the reader library's exception.
+    """
+    from converter.errors import InputError, problem
+
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise InputError(problem(str(p), "", "", "", "xpt", "empty file: not a SAS transport (XPT) file"))
+        with p.open("rb") as fh:
+            head = fh.read(80)
+        if not head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!") and not head.startswith(
+            b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
+        ):
+            msg = "not a SAS transport (XPT) file: the library header record is missing"
+            raise InputError(problem(str(p), "record 1", "", head[:40].decode("latin-1"), "xpt", msg))
+        return _read_xpt(p)
+    except InputError:
+        raise
+    except Exception as exc:  # pyreadstat's ReadstatError and decoding errors carry no file name
+        raise InputError(problem(str(p), "", "", "", "xpt", f"cannot read the XPT file: {exc}")) from None
+
+
+def _read_xpt(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True)
     types = meta.readstat_variable_types
     widths = meta.variable_storage_width
