@@ -122,3 +122,27 @@ def test_load_specs_reports_every_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         load_specs(tmp_path)
     assert "a.yaml" in str(exc.value) and "b.yaml" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "a spec must be a mapping"),
+        (b"- just\n- a list\n", "a spec must be a mapping"),
+        ("dataset: XX\nlabel: D\xe9mographie\n".encode("latin-1"), "not UTF-8"),
+        (b"dataset: XX\n\tlabel: tab\n", "invalid YAML"),
+        (GOOD.encode("utf-8")[: len(GOOD) // 2], "invalid YAML"),  # truncated mid-flow-mapping
+    ],
+)
+def test_hostile_spec_files_are_spec_errors(tmp_path: Path, content: bytes, expected: str) -> None:
+    p = tmp_path / "xx.yaml"
+    p.write_bytes(content)
+    with pytest.raises(SpecError) as exc:
+        load_spec(p)
+    assert str(p) in str(exc.value) and expected in str(exc.value)
+
+
+def test_spec_with_bom_and_crlf_loads(tmp_path: Path) -> None:
+    p = tmp_path / "xx.yaml"
+    p.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode("utf-8"))
+    assert load_spec(p).column_names == ["USUBJID", "SEX"]
