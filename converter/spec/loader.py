@@ -6,6 +6,7 @@ codelist that does not exist stops the run here, not half-way through a conversi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -260,7 +261,18 @@ def parse_spec(doc: Any, path: Path) -> DatasetSpec:
     )
 
 
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
 def load_spec(path: Path) -> DatasetSpec:
+    """One spec file, parsed and checked (cached while the file is unchanged: specs are read by every stage)."""
+    return _load_spec_cached(*_stamp(path), path)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_spec_cached(key: str, mtime: int, size: int, path: Path) -> DatasetSpec:
     return parse_spec(load_yaml_lines(path), path)
 
 
@@ -348,8 +360,15 @@ def _parse_codelists(doc: Any, path: Path, err: _Errors) -> dict[str, Codelist]:
 
 
 def load_terminology(folder: Path | None = None) -> Terminology:
-    """All codelists under ``mappings/ct/*.yaml``; the first file's ``package`` names the CT version."""
+    """All codelists under ``mappings/ct/*.yaml``; the first file's ``package`` names the CT version.
+
+    Cached while none of the files changes (Terminology is immutable)."""
     folder = folder or mappings_dir() / "ct"
+    return _load_terminology_cached(tuple(_stamp(p) for p in sorted(folder.glob("*.yaml"))), folder)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_terminology_cached(stamps: tuple[tuple[str, int, int], ...], folder: Path) -> Terminology:
     codelists: dict[str, Codelist] = {}
     packages: list[str] = []
     errors: list[str] = []
