@@ -147,90 +147,70 @@ def fwd_string(el: Element, values: Sequence[Any], ctx: TransformContext) -> For
     return Forward([as_text(v) for v in values])
 
 
-def fwd_code(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+def _per_value(el: Element, values: Sequence[Any], convert: Callable[[Any], tuple[Any, str | None]]) -> Forward:
+    """Convert value by value; ``convert`` gives (the FHIR value, why the SDTM value does not fit or None).
+
+    A value that does not fit is kept as written in the original-value extension where the element has one,
+    else reported as a problem of its row."""
     out: list[Any] = []
     orig: list[str | None] = []
     probs: Problems = []
     can = _fallback(el)
     for i, v in enumerate(values):
+        val, lost = convert(v)
+        out.append(val)
+        if lost is None:
+            orig.append(None)
+        elif can:
+            orig.append(as_text(v))
+        else:
+            orig.append(None)
+            probs.append((i, lost))
+    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+
+
+def fwd_code(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    def convert(v: Any) -> tuple[Any, str | None]:
         t = as_text(v)
         if t is None or _CODE.match(t):
-            out.append(t)
-            orig.append(None)
-        else:
-            out.append(None)
-            orig.append(t if can else None)
-            if not can:
-                probs.append((i, f"{t!r} is not a valid FHIR code (whitespace)"))
-    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+            return t, None
+        return None, f"{t!r} is not a valid FHIR code (whitespace)"
+
+    return _per_value(el, values, convert)
 
 
 def fwd_integer(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
-    out: list[Any] = []
-    orig: list[str | None] = []
-    probs: Problems = []
-    can = _fallback(el)
-    for i, v in enumerate(values):
+    def convert(v: Any) -> tuple[Any, str | None]:
         n = _number(v)
         if n is None:
-            if v is not None and as_text(v) is not None:
-                out.append(None)
-                orig.append(as_text(v) if can else None)
-                if not can:
-                    probs.append((i, f"{v!r} is not a number"))
-            else:
-                out.append(None)
-                orig.append(None)
-        elif isinstance(n, int) or float(n).is_integer():
-            out.append(int(n))
-            orig.append(None)
-        else:
-            out.append(None)
-            orig.append(as_text(v) if can else None)
-            if not can:
-                probs.append((i, f"{v!r} is not a whole number"))
-    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+            return None, (f"{v!r} is not a number" if v is not None and as_text(v) is not None else None)
+        if isinstance(n, int) or float(n).is_integer():
+            return int(n), None
+        return None, f"{v!r} is not a whole number"
+
+    return _per_value(el, values, convert)
 
 
 def fwd_decimal(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
-    out: list[Any] = []
-    orig: list[str | None] = []
-    probs: Problems = []
-    can = _fallback(el)
-    for i, v in enumerate(values):
+    def convert(v: Any) -> tuple[Any, str | None]:
         n = _number(v)
         if n is None and v is not None and as_text(v) is not None:
-            orig.append(as_text(v) if can else None)
-            if not can:
-                probs.append((i, f"{v!r} is not a number"))
-        else:
-            orig.append(None)
-        out.append(n)
-    return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+            return None, f"{v!r} is not a number"
+        return n, None
+
+    return _per_value(el, values, convert)
 
 
 def _fwd_date(with_time: bool) -> Callable[[Element, Sequence[Any], TransformContext], Forward]:
     def fwd(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
-        out: list[Any] = []
-        orig: list[str | None] = []
-        probs: Problems = []
-        can = _fallback(el)
-        for i, v in enumerate(values):
+        def convert(v: Any) -> tuple[Any, str | None]:
             t = as_text(v)
             if t is None:
-                out.append(None)
-                orig.append(None)
-                continue
+                return None, None
             val, exact = fhir_date(t, with_time)
-            out.append(val)
-            if exact:
-                orig.append(None)
-            elif can:
-                orig.append(t)
-            else:
-                orig.append(None)
-                probs.append((i, f"{t!r} is not a FHIR {'dateTime' if with_time else 'date'}; kept {val!r}"))
-        return Forward(out, orig if any(o is not None for o in orig) else None, probs)
+            return val, None if exact else f"{t!r} is not a FHIR {'dateTime' if with_time else 'date'}; kept {val!r}"
+
+        return _per_value(el, values, convert)
 
     return fwd
 
