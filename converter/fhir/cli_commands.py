@@ -60,6 +60,16 @@ def _problem_lines(problems: Iterable[Problem], limit: int = 50) -> list[str]:
     return lines
 
 
+def _exit_for(problems: list[Problem], where: str) -> int:
+    """Print the input problems (if any) to stderr; exit code 2 when there are any, else 0."""
+    if not problems:
+        return 0
+    _echo_err(f"{len(problems)} problem(s) {where}:")
+    for line in _problem_lines(problems):
+        _echo_err(line)
+    return 2
+
+
 def _table(rows: list[list[str]], head: list[str]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
@@ -93,12 +103,7 @@ def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _
         f"{len(rep.counts)} NDJSON files ({out}/ndjson); {rep.seconds:.1f}s, {rate:,.0f} resources/s"
         + ("; every Bundle valid against the R4 models, references resolved, identifiers unique" if strict else "")
     )
-    if rep.problems:
-        _echo_err(f"{len(rep.problems)} problem(s) in the SDTM input (the output is written; these are not in it):")
-        for line in _problem_lines(rep.problems):
-            _echo_err(line)
-        return 2
-    return 0
+    return _exit_for(rep.problems, "in the SDTM input (the output is written; these are not in it)")
 
 
 # --- inoconv tosdtm -------------------------------------------------------------------------------------------------
@@ -141,12 +146,7 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo) -> int:
             echo(f"  {n:>6}  {r}")
     for note in [*res.notes, *notes]:
         echo(f"note: {note}")
-    if res.problems:
-        _echo_err(f"{len(res.problems)} problem(s) in the FHIR input (all in tosdtm-problems.csv):")
-        for line in _problem_lines(res.problems):
-            _echo_err(line)
-        return 2
-    return 0
+    return _exit_for(res.problems, "in the FHIR input (all in tosdtm-problems.csv)")
 
 
 # --- inoconv roundtrip ----------------------------------------------------------------------------------------------
