@@ -14,15 +14,15 @@ No mapping is implemented twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from converter.engine.partition import is_study_level
-from converter.frames import keep_where, none_for_missing
+from converter.frames import none_for_missing, text_column
 from converter.records.checks import RawTable, check_tables, typed_records
 from converter.records.model import empty_frame
 from converter.records.schema import FormSchema
@@ -55,17 +55,8 @@ def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
 
 
 def _to_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Every column as exact text (floats by repr, integers without a decimal point), None for missing."""
-    out = {}
-    for col in df.columns:
-        s = df[col]
-        if s.dtype.kind == "f":
-            out[col] = s.map(lambda v: None if pd.isna(v) else repr(float(v))).astype(object)
-        elif str(s.dtype) == "Int64" or s.dtype.kind in "iu":
-            out[col] = s.map(lambda v: None if pd.isna(v) else str(int(v))).astype(object)
-        else:
-            out[col] = keep_where(s.astype(object), s.notna())
-    return pd.DataFrame(out, index=df.index)
+    """Every column as exact text (numbers by their shortest exact form), None for missing."""
+    return pd.DataFrame({c: text_column(df[c]) for c in df.columns}, index=df.index)
 
 
 @dataclass(frozen=True)
@@ -225,8 +216,3 @@ def write_parquet(datasets: Mapping[str, pd.DataFrame], out: str) -> None:
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
         df.to_parquet(folder / "part-0.parquet", index=False)
-
-
-def iter_datasets(result: SparkDataFrame) -> Iterator[Any]:  # pragma: no cover - convenience for notebooks
-    for row in result.select(DATASET_COL).distinct().collect():
-        yield row[0]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import Problem, problem
-from converter.frames import constant_column, keep_where, map_unique, null_column, text_column
+from converter.frames import constant_column, keep_where, map_unique, text_column
 from converter.records.model import Records
 from converter.records.schema import FormSchema
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology, VariableSpec
@@ -83,14 +83,8 @@ def dataset_rule(name: str) -> Callable[[DatasetFn], DatasetFn]:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
-def num_to_text(col: pd.Series) -> pd.Series:
-    """Numbers as their shortest exact text: 12.0 -> "12", 0.25 -> "0.25"; missing -> None."""
-    return text_column(col)
-
-
 def as_text(col: pd.Series) -> pd.Series:
-    if col.dtype.kind in "fiu" or str(col.dtype) in ("Int64", "Float64"):
-        return num_to_text(col)
+    """Any column as text: numbers as their shortest exact text (12.0 -> "12"), missing -> None."""
     return text_column(col)
 
 
@@ -110,10 +104,6 @@ def full_dates(col: pd.Series) -> pd.Series:
     hit = codes >= 0
     out[hit] = values[codes[hit]]
     return pd.Series(out, index=col.index)
-
-
-def subject_key(frame: pd.DataFrame) -> pd.Series:
-    return frame["USUBJID"] if "USUBJID" in frame.columns else frame["SUBJID"]
 
 
 # --- row rules -------------------------------------------------------------------------------------------------
@@ -349,7 +339,3 @@ def _baseline_flag(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
         ).tail(1)
         out.loc[last.index] = "Y"
     return out
-
-
-def null_rule(n: int, index: pd.Index) -> pd.Series:
-    return null_column(n, index)

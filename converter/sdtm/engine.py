@@ -20,7 +20,7 @@ from converter.errors import InputError, Problem
 from converter.frames import null_column, text_column
 from converter.records.model import Records
 from converter.records.schema import FormSchema
-from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext, as_text
+from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology
 from converter.spec.rules import RULES
 
@@ -212,7 +212,7 @@ def cast_column(col: pd.Series, vtype: str) -> pd.Series:
         return num.round().astype("Int64") if num.notna().any() or len(num) else num.astype("Int64")
     if vtype == "float":
         return pd.to_numeric(col, errors="coerce").astype("float64")
-    return text_column(as_text(col)) if col.dtype.kind in "fiu" or str(col.dtype) == "Int64" else text_column(col)
+    return text_column(col)  # numbers become their shortest exact text
 
 
 def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
