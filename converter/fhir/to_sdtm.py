@@ -82,6 +82,33 @@ class FromFhir:
     outcomes: list[Outcome] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # tallies behind some notes, kept as counts so that partitions of one input add up (rendered by render_notes)
+    unread: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> element -> resources
+    dangling: dict[str, int] = field(default_factory=dict)  # target type -> references not in the input
+    unnumbered: dict[str, int] = field(default_factory=dict)  # dataset -> rows numbered per subject
+
+    def add_tallies(self, other: FromFhir) -> None:
+        """Add the note tallies of ``other`` (another partition of the same input) to these."""
+        for rtype, d in other.unread.items():
+            mine = self.unread.setdefault(rtype, {})
+            for k, n in d.items():
+                mine[k] = mine.get(k, 0) + n
+        for t, n in other.dangling.items():
+            self.dangling[t] = self.dangling.get(t, 0) + n
+        for ds, n in other.unnumbered.items():
+            self.unnumbered[ds] = self.unnumbered.get(ds, 0) + n
+
+    def render_notes(self) -> None:
+        """Append the notes of the tallies (elements not carried, references not followed, rows numbered)."""
+        for rtype, d in sorted(self.unread.items()):
+            listed = ", ".join(f"{k} ({n})" for k, n in sorted(d.items()))
+            self.notes.append(f"{rtype}: elements not carried to SDTM: {listed}")
+        if self.dangling:
+            listed = ", ".join(f"{k} ({n})" for k, n in sorted(self.dangling.items()))
+            self.notes.append(f"references to resources not in the input, not needed for SDTM: {listed}")
+        for ds, n in self.unnumbered.items():
+            seq = f"{ds[:2]}SEQ"
+            self.notes.append(f"{ds}: {n} row(s) without {seq} (no inoconv identifier) numbered per subject")
 
     def summary(self) -> dict[str, dict[str, int]]:
         """resource type -> status -> count."""
@@ -135,19 +162,7 @@ def read_input(path: Path, sink: FromFhir) -> list[Located]:
 
     A folder written by ``inoconv fhir`` is read from its ``bundles/`` (else its ``ndjson/``).
     """
-    if path.is_dir():
-        if (path / "bundles").is_dir():
-            files = sorted((path / "bundles").glob("*.json"))
-        elif (path / "ndjson").is_dir():
-            files = sorted((path / "ndjson").glob("*.ndjson"))
-        else:
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".ndjson") and p.is_file())
-        base = path
-    elif path.exists():
-        files = [path]
-        base = path.parent
-    else:
-        raise FileNotFoundError(str(path))
+    files, base = input_files(path)
     out: list[Located] = []
     for f in files:
         name = str(f.relative_to(base)) if f.is_relative_to(base) else f.name
@@ -166,6 +181,24 @@ def read_input(path: Path, sink: FromFhir) -> list[Located]:
             continue
         out.extend(_located_from_json(data, name, sink))
     return out
+
+
+def input_files(path: Path) -> tuple[list[Path], Path]:
+    """(the files :func:`read_input` reads under ``path``, in reading order; the folder names are relative to)."""
+    if path.is_dir():
+        if (path / "bundles").is_dir():
+            files = sorted((path / "bundles").glob("*.json"))
+        elif (path / "ndjson").is_dir():
+            files = sorted((path / "ndjson").glob("*.ndjson"))
+        else:
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".ndjson") and p.is_file())
+        base = path
+    elif path.exists():
+        files = [path]
+        base = path.parent
+    else:
+        raise FileNotFoundError(str(path))
+    return files, base
 
 
 def _read_ndjson(raw: bytes, name: str, sink: FromFhir) -> list[Located]:
@@ -478,20 +511,34 @@ class Converter:
         return _Part(child.dataset, columns, m, (), kinds)
 
     # -- the whole input ------------------------------------------------------------------------------------------
-    def convert(self, items: list[Located], sink: FromFhir) -> FromFhir:
+    def validated(self, items: list[Located], sink: FromFhir) -> list[Located]:
+        """The items the R4 models accept (all of them without ``validate``); the others get an outcome."""
+        if not self.validate:
+            return list(items)
         valid: list[Located] = []
         for it in items:
-            if self.validate:
-                errs = validate_resource(it.resource)
-                if errs:
-                    for element, msg in errs:
-                        sink.problems.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
-                    sink.outcomes.append(
-                        Outcome(it.file, it.where, it.rtype, _rid(it), "invalid", "", f"R4 validation: {errs[0][1]}")
-                    )
-                    continue
+            errs = validate_resource(it.resource)
+            if errs:
+                for element, msg in errs:
+                    sink.problems.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
+                sink.outcomes.append(
+                    Outcome(it.file, it.where, it.rtype, _rid(it), "invalid", "", f"R4 validation: {errs[0][1]}")
+                )
+                continue
             valid.append(it)
-        index = Index(valid)
+        return valid
+
+    def convert(
+        self, items: list[Located], sink: FromFhir, context: Iterable[Located] = (), render_notes: bool = True
+    ) -> FromFhir:
+        """Convert ``items`` into ``sink``.
+
+        ``context``: resources already converted by this converter (the study part of a partitioned input, already
+        validated) that references of ``items`` may resolve to; they are not converted again. ``render_notes``:
+        turn the note tallies into notes (a partitioned conversion renders them once, for all partitions).
+        """
+        valid = self.validated(items, sink)
+        index = Index([*valid, *context])
         plan: dict[int, list[Located]] = {}
         sources: dict[int, SourceSpec] = {}
         for it in valid:
@@ -518,6 +565,8 @@ class Converter:
                 sink.outcomes.append(Outcome(it.file, it.where, it.rtype, _rid(it), "converted", ds, ""))
         self._notes(plan, sources, index, sink)
         sink.datasets = self._assemble(parts, sink)
+        if render_notes:
+            sink.render_notes()
         return sink
 
     def _notes(
@@ -535,8 +584,8 @@ class Converter:
             for c in s.children:
                 if c.path.steps:
                     tops.add(c.path.steps[0].name)
-        unread: dict[str, dict[str, int]] = {}
-        dangling: dict[str, int] = {}
+        unread = sink.unread
+        dangling = sink.dangling
         for key, its in plan.items():
             s = sources[key]
             tops = read.get(s.resource, set())
@@ -550,12 +599,6 @@ class Converter:
                         if not ref.startswith("#") and index.resolve(ref)[0] is None:
                             t = ref.split("/")[0].split("?")[0]
                             dangling[t] = dangling.get(t, 0) + 1
-        for rtype, d in sorted(unread.items()):
-            listed = ", ".join(f"{k} ({n})" for k, n in sorted(d.items()))
-            sink.notes.append(f"{rtype}: elements not carried to SDTM: {listed}")
-        if dangling:
-            listed = ", ".join(f"{k} ({n})" for k, n in sorted(dangling.items()))
-            sink.notes.append(f"references to resources not in the input, not needed for SDTM: {listed}")
 
     # -- assembling datasets --------------------------------------------------------------------------------------
     def _assemble(self, parts: list[_Part], sink: FromFhir) -> dict[str, pd.DataFrame]:
@@ -699,9 +742,7 @@ class Converter:
             for k, r in enumerate(rows, start=1):
                 values.at[r] = start + k
         df[seq] = values.astype("Int64")
-        sink.notes.append(
-            f"{ds}: {int(missing.sum())} row(s) without {seq} (no inoconv identifier) numbered per subject"
-        )
+        sink.unnumbered[ds] = sink.unnumbered.get(ds, 0) + int(missing.sum())
 
     def _study_days(self, out: dict[str, pd.DataFrame]) -> None:
         dm = out.get("DM")
@@ -814,4 +855,14 @@ def _parse_named(named: Mapping[str, bytes], sink: FromFhir, out: list[Located])
     return out, sink
 
 
-__all__ = ["FromFhir", "Outcome", "convert_path", "fhir_to_sdtm", "parse_items", "parse_path", "read_input"]
+__all__ = [
+    "Converter",
+    "FromFhir",
+    "Outcome",
+    "convert_path",
+    "fhir_to_sdtm",
+    "input_files",
+    "parse_items",
+    "parse_path",
+    "read_input",
+]
