@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -117,3 +118,62 @@ def write_sdtm_dir(
             written.append(f"{name.lower()}.xpt")
         files[name] = written
     return files, notes
+
+
+# --- partitioned output (``inoconv tosdtm --partitions``): one Parquet file per dataset and partition -------------
+def write_part(df: pd.DataFrame, out: Path, name: str, part: int) -> Path:
+    """``out/<NAME>/part-<part>.parquet``: the rows of one partition of a dataset (columns as converted)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = out / name.upper()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{part:05d}.parquet"
+    pq.write_table(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), path)
+    return path
+
+
+def read_parts(folder: Path, sdtm_specs: Mapping[str, DatasetSpec] | None = None) -> dict[str, pd.DataFrame]:
+    """Every dataset of a partitioned output, its parts concatenated.
+
+    With the ``parts.json`` that ``inoconv tosdtm --partitions`` writes, the columns (a part lacks those that are
+    empty in it), their order and types are the whole conversion's; without it, the columns of all parts in
+    spec order. Rows come part by part: sort by the dataset's keys for the order of the whole conversion.
+    """
+    import orjson
+
+    folder = Path(folder)
+    manifest_path = folder / "parts.json"
+    manifest = orjson.loads(manifest_path.read_bytes()).get("datasets", {}) if manifest_path.exists() else {}
+    out: dict[str, pd.DataFrame] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        parts = sorted(sub.glob("part-*.parquet"))
+        if not parts:
+            continue
+        frames = [pd.read_parquet(p) for p in parts]
+        columns = manifest.get(sub.name, {}).get("columns")
+        if columns:
+            frames = [_with_columns(f, columns) for f in frames]
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if columns:
+            for c in columns:
+                if str(df[c["name"]].dtype) != c["dtype"]:
+                    df[c["name"]] = df[c["name"]].astype(c["dtype"])
+            out[sub.name] = df
+        else:
+            spec = spec_for(sub.name, df, sdtm_specs or {})
+            out[sub.name] = df[[c for c in spec.column_names if c in df.columns]]
+    return out
+
+
+def _with_columns(df: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFrame:
+    data: dict[str, pd.Series] = {}
+    for c in columns:
+        name, dtype = c["name"], c["dtype"]
+        if name in df.columns:
+            data[name] = df[name]
+        elif dtype == "object":
+            data[name] = pd.Series([None] * len(df), dtype=object)
+        else:
+            data[name] = pd.Series([None] * len(df), dtype=object).astype(dtype)
+    return pd.DataFrame(data, index=pd.RangeIndex(len(df)))

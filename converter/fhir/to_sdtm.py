@@ -106,7 +106,7 @@ class FromFhir:
         if self.dangling:
             listed = ", ".join(f"{k} ({n})" for k, n in sorted(self.dangling.items()))
             self.notes.append(f"references to resources not in the input, not needed for SDTM: {listed}")
-        for ds, n in self.unnumbered.items():
+        for ds, n in sorted(self.unnumbered.items()):
             seq = f"{ds[:2]}SEQ"
             self.notes.append(f"{ds}: {n} row(s) without {seq} (no inoconv identifier) numbered per subject")
 
@@ -529,15 +529,21 @@ class Converter:
         return valid
 
     def convert(
-        self, items: list[Located], sink: FromFhir, context: Iterable[Located] = (), render_notes: bool = True
+        self,
+        items: list[Located],
+        sink: FromFhir,
+        context: Iterable[Located] = (),
+        render_notes: bool = True,
+        prevalidated: bool = False,
     ) -> FromFhir:
         """Convert ``items`` into ``sink``.
 
         ``context``: resources already converted by this converter (the study part of a partitioned input, already
         validated) that references of ``items`` may resolve to; they are not converted again. ``render_notes``:
         turn the note tallies into notes (a partitioned conversion renders them once, for all partitions).
+        ``prevalidated``: ``items`` went through :meth:`validated` already.
         """
-        valid = self.validated(items, sink)
+        valid = items if prevalidated else self.validated(items, sink)
         index = Index([*valid, *context])
         plan: dict[int, list[Located]] = {}
         sources: dict[int, SourceSpec] = {}
@@ -697,6 +703,22 @@ class Converter:
                             lst.append(v)
         return out
 
+    def column_order(self, ds: str, columns: Iterable[str]) -> list[str]:
+        """``columns`` of dataset ``ds`` in the order a conversion gives them (its spec's, else the FHIR specs')."""
+        return self._column_order(ds, list(columns), self._var_order().get(ds, []))
+
+    def _column_order(self, ds: str, columns: list[str], fallback: list[str]) -> list[str]:
+        spec = self.sdtm_specs.get(ds)
+        if spec is not None:
+            cols = [c for c in spec.column_names if c in columns]
+        else:
+            have = set(columns)
+            head = ["STUDYID", "DOMAIN", "RDOMAIN", "USUBJID"]
+            cols = [c for c in head if c in have]
+            cols += [c for c in fallback if c in have and c not in cols]
+        cols += [c for c in columns if c not in cols]
+        return cols
+
     def _finish(self, ds: str, df: pd.DataFrame, fallback: list[str], sink: FromFhir) -> pd.DataFrame:
         spec = self.sdtm_specs.get(ds)
         is_supp = ds.startswith("SUPP")
@@ -708,15 +730,10 @@ class Converter:
         empty = [c for c in df.columns if c not in keep and df[c].isna().all()]
         if empty:
             df = df.drop(columns=empty)
+        cols = self._column_order(ds, list(df.columns), fallback)
         if spec is not None:
-            cols = [c for c in spec.column_names if c in df.columns]
-            cols += [c for c in df.columns if c not in cols]
             keys = [k for k in spec.keys if k in df.columns]
         else:
-            head = ["STUDYID", "DOMAIN", "RDOMAIN", "USUBJID"]
-            cols = [c for c in head if c in df.columns]
-            cols += [c for c in fallback if c in df.columns and c not in cols]
-            cols += [c for c in df.columns if c not in cols]
             keys = [k for k in ("STUDYID", "USUBJID", f"{ds[:2]}SEQ", "IDVAR", "IDVARVAL", "QNAM") if k in df.columns]
         df = df[cols]
         if keys and len(df):
