@@ -116,6 +116,38 @@ def sdtm(
 
 @app.command()
 @handles_errors
+def stream(
+    source: Annotated[Path, typer.Argument(help="ODM-XML file or folder of CSV files (one per CRF form)")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "stream",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Partitions converted at once (processes)")] = 2,
+    subjects: Annotated[int, typer.Option("--subjects", min=1, help="Subjects per partition (memory per worker)")] = 2000,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODM XSD validation (huge files)")] = False,
+    no_fhir: Annotated[bool, typer.Option("--no-fhir", help="Stop at ADaM (no FHIR NDJSON)")] = False,
+) -> None:
+    """Registry-sized input: records -> SDTM -> ADaM -> FHIR NDJSON, a partition of subjects at a time.
+
+    Writes Parquet per dataset and partition, FHIR Bulk Data NDJSON, accounting.csv and stream.json.
+    """
+    from converter.engine.stream import run_stream
+
+    rep = run_stream(source, out, workers=workers, subjects_per_partition=subjects, validate=not no_validate,
+                     fhir=not no_fhir, echo=typer.echo)  # fmt: skip
+    typer.echo(
+        f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
+        f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "
+        f"{sum(rep.adam_rows.values())} ADaM rows, {sum(rep.fhir_counts.values())} FHIR resources -> {out} "
+        f"({rep.wall_seconds['total']:.1f} s)"
+    )
+    for line in rep.adam_checks[:20]:
+        typer.echo(f"ADaM check failed: {line}", err=True)
+    for prob in rep.fhir_problems[:20]:
+        typer.echo(f"FHIR: {prob}", err=True)
+    if rep.adam_checks or rep.fhir_problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
 def adam(
     sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder written by `inoconv sdtm`")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "adam",

@@ -35,7 +35,7 @@ them. Problems per (form, field, rule) are capped at :data:`MAX_PER_RULE`, with 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -73,7 +73,7 @@ class RawTable:
     form: str
     file: str
     frame: pd.DataFrame
-    where: list[str] | None = None
+    where: Sequence[str] | None = None
     row_offset: int | None = None
     missing_columns: tuple[str, ...] = ()
 

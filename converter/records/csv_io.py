@@ -156,23 +156,9 @@ def record_field_counts(data: bytes) -> np.ndarray[Any, Any]:
     return np.asarray(fields[length > 0], dtype=np.int64)
 
 
-def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
-    file = str(path)
+def header_problems(file: str, header: list[str], form: Form) -> tuple[list[Problem], tuple[str, ...]]:
+    """Duplicated, unknown and missing columns of a form file's header; and the missing columns."""
     problems: list[Problem] = []
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        return empty_raw(form, file), [problem(file, "", "", "", "io", f"cannot read: {err.strerror or err}")]
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        head_text = data[: 1 << 16].decode("utf-8", errors="ignore")
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return empty_raw(form, file), [_decode_problem(file, data, err)]
-    if not data.strip():
-        return empty_raw(form, file), [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
-    header = _header(head_text)
     seen: set[str] = set()
     for name in header:
         if name in seen:
@@ -188,6 +174,19 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
         problems.append(
             problem(file, "line 1", name, "", "missing-column", f"column {name!r} of {form.oid} is missing")
         )
+    return problems, missing
+
+
+def parse_rows(
+    data: bytes, file: str, form: Form, header: list[str], first_row: int = 1, first_line: int = 1
+) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """The form fields of CSV bytes that start with the header line (object strings, ``None`` = empty).
+
+    ``data`` is a whole file or the header line followed by a run of whole records cut from it; ``first_row``
+    and ``first_line`` are the number of its first data record and of the line after the header in the file,
+    so messages name the record and line of the file. ``None`` when the text is not readable as CSV.
+    """
+    problems: list[Problem] = []
     try:
         raw = pd.read_csv(
             io.BytesIO(data),
@@ -199,12 +198,14 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
             skip_blank_lines=True,
         )
     except pd.errors.EmptyDataError:
-        return empty_raw(form, file), [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
+        return None, [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
     except (pd.errors.ParserError, ValueError) as err:
         msg = str(err).strip()
         m = re.search(r"line (\d+)", msg)
-        where = f"line {m.group(1)}" if m else ""
-        return empty_raw(form, file), [*problems, problem(file, where, "", "", "csv", f"not readable as CSV: {msg}")]
+        where = f"line {int(m.group(1)) + first_line - 2}" if m else ""
+        if m and first_line > 2:
+            msg = msg.replace(m.group(0), where)
+        return None, [problem(file, where, "", "", "csv", f"not readable as CSV: {msg}")]
     body = raw.iloc[1:]
     width = raw.shape[1]
     if width != len(header):
@@ -216,7 +217,12 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
         for i in np.flatnonzero(counts[1:] < width)[:1000]:
             problems.append(
                 problem(
-                    file, f"row {int(i) + 1}", "", "", "csv", f"{counts[i + 1]} fields where the header has {width}"
+                    file,
+                    f"row {int(i) + first_row}",
+                    "",
+                    "",
+                    "csv",
+                    f"{counts[i + 1]} fields where the header has {width}",
                 )
             )
     keep: dict[str, np.ndarray[Any, Any]] = {}
@@ -226,7 +232,47 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
             col[pd.isna(col) | (col == "")] = None
             keep[name] = col
     frame = pd.DataFrame(keep, columns=list(keep), dtype=object) if keep else pd.DataFrame(index=range(len(body)))
-    return RawTable(form=form.oid, file=file, frame=frame, row_offset=1, missing_columns=missing), problems
+    return frame, problems
+
+
+def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
+    file = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return empty_raw(form, file), [problem(file, "", "", "", "io", f"cannot read: {err.strerror or err}")]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        head_text = data[: 1 << 16].decode("utf-8", errors="ignore")
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return empty_raw(form, file), [_decode_problem(file, data, err)]
+    if not data.strip():
+        return empty_raw(form, file), [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
+    header = _header(head_text)
+    problems, missing = header_problems(file, header, form)
+    frame, found = parse_rows(data, file, form, header)
+    if frame is None:
+        return empty_raw(form, file), [*problems, *found]
+    return RawTable(form=form.oid, file=file, frame=frame, row_offset=1, missing_columns=missing), problems + found
+
+
+def form_files(folder: Path, schema: FormSchema) -> tuple[dict[str, Path | None], list[Problem]]:
+    """Each form's CSV file in a record folder (``None`` when missing), with the unknown and missing files."""
+    problems: list[Problem] = []
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"}
+    for stem, p in files.items():
+        if stem not in schema.forms:
+            problems.append(problem(str(p), "", "", stem, "unknown-form", f"{p.name}: no form {stem!r} in the schema"))
+    found: dict[str, Path | None] = {}
+    for oid in schema.forms:
+        found[oid] = files.get(oid)
+        if found[oid] is None:
+            problems.append(
+                problem(str(form_file(folder, oid)), "", "", "", "missing-form", f"no {oid}.csv in the folder")
+            )
+    return found, problems
 
 
 def read_csv_folder(folder: Path | str, schema: FormSchema | None = None) -> RawRead:
@@ -234,17 +280,10 @@ def read_csv_folder(folder: Path | str, schema: FormSchema | None = None) -> Raw
     schema = schema or load_forms()
     folder = Path(folder)
     tables: dict[str, RawTable] = {}
-    problems: list[Problem] = []
-    files = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"}
-    for stem, p in files.items():
-        if stem not in schema.forms:
-            problems.append(problem(str(p), "", "", stem, "unknown-form", f"{p.name}: no form {stem!r} in the schema"))
+    files, problems = form_files(folder, schema)
     for oid, form in schema.forms.items():
-        path = files.get(oid)
+        path = files[oid]
         if path is None:
-            problems.append(
-                problem(str(form_file(folder, oid)), "", "", "", "missing-form", f"no {oid}.csv in the folder")
-            )
             tables[oid] = empty_raw(form, str(form_file(folder, oid)))
             continue
         table, found = read_form_csv(path, form)

@@ -1,0 +1,452 @@
+"""Streaming conversion: records on disk -> SDTM -> ADaM -> FHIR NDJSON, one partition of subjects at a time.
+
+The whole chain is a pure function of one partition's records, so a registry is converted partition by
+partition, ``workers`` partitions at once in separate processes, and peak memory follows the partition size,
+not the registry. Every partition runs the same functions as the whole-study commands:
+:func:`converter.records.checks.check_tables` and ``typed_records``, the SDTM engine
+(:func:`converter.sdtm.engine.build_all`), :func:`converter.adam.pipeline.sdtm_to_adam` and the FHIR builder.
+Study-level datasets (TS, TA, TE) and resources (ResearchStudy, ...) are built once, up front.
+
+Output (built in a staging folder, in place only when every partition converted):
+
+    OUT/sdtm/<DS>/part-NNNNN.parquet     every SDTM dataset, a Parquet file per partition (study-level: part-00000)
+    OUT/adam/<DS>/part-NNNNN.parquet     every ADaM dataset, likewise
+    OUT/fhir/ndjson/<Type>.NNNNN.ndjson  FHIR Bulk Data files per partition, with ndjson/manifest.json
+    OUT/accounting.csv                   every source form: records read, in SDTM rows, rejected and why
+    OUT/stream.json                      counts, partitions, seconds per stage, peak memory
+
+Bad input: every problem of every partition is collected (file, record, field, rule) and reported together as
+one InputError; nothing is put in place.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from converter.errors import InputError, Problem, problem
+from converter.records.odm import OdmSlice
+from converter.records.stream import CsvPlan
+
+Echo = Callable[[str], Any]
+SUBJECTS_PER_PARTITION = 2000
+MAX_PROBLEMS = 1000
+FHIR_CHUNK = 500  # subjects whose resources are built at once
+
+
+@dataclass
+class _Context:
+    """What every partition needs, loaded and checked once (before any data is read) and shared by the workers."""
+
+    forms: Any
+    sdtm_specs: dict[str, Any]
+    subject_specs: dict[str, Any]
+    ct: Any
+    study_sets: dict[str, pd.DataFrame]
+    fhir: tuple[Any, Any, Any] | None
+    made: frozenset[str]
+    work: Path
+    out: Path
+    validate: bool
+
+
+@dataclass
+class PartResult:
+    """One partition's outcome: counts, accounting and problems (only small things cross processes)."""
+
+    index: int
+    subjects: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: int = 0
+    accounting: Any = None
+    sdtm_rows: dict[str, int] = field(default_factory=dict)
+    adam_rows: dict[str, int] = field(default_factory=dict)
+    adam_checks: list[str] = field(default_factory=list)
+    fhir_counts: dict[str, int] = field(default_factory=dict)
+    fhir_problems: list[Problem] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mib: float = 0.0
+
+
+@dataclass
+class StreamReport:
+    partitions: int = 0
+    subjects: int = 0
+    records: int = 0
+    rejected: int = 0
+    sdtm_rows: dict[str, int] = field(default_factory=dict)
+    adam_rows: dict[str, int] = field(default_factory=dict)
+    fhir_counts: dict[str, int] = field(default_factory=dict)
+    adam_checks: list[str] = field(default_factory=list)
+    fhir_problems: list[Problem] = field(default_factory=list)
+    warnings: int = 0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partitions": self.partitions,
+            "subjects": self.subjects,
+            "source_records": self.records,
+            "rejected_records": self.rejected,
+            "sdtm_rows": dict(sorted(self.sdtm_rows.items())),
+            "adam_rows": dict(sorted(self.adam_rows.items())),
+            "fhir_resources": dict(sorted(self.fhir_counts.items())),
+            "adam_check_failures": self.adam_checks[:100],
+            "fhir_problems": len(self.fhir_problems),
+            "warnings": self.warnings,
+            "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
+            "wall_seconds": {k: round(v, 2) for k, v in self.wall_seconds.items()},
+            "peak_rss_mib": self.peak_rss_mib,
+        }
+
+
+_CTX: _Context | None = None
+
+
+def _init_worker(ctx: _Context) -> None:
+    global _CTX
+    _CTX = ctx
+
+
+def _peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# --- the parts of a source ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Part:
+    index: int
+    odm: OdmSlice | None = None
+    csv: tuple[CsvPlan, str] | None = None  # the plan and the partition's spill folder
+
+
+def _spill_form(args: tuple[Path, str, int, Path]) -> list[Problem]:
+    from converter.records.stream import spill_csv_form
+
+    assert _CTX is not None
+    path, oid, parts, work = args
+    return spill_csv_form(path, _CTX.forms.forms[oid], parts, work)
+
+
+def _read_part(ctx: _Context, part: _Part) -> Any:
+    from converter.records.odm import read_odm_slice
+    from converter.records.stream import load_csv_part
+
+    if part.odm is not None:
+        return read_odm_slice(part.odm, ctx.forms)
+    assert part.csv is not None
+    plan, folder = part.csv
+    return load_csv_part(plan, ctx.forms, Path(folder))
+
+
+# --- one partition, start to finish ------------------------------------------------------------------------------
+def _write_parquet(frames: dict[str, pd.DataFrame], root: Path, index: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, df in frames.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(folder / f"part-{index:05d}.parquet", index=False)
+        counts[name] = len(df)
+    return counts
+
+
+def convert_partition(part: _Part) -> PartResult:
+    """Read, check and convert one partition; write its SDTM, ADaM and NDJSON files. Runs in a worker."""
+    from converter.adam.pipeline import sdtm_to_adam
+    from converter.engine.partition import stack
+    from converter.records.checks import check_tables, typed_records
+    from converter.sdtm.engine import build_all
+
+    ctx = _CTX
+    assert ctx is not None
+    res = PartResult(index=part.index)
+    clock = time.process_time()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        res.seconds[stage] = res.seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    raw = _read_part(ctx, part)
+    report = check_tables(raw.tables, ctx.forms)
+    res.problems = (raw.problems + report.errors)[:MAX_PROBLEMS]
+    res.warnings = len(report.warnings)
+    subj = [t.frame["SUBJID"] for t in raw.tables.values() if "SUBJID" in t.frame.columns and len(t.frame)]
+    res.subjects = sorted(set(pd.concat(subj, ignore_index=True).dropna().astype(str))) if subj else []
+    lap("read")
+    if res.problems:
+        return res
+    records = typed_records(raw.tables, ctx.forms, report.parsed)
+    del raw, report
+    lap("read")
+
+    frames, accounting = build_all(ctx.subject_specs, records, ctx.ct, ctx.forms)
+    del records
+    frames = stack([frames], ctx.sdtm_specs)
+    res.accounting = accounting
+    res.sdtm_rows = _write_parquet(frames, ctx.work / "sdtm", part.index)
+    lap("sdtm")
+
+    sdtm = {**ctx.study_sets, **frames}
+    adam = sdtm_to_adam(sdtm)
+    res.adam_checks = adam.checks
+    res.adam_rows = _write_parquet(adam.datasets, ctx.work / "adam", part.index)
+    del adam
+    lap("adam")
+
+    if ctx.fhir is not None:
+        _partition_fhir(ctx, frames, part.index, res)
+        lap("fhir")
+    res.peak_rss_mib = _peak_mib()
+    return res
+
+
+def _partition_fhir(ctx: _Context, frames: dict[str, pd.DataFrame], index: int, res: PartResult) -> None:
+    """The partition's subject-level resources as NDJSON, built FHIR_CHUNK subjects at a time (resources are
+    Python dicts, far bigger than the rows they come from)."""
+    from converter.fhir.ndjson import NdjsonWriter
+    from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
+
+    assert ctx.fhir is not None
+    specs, ct, sdtm_specs = ctx.fhir
+    folder = ctx.work / "fhir" / "ndjson" / f".part-{index:05d}"
+    with NdjsonWriter(folder) as nd:
+        for chunk in subject_partitions(frames, FHIR_CHUNK):
+            with no_gc():
+                result = Builder(specs, ct, sdtm_specs).build(chunk, levels=("subject",), made_elsewhere=ctx.made)
+            res.fhir_problems += result.problems[: MAX_PROBLEMS - len(res.fhir_problems)]
+            nd.write(result)
+            del result
+    for f in folder.glob("*.ndjson"):
+        f.rename(folder.parent / f"{f.stem}.{index:05d}.ndjson")
+    folder.rmdir()
+    res.fhir_counts = dict(nd.counts)
+
+
+# --- the whole run -----------------------------------------------------------------------------------------------
+def _load_context(source: Path, work: Path, out: Path, validate: bool, fhir: bool) -> _Context:
+    """Every spec checked, study-level SDTM datasets and FHIR resources built: before any record is read."""
+    from converter.adam.pipeline import load_adam_specs
+    from converter.engine.partition import is_study_level
+    from converter.records.model import empty_frame
+    from converter.sdtm.engine import build_all
+    from converter.sdtm.pipeline import load_sdtm_specs
+
+    specs, ct, forms = load_sdtm_specs()
+    load_adam_specs()  # errors in the ADaM specs stop the run before any data is read
+    study = {n: s for n, s in specs.items() if is_study_level(s)}
+    empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
+    study_sets, _ = build_all(study, empty, ct, forms)
+    fhir_stage: tuple[Any, Any, Any] | None = None
+    made: frozenset[str] = frozenset()
+    if fhir:
+        from converter.fhir.cli_commands import load_fhir_stage
+        from converter.fhir.to_fhir import Builder
+
+        fhir_stage = load_fhir_stage()
+        fspecs, fct, fsdtm = fhir_stage
+        result = Builder(fspecs, fct, fsdtm).build(study_sets, levels=("study",))
+        made = frozenset(r.uuid for r in result.resources)
+        from converter.fhir.ndjson import NdjsonWriter
+
+        with NdjsonWriter(work / "fhir" / "ndjson" / ".study") as nd:
+            nd.write(result)
+    return _Context(
+        forms=forms,
+        sdtm_specs=specs,
+        subject_specs={n: s for n, s in specs.items() if n not in study},
+        ct=ct,
+        study_sets=study_sets,
+        fhir=fhir_stage,
+        made=made,
+        work=work,
+        out=out,
+        validate=validate,
+    )
+
+
+def _pool(workers: int, ctx: _Context) -> concurrent.futures.ProcessPoolExecutor:
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=max(1, workers), mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker, initargs=(ctx,),
+    )  # fmt: skip
+
+
+def _csv_parts(
+    pool: concurrent.futures.ProcessPoolExecutor, source: Path, ctx: _Context, size: int, echo: Echo
+) -> tuple[list[_Part], list[Problem]]:
+    from converter.records.stream import plan_csv
+
+    plan = plan_csv(source, ctx.forms, size)
+    echo(f"stream: {plan.subjects} subjects in {source}; {plan.parts} partitions; spilling the form files")
+    spill = ctx.work / ".spill"
+    jobs = [(p, oid, plan.parts, spill) for oid, p in plan.files.items() if p is not None]
+    problems = list(plan.problems)
+    for found in pool.map(_spill_form, jobs):
+        problems += found
+    parts = [_Part(i, csv=(plan, str(spill / f"part-{i:05d}"))) for i in range(plan.parts)]
+    return parts, problems
+
+
+def _odm_parts(source: Path, size: int) -> Iterator[_Part]:
+    from converter.records.odm import odm_slices
+
+    for i, sl in enumerate(odm_slices(source, size)):
+        yield _Part(i, odm=sl)
+
+
+def run_stream(
+    source: Path,
+    out: Path,
+    *,
+    workers: int = 2,
+    subjects_per_partition: int = SUBJECTS_PER_PARTITION,
+    validate: bool = True,
+    fhir: bool = True,
+    echo: Echo = print,
+) -> StreamReport:
+    """Convert ``source`` (ODM-XML file or CSV folder) partition by partition into ``out`` (see the module doc).
+
+    Raises InputError with every problem of the input (nothing is written then)."""
+    from converter.io.atomic import atomic_dir
+    from converter.records.io import detect_format
+    from converter.sdtm.engine import Accounting
+
+    wall0 = time.perf_counter()
+    fmt = detect_format(source)
+    rep = StreamReport()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out) as work:
+        t = time.perf_counter()
+        ctx = _load_context(source, work, out, validate, fhir)
+        rep.wall_seconds["specs"] = time.perf_counter() - t
+        problems: list[Problem] = []
+        accounting = Accounting()
+        seen: dict[str, int] = {}
+        with _pool(workers, ctx) as pool:
+            doc_check: concurrent.futures.Future[list[Problem]] | None = None
+            t = time.perf_counter()
+            if fmt == "odm":
+                from converter.records.odm import odm_document_problems, odm_stream_problems
+
+                problems += odm_stream_problems(source)
+                if problems:
+                    raise InputError(problems, context=str(source))
+                doc_check = pool.submit(odm_document_problems, source, ctx.forms, validate)
+                parts: Iterator[_Part] | list[_Part] = _odm_parts(source, subjects_per_partition)
+            else:
+                parts, problems = _csv_parts(pool, source, ctx, subjects_per_partition, echo)
+                rep.wall_seconds["spill"] = time.perf_counter() - t
+            t = time.perf_counter()
+            done = 0
+            for res in _bounded_map(pool, convert_partition, parts, 2 * max(1, workers)):
+                done += 1
+                rep.partitions += 1
+                problems += res.problems
+                for s in res.subjects:
+                    if s in seen and seen[s] != res.index:
+                        msg = (f"subject in two places of the file (partitions {seen[s]} and {res.index}): "
+                               "the streaming reader needs each subject's data together")  # fmt: skip
+                        problems.append(problem(str(source), "", "SUBJID", s, "odm-stream", msg))
+                    seen[s] = res.index
+                if res.problems:
+                    echo(f"partition {res.index}: {len(res.problems)} problems")
+                    continue
+                _merge(rep, res, accounting)
+                echo(
+                    f"partition {res.index}: {len(res.subjects)} subjects, {sum(res.sdtm_rows.values())} SDTM rows, "
+                    f"{sum(res.fhir_counts.values())} resources ({res.peak_rss_mib:.0f} MiB)"
+                )
+            if doc_check is not None:
+                problems = doc_check.result() + problems
+            rep.wall_seconds["partitions"] = time.perf_counter() - t
+        if problems:
+            raise InputError(problems, context=str(source))
+        shutil.rmtree(work / ".spill", ignore_errors=True)
+        rep.subjects = len(seen)
+        _finish(work, ctx, rep, accounting)
+        rep.peak_rss_mib = {
+            "parent": _peak_mib(),
+            "largest_worker": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        }
+        rep.wall_seconds["total"] = time.perf_counter() - wall0
+        (work / "stream.json").write_bytes(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2))
+    return rep
+
+
+def _bounded_map(
+    pool: concurrent.futures.ProcessPoolExecutor,
+    fn: Callable[[_Part], PartResult],
+    parts: Iterator[_Part] | list[_Part],
+    ahead: int,
+) -> Iterator[PartResult]:
+    """``pool.map`` that keeps at most ``ahead`` partitions submitted (an ODM file is cut while it converts)."""
+    pending: set[concurrent.futures.Future[PartResult]] = set()
+    for part in parts:
+        pending.add(pool.submit(fn, part))
+        if len(pending) >= ahead:
+            finished, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for f in finished:
+                yield f.result()
+    for f in concurrent.futures.as_completed(pending):
+        yield f.result()
+
+
+def _merge(rep: StreamReport, res: PartResult, accounting: Any) -> None:
+    accounting.merge(res.accounting)
+    for target, src in ((rep.sdtm_rows, res.sdtm_rows), (rep.adam_rows, res.adam_rows),
+                        (rep.fhir_counts, res.fhir_counts), (rep.cpu_seconds, res.seconds)):  # fmt: skip
+        for k, v in src.items():
+            target[k] = target.get(k, 0) + v
+    rep.adam_checks += res.adam_checks
+    rep.fhir_problems += res.fhir_problems
+    rep.warnings += res.warnings
+
+
+def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> None:
+    """Study-level datasets and resources, accounting, the NDJSON manifest."""
+    counts = _write_parquet(ctx.study_sets, work / "sdtm", 0)
+    for k, v in counts.items():
+        rep.sdtm_rows[k] = rep.sdtm_rows.get(k, 0) + v
+    rows = accounting.rows()
+    rep.records = sum(int(r["records"]) for r in rows)
+    rep.rejected = accounting.rejected()
+    with (work / "accounting.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["form", "records", "in_target_rows", "rejected", "targets", "reasons"])
+        w.writeheader()
+        w.writerows(rows)
+    nd = work / "fhir" / "ndjson"
+    if (nd / ".study").is_dir():
+        for f in (nd / ".study").glob("*.ndjson"):
+            n = sum(1 for _ in f.open("rb"))
+            rep.fhir_counts[f.stem] = rep.fhir_counts.get(f.stem, 0) + n
+            f.rename(nd / f"{f.stem}.study.ndjson")
+        (nd / ".study").rmdir()
+    if nd.is_dir():
+        output = [{"type": f.name.split(".", 1)[0], "url": f.name} for f in sorted(nd.glob("*.ndjson"))]
+        manifest = {"transactionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request": str(ctx.out),
+                    "requiresAccessToken": False, "output": output, "error": []}  # fmt: skip
+        (nd / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
