@@ -439,7 +439,7 @@ def stream_to_parts(
             name: {
                 "rows": summary.rows[name],
                 "parts": summary.files[name],
-                "columns": [{"name": c, "dtype": cols[c]} for c in order.column_order(name, cols)],
+                "columns": {c: cols[c] for c in order.column_order(name, cols)},  # name -> pandas dtype
             }
             for name, cols in sorted(columns.items())
         },

@@ -156,9 +156,9 @@ def read_parts(folder: Path, sdtm_specs: Mapping[str, DatasetSpec] | None = None
             frames = [_with_columns(f, columns) for f in frames]
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if columns:
-            for c in columns:
-                if str(df[c["name"]].dtype) != c["dtype"]:
-                    df[c["name"]] = df[c["name"]].astype(c["dtype"])
+            for name, dtype in columns.items():
+                if str(df[name].dtype) != dtype:
+                    df[name] = df[name].astype(dtype)
             out[sub.name] = df
         else:
             spec = spec_for(sub.name, df, sdtm_specs or {})
@@ -166,14 +166,12 @@ def read_parts(folder: Path, sdtm_specs: Mapping[str, DatasetSpec] | None = None
     return out
 
 
-def _with_columns(df: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFrame:
+def _with_columns(df: pd.DataFrame, columns: Mapping[str, Any]) -> pd.DataFrame:
+    """``df`` with exactly ``columns`` (name -> dtype) in that order; those it lacks all null."""
     data: dict[str, pd.Series] = {}
-    for c in columns:
-        name, dtype = c["name"], c["dtype"]
+    for name, dtype in columns.items():
         if name in df.columns:
             data[name] = df[name]
-        elif dtype == "object":
-            data[name] = pd.Series([None] * len(df), dtype=object)
         else:
             data[name] = pd.Series([None] * len(df), dtype=object).astype(dtype)
     return pd.DataFrame(data, index=pd.RangeIndex(len(df)))
