@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
-import json
 import multiprocessing
 import os
 import resource
@@ -37,6 +36,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from converter.engine.chain import Chain, adam_of, load_chain, ndjson_of, sdtm_of
 from converter.errors import InputError, Problem, problem
 from converter.records.odm import OdmSlice
 from converter.records.stream import CsvPlan
@@ -44,23 +44,15 @@ from converter.records.stream import CsvPlan
 Echo = Callable[[str], Any]
 SUBJECTS_PER_PARTITION = 2000
 MAX_PROBLEMS = 1000
-FHIR_CHUNK = 500  # subjects whose resources are built at once
 
 
 @dataclass
 class _Context:
-    """What every partition needs, loaded and checked once (before any data is read) and shared by the workers."""
+    """What every partition needs: the chain (specs, study-level results) and where to write."""
 
-    forms: Any
-    sdtm_specs: dict[str, Any]
-    subject_specs: dict[str, Any]
-    ct: Any
-    study_sets: dict[str, pd.DataFrame]
-    fhir: tuple[Any, Any, Any] | None
-    made: frozenset[str]
+    chain: Chain
     work: Path
     out: Path
-    validate: bool
 
 
 @dataclass
@@ -140,7 +132,7 @@ def _spill_form(args: tuple[Path, str, int, Path]) -> list[Problem]:
 
     assert _CTX is not None
     path, oid, parts, work = args
-    return spill_csv_form(path, _CTX.forms.forms[oid], parts, work)
+    return spill_csv_form(path, _CTX.chain.forms.forms[oid], parts, work)
 
 
 def _read_part(ctx: _Context, part: _Part) -> Any:
@@ -148,10 +140,10 @@ def _read_part(ctx: _Context, part: _Part) -> Any:
     from converter.records.stream import load_csv_part
 
     if part.odm is not None:
-        return read_odm_slice(part.odm, ctx.forms)
+        return read_odm_slice(part.odm, ctx.chain.forms)
     assert part.csv is not None
     plan, folder = part.csv
-    return load_csv_part(plan, ctx.forms, Path(folder))
+    return load_csv_part(plan, ctx.chain.forms, Path(folder))
 
 
 # --- one partition, start to finish ------------------------------------------------------------------------------
@@ -167,13 +159,11 @@ def _write_parquet(frames: dict[str, pd.DataFrame], root: Path, index: int) -> d
 
 def convert_partition(part: _Part) -> PartResult:
     """Read, check and convert one partition; write its SDTM, ADaM and NDJSON files. Runs in a worker."""
-    from converter.adam.pipeline import sdtm_to_adam
-    from converter.engine.partition import stack
     from converter.records.checks import check_tables, typed_records
-    from converter.sdtm.engine import build_all
 
     ctx = _CTX
     assert ctx is not None
+    chain = ctx.chain
     res = PartResult(index=part.index)
     clock = time.process_time()
 
@@ -184,103 +174,53 @@ def convert_partition(part: _Part) -> PartResult:
         clock = now
 
     raw = _read_part(ctx, part)
-    report = check_tables(raw.tables, ctx.forms)
+    report = check_tables(raw.tables, chain.forms)
     res.problems = (raw.problems + report.errors)[:MAX_PROBLEMS]
     res.warnings = len(report.warnings)
     subj = [t.frame["SUBJID"] for t in raw.tables.values() if "SUBJID" in t.frame.columns and len(t.frame)]
     res.subjects = sorted(set(pd.concat(subj, ignore_index=True).dropna().astype(str))) if subj else []
-    lap("read")
     if res.problems:
+        lap("read")
         return res
-    records = typed_records(raw.tables, ctx.forms, report.parsed)
+    records = typed_records(raw.tables, chain.forms, report.parsed)
     del raw, report
     lap("read")
 
-    frames, accounting = build_all(ctx.subject_specs, records, ctx.ct, ctx.forms)
+    frames, res.accounting = sdtm_of(chain, records)
     del records
-    frames = stack([frames], ctx.sdtm_specs)
-    res.accounting = accounting
     res.sdtm_rows = _write_parquet(frames, ctx.work / "sdtm", part.index)
     lap("sdtm")
 
-    sdtm = {**ctx.study_sets, **frames}
-    adam = sdtm_to_adam(sdtm)
+    adam = adam_of(chain, frames)
     res.adam_checks = adam.checks
     res.adam_rows = _write_parquet(adam.datasets, ctx.work / "adam", part.index)
     del adam
     lap("adam")
 
-    if ctx.fhir is not None:
-        _partition_fhir(ctx, frames, part.index, res)
+    if chain.fhir is not None:
+        files: dict[str, Any] = {}
+        try:
+            for lines, problems in ndjson_of(chain, frames):
+                res.fhir_problems += problems[: MAX_PROBLEMS - len(res.fhir_problems)]
+                for rtype, data in lines.items():
+                    fh = files.get(rtype)
+                    if fh is None:
+                        fh = files[rtype] = open(_ndjson_dir(ctx.work) / f"{rtype}.{part.index:05d}.ndjson", "wb")  # noqa: SIM115
+                    fh.write(data)
+                    res.fhir_counts[rtype] = res.fhir_counts.get(rtype, 0) + data.count(b"\n")
+        finally:
+            for fh in files.values():
+                fh.close()
         lap("fhir")
     res.peak_rss_mib = _peak_mib()
     return res
 
 
-def _partition_fhir(ctx: _Context, frames: dict[str, pd.DataFrame], index: int, res: PartResult) -> None:
-    """The partition's subject-level resources as NDJSON, built FHIR_CHUNK subjects at a time (resources are
-    Python dicts, far bigger than the rows they come from)."""
-    from converter.fhir.ndjson import NdjsonWriter
-    from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
-
-    assert ctx.fhir is not None
-    specs, ct, sdtm_specs = ctx.fhir
-    folder = ctx.work / "fhir" / "ndjson" / f".part-{index:05d}"
-    with NdjsonWriter(folder) as nd:
-        for chunk in subject_partitions(frames, FHIR_CHUNK):
-            with no_gc():
-                result = Builder(specs, ct, sdtm_specs).build(chunk, levels=("subject",), made_elsewhere=ctx.made)
-            res.fhir_problems += result.problems[: MAX_PROBLEMS - len(res.fhir_problems)]
-            nd.write(result)
-            del result
-    for f in folder.glob("*.ndjson"):
-        f.rename(folder.parent / f"{f.stem}.{index:05d}.ndjson")
-    folder.rmdir()
-    res.fhir_counts = dict(nd.counts)
+def _ndjson_dir(work: Path) -> Path:
+    return work / "fhir" / "ndjson"
 
 
 # --- the whole run -----------------------------------------------------------------------------------------------
-def _load_context(source: Path, work: Path, out: Path, validate: bool, fhir: bool) -> _Context:
-    """Every spec checked, study-level SDTM datasets and FHIR resources built: before any record is read."""
-    from converter.adam.pipeline import load_adam_specs
-    from converter.engine.partition import is_study_level
-    from converter.records.model import empty_frame
-    from converter.sdtm.engine import build_all
-    from converter.sdtm.pipeline import load_sdtm_specs
-
-    specs, ct, forms = load_sdtm_specs()
-    load_adam_specs()  # errors in the ADaM specs stop the run before any data is read
-    study = {n: s for n, s in specs.items() if is_study_level(s)}
-    empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
-    study_sets, _ = build_all(study, empty, ct, forms)
-    fhir_stage: tuple[Any, Any, Any] | None = None
-    made: frozenset[str] = frozenset()
-    if fhir:
-        from converter.fhir.cli_commands import load_fhir_stage
-        from converter.fhir.to_fhir import Builder
-
-        fhir_stage = load_fhir_stage()
-        fspecs, fct, fsdtm = fhir_stage
-        result = Builder(fspecs, fct, fsdtm).build(study_sets, levels=("study",))
-        made = frozenset(r.uuid for r in result.resources)
-        from converter.fhir.ndjson import NdjsonWriter
-
-        with NdjsonWriter(work / "fhir" / "ndjson" / ".study") as nd:
-            nd.write(result)
-    return _Context(
-        forms=forms,
-        sdtm_specs=specs,
-        subject_specs={n: s for n, s in specs.items() if n not in study},
-        ct=ct,
-        study_sets=study_sets,
-        fhir=fhir_stage,
-        made=made,
-        work=work,
-        out=out,
-        validate=validate,
-    )
-
-
 def _pool(workers: int, ctx: _Context) -> concurrent.futures.ProcessPoolExecutor:
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return concurrent.futures.ProcessPoolExecutor(
@@ -294,7 +234,7 @@ def _csv_parts(
 ) -> tuple[list[_Part], list[Problem]]:
     from converter.records.stream import plan_csv
 
-    plan = plan_csv(source, ctx.forms, size)
+    plan = plan_csv(source, ctx.chain.forms, size)
     echo(f"stream: {plan.subjects} subjects in {source}; {plan.parts} partitions; spilling the form files")
     spill = ctx.work / ".spill"
     jobs = [(p, oid, plan.parts, spill) for oid, p in plan.files.items() if p is not None]
@@ -335,7 +275,11 @@ def run_stream(
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as work:
         t = time.perf_counter()
-        ctx = _load_context(source, work, out, validate, fhir)
+        ctx = _Context(chain=load_chain(fhir=fhir), work=work, out=out)
+        _ndjson_dir(work).mkdir(parents=True, exist_ok=True)
+        for rtype, data in ctx.chain.study_ndjson.items():
+            (_ndjson_dir(work) / f"{rtype}.study.ndjson").write_bytes(data)
+            rep.fhir_counts[rtype] = data.count(b"\n")
         rep.wall_seconds["specs"] = time.perf_counter() - t
         problems: list[Problem] = []
         accounting = Accounting()
@@ -349,7 +293,7 @@ def run_stream(
                 problems += odm_stream_problems(source)
                 if problems:
                     raise InputError(problems, context=str(source))
-                doc_check = pool.submit(odm_document_problems, source, ctx.forms, validate)
+                doc_check = pool.submit(odm_document_problems, source, ctx.chain.forms, validate)
                 parts: Iterator[_Part] | list[_Part] = _odm_parts(source, subjects_per_partition)
             else:
                 parts, problems = _csv_parts(pool, source, ctx, subjects_per_partition, echo)
@@ -412,9 +356,11 @@ def _bounded_map(
 def _merge(rep: StreamReport, res: PartResult, accounting: Any) -> None:
     accounting.merge(res.accounting)
     for target, src in ((rep.sdtm_rows, res.sdtm_rows), (rep.adam_rows, res.adam_rows),
-                        (rep.fhir_counts, res.fhir_counts), (rep.cpu_seconds, res.seconds)):  # fmt: skip
+                        (rep.fhir_counts, res.fhir_counts)):  # fmt: skip
         for k, v in src.items():
             target[k] = target.get(k, 0) + v
+    for k, sec in res.seconds.items():
+        rep.cpu_seconds[k] = rep.cpu_seconds.get(k, 0.0) + sec
     rep.adam_checks += res.adam_checks
     rep.fhir_problems += res.fhir_problems
     rep.warnings += res.warnings
@@ -422,7 +368,7 @@ def _merge(rep: StreamReport, res: PartResult, accounting: Any) -> None:
 
 def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> None:
     """Study-level datasets and resources, accounting, the NDJSON manifest."""
-    counts = _write_parquet(ctx.study_sets, work / "sdtm", 0)
+    counts = _write_parquet(ctx.chain.study_sets, work / "sdtm", 0)
     for k, v in counts.items():
         rep.sdtm_rows[k] = rep.sdtm_rows.get(k, 0) + v
     rows = accounting.rows()
@@ -432,13 +378,7 @@ def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> No
         w = csv.DictWriter(fh, fieldnames=["form", "records", "in_target_rows", "rejected", "targets", "reasons"])
         w.writeheader()
         w.writerows(rows)
-    nd = work / "fhir" / "ndjson"
-    if (nd / ".study").is_dir():
-        for f in (nd / ".study").glob("*.ndjson"):
-            n = sum(1 for _ in f.open("rb"))
-            rep.fhir_counts[f.stem] = rep.fhir_counts.get(f.stem, 0) + n
-            f.rename(nd / f"{f.stem}.study.ndjson")
-        (nd / ".study").rmdir()
+    nd = _ndjson_dir(work)
     if nd.is_dir():
         output = [{"type": f.name.split(".", 1)[0], "url": f.name} for f in sorted(nd.glob("*.ndjson"))]
         manifest = {"transactionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request": str(ctx.out),

@@ -1,0 +1,103 @@
+"""The chain records -> SDTM -> ADaM -> FHIR NDJSON for one partition of subjects, as pure functions (no I/O).
+
+Every engine calls these same functions: the local streaming engine (:mod:`converter.engine.stream`) in worker
+processes, the Spark engine in its pandas UDFs. :func:`load_chain` loads and checks every spec once, before any
+data is read, and builds what belongs to the study rather than to a subject: the trial-design datasets (TS, TA,
+TE) and the study-level FHIR resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from converter.errors import Problem
+from converter.records.model import Records
+
+FHIR_CHUNK = 500  # subjects whose resources are built at once (resources are dicts, far bigger than rows)
+
+
+@dataclass
+class Chain:
+    """Specs, CT and study-level results, loaded and checked once; shared read-only by every partition."""
+
+    forms: Any
+    sdtm_specs: dict[str, Any]
+    subject_specs: dict[str, Any]
+    ct: Any
+    study_sets: dict[str, pd.DataFrame]
+    fhir: tuple[Any, Any, Any] | None
+    study_ndjson: dict[str, bytes]
+    made: frozenset[str]
+
+
+def load_chain(fhir: bool = True) -> Chain:
+    """Every spec of every stage checked, study-level SDTM datasets and FHIR resources built."""
+    from converter.adam.pipeline import load_adam_specs
+    from converter.engine.partition import is_study_level
+    from converter.records.model import empty_frame
+    from converter.sdtm.engine import build_all
+    from converter.sdtm.pipeline import load_sdtm_specs
+
+    specs, ct, forms = load_sdtm_specs()
+    load_adam_specs()  # errors in the ADaM specs stop the run before any data is read
+    study = {n: s for n, s in specs.items() if is_study_level(s)}
+    empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
+    study_sets, _ = build_all(study, empty, ct, forms)
+    fhir_stage: tuple[Any, Any, Any] | None = None
+    made: frozenset[str] = frozenset()
+    study_ndjson: dict[str, bytes] = {}
+    if fhir:
+        from converter.fhir.cli_commands import load_fhir_stage
+        from converter.fhir.ndjson import ndjson_lines
+        from converter.fhir.to_fhir import Builder
+
+        fhir_stage = load_fhir_stage()
+        result = Builder(*fhir_stage).build(study_sets, levels=("study",))
+        made = frozenset(r.uuid for r in result.resources)
+        study_ndjson = ndjson_lines(result)
+    return Chain(
+        forms=forms,
+        sdtm_specs=specs,
+        subject_specs={n: s for n, s in specs.items() if n not in study},
+        ct=ct,
+        study_sets=study_sets,
+        fhir=fhir_stage,
+        study_ndjson=study_ndjson,
+        made=made,
+    )
+
+
+def sdtm_of(chain: Chain, records: Records) -> tuple[dict[str, pd.DataFrame], Any]:
+    """The subject-level SDTM datasets of a partition's records (in key order) and the record accounting."""
+    from converter.engine.partition import stack
+    from converter.sdtm.engine import build_all
+
+    frames, accounting = build_all(chain.subject_specs, records, chain.ct, chain.forms)
+    return stack([frames], chain.sdtm_specs), accounting
+
+
+def adam_of(chain: Chain, sdtm: Mapping[str, pd.DataFrame]) -> Any:
+    """The ADaM datasets (and cross-dataset check failures) of a partition's subject-level SDTM datasets."""
+    from converter.adam.pipeline import sdtm_to_adam
+
+    return sdtm_to_adam({**chain.study_sets, **sdtm})
+
+
+def ndjson_of(
+    chain: Chain, sdtm: Mapping[str, pd.DataFrame], chunk: int = FHIR_CHUNK
+) -> Iterator[tuple[dict[str, bytes], list[Problem]]]:
+    """The subject-level FHIR resources of a partition as NDJSON (type -> lines), ``chunk`` subjects at a time,
+    with the problems met (references that resolve nowhere, duplicate identifiers)."""
+    from converter.fhir.ndjson import ndjson_lines
+    from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
+
+    if chain.fhir is None:
+        return
+    for part in subject_partitions(sdtm, chunk):
+        with no_gc():
+            result = Builder(*chain.fhir).build(part, levels=("subject",), made_elsewhere=chain.made)
+        yield ndjson_lines(result), result.problems
