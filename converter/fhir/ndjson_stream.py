@@ -8,8 +8,9 @@ Memory follows the size of one partition, not of the input:
    the line goes, unchanged, to the spill file of partition ``crc32("Patient/<id>") % N``. Resources that refer
    to their Patient by identifier (``Patient?identifier=system|value``) are held back and routed after the pass
    to the partition of the Patient with that identifier (found in a side file, not in memory). Resources with no
-   subject (ResearchStudy, Organization, ... and those whose subject cannot be determined) go to the *study
-   part*. Each spilled line keeps the file and line (or Bundle entry) it came from, so problems name the original
+   subject (ResearchStudy, Organization, ... and those whose subject cannot be determined or will have no
+   USUBJID, e.g. a Patient with neither id nor USUBJID identifier, so that their rows are numbered together as
+   in a whole conversion) go to the *study part*. Each spilled line keeps the file and line (or Bundle entry) it came from, so problems name the original
    input. Lines that are not JSON or not FHIR resources are reported there and then.
 2. **Converting**: the study part is converted once with :class:`~converter.fhir.to_sdtm.Converter`; then each
    partition with the same converter, the study part given as ``context`` (references to the ResearchStudy
@@ -46,7 +47,7 @@ from converter.fhir.paths import Getter, compile_getter, parse_path
 from converter.fhir.spec import FhirSpecs, rederivations
 from converter.fhir.to_fhir import no_gc
 from converter.fhir.to_sdtm import Converter, FromFhir, _located_from_json, input_files
-from converter.fhir.validate import Located, parse_conditional
+from converter.fhir.validate import Located, identifiers_of, parse_conditional
 from converter.spec.model import DatasetSpec, Terminology
 
 #: subject reference elements tried after the spec's (types without a spec: Encounter, Claim, MedicationRequest...)
@@ -71,23 +72,47 @@ class Router:
                     seen[s.resource].add(str(e.path))
                     self.getters.setdefault(s.resource, []).append(compile_getter(e.path))
         self._fallback = [compile_getter(parse_path(p)) for p in FALLBACK_SUBJECT_PATHS]
+        # the Patient identifier that carries USUBJID (as the converter reads it)
+        self._id_system: re.Pattern[str] | None = None
+        self._id_value: re.Pattern[str] | None = None
+        for s in specs.resources.get("Patient", ()):
+            if s.identifier is not None and s.direction == "both":
+                self._id_system = s.identifier.system.regex()
+                self._id_value = s.identifier.value.regex()
+                break
+
+    def carries_usubjid(self, system: str, value: str) -> bool:
+        """Whether a Patient identifier gives USUBJID (rows of a Patient without id and without one have none)."""
+        if self._id_system is None or self._id_value is None or not self._id_system.match(system):
+            return False
+        m = self._id_value.match(value)
+        return m is not None and "USUBJID" in m.groupdict()
 
     def part_of(self, key: str) -> int:
         return zlib.crc32(key.encode("utf-8")) % self.partitions
 
     def key_of(
-        self, res: Mapping[str, Any], file: str, where: str, full_url: str | None, aliases: Mapping[str, str]
+        self,
+        res: Mapping[str, Any],
+        file: str,
+        where: str,
+        full_url: str | None,
+        aliases: Mapping[str, str | None],
     ) -> tuple[str | None, tuple[str, str] | None]:
-        """(partition key, None), (None, (system, value)) for a Patient referred to by identifier, or (None, None).
+        """(partition key, None), (None, (system, value)) for a Patient referred to by identifier, or (None, None)
+        for the study part.
 
-        ``aliases``: fullUrl -> key of the Patients of the Bundle the resource came in.
+        ``aliases``: fullUrl -> key of the Patients of the Bundle the resource came in. Resources whose rows will
+        have no USUBJID go to the study part, so that they are numbered together as in a whole conversion.
         """
         rtype = res.get("resourceType")
         if rtype == "Patient":
             rid = res.get("id")
             if isinstance(rid, str):
                 return f"Patient/{rid}", None
-            return (aliases.get(full_url) if full_url else None) or f"{file}#{where}", None
+            if any(self.carries_usubjid(sy, v) for sy, v in identifiers_of(res)):
+                return f"{file}#{where}", None
+            return None, None  # no id, no USUBJID identifier: its rows have no USUBJID
         for get in [*self.getters.get(str(rtype), ()), *self._fallback]:
             ref = get(res)
             if isinstance(ref, list):
@@ -145,7 +170,7 @@ class _Spill:
         where: str,
         full_url: str | None,
         raw: bytes | None,
-        aliases: Mapping[str, str],
+        aliases: Mapping[str, str | None],
     ) -> None:
         self.resources += 1
         key, cond = self.router.key_of(res, file, where, full_url, aliases)
@@ -181,9 +206,13 @@ class _Spill:
                     head, _, body = line.partition(b"\t")
                     file, where, full_url, system, value = orjson.loads(head)
                     k = where_is.get((system, value))
-                    if k is None:  # the Patient is not in the input: the reference's own identifier decides
-                        k = self.router.part_of(f"Patient?{system}|{value}")
-                    self._part(k).write(orjson.dumps([file, where, full_url]) + b"\t" + body)
+                    record = orjson.dumps([file, where, full_url]) + b"\t" + body
+                    if k is not None:
+                        self._part(k).write(record)
+                    elif self.router.carries_usubjid(system, value):  # not in the input: the reference says who
+                        self._part(self.router.part_of(f"Patient?{system}|{value}")).write(record)
+                    else:  # no USUBJID at all: with the other rows without one
+                        self.study.write(record)
         self.study.close()
         for part in self.parts.values():
             part.close()
@@ -219,12 +248,10 @@ def route(path: Path, folder: Path, router: Router, sink: FromFhir) -> Routed:
 
 def _route_located(items: list[Located], spill: _Spill) -> None:
     """The resources of one Bundle (or one resource): Patients known by fullUrl route their referrers."""
-    aliases: dict[str, str] = {}
+    aliases: dict[str, str | None] = {}
     for it in items:
         if it.rtype == "Patient" and it.full_url:
-            key, _ = spill.router.key_of(it.resource, it.file, it.where, None, {})
-            if key is not None:
-                aliases[it.full_url] = key
+            aliases[it.full_url] = spill.router.key_of(it.resource, it.file, it.where, None, {})[0]
     for it in items:
         spill.add(it.resource, it.file, it.where, it.full_url, None, aliases)
 

@@ -631,7 +631,22 @@ class Converter:
             out[ds] = df
         self._fill_studyid(out)
         self._study_days(out)
+        self._none_for_nan(out)
         return dict(sorted(out.items()))
+
+    @staticmethod
+    def _none_for_nan(out: dict[str, pd.DataFrame]) -> None:
+        """Text columns hold ``str`` or ``None`` (the outer merge of DM and the STUDYID fill leave NaN behind)."""
+        for df in out.values():
+            for c in df.columns:
+                col = df[c]
+                if col.dtype != object:
+                    continue
+                na = col.isna().to_numpy()
+                if na.any():
+                    vals = col.to_numpy(dtype=object, copy=True)
+                    vals[na] = None
+                    df[c] = pd.Series(vals, index=df.index, dtype=object)
 
     @staticmethod
     def _fill_studyid(out: dict[str, pd.DataFrame]) -> None:
@@ -750,10 +765,13 @@ class Converter:
             return
         dtc = next((c for c in (f"{ds[:2]}STDTC", f"{ds[:2]}DTC") if c in df.columns), None)
         values = df[seq].astype("Float64").copy()
-        for _u, idx in df[missing].groupby("USUBJID", dropna=False).groups.items():
-            start = df.loc[df["USUBJID"] == _u, seq].max()
+        by_subject: dict[Any, list[Any]] = {}  # rows without a subject numbered together (groupby cannot)
+        for r, u in zip(df.index[missing], df.loc[missing, "USUBJID"], strict=True):
+            by_subject.setdefault(None if pd.isna(u) else u, []).append(r)
+        for _u, rows in by_subject.items():
+            same = df["USUBJID"].isna() if _u is None else df["USUBJID"] == _u
+            start = df.loc[same, seq].max()
             start = 0 if pd.isna(start) else int(start)
-            rows = list(idx)
             if dtc is not None:
                 rows.sort(key=lambda r: str(df.at[r, dtc]) if df.at[r, dtc] is not None else "~")
             for k, r in enumerate(rows, start=1):
