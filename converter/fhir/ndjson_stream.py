@@ -10,8 +10,9 @@ Memory follows the size of one partition, not of the input:
    to the partition of the Patient with that identifier (found in a side file, not in memory). Resources with no
    subject (ResearchStudy, Organization, ... and those whose subject cannot be determined or will have no
    USUBJID, e.g. a Patient with neither id nor USUBJID identifier, so that their rows are numbered together as
-   in a whole conversion) go to the *study part*. Each spilled line keeps the file and line (or Bundle entry) it came from, so problems name the original
-   input. Lines that are not JSON or not FHIR resources are reported there and then.
+   in a whole conversion) go to the *study part*. Each spilled line keeps the file and line (or Bundle entry)
+   it came from, so problems name the original input. Lines that are not JSON or not FHIR resources are
+   reported there and then.
 2. **Converting**: the study part is converted once with :class:`~converter.fhir.to_sdtm.Converter`; then each
    partition with the same converter, the study part given as ``context`` (references to the ResearchStudy
    resolve; it is not converted again). Each part's datasets, outcomes and problems are handed to the caller
