@@ -1,25 +1,113 @@
 """FHIR NDJSON -> SDTM: the project's reader (plain JSON through orjson, the specs in reverse) vs parsing every
-resource through the fhir.resources R4B models, on the same NDJSON in the same run.
+resource through the fhir.resources R4B models, on the same NDJSON in the same run; and the peak memory of
+converting whole vs streamed in partitions of subjects.
 
     python -m benchmarks.bench_tosdtm [N_SUBJECTS] [--models-resources K]
+    python -m benchmarks.bench_tosdtm --memory [N_SUBJECTS ...] [--per-partition S]
 
 The input is what ``inoconv fhir`` writes for a simulated cohort. ``convert_path(..., validate=False)`` is the
-fast path (``inoconv tosdtm`` validates too; that run is reported separately); the baseline parses resources
-with ``<R4B model>.model_validate_json(line)`` (K resources, default 20,000, rate extrapolated).
+fast path (``inoconv tosdtm --no-validate``; by default ``inoconv tosdtm`` validates, reported separately); the
+baseline parses resources with ``<R4B model>.model_validate_json(line)`` (K resources, default 20,000, rate
+extrapolated).
+
+``--memory`` (default sizes 2,000 and 10,000 subjects): each conversion runs in its own process, so its peak RSS
+(``getrusage``) is its own: whole (``convert_path`` + the Dataset-JSON/XPT package, what ``inoconv tosdtm``
+does) vs streamed (``stream_to_parts``: ``inoconv tosdtm --partitions N``, N = subjects / S, S default 500, Parquet
+parts), both without R4 model validation (it costs time, not memory). CPU seconds are quoted besides wall time:
+the machine is shared.
 """
 
 from __future__ import annotations
 
+import json
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from benchmarks._common import peak_rss_mib, table
+from benchmarks._common import peak_rss_mib, run_child, table
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def child(args: list[str]) -> None:
+    """One measured step in its own process; prints one JSON line."""
+    mode, folder = args[0], Path(args[1])
+    from converter.fhir.cli_commands import load_fhir_stage
+
+    specs, ct, sdtm_specs = load_fhir_stage()
+    base = peak_rss_mib()
+    t0, c0 = time.perf_counter(), _cpu()
+    result: dict[str, Any] = {"mode": mode}
+    if mode == "make":
+        from converter.fhir.writer import write_fhir_dir
+        from converter.records.simulate import simulate
+        from converter.sdtm.pipeline import records_to_sdtm
+
+        sdtm = records_to_sdtm(simulate(int(args[2]), seed=9))
+        rep = write_fhir_dir(sdtm.datasets, folder, specs, ct, sdtm_specs)
+        result["resources"] = rep.resources
+        result["ndjson_mib"] = round(sum(f.stat().st_size for f in (folder / "ndjson").glob("*.ndjson")) / 2**20, 1)
+    elif mode == "whole":
+        from converter.fhir.sdtm_dir import write_sdtm_dir
+        from converter.fhir.to_sdtm import convert_path
+
+        res = convert_path(folder / "ndjson", specs, ct, sdtm_specs, validate=False)
+        write_sdtm_dir(res.datasets, folder / "whole-out", sdtm_specs)
+        result["rows"] = sum(len(df) for df in res.datasets.values())
+    else:
+        from converter.fhir.ndjson_stream import stream_to_parts
+
+        sm = stream_to_parts(folder / "ndjson", folder / "stream-out", specs, ct, sdtm_specs, int(args[2]), False)
+        result["rows"] = sum(sm.rows.values())
+        result["partitions"] = sm.partitions
+    result.update(
+        seconds=round(time.perf_counter() - t0, 1), cpu_s=round(_cpu() - c0, 1),
+        base_rss_mib=base, peak_rss_mib=peak_rss_mib(),
+    )  # fmt: skip
+    print(json.dumps(result))
+
+
+def memory(args: list[str]) -> None:
+    per = 500
+    if "--per-partition" in args:
+        i = args.index("--per-partition")
+        per = int(args[i + 1])
+        del args[i : i + 2]
+    sizes = [int(a) for a in args] or [2_000, 10_000]
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            made = run_child("benchmarks.bench_tosdtm", "--child", "make", tmp, str(n))
+            parts = max(1, n // per)
+            for mode in ("whole", "stream"):
+                r = run_child("benchmarks.bench_tosdtm", "--child", mode, tmp, str(parts))
+                rows.append({
+                    "subjects": n, "resources": made["resources"], "NDJSON MiB": made["ndjson_mib"],
+                    "path": "whole (convert_path + package)" if mode == "whole" else f"streamed, {parts} partitions",
+                    "SDTM rows": r["rows"], "wall s": r["seconds"], "CPU s": r["cpu_s"],
+                    "resources/CPU s": f"{made['resources'] / max(r['cpu_s'], 1e-9):,.0f}",
+                    "RSS after imports MiB": r["base_rss_mib"], "peak RSS MiB": r["peak_rss_mib"],
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), file=sys.stderr)
+    cols = ["subjects", "resources", "NDJSON MiB", "path", "SDTM rows", "wall s", "CPU s", "resources/CPU s",
+            "RSS after imports MiB", "peak RSS MiB"]  # fmt: skip
+    print(table(rows, cols))
 
 
 def main() -> None:
     args = sys.argv[1:]
+    if args and args[0] == "--child":
+        child(args[1:])
+        return
+    if args and args[0] == "--memory":
+        memory(args[1:])
+        return
     k = 20_000
     if "--models-resources" in args:
         i = args.index("--models-resources")
@@ -60,9 +148,9 @@ def main() -> None:
         t_models = time.perf_counter() - t0
     rate_models = len(sample) / t_models
     rows = [
-        {"path": "inoconv tosdtm (orjson + specs, validate=False)", "resources": resources,
+        {"path": "inoconv tosdtm --no-validate (orjson + specs)", "resources": resources,
          "seconds": f"{t_fast:.1f}", "resources/s": f"{resources / t_fast:,.0f}", "vs models": f"{resources / t_fast / rate_models:.1f}x"},
-        {"path": "inoconv tosdtm (with its structural validation)", "resources": resources,
+        {"path": "inoconv tosdtm (default: R4B model validation)", "resources": resources,
          "seconds": f"{t_valid:.1f}", "resources/s": f"{resources / t_valid:,.0f}", "vs models": f"{resources / t_valid / rate_models:.1f}x"},
         {"path": "fhir.resources R4B model_validate_json (parse only)", "resources": len(sample),
          "seconds": f"{t_models:.1f}", "resources/s": f"{rate_models:,.0f}", "vs models": "1.0x"},
