@@ -120,9 +120,10 @@ def stream(
     source: Annotated[Path, typer.Argument(help="ODM-XML file or folder of CSV files (one per CRF form)")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "stream",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Partitions converted at once (processes)")] = 2,
-    subjects: Annotated[int, typer.Option("--subjects", min=1, help="Subjects per partition (memory per worker)")] = 2000,
+    subjects: Annotated[int, typer.Option("--subjects", min=1, help="Subjects per partition (memory)")] = 2000,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODM XSD validation (huge files)")] = False,
     no_fhir: Annotated[bool, typer.Option("--no-fhir", help="Stop at ADaM (no FHIR NDJSON)")] = False,
+    no_rules: Annotated[bool, typer.Option("--no-rules", help="Skip the SDTM/ADaM conformance rules")] = False,
 ) -> None:
     """Registry-sized input: records -> SDTM -> ADaM -> FHIR NDJSON, a partition of subjects at a time.
 
@@ -131,7 +132,7 @@ def stream(
     from converter.engine.stream import run_stream
 
     rep = run_stream(source, out, workers=workers, subjects_per_partition=subjects, validate=not no_validate,
-                     fhir=not no_fhir, echo=typer.echo)  # fmt: skip
+                     fhir=not no_fhir, rules=not no_rules, echo=typer.echo)  # fmt: skip
     typer.echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "
@@ -142,7 +143,11 @@ def stream(
         typer.echo(f"ADaM check failed: {line}", err=True)
     for prob in rep.fhir_problems[:20]:
         typer.echo(f"FHIR: {prob}", err=True)
-    if rep.adam_checks or rep.fhir_problems:
+    errors = {k: v for k, v in rep.rule_counts.items() if k.startswith("error:")}
+    if rep.rule_counts:
+        listed = ", ".join(f"{k} x{v}" for k, v in sorted(rep.rule_counts.items()))
+        typer.echo(f"conformance findings (validate/findings.csv): {listed}")
+    if rep.adam_checks or rep.fhir_problems or errors:
         raise typer.Exit(1)
 
 

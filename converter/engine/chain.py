@@ -32,6 +32,7 @@ class Chain:
     fhir: tuple[Any, Any, Any] | None
     study_ndjson: dict[str, bytes]
     made: frozenset[str]
+    adam_specs: dict[str, Any]
 
 
 def load_chain(fhir: bool = True) -> Chain:
@@ -43,7 +44,7 @@ def load_chain(fhir: bool = True) -> Chain:
     from converter.sdtm.pipeline import load_sdtm_specs
 
     specs, ct, forms = load_sdtm_specs()
-    load_adam_specs()  # errors in the ADaM specs stop the run before any data is read
+    adam_specs, _ = load_adam_specs()  # errors in the ADaM specs stop the run before any data is read
     study = {n: s for n, s in specs.items() if is_study_level(s)}
     empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
     study_sets, _ = build_all(study, empty, ct, forms)
@@ -68,6 +69,7 @@ def load_chain(fhir: bool = True) -> Chain:
         fhir=fhir_stage,
         study_ndjson=study_ndjson,
         made=made,
+        adam_specs=adam_specs,
     )
 
 
@@ -101,3 +103,23 @@ def ndjson_of(
         with no_gc():
             result = Builder(*chain.fhir).build(part, levels=("subject",), made_elsewhere=chain.made)
         yield ndjson_lines(result), result.problems
+
+
+def findings_of(
+    chain: Chain, sdtm: Mapping[str, pd.DataFrame], adam: Mapping[str, pd.DataFrame], with_study: bool
+) -> list[Any]:
+    """The SDTM and ADaM conformance rules of ``inoconv validate`` on a partition's datasets (row numbers are
+    the partition's, so they are dropped: the subject says where). Findings on the study-level datasets only
+    ``with_study`` (one partition reports them)."""
+    import dataclasses
+
+    from converter.validate.adam_rules import run_adam_rules
+    from converter.validate.sdtm_rules import run_sdtm_rules
+
+    found = run_sdtm_rules({**chain.study_sets, **sdtm}, chain.sdtm_specs, chain.ct)
+    found += run_adam_rules(dict(adam), chain.adam_specs)
+    return [
+        dataclasses.replace(f, row=None) if f.row is not None else f
+        for f in found
+        if with_study or f.dataset not in chain.study_sets
+    ]

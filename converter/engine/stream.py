@@ -13,6 +13,7 @@ Output (built in a staging folder, in place only when every partition converted)
     OUT/adam/<DS>/part-NNNNN.parquet     every ADaM dataset, likewise
     OUT/fhir/ndjson/<Type>.NNNNN.ndjson  FHIR Bulk Data files per partition, with ndjson/manifest.json
     OUT/accounting.csv                   every source form: records read, in SDTM rows, rejected and why
+    OUT/validate/findings.{json,csv}     the SDTM and ADaM conformance rules of ``inoconv validate``, per partition
     OUT/stream.json                      counts, partitions, seconds per stage, peak memory
 
 Bad input: every problem of every partition is collected (file, record, field, rule) and reported together as
@@ -28,6 +29,7 @@ import os
 import resource
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from converter.engine.chain import Chain, adam_of, load_chain, ndjson_of, sdtm_of
+from converter.engine.chain import Chain, adam_of, findings_of, load_chain, ndjson_of, sdtm_of
 from converter.errors import InputError, Problem, problem
 from converter.records.odm import OdmSlice
 from converter.records.stream import CsvPlan
@@ -53,6 +55,7 @@ class _Context:
     chain: Chain
     work: Path
     out: Path
+    rules: bool = True
 
 
 @dataclass
@@ -69,6 +72,8 @@ class PartResult:
     adam_checks: list[str] = field(default_factory=list)
     fhir_counts: dict[str, int] = field(default_factory=dict)
     fhir_problems: list[Problem] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)  # conformance findings (the first MAX_PROBLEMS)
+    rule_counts: dict[str, int] = field(default_factory=dict)  # "severity:rule" -> findings
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
 
@@ -84,6 +89,8 @@ class StreamReport:
     fhir_counts: dict[str, int] = field(default_factory=dict)
     adam_checks: list[str] = field(default_factory=list)
     fhir_problems: list[Problem] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)
+    rule_counts: dict[str, int] = field(default_factory=dict)
     warnings: int = 0
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: dict[str, float] = field(default_factory=dict)
@@ -100,6 +107,7 @@ class StreamReport:
             "fhir_resources": dict(sorted(self.fhir_counts.items())),
             "adam_check_failures": self.adam_checks[:100],
             "fhir_problems": len(self.fhir_problems),
+            "conformance_findings": dict(sorted(self.rule_counts.items())),
             "warnings": self.warnings,
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
             "wall_seconds": {k: round(v, 2) for k, v in self.wall_seconds.items()},
@@ -194,8 +202,13 @@ def convert_partition(part: _Part) -> PartResult:
     adam = adam_of(chain, frames)
     res.adam_checks = adam.checks
     res.adam_rows = _write_parquet(adam.datasets, ctx.work / "adam", part.index)
-    del adam
     lap("adam")
+    if ctx.rules:
+        found = findings_of(chain, frames, adam.datasets, with_study=part.index == 0)
+        res.rule_counts = dict(Counter(f"{f.severity}:{f.rule_id}" for f in found))
+        res.findings = found[:MAX_PROBLEMS]
+        lap("validate")
+    del adam
 
     if chain.fhir is not None:
         files: dict[str, Any] = {}
@@ -260,6 +273,7 @@ def run_stream(
     subjects_per_partition: int = SUBJECTS_PER_PARTITION,
     validate: bool = True,
     fhir: bool = True,
+    rules: bool = True,
     echo: Echo = print,
 ) -> StreamReport:
     """Convert ``source`` (ODM-XML file or CSV folder) partition by partition into ``out`` (see the module doc).
@@ -275,7 +289,7 @@ def run_stream(
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as work:
         t = time.perf_counter()
-        ctx = _Context(chain=load_chain(fhir=fhir), work=work, out=out)
+        ctx = _Context(chain=load_chain(fhir=fhir), work=work, out=out, rules=rules)
         _ndjson_dir(work).mkdir(parents=True, exist_ok=True)
         for rtype, data in ctx.chain.study_ndjson.items():
             (_ndjson_dir(work) / f"{rtype}.study.ndjson").write_bytes(data)
@@ -363,6 +377,9 @@ def _merge(rep: StreamReport, res: PartResult, accounting: Any) -> None:
         rep.cpu_seconds[k] = rep.cpu_seconds.get(k, 0.0) + sec
     rep.adam_checks += res.adam_checks
     rep.fhir_problems += res.fhir_problems
+    rep.findings += res.findings[: MAX_PROBLEMS - len(rep.findings)]
+    for rule, n in res.rule_counts.items():
+        rep.rule_counts[rule] = rep.rule_counts.get(rule, 0) + n
     rep.warnings += res.warnings
 
 
@@ -374,6 +391,10 @@ def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> No
     rows = accounting.rows()
     rep.records = sum(int(r["records"]) for r in rows)
     rep.rejected = accounting.rejected()
+    if ctx.rules:
+        from converter.validate.findings import write_reports
+
+        write_reports(rep.findings, work / "validate")
     with (work / "accounting.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=["form", "records", "in_target_rows", "rejected", "targets", "reasons"])
         w.writeheader()
