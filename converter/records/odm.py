@@ -1499,7 +1499,8 @@ def read_odm_slice(sl: OdmSlice, schema: FormSchema) -> RawRead:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         at = sl.line + data.count(b"\n", 0, err.start)
-        return RawRead(_empty_tables(schema, sl.file), [problem(sl.file, f"line {at}", "", "", "encoding", "not UTF-8")])
+        bad = problem(sl.file, f"line {at}", "", "", "encoding", "not UTF-8")
+        return RawRead(_empty_tables(schema, sl.file), [bad])
     unsafe = ""
     if "<!--" in text or "<![CDATA[" in text or "<?" in text:
         unsafe = "a comment, CDATA section or processing instruction among the subjects"
