@@ -1,12 +1,19 @@
-"""Records -> SDTM on Apache Spark: the same per-subject functions, run as pandas UDFs.
+"""The conversion on Apache Spark: the same per-subject functions, run as pandas UDFs.
+
+Two entry points. :func:`run_stream_spark` (``inoconv stream --engine spark``) runs the whole chain, records ->
+SDTM -> ADaM -> FHIR NDJSON, on each subject partition inside one ``applyInPandas`` UDF, calling the same
+functions as the local streaming engine (:mod:`converter.engine.chain`), and each task writes its partition's
+files into the shared output folder in the layout of ``inoconv stream``; only counts, accounting and problems
+travel back to the driver. :func:`sdtm_long` / :func:`collect_sdtm` (``inoconv sdtm --engine spark``) build
+the SDTM datasets only and bring them to the driver, for the submission package.
 
 The CRF forms are read by Spark (CSV with every field as text, or Parquet), stacked into one long table with a
 ``__form__`` column, and grouped by a subject partition number computed in Spark with the same CRC-32 as the
 local engine (:func:`converter.engine.partition.partition_of`). Each group runs, inside ``applyInPandas``, the
-same code as ``inoconv sdtm``: the record checks (:func:`converter.records.checks.check_tables`), the typing
+same code as the local engines: the record checks (:func:`converter.records.checks.check_tables`), the typing
 (:func:`~converter.records.checks.typed_records`) and the spec engine (:func:`converter.sdtm.engine.build_all`).
-The UDF returns, per partition, one row per dataset holding its rows as exact text in an Arrow IPC blob
-(compact: no wide union of every dataset's columns), plus problems or the source-record accounting;
+For ``inoconv sdtm`` the UDF returns, per partition, one row per dataset holding its rows as exact text in an
+Arrow IPC blob (compact: no wide union of every dataset's columns), plus problems or the source-record accounting;
 :func:`collect_sdtm` turns that into the typed datasets, and :func:`write_parquet` writes them by dataset.
 No mapping is implemented twice.
 """
@@ -14,16 +21,19 @@ No mapping is implemented twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import pandas as pd
 
 from converter.engine.partition import is_study_level
+from converter.engine.stream import PartResult, StreamReport
+from converter.errors import Problem
 from converter.frames import none_for_missing, text_column
-from converter.records.checks import RawTable, check_tables, typed_records
+from converter.records.checks import RawTable, check_tables, empty_raw, typed_records
 from converter.records.model import empty_frame
 from converter.records.schema import FormSchema
 from converter.sdtm.engine import Accounting, build_all, cast_column, finalise
@@ -48,6 +58,7 @@ def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "4g")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
@@ -216,3 +227,282 @@ def write_parquet(datasets: Mapping[str, pd.DataFrame], out: str) -> None:
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
         df.to_parquet(folder / "part-0.parquet", index=False)
+
+
+# --- the whole chain: inoconv stream --engine spark ------------------------------------------------------------
+RESULT_COL, KEY_COL = "__result__", "__task__"
+
+
+@dataclass(frozen=True)
+class _ChainJob:
+    """What every task of the chain needs, shipped with the UDF (the checked specs travel pickled, so the
+    executors need the package, not the ``mappings/`` folder): the chain, where to write, each form's file."""
+
+    chain: Any
+    work: str
+    files: dict[str, str]
+    missing: dict[str, tuple[str, ...]]
+
+
+def _raw_tables(job: _ChainJob, pdf: pd.DataFrame) -> dict[str, RawTable]:
+    by_form = {str(k): g for k, g in pdf.groupby(FORM_COL, sort=False)} if len(pdf) else {}
+    tables: dict[str, RawTable] = {}
+    for oid, form in job.chain.forms.forms.items():
+        file = job.files.get(oid, f"{oid}.csv")
+        missing = job.missing.get(oid, ())
+        rows = by_form.get(oid)
+        if rows is None:
+            tables[oid] = empty_raw(form, file)
+            continue
+        present = [c for c in form.columns if c not in missing]
+        frame = none_for_missing(rows[present].reset_index(drop=True))
+        tables[oid] = RawTable(form=oid, file=file, frame=frame, missing_columns=missing)
+    return tables
+
+
+def chain_partition(job: _ChainJob, index: int, pdf: pd.DataFrame) -> PartResult:
+    """One subject partition, start to finish, inside a Spark task: the record checks and typing, then
+    :func:`~converter.engine.chain.sdtm_of`, :func:`~converter.engine.chain.adam_of` and
+    :func:`~converter.engine.chain.ndjson_of`, each result written as ``inoconv stream`` writes it
+    (``sdtm/<DS>/part-NNNNN.parquet``, ``adam/...``, ``fhir/ndjson/<Type>.NNNNN.ndjson``) under ``job.work``."""
+    import time
+
+    from converter.engine.chain import adam_of, ndjson_of, sdtm_of
+    from converter.engine.stream import MAX_PROBLEMS, _peak_mib, _write_parquet
+    from converter.records.checks import check_tables, typed_records
+
+    chain = job.chain
+    work = Path(job.work)
+    res = PartResult(index=index)
+    clock = time.process_time()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        res.seconds[stage] = res.seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    tables = _raw_tables(job, pdf)
+    report = check_tables(tables, chain.forms)
+    res.problems = report.errors[:MAX_PROBLEMS]
+    res.warnings = len(report.warnings)
+    if "SUBJID" in pdf.columns:
+        res.subjects = sorted(set(pdf["SUBJID"].dropna().astype(str)))
+    if res.problems:
+        lap("read")
+        return res
+    records = typed_records(tables, chain.forms, report.parsed)
+    del tables, report
+    lap("read")
+
+    frames, res.accounting = sdtm_of(chain, records)
+    del records
+    res.sdtm_rows = _write_parquet(frames, work / "sdtm", index)
+    lap("sdtm")
+
+    adam = adam_of(chain, frames)
+    res.adam_checks = adam.checks
+    res.adam_rows = _write_parquet(adam.datasets, work / "adam", index)
+    del adam
+    lap("adam")
+
+    if chain.fhir is not None:
+        folder = work / "fhir" / "ndjson"
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Any] = {}
+        try:
+            for lines, problems in ndjson_of(chain, frames):
+                res.fhir_problems += problems[: MAX_PROBLEMS - len(res.fhir_problems)]
+                for rtype, data in lines.items():
+                    fh = files.get(rtype)
+                    if fh is None:
+                        fh = files[rtype] = open(folder / f"{rtype}.{index:05d}.ndjson", "wb")  # noqa: SIM115
+                    fh.write(data)
+                    res.fhir_counts[rtype] = res.fhir_counts.get(rtype, 0) + data.count(b"\n")
+        finally:
+            for fh in files.values():
+                fh.close()
+        lap("fhir")
+    res.peak_rss_mib = _peak_mib()
+    return res
+
+
+def part_column(n_parts: int) -> Any:
+    """The subject partition of each row, in Spark: CRC-32 of SUBJID modulo ``n_parts``, as
+    :func:`converter.engine.partition.partition_of` computes it (a missing SUBJID counts as ``""``)."""
+    from pyspark.sql import functions as F
+
+    subj = F.coalesce(F.col("SUBJID"), F.lit(""))
+    return F.pmod(F.crc32(F.encode(subj, "UTF-8")), F.lit(max(n_parts, 1))).cast("int")
+
+
+def chain_long(long: SparkDataFrame, n_parts: int, job: _ChainJob) -> SparkDataFrame:
+    """One row per subject partition (a pickled :class:`~converter.engine.stream.PartResult`), computed by
+    :func:`chain_partition` in ``applyInPandas``; the partition's files are written by the task itself."""
+    import pickle
+
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField(RESULT_COL, T.BinaryType())])
+
+    def udf(pdf: pd.DataFrame) -> pd.DataFrame:
+        index = int(pdf[PART_COL].iloc[0])
+        res = chain_partition(job, index, pdf.drop(columns=[PART_COL, KEY_COL]))
+        return pd.DataFrame({RESULT_COL: [pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL)]})
+
+    # One task per subject partition: repartition(n, key) is a shuffle of n tasks that adaptive execution leaves
+    # alone (it would coalesce the small grouped shuffle into one task) and that groupBy reuses; the key of
+    # partition i is a number Spark's hash partitioner sends to task i, so no task gets two partitions.
+    from pyspark.sql import functions as F
+
+    n = max(n_parts, 1)
+    keys = F.array(*[F.lit(k) for k in _task_keys(long.sparkSession, n)])
+    keyed = long.withColumn(PART_COL, part_column(n)).withColumn(KEY_COL, F.element_at(keys, F.col(PART_COL) + 1))
+    return keyed.repartition(n, KEY_COL).groupBy(KEY_COL).applyInPandas(udf, schema=schema)
+
+
+def _task_keys(spark: SparkSession, n: int) -> list[int]:
+    """For each task 0..n-1 the smallest integer that hash partitioning into n tasks sends there (Spark's
+    ``repartition`` places rows by ``pmod(hash(key), n)``, which is what ``F.hash`` computes)."""
+    from pyspark.sql import functions as F
+
+    key = F.col("id").cast("int")
+    rows = (
+        spark.range(0, 64 * n + 64)
+        .select(key.alias("k"), F.pmod(F.hash(key), F.lit(n)).alias("task"))
+        .groupBy("task")
+        .agg(F.min("k").alias("k"))
+        .collect()
+    )
+    found = {int(r["task"]): int(r["k"]) for r in rows}
+    return [found[i] for i in range(n)]
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        return next(csv.reader(fh), [])
+
+
+def read_csv_source(
+    spark: SparkSession, folder: Path, forms: FormSchema
+) -> tuple[SparkDataFrame | None, dict[str, str], dict[str, tuple[str, ...]], list[Problem]]:
+    """A CSV record folder as the long Spark table (every field as text, ``__form__``), each form's file, its
+    missing columns, and the folder's structural problems (unknown or missing forms and columns), found by the
+    same functions as the local readers."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from converter.records.csv_io import form_files, header_problems
+
+    paths, problems = form_files(folder, forms)
+    files = {oid: str(p) for oid, p in paths.items() if p is not None}
+    missing: dict[str, tuple[str, ...]] = {}
+    frames = []
+    for oid, path in paths.items():
+        if path is None:
+            continue
+        form = forms.forms[oid]
+        header = _csv_header(path)
+        found, gone = header_problems(str(path), header, form)
+        problems += found
+        missing[oid] = gone
+        names: list[str] = []
+        for c in header:  # a duplicated column (reported above) gets a name Spark accepts
+            names.append(c if c not in names else f"{c}#{len(names)}")
+        text = T.StructType([T.StructField(c, T.StringType()) for c in names])
+        sdf = spark.read.csv(str(path), schema=text, header=True, emptyValue=None, encoding="UTF-8",
+                             multiLine=True, escape='"')  # fmt: skip
+        cols = [F.col(c) if c in sdf.columns else F.lit(None).cast("string").alias(c) for c in form.columns]
+        frames.append(sdf.select(*cols).withColumn(FORM_COL, F.lit(oid)))
+    long = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames) if frames else None
+    return long, files, missing, problems
+
+
+def run_stream_spark(
+    spark: SparkSession,
+    source: Path,
+    out: Path,
+    *,
+    partitions: int | None = None,
+    subjects_per_partition: int = 2000,
+    fhir: bool = True,
+    echo: Callable[[str], Any] = print,
+) -> StreamReport:
+    """``inoconv stream`` on Spark: ``source`` (a CSV folder read by Spark, or an ODM file read on the driver)
+    converted per subject partition into ``out``, with the layout, ``accounting.csv`` and ``stream.json`` of
+    :func:`converter.engine.stream.run_stream` and identical datasets and resources. ``partitions`` defaults to
+    one per ``subjects_per_partition`` subjects, rounded up to a multiple of the session's default parallelism.
+
+    ``out`` must be visible to every executor at the same path (local disk for ``local[N]``; a shared mount on
+    a cluster). The folder is built beside it and put in place only when every partition converted; bad input
+    raises InputError with every problem of every partition, and nothing is left behind."""
+    import pickle
+    import time
+
+    from converter.engine.chain import load_chain
+    from converter.engine.stream import _Context, _finish, _merge, _peak_mib
+    from converter.errors import InputError
+    from converter.io.atomic import atomic_dir
+    from converter.records.csv_io import form_files
+    from converter.records.io import detect_format, read_records
+    from converter.records.stream import count_subjects
+    from converter.sdtm.engine import Accounting
+
+    wall0 = time.perf_counter()
+    fmt = detect_format(source)
+    rep = StreamReport()
+    t = time.perf_counter()
+    chain = load_chain(fhir=fhir)
+    rep.wall_seconds["specs"] = time.perf_counter() - t
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out) as work:
+        nd = work / "fhir" / "ndjson"
+        nd.mkdir(parents=True, exist_ok=True)
+        for rtype, data in chain.study_ndjson.items():
+            (nd / f"{rtype}.study.ndjson").write_bytes(data)
+            rep.fhir_counts[rtype] = data.count(b"\n")
+        t = time.perf_counter()
+        if fmt == "csv":
+            long, files, missing, problems = read_csv_source(spark, source, chain.forms)
+        else:  # an ODM file is one XML document: read and checked on the driver, then spread out
+            recs = read_records(source, chain.forms)
+            long, files, missing, problems = records_to_long(spark, recs), {}, {}, []
+        if long is None:
+            raise InputError(problems, context=str(source))
+        if partitions is None:
+            if fmt == "csv":
+                subjects = count_subjects(form_files(source, chain.forms)[0], chain.forms)
+            else:
+                subjects = len(set().union(*(set(df["SUBJID"].dropna().astype(str)) for df in recs.values())))
+            cores = max(1, spark.sparkContext.defaultParallelism)  # a whole number of waves of tasks
+            partitions = cores * max(1, -(-subjects // (max(1, subjects_per_partition) * cores)))
+        rep.wall_seconds["read"] = time.perf_counter() - t
+        echo(f"stream (Spark {spark.sparkContext.master}): {source}; {partitions} subject partitions")
+        t = time.perf_counter()
+        job = _ChainJob(chain=chain, work=str(work), files=files, missing=missing)
+        results = [pickle.loads(bytes(r[RESULT_COL])) for r in chain_long(long, partitions, job).collect()]
+        rep.wall_seconds["partitions"] = time.perf_counter() - t
+        accounting = Accounting()
+        subjects_seen: set[str] = set()
+        worker_peak = 0.0
+        for res in sorted(results, key=lambda r: r.index):
+            problems += res.problems
+            subjects_seen.update(res.subjects)
+            rep.partitions += 1
+            worker_peak = max(worker_peak, res.peak_rss_mib)
+            if not res.problems:
+                _merge(rep, res, accounting)
+        if problems:
+            raise InputError(problems, context=str(source))
+        rep.subjects = len(subjects_seen)
+        _finish(work, _Context(chain=chain, work=work, out=out), rep, accounting)
+        rep.peak_rss_mib = {"driver": _peak_mib(), "largest_worker": worker_peak}
+        rep.wall_seconds["total"] = time.perf_counter() - wall0
+        stats = {**rep.as_dict(), "engine": "spark", "master": spark.sparkContext.master}
+        (work / "stream.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2))
+    echo(f"stream (Spark): {rep.subjects} subjects in {rep.partitions} partitions -> {out}")
+    return rep
