@@ -305,6 +305,25 @@ def _descender(st: Step) -> Callable[[JsonDict, Cache], JsonDict]:
         return index
     sid = id(st)
     new_pairs = tuple((k, v) for k, v in st.select if "." not in k)
+    simple = _simple(st.select)
+    if simple is not None:
+        key, want = simple
+
+        def select_simple(node: JsonDict, cache: Cache) -> JsonDict:
+            # a short list scanned by its one key: cheaper than a cache entry per (list, step)
+            lst = node.get(name)
+            if type(lst) is not list:
+                item: JsonDict = {key: want}
+                node[name] = [item]
+                return item
+            for item in lst:
+                if type(item) is dict and item.get(key) == want:
+                    return item
+            item = {key: want}
+            lst.append(item)
+            return item
+
+        return select_simple
 
     def select(node: JsonDict, cache: Cache) -> JsonDict:
         lst = node.get(name)
@@ -355,6 +374,25 @@ def _assigner(st: Step) -> Callable[[JsonDict, Any, Cache], None]:
         return index
     sid = id(st)
     new_pairs = tuple((k, v) for k, v in st.select if "." not in k)
+    simple = _simple(st.select)
+    if simple is not None:
+        key, want = simple
+
+        def assign_simple(node: JsonDict, value: Any, cache: Cache) -> None:
+            lst = node.get(name)
+            if type(lst) is not list:
+                lst = node[name] = []
+            else:
+                for item in lst:
+                    if type(item) is dict and item.get(key) == want:
+                        if type(value) is dict:
+                            item.update(value)
+                        return
+            if type(value) is dict:
+                value.setdefault(key, want)
+            lst.append(value)
+
+        return assign_simple
 
     def select(node: JsonDict, value: Any, cache: Cache) -> None:
         lst = node.get(name)
@@ -378,6 +416,32 @@ def _assigner(st: Step) -> Callable[[JsonDict, Any, Cache], None]:
     return select
 
 
+def _select_then_plain(st: Step, leaf: str) -> Setter3:
+    """``list[key=value].leaf`` (the commonest shape: ``extension[url=...].valueX``) in one closure: the
+    composition of :func:`_descender` and :func:`_assigner`, without the calls between them."""
+    name = st.name
+    simple = _simple(st.select)
+    assert simple is not None
+    key, want = simple
+
+    def set_sel_plain(node: JsonDict, value: Any, cache: Cache) -> None:
+        lst = node.get(name)
+        if type(lst) is not list:
+            node[name] = [{key: want, leaf: value}]
+            return
+        for item in lst:
+            if type(item) is dict and item.get(key) == want:
+                old = item.get(leaf)
+                if type(value) is dict and type(old) is dict and old:
+                    old.update(value)
+                else:
+                    item[leaf] = value
+                return
+        lst.append({key: want, leaf: value})
+
+    return set_sel_plain
+
+
 def compile_setter(path: FPath) -> Setter3:
     """``set(resource, value, cache)``: write ``value`` at the path, creating (or merging into) what is there."""
     steps = path.steps
@@ -392,6 +456,8 @@ def compile_setter(path: FPath) -> Setter3:
     assign = _assigner(steps[-1])
     if not head:
         return assign
+    if len(head) == 1 and _simple(steps[0].select) is not None and steps[-1].plain:
+        return _select_then_plain(steps[0], steps[-1].name)
     if len(head) == 1:
         d0 = head[0]
 

@@ -134,6 +134,10 @@ class FhirResult:
 def column_values(df: pd.DataFrame, var: str) -> list[Any]:
     """A column as Python values, ``None`` for missing (NaN, NA, empty string)."""
     col = df[var]
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        arr = col.to_numpy(dtype=object, copy=True)  # text only: no numpy scalars to unwrap
+        arr[np.asarray(col.isna(), dtype=bool) | (arr == "")] = None
+        return list(arr.tolist())
     mask = col.isna().tolist()
     vals = col.astype(object).tolist()
     if col.dtype == object:
@@ -142,6 +146,14 @@ def column_values(df: pd.DataFrame, var: str) -> list[Any]:
             for v, m in zip(vals, mask, strict=True)
         ]
     return [None if m else v for v, m in zip(vals, mask, strict=True)]
+
+
+def text_values(df: pd.DataFrame, var: str) -> list[str | None]:
+    """A column as SDTM text (:func:`as_text` of each value); text columns need no conversion."""
+    col = df[var]
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        return column_values(df, var)
+    return [as_text(x) for x in column_values(df, var)]
 
 
 def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
@@ -182,25 +194,28 @@ def _pieces(template: Template) -> list[str | tuple[str, str | None]]:
 
 
 def render(template: Template, df: pd.DataFrame) -> list[str | None]:
-    """A template per row; ``None`` where a field's variable is missing."""
+    """A template per row; ``None`` where a field's variable is missing (whole columns at a time)."""
     n = len(df)
-    cols = {v: [as_text(x) for x in column_values(df, v)] if v in df.columns else [None] * n for v in template.vars}
-    pieces = _pieces(template)
-    out: list[str | None] = []
-    for i in range(n):
-        buf: list[str] = []
-        for pc in pieces:
-            if isinstance(pc, str):
-                buf.append(pc)
-                continue
-            x = cols[pc[0]][i]
-            if x is None:
-                out.append(None)
-                break
-            buf.append(x.lower() if pc[1] == "lower" else x.upper() if pc[1] == "upper" else x)
-        else:
-            out.append("".join(buf))
-    return out
+    result = np.full(n, "", dtype=object)
+    present = np.ones(n, dtype=bool)
+    for pc in _pieces(template):
+        if isinstance(pc, str):
+            result = result + pc
+            continue
+        var, case = pc
+        if var not in df.columns:
+            return [None] * n
+        col = np.array(text_values(df, var), dtype=object)
+        have = col != None  # noqa: E711 - elementwise
+        present &= have
+        col[~have] = ""
+        if case == "lower":
+            col = np.array([x.lower() for x in col.tolist()], dtype=object)
+        elif case == "upper":
+            col = np.array([x.upper() for x in col.tolist()], dtype=object)
+        result = result + col
+    result[~present] = None
+    return list(result.tolist())
 
 
 def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
@@ -398,6 +413,8 @@ class Builder:
         out: list[Resource] = []
         bodies: list[JsonDict | None] = []
         rtype = source.resource
+        level_subject = source.level == "subject"
+        made: list[int] = []  # rows that make a resource
         for i in range(n):
             s, v = systems[i], values[i]
             if s is None or v is None:
@@ -412,14 +429,18 @@ class Builder:
                 continue
             u = resource_uuid(rtype, s, v)
             body: JsonDict = {"resourceType": rtype, "id": u}
-            cache: Cache = {}
-            for setter, vals in plan:
-                val = vals[i]
+            bodies.append(body)
+            made.append(i)
+            out.append(Resource(rtype, body, u, subjects[i] if level_subject else None, s, v, source.request,
+                                source.name))  # fmt: skip
+        # setter by setter over the rows (each body still gets its values in plan order): no per-row plan loop
+        made_bodies = [r.body for r in out]
+        caches: list[Cache] = [{} for _ in made_bodies]
+        for setter, vals in plan:
+            col = vals if len(made) == n else [vals[i] for i in made]
+            for body, val, cache in zip(made_bodies, col, caches, strict=True):
                 if val is not None:
                     setter(body, val, cache)
-            bodies.append(body)
-            subject = subjects[i] if source.level == "subject" else None
-            out.append(Resource(rtype, body, u, subject, s, v, source.request, source.name))
         for child in source.children:
             if child.direction in ("both", "to_fhir"):
                 self._child(child, source, df, bodies, datasets)

@@ -156,8 +156,16 @@ def _per_value(el: Element, values: Sequence[Any], convert: Callable[[Any], tupl
     orig: list[str | None] = []
     probs: Problems = []
     can = _fallback(el)
+    seen: dict[tuple[type, Any], tuple[Any, str | None]] = {}  # values repeat: convert each distinct one once
     for i, v in enumerate(values):
-        val, lost = convert(v)
+        key = (v.__class__, v)  # by type too: 1 and 1.0 are equal keys but not the same JSON
+        try:
+            got = seen.get(key)
+            if got is None:
+                got = seen[key] = convert(v)
+        except TypeError:  # an unhashable value: converted on its own
+            got = convert(v)
+        val, lost = got
         out.append(val)
         if lost is None:
             orig.append(None)
@@ -271,21 +279,29 @@ def _std_coding(el: Element, t: str) -> dict[str, str] | None:
 
 def fwd_concept(el: Element, values: Sequence[Any], ctx: TransformContext, codelist: str | None = None) -> Forward:
     text = el.args.get("text", True)
+    partial = el.args.get("partial")
     out: list[Any] = []
     probs: Problems = []
+    memo: dict[str, tuple[list[dict[str, str]], bool, str | None]] = {}  # per distinct value
     for i, v in enumerate(values):
         t = as_text(v)
         if t is None:
             out.append(None)
             continue
-        codings = [c for c in (_std_coding(el, t), _ncit(el, codelist, t, ctx)) if c is not None]
+        got = memo.get(t)
+        if got is None:
+            codings = [c for c in (_std_coding(el, t), _ncit(el, codelist, t, ctx)) if c is not None]
+            keep_text = bool(text) or not codings
+            msg = f"{t!r} has no code in {el.args.get('system')}; kept as text" if keep_text and not text else None
+            got = memo[t] = (codings, keep_text, None if partial else msg)
+        codings, keep_text, msg = got
         cc: dict[str, Any] = {}
         if codings:
-            cc["coding"] = codings
-        if text or not codings:
+            cc["coding"] = [dict(c) for c in codings]  # a fresh dict per row: later elements may write into it
+        if keep_text:
             cc["text"] = t
-            if not text and not el.args.get("partial"):
-                probs.append((i, f"{t!r} has no code in {el.args.get('system')}; kept as text"))
+        if msg is not None:
+            probs.append((i, msg))
         out.append(cc)
     return Forward(out, None, probs)
 
