@@ -458,6 +458,14 @@ def compile_setter(path: FPath) -> Setter3:
         return assign
     if len(head) == 1 and _simple(steps[0].select) is not None and steps[-1].plain:
         return _select_then_plain(steps[0], steps[-1].name)
+    if len(head) == 2 and _simple(steps[1].select) is not None and steps[-1].plain:
+        d0 = head[0]
+        inner = _select_then_plain(steps[1], steps[-1].name)
+
+        def set_then_sel_plain(node: JsonDict, value: Any, cache: Cache) -> None:
+            inner(d0(node, cache), value, cache)
+
+        return set_then_sel_plain
     if len(head) == 1:
         d0 = head[0]
 

@@ -144,7 +144,7 @@ def _fallback(el: Element) -> bool:
 
 
 def fwd_string(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
-    return Forward([as_text(v) for v in values])
+    return Forward([v if v.__class__ is str else as_text(v) for v in values])  # text columns: no conversion
 
 
 def _per_value(el: Element, values: Sequence[Any], convert: Callable[[Any], tuple[Any, str | None]]) -> Forward:
