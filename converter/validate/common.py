@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -186,27 +187,46 @@ def row_findings(
 
 
 # --- values --------------------------------------------------------------------------------------------------------
+def _text_value(v: Any) -> str | None:
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return str(int(f)) if f.is_integer() else repr(f)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace") or None
+    s = str(v)
+    return s if s != "" else None
+
+
 def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:
-    """The column as an object array of ``str`` or ``None`` (numbers formatted without a trailing .0)."""
+    """The column as an object array of ``str`` or ``None`` (numbers formatted without a trailing .0).
+
+    Whole columns at a time: text is taken as it is, anything else is converted once per distinct value."""
     values = col.to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            out[i] = None
-        elif isinstance(v, float | np.floating):
-            f = float(v)
-            out[i] = str(int(f)) if f.is_integer() else repr(f)
-        elif isinstance(v, bytes):
-            out[i] = v.decode("utf-8", "replace") or None
-        else:
-            s = str(v)
-            out[i] = s if s != "" else None
-    return out
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        out = values.copy()
+        out[np.asarray(pd.isna(values), dtype=bool)] = None
+        out[out == ""] = None
+        return out
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts = np.array([*(_text_value(u) for u in uniques), None], dtype=object)
+    result: np.ndarray[Any, np.dtype[np.object_]] = texts[codes]  # code -1 (missing) takes the final None
+    return result
 
 
 def is_null(col: pd.Series) -> np.ndarray[Any, np.dtype[np.bool_]]:
     vals = text_values(col)
-    return np.array([v is None or not v.strip() for v in vals], dtype=bool)
+    codes, uniques = pd.factorize(vals, use_na_sentinel=True)
+    blank = np.array([*(not u.strip() for u in uniques), True], dtype=bool)
+    result: np.ndarray[Any, np.dtype[np.bool_]] = blank[codes]
+    return result
+
+
+def utf8_lengths(vals: np.ndarray[Any, np.dtype[np.object_]]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Bytes of each text value in UTF-8 (0 for None), computed once per distinct value."""
+    codes, uniques = pd.factorize(vals, use_na_sentinel=True)
+    sizes = np.array([*(len(u.encode("utf-8")) for u in uniques), 0], dtype=np.int64)
+    result: np.ndarray[Any, np.dtype[np.int64]] = sizes[codes]
+    return result
 
 
 def is_numeric_column(col: pd.Series) -> bool:
@@ -229,6 +249,7 @@ _ISO_DURATION = re.compile(
 )
 
 
+@lru_cache(maxsize=1 << 16)  # dates repeat from row to row
 def iso_datetime_ok(text: str) -> bool:
     """An SDTM --DTC value: ISO 8601 date/time, complete or with right-truncated (or '-'-omitted) components."""
     m = _ISO_DT.match(text)
@@ -256,6 +277,7 @@ def iso_duration_ok(text: str) -> bool:
     return bool(_ISO_DURATION.match(text))
 
 
+@lru_cache(maxsize=1 << 16)
 def complete_date(text: str | None) -> date | None:
     """The date of a value whose date portion is complete (YYYY-MM-DD), else None."""
     if not text or len(text) < 10 or text[4] != "-" or text[7] != "-":
@@ -272,6 +294,7 @@ def study_day(d: date, ref: date) -> int:
     return delta + 1 if delta >= 0 else delta
 
 
+@lru_cache(maxsize=1 << 16)
 def iso_after(start: str, end: str) -> bool:
     """True when ``start`` is later than ``end`` at the precision both give (partial values compare on a prefix)."""
     a, b = start.replace("T", " "), end.replace("T", " ")

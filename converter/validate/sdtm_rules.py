@@ -29,6 +29,7 @@ from converter.validate.common import (
     row_findings,
     study_day,
     text_values,
+    utf8_lengths,
 )
 from converter.validate.findings import Finding
 
@@ -180,7 +181,7 @@ def check_metadata(
                 continue
             if not var.numeric:
                 vals = text_values(series)
-                nbytes = np.array([len(v.encode("utf-8")) if v is not None else 0 for v in vals])
+                nbytes = utf8_lengths(vals)
                 if var.length:
                     out += row_findings(
                         ids.value_too_long, name, var.name, df, nbytes > var.length,
