@@ -1,7 +1,7 @@
 """The conversion on Apache Spark: the same per-subject functions, run as pandas UDFs.
 
 Two entry points. :func:`run_stream_spark` (``inoconv stream --engine spark``) runs the whole chain, records ->
-SDTM -> ADaM -> FHIR NDJSON, on each subject partition inside one ``applyInPandas`` UDF, calling the same
+SDTM -> ADaM -> FHIR NDJSON, on each subject partition inside one ``mapInArrow`` UDF, calling the same
 functions as the local streaming engine (:mod:`converter.engine.chain`), and each task writes its partition's
 files into the shared output folder in the layout of ``inoconv stream``; only counts, accounting and problems
 travel back to the driver. :func:`sdtm_long` / :func:`collect_sdtm` (``inoconv sdtm --engine spark``) build
@@ -21,7 +21,7 @@ No mapping is implemented twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,32 +242,38 @@ class _ChainJob:
     work: str
     files: dict[str, str]
     missing: dict[str, tuple[str, ...]]
+    rules: bool = True
 
 
-def _raw_tables(job: _ChainJob, pdf: pd.DataFrame) -> dict[str, RawTable]:
-    by_form = {str(k): g for k, g in pdf.groupby(FORM_COL, sort=False)} if len(pdf) else {}
+def _raw_tables(job: _ChainJob, table: Any) -> dict[str, RawTable]:
+    """Each form's rows of one partition (an Arrow table of the long layout) as the raw tables of the readers."""
+    import pyarrow.compute as pc
+
     tables: dict[str, RawTable] = {}
     for oid, form in job.chain.forms.forms.items():
         file = job.files.get(oid, f"{oid}.csv")
         missing = job.missing.get(oid, ())
-        rows = by_form.get(oid)
-        if rows is None:
+        rows = table.filter(pc.equal(table[FORM_COL], oid))
+        if not rows.num_rows:
             tables[oid] = empty_raw(form, file)
             continue
         present = [c for c in form.columns if c not in missing]
-        frame = none_for_missing(rows[present].reset_index(drop=True))
+        frame = none_for_missing(rows.select(present).to_pandas())
         tables[oid] = RawTable(form=oid, file=file, frame=frame, missing_columns=missing)
     return tables
 
 
-def chain_partition(job: _ChainJob, index: int, pdf: pd.DataFrame) -> PartResult:
+def chain_partition(job: _ChainJob, index: int, table: Any) -> tuple[PartResult, list[Any]]:
     """One subject partition, start to finish, inside a Spark task: the record checks and typing, then
     :func:`~converter.engine.chain.sdtm_of`, :func:`~converter.engine.chain.adam_of` and
     :func:`~converter.engine.chain.ndjson_of`, each result written as ``inoconv stream`` writes it
-    (``sdtm/<DS>/part-NNNNN.parquet``, ``adam/...``, ``fhir/ndjson/<Type>.NNNNN.ndjson``) under ``job.work``."""
+    (``sdtm/<DS>/part-NNNNN.parquet``, ``adam/...``, ``fhir/ndjson/<Type>.NNNNN.ndjson``) under ``job.work``,
+    and with ``job.rules`` the conformance rules (:func:`~converter.engine.chain.findings_of`). Returns the
+    partition's result and its findings on the study-level datasets."""
     import time
+    from collections import Counter
 
-    from converter.engine.chain import adam_of, ndjson_of, sdtm_of
+    from converter.engine.chain import adam_of, findings_of, ndjson_of, sdtm_of
     from converter.engine.stream import MAX_PROBLEMS, _peak_mib, _write_parquet
     from converter.records.checks import check_tables, typed_records
 
@@ -282,15 +288,15 @@ def chain_partition(job: _ChainJob, index: int, pdf: pd.DataFrame) -> PartResult
         res.seconds[stage] = res.seconds.get(stage, 0.0) + now - clock
         clock = now
 
-    tables = _raw_tables(job, pdf)
+    tables = _raw_tables(job, table)
     report = check_tables(tables, chain.forms)
     res.problems = report.errors[:MAX_PROBLEMS]
     res.warnings = len(report.warnings)
-    if "SUBJID" in pdf.columns:
-        res.subjects = sorted(set(pdf["SUBJID"].dropna().astype(str)))
+    res.subjects = sorted(str(s) for s in table["SUBJID"].unique().to_pylist() if s is not None)
+    del table
     if res.problems:
         lap("read")
-        return res
+        return res, []
     records = typed_records(tables, chain.forms, report.parsed)
     del tables, report
     lap("read")
@@ -303,8 +309,16 @@ def chain_partition(job: _ChainJob, index: int, pdf: pd.DataFrame) -> PartResult
     adam = adam_of(chain, frames)
     res.adam_checks = adam.checks
     res.adam_rows = _write_parquet(adam.datasets, work / "adam", index)
-    del adam
     lap("adam")
+    study_findings: list[Any] = []
+    if job.rules:  # findings on the study-level datasets are kept by the driver from one partition only
+        found = findings_of(chain, frames, adam.datasets, with_study=True)
+        study_findings = [f for f in found if f.dataset in chain.study_sets]
+        found = [f for f in found if f.dataset not in chain.study_sets]
+        res.rule_counts = dict(Counter(f"{f.severity}:{f.rule_id}" for f in found))
+        res.findings = found[:MAX_PROBLEMS]
+        lap("validate")
+    del adam
 
     if chain.fhir is not None:
         folder = work / "fhir" / "ndjson"
@@ -324,7 +338,7 @@ def chain_partition(job: _ChainJob, index: int, pdf: pd.DataFrame) -> PartResult
                 fh.close()
         lap("fhir")
     res.peak_rss_mib = _peak_mib()
-    return res
+    return res, study_findings
 
 
 def part_column(n_parts: int) -> Any:
@@ -337,28 +351,37 @@ def part_column(n_parts: int) -> Any:
 
 
 def chain_long(long: SparkDataFrame, n_parts: int, job: _ChainJob) -> SparkDataFrame:
-    """One row per subject partition (a pickled :class:`~converter.engine.stream.PartResult`), computed by
-    :func:`chain_partition` in ``applyInPandas``; the partition's files are written by the task itself."""
+    """One row per subject partition (the pickled result of :func:`chain_partition`), computed by
+    :func:`chain_partition` in ``mapInArrow`` on the subject-partitioned records; each partition's files are
+    written by its task."""
     import pickle
 
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     schema = T.StructType([T.StructField(RESULT_COL, T.BinaryType())])
 
-    def udf(pdf: pd.DataFrame) -> pd.DataFrame:
-        index = int(pdf[PART_COL].iloc[0])
-        res = chain_partition(job, index, pdf.drop(columns=[PART_COL, KEY_COL]))
-        return pd.DataFrame({RESULT_COL: [pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL)]})
+    def udf(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-    # One task per subject partition: repartition(n, key) is a shuffle of n tasks that adaptive execution leaves
-    # alone (it would coalesce the small grouped shuffle into one task) and that groupBy reuses; the key of
-    # partition i is a number Spark's hash partitioner sends to task i, so no task gets two partitions.
-    from pyspark.sql import functions as F
+        table = pa.Table.from_batches(list(batches))
+        if not table.num_rows:
+            return
+        for index in sorted(pc.unique(table[PART_COL]).to_pylist()):  # one, unless the task keys are ignored
+            rows = table.filter(pc.equal(table[PART_COL], index))
+            res = chain_partition(job, int(index), rows)
+            del rows
+            yield pa.RecordBatch.from_pydict({RESULT_COL: [pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL)]})
 
+    # One task per subject partition, holding all its records: repartition(n, key) is a shuffle into n tasks
+    # that adaptive execution leaves as it is, and the key of partition i is a number that Spark's hash
+    # partitioning sends to task i. Arrow batches, not pandas: the long table is wide and mostly empty (the
+    # union of every form's fields), and only each form's own columns are turned into pandas.
     n = max(n_parts, 1)
     keys = F.array(*[F.lit(k) for k in _task_keys(long.sparkSession, n)])
     keyed = long.withColumn(PART_COL, part_column(n)).withColumn(KEY_COL, F.element_at(keys, F.col(PART_COL) + 1))
-    return keyed.repartition(n, KEY_COL).groupBy(KEY_COL).applyInPandas(udf, schema=schema)
+    return keyed.repartition(n, KEY_COL).mapInArrow(udf, schema=schema)
 
 
 def _task_keys(spark: SparkSession, n: int) -> list[int]:
@@ -430,12 +453,14 @@ def run_stream_spark(
     partitions: int | None = None,
     subjects_per_partition: int = 2000,
     fhir: bool = True,
+    rules: bool = True,
     echo: Callable[[str], Any] = print,
 ) -> StreamReport:
     """``inoconv stream`` on Spark: ``source`` (a CSV folder read by Spark, or an ODM file read on the driver)
-    converted per subject partition into ``out``, with the layout, ``accounting.csv`` and ``stream.json`` of
-    :func:`converter.engine.stream.run_stream` and identical datasets and resources. ``partitions`` defaults to
-    one per ``subjects_per_partition`` subjects, rounded up to a multiple of the session's default parallelism.
+    converted per subject partition into ``out``, with the layout, ``accounting.csv``, conformance findings and
+    ``stream.json`` of :func:`converter.engine.stream.run_stream`, and identical datasets and resources.
+    ``partitions`` defaults to one per ``subjects_per_partition`` subjects, rounded up to a multiple of the
+    session's default parallelism.
 
     ``out`` must be visible to every executor at the same path (local disk for ``local[N]``; a shared mount on
     a cluster). The folder is built beside it and put in place only when every partition converted; bad input
@@ -483,23 +508,30 @@ def run_stream_spark(
         rep.wall_seconds["read"] = time.perf_counter() - t
         echo(f"stream (Spark {spark.sparkContext.master}): {source}; {partitions} subject partitions")
         t = time.perf_counter()
-        job = _ChainJob(chain=chain, work=str(work), files=files, missing=missing)
+        job = _ChainJob(chain=chain, work=str(work), files=files, missing=missing, rules=rules)
         results = [pickle.loads(bytes(r[RESULT_COL])) for r in chain_long(long, partitions, job).collect()]
         rep.wall_seconds["partitions"] = time.perf_counter() - t
         accounting = Accounting()
         subjects_seen: set[str] = set()
         worker_peak = 0.0
-        for res in sorted(results, key=lambda r: r.index):
+        study_findings: list[Any] | None = None
+        for res, study in sorted(results, key=lambda r: r[0].index):
             problems += res.problems
             subjects_seen.update(res.subjects)
             rep.partitions += 1
             worker_peak = max(worker_peak, res.peak_rss_mib)
             if not res.problems:
                 _merge(rep, res, accounting)
+                if study_findings is None:
+                    study_findings = study
+        for f in study_findings or []:
+            rep.findings.append(f)
+            rule = f"{f.severity}:{f.rule_id}"
+            rep.rule_counts[rule] = rep.rule_counts.get(rule, 0) + 1
         if problems:
             raise InputError(problems, context=str(source))
         rep.subjects = len(subjects_seen)
-        _finish(work, _Context(chain=chain, work=work, out=out), rep, accounting)
+        _finish(work, _Context(chain=chain, work=work, out=out, rules=rules), rep, accounting)
         rep.peak_rss_mib = {"driver": _peak_mib(), "largest_worker": worker_peak}
         rep.wall_seconds["total"] = time.perf_counter() - wall0
         stats = {**rep.as_dict(), "engine": "spark", "master": spark.sparkContext.master}
