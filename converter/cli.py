@@ -197,11 +197,17 @@ def fhir(
 def tosdtm(
     fhir_path: Annotated[Path, typer.Argument(help="Bundle JSON, NDJSON file, or a folder of them")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "sdtm-from-fhir",
+    partitions: Annotated[
+        int, typer.Option("--partitions", min=0, help="Stream in N partitions of subjects (Parquet parts); 0: whole")
+    ] = 0,
+    no_validate: Annotated[
+        bool, typer.Option("--no-validate", help="Trusted input: skip the R4 model check of each resource")
+    ] = False,
 ) -> None:
     """FHIR R4 bundles or NDJSON -> SDTM datasets; reports what it cannot convert, resource by resource."""
     from converter.fhir.cli_commands import tosdtm_command
 
-    code = tosdtm_command(fhir_path, out)
+    code = tosdtm_command(fhir_path, out, partitions=partitions, validate=not no_validate)
     if code:
         raise typer.Exit(code)
 

@@ -71,9 +71,9 @@ def test_stream_equals_whole_on_the_example(source: Path, tmp_path: Path) -> Non
     _same_datasets(tmp_path / "out" / "adam", adam.datasets, adam.specs)  # type: ignore[attr-defined]
     got = _ndjson(tmp_path / "out" / "fhir" / "ndjson")
     assert got == _ndjson(ndjson)  # the same resources, byte for byte, only cut into other files
-    manifest = json.loads((tmp_path / "out" / "fhir" / "ndjson" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "fhir" / "manifest.json").read_text())
     listed = {o["url"] for o in manifest["output"]}
-    assert listed == {f.name for f in (tmp_path / "out" / "fhir" / "ndjson").glob("*.ndjson")}
+    assert listed == {f"ndjson/{f.name}" for f in (tmp_path / "out" / "fhir" / "ndjson").glob("*.ndjson")}
     stats = json.loads((tmp_path / "out" / "stream.json").read_text())
     assert stats["fhir_resources"] == {k: len(v) for k, v in sorted(got.items())}
     acc = pd.read_csv(tmp_path / "out" / "accounting.csv")

@@ -11,7 +11,7 @@ Output (built in a staging folder, in place only when every partition converted)
 
     OUT/sdtm/<DS>/part-NNNNN.parquet     every SDTM dataset, a Parquet file per partition (study-level: part-00000)
     OUT/adam/<DS>/part-NNNNN.parquet     every ADaM dataset, likewise
-    OUT/fhir/ndjson/<Type>.NNNNN.ndjson  FHIR Bulk Data files per partition, with ndjson/manifest.json
+    OUT/fhir/ndjson/<Type>.NNNNN.ndjson  FHIR Bulk Data files per partition (listed in OUT/fhir/manifest.json)
     OUT/accounting.csv                   every source form: records read, in SDTM rows, rejected and why
     OUT/validate/findings.{json,csv}     the SDTM and ADaM conformance rules of ``inoconv validate``, per partition
     OUT/stream.json                      counts, partitions, seconds per stage, peak memory
@@ -400,11 +400,11 @@ def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> No
         w.writeheader()
         w.writerows(rows)
     nd = _ndjson_dir(work)
-    if nd.is_dir():
-        output = [{"type": f.name.split(".", 1)[0], "url": f.name} for f in sorted(nd.glob("*.ndjson"))]
+    if nd.is_dir():  # a Bulk Data style manifest beside (not among) the NDJSON files
+        output = [{"type": f.name.split(".", 1)[0], "url": f"ndjson/{f.name}"} for f in sorted(nd.glob("*.ndjson"))]
         manifest = {"transactionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request": str(ctx.out),
                     "requiresAccessToken": False, "output": output, "error": []}  # fmt: skip
-        (nd / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        (nd.parent / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
 
 
 def default_workers() -> int:
