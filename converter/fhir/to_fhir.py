@@ -437,6 +437,8 @@ class Builder:
         made_bodies = [r.body for r in out]
         caches: list[Cache] = [{} for _ in made_bodies]
         for setter, vals in plan:
+            if vals.count(None) == len(vals):
+                continue  # a variable with no value in this partition
             col = vals if len(made) == n else [vals[i] for i in made]
             for body, val, cache in zip(made_bodies, col, caches, strict=True):
                 if val is not None:
