@@ -154,8 +154,11 @@ def _same_outputs(local: Path, spark: Path) -> None:
                 assert got[col].dtype.kind == exp[col].dtype.kind or exp[col].isna().all(), (name, col)
     nd = Path("fhir") / "ndjson"
     assert _ndjson_digest(spark / nd) == _ndjson_digest(local / nd)
-    manifest = json.loads((spark / nd / "manifest.json").read_text())
-    assert {o["url"] for o in manifest["output"]} == {f.name for f in (spark / nd).glob("*.ndjson")}
+    manifests = sorted(str(m.relative_to(local)) for m in (local / "fhir").rglob("manifest.json"))
+    assert manifests == sorted(str(m.relative_to(spark)) for m in (spark / "fhir").rglob("manifest.json"))
+    for name in manifests:  # the Bulk Data manifest lists exactly the NDJSON files written
+        listed = {o["url"] for o in json.loads((spark / name).read_text())["output"]}
+        assert listed == {str(f.relative_to((spark / name).parent)) for f in (spark / nd).glob("*.ndjson")}
     assert (spark / "accounting.csv").read_text() == (local / "accounting.csv").read_text()
     assert (spark / "validate").exists() == (local / "validate").exists()
     if (local / "validate").exists():  # the conformance findings, sorted by the writer
@@ -270,3 +273,17 @@ def test_spark_chain_equals_local_on_10000_subjects(spark: Any, cohort_10000: Pa
 def test_spark_chain_with_fhir_equals_local_on_10000_subjects(spark: Any, cohort_10000: Path,
                                                               tmp_path: Path) -> None:  # fmt: skip
     _chain_on_both(spark, cohort_10000, tmp_path, 10_000, full=True)
+
+
+def test_spark_job_entry_point_uses_the_running_session(spark: Any, tmp_path: Path, capsys: Any) -> None:
+    """``main`` is what a cluster job calls (``spark-submit job.py SOURCE --out DIR``): it runs in the job's
+    session and leaves it running; bad input exits 2 with the problems."""
+    from converter.engine.spark import main
+
+    assert main([str(EXAMPLE / "csv"), "--out", str(tmp_path / "o"), "--partitions", "2", "--no-fhir"]) == 0
+    stats = json.loads((tmp_path / "o" / "stream.json").read_text())
+    assert stats["engine"] == "spark" and stats["subjects"] == 59 and stats["partitions"] == 2
+    assert '"subjects": 59' in capsys.readouterr().out
+    assert spark.sparkContext._jsc is not None  # still running
+    assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()

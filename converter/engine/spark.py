@@ -7,14 +7,14 @@ files into the shared output folder in the layout of ``inoconv stream``; only co
 travel back to the driver. :func:`sdtm_long` / :func:`collect_sdtm` (``inoconv sdtm --engine spark``) build
 the SDTM datasets only and bring them to the driver, for the submission package.
 
-The CRF forms are read by Spark (CSV with every field as text, or Parquet), stacked into one long table with a
-``__form__`` column, and grouped by a subject partition number computed in Spark with the same CRC-32 as the
-local engine (:func:`converter.engine.partition.partition_of`). Each group runs, inside ``applyInPandas``, the
-same code as the local engines: the record checks (:func:`converter.records.checks.check_tables`), the typing
-(:func:`~converter.records.checks.typed_records`) and the spec engine (:func:`converter.sdtm.engine.build_all`).
-For ``inoconv sdtm`` the UDF returns, per partition, one row per dataset holding its rows as exact text in an
-Arrow IPC blob (compact: no wide union of every dataset's columns), plus problems or the source-record accounting;
-:func:`collect_sdtm` turns that into the typed datasets, and :func:`write_parquet` writes them by dataset.
+The CRF forms are read by Spark (CSV with every field as text), stacked into one long table with a ``__form__``
+column, and keyed by a subject partition number computed in Spark with the same CRC-32 as the local engine
+(:func:`converter.engine.partition.partition_of`). For ``inoconv stream`` a shuffle gives each task exactly one
+partition and ``mapInArrow`` turns only each form's own columns into pandas (:func:`chain_long`). For
+``inoconv sdtm`` each group runs in ``applyInPandas`` the record checks, the typing and the spec engine, and
+returns one row per dataset holding its rows as exact text in an Arrow IPC blob; :func:`collect_sdtm` turns
+that into the typed datasets, and :func:`write_parquet` writes them by dataset. :func:`main` is the driver
+program of a cluster job (``spark-submit``) and of ``python -m converter.engine.spark``.
 No mapping is implemented twice.
 """
 
@@ -452,6 +452,7 @@ def run_stream_spark(
     *,
     partitions: int | None = None,
     subjects_per_partition: int = 2000,
+    validate: bool = True,
     fhir: bool = True,
     rules: bool = True,
     echo: Callable[[str], Any] = print,
@@ -494,7 +495,7 @@ def run_stream_spark(
         if fmt == "csv":
             long, files, missing, problems = read_csv_source(spark, source, chain.forms)
         else:  # an ODM file is one XML document: read and checked on the driver, then spread out
-            recs = read_records(source, chain.forms)
+            recs = read_records(source, chain.forms, validate=validate)
             long, files, missing, problems = records_to_long(spark, recs), {}, {}, []
         if long is None:
             raise InputError(problems, context=str(source))
@@ -538,3 +539,104 @@ def run_stream_spark(
         (work / "stream.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2))
     echo(f"stream (Spark): {rep.subjects} subjects in {rep.partitions} partitions -> {out}")
     return rep
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants, with their reaped children (Linux
+    ``/proc``; 0 elsewhere): for a local session, the JVM and its Python workers."""
+    import os
+
+    hz = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += ticks.get(p, 0)
+        todo += [c for c, parent in parents.items() if parent == p]
+    return total / hz
+
+
+def stream_on_spark(
+    source: Path,
+    out: Path,
+    *,
+    partitions: int | None = None,
+    subjects_per_partition: int = 2000,
+    validate: bool = True,
+    fhir: bool = True,
+    rules: bool = True,
+    cores: int | None = None,
+    echo: Callable[[str], Any] = print,
+) -> StreamReport:
+    """:func:`run_stream_spark` in the active Spark session (under ``spark-submit``, in a notebook), or else in
+    a local one (``local[cores]``, all cores by default) that is stopped afterwards. For a local session,
+    ``stream.json`` also gets ``jvm_cpu_seconds``: the CPU of the JVM and its Python workers."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    existing = SparkSession.getActiveSession()
+    spark = existing or local_session(cores=cores or os.cpu_count() or 2)
+    try:
+        if existing is None:
+            spark.sparkContext.setLogLevel("ERROR")
+        rep = run_stream_spark(spark, source, out, partitions=partitions, subjects_per_partition=subjects_per_partition,
+                               validate=validate, fhir=fhir, rules=rules, echo=echo)  # fmt: skip
+        gateway = getattr(spark.sparkContext, "_gateway", None)
+        proc = getattr(gateway, "proc", None)
+        if existing is None and proc is not None and (out / "stream.json").exists():
+            stats = orjson.loads((out / "stream.json").read_bytes())
+            stats["jvm_cpu_seconds"] = round(process_tree_cpu(proc.pid), 1)
+            (out / "stream.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2))
+        return rep
+    finally:
+        if existing is None:
+            spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The driver program of a cluster job (``spark-submit job.py SOURCE --out DIR``, where job.py calls this),
+    also ``python -m converter.engine.spark`` locally. Exit 0, 1 (conformance errors, failed ADaM checks or
+    FHIR problems) or 2 (bad input)."""
+    import argparse
+    import sys
+
+    from converter.errors import InputError
+
+    ap = argparse.ArgumentParser(prog="inoconv-spark", description="records -> SDTM -> ADaM -> FHIR on Spark")
+    ap.add_argument("source", type=Path, help="CSV folder (one file per CRF form) or ODM-XML file")
+    ap.add_argument("--out", type=Path, required=True, help="output folder, visible to every executor")
+    ap.add_argument("--partitions", type=int, default=None, help="subject partitions (default: from --subjects)")
+    ap.add_argument("--subjects", type=int, default=2000, help="subjects per partition when --partitions is not given")
+    ap.add_argument("--cores", type=int, default=None, help="local session only: local[N] (default: all cores)")
+    ap.add_argument("--no-validate", action="store_true", help="skip ODM XSD validation")
+    ap.add_argument("--no-fhir", action="store_true", help="stop at ADaM")
+    ap.add_argument("--no-rules", action="store_true", help="skip the SDTM/ADaM conformance rules")
+    args = ap.parse_args(argv)
+    try:
+        rep = stream_on_spark(args.source, args.out, partitions=args.partitions, subjects_per_partition=args.subjects,
+                              validate=not args.no_validate, fhir=not args.no_fhir, rules=not args.no_rules,
+                              cores=args.cores)  # fmt: skip
+    except InputError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in rep.as_dict().items() if k != "adam_check_failures"}, indent=1))
+    errors = [k for k in rep.rule_counts if k.startswith("error:")]
+    return 1 if rep.adam_checks or rep.fhir_problems or errors else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from converter.engine.spark import main as _main  # the package's module, not __main__: tasks pickle by name
+
+    raise SystemExit(_main())
