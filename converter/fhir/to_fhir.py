@@ -19,7 +19,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
+from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
 from converter.fhir.transforms import FORWARD, Forward, TransformContext, as_text
 from converter.spec.model import DatasetSpec, Terminology
@@ -43,13 +44,29 @@ _NS_BYTES = NAMESPACE.bytes
 _SAFE = re.compile(r"^[A-Za-z0-9:/@\-._~]*$")
 
 
+_VARIANT = {f"{i:x}": f"{(i & 0x3) | 0x8:x}" for i in range(16)}  # the RFC 4122 variant bits on a hex digit
+
+
 def resource_uuid(rtype: str, system: str, value: str) -> str:
     """``str(uuid.uuid5(NAMESPACE, "<Type>|<system>|<value>"))``, computed without the UUID object."""
-    h = bytearray(hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|{value}".encode()).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    x = hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|{value}".encode()).hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+def resource_uuids(rtype: str, systems: list[str], values: list[str]) -> list[str]:
+    """:func:`resource_uuid` of each (system, value) pair; the hash of the common prefix is taken once."""
+    out: list[str] = []
+    bases: dict[str, Any] = {}
+    variant = _VARIANT
+    for system, value in zip(systems, values, strict=True):
+        base = bases.get(system)
+        if base is None:
+            base = bases[system] = hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|".encode())
+        h = base.copy()
+        h.update(value.encode())
+        x = h.hexdigest()
+        out.append(f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant[x[16]]}{x[17:20]}-{x[20:32]}")
+    return out
 
 
 def search_escape(value: str) -> str:
@@ -228,6 +245,25 @@ def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
     return f"row {i + 1}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+_BODY_KEYS = frozenset({"resourceType", "id"})
+
+
+def _flat(template: JsonDict) -> bool:
+    return all(not isinstance(v, dict | list) for v in template.values())
+
+
+def _selector_checked(e: Entry, col: list[Any] | None) -> Entry:
+    """The entry, flagged when a dict value holds the key of its last (selector) step: the item would then not
+    be the one the selector finds again."""
+    last = e.path.last
+    if col is None or last is None or len(last.select) != 1 or "." in last.select[0][0]:
+        return e
+    key = last.select[0][0]
+    if any(type(v) is dict and key in v for v in col):
+        return replace(e, dict_selector_key=True)
+    return e
+
+
 def _item_path(path: FPath) -> FPath:
     return FPath(f"item.{path.text}" if path.text else "item", (Step("item"), *path.steps))
 
@@ -341,21 +377,64 @@ class Builder:
 
     def _with_fallback(
         self, path: FPath, frags: list[Any], originals: list[str | None] | None, el_path: FPath
-    ) -> list[tuple[Setter3, list[Any]]]:
-        """Setters for the fragments, and for the SDTM values their primitives could not hold."""
+    ) -> list[tuple[Entry, list[Any] | None]]:
+        """Writes of the fragments, and of the SDTM values their primitives could not hold."""
         if originals is None:
-            return [(compile_setter(path), frags)]
+            return [(Entry(path), frags)]
         if el_path.string_sibling() is not None:
             sib = path.string_sibling()
             assert sib is not None
             kept = [None if o is not None else f for f, o in zip(frags, originals, strict=True)]
-            return [(compile_setter(path), kept), (compile_setter(sib), list(originals))]
+            return [(Entry(path), kept), (Entry(sib), list(originals))]
         ext = path.primitive_extension()
         if ext is None:
-            return [(compile_setter(path), frags)]
+            return [(Entry(path), frags)]
         url = self.ctx.original_url
         holders = [None if o is None else {"extension": [{"url": url, "valueString": o}]} for o in originals]
-        return [(compile_setter(path), frags), (compile_setter(ext), holders)]
+        return [(Entry(path), frags), (Entry(ext), holders)]
+
+    def _entries(
+        self, el: Element, path: FPath, df: pd.DataFrame, dataset: str | None, label: Callable[[int], str]
+    ) -> list[tuple[Entry, list[Any] | None]]:
+        """The writes of one element at ``path``: a column of fragments, or a constant (and where it applies)."""
+        fwd = self._forward(el, df, dataset, label)
+        if fwd is None:
+            return []
+        if el.kind == "fixed":
+            if el.args["value"] is None:
+                return []
+            mask = fwd.frags if el.when else None
+            return [(Entry(path, const=el.args["value"], is_const=True, has_mask=mask is not None), mask)]
+        return self._with_fallback(path, fwd.frags, fwd.originals, el.path)
+
+    @staticmethod
+    def _fill(
+        roots: list[JsonDict],
+        plan: list[tuple[Entry, list[Any] | None]],
+        rows: list[int] | None,
+        root_keys: frozenset[str],
+    ) -> None:
+        """Write every entry of the plan into the roots (``rows``: the rows of the columns they are, None: all)."""
+        entries = [_selector_checked(e, col) for e, col in plan]
+        cols = [col if rows is None else [col[i] for i in rows] for _e, col in plan if col is not None]
+        prog = compile_rows(entries, root_keys)
+        if prog is not None:
+            prog(roots, *cols)
+            return
+        # paths the row programs do not follow: the setters, value by value (each root in plan order)
+        caches: list[Cache] = [{} for _ in roots]
+        it = iter(cols)
+        for e in entries:
+            setter = compile_setter(e.path)
+            if e.is_const:
+                mask = next(it) if e.has_mask else [True] * len(roots)
+                deep = isinstance(e.const, dict | list)
+                vals = [None if m is None else copy.deepcopy(e.const) if deep else e.const for m in mask]
+            else:
+                vals = next(it)
+            for root, val, cache in zip(roots, vals, caches, strict=True):
+                if val is not None:
+                    setter(root, val, cache)
 
     def _refs_for(self, el: Element, df: pd.DataFrame) -> list[Any]:
         rtype = "ResearchStudy" if el.kind == "study_ref" else "Patient"
@@ -394,30 +473,20 @@ class Builder:
             raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
         systems = render(ident.system, df)
         values = render(ident.value, df)
-        plan: list[tuple[Setter3, list[Any]]] = []
-        id_setter = compile_setter(ident.path)
-        plan.append(
-            (id_setter, [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)])
-        )
+        ids = [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
+        plan: list[tuple[Entry, list[Any] | None]] = [(Entry(ident.path), ids)]
         for el in source.elements:
-            if not el.to_fhir:
-                continue
-            fwd = self._forward(el, df, ds, label)
-            if fwd is None:
-                continue
-            frags = fwd.frags
-            if el.kind == "fixed" and isinstance(el.args["value"], dict | list):
-                frags = [copy.deepcopy(f) if f is not None else None for f in frags]
-            plan.extend(self._with_fallback(el.path, frags, fwd.originals, el.path))
-        subjects = [as_text(v) for v in column_values(df, "USUBJID")] if "USUBJID" in df.columns else [None] * n
-        out: list[Resource] = []
-        bodies: list[JsonDict | None] = []
+            if el.to_fhir:
+                plan.extend(self._entries(el, el.path, df, ds, label))
         rtype = source.resource
-        level_subject = source.level == "subject"
-        made: list[int] = []  # rows that make a resource
-        for i in range(n):
-            s, v = systems[i], values[i]
-            if s is None or v is None:
+        made = [i for i, (s, v) in enumerate(zip(systems, values, strict=True)) if s is not None and v is not None]
+        rows: list[int] | None = None
+        if len(made) < n:
+            rows = made
+            have = set(made)
+            for i in range(n):
+                if i in have:
+                    continue
                 missing = [
                     x for x in ident.value.vars + ident.system.vars if x not in df.columns or df[x].isna().iloc[i]
                 ]
@@ -425,27 +494,31 @@ class Builder:
                     problem(ds or "study", label(i), ",".join(missing), "", "fhir-identifier",
                             f"no {rtype} made: its identifier needs {', '.join(missing)}")
                 )  # fmt: skip
-                bodies.append(None)
-                continue
-            u = resource_uuid(rtype, s, v)
-            body: JsonDict = {"resourceType": rtype, "id": u}
-            bodies.append(body)
-            made.append(i)
-            out.append(Resource(rtype, body, u, subjects[i] if level_subject else None, s, v, source.request,
-                                source.name))  # fmt: skip
-        # setter by setter over the rows (each body still gets its values in plan order): no per-row plan loop
-        made_bodies = [r.body for r in out]
-        caches: list[Cache] = [{} for _ in made_bodies]
-        for setter, vals in plan:
-            if vals.count(None) == len(vals):
-                continue  # a variable with no value in this partition
-            col = vals if len(made) == n else [vals[i] for i in made]
-            for body, val, cache in zip(made_bodies, col, caches, strict=True):
-                if val is not None:
-                    setter(body, val, cache)
-        for child in source.children:
-            if child.direction in ("both", "to_fhir"):
-                self._child(child, source, df, bodies, datasets)
+            systems = [systems[i] for i in made]
+            values = [values[i] for i in made]
+        m_systems: list[str] = systems  # type: ignore[assignment]  # made rows: never None
+        m_values: list[str] = values  # type: ignore[assignment]
+        uuids = resource_uuids(rtype, m_systems, m_values)
+        made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
+        if source.level == "subject" and "USUBJID" in df.columns:
+            subjects = [as_text(v) for v in column_values(df, "USUBJID")]
+            if rows is not None:
+                subjects = [subjects[i] for i in rows]
+        else:
+            subjects = [None] * len(made)
+        request, name = source.request, source.name
+        out = [
+            Resource(rtype, body, u, subj, s, v, request, name)
+            for body, u, subj, s, v in zip(made_bodies, uuids, subjects, m_systems, m_values, strict=True)
+        ]
+        self._fill(made_bodies, plan, rows, _BODY_KEYS)
+        if source.children:
+            bodies: list[JsonDict | None] = [None] * n
+            for i, body in zip(made, made_bodies, strict=True):
+                bodies[i] = body
+            for child in source.children:
+                if child.direction in ("both", "to_fhir"):
+                    self._child(child, source, df, bodies, datasets)
         return out
 
     # -- child rows riding on the resources of a source ----------------------------------------------------------
@@ -476,6 +549,10 @@ class Builder:
         def label(i: int) -> str:
             return row_label(cdf, i, keys)
 
+        template = dict(child.item) if child.item else {}
+        if literal(template) is not None:
+            self._child_rows(child, cdf, parents, bodies, template, label)
+            return
         plan: list[tuple[Setter3, list[Any]]] = []
         for el in child.elements:
             if not el.to_fhir:
@@ -483,7 +560,9 @@ class Builder:
             fwd = self._forward(el, cdf, child.dataset, label)
             if fwd is None:
                 continue
-            plan.extend(self._with_fallback(_item_path(el.path), fwd.frags, fwd.originals, el.path))
+            for e, col in self._with_fallback(_item_path(el.path), fwd.frags, fwd.originals, el.path):
+                assert col is not None
+                plan.append((compile_setter(e.path), col))
         append = compile_appender(child.path) if child.mode == "list" else None
         put = compile_setter(child.path) if child.mode == "first" else None
         done: set[int] = set()
@@ -494,15 +573,56 @@ class Builder:
             body = bodies[p]
             if body is None:
                 continue
-            holder: JsonDict = {"item": copy.deepcopy(dict(child.item)) if child.item else {}}
+            holder: JsonDict = {"item": copy.deepcopy(template)}
             cache: Cache = {}
             for setter, vals in plan:
                 val = vals[i]
                 if val is not None:
                     setter(holder, val, cache)
             item = holder["item"]
-            if item == {} or (isinstance(item, dict) and item == dict(child.item)):
+            if item == {} or (isinstance(item, dict) and item == template):
                 continue
+            if append is not None:
+                append(body, item, {})
+            elif put is not None and p not in done:
+                put(body, item, {})
+                done.add(p)
+
+    def _child_rows(
+        self,
+        child: ChildSpec,
+        cdf: pd.DataFrame,
+        parents: list[int | None],
+        bodies: list[JsonDict | None],
+        template: JsonDict,
+        label: Callable[[int], str],
+    ) -> None:
+        """Child items built from a plain JSON template, column-wise (see :meth:`_fill`)."""
+        plan: list[tuple[Entry, list[Any] | None]] = []
+        for el in child.elements:
+            if el.to_fhir:
+                plan.extend(self._entries(el, el.path, cdf, child.dataset, label))
+        if any(not e.path.steps for e, _col in plan):  # a value that is the item itself
+            holder_plan = [(replace(e, path=_item_path(e.path)), col) for e, col in plan]
+            rows = [i for i, p in enumerate(parents) if p is not None and bodies[p] is not None]
+            holders: list[JsonDict] = [{"item": copy.deepcopy(template)} for _ in rows]
+            self._fill(holders, holder_plan, rows, frozenset({"item"}))
+            items: list[Any] = [h["item"] for h in holders]
+        else:
+            rows = [i for i, p in enumerate(parents) if p is not None and bodies[p] is not None]
+            copy_of = dict if _flat(template) else copy.deepcopy
+            items = [copy_of(template) for _ in rows]
+            self._fill(items, plan, rows if len(rows) < len(parents) else None, frozenset(template))
+        append = compile_appender(child.path) if child.mode == "list" else None
+        put = compile_setter(child.path) if child.mode == "first" else None
+        done: set[int] = set()
+        for i, item in zip(rows, items, strict=True):
+            if item == {} or (isinstance(item, dict) and item == template):
+                continue
+            p = parents[i]
+            assert p is not None
+            body = bodies[p]
+            assert body is not None
             if append is not None:
                 append(body, item, {})
             elif put is not None and p not in done:

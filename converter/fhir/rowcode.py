@@ -1,0 +1,298 @@
+"""Row programs: the setters of a source's paths compiled into one Python function that fills every row.
+
+:func:`converter.fhir.paths.compile_setter` gives one closure per path, called once per value with lookups
+(``node.get``) at every step. For a fixed list of paths written in a fixed order, which nodes exist at any moment
+of a row follows from which values the row has, so a generated function can keep each node in a local variable
+(created on the first value that needs it) and place every value with one or two plain statements:
+
+    for b, v0, v1, v2 in zip(roots, c0, c1, c2):
+        n1 = n2 = n3 = None
+        if v0 is not None:
+            if n1 is None:
+                n1 = b['extension'] = []
+            n2 = {'url': 'https://x/y'}
+            n1.append(n2)
+            n2['valueString'] = v0
+        ...
+
+The result is the same JSON, key for key and item for item, as the closures applied path after path (the
+specs are unchanged; this is only how they run). :func:`compile_rows` answers ``None`` for path sets whose
+outcome depends on the values in ways the generated code does not follow (a list reached both by position and by
+selector, a node written before another path descends into it, a dict value carrying its selector key, a path
+to the node itself); the caller then uses the closures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from converter.fhir.paths import FPath, Step
+
+JsonDict = dict[str, Any]
+RowProgram = Callable[..., None]
+
+_JSON_SCALARS = (str, int, bool, type(None))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One write of the plan: a column of values (``None``: nothing) or a constant JSON value (a fresh copy per
+    row), written where ``mask`` (a column, ``None``: every row) is not None."""
+
+    path: FPath
+    const: Any = None
+    is_const: bool = False
+    has_mask: bool = False
+    dict_selector_key: bool = False  # a value is a dict holding the key of the path's selector step
+
+
+@dataclass
+class _Node:
+    var: str
+    parent: _Node | None
+    step: Step | None
+    list_var: str | None = None  # items of a list: the list's local variable
+    descents: list[int] = field(default_factory=list)  # entries going below this node
+    assigns: list[int] = field(default_factory=list)  # entries writing at this node
+
+
+def literal(value: Any) -> str | None:
+    """Python source that builds a fresh copy of a JSON value (None when it is not plain JSON)."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    if isinstance(value, _JSON_SCALARS):
+        return repr(value)
+    if isinstance(value, list):
+        items = [literal(v) for v in value]
+        return None if any(i is None for i in items) else "[" + ", ".join(str(i) for i in items) + "]"
+    if isinstance(value, dict):
+        parts: list[str] = []
+        for k, v in value.items():
+            lv = literal(v)
+            if not isinstance(k, str) or lv is None:
+                return None
+            parts.append(f"{k!r}: {lv}")
+        return "{" + ", ".join(parts) + "}"
+    return None
+
+
+def _kind(st: Step) -> tuple[str, str | None]:
+    if st.plain:
+        return ("plain", None)
+    if st.index is not None:
+        return ("index", None)
+    if len(st.select) == 1 and "." not in st.select[0][0]:
+        return ("simple", st.select[0][0])
+    return ("complex", None)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _Compiler:
+    def __init__(self, entries: Sequence[Entry], root_keys: frozenset[str]) -> None:
+        self.entries = entries
+        self.root = _Node("b", None, None)
+        self.nodes: dict[tuple[int, Step], _Node] = {}
+        self.lists: dict[tuple[int, str], tuple[str, str | None, str]] = {}  # -> (kind, key, var)
+        self.plains: set[tuple[int, str]] = {(id(self.root), k) for k in root_keys}
+        self.order: list[_Node] = []
+        self.leaves: list[_Node] = []
+        for i, e in enumerate(entries):
+            if not e.path.steps:
+                raise _Unsupported("a path to the node itself")
+            node = self.root
+            for st in e.path.steps[:-1]:
+                node = self._child(node, st)
+                node.descents.append(i)
+            leaf = self._child(node, e.path.steps[-1])
+            leaf.assigns.append(i)
+            self.leaves.append(leaf)
+        for n in self.order:
+            if n.descents and n.assigns and max(n.descents) > min(n.assigns):
+                raise _Unsupported(f"{n.step}: written before a path goes below it")
+            assert n.step is not None
+            kind, key = _kind(n.step)
+            if n.assigns and kind == "simple" and any(entries[i].dict_selector_key for i in n.assigns):
+                raise _Unsupported(f"{n.step}: a dict value holds the selector key {key}")
+
+    def _child(self, parent: _Node, st: Step) -> _Node:
+        got = self.nodes.get((id(parent), st))
+        if got is not None:
+            return got
+        kind, key = _kind(st)
+        pk = (id(parent), st.name)
+        list_var: str | None = None
+        if kind == "plain":
+            if pk in self.lists:
+                raise _Unsupported(f"{st.name}: both an element and a list")
+            self.plains.add(pk)
+        else:
+            if pk in self.plains:
+                raise _Unsupported(f"{st.name}: both an element and a list")
+            have = self.lists.get(pk)
+            if have is None:
+                have = self.lists[pk] = (kind, key, f"l{len(self.lists)}")
+            elif have[:2] != (kind, key):
+                raise _Unsupported(f"{st.name}: list reached by different kinds of step")
+            list_var = have[2]
+        node = _Node(f"n{len(self.nodes)}", parent, st, list_var)
+        self.nodes[(id(parent), st)] = node
+        self.order.append(node)
+        return node
+
+    # -- code ------------------------------------------------------------------------------------------------------
+    def _ensure_list(self, node: _Node, made: set[str], ind: str, out: list[str]) -> None:
+        assert node.list_var is not None and node.parent is not None and node.step is not None
+        lv = node.list_var
+        if lv in made:
+            return
+        out.append(f"{ind}if {lv} is None:")
+        self._ensure(node.parent, made, ind + "    ", out)
+        out.append(f"{ind}    {lv} = {node.parent.var}[{node.step.name!r}] = []")
+
+    def _ensure(self, node: _Node, made: set[str], ind: str, out: list[str]) -> None:
+        """Code that makes ``node`` (a dict) exist, as the descenders of paths.py would find or create it."""
+        if node.parent is None or node.var in made:
+            return
+        st = node.step
+        assert st is not None
+        out.append(f"{ind}if {node.var} is None:")
+        inner = ind + "    "
+        kind, _key = _kind(st)
+        if kind == "plain":
+            self._ensure(node.parent, made, inner, out)
+            out.append(f"{inner}{node.var} = {node.parent.var}[{st.name!r}] = {{}}")
+            return
+        self._ensure_list(node, made, inner, out)
+        lv = node.list_var
+        if kind == "index":
+            out.append(f"{inner}while len({lv}) <= {st.index}:")
+            out.append(f"{inner}    {lv}.append({{}})")
+            out.append(f"{inner}{node.var} = {lv}[{st.index}]")
+            return
+        pairs = ", ".join(f"{k!r}: {v!r}" for k, v in st.select if "." not in k)
+        out.append(f"{inner}{node.var} = {{{pairs}}}")
+        out.append(f"{inner}{lv}.append({node.var})")
+
+    def _assign(self, leaf: _Node, v: str, made: set[str], ind: str, out: list[str]) -> None:
+        """Code that writes ``v`` at ``leaf``, as the assigners of paths.py do."""
+        st = leaf.step
+        parent = leaf.parent
+        assert st is not None and parent is not None
+        kind, _key = _kind(st)
+        only = len(leaf.assigns) == 1 and not leaf.descents
+        if kind == "plain":
+            self._ensure(parent, made, ind, out)
+            if only:
+                out.append(f"{ind}{parent.var}[{st.name!r}] = {v}")
+                return
+            out.append(f"{ind}if type({v}) is dict and type({leaf.var}) is dict and {leaf.var}:")
+            out.append(f"{ind}    {leaf.var}.update({v})")
+            out.append(f"{ind}else:")
+            out.append(f"{ind}    {leaf.var} = {parent.var}[{st.name!r}] = {v}")
+            return
+        self._ensure_list(leaf, made, ind, out)
+        lv = leaf.list_var
+        if kind == "index":
+            out.append(f"{ind}while len({lv}) <= {st.index}:")
+            out.append(f"{ind}    {lv}.append({{}})")
+            out.append(f"{ind}old = {lv}[{st.index}]")
+            out.append(f"{ind}if type({v}) is dict and type(old) is dict and old:")
+            out.append(f"{ind}    old.update({v})")
+            out.append(f"{ind}else:")
+            out.append(f"{ind}    {lv}[{st.index}] = {v}")
+            return
+        # a selector: the item this step made or found before (a dict), else the value appended
+        out.append(f"{ind}if {leaf.var} is None:")
+        out.append(f"{ind}    if type({v}) is dict:")
+        for k, want in st.select:
+            if "." not in k:
+                out.append(f"{ind}        {v}.setdefault({k!r}, {want!r})")
+        out.append(f"{ind}        {leaf.var} = {v}")
+        out.append(f"{ind}    {lv}.append({v})")
+        out.append(f"{ind}elif type({v}) is dict:")
+        out.append(f"{ind}    {leaf.var}.update({v})")
+
+    def source(self) -> tuple[str, int]:
+        cols: list[str] = []
+        body: list[str] = []
+        made: set[str] = set()
+        for i, e in enumerate(self.entries):
+            leaf = self.leaves[i]
+            ind = "        "
+            if e.is_const:
+                lit = literal(e.const)
+                if lit is None:
+                    raise _Unsupported("a constant that is not plain JSON")
+                if e.has_mask:
+                    cols.append(f"m{i}")
+                    body.append(f"{ind}if m{i} is not None:")
+                    ind += "    "
+                    always = False
+                else:
+                    always = True
+                if lit[0] in "[{":
+                    body.append(f"{ind}v = {lit}")
+                    val = "v"
+                else:
+                    val = lit
+            else:
+                cols.append(f"v{i}")
+                body.append(f"{ind}if v{i} is not None:")
+                ind += "    "
+                val = f"v{i}"
+                always = False
+            step_made = set(made)
+            self._assign(leaf, val, step_made, ind, body)
+            if always:  # every row has it: the nodes on its way exist from here on
+                node: _Node | None = leaf.parent
+                while node is not None and node.parent is not None:
+                    made.add(node.var)
+                    if node.list_var is not None:
+                        made.add(node.list_var)
+                    node = node.parent
+                if leaf.list_var is not None:
+                    made.add(leaf.list_var)
+        local = [n.var for n in self.order] + [v for (_k, _s, v) in self.lists.values()]
+        lines = [f"def run(roots, {', '.join(cols)}):" if cols else "def run(roots):"]
+        names = ", ".join(cols)
+        lines.append(f"    for b, {names} in zip(roots, {names}):" if cols else "    for b in roots:")
+        if local:
+            lines.append(f"        {' = '.join(local)} = None")
+        lines += body or ["        pass"]
+        return "\n".join(lines) + "\n", len(cols)
+
+
+_CACHE: dict[tuple[tuple[str, bool, bool, bool, str | None], ...] | Any, RowProgram | None] = {}
+
+
+def compile_rows(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset()) -> RowProgram | None:
+    """``run(roots, *columns)``: every entry written into every root (columns: the non-constant entries' values
+    and the masks of the masked constants, in entry order); ``None`` when the paths need the closures.
+
+    ``root_keys``: keys the roots already hold (a child item's template), which no path may go through."""
+    key = (
+        root_keys,
+        tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, literal(e.const)) for e in entries),
+    )
+    if key in _CACHE:
+        return _CACHE[key]
+    try:
+        code, _n = _Compiler(entries, root_keys).source()
+    except _Unsupported:
+        _CACHE[key] = None
+        return None
+    if any(e.path.steps and e.path.steps[0].name in root_keys for e in entries):
+        _CACHE[key] = None
+        return None
+    namespace: dict[str, Any] = {}
+    exec(compile(code, f"<row program {len(_CACHE)}>", "exec"), namespace)  # the source generated above
+    prog: RowProgram = namespace["run"]
+    prog.__doc__ = code
+    _CACHE[key] = prog
+    return prog
