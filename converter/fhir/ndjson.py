@@ -6,6 +6,7 @@ with where it came from, so a bad line is reported by file and line and the rest
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -13,7 +14,7 @@ from typing import IO, Any
 
 import orjson
 
-from converter.fhir.to_fhir import FhirResult
+from converter.fhir.to_fhir import FhirResult, Resource
 
 
 class NdjsonWriter:
@@ -34,15 +35,13 @@ class NdjsonWriter:
 
     def write(self, result: FhirResult) -> None:
         result.refs.use("ndjson")
-        dumps = orjson.dumps
         # by subject (study-level first), then build order: the same files whatever the partitioning
-        for r in sorted(result.resources, key=lambda r: r.subject or ""):
-            fh = self.files.get(r.rtype)
+        for rtype, lines in ndjson_chunks(result).items():
+            fh = self.files.get(rtype)
             if fh is None:
-                fh = self.files[r.rtype] = open(self.folder / f"{r.rtype}.ndjson", "wb")  # noqa: SIM115
-            fh.write(dumps(r.body))
-            fh.write(b"\n")
-            self.counts[r.rtype] = self.counts.get(r.rtype, 0) + 1
+                fh = self.files[rtype] = open(self.folder / f"{rtype}.ndjson", "wb")  # noqa: SIM115
+            fh.write(lines)
+            self.counts[rtype] = self.counts.get(rtype, 0) + lines.count(b"\n")
 
     def close(self) -> None:
         for fh in self.files.values():
@@ -53,6 +52,27 @@ class NdjsonWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def ndjson_chunks(result: FhirResult) -> dict[str, bytes]:
+    """Each type's NDJSON lines (type -> bytes, every line ending in a newline), by subject (study-level first),
+    then in build order; the references must already be in NDJSON form."""
+    by_type: dict[str, list[Resource]] = {}
+    for r in result.resources:
+        got = by_type.get(r.rtype)
+        if got is None:
+            by_type[r.rtype] = [r]
+        else:
+            got.append(r)
+    dumps = orjson.dumps
+    newline = orjson.OPT_APPEND_NEWLINE
+    out: dict[str, bytes] = {}
+    for rtype, rs in by_type.items():
+        subjects = [r.subject or "" for r in rs]
+        if any(a > b for a, b in itertools.pairwise(subjects)):  # stable: build order within a subject
+            rs = [rs[i] for i in sorted(range(len(rs)), key=subjects.__getitem__)]
+        out[rtype] = b"".join([dumps(r.body, option=newline) for r in rs])
+    return out
 
 
 def ndjson_lines(result: FhirResult) -> dict[str, bytes]:

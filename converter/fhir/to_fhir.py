@@ -170,6 +170,16 @@ def text_values(df: pd.DataFrame, var: str) -> list[str | None]:
     col = df[var]
     if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
         return column_values(df, var)
+    if col.dtype.kind == "f" and len(col):  # whole numbers (--SEQ): str(int(v)), as as_text gives them
+        arr = col.to_numpy(dtype=np.float64)
+        nan = np.isnan(arr)
+        vals = arr[~nan]
+        if np.all(np.isfinite(vals)) and np.all(np.abs(vals) < 1e15) and np.all(vals == np.floor(vals)):
+            out: list[str | None] = [None] * len(arr)
+            keep = np.flatnonzero(~nan).tolist()
+            for i, t in zip(keep, map(str, vals.astype(np.int64).tolist()), strict=True):
+                out[i] = t
+            return out
     return [as_text(x) for x in column_values(df, var)]
 
 
@@ -182,7 +192,23 @@ def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     return pd.concat([df, extra], axis=1)
 
 
+_TERM = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*(?:\.(isna|notna)\(\)|(==|!=)\s*'([^'\\]*)')\s*$")
+
+
 def eval_mask(df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    term = _TERM.match(expr)
+    if term is not None:  # VAR.isna() / VAR.notna() / VAR == 'x' / VAR != 'x': what eval gives, without eval
+        var, test, op, lit = term.groups()
+        col = df[var] if var in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+        if test == "isna":
+            res = col.isna()
+        elif test == "notna":
+            res = col.notna()
+        elif op == "==":
+            res = col == lit
+        else:
+            res = col != lit
+        return res.fillna(False).to_numpy(dtype=bool)
     names = {n for n in _NAMES.findall(expr) if n not in _KEYWORDS}
     frame = with_columns(df, names)
     res = frame.eval(expr, engine="python")
@@ -210,29 +236,40 @@ def _pieces(template: Template) -> list[str | tuple[str, str | None]]:
     return out
 
 
-def render(template: Template, df: pd.DataFrame) -> list[str | None]:
-    """A template per row; ``None`` where a field's variable is missing (whole columns at a time)."""
+Texts = Callable[[pd.DataFrame, str], list[str | None]]
+
+
+def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> list[str | None]:
+    """A template per row; ``None`` where a field's variable is missing (whole columns at a time).
+
+    ``texts``: how a column is read as text (:func:`text_values`, or a memo of it)."""
     n = len(df)
-    result = np.full(n, "", dtype=object)
-    present = np.ones(n, dtype=bool)
-    for pc in _pieces(template):
+    pieces = _pieces(template)
+    if any(isinstance(pc, tuple) and pc[0] not in df.columns for pc in pieces):
+        return [None] * n
+    cols: list[list[str | None] | str] = []
+    for pc in pieces:
         if isinstance(pc, str):
-            result = result + pc
+            cols.append(pc)
             continue
         var, case = pc
-        if var not in df.columns:
-            return [None] * n
-        col = np.array(text_values(df, var), dtype=object)
-        have = col != None  # noqa: E711 - elementwise
-        present &= have
-        col[~have] = ""
-        if case == "lower":
-            col = np.array([x.lower() for x in col.tolist()], dtype=object)
-        elif case == "upper":
-            col = np.array([x.upper() for x in col.tolist()], dtype=object)
-        result = result + col
-    result[~present] = None
-    return list(result.tolist())
+        col = texts(df, var)
+        if case is not None:
+            memo: dict[str | None, str | None] = {None: None}
+            for x in col:
+                if x not in memo:
+                    memo[x] = x.lower() if case == "lower" else x.upper()  # type: ignore[union-attr]
+            col = [memo[x] for x in col]
+        cols.append(col)
+    if len(cols) == 1 and not isinstance(cols[0], str):
+        return list(cols[0])
+    result: list[str | None] = [""] * n  # type: ignore[list-item]
+    for c in cols:
+        if isinstance(c, str):
+            result = [None if r is None else r + c for r in result]
+        else:
+            result = [None if r is None or x is None else r + x for r, x in zip(result, c, strict=True)]
+    return result
 
 
 def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
@@ -296,6 +333,8 @@ class Builder:
         )
         self.refs = RefTable()
         self.problems: list[Problem] = []
+        # columns read in this source: (what, id(frame), var) -> (frame, values); the frame kept so its id stays its
+        self._memo: dict[tuple[str, int, str], tuple[pd.DataFrame, Any]] = {}
         self._targets = {t: self._target(t) for t in ("Patient", "ResearchStudy")}
 
     def _target(self, rtype: str) -> _Target | None:
@@ -317,9 +356,32 @@ class Builder:
             for source in self.specs.resources[rtype]:
                 if source.level in levels:
                     resources.extend(self._source(source, datasets))
+                    self._memo.clear()
         self._check_targets(resources, made_elsewhere)
         self._check_unique(resources)
         return FhirResult(resources=resources, refs=self.refs, problems=self.problems)
+
+    # -- columns, read once per source ------------------------------------------------------------------------------
+    def _values(self, df: pd.DataFrame, var: str) -> list[Any]:
+        key = ("values", id(df), var)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = (df, column_values(df, var))
+        return got[1]  # type: ignore[no-any-return]
+
+    def _texts(self, df: pd.DataFrame, var: str) -> list[str | None]:
+        key = ("texts", id(df), var)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = (df, text_values(df, var))
+        return got[1]  # type: ignore[no-any-return]
+
+    def _mask(self, df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        key = ("mask", id(df), expr)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = (df, eval_mask(df, expr))
+        return got[1]  # type: ignore[no-any-return]
 
     # -- one source -----------------------------------------------------------------------------------------------
     def _frame(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
@@ -353,7 +415,7 @@ class Builder:
             if el.var is None:
                 return None
             if el.var in df.columns:
-                values = column_values(df, el.var)
+                values = self._values(df, el.var)
             elif el.kind == "map" and None in el.args["map"]:
                 values = [None] * n  # an absent variable is all missing: its null mapping still applies
             else:
@@ -364,7 +426,7 @@ class Builder:
             else:
                 fwd = fn(el, values, self.ctx)
         if el.when:
-            mask = eval_mask(df, el.when)
+            mask = self._mask(df, el.when)
             fwd.frags = [f if m else None for f, m in zip(fwd.frags, mask.tolist(), strict=True)]
             if fwd.originals is not None:
                 fwd.originals = [o if m else None for o, m in zip(fwd.originals, mask.tolist(), strict=True)]
@@ -441,8 +503,8 @@ class Builder:
         target = self._targets.get(rtype)
         if target is None:
             raise ValueError(f"{el.where}: as: {el.kind} needs a {rtype} spec with an identifier")
-        systems = render(target.ident.system, df)
-        values = render(target.ident.value, df)
+        systems = render(target.ident.system, df, self._texts)
+        values = render(target.ident.value, df, self._texts)
         out: list[Any] = []
         memo: dict[tuple[str, str], Any] = {}
         for s, v in zip(systems, values, strict=True):
@@ -471,8 +533,8 @@ class Builder:
         ident = source.identifier
         if ident is None:
             raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
-        systems = render(ident.system, df)
-        values = render(ident.value, df)
+        systems = render(ident.system, df, self._texts)
+        values = render(ident.value, df, self._texts)
         ids = [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
         plan: list[tuple[Entry, list[Any] | None]] = [(Entry(ident.path), ids)]
         for el in source.elements:
@@ -501,7 +563,7 @@ class Builder:
         uuids = resource_uuids(rtype, m_systems, m_values)
         made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
         if source.level == "subject" and "USUBJID" in df.columns:
-            subjects = [as_text(v) for v in column_values(df, "USUBJID")]
+            subjects = list(self._texts(df, "USUBJID"))
             if rows is not None:
                 subjects = [subjects[i] for i in rows]
         else:
