@@ -201,14 +201,14 @@ def eval_mask(df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]
         var, test, op, lit = term.groups()
         col = df[var] if var in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
         if test == "isna":
-            res = col.isna()
+            hit = col.isna()
         elif test == "notna":
-            res = col.notna()
+            hit = col.notna()
         elif op == "==":
-            res = col == lit
+            hit = col == lit
         else:
-            res = col != lit
-        return res.fillna(False).to_numpy(dtype=bool)
+            hit = col != lit
+        return hit.fillna(False).to_numpy(dtype=bool)
     names = {n for n in _NAMES.findall(expr) if n not in _KEYWORDS}
     frame = with_columns(df, names)
     res = frame.eval(expr, engine="python")
@@ -263,7 +263,7 @@ def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> 
         cols.append(col)
     if len(cols) == 1 and not isinstance(cols[0], str):
         return list(cols[0])
-    result: list[str | None] = [""] * n  # type: ignore[list-item]
+    result: list[str | None] = [""] * n
     for c in cols:
         if isinstance(c, str):
             result = [None if r is None else r + c for r in result]
@@ -367,21 +367,21 @@ class Builder:
         got = self._memo.get(key)
         if got is None:
             got = self._memo[key] = (df, column_values(df, var))
-        return got[1]  # type: ignore[no-any-return]
+        return got[1]
 
     def _texts(self, df: pd.DataFrame, var: str) -> list[str | None]:
         key = ("texts", id(df), var)
         got = self._memo.get(key)
         if got is None:
             got = self._memo[key] = (df, text_values(df, var))
-        return got[1]  # type: ignore[no-any-return]
+        return got[1]
 
     def _mask(self, df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
         key = ("mask", id(df), expr)
         got = self._memo.get(key)
         if got is None:
             got = self._memo[key] = (df, eval_mask(df, expr))
-        return got[1]  # type: ignore[no-any-return]
+        return got[1]
 
     # -- one source -----------------------------------------------------------------------------------------------
     def _frame(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
