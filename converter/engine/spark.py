@@ -537,7 +537,6 @@ def run_stream_spark(
         rep.wall_seconds["total"] = time.perf_counter() - wall0
         stats = {**rep.as_dict(), "engine": "spark", "master": spark.sparkContext.master}
         (work / "stream.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2))
-    echo(f"stream (Spark): {rep.subjects} subjects in {rep.partitions} partitions -> {out}")
     return rep
 
 
