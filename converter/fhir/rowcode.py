@@ -25,6 +25,7 @@ to the node itself); the caller then uses the closures.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class Entry:
     is_const: bool = False
     has_mask: bool = False
     dict_selector_key: bool = False  # a value is a dict holding the key of the path's selector step
+    shared: bool = False  # dict values may be one object for many rows: copied before anything writes into them
 
 
 @dataclass
@@ -146,58 +148,86 @@ class _Compiler:
         return node
 
     # -- code ------------------------------------------------------------------------------------------------------
-    def _ensure_list(self, node: _Node, made: set[str], ind: str, out: list[str]) -> None:
+    # Each local (node or list) is, at a given entry, surely unset (no earlier entry touched it), surely set (an
+    # entry that every row has made it) or either: only the last needs an ``is None`` test.
+    def _ensure_list(self, node: _Node, state: dict[str, str], ind: str, out: list[str]) -> None:
         assert node.list_var is not None and node.parent is not None and node.step is not None
         lv = node.list_var
-        if lv in made:
+        have = state.get(lv, _UNSET)
+        if have == _SET:
             return
-        out.append(f"{ind}if {lv} is None:")
-        self._ensure(node.parent, made, ind + "    ", out)
-        out.append(f"{ind}    {lv} = {node.parent.var}[{node.step.name!r}] = []")
+        if have == _MAYBE:
+            out.append(f"{ind}if {lv} is None:")
+            ind += "    "
+        self._ensure(node.parent, state, ind, out)
+        out.append(f"{ind}{lv} = {node.parent.var}[{node.step.name!r}] = []")
+        state[lv] = _SET if have == _UNSET else _MAYBE
 
-    def _ensure(self, node: _Node, made: set[str], ind: str, out: list[str]) -> None:
+    def _ensure(self, node: _Node, state: dict[str, str], ind: str, out: list[str]) -> None:
         """Code that makes ``node`` (a dict) exist, as the descenders of paths.py would find or create it."""
-        if node.parent is None or node.var in made:
+        if node.parent is None:
             return
+        have = state.get(node.var, _UNSET)
+        if have == _SET:
+            return
+        if have == _MAYBE:
+            out.append(f"{ind}if {node.var} is None:")
+            ind += "    "
         st = node.step
         assert st is not None
-        out.append(f"{ind}if {node.var} is None:")
-        inner = ind + "    "
         kind, _key = _kind(st)
         if kind == "plain":
-            self._ensure(node.parent, made, inner, out)
-            out.append(f"{inner}{node.var} = {node.parent.var}[{st.name!r}] = {{}}")
-            return
-        self._ensure_list(node, made, inner, out)
-        lv = node.list_var
-        if kind == "index":
-            out.append(f"{inner}while len({lv}) <= {st.index}:")
-            out.append(f"{inner}    {lv}.append({{}})")
-            out.append(f"{inner}{node.var} = {lv}[{st.index}]")
-            return
-        pairs = ", ".join(f"{k!r}: {v!r}" for k, v in st.select if "." not in k)
-        out.append(f"{inner}{node.var} = {{{pairs}}}")
-        out.append(f"{inner}{lv}.append({node.var})")
+            self._ensure(node.parent, state, ind, out)
+            out.append(f"{ind}{node.var} = {node.parent.var}[{st.name!r}] = {{}}")
+        else:
+            self._ensure_list(node, state, ind, out)
+            lv = node.list_var
+            if kind == "index":
+                out.append(f"{ind}while len({lv}) <= {st.index}:")
+                out.append(f"{ind}    {lv}.append({{}})")
+                out.append(f"{ind}{node.var} = {lv}[{st.index}]")
+            else:
+                out.append(f"{ind}{node.var} = {{{_pairs(st)}}}")
+                out.append(f"{ind}{lv}.append({node.var})")
+        state[node.var] = _SET if have == _UNSET else _MAYBE
 
-    def _assign(self, leaf: _Node, v: str, made: set[str], ind: str, out: list[str]) -> None:
-        """Code that writes ``v`` at ``leaf``, as the assigners of paths.py do."""
+    def _assign(self, i: int, v: str, state: dict[str, str], ind: str, out: list[str]) -> None:
+        """Code that writes ``v`` at the entry's node, as the assigners of paths.py do."""
+        leaf = self.leaves[i]
         st = leaf.step
         parent = leaf.parent
         assert st is not None and parent is not None
         kind, _key = _kind(st)
         only = len(leaf.assigns) == 1 and not leaf.descents
+        if self.entries[i].shared and (not only or kind in ("simple", "complex")):
+            out.append(f"{ind}if type({v}) is dict:")  # it may be written into (merged, keyed): a copy of its own
+            out.append(f"{ind}    {v} = dict({v})")
         if kind == "plain":
-            self._ensure(parent, made, ind, out)
-            if only:
-                out.append(f"{ind}{parent.var}[{st.name!r}] = {v}")
-                return
-            out.append(f"{ind}if type({v}) is dict and type({leaf.var}) is dict and {leaf.var}:")
-            out.append(f"{ind}    {leaf.var}.update({v})")
-            out.append(f"{ind}else:")
-            out.append(f"{ind}    {leaf.var} = {parent.var}[{st.name!r}] = {v}")
+            if only and parent.descents == [i] and not parent.assigns and parent.step is not None:
+                pkind, _k = _kind(parent.step)
+                if pkind in ("simple", "complex"):  # an item of a list only this entry makes: one literal
+                    self._ensure_list(parent, state, ind, out)
+                    sep = ", " if _pairs(parent.step) else ""
+                    out.append(f"{ind}{parent.list_var}.append({{{_pairs(parent.step)}{sep}{st.name!r}: {v}}})")
+                    return
+            self._ensure(parent, state, ind, out)
+            have = state.get(leaf.var, _UNSET)
+            if only or have == _UNSET:
+                out.append(f"{ind}{'' if only else leaf.var + ' = '}{parent.var}[{st.name!r}] = {v}")
+            else:
+                out.append(f"{ind}if type({v}) is dict and type({leaf.var}) is dict and {leaf.var}:")
+                out.append(f"{ind}    {leaf.var}.update({v})")
+                out.append(f"{ind}else:")
+                out.append(f"{ind}    {leaf.var} = {parent.var}[{st.name!r}] = {v}")
+            if not only:
+                state[leaf.var] = _MAYBE
             return
-        self._ensure_list(leaf, made, ind, out)
+        fresh = state.get(leaf.list_var or "", _UNSET) == _UNSET
+        self._ensure_list(leaf, state, ind, out)
         lv = leaf.list_var
+        if kind == "index" and fresh and st.index is not None:  # the list made just now: [{}, ..., v]
+            out.append(f"{ind}{lv}.extend([{'{}, ' * st.index}{v}])")
+            return
         if kind == "index":
             out.append(f"{ind}while len({lv}) <= {st.index}:")
             out.append(f"{ind}    {lv}.append({{}})")
@@ -208,34 +238,42 @@ class _Compiler:
             out.append(f"{ind}    {lv}[{st.index}] = {v}")
             return
         # a selector: the item this step made or found before (a dict), else the value appended
-        out.append(f"{ind}if {leaf.var} is None:")
-        out.append(f"{ind}    if type({v}) is dict:")
-        for k, want in st.select:
-            if "." not in k:
-                out.append(f"{ind}        {v}.setdefault({k!r}, {want!r})")
-        out.append(f"{ind}        {leaf.var} = {v}")
-        out.append(f"{ind}    {lv}.append({v})")
-        out.append(f"{ind}elif type({v}) is dict:")
-        out.append(f"{ind}    {leaf.var}.update({v})")
+        setdefaults = [f"{v}.setdefault({k!r}, {want!r})" for k, want in st.select if "." not in k]
+        if only:
+            if setdefaults:
+                out.append(f"{ind}if type({v}) is dict:")
+                out += [f"{ind}    {x}" for x in setdefaults]
+            out.append(f"{ind}{lv}.append({v})")
+            return
+        have = state.get(leaf.var, _UNSET)
+        inner = ind
+        if have != _UNSET:
+            out.append(f"{ind}if {leaf.var} is None:")
+            inner += "    "
+        out.append(f"{inner}if type({v}) is dict:")
+        out += [f"{inner}    {x}" for x in setdefaults]
+        out.append(f"{inner}    {leaf.var} = {v}")
+        out.append(f"{inner}{lv}.append({v})")
+        if have != _UNSET:
+            out.append(f"{ind}elif type({v}) is dict:")
+            out.append(f"{ind}    {leaf.var}.update({v})")
+        state[leaf.var] = _MAYBE
 
-    def source(self) -> tuple[str, int]:
+    def source(self) -> str:
         cols: list[str] = []
         body: list[str] = []
-        made: set[str] = set()
+        state: dict[str, str] = {}
         for i, e in enumerate(self.entries):
-            leaf = self.leaves[i]
             ind = "        "
             if e.is_const:
                 lit = literal(e.const)
                 if lit is None:
                     raise _Unsupported("a constant that is not plain JSON")
+                always = not e.has_mask
                 if e.has_mask:
                     cols.append(f"m{i}")
                     body.append(f"{ind}if m{i} is not None:")
                     ind += "    "
-                    always = False
-                else:
-                    always = True
                 if lit[0] in "[{":
                     body.append(f"{ind}v = {lit}")
                     val = "v"
@@ -247,28 +285,32 @@ class _Compiler:
                 ind += "    "
                 val = f"v{i}"
                 always = False
-            step_made = set(made)
-            self._assign(leaf, val, step_made, ind, body)
-            if always:  # every row has it: the nodes on its way exist from here on
-                node: _Node | None = leaf.parent
-                while node is not None and node.parent is not None:
-                    made.add(node.var)
-                    if node.list_var is not None:
-                        made.add(node.list_var)
-                    node = node.parent
-                if leaf.list_var is not None:
-                    made.add(leaf.list_var)
-        local = [n.var for n in self.order] + [v for (_k, _s, v) in self.lists.values()]
-        lines = [f"def run(roots, {', '.join(cols)}):" if cols else "def run(roots):"]
+            before = dict(state)
+            self._assign(i, val, state, ind, body)
+            if not always:  # what this entry made exists in some rows only
+                for var, have in state.items():
+                    if before.get(var, _UNSET) != have:
+                        state[var] = _MAYBE
+        tests = "\n".join(x for x in body if x.lstrip().startswith(("if ", "elif ")))
+        tested = set(re.findall(r"\b([nl]\d+)\b", tests))  # the locals read before being surely set
+        local = [v for v in [n.var for n in self.order] + [v for (_k, _s, v) in self.lists.values()] if v in tested]
         names = ", ".join(cols)
+        lines = [f"def run(roots, {names}):" if cols else "def run(roots):"]
         lines.append(f"    for b, {names} in zip(roots, {names}):" if cols else "    for b in roots:")
         if local:
             lines.append(f"        {' = '.join(local)} = None")
         lines += body or ["        pass"]
-        return "\n".join(lines) + "\n", len(cols)
+        return "\n".join(lines) + "\n"
 
 
-_CACHE: dict[tuple[tuple[str, bool, bool, bool, str | None], ...] | Any, RowProgram | None] = {}
+_UNSET, _MAYBE, _SET = "unset", "maybe", "set"
+
+
+def _pairs(st: Step) -> str:
+    return ", ".join(f"{k!r}: {v!r}" for k, v in st.select if "." not in k)
+
+
+_CACHE: dict[Any, RowProgram | None] = {}
 
 
 def compile_rows(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset()) -> RowProgram | None:
@@ -278,12 +320,12 @@ def compile_rows(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset
     ``root_keys``: keys the roots already hold (a child item's template), which no path may go through."""
     key = (
         root_keys,
-        tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, literal(e.const)) for e in entries),
+        tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, e.shared, literal(e.const)) for e in entries),
     )
     if key in _CACHE:
         return _CACHE[key]
     try:
-        code, _n = _Compiler(entries, root_keys).source()
+        code = _Compiler(entries, root_keys).source()
     except _Unsupported:
         _CACHE[key] = None
         return None

@@ -29,7 +29,7 @@ from converter.errors import Problem, problem
 from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
 from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
-from converter.fhir.transforms import FORWARD, Forward, TransformContext, as_text
+from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text
 from converter.spec.model import DatasetSpec, Terminology
 
 NAMESPACE = uuid.UUID("5b0e7c52-3a0e-4d8e-9f31-6f1c0f7d2a90")  # fixed: ids and fullUrls stable across runs
@@ -467,7 +467,10 @@ class Builder:
                 return []
             mask = fwd.frags if el.when else None
             return [(Entry(path, const=el.args["value"], is_const=True, has_mask=mask is not None), mask)]
-        return self._with_fallback(path, fwd.frags, fwd.originals, el.path)
+        out = self._with_fallback(path, fwd.frags, fwd.originals, el.path)
+        if el.kind in SHARED:
+            out[0] = (replace(out[0][0], shared=True), out[0][1])
+        return out
 
     @staticmethod
     def _fill(
@@ -494,6 +497,8 @@ class Builder:
                 vals = [None if m is None else copy.deepcopy(e.const) if deep else e.const for m in mask]
             else:
                 vals = next(it)
+                if e.shared:
+                    vals = [copy.deepcopy(v) if isinstance(v, dict | list) else v for v in vals]
             for root, val, cache in zip(roots, vals, caches, strict=True):
                 if val is not None:
                     setter(root, val, cache)
@@ -622,7 +627,10 @@ class Builder:
             fwd = self._forward(el, cdf, child.dataset, label)
             if fwd is None:
                 continue
-            for e, col in self._with_fallback(_item_path(el.path), fwd.frags, fwd.originals, el.path):
+            frags = fwd.frags
+            if el.kind in SHARED:
+                frags = [copy.deepcopy(f) if isinstance(f, dict | list) else f for f in frags]
+            for e, col in self._with_fallback(_item_path(el.path), frags, fwd.originals, el.path):
                 assert col is not None
                 plan.append((compile_setter(e.path), col))
         append = compile_appender(child.path) if child.mode == "list" else None

@@ -6,6 +6,9 @@ value exactly, the SDTM value itself for the original-value extension on the pri
 Inverse (FHIR -> SDTM) takes the fragments read at the path (and the ``_name`` holders) and gives the values.
 
 Both directions report problems as ``(row index, message)``; nothing is dropped without one.
+
+Each distinct value is converted once. The dict fragments of :data:`SHARED` transforms are one object per distinct
+value, shared by the rows that have it: whoever writes into a fragment copies it first (the builder does).
 """
 
 from __future__ import annotations
@@ -69,6 +72,17 @@ def as_text(v: Any) -> str | None:
             return None
         return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
     return str(v)
+
+
+_NONE_TYPE = type(None)
+_TEXT_TYPES = frozenset({str, _NONE_TYPE})
+
+
+def as_texts(values: Sequence[Any]) -> list[str | None]:
+    """:func:`as_text` of each value (text columns: only ``""`` becomes None)."""
+    if set(map(type, values)) <= _TEXT_TYPES:
+        return [v or None for v in values]
+    return [as_text(v) for v in values]
 
 
 def _number(v: Any) -> float | int | None:
@@ -152,6 +166,16 @@ def _per_value(el: Element, values: Sequence[Any], convert: Callable[[Any], tupl
 
     A value that does not fit is kept as written in the original-value extension where the element has one,
     else reported as a problem of its row."""
+    kinds = set(map(type, values))
+    kinds.discard(_NONE_TYPE)
+    if len(kinds) <= 1:  # one type: equal values are the same value (1 and 1.0 and True never meet)
+        try:
+            conv = {v: convert(v) for v in set(values)}
+        except TypeError:  # an unhashable value
+            conv = None
+        if conv is not None and all(lost is None for _val, lost in conv.values()):
+            value_of = {v: val for v, (val, _lost) in conv.items()}
+            return Forward(list(map(value_of.__getitem__, values)))
     out: list[Any] = []
     orig: list[str | None] = []
     probs: Problems = []
@@ -227,12 +251,18 @@ def fwd_map(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forwar
     table: Mapping[Any, Any] = el.args["map"]
     partial = bool(el.args.get("partial"))
     null = table.get(None)
+    texts = as_texts(values)
+    distinct = set(texts)
+    distinct.discard(None)
+    if all(t in table for t in distinct):  # every value mapped
+        value_of = {t: table[t] for t in distinct}
+        value_of[None] = null
+        return Forward(list(map(value_of.__getitem__, texts)))
     out: list[Any] = []
     orig: list[str | None] = []
     probs: Problems = []
     can = _fallback(el)
-    for i, v in enumerate(values):
-        t = as_text(v)
+    for i, t in enumerate(texts):
         if t is None:
             out.append(null)
             orig.append(None)
@@ -280,74 +310,72 @@ def _std_coding(el: Element, t: str) -> dict[str, str] | None:
 def fwd_concept(el: Element, values: Sequence[Any], ctx: TransformContext, codelist: str | None = None) -> Forward:
     text = el.args.get("text", True)
     partial = el.args.get("partial")
-    out: list[Any] = []
-    probs: Problems = []
-    memo: dict[str, tuple[list[dict[str, str]], bool, str | None]] = {}  # per distinct value
-    for i, v in enumerate(values):
-        t = as_text(v)
+    texts = as_texts(values)
+    frag: dict[str | None, Any] = {None: None}  # per distinct value: the CodeableConcept (shared) ...
+    msgs: dict[str, str] = {}  # ... and why it has no code, where that is a problem
+    for t in set(texts):
         if t is None:
-            out.append(None)
             continue
-        got = memo.get(t)
-        if got is None:
-            codings = [c for c in (_std_coding(el, t), _ncit(el, codelist, t, ctx)) if c is not None]
-            keep_text = bool(text) or not codings
-            msg = f"{t!r} has no code in {el.args.get('system')}; kept as text" if keep_text and not text else None
-            got = memo[t] = (codings, keep_text, None if partial else msg)
-        codings, keep_text, msg = got
+        codings = [c for c in (_std_coding(el, t), _ncit(el, codelist, t, ctx)) if c is not None]
+        keep_text = bool(text) or not codings
         cc: dict[str, Any] = {}
         if codings:
-            cc["coding"] = [dict(c) for c in codings]  # a fresh dict per row: later elements may write into it
+            cc["coding"] = codings
         if keep_text:
             cc["text"] = t
-        if msg is not None:
-            probs.append((i, msg))
-        out.append(cc)
-    return Forward(out, None, probs)
+        frag[t] = cc
+        if keep_text and not text and not partial:
+            msgs[t] = f"{t!r} has no code in {el.args.get('system')}; kept as text"
+    probs: Problems = [(i, msgs[t]) for i, t in enumerate(texts) if t in msgs] if msgs else []
+    return Forward(list(map(frag.__getitem__, texts)), None, probs)
 
 
 def fwd_coding(el: Element, values: Sequence[Any], ctx: TransformContext, codelist: str | None = None) -> Forward:
-    out: list[Any] = []
-    probs: Problems = []
     partial = bool(el.args.get("partial"))
-    for i, v in enumerate(values):
-        t = as_text(v)
+    texts = as_texts(values)
+    frag: dict[str | None, Any] = {None: None}  # per distinct value: the Coding (shared)
+    msgs: dict[str, str] = {}
+    for t in set(texts):
         if t is None:
-            out.append(None)
             continue
         c = _std_coding(el, t) or _ncit(el, codelist, t, ctx)
         if c is None and el.args.get("system") and not el.args.get("map"):
             c = {"system": el.args["system"], "display": t}
         if c is None and not partial:
-            probs.append((i, f"{t!r} has no code in {el.args.get('system') or codelist}"))
-        out.append(c)
-    return Forward(out, None, probs)
+            msgs[t] = f"{t!r} has no code in {el.args.get('system') or codelist}"
+        frag[t] = c
+    probs: Problems = [(i, msgs[t]) for i, t in enumerate(texts) if t in msgs] if msgs else []
+    return Forward(list(map(frag.__getitem__, texts)), None, probs)
 
 
 def fwd_unit(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
     table = ctx.tables.get(str(el.args.get("table", "ucum")), {})
-    out: list[Any] = []
-    for v in values:
-        t = as_text(v)
-        if t is None:
-            out.append(None)
-            continue
-        code = table.get(t)
-        out.append({"unit": t, "system": ctx.ucum, "code": str(code)} if code is not None else {"unit": t})
-    return Forward(out)
+    texts = as_texts(values)
+    frag: dict[str | None, Any] = {None: None}  # per distinct value: the Quantity's unit part (shared)
+    for t in set(texts):
+        if t is not None:
+            code = table.get(t)
+            frag[t] = {"unit": t, "system": ctx.ucum, "code": str(code)} if code is not None else {"unit": t}
+    return Forward(list(map(frag.__getitem__, texts)))
 
 
 def fwd_number_code(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
+    texts = as_texts(values)
+    bad = {t for t in set(texts) if t is not None and not _CODE.match(t)}
+    if not bad:
+        return Forward(texts)
     out: list[Any] = []
     probs: Problems = []
-    for i, v in enumerate(values):
-        t = as_text(v)
-        if t is not None and not _CODE.match(t):
+    for i, t in enumerate(texts):
+        if t in bad:
             probs.append((i, f"{t!r} is not a valid FHIR code"))
             t = None
         out.append(t)
     return Forward(out, None, probs)
 
+
+#: transforms whose dict fragments are shared by the rows with the same value (copy before writing into one)
+SHARED = frozenset({"concept", "coding", "unit", "map"})
 
 FORWARD: dict[str, Callable[..., Forward]] = {
     "string": fwd_string,
