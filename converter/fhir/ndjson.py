@@ -41,7 +41,8 @@ class NdjsonWriter:
             if fh is None:
                 fh = self.files[rtype] = open(self.folder / f"{rtype}.ndjson", "wb")  # noqa: SIM115
             fh.write(lines)
-            self.counts[rtype] = self.counts.get(rtype, 0) + lines.count(b"\n")
+        for rtype, n in result.counts().items():
+            self.counts[rtype] = self.counts.get(rtype, 0) + n
 
     def close(self) -> None:
         for fh in self.files.values():

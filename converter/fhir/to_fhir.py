@@ -53,20 +53,34 @@ def resource_uuid(rtype: str, system: str, value: str) -> str:
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
 def resource_uuids(rtype: str, systems: list[str], values: list[str]) -> list[str]:
-    """:func:`resource_uuid` of each (system, value) pair; the hash of the common prefix is taken once."""
-    out: list[str] = []
+    """:func:`resource_uuid` of each (system, value) pair: the hash of the common prefix taken once, the digests
+    turned into UUID text a column at a time."""
+    if not values:
+        return []
     bases: dict[str, Any] = {}
-    variant = _VARIANT
+    digests: list[bytes] = []
     for system, value in zip(systems, values, strict=True):
         base = bases.get(system)
         if base is None:
             base = bases[system] = hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|".encode())
         h = base.copy()
         h.update(value.encode())
-        x = h.hexdigest()
-        out.append(f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant[x[16]]}{x[17:20]}-{x[20:32]}")
-    return out
+        digests.append(h.digest()[:16])
+    raw = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexes = np.empty((len(raw), 32), dtype=np.uint8)
+    hexes[:, 0::2] = _HEX[raw >> 4]
+    hexes[:, 1::2] = _HEX[raw & 0x0F]
+    text = np.full((len(raw), 36), ord("-"), dtype=np.uint8)
+    for a, b, c in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        text[:, c : c + b - a] = hexes[:, a:b]
+    joined = text.tobytes().decode("ascii")
+    return [joined[i : i + 36] for i in range(0, len(joined), 36)]
 
 
 def search_escape(value: str) -> str:
@@ -116,7 +130,7 @@ class RefTable:
         return {t: rtype for t, (_d, rtype, _c) in self._refs.items()}
 
 
-@dataclass
+@dataclass(slots=True)
 class Resource:
     rtype: str
     body: JsonDict
@@ -170,14 +184,16 @@ def text_values(df: pd.DataFrame, var: str) -> list[str | None]:
     col = df[var]
     if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
         return column_values(df, var)
-    if col.dtype.kind == "f" and len(col):  # whole numbers (--SEQ): str(int(v)), as as_text gives them
-        arr = col.to_numpy(dtype=np.float64)
-        nan = np.isnan(arr)
+    if col.dtype.kind in "iuf" and len(col):  # whole numbers (--SEQ): str(int(v)), as as_text gives them
+        nan = np.asarray(col.isna(), dtype=bool)
+        arr = col.to_numpy(dtype=np.float64, na_value=np.nan)
         vals = arr[~nan]
         if np.all(np.isfinite(vals)) and np.all(np.abs(vals) < 1e15) and np.all(vals == np.floor(vals)):
+            texts = list(map(str, vals.astype(np.int64).tolist()))
+            if not nan.any():
+                return texts  # type: ignore[return-value]
             out: list[str | None] = [None] * len(arr)
-            keep = np.flatnonzero(~nan).tolist()
-            for i, t in zip(keep, map(str, vals.astype(np.int64).tolist()), strict=True):
+            for i, t in zip(np.flatnonzero(~nan).tolist(), texts, strict=True):
                 out[i] = t
             return out
     return [as_text(x) for x in column_values(df, var)]
@@ -510,19 +526,16 @@ class Builder:
             raise ValueError(f"{el.where}: as: {el.kind} needs a {rtype} spec with an identifier")
         systems = render(target.ident.system, df, self._texts)
         values = render(target.ident.value, df, self._texts)
-        out: list[Any] = []
-        memo: dict[tuple[str, str], Any] = {}
-        for s, v in zip(systems, values, strict=True):
+        pairs = list(zip(systems, values, strict=True))
+        ref_of: dict[tuple[str | None, str | None], Any] = {}
+        for s, v in dict.fromkeys(pairs):  # first-seen order: the order of the RefTable (and its problems)
             if s is None or v is None:
-                out.append(None)
+                ref_of[(s, v)] = None
                 continue
-            got = memo.get((s, v))
-            if got is None:
-                u = resource_uuid(rtype, s, v)
-                cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
-                got = memo[(s, v)] = self.refs.ref(rtype, u, cond)
-            out.append(got)
-        return out
+            u = resource_uuid(rtype, s, v)
+            cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
+            ref_of[(s, v)] = self.refs.ref(rtype, u, cond)
+        return list(map(ref_of.__getitem__, pairs))
 
     def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource]:
         df = self._frame(source, datasets)

@@ -122,8 +122,20 @@ def _valid_date(y: str, m: str | None, d: str | None) -> bool:
     return True
 
 
+_DATES: dict[tuple[str, bool], tuple[str | None, bool]] = {}  # dates repeat across sources and partitions
+
+
 def fhir_date(value: str, with_time: bool) -> tuple[str | None, bool]:
     """(the FHIR value, exact?) for an ISO 8601 SDTM date/datetime: the longest exact prefix when not exact."""
+    got = _DATES.get((value, with_time))
+    if got is None:
+        if len(_DATES) > 200_000:
+            _DATES.clear()
+        got = _DATES[(value, with_time)] = _fhir_date(value, with_time)
+    return got
+
+
+def _fhir_date(value: str, with_time: bool) -> tuple[str | None, bool]:
     m = _DATE.match(value)
     if m and _valid_date(m.group(1), m.group(2), m.group(3)):
         return value, True
