@@ -97,6 +97,70 @@ def _refs(node: Any) -> list[str]:
     return out
 
 
+@dataclass
+class NdjsonPartition:
+    """What :func:`write_ndjson_partition` wrote: resources per type, the problems met, and the ids of the
+    resources made (pass those of the study level as ``made_elsewhere`` to the subject partitions)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    made: frozenset[str] = frozenset()
+
+    @property
+    def resources(self) -> int:
+        return sum(self.counts.values())
+
+
+def write_ndjson_partition(
+    datasets: Mapping[str, pd.DataFrame],
+    ndjson: Path | NdjsonWriter,
+    specs: FhirSpecs,
+    ct: Terminology | None = None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+    levels: tuple[str, ...] = ("subject",),
+    made_elsewhere: frozenset[str] = frozenset(),
+    chunk: int = PARTITION,
+) -> NdjsonPartition:
+    """SDTM frames -> FHIR Bulk Data NDJSON only (no Bundles): ``<Type>.ndjson`` in the folder ``ndjson`` (created;
+    files opened, appended to, and closed here) or through an open :class:`NdjsonWriter` (left open).
+
+    For a streaming pipeline: once ``levels=("study",)`` on the study-level datasets (its ``made`` is then the
+    ``made_elsewhere`` of every subject partition), then per subject partition ``levels=("subject",)`` into that
+    partition's folder. Subject-level sources are built ``chunk`` subjects at a time (memory stays flat); within
+    a file, resources come in USUBJID order, then in the order the specs build them. References to resources
+    neither built here nor in ``made_elsewhere`` and duplicate identifiers are problems, not errors.
+    """
+    report = NdjsonPartition()
+    made: set[str] = set()
+    writer = NdjsonWriter(ndjson) if isinstance(ndjson, Path) else ndjson
+    owned = isinstance(ndjson, Path)
+    if owned:
+        writer.__enter__()
+    try:
+
+        def emit(result: FhirResult) -> None:
+            writer.write(result)
+            report.problems.extend(result.problems)
+            for k, v in result.counts().items():
+                report.counts[k] = report.counts.get(k, 0) + v
+            made.update(r.uuid for r in result.resources)
+
+        if "study" in levels:
+            with no_gc():
+                emit(Builder(specs, ct, sdtm_specs).build(datasets, levels=("study",), made_elsewhere=made_elsewhere))
+        if "subject" in levels:
+            elsewhere = made_elsewhere | frozenset(made)
+            for part in subject_partitions(datasets, chunk):
+                with no_gc():
+                    emit(Builder(specs, ct, sdtm_specs).build(part, levels=("subject",), made_elsewhere=elsewhere))
+    finally:
+        if owned:
+            writer.close()
+    report.counts = dict(sorted(report.counts.items()))
+    report.made = frozenset(made)
+    return report
+
+
 def write_fhir_dir(
     datasets: Mapping[str, pd.DataFrame],
     out: Path,
