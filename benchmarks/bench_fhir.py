@@ -4,8 +4,10 @@ resource through the fhir.resources R4B models (validate + JSON dump), on the sa
     python -m benchmarks.bench_fhir [N_SUBJECTS] [--models-subjects K|all]
 
 Fast path: per partition of 500 subjects, build every resource (converter.fhir.to_fhir.Builder) and serialise
-the transaction Bundles to bytes (what ``inoconv fhir`` writes, without the disk). Models path: every resource
-of the first K subjects (default: all) through ``<R4B model>.model_validate(dict)`` and ``model_dump_json()``.
+the transaction Bundles to bytes (what ``inoconv fhir`` writes, without the disk). NDJSON path: the same
+resources built again and written as NDJSON only (converter.fhir.writer.write_ndjson_partition into a temporary
+folder, what a streaming pipeline does per partition). Models path: every resource of the first K subjects
+(default: all) through ``<R4B model>.model_validate(dict)`` and ``model_dump_json()``.
 Rates are resources per second of wall time and of this process's CPU time (the machine is shared; CPU time
 is the steadier of the two); the ratio is fast / models.
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import gc
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -42,6 +46,7 @@ def main() -> None:
     from converter.fhir.spec import load_fhir_specs
     from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
     from converter.fhir.validate import model_class
+    from converter.fhir.writer import write_ndjson_partition
     from converter.records.simulate import simulate
     from converter.sdtm.pipeline import records_to_sdtm
 
@@ -87,8 +92,27 @@ def main() -> None:
         model_cpu += time.process_time() - c
         model_n += len(todo)
 
+    nd_wall = nd_cpu = 0.0
+    nd_n = 0
+    tmp = tempfile.TemporaryDirectory(prefix="bench_fhir_")
+    made: frozenset[str] = frozenset()
+
+    def ndjson(part: dict[str, Any], levels: tuple[str, ...], index: int) -> None:
+        nonlocal nd_wall, nd_cpu, nd_n, made
+        w, c = time.perf_counter(), time.process_time()
+        got = write_ndjson_partition(
+            part, Path(tmp.name) / f"part-{index:05d}", specs, sdtm.ct, sdtm.specs, levels=levels, made_elsewhere=made
+        )
+        nd_wall += time.perf_counter() - w
+        nd_cpu += time.process_time() - c
+        nd_n += got.resources
+        if levels == ("study",):
+            made = got.made
+
+    ndjson(datasets, ("study",), 0)
     models(fast(datasets, ("study",)), None)
-    for part in subject_partitions(datasets, 500):
+    for index, part in enumerate(subject_partitions(datasets, 500), start=1):
+        ndjson(part, ("subject",), index)
         result = fast(part, ("subject",))
         if done_subjects < k_subjects:
             subjects = sorted({r.subject for r in result.resources if r.subject})
@@ -108,6 +132,13 @@ def main() -> None:
             "res/s (cpu)": f"{fast_n / fast_cpu:,.0f}",
         },
         {
+            "path": "fast, NDJSON only (write_ndjson_partition)",
+            "resources": nd_n,
+            "wall_s": f"{nd_wall:.1f}",
+            "res/s (wall)": f"{nd_n / nd_wall:,.0f}",
+            "res/s (cpu)": f"{nd_n / nd_cpu:,.0f}",
+        },
+        {
             "path": "fhir.resources R4B",
             "resources": model_n,
             "wall_s": f"{model_wall:.1f}",
@@ -124,6 +155,10 @@ def main() -> None:
     print(
         f"ratio fast / fhir.resources: {ratio_wall:.0f}x (wall), {ratio_cpu:.0f}x (cpu); peak RSS {peak_rss_mib()} MiB"
     )
+    nd_ratio_wall = (nd_n / nd_wall) / (model_n / model_wall)
+    nd_ratio_cpu = (nd_n / nd_cpu) / (model_n / model_cpu)
+    print(f"ratio NDJSON only / fhir.resources: {nd_ratio_wall:.0f}x (wall), {nd_ratio_cpu:.0f}x (cpu)")
+    tmp.cleanup()
 
 
 if __name__ == "__main__":
