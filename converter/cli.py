@@ -124,15 +124,28 @@ def stream(
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODM XSD validation (huge files)")] = False,
     no_fhir: Annotated[bool, typer.Option("--no-fhir", help="Stop at ADaM (no FHIR NDJSON)")] = False,
     no_rules: Annotated[bool, typer.Option("--no-rules", help="Skip the SDTM/ADaM conformance rules")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local, or spark (extra inoconv[spark])")] = "local",
+    partitions: Annotated[
+        int | None, typer.Option("--partitions", min=1, help="Spark: subject partitions (default: one per --subjects)")
+    ] = None,
 ) -> None:
     """Registry-sized input: records -> SDTM -> ADaM -> FHIR NDJSON, a partition of subjects at a time.
 
     Writes Parquet per dataset and partition, FHIR Bulk Data NDJSON, accounting.csv and stream.json.
     """
-    from converter.engine.stream import run_stream
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("--engine must be local or spark")
+    if engine == "spark":
+        from converter.engine.spark import stream_on_spark
 
-    rep = run_stream(source, out, workers=workers, subjects_per_partition=subjects, validate=not no_validate,
-                     fhir=not no_fhir, rules=not no_rules, echo=typer.echo)  # fmt: skip
+        rep = stream_on_spark(source, out, partitions=partitions, subjects_per_partition=subjects,
+                              validate=not no_validate, fhir=not no_fhir, rules=not no_rules, cores=workers,
+                              echo=typer.echo)  # fmt: skip
+    else:
+        from converter.engine.stream import run_stream
+
+        rep = run_stream(source, out, workers=workers, subjects_per_partition=subjects, validate=not no_validate,
+                         fhir=not no_fhir, rules=not no_rules, echo=typer.echo)  # fmt: skip
     typer.echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "

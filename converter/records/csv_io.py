@@ -178,7 +178,7 @@ def header_problems(file: str, header: list[str], form: Form) -> tuple[list[Prob
 
 
 def parse_rows(
-    data: bytes, file: str, form: Form, header: list[str], first_row: int = 1, first_line: int = 1
+    data: bytes, file: str, form: Form, header: list[str], first_row: int = 1, first_line: int = 2
 ) -> tuple[pd.DataFrame | None, list[Problem]]:
     """The form fields of CSV bytes that start with the header line (object strings, ``None`` = empty).
 
@@ -203,7 +203,7 @@ def parse_rows(
         msg = str(err).strip()
         m = re.search(r"line (\d+)", msg)
         where = f"line {int(m.group(1)) + first_line - 2}" if m else ""
-        if m and first_line > 2:
+        if m and first_line != 2:
             msg = msg.replace(m.group(0), where)
         return None, [problem(file, where, "", "", "csv", f"not readable as CSV: {msg}")]
     body = raw.iloc[1:]
