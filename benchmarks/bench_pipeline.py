@@ -1,6 +1,6 @@
 """End to end at registry sizes: simulate, then records -> SDTM -> ADaM -> FHIR NDJSON with ``inoconv stream``.
 
-    python -m benchmarks.bench_pipeline [N ...] [--workers W] [--subjects S] [--format csv|odm]
+    python -m benchmarks.bench_pipeline [N ...] [--workers W] [--subjects S] [--format csv|odm] [--no-rules]
                                                          (default sizes: 1000 10000 100000)
 
 Each size runs in its own process (its peak memory is its own). The baseline is the smallest size measured in
@@ -18,6 +18,9 @@ from benchmarks._common import run_child, table
 def main() -> None:
     argv = sys.argv[1:]
     opts: list[str] = []
+    if "--no-rules" in argv:
+        argv.remove("--no-rules")
+        opts.append("--no-rules")
     for name in ("--workers", "--subjects", "--format"):
         if name in argv:
             i = argv.index(name)

@@ -3,7 +3,7 @@
     inoconv simulate --n N --format csv --out DIR     (its own process: simulated records on disk)
     inoconv stream DIR --workers W --subjects S       (records -> SDTM -> ADaM -> FHIR NDJSON, streaming)
 
-    python -m benchmarks.pipeline_child N [--workers W] [--subjects S] [--format csv|odm]
+    python -m benchmarks.pipeline_child N [--workers W] [--subjects S] [--format csv|odm] [--no-rules]
 
 Prints one JSON line: seconds (wall) of simulate and of each streaming step, CPU seconds per stage summed over
 the workers, rows and resources, and memory: the peak RSS of the streaming process, of its largest worker,
@@ -72,6 +72,7 @@ def main() -> None:
     workers = int(_opt(argv, "--workers", "2"))
     subjects = int(_opt(argv, "--subjects", "2000"))
     fmt = _opt(argv, "--format", "csv")
+    rules = "--no-rules" not in argv
     from converter.engine.stream import run_stream
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("INOCONV_BENCH_TMP")) as tmp:
@@ -83,10 +84,10 @@ def main() -> None:
         size = sum(f.stat().st_size for f in src.iterdir()) if src.is_dir() else src.stat().st_size
         with PeakSampler() as sampler:
             rep = run_stream(src, Path(tmp) / "out", workers=workers, subjects_per_partition=subjects,
-                             validate=True, echo=lambda _m: None)  # fmt: skip
+                             validate=True, rules=rules, echo=lambda _m: None)  # fmt: skip
     d = rep.as_dict()
     print(json.dumps({
-        "n": n, "format": fmt, "source_mib": round(size / 2**20, 1), "workers": workers, "subjects_per_partition": subjects,
+        "n": n, "format": fmt, "rules": rules, "source_mib": round(size / 2**20, 1), "workers": workers, "subjects_per_partition": subjects,
         "partitions": rep.partitions, "simulate_s": round(simulate_s, 2),
         "seconds": d["wall_seconds"], "cpu_seconds": d["cpu_seconds"], "total_s": d["wall_seconds"]["total"],
         "source_rows": rep.records, "sdtm_rows": sum(rep.sdtm_rows.values()), "adam_rows": sum(rep.adam_rows.values()),
