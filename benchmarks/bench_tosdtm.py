@@ -38,7 +38,7 @@ def _cpu() -> float:
 def child(args: list[str]) -> None:
     """One measured step in its own process; prints one JSON line."""
     mode, folder = args[0], Path(args[1])
-    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.mapping import load_fhir_stage
 
     specs, ct, sdtm_specs = load_fhir_stage()
     base = peak_rss_mib()
@@ -116,7 +116,7 @@ def main() -> None:
     n = int(args[0]) if args else 2_000
     from fhir.resources.R4B import get_fhir_model_class
 
-    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.mapping import load_fhir_stage
     from converter.fhir.to_sdtm import convert_path
     from converter.fhir.writer import write_fhir_dir
     from converter.records.simulate import simulate

@@ -82,9 +82,9 @@ def simulate(
     ] = None,
 ) -> None:
     """Write a synthetic cohort calibrated to the published aggregates of NCT01371630."""
-    from converter.records.io import write_records
     from converter.records.simulate import DEFAULT_SEED
     from converter.records.simulate import simulate as run_sim
+    from converter.records.sources import write_records
 
     if fmt not in ("odm", "csv"):
         raise typer.BadParameter("--format must be odm or csv")
@@ -171,7 +171,7 @@ def adam(
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "adam",
 ) -> None:
     """SDTM -> ADaM (ADSL, ADTTE, ADAE, ADRS): XPT v5, Dataset-JSON and define.xml."""
-    from converter.adam.cli_commands import adam_command
+    from converter.adam.commands import adam_command
 
     adam_command(sdtm_dir, out)
 
@@ -183,7 +183,7 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "report",
 ) -> None:
     """The publication's end points recomputed from ADaM, compared with the published values."""
-    from converter.adam.cli_commands import report_command
+    from converter.adam.commands import report_command
 
     code = report_command(adam_dir, out)
     if code:
@@ -198,7 +198,7 @@ def fhir(
     strict: Annotated[bool, typer.Option("--strict", help="Validate every resource with the R4 models")] = False,
 ) -> None:
     """SDTM -> FHIR R4: a transaction Bundle per subject plus the study, and NDJSON per resource type."""
-    from converter.fhir.cli_commands import fhir_command
+    from converter.fhir.commands import fhir_command
 
     code = fhir_command(sdtm_dir, out, strict)
     if code:
@@ -218,7 +218,7 @@ def tosdtm(
     ] = False,
 ) -> None:
     """FHIR R4 bundles or NDJSON -> SDTM datasets; reports what it cannot convert, resource by resource."""
-    from converter.fhir.cli_commands import tosdtm_command
+    from converter.fhir.commands import tosdtm_command
 
     code = tosdtm_command(fhir_path, out, partitions=partitions, validate=not no_validate)
     if code:
@@ -231,7 +231,7 @@ def roundtrip(
     sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder")],
 ) -> None:
     """SDTM -> FHIR -> SDTM, compared variable by variable; exit 1 when anything mapped came back different."""
-    from converter.fhir.cli_commands import roundtrip_command
+    from converter.fhir.commands import roundtrip_command
 
     code = roundtrip_command(sdtm_dir)
     if code:
@@ -256,7 +256,7 @@ def upload(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:
     """Upload FHIR bundles to a FHIR R4 server: idempotent, resumable, retrying."""
-    from converter.upload.cli_command import upload_command
+    from converter.upload.commands import upload_command
 
     upload_command(
         fhir_dir=fhir_dir, server=server, token=token, token_file=token_file, batch=batch,
@@ -273,7 +273,7 @@ def validate(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write findings.json/.csv")] = None,
 ) -> None:
     """Conformance report for a package: CDISC rules, define.xml, FHIR, round trip."""
-    from converter.validate.cli_command import validate_command
+    from converter.validate.commands import validate_command
 
     code = validate_command(folder, fail_on=fail_on, out=out)
     if code:

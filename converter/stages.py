@@ -37,7 +37,7 @@ def run_sdtm(
     an ODM file is read here first), ``partitions`` subject groups at a time.
     """
     from converter.io.package import write_package
-    from converter.records.io import read_records
+    from converter.records.sources import read_records
     from converter.sdtm.pipeline import load_sdtm_specs, records_to_sdtm
 
     load_sdtm_specs()  # spec errors stop the run before any data is read
@@ -77,8 +77,8 @@ def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Ec
     from pyspark.sql import SparkSession
 
     from converter.engine.spark import collect_sdtm, local_session, read_csv_forms, records_to_long, sdtm_long
-    from converter.records.io import detect_format, read_records
     from converter.records.schema import load_forms
+    from converter.records.sources import detect_format, read_records
 
     existing = SparkSession.getActiveSession()  # inside a cluster job or a notebook: use theirs, leave it running
     spark = existing or local_session()
@@ -116,7 +116,7 @@ def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:
 
     stages: list[tuple[str, Callable[[], int]]] = []
     try:
-        from converter.adam.cli_commands import adam_command, report_command
+        from converter.adam.commands import adam_command, report_command
 
         def adam_stage() -> int:
             adam_command(out / "sdtm", out / "adam", echo)
@@ -127,7 +127,7 @@ def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:
     except ImportError:
         echo("(ADaM stage not available in this build)")
     try:
-        from converter.fhir.cli_commands import fhir_command
+        from converter.fhir.commands import fhir_command
 
         stages.append(("fhir", lambda: fhir_command(out / "sdtm", out / "fhir", False) or 0))
     except ImportError:

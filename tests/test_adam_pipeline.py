@@ -140,7 +140,7 @@ def test_cross_checks_detect_a_late_event(adam: AdamResult, sdtm: dict[str, pd.D
 
 
 def test_package_written_and_read_back(adam: AdamResult, tmp_path: Path) -> None:
-    from converter.adam.cli_commands import read_package, write_adam_package
+    from converter.adam.commands import read_package, write_adam_package
 
     listing = write_adam_package(adam, tmp_path)
     assert "define.xml" in listing

@@ -13,7 +13,7 @@ import pytest
 import converter.adam.algorithms as alg
 from converter.adam.pipeline import check_adam_specs, cross_checks, prepare_spec
 from converter.errors import InputError, Problem, SpecError
-from converter.sdtm.engine import build_dataset
+from converter.sdtm.build import build_dataset
 from converter.spec.loader import parse_spec
 from converter.spec.model import Terminology
 

@@ -48,7 +48,7 @@ PUBLISHED_FLOW = {"treated": 59, "responded": 46, "cr": 35, "mrd_negative": 38, 
 def _run_stages_directly(out: Path) -> None:
     from mini_records import mini_records
 
-    from converter.adam.cli_commands import adam_command, report_command
+    from converter.adam.commands import adam_command, report_command
     from converter.io.package import write_package
     from converter.sdtm.pipeline import records_to_sdtm
 
@@ -65,12 +65,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ``inoconv run`` folder (sdtm/, adam/, report/, validate/) with the reviewer's view written."""
     from mini_records import mini_records
 
-    from converter.validate.cli_command import validate_command
+    from converter.validate.commands import validate_command
 
     base = tmp_path_factory.mktemp("reviewer-view")
     out = base / "run"
     try:
-        from converter.records.io import write_records
+        from converter.records.sources import write_records
         from converter.stages import run_all
     except ImportError:
         _run_stages_directly(out)
@@ -407,9 +407,9 @@ def test_bundled_example_view_shows_the_published_counts(browser: Browser, shots
     source = odm[0] if odm else ex / "csv"
     if not source.exists():
         pytest.skip(f"the bundled example is not there yet ({ex})")
-    from converter.adam.cli_commands import adam_command, report_command
+    from converter.adam.commands import adam_command, report_command
     from converter.stages import run_sdtm
-    from converter.validate.cli_command import validate_command
+    from converter.validate.commands import validate_command
 
     out = tmp_path / "run"
     run_sdtm(source, out / "sdtm", echo=lambda _: None)

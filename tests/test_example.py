@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from converter.records.io import read_records, write_records
 from converter.records.model import frames_equal
 from converter.records.simulate import DEFAULT_SEED, simulate
+from converter.records.sources import read_records, write_records
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nct01371630"
 CREATED = "2017-01-15T09:00:00"  # the CreationDateTime the example was written with

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from converter.fhir.spec import FhirSpecs, load_fhir_specs
+from converter.fhir.mapping import FhirSpecs, load_fhir_specs
 from converter.sdtm.pipeline import SdtmResult, records_to_sdtm
 
 SAMPLES = Path("/work/shared/fhir-samples")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_fhir_data import example, pilot, specs
 
-from converter.fhir.cli_commands import fhir_command, roundtrip_command, tosdtm_command
+from converter.fhir.commands import fhir_command, roundtrip_command, tosdtm_command
 from converter.fhir.roundtrip import RoundTrip, compare, roundtrip
 from converter.fhir.sdtm_dir import read_sdtm_dir, write_sdtm_dir
 from converter.spec.loader import load_terminology

@@ -70,7 +70,7 @@ def test_unsupported_paths_fall_back() -> None:
 
 
 def test_ndjson_partition_is_the_ndjson_of_the_folder(tmp_path: Path) -> None:
-    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.mapping import load_fhir_stage
     from converter.fhir.ndjson import NdjsonWriter
     from converter.fhir.to_fhir import subject_partitions
     from converter.fhir.writer import write_fhir_dir, write_ndjson_partition

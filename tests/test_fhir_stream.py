@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_fhir_data import HL7, SYNTHEA, example, need_samples, specs
 
-from converter.fhir.cli_commands import load_fhir_stage, tosdtm_command
+from converter.fhir.mapping import load_fhir_stage, tosdtm_command
 from converter.fhir.ndjson_stream import PartitionedConversion, Router, stream_to_parts
 from converter.fhir.sdtm_dir import read_parts
 from converter.fhir.to_sdtm import FromFhir, convert_path

@@ -14,8 +14,8 @@ from test_fhir_data import example, specs
 
 from converter.errors import ConformanceError
 from converter.fhir.bundles import STUDY_BUNDLE
+from converter.fhir.resource_checks import Located, check_references, validate_resource
 from converter.fhir.to_fhir import FhirResult, resource_uuid, sdtm_to_fhir
-from converter.fhir.validate import Located, check_references, validate_resource
 from converter.fhir.writer import write_fhir_dir
 
 EXT = "https://inoconv.example/fhir/StructureDefinition"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from test_fhir_data import HL7, SYNTHEA, need_samples, specs
 
-from converter.fhir.cli_commands import tosdtm_command
+from converter.fhir.commands import tosdtm_command
 from converter.fhir.to_sdtm import FromFhir, convert_path
 from converter.io.datasetjson import read_dataset_json
 from converter.spec.loader import load_terminology

@@ -11,9 +11,9 @@ from records_factory import raw_frames, small_records
 
 from converter.errors import InputError, Problem
 from converter.records.checks import RawTable, check_tables, parse_dates
-from converter.records.io import read_records, write_records
 from converter.records.model import frames_equal
 from converter.records.schema import load_forms
+from converter.records.sources import read_records, write_records
 
 Edit = Callable[[dict[str, pd.DataFrame]], None]
 

@@ -18,9 +18,9 @@ from converter.errors import InputError, Problem
 from converter.io.atomic import atomic_dir, atomic_write
 from converter.records import odm
 from converter.records.csv_io import write_csv
-from converter.records.io import detect_format, read_records, write_records
 from converter.records.model import frames_equal, normalise_all
 from converter.records.schema import Field, load_forms
+from converter.records.sources import detect_format, read_records, write_records
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 STAMP = "2024-01-01T00:00:00+00:00"

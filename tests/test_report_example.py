@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from converter.adam.cli_commands import adam_command, report_command
+from converter.adam.commands import adam_command, report_command
 from converter.io.xpt import write_xpt
 from converter.records.simulate import DEFAULT_SEED, simulate
 from converter.report.published import TARGETS, load_published, lookup

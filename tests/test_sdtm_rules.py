@@ -12,7 +12,7 @@ from mini_records import mini_records
 
 from converter.errors import InputError
 from converter.records.schema import load_forms
-from converter.sdtm.engine import Accounting, build_dataset
+from converter.sdtm.build import Accounting, build_dataset
 from converter.spec.loader import parse_spec
 from converter.spec.model import Codelist, Term, Terminology
 from converter.spec.rules import RULES
@@ -97,7 +97,7 @@ def test_map_with_and_without_default() -> None:
     df = build([v("M", {"map": {"field": "SEX", "values": {"F": "Woman"}, "default": "Other"}})], {"form": "DEMOG"})
     assert df["M"].tolist() == ["Woman", "Other"]
     with pytest.raises(InputError):
-        from converter.sdtm.engine import build_all
+        from converter.sdtm.build import build_all
 
         doc = {"dataset": "XX", "label": "T", "sources": [{"form": "DEMOG"}],
                "variables": [v("M", {"map": {"field": "SEX", "values": {"F": "Woman"}}})]}  # fmt: skip

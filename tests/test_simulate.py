@@ -388,12 +388,12 @@ def test_small_and_odd_sizes() -> None:
 def test_cohort_passes_record_checks(cohort: Records, fmt: str, tmp_path: Path) -> None:
     """Written and read back through the record readers: zero problems, zero warnings, same records."""
     if (
-        importlib.util.find_spec("converter.records.io") is None
+        importlib.util.find_spec("converter.records.sources") is None
         or importlib.util.find_spec("converter.records.checks") is None
     ):
         pytest.skip("record readers/checks not available")
     from converter.records.checks import check_tables
-    from converter.records.io import read_raw, read_records, write_records
+    from converter.records.sources import read_raw, read_records, write_records
 
     target = tmp_path / ("cohort.xml" if fmt == "odm" else "cohort")
     write_records(cohort, target, fmt)  # type: ignore[arg-type]

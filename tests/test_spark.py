@@ -90,7 +90,7 @@ def test_spark_equals_local_on_10000_subjects(spark: Any) -> None:
 
 
 def test_cli_sdtm_engine_spark_reads_csv_with_spark(tmp_path: Any) -> None:
-    from converter.records.io import write_records
+    from converter.records.sources import write_records
     from converter.stages import run_sdtm
 
     write_records(mini_records(), tmp_path / "csv", "csv")
@@ -224,7 +224,7 @@ def test_spark_chain_reports_bad_input_like_the_local_engine(spark: Any, tmp_pat
 
 
 def _cohort(tmp_path_factory: pytest.TempPathFactory, n: int, seed: int) -> Path:
-    from converter.records.io import write_records
+    from converter.records.sources import write_records
 
     src = tmp_path_factory.mktemp(f"cohort{n}") / "csv"
     write_records(_simulate().simulate(n, seed=seed), src, "csv")

@@ -16,10 +16,10 @@ from converter.adam.pipeline import sdtm_to_adam
 from converter.cli import app
 from converter.engine.stream import run_stream
 from converter.errors import InputError
-from converter.fhir.cli_commands import load_fhir_stage
+from converter.fhir.mapping import load_fhir_stage
 from converter.fhir.writer import write_fhir_dir
-from converter.records.io import read_records, write_records
 from converter.records.simulate import simulate
+from converter.records.sources import read_records, write_records
 from converter.sdtm.pipeline import records_to_sdtm
 
 ROOT = Path(__file__).resolve().parent.parent

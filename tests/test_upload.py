@@ -35,8 +35,8 @@ from converter.upload import (
     redact,
     upload,
 )
-from converter.upload.cli_command import upload_command
 from converter.upload.client import parse_retry_after
+from converter.upload.commands import upload_command
 from converter.upload.journal import Journal
 
 # the FHIR server fixtures (tests/conftest.py may import them too; these module-level names win here)

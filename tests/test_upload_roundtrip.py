@@ -17,7 +17,7 @@ from converter.upload.client import count_resources, fetch_all, upload
 
 
 def test_example_uploaded_read_back_and_converted_equals_the_sdtm(fresh_fhir_server: str, tmp_path: Path) -> None:  # noqa: F811
-    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.mapping import load_fhir_stage
 
     fspecs, ct, sdtm_specs = load_fhir_stage()
     sdtm = example()

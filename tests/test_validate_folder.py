@@ -10,7 +10,7 @@ import pytest
 from mini_records import mini_records
 
 from converter.errors import InputError
-from converter.validate.cli_command import validate_command
+from converter.validate.commands import validate_command
 from converter.validate.folder import detect, validate_folder
 
 

@@ -1,6 +1,6 @@
 """SDTM -> ADaM: load and check the ADaM specs, build every dataset with the spec engine, check across datasets.
 
-The engine is the SDTM one (:func:`converter.sdtm.engine.build_all`): an ADaM spec's sources are ``dataset:``
+The engine is the SDTM one (:func:`converter.sdtm.build.build_all`): an ADaM spec's sources are ``dataset:``
 sources (an SDTM dataset or an ADaM dataset built before), its rules come from the shared vocabulary plus the
 ADaM rules of :mod:`converter.adam.algorithms`. A variable with origin ``Predecessor`` and no rule is copied:
 from the source row when the predecessor is the source dataset, else merged by USUBJID from the dataset named
@@ -20,7 +20,7 @@ import pandas as pd
 from converter.adam import algorithms as alg
 from converter.errors import SpecError
 from converter.paths import mappings_dir
-from converter.sdtm.engine import build_all
+from converter.sdtm.build import build_all
 from converter.spec.loader import check_specs, load_specs, load_terminology
 from converter.spec.model import DatasetSpec, Rule, Terminology, VariableSpec
 

@@ -38,9 +38,9 @@ class Chain:
 def load_chain(fhir: bool = True) -> Chain:
     """Every spec of every stage checked, study-level SDTM datasets and FHIR resources built."""
     from converter.adam.pipeline import load_adam_specs
-    from converter.engine.partition import is_study_level
     from converter.records.model import empty_frame
-    from converter.sdtm.engine import build_all
+    from converter.records.partitions import is_study_level
+    from converter.sdtm.build import build_all
     from converter.sdtm.pipeline import load_sdtm_specs
 
     specs, ct, forms = load_sdtm_specs()
@@ -52,7 +52,7 @@ def load_chain(fhir: bool = True) -> Chain:
     made: frozenset[str] = frozenset()
     study_ndjson: dict[str, bytes] = {}
     if fhir:
-        from converter.fhir.cli_commands import load_fhir_stage
+        from converter.fhir.mapping import load_fhir_stage
         from converter.fhir.ndjson import ndjson_lines
         from converter.fhir.to_fhir import Builder
 
@@ -75,8 +75,8 @@ def load_chain(fhir: bool = True) -> Chain:
 
 def sdtm_of(chain: Chain, records: Records) -> tuple[dict[str, pd.DataFrame], Any]:
     """The subject-level SDTM datasets of a partition's records (in key order) and the record accounting."""
-    from converter.engine.partition import stack
-    from converter.sdtm.engine import build_all
+    from converter.records.partitions import stack
+    from converter.sdtm.build import build_all
 
     frames, accounting = build_all(chain.subject_specs, records, chain.ct, chain.forms)
     return stack([frames], chain.sdtm_specs), accounting

@@ -9,7 +9,7 @@ the SDTM datasets only and bring them to the driver, for the submission package.
 
 The CRF forms are read by Spark (CSV with every field as text), stacked into one long table with a ``__form__``
 column, and keyed by a subject partition number computed in Spark with the same CRC-32 as the local engine
-(:func:`converter.engine.partition.partition_of`). For ``inoconv stream`` a shuffle gives each task exactly one
+(:func:`converter.records.partitions.partition_of`). For ``inoconv stream`` a shuffle gives each task exactly one
 partition and ``mapInArrow`` turns only each form's own columns into pandas (:func:`chain_long`). For
 ``inoconv sdtm`` each group runs in ``applyInPandas`` the record checks, the typing and the spec engine, and
 returns one row per dataset holding its rows as exact text in an Arrow IPC blob; :func:`collect_sdtm` turns
@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pandas as pd
 
-from converter.engine.partition import is_study_level
 from converter.engine.stream import PartResult, StreamReport
 from converter.errors import Problem
 from converter.frames import none_for_missing, text_column
 from converter.records.checks import RawTable, check_tables, empty_raw, typed_records
 from converter.records.model import empty_frame
+from converter.records.partitions import is_study_level
 from converter.records.schema import FormSchema
-from converter.sdtm.engine import Accounting, build_all, cast_column, finalise
+from converter.sdtm.build import Accounting, build_all, cast_column, finalise
 from converter.sdtm.pipeline import SdtmResult, load_sdtm_specs
 from converter.spec.model import DatasetSpec, Terminology
 
@@ -197,7 +197,7 @@ def collect_sdtm(result: SparkDataFrame, mappings: Path | None = None) -> SdtmRe
 def _assemble(pdf: pd.DataFrame, specs: dict[str, DatasetSpec], ct: Terminology, forms: FormSchema) -> SdtmResult:
     import numpy as np
 
-    from converter.sdtm.engine import FormAccount
+    from converter.sdtm.build import FormAccount
 
     study = {n: s for n, s in specs.items() if is_study_level(s)}
     empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
@@ -343,7 +343,7 @@ def chain_partition(job: _ChainJob, index: int, table: Any) -> tuple[PartResult,
 
 def part_column(n_parts: int) -> Any:
     """The subject partition of each row, in Spark: CRC-32 of SUBJID modulo ``n_parts``, as
-    :func:`converter.engine.partition.partition_of` computes it (a missing SUBJID counts as ``""``)."""
+    :func:`converter.records.partitions.partition_of` computes it (a missing SUBJID counts as ``""``)."""
     from pyspark.sql import functions as F
 
     subj = F.coalesce(F.col("SUBJID"), F.lit(""))
@@ -474,9 +474,9 @@ def run_stream_spark(
     from converter.errors import InputError
     from converter.io.atomic import atomic_dir
     from converter.records.csv_io import form_files
-    from converter.records.io import detect_format, read_records
+    from converter.records.sources import detect_format, read_records
     from converter.records.stream import count_subjects
-    from converter.sdtm.engine import Accounting
+    from converter.sdtm.build import Accounting
 
     wall0 = time.perf_counter()
     fmt = detect_format(source)

@@ -4,7 +4,7 @@ The whole chain is a pure function of one partition's records, so a registry is 
 partition, ``workers`` partitions at once in separate processes, and peak memory follows the partition size,
 not the registry. Every partition runs the same functions as the whole-study commands:
 :func:`converter.records.checks.check_tables` and ``typed_records``, the SDTM engine
-(:func:`converter.sdtm.engine.build_all`), :func:`converter.adam.pipeline.sdtm_to_adam` and the FHIR builder.
+(:func:`converter.sdtm.build.build_all`), :func:`converter.adam.pipeline.sdtm_to_adam` and the FHIR builder.
 Study-level datasets (TS, TA, TE) and resources (ResearchStudy, ...) are built once, up front.
 
 Output (built in a staging folder, in place only when every partition converted):
@@ -280,8 +280,8 @@ def run_stream(
 
     Raises InputError with every problem of the input (nothing is written then)."""
     from converter.io.atomic import atomic_dir
-    from converter.records.io import detect_format
-    from converter.sdtm.engine import Accounting
+    from converter.records.sources import detect_format
+    from converter.sdtm.build import Accounting
 
     wall0 = time.perf_counter()
     fmt = detect_format(source)

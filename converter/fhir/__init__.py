@@ -8,5 +8,5 @@
 * :mod:`.to_sdtm` reads Bundles, resources or NDJSON back into SDTM frames, reporting resource by resource what
   it cannot convert; :mod:`.validate` checks resources with the fhir.resources R4B models, references and
   identifiers; :mod:`.roundtrip` compares SDTM -> FHIR -> SDTM variable by variable.
-* :mod:`.cli_commands`: ``inoconv fhir``, ``inoconv tosdtm``, ``inoconv roundtrip``.
+* :mod:`.commands`: ``inoconv fhir``, ``inoconv tosdtm``, ``inoconv roundtrip``.
 """

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from converter.fhir.spec import FhirSpecs
+from converter.fhir.mapping import FhirSpecs
 from converter.fhir.to_fhir import FhirResult, Resource, no_gc
 
 STUDY_BUNDLE = "study.json"

@@ -44,11 +44,11 @@ from typing import IO, Any
 import orjson
 
 from converter.errors import Problem, problem
+from converter.fhir.mapping import FhirSpecs, rederivations
 from converter.fhir.paths import Getter, compile_getter, parse_path
-from converter.fhir.spec import FhirSpecs, rederivations
+from converter.fhir.resource_checks import Located, identifiers_of, parse_conditional
 from converter.fhir.to_fhir import no_gc
 from converter.fhir.to_sdtm import Converter, FromFhir, _located_from_json, input_files
-from converter.fhir.validate import Located, identifiers_of, parse_conditional
 from converter.spec.model import DatasetSpec, Terminology
 
 #: subject reference elements tried after the spec's (types without a spec: Encounter, Claim, MedicationRequest...)

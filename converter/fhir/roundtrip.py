@@ -19,8 +19,8 @@ import pandas as pd
 
 from converter.errors import Problem
 from converter.fhir.bundles import iter_bundles
+from converter.fhir.mapping import FhirSpecs, coverage, rederivations
 from converter.fhir.ndjson import ndjson_lines
-from converter.fhir.spec import FhirSpecs, coverage, rederivations
 from converter.fhir.to_fhir import column_values, sdtm_to_fhir, with_columns
 from converter.fhir.to_sdtm import fhir_to_sdtm, parse_items
 from converter.fhir.transforms import as_text
@@ -267,7 +267,7 @@ def roundtrip(
 
 def roundtrip_folder(sdtm_dir: Path) -> list[dict[str, str]]:
     """The round trip of an SDTM folder (``*.xpt`` or Dataset-JSON) with the project's specs; [] when lossless."""
-    from converter.fhir.cli_commands import load_fhir_stage
+    from converter.fhir.mapping import load_fhir_stage
     from converter.fhir.sdtm_dir import read_sdtm_dir
 
     datasets = read_sdtm_dir(Path(sdtm_dir))

@@ -2,7 +2,7 @@
 
 Every value is transformed a whole column at once (:mod:`converter.fhir.transforms`); the row loop only places
 ready-made fragments with setters compiled from the spec paths. No pydantic models here: validation with the R4
-models is :mod:`converter.fhir.validate`'s job (tests and ``--strict``).
+models is :mod:`converter.fhir.resource_checks`'s job (tests and ``--strict``).
 
 Identity: each resource's id is ``uuid5(NAMESPACE, "<Type>|<identifier system>|<identifier value>")`` of its
 business identifier, so output is the same on every run and references can be written before their target is
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import Problem, problem
+from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
 from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
 from converter.fhir.rowcode import Entry, compile_rows, literal
-from converter.fhir.spec import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text
 from converter.spec.model import DatasetSpec, Terminology
 

@@ -26,8 +26,7 @@ import orjson
 import pandas as pd
 
 from converter.errors import Problem, problem
-from converter.fhir.paths import FPath, PathSet, compile_getter, find_all, parse_path
-from converter.fhir.spec import (
+from converter.fhir.mapping import (
     RESULT_TYPES,
     ChildSpec,
     Element,
@@ -36,9 +35,8 @@ from converter.fhir.spec import (
     element_codelist,
     rederivations,
 )
-from converter.fhir.to_fhir import no_gc
-from converter.fhir.transforms import TransformContext, as_text, inverse
-from converter.fhir.validate import (
+from converter.fhir.paths import FPath, PathSet, compile_getter, find_all, parse_path
+from converter.fhir.resource_checks import (
     Index,
     Located,
     identifiers_of,
@@ -46,6 +44,8 @@ from converter.fhir.validate import (
     parse_conditional,
     validate_resource,
 )
+from converter.fhir.to_fhir import no_gc
+from converter.fhir.transforms import TransformContext, as_text, inverse
 from converter.spec.model import DatasetSpec, Terminology
 
 JsonDict = dict[str, Any]

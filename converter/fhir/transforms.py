@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from converter.fhir.spec import Element
+from converter.fhir.mapping import Element
 from converter.spec.model import Terminology
 
 Problems = list[tuple[int, str]]

@@ -20,10 +20,10 @@ import pandas as pd
 
 from converter.errors import ConformanceError, Problem
 from converter.fhir.bundles import iter_bundles
+from converter.fhir.mapping import FhirSpecs
 from converter.fhir.ndjson import NdjsonWriter
-from converter.fhir.spec import FhirSpecs
+from converter.fhir.resource_checks import parse_conditional, validate_resource
 from converter.fhir.to_fhir import Builder, FhirResult, no_gc, subject_partitions
-from converter.fhir.validate import parse_conditional, validate_resource
 from converter.spec.model import DatasetSpec, Terminology
 
 PARTITION = 500  # subjects per partition

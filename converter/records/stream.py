@@ -3,7 +3,7 @@
 A CSV folder has each subject's records spread over every form file, so it is read in one streaming pass per
 form file: runs of whole records are cut from the bytes (never inside a quoted field), parsed with the same
 code as :func:`converter.records.csv_io.read_form_csv`, and each row is spilled to the partition of its
-subject (:func:`converter.engine.partition.partition_of`, CRC-32 of SUBJID) with its row number in the file.
+subject (:func:`converter.records.partitions.partition_of`, CRC-32 of SUBJID) with its row number in the file.
 :func:`load_csv_part` puts one partition's spilled rows back together as raw tables whose messages still name
 the original file and row. An ODM file keeps each subject in one ``SubjectData`` element, so it is cut into
 runs of whole subjects instead (:func:`converter.records.odm.odm_slices`); nothing is spilled.
@@ -20,10 +20,10 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
-from converter.engine.partition import partition_of
 from converter.errors import Problem, problem
 from converter.records.checks import RawRead, RawTable, empty_raw
 from converter.records.csv_io import _header, form_file, form_files, header_problems, parse_rows
+from converter.records.partitions import partition_of
 from converter.records.schema import Form, FormSchema
 
 #: bytes of a form file parsed at a time while spilling

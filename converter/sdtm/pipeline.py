@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from converter.engine.partition import is_study_level, map_partitions, split_records, stack
 from converter.paths import mappings_dir
 from converter.records.model import Records, empty_frame
+from converter.records.partitions import is_study_level, map_partitions, split_records, stack
 from converter.records.schema import FormSchema, load_forms
-from converter.sdtm.engine import Accounting, build_all
+from converter.sdtm.build import Accounting, build_all
 from converter.spec.loader import check_specs, load_specs, load_terminology
 from converter.spec.model import DatasetSpec, Terminology
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from converter.upload.cli_command import upload_command
+from converter.upload.commands import upload_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 app.command()(upload_command)

@@ -260,9 +260,9 @@ def _as_items(result: Any) -> list[Any]:
 
 
 def check_fhir(folder: Path) -> list[Finding]:
-    mod = _import("converter.fhir.validate")
+    mod = _import("converter.fhir.resource_checks")
     if mod is None:
-        return [finding("INO-PKG-003", "", message="FHIR checks skipped: converter.fhir.validate is not available")]
+        return [finding("INO-PKG-003", "", message="FHIR checks skipped: their module is not available")]
     names = ("validate_fhir_folder", "validate_folder", "validate_fhir_dir", "validate_dir", "validate_path",
              "validate_fhir", "validate")  # fmt: skip
     try:
@@ -270,7 +270,7 @@ def check_fhir(folder: Path) -> list[Finding]:
     except Exception as exc:
         return [finding("INO-FHIR-005", "", message=f"FHIR validation failed: {type(exc).__name__}: {exc}")]
     if not called:
-        return [finding("INO-PKG-003", "", message="FHIR checks skipped: converter.fhir.validate has no entry point")]
+        return [finding("INO-PKG-003", "", message="FHIR checks skipped: no entry point")]
     return [adapt_result(i, "INO-FHIR-005") for i in _as_items(result)]
 
 

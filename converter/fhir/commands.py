@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import Problem
+from converter.fhir.mapping import load_fhir_stage
 
 Echo = Callable[[str], Any]
 
@@ -35,23 +36,6 @@ def _echo(msg: str) -> None:
 
 def _echo_err(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-def load_fhir_stage(mappings: Path | None = None) -> tuple[Any, Any, Any]:
-    """(FHIR specs, CT, SDTM specs), checked: every SDTM spec variable mapped or listed as not mapped."""
-    from converter.errors import SpecError
-    from converter.fhir.spec import check_coverage, load_fhir_specs
-    from converter.paths import mappings_dir
-    from converter.spec.loader import load_specs, load_terminology
-
-    root = mappings or mappings_dir()
-    specs = load_fhir_specs(root / "fhir")
-    ct = load_terminology(root / "ct") if (root / "ct").is_dir() else None
-    sdtm_specs = load_specs(root / "sdtm") if (root / "sdtm").is_dir() else {}
-    gaps = check_coverage(specs, sdtm_specs)
-    if gaps:
-        raise SpecError(gaps)
-    return specs, ct, sdtm_specs
 
 
 def _problem_lines(problems: Iterable[Problem], limit: int = 50) -> list[str]:

@@ -732,7 +732,7 @@ def check_paths_r4b(specs: FhirSpecs) -> list[str]:
 
     Imports fhir.resources (slow): meant for tests and ``--strict``, not for every run.
     """
-    from converter.fhir.validate import r4b_path_problem
+    from converter.fhir.resource_checks import r4b_path_problem
 
     problems: list[str] = []
     for s in specs.sources():
@@ -777,3 +777,19 @@ def element_codelist(el: Element, dataset: str | None, sdtm_specs: Mapping[str, 
         return spec.variable(el.var).codelist
     except KeyError:
         return None
+
+
+def load_fhir_stage(mappings: Path | None = None) -> tuple[Any, Any, Any]:
+    """(FHIR specs, CT, SDTM specs), checked: every SDTM spec variable mapped or listed as not mapped."""
+    from converter.errors import SpecError
+    from converter.paths import mappings_dir
+    from converter.spec.loader import load_specs, load_terminology
+
+    root = mappings or mappings_dir()
+    specs = load_fhir_specs(root / "fhir")
+    ct = load_terminology(root / "ct") if (root / "ct").is_dir() else None
+    sdtm_specs = load_specs(root / "sdtm") if (root / "sdtm").is_dir() else {}
+    gaps = check_coverage(specs, sdtm_specs)
+    if gaps:
+        raise SpecError(gaps)
+    return specs, ct, sdtm_specs
