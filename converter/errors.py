@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from converter.text import escape_controls
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -23,13 +25,13 @@ class Problem:
         return asdict(self)
 
     def __str__(self) -> str:
-        where = ":".join(p for p in (self.file, self.record, self.field) if p)
+        where = escape_controls(":".join(p for p in (self.file, self.record, self.field) if p))
         val = f" (value {self.value!r})" if self.value else ""
-        return f"{where}: [{self.rule}] {self.message}{val}"
+        return f"{where}: [{self.rule}] {escape_controls(self.message)}{val}"
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = "" if value is None else str(value)
+    text = escape_controls(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
