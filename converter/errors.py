@@ -26,7 +26,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = escape_controls(":".join(p for p in (self.file, self.record, self.field) if p))
-        val = f" (value {self.value!r})" if self.value else ""
+        val = f" (value '{self.value}')" if self.value else ""
         return f"{where}: [{self.rule}] {escape_controls(self.message)}{val}"
 
 
