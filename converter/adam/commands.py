@@ -10,47 +10,15 @@ reproduced within its tolerance, else 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-
-import pandas as pd
 
 from converter.adam.pipeline import AdamResult, sdtm_to_adam
 from converter.errors import ConformanceError
+from converter.io.package import read_package
 from converter.spec.model import DatasetSpec
 
 Echo = Callable[[str], None]
-_NOT_DATA = {"define"}
-
-
-def read_package(folder: Path, specs: Mapping[str, DatasetSpec] | None = None) -> dict[str, pd.DataFrame]:
-    """Every dataset of a package folder (``*.xpt``; ``*.json``/``*.ndjson`` Dataset-JSON when there is no XPT),
-    in the data contract: integer variables of a known spec as Int64."""
-    from converter.io.datasetjson import read_dataset_json
-    from converter.io.xpt import read_xpt
-
-    if not folder.is_dir():
-        raise FileNotFoundError(str(folder))
-    out: dict[str, pd.DataFrame] = {}
-    for path in sorted(folder.glob("*.xpt")):
-        df, meta = read_xpt(path)
-        out[(meta.name or path.stem).upper()] = df
-    if not out:
-        for path in sorted([*folder.glob("*.json"), *folder.glob("*.ndjson")]):
-            if path.stem.lower() in _NOT_DATA:
-                continue
-            df, meta = read_dataset_json(path)
-            out[(meta.name or path.stem).upper()] = df
-    if not out:
-        raise FileNotFoundError(f"{folder}: no datasets (*.xpt or Dataset-JSON)")
-    for name, df in out.items():
-        spec = (specs or {}).get(name)
-        if spec is None:
-            continue
-        for var in spec.variables:
-            if var.type == "integer" and var.name in df.columns:
-                df[var.name] = pd.to_numeric(df[var.name], errors="coerce").round().astype("Int64")
-    return out
 
 
 def _specs(stage: str) -> dict[str, DatasetSpec]:
