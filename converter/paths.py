@@ -1,12 +1,15 @@
 """Where the project's data lives: the mapping specs and the bundled example.
 
-The specs are data, not code; they sit beside the package in the source tree (``mappings/``, ``examples/``).
-``INOCONV_MAPPINGS`` / ``INOCONV_EXAMPLES`` point elsewhere, e.g. at a second trial's specs.
+The specs are data, not code. In the source tree they sit beside the package (``mappings/``, ``examples/``);
+a wheel ships a copy of both inside the package (``converter/_data/``, copied by setup.py's build step), found
+through :mod:`importlib.resources`. Order: ``INOCONV_MAPPINGS`` / ``INOCONV_EXAMPLES`` (e.g. a second trial's
+specs), then the package's own copy (installed wheel), then the source tree (editable install, checkout).
 """
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -16,14 +19,22 @@ def project_root() -> Path:
     return _ROOT
 
 
+def _bundled(name: str) -> Path:
+    """The data folder ``name``: the installed package's copy when there is one, else the source tree's."""
+    data = files("converter") / "_data" / name
+    if isinstance(data, Path) and data.is_dir():
+        return data
+    return _ROOT / name
+
+
 def mappings_dir() -> Path:
     env = os.environ.get("INOCONV_MAPPINGS")
-    return Path(env) if env else _ROOT / "mappings"
+    return Path(env) if env else _bundled("mappings")
 
 
 def examples_dir() -> Path:
     env = os.environ.get("INOCONV_EXAMPLES")
-    return Path(env) if env else _ROOT / "examples"
+    return Path(env) if env else _bundled("examples")
 
 
 def example_study_dir() -> Path:
