@@ -139,9 +139,9 @@ def test_bulk_round_trip_through_batches_and_both_readers(tmp_path: Path, monkey
     records = bulk_records(120)
     path = tmp_path / "bulk.xml"
     write_records(records, path, "odm")
-    monkeypatch.setattr(odm, "_READ_BATCH", 5000)  # many fast-path batches
+    monkeypatch.setattr(odm.collector, "READ_BATCH", 5000)  # many fast-path batches
     assert frames_equal(records, read_records(path)) == []
-    monkeypatch.setattr(odm, "PARALLEL_MIN", 0)  # the lxml checks in a second process
+    monkeypatch.setattr(odm.reader, "PARALLEL_MIN", 0)  # the lxml checks in a second process
     assert frames_equal(records, read_records(path)) == []
     # namespace prefixes: the raw text reading steps aside, lxml reads everything
     text = path.read_text(encoding="utf-8").replace(f'xmlns="{odm.NS}"', f'xmlns:odm="{odm.NS}"')

@@ -1,0 +1,202 @@
+"""The lxml pass over an ODM file: well-formedness, the ODM 1.3.2 XSD (streaming), the MetaDataVersion and the
+study; the root sniffer; syntax and XSD errors as problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from converter.errors import Problem, problem
+from converter.records.odm.collector import Collector
+from converter.records.odm.metadata import check_metadata
+from converter.records.odm.names import TAG_MDV, TAG_SUBJECT
+from converter.records.odm.vocab import Vocab
+from converter.records.schema import FormSchema
+
+#: above this size a failed streaming validation is not repeated on a whole tree to find line numbers
+LINE_LOOKUP_LIMIT = 64 * 1024 * 1024
+
+
+# ------------------------------------------------------------------------------------------------- reader
+
+
+@lru_cache(maxsize=1)
+def odm_xsd() -> etree.XMLSchema:
+    """The ODM 1.3.2 XML schema shipped with odmlib, loaded without network access."""
+    import odmlib
+
+    base = Path(odmlib.__file__).resolve().parent / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XMLSchema(etree.parse(str(base), parser))
+
+
+def _syntax_rule(type_name: str, message: str) -> str:
+    text = message.lower()
+    if "ENCODING" in type_name or "encoding" in text or "utf-8" in text:
+        return "encoding"
+    return "xml"
+
+
+def syntax_problems(file: str, err: etree.XMLSyntaxError) -> list[Problem]:
+    out: list[Problem] = []
+    seen: set[tuple[int, str]] = set()
+    for e in err.error_log:
+        if e.domain_name == "SCHEMASV" or e.level_name == "WARNING":
+            continue
+        key = (e.line, e.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        rule = _syntax_rule(e.type_name, e.message)
+        out.append(problem(file, f"line {e.line}", "", "", rule, e.message.strip()))
+    if not out:
+        out.append(
+            problem(
+                file, f"line {err.lineno}" if err.lineno else "", "", "", _syntax_rule("", str(err.msg)), str(err.msg)
+            )
+        )
+    return out
+
+
+def xsd_problems(file: str, entries: Iterable[Any], path: Path | None) -> list[Problem]:
+    """XSD problems; streaming validation gives no lines, so a small file is validated again as a tree."""
+    msgs = [e for e in entries if e.domain_name == "SCHEMASV"]
+    if not msgs:
+        return []
+    if path is not None and path.stat().st_size <= LINE_LOOKUP_LIMIT:
+        parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
+        try:
+            tree = etree.parse(str(path), parser)
+        except etree.XMLSyntaxError:
+            tree = None
+        if tree is not None:
+            xsd = odm_xsd()
+            if not xsd.validate(tree):
+                return [
+                    problem(file, f"line {e.line}", "", "", "xsd", e.message.strip()) for e in list(xsd.error_log)[:200]
+                ]
+    return [problem(file, "", "", "", "xsd", e.message.strip()) for e in msgs[:200]]
+
+
+@dataclass(frozen=True)
+class Root:
+    tag: str
+    nsmap: dict[str | None, str]
+    encoding: str
+    doctype: str
+
+
+def sniff(path: Path) -> Root | None:
+    """The root element and prolog of an XML file, or None when it does not start as XML."""
+    try:
+        for _ev, el in etree.iterparse(
+            str(path), events=("start",), no_network=True, resolve_entities=False, huge_tree=True, load_dtd=False
+        ):
+            info = el.getroottree().docinfo
+            return Root(str(el.tag), dict(el.nsmap), str(info.encoding or "UTF-8"), str(info.doctype or ""))
+    except etree.XMLSyntaxError:
+        return None
+    return None
+
+
+def sniff_root(path: Path) -> str | None:
+    """The root element's ``{namespace}name`` of an XML file, or None when it does not start as XML."""
+    root = sniff(path)
+    return root.tag if root else None
+
+
+def lxml_pass(
+    path: Path, schema: FormSchema, validate: bool, collector: Collector | None
+) -> tuple[list[Problem], bool]:
+    """One streaming lxml parse: well-formedness, XSD (when ``validate``), metadata and study checks, and
+    with a ``collector`` the subjects too. Returns (problems, whether the XML was well-formed)."""
+    file = str(path)
+    vocab = Vocab.build(schema)
+    problems: list[Problem] = []
+    # no resolve_entities=False here: together with a schema it makes lxml swallow parse errors at the end
+    # of a truncated file. Entities cannot be declared anyway: read_odm refuses documents with a DOCTYPE.
+    kw: dict[str, Any] = {
+        "events": ("end",),
+        "tag": (TAG_MDV, TAG_SUBJECT),
+        "no_network": True,
+        "load_dtd": False,
+        "huge_tree": True,
+        "collect_ids": False,
+    }
+    if validate:
+        kw["schema"] = odm_xsd()
+    etree.clear_error_log()
+    it = etree.iterparse(str(path), **kw)
+    study: tuple[str | None, str | None] | None = None
+    mdv_oids: list[str] = []
+    try:
+        for _ev, el in it:
+            if el.tag == TAG_SUBJECT:
+                parent = el.getparent()
+                here = (parent.get("StudyOID"), parent.get("MetaDataVersionOID"))
+                if here != study:
+                    study = here
+                    problems += check_clinical(here, schema, mdv_oids, file, parent.sourceline)
+                if el.get("SubjectKey") is None:
+                    problems.append(
+                        problem(
+                            file,
+                            f"line {el.sourceline}",
+                            "SUBJID",
+                            "",
+                            "odm-structure",
+                            "SubjectData without SubjectKey",
+                        )
+                    )
+                elif collector is not None:
+                    collector.add_subject(etree.tostring(el, encoding="unicode", with_tail=False), el.sourceline)
+            else:
+                mdv_oids.append(el.get("OID") or "")
+                problems += check_metadata(el, vocab, file)
+            el.clear()
+            while el.getprevious() is not None:
+                del el.getparent()[0]
+    except etree.XMLSyntaxError as err:
+        entries = list(err.error_log)
+        if not entries or any(e.domain_name != "SCHEMASV" for e in entries):
+            return problems + syntax_problems(file, err), False
+        return problems + xsd_problems(file, entries, path), True
+    if validate:
+        problems += xsd_problems(file, it.error_log, path)
+    return problems, True
+
+
+def check_clinical(
+    here: tuple[str | None, str | None], schema: FormSchema, mdv_oids: list[str], file: str, line: int | None
+) -> list[Problem]:
+    study_oid, mdv = here
+    out: list[Problem] = []
+    where = f"line {line}" if line else ""
+    if study_oid != schema.study.oid:
+        out.append(
+            problem(
+                file,
+                where,
+                "",
+                study_oid,
+                "metadata",
+                f"ClinicalData is for study {study_oid!r}, the schema is for {schema.study.oid!r}",
+            )
+        )
+    if mdv_oids and mdv not in mdv_oids:
+        out.append(
+            problem(
+                file,
+                where,
+                "",
+                mdv,
+                "metadata",
+                f"ClinicalData refers to MetaDataVersion {mdv!r}, the file defines {', '.join(mdv_oids)}",
+            )
+        )
+    return out
