@@ -37,6 +37,18 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
+def test_local_workers_run_the_drivers_interpreter(spark: Any) -> None:
+    """Not the ``python3`` on PATH (a venv that is not activated): this interpreter, unless PYSPARK_PYTHON says."""
+    import sys
+
+    from converter.engine.spark import worker_python
+
+    assert worker_python() == os.environ.get("PYSPARK_PYTHON", sys.executable)
+    assert spark.sparkContext.pythonExec == worker_python()
+    ran = spark.sparkContext.parallelize([0], 1).map(lambda _: sys.executable).collect()
+    assert ran == [os.path.realpath(worker_python())] or ran == [worker_python()]
+
+
 def _same(local: SdtmResult, other: SdtmResult) -> None:
     assert list(local.datasets) == list(other.datasets)
     for name, df in local.datasets.items():

@@ -21,6 +21,8 @@ No mapping is implemented twice.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,21 +50,37 @@ FORM_COL, PART_COL, DATASET_COL, PAYLOAD_COL = "__form__", "__part__", "__datase
 PROBLEMS, ACCOUNTING = "__problems__", "__accounting__"
 
 
+def worker_python() -> str:
+    """The interpreter a local session's Python workers run: ``PYSPARK_PYTHON`` when the user sets it, else this
+    process's own (``sys.executable``), never whichever ``python3`` is first on PATH (a venv that is not activated
+    would otherwise hand the tasks an interpreter without pandas, pyarrow or inoconv)."""
+    return os.environ.get("PYSPARK_PYTHON") or sys.executable
+
+
 def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
-    """A local Spark session (``local[cores]``) with Arrow transfers; on a cluster use the provided session."""
+    """A local Spark session (``local[cores]``) with Arrow transfers, its workers on :func:`worker_python`;
+    on a cluster use the provided session."""
     from pyspark.sql import SparkSession
 
-    return (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "4g")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    python = worker_python()
+    before = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = python  # read once, when the SparkContext starts
+    try:
+        return (
+            SparkSession.builder.master(f"local[{cores}]")
+            .appName(app)
+            .config("spark.pyspark.python", python)
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.memory", "4g")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+    finally:
+        if before is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
 
 
 def _to_text(df: pd.DataFrame) -> pd.DataFrame:
