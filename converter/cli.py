@@ -27,6 +27,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_OUT = Path("inoconv-out")
 
+OVERWRITE_HELP = ("Write into a non-empty --out that inoconv did not write (its files of other names stay; "
+                  "same names are replaced)")  # fmt: skip
+Overwrite = Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)]
+
+
+def _flags_without_metavar() -> None:
+    """Boolean flags take no value: show ``--force``, not ``--force <bool>``, in every command's --help."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_inoconv", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._inoconv = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_metavar()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from converter import __version__
+
+        typer.echo(f"inoconv {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Spec-driven converter between clinical-trial data standards."""
+
 
 def _echo_err(msg: str) -> None:
     typer.echo(msg, err=True)
@@ -51,7 +92,11 @@ def handles_errors(fn: F) -> F:
             _echo_err("Not written: the output would not be conformant:\n" + "\n".join(f"  {m}" for m in exc.messages))
             raise typer.Exit(exc.exit_code) from None
         except FileNotFoundError as exc:
-            _echo_err(f"File not found: {exc.filename or exc}")
+            _echo_err(f"No such file or folder: {exc.filename or exc}")
+            raise typer.Exit(2) from None
+        except OSError as exc:  # disk full, read-only folder, permission denied: the path and the system's reason
+            where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "(no path)"
+            _echo_err(f"Cannot read or write {where}: {exc.strerror or exc}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             _echo_err("Interrupted.")
@@ -80,6 +125,7 @@ def simulate(
     created: Annotated[
         str | None, typer.Option("--creation-datetime", help="ODM CreationDateTime (default: now), reproducible files")
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Write a synthetic cohort calibrated to the published aggregates of NCT01371630."""
     from converter.records.simulate import DEFAULT_SEED
@@ -88,9 +134,16 @@ def simulate(
 
     if fmt not in ("odm", "csv"):
         raise typer.BadParameter("--format must be odm or csv")
-    records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
-    (out.parent if fmt == "odm" else out).mkdir(parents=True, exist_ok=True)
-    write_records(records, out, "odm" if fmt == "odm" else "csv", creation_datetime=created)
+    from converter.io.outdir import output_file, output_folder
+
+    if fmt == "odm":  # one file: replaced only when inoconv wrote it (OUT.manifest.json beside it)
+        with output_file(out, overwrite=overwrite) as staged:
+            records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
+            write_records(records, staged, "odm", creation_datetime=created)
+    else:
+        with output_folder(out, overwrite=overwrite) as dest:
+            records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
+            write_records(records, dest.path, "csv", creation_datetime=created)
     rows = sum(len(df) for df in records.values())
     typer.echo(f"wrote {n} subjects, {rows} records in {len(records)} forms to {out} ({fmt})")
 
@@ -104,14 +157,23 @@ def sdtm(
     partitions: Annotated[int, typer.Option("--partitions", min=1, help="Subject partitions (memory per step)")] = 1,
     parquet: Annotated[Path | None, typer.Option("--parquet", help="Spark: also write Parquet by dataset here")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODM XSD validation (huge files)")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Records -> SDTM: XPT v5, Dataset-JSON and define.xml, driven by mappings/sdtm."""
+    import contextlib
+
+    from converter.io.outdir import output_folder
     from converter.stages import run_sdtm
 
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
-    run_sdtm(source, out, echo=typer.echo, engine=engine, partitions=partitions, parquet=parquet,
-             validate=not no_validate)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        dest = stack.enter_context(output_folder(out, inputs=[source], overwrite=overwrite))
+        pq = None
+        if parquet is not None:  # a second output folder, under the same rule
+            pq = stack.enter_context(output_folder(parquet, inputs=[source, out], overwrite=overwrite)).path
+        run_sdtm(source, dest.path, echo=dest.echo(typer.echo), engine=engine, partitions=partitions, parquet=pq,
+                 validate=not no_validate)  # fmt: skip
 
 
 @app.command()
@@ -128,24 +190,29 @@ def stream(
     partitions: Annotated[
         int | None, typer.Option("--partitions", min=1, help="Spark: subject partitions (default: one per --subjects)")
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Registry-sized input: records -> SDTM -> ADaM -> FHIR NDJSON, a partition of subjects at a time.
 
     Writes Parquet per dataset and partition, FHIR Bulk Data NDJSON, accounting.csv and stream.json.
     """
+    from converter.io.outdir import output_folder
+
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
-    if engine == "spark":
-        from converter.engine.spark import stream_on_spark
+    with output_folder(out, inputs=[source], overwrite=overwrite) as dest:
+        if engine == "spark":
+            from converter.engine.spark import stream_on_spark
 
-        rep = stream_on_spark(source, out, partitions=partitions, subjects_per_partition=subjects,
-                              validate=not no_validate, fhir=not no_fhir, rules=not no_rules, cores=workers,
-                              echo=typer.echo)  # fmt: skip
-    else:
-        from converter.engine.stream import run_stream
+            rep = stream_on_spark(source, dest.path, partitions=partitions, subjects_per_partition=subjects,
+                                  validate=not no_validate, fhir=not no_fhir, rules=not no_rules, cores=workers,
+                                  echo=dest.echo(typer.echo))  # fmt: skip
+        else:
+            from converter.engine.stream import run_stream
 
-        rep = run_stream(source, out, workers=workers, subjects_per_partition=subjects, validate=not no_validate,
-                         fhir=not no_fhir, rules=not no_rules, echo=typer.echo)  # fmt: skip
+            rep = run_stream(source, dest.path, workers=workers, subjects_per_partition=subjects,
+                             validate=not no_validate, fhir=not no_fhir, rules=not no_rules,
+                             echo=dest.echo(typer.echo))  # fmt: skip
     typer.echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "
@@ -169,11 +236,14 @@ def stream(
 def adam(
     sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder written by `inoconv sdtm`")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "adam",
+    overwrite: Overwrite = False,
 ) -> None:
     """SDTM -> ADaM (ADSL, ADTTE, ADAE, ADRS): XPT v5, Dataset-JSON and define.xml."""
     from converter.adam.commands import adam_command
+    from converter.io.outdir import output_folder
 
-    adam_command(sdtm_dir, out)
+    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite) as dest:
+        adam_command(sdtm_dir, dest.path, dest.echo(typer.echo))
 
 
 @app.command()
@@ -181,11 +251,14 @@ def adam(
 def report(
     adam_dir: Annotated[Path, typer.Argument(help="ADaM folder written by `inoconv adam`")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "report",
+    overwrite: Overwrite = False,
 ) -> None:
     """The publication's end points recomputed from ADaM, compared with the published values."""
     from converter.adam.commands import report_command
+    from converter.io.outdir import output_folder
 
-    code = report_command(adam_dir, out)
+    with output_folder(out, inputs=[adam_dir], overwrite=overwrite) as dest:
+        code = report_command(adam_dir, dest.path, dest.echo(typer.echo))
     if code:
         raise typer.Exit(code)
 
@@ -196,11 +269,14 @@ def fhir(
     sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "fhir",
     strict: Annotated[bool, typer.Option("--strict", help="Validate every resource with the R4 models")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """SDTM -> FHIR R4: a transaction Bundle per subject plus the study, and NDJSON per resource type."""
     from converter.fhir.commands import fhir_command
+    from converter.io.outdir import output_folder
 
-    code = fhir_command(sdtm_dir, out, strict)
+    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite) as dest:
+        code = fhir_command(sdtm_dir, dest.path, strict, dest.echo(typer.echo))
     if code:
         raise typer.Exit(code)
 
@@ -216,11 +292,15 @@ def tosdtm(
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="Trusted input: skip the R4 model check of each resource")
     ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """FHIR R4 bundles or NDJSON -> SDTM datasets; reports what it cannot convert, resource by resource."""
     from converter.fhir.commands import tosdtm_command
+    from converter.io.outdir import output_folder
 
-    code = tosdtm_command(fhir_path, out, partitions=partitions, validate=not no_validate)
+    with output_folder(out, inputs=[fhir_path], overwrite=overwrite) as dest:
+        code = tosdtm_command(fhir_path, dest.path, echo=dest.echo(typer.echo), partitions=partitions,
+                              validate=not no_validate)  # fmt: skip
     if code:
         raise typer.Exit(code)
 
@@ -238,31 +318,15 @@ def roundtrip(
         raise typer.Exit(code)
 
 
-@app.command()
-@handles_errors
-def upload(
-    fhir_dir: Annotated[Path, typer.Argument(help="Folder written by `inoconv fhir`")],
-    server: Annotated[str, typer.Option("--server", help="FHIR R4 base URL")],
-    token: Annotated[str | None, typer.Option("--token", help="Bearer token (or INOCONV_FHIR_TOKEN)")] = None,
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="File holding the bearer token")] = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Resources per bundle when built from NDJSON")] = 200,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Bundles in flight")] = 2,
-    force: Annotated[bool, typer.Option("--force", help="Re-send bundles the journal says were accepted")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; send nothing")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = 30.0,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates")] = False,
-    journal: Annotated[Path | None, typer.Option("--journal", help="Upload journal (default in FHIR_DIR)")] = None,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, max=20, help="Tries per bundle")] = 6,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
-) -> None:
-    """Upload FHIR bundles to a FHIR R4 server: idempotent, resumable, retrying."""
+def _upload_command() -> Callable[..., None]:
+    # the options, defaults and help are defined once, in converter/upload/options.py; this module is light
+    # (typer and the options: httpx and rich load only when the upload runs)
     from converter.upload.commands import upload_command
 
-    upload_command(
-        fhir_dir=fhir_dir, server=server, token=token, token_file=token_file, batch=batch,
-        concurrency=concurrency, force=force, dry_run=dry_run, timeout=timeout, insecure=insecure,
-        journal=journal, max_attempts=max_attempts, quiet=quiet,
-    )  # fmt: skip
+    return upload_command
+
+
+app.command("upload")(handles_errors(_upload_command()))
 
 
 @app.command()
@@ -271,13 +335,48 @@ def validate(
     folder: Annotated[Path, typer.Argument(help="An SDTM, ADaM or FHIR folder, or the whole `inoconv run` output")],
     fail_on: Annotated[str, typer.Option("--fail-on", help="error or warning")] = "error",
     out: Annotated[Path | None, typer.Option("--out", help="Where to write findings.json/.csv")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Conformance report for a package: CDISC rules, define.xml, FHIR, round trip."""
     from converter.validate.commands import validate_command
 
-    code = validate_command(folder, fail_on=fail_on, out=out)
+    if out is None:
+        code = validate_command(folder, fail_on=fail_on, out=None)
+    else:
+        from converter.io.outdir import output_folder
+
+        with output_folder(out, inputs=[folder], overwrite=overwrite) as dest:
+            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo))
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def verify(
+    path: Annotated[Path, typer.Argument(help="An output folder (or a file written by simulate) with its manifest")],
+) -> None:
+    """Re-hash an output folder against its manifest.json: exit 0 intact; 1 a file added, missing or changed."""
+    from converter.io.manifest import verify_path
+    from converter.io.outdir import missing_path
+
+    if not path.exists():
+        raise missing_path(path)
+    rep = verify_path(path)
+    if rep is None:
+        from converter.errors import InputError, problem
+
+        raise InputError(problem(str(path), "", "", "", "verify", "has no inoconv manifest.json (inoconv did not "
+                                 "write it, or it was written before manifests existed)"))  # fmt: skip
+    for line in rep.lines():
+        typer.echo(line)
+    m = rep.manifest
+    typer.echo(f"{path}: written by inoconv {m.version} at {m.created} ({' '.join(m.command[1:3])}); "
+               f"{rep.checked} of {len(m.outputs)} files re-hashed: "
+               + ("intact" if rep.intact else f"{len(rep.changed)} changed, {len(rep.missing)} missing, "
+                  f"{len(rep.added)} added"))  # fmt: skip
+    if not rep.intact:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -285,11 +384,12 @@ def validate(
 def run(
     source: Annotated[Path | None, typer.Argument(help="ODM-XML or CSV folder (default: the bundled example)")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT,
+    overwrite: Overwrite = False,
 ) -> None:
     """Every stage on the bundled example (or SOURCE): records -> SDTM -> ADaM -> report, SDTM -> FHIR."""
     from converter.stages import run_all
 
-    code = run_all(source, out, echo=typer.echo)
+    code = run_all(source, out, echo=typer.echo, overwrite=overwrite)
     if code:
         raise typer.Exit(code)
 

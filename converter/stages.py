@@ -99,15 +99,55 @@ def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Ec
             spark.stop()
 
 
-def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:
-    """Every stage that exists, on ``source`` (default: the bundled example). Returns an exit code."""
+def run_all(
+    source: Path | None,
+    out: Path,
+    echo: Echo = print,
+    *,
+    overwrite: bool = False,
+    command: list[str] | None = None,
+) -> int:
+    """Every stage that exists, on ``source`` (default: the bundled example). Returns an exit code.
+
+    ``out`` is an output folder under :func:`converter.io.outdir.output_folder`'s rule: built beside, each
+    stage's sub-folder sealed with its own ``manifest.json``, the run folder with one over everything.
+    """
+    from converter.io.outdir import output_folder
     from converter.paths import example_study_dir
 
     if source is None:
         ex = example_study_dir()
         candidates = sorted((ex / "odm").glob("*.xml")) if (ex / "odm").exists() else []
         source = candidates[0] if candidates else ex / "csv"
-    echo(f"inoconv run: {source} -> {out}")
+    with output_folder(out, inputs=[source], overwrite=overwrite, command=command) as dest:
+        show = dest.echo(echo)
+        show(f"inoconv run: {source} -> {out}")
+        code = _run_stages(source, dest.path, show)
+        _seal_stages(source, dest.path, out, command)
+    return code
+
+
+def _seal_stages(source: Path, work: Path, out: Path, command: list[str] | None) -> None:
+    """Each stage's sub-folder gets its manifest; inputs named by where they will be, hashed where they are."""
+    from converter.io.manifest import FileEntry, file_entries
+    from converter.io.outdir import seal_folder
+
+    staged, final = str(work.resolve()), str(out.resolve())
+
+    def entries(paths: list[Path]) -> tuple[FileEntry, ...]:
+        found = file_entries([p.resolve() for p in paths if p.exists()])
+        return tuple(FileEntry(e.path.replace(staged, final, 1), e.sha256, e.bytes) for e in found)
+
+    reads = {"sdtm": [source], "adam": [work / "sdtm"], "fhir": [work / "sdtm"], "report": [work / "adam"]}
+    for stage, inputs in reads.items():
+        if (work / stage).is_dir():
+            seal_folder(work / stage, command=command, input_entries=entries(inputs), notes={"stage": stage})
+    if (work / "validate").is_dir():
+        read = [work / s for s in ("sdtm", "adam", "fhir", "report") if (work / s).is_dir()]
+        seal_folder(work / "validate", command=command, input_entries=entries(read), notes={"stage": "validate"})
+
+
+def _run_stages(source: Path, out: Path, echo: Echo) -> int:
     summary: list[dict[str, object]] = []
     code = 0
     t0 = time.perf_counter()
@@ -129,7 +169,7 @@ def run_all(source: Path | None, out: Path, echo: Echo = print) -> int:
     try:
         from converter.fhir.commands import fhir_command
 
-        stages.append(("fhir", lambda: fhir_command(out / "sdtm", out / "fhir", False) or 0))
+        stages.append(("fhir", lambda: fhir_command(out / "sdtm", out / "fhir", False, echo) or 0))
     except ImportError:
         echo("(FHIR stage not available in this build)")
     for name, fn in stages:

@@ -214,7 +214,11 @@ def test_atomic_helpers(tmp_path: Path) -> None:
         (tmp / "y").write_text("2")
         raise RuntimeError("boom")
     assert sorted(p.name for p in folder.iterdir()) == ["x"]
-    with atomic_dir(folder) as tmp:
+    with pytest.raises(FileExistsError), atomic_dir(folder) as tmp:  # never replaces a folder with files
+        (tmp / "z").write_text("3")
+    assert sorted(p.name for p in folder.iterdir()) == ["x"]
+    (folder / "x").unlink()
+    with atomic_dir(folder) as tmp:  # an empty folder is filled
         (tmp / "z").write_text("3")
     assert sorted(p.name for p in folder.iterdir()) == ["z"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "out"]

@@ -5,12 +5,14 @@ on one file system and is atomic), then renamed over the destination. If writing
 removed and an existing destination is left untouched.
 
 ``atomic_write(path)`` yields a binary (or, with ``text=True``, a UTF-8 text) file object;
-``atomic_dir(path)`` yields a fresh empty temporary folder to fill, which then replaces ``path`` as a whole.
+``atomic_dir(path)`` yields a fresh empty temporary folder to fill, which then takes the place of ``path`` (a
+folder that does not exist yet, or an empty one: it never deletes anything).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -92,31 +94,26 @@ def _atomic_write(path: Path, text: bool, encoding: str, newline: str | None, fs
 def atomic_dir(path: Path | str) -> Iterator[Path]:
     """Build a folder as a whole: ``with atomic_dir(out) as tmp: (tmp / "a.csv").write_text(...)``.
 
-    On success the temporary folder replaces ``path`` (an existing folder at ``path`` is swapped out and
-    then removed; an existing *file* there is an error). On failure nothing at ``path`` changes.
+    On success the temporary folder takes the place of ``path``, which must not exist or be an empty folder:
+    this never deletes a file. (Replacing a folder of earlier output, refusing folders with other files, and
+    the provenance manifest are :func:`converter.io.outdir.output_folder`'s job.) On failure nothing at
+    ``path`` changes.
     """
     path = Path(path)
     parent = path.parent
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path}: exists and is not a folder")
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder", str(path))
+    if path.is_dir() and any(path.iterdir()):
+        raise FileExistsError(errno.ENOTEMPTY, "folder not empty (atomic_dir never replaces files)", str(path))
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
     try:
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
-            old.rmdir()
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        if path.is_dir():
+            path.rmdir()  # empty (checked above; rmdir fails rather than delete anything that appeared since)
+        os.replace(tmp, path)
         _fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
