@@ -35,9 +35,9 @@ from converter.upload import (
     redact,
     upload,
 )
-from converter.upload.client import parse_retry_after
 from converter.upload.commands import upload_command
 from converter.upload.journal import Journal
+from converter.upload.results import parse_retry_after
 
 # the FHIR server fixtures (tests/conftest.py may import them too; these module-level names win here)
 fhir_server = conftest_fhir.fhir_server

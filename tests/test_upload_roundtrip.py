@@ -13,7 +13,7 @@ from test_fhir_data import example, specs
 from converter.fhir.roundtrip import compare
 from converter.fhir.to_sdtm import convert_path
 from converter.fhir.writer import write_fhir_dir
-from converter.upload.client import count_resources, fetch_all, upload
+from converter.upload import count_resources, fetch_all, upload
 
 
 def test_example_uploaded_read_back_and_converted_equals_the_sdtm(fresh_fhir_server: str, tmp_path: Path) -> None:  # noqa: F811

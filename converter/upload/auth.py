@@ -2,8 +2,12 @@
 
 The token comes from, in this order: the ``--token`` option, the ``--token-file`` file, the
 ``INOCONV_FHIR_TOKEN`` environment variable. It is held in a :class:`Secret` whose ``repr``/``str`` are
-``'***'``; :func:`redact` scrubs it (and any ``Bearer ...`` value or URL password) out of any text that
-could reach a user, a log or a report.
+``'***'``; :func:`redact` scrubs it - whole, or any run of :data:`FRAGMENT` of its characters, in case a
+server echoes part of it - (and any ``Bearer ...`` value or URL password) out of any text that could reach a
+user, a log or a report.
+
+A token is one line of visible ASCII (RFC 6750 ``b64token`` and the usual JWTs are): a token file with more
+than one line, or a token with a space or control character, is refused without showing any of it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from converter.errors import InputError, problem
 
 TOKEN_ENV = "INOCONV_FHIR_TOKEN"
 MASK = "***"
+FRAGMENT = 6  # a run this long of a token's characters is masked wherever it appears
+MAX_TOKEN_FILE = 64 * 1024
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
@@ -64,6 +70,50 @@ def _clean(raw: str) -> str:
     return value
 
 
+def _checked(value: str, where: str) -> Secret:
+    """``value`` as a :class:`Secret` if it can be a bearer token; else :class:`InputError`, showing none of it."""
+    for i, ch in enumerate(value, start=1):
+        if not "!" <= ch <= "~":
+            raise InputError(
+                problem(
+                    where, "", "", "", "token",
+                    f"the token holds a character that cannot be in a bearer token (character {i}: a space, a "
+                    "control or a non-ASCII character); the token is not shown",
+                )
+            )  # fmt: skip
+    return Secret(value)
+
+
+def _read_token_file(path: Path) -> Secret:
+    where = str(path)
+
+    def bad(message: str) -> InputError:
+        return InputError(problem(where, "", "", "", "token-file", message))
+
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_TOKEN_FILE + 1)
+    except FileNotFoundError:
+        raise bad("token file does not exist") from None
+    except OSError as exc:
+        raise bad(f"token file cannot be read ({type(exc).__name__})") from None
+    if len(raw) > MAX_TOKEN_FILE:
+        raise bad(f"token file is larger than {MAX_TOKEN_FILE // 1024} KiB: it must hold one line, the token")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad("token file is not UTF-8 text") from None
+    body = text[:-1] if text.endswith("\n") else text
+    body = body[:-1] if body.endswith("\r") else body
+    lines = body.count("\n") + body.count("\r") + 1
+    if lines > 1:
+        raise bad(f"token file must hold one line, the token; it has {lines} lines (none of them is shown)")
+    value = _clean(body)
+    if not value:
+        raise bad("token file is empty")
+    return _checked(value, where)
+
+
 def resolve_token(
     token: str | Secret | None = None,
     token_file: Path | None = None,
@@ -73,26 +123,12 @@ def resolve_token(
     if isinstance(token, Secret):
         return token if token else None
     if token:
-        return Secret(_clean(token))
+        return _checked(_clean(token), "--token")
     if token_file is not None:
-        path = Path(token_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(
-                problem(str(path), "", "", "", "token-file", "token file does not exist")
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(
-                problem(str(path), "", "", "", "token-file", f"token file cannot be read ({type(exc).__name__})")
-            ) from None
-        value = _clean(text)
-        if not value:
-            raise InputError(problem(str(path), "", "", "", "token-file", "token file is empty"))
-        return Secret(value)
+        return _read_token_file(Path(token_file))
     environ = os.environ if env is None else env
     value = _clean(environ.get(TOKEN_ENV, ""))
-    return Secret(value) if value else None
+    return _checked(value, TOKEN_ENV) if value else None
 
 
 def safe_url(url: str) -> str:
@@ -112,7 +148,27 @@ def redact(text: str, *secrets: Secret | str | None) -> str:
     for s in secrets:
         value = s.reveal() if isinstance(s, Secret) else s
         if value:
-            out = out.replace(value, MASK)
+            out = _mask_fragments(out.replace(value, MASK), value)
     out = _BEARER.sub(lambda m: m.group(1) + MASK, out)
     out = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", out)
     return _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, out)
+
+
+def _mask_fragments(text: str, secret: str) -> str:
+    """``text`` with every run of :data:`FRAGMENT` or more characters of ``secret`` replaced by ``***``."""
+    if len(secret) < 2 * FRAGMENT or len(text) < FRAGMENT:
+        return text
+    grams = {secret[i : i + FRAGMENT] for i in range(len(secret) - FRAGMENT + 1)}
+    hidden = [False] * len(text)
+    for i in range(len(text) - FRAGMENT + 1):
+        if text[i : i + FRAGMENT] in grams:
+            hidden[i : i + FRAGMENT] = [True] * FRAGMENT
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if not hidden[i]:
+            out.append(ch)
+        elif i == 0 or not hidden[i - 1]:
+            out.append(MASK)
+    return "".join(out)

@@ -44,6 +44,10 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _NS = uuid.UUID("8a6f3f0e-5b0c-4c47-9a55-1f0d5c2a7e11")  # fixed: urn:uuid fullUrls stable across runs
 _LOCAL_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
+# the request URLs inoconv writes: relative to the server, a type, a type and id, or a type and a search
+_TYPE_URL = re.compile(r"^[A-Z][A-Za-z]+$")
+_INSTANCE_URL = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+_CONDITIONAL_URL = re.compile(r"^[A-Z][A-Za-z]+\?[^#\s]+$")
 _TYPE_ORDER = (
     "ResearchStudy",
     "Organization",
@@ -110,12 +114,14 @@ class BundleJob:
 
     @property
     def resource_count(self) -> int:
-        return sum(1 for e in self.entries if e.resource_type)
+        """Resources sent (created or updated); deletions are not counted."""
+        return sum(1 for e in self.entries if e.resource_type and e.method != "DELETE")
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, deletes: bool = False) -> dict[str, int]:
+        """Entries per resource type: the resources sent, or (``deletes``) the DELETE entries."""
         out: dict[str, int] = {}
         for e in self.entries:
-            if e.resource_type:
+            if e.resource_type and (e.method == "DELETE") == deletes:
                 out[e.resource_type] = out.get(e.resource_type, 0) + 1
         return out
 
@@ -138,10 +144,11 @@ class UploadPlan:
         per_job = [sum(1 for e in j.entries if not e.idempotent) for j in self.jobs]
         return sum(per_job), sum(1 for n in per_job if n)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, deletes: bool = False) -> dict[str, int]:
+        """Resources per type in all bundles (or, with ``deletes``, DELETE entries per type)."""
         out: dict[str, int] = {}
         for job in self.jobs:
-            for k, v in job.counts().items():
+            for k, v in job.counts(deletes).items():
                 out[k] = out.get(k, 0) + v
         return dict(sorted(out.items()))
 
@@ -160,7 +167,32 @@ def _url_type(url: str) -> str:
     return head if _RESOURCE_TYPE.match(head) else ""
 
 
-def check_bundle(name: str, data: object) -> tuple[list[Problem], list[EntryInfo]]:
+def request_refusal(method: str, url: str, allow_delete: bool = False) -> str | None:
+    """Why an entry's request is not one inoconv sends, or None.
+
+    Accepted: ``POST Type`` (create, conditional with ``ifNoneExist``), ``PUT Type/id`` and ``PUT Type?search``
+    (update, conditional update), and with ``allow_delete`` only, ``DELETE Type/id`` or ``DELETE Type?search``.
+    Refused: any other method (GET, HEAD, PATCH), DELETE without ``allow_delete``, and any URL that is not
+    relative to the server (absolute URLs, paths, operations).
+    """
+    head = url.split("?", 1)[0]
+    if ":" in head or head.startswith("/"):
+        return "request.url must be relative to the server (Type, Type/id or Type?search), not an absolute URL"
+    if method == "DELETE" and not allow_delete:
+        return "DELETE entries are refused: they remove data from the server (allow them with --allow-delete)"
+    if method not in ("POST", "PUT", "DELETE"):
+        return (
+            f"{method} entries are refused: the upload sends creates (POST), updates (PUT) and, with "
+            "--allow-delete, DELETE only"
+        )
+    if method == "POST" and not _TYPE_URL.match(url):
+        return "a POST entry's request.url must be a resource type (use ifNoneExist for a conditional create)"
+    if method in ("PUT", "DELETE") and not (_INSTANCE_URL.match(url) or _CONDITIONAL_URL.match(url)):
+        return f"a {method} entry's request.url must be Type/id or Type?search"
+    return None
+
+
+def check_bundle(name: str, data: object, allow_delete: bool = False) -> tuple[list[Problem], list[EntryInfo]]:
     """Structural checks of one transaction Bundle; returns the problems and the entries."""
     probs: list[Problem] = []
     entries_out: list[EntryInfo] = []
@@ -201,6 +233,11 @@ def check_bundle(name: str, data: object) -> tuple[list[Problem], list[EntryInfo
         if not isinstance(url, str) or not url.strip():
             probs.append(problem(name, rec, "request.url", url, "entry", "request.url missing"))
             ok = False
+        if ok and isinstance(method, str) and isinstance(url, str):
+            refusal = request_refusal(method, url.strip(), allow_delete)
+            if refusal is not None:
+                probs.append(problem(name, rec, "request", f"{method} {url}", "request", refusal))
+                ok = False
         res = entry.get("resource")
         rtype: str | None = None
         if res is not None:
@@ -231,9 +268,7 @@ def check_bundle(name: str, data: object) -> tuple[list[Problem], list[EntryInfo
             probs.append(problem(name, rec, "resource", "", "entry", f"{method} entry has no resource"))
             ok = False
         if ok and isinstance(url, str) and rtype is not None and _url_type(url) not in ("", rtype):
-            probs.append(
-                problem(name, rec, "request.url", url, "entry", f"request.url is not for a {rtype} resource")
-            )
+            probs.append(problem(name, rec, "request.url", url, "entry", f"request.url is not for a {rtype} resource"))
             ok = False
         if ok and isinstance(method, str) and isinstance(url, str):
             plain_create = method == "POST" and not req.get("ifNoneExist") and bool(_url_type(url))
@@ -263,7 +298,7 @@ def _natural_key(name: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def _plan_bundle_dir(bundle_dir: Path) -> UploadPlan:
+def _plan_bundle_dir(bundle_dir: Path, allow_delete: bool) -> UploadPlan:
     files = sorted((p for p in bundle_dir.glob("*.json") if p.is_file()), key=lambda p: _natural_key(p.name))
     probs: list[Problem] = []
     study: list[BundleJob] = []
@@ -285,7 +320,7 @@ def _plan_bundle_dir(bundle_dir: Path) -> UploadPlan:
                 problem(name, f"line {exc.lineno} column {exc.colno}", "", "", "json", f"not valid JSON: {exc.msg}")
             )
             continue
-        p, entries = check_bundle(name, data)
+        p, entries = check_bundle(name, data, allow_delete)
         probs.extend(p)
         if p:
             continue
@@ -507,8 +542,11 @@ def _ndjson_job(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def plan_upload(fhir_dir: Path, batch: int = 100) -> UploadPlan:
-    """Read and check ``fhir_dir``; raises :class:`InputError` (exit 2) on any problem."""
+def plan_upload(fhir_dir: Path, batch: int = 100, allow_delete: bool = False) -> UploadPlan:
+    """Read and check ``fhir_dir``; raises :class:`InputError` (exit 2) on any problem.
+
+    Every entry must be a request inoconv sends (:func:`request_refusal`); DELETE only with ``allow_delete``.
+    """
     fhir_dir = Path(fhir_dir)
     if batch < 1:
         raise InputError(problem("--batch", "", "", batch, "option", "batch must be at least 1"))
@@ -517,7 +555,7 @@ def plan_upload(fhir_dir: Path, batch: int = 100) -> UploadPlan:
     bundle_dir = fhir_dir / "bundles"
     ndjson_dir = fhir_dir / "ndjson"
     if bundle_dir.is_dir() and any(bundle_dir.glob("*.json")):
-        return _plan_bundle_dir(bundle_dir)
+        return _plan_bundle_dir(bundle_dir, allow_delete)
     if ndjson_dir.is_dir() and any(ndjson_dir.glob("*.ndjson")):
         return _plan_ndjson(ndjson_dir, batch)
     raise InputError(

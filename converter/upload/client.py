@@ -1,40 +1,34 @@
 """Upload FHIR R4 transaction Bundles to a FHIR server: idempotent, resumable, robust, visible.
 
 * Idempotent: the bundles' entries are conditional creates/updates, so resending creates nothing new.
-* Resumable: every bundle the server accepts is recorded in a fsync'ed journal (:mod:`.journal`); a rerun
-  skips those (same name, same sha256, same server) unless ``force``.
-* Robust: httpx with timeouts; 429, 5xx, 408, 409, connection errors, timeouts and unreadable answers are
-  retried with exponential backoff and full jitter, honouring ``Retry-After`` (seconds or HTTP date), at
-  most ``RetryPolicy.max_attempts`` tries. Any other 4xx rejects that bundle: the OperationOutcome is
-  reported per bundle (entry index, fullUrl, element, the server's diagnostics) and the others go on.
-  401/403 stop the upload (every other bundle would get the same answer).
+  Entries of another kind (GET, PATCH, absolute URLs, and DELETE unless ``allow_delete``) are refused before
+  anything is sent (:func:`~converter.upload.bundles.request_refusal`).
+* Resumable: a bundle is recorded in a fsync'ed journal (:mod:`.journal`) only when the server answered a real
+  ``transaction-response`` with a 2xx for every entry (:mod:`.answers`); a rerun skips those (same name,
+  same sha256, same server) unless ``force``.
+* Robust (:mod:`.connection`): one overall deadline per request, a size limit on every answer, retries with
+  exponential backoff and full jitter for 429/5xx/408/409/425, connection errors and timeouts, honouring
+  ``Retry-After``. Any other answer rejects that bundle with the server's words, placed per entry, and the
+  others go on; 401/403 stop the upload (every other bundle would get the same answer).
 * Concurrency: the bundles of one wave go out ``concurrency`` at a time; the study bundle is a wave alone.
-* Secure: the token lives in a :class:`~converter.upload.auth.Secret`; every message is redacted.
+* Secure: the token lives in a :class:`~converter.upload.auth.Secret`, goes only to the server's origin, and
+  every message is redacted; plain http only to loopback unless ``allow_insecure_http``.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import random
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
-
-import httpx
 
 from converter.errors import InputError, problem
-from converter.upload.auth import Secret, redact, resolve_token, safe_url
+from converter.upload.answers import read_transaction_answer
+from converter.upload.auth import Secret, resolve_token, safe_url
 from converter.upload.bundles import (
     BundleJob,
-    EntryInfo,
     JsonDict,
     UploadPlan,
     canonical_bytes,
@@ -42,392 +36,27 @@ from converter.upload.bundles import (
     plan_upload,
     rewrite_references,
 )
+from converter.upload.connection import FHIR_JSON, FhirHttp, check_server
 from converter.upload.journal import JOURNAL_NAME, Journal
+from converter.upload.options import DEFAULTS, MIB
+from converter.upload.results import (
+    BundleRejection,
+    Interrupted,
+    Progress,
+    ProgressCallback,
+    RetryPolicy,
+    UploadFailure,
+    UploadSummary,
+)
+
+__all__ = ["UploadRun", "upload"]
 
 log = logging.getLogger("converter.upload")
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-FATAL_STATUS = frozenset({401, 403})
-_FHIR_JSON = "application/fhir+json"
-_ENTRY_EXPR = re.compile(r"Bundle\.entry\[(\d+)\](?:\.resource)?(?:\.(.+))?")
-_ENTRY_TEXT = re.compile(r"\bentry\[?\s?(\d+)\]?")
 
+class UploadRun:
+    """One upload: the plan's waves, sent through one :class:`FhirHttp`, journaled as accepted."""
 
-# ---------------------------------------------------------------------------------------------------------
-# results
-
-
-@dataclass(frozen=True)
-class IssueReport:
-    """One issue of a rejected bundle, placed as precisely as the server allowed."""
-
-    severity: str
-    code: str
-    diagnostics: str
-    entry_index: int | None = None
-    full_url: str | None = None
-    element: str | None = None
-
-    def __str__(self) -> str:
-        where = []
-        if self.entry_index is not None:
-            where.append(f"entry {self.entry_index}")
-        if self.full_url:
-            where.append(self.full_url)
-        if self.element:
-            where.append(self.element)
-        head = " ".join(where) or "bundle"
-        return f"{head}: [{self.severity}/{self.code}] {self.diagnostics}"
-
-
-@dataclass(frozen=True)
-class BundleRejection:
-    """A bundle the server finally refused (or that could not be sent)."""
-
-    bundle: str
-    status: int | None
-    message: str
-    issues: tuple[IssueReport, ...] = ()
-
-    def render(self) -> str:
-        status = f"HTTP {self.status}" if self.status is not None else "not sent"
-        lines = [f"{self.bundle}: {status}: {self.message}"]
-        lines.extend(f"  - {issue}" for issue in self.issues)
-        return "\n".join(lines)
-
-
-@dataclass
-class UploadSummary:
-    server: str
-    source: str
-    dry_run: bool
-    total_bundles: int
-    planned: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
-    skipped: int = 0
-    rejected: list[BundleRejection] = field(default_factory=list)
-    not_sent: int = 0
-    retries: int = 0
-    resources_sent: int = 0
-    created: dict[str, int] = field(default_factory=dict)
-    updated: dict[str, int] = field(default_factory=dict)
-    unchanged: dict[str, int] = field(default_factory=dict)
-    deleted: dict[str, int] = field(default_factory=dict)
-    elapsed: float = 0.0
-    interrupted: bool = False
-    journal: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.rejected and not self.not_sent and not self.interrupted
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return 130
-        return 0 if self.ok else 1
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the progress callback gets, after each bundle (and each retry)."""
-
-    event: str  # start | accepted | skipped | rejected | retry | done
-    bundle: str | None
-    total: int
-    done: int
-    sent: int
-    skipped: int
-    rejected: int
-    retries: int
-    resources: int
-    elapsed: float
-    message: str = ""
-
-    @property
-    def rate(self) -> float:
-        """Bundles sent per second."""
-        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def resource_rate(self) -> float:
-        return self.resources / self.elapsed if self.elapsed > 0 else 0.0
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    base: float = 0.5  # seconds; attempt n waits uniform(0, min(cap, base * 2**(n-1)))
-    cap: float = 30.0
-    max_retry_after: float = 120.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.cap, self.base * (2 ** (attempt - 1))))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class _Interrupted(Exception):
-    pass
-
-
-class _Failure(Exception):
-    def __init__(self, rejection: BundleRejection, fatal: bool = False) -> None:
-        super().__init__(rejection.message)
-        self.rejection = rejection
-        self.fatal = fatal
-
-
-# ---------------------------------------------------------------------------------------------------------
-# HTTP with retries
-
-
-class FhirHttp:
-    """An httpx client with the bearer token, retries and redaction."""
-
-    def __init__(
-        self,
-        server: str,
-        token: Secret | None,
-        *,
-        timeout: float,
-        verify: bool,
-        retry: RetryPolicy,
-        pool: int = 4,
-        stop: threading.Event | None = None,
-        on_retry: Callable[[str], None] | None = None,
-        seed: int | None = None,
-    ) -> None:
-        check_server(server)
-        self.server = server
-        self.base = server.rstrip("/") + "/"
-        # POST transactions to the base itself: "http://h/fhir", or "http://h/" for a server at the root
-        self.transaction_url = self.base if urlsplit(self.base).path in ("", "/") else self.base[:-1]
-        self.token = token
-        self.retry = retry
-        self.stop = stop or threading.Event()
-        self.on_retry = on_retry
-        self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
-        headers = {"Accept": _FHIR_JSON, "User-Agent": "inoconv-upload"}
-        if token:
-            headers["Authorization"] = f"Bearer {token.reveal()}"
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            verify=verify,
-            headers=headers,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=max(pool, 1) + 1, max_keepalive_connections=max(pool, 1)),
-        )
-
-    def __repr__(self) -> str:
-        return f"FhirHttp(server={safe_url(self.server)!r}, token={'***' if self.token else None})"
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> FhirHttp:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def redact(self, text: str) -> str:
-        return redact(text, self.token)
-
-    def pause(self, attempt: int) -> None:
-        """Sleep the backoff for ``attempt`` (interruptible by ``stop``)."""
-        with self._rng_lock:
-            seconds = self.retry.backoff(attempt, self._rng)
-        self._wait(seconds)
-
-    def _wait(self, seconds: float) -> None:
-        if self.stop.wait(max(0.0, seconds)):
-            raise _Interrupted()
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        what: str = "",
-    ) -> httpx.Response:
-        """Send with retries; returns the first non-retryable response, raises :class:`_Failure` if none."""
-        last = ""
-        last_status: int | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
-            if self.stop.is_set():
-                raise _Interrupted()
-            wait_for: float | None = None
-            try:
-                resp = self.client.request(method, url, content=content, headers=headers)
-            except httpx.TransportError as exc:  # connect/read/write errors, timeouts, dropped connections
-                last = f"{type(exc).__name__}: {self.redact(str(exc)) or 'connection error'}"
-                last_status = None
-            else:
-                if resp.status_code not in RETRY_STATUS:
-                    return resp
-                last = f"HTTP {resp.status_code}"
-                last_status = resp.status_code
-                ra = parse_retry_after(resp.headers.get("retry-after"))
-                if ra is not None:
-                    wait_for = min(ra, self.retry.max_retry_after)
-            if attempt == self.retry.max_attempts:
-                break
-            if wait_for is None:
-                with self._rng_lock:
-                    wait_for = self.retry.backoff(attempt, self._rng)
-            msg = f"{what or url}: {last}; retry {attempt}/{self.retry.max_attempts - 1} in {wait_for:.2f}s"
-            log.info("%s", self.redact(msg))
-            if self.on_retry is not None:
-                self.on_retry(self.redact(msg))
-            self._wait(wait_for)
-        raise _Failure(
-            BundleRejection(
-                bundle=what or safe_url(url),
-                status=last_status,
-                message=self.redact(f"gave up after {self.retry.max_attempts} attempts (last: {last})"),
-            )
-        )
-
-    def get_json(self, url: str, what: str = "") -> JsonDict:
-        resp = self.request("GET", url, what=what)
-        if resp.status_code >= 400:
-            raise _Failure(
-                BundleRejection(
-                    bundle=what or safe_url(url),
-                    status=resp.status_code,
-                    message=self.redact(f"GET failed: {_outcome_text(resp)}"),
-                ),
-                fatal=resp.status_code in FATAL_STATUS,
-            )
-        try:
-            data = resp.json()
-        except ValueError:
-            raise _Failure(
-                BundleRejection(what or safe_url(url), resp.status_code, "answer is not JSON")
-            ) from None
-        if not isinstance(data, dict):
-            raise _Failure(BundleRejection(what or safe_url(url), resp.status_code, "answer is not a JSON object"))
-        return data
-
-
-def check_server(server: str) -> None:
-    try:
-        parts = urlsplit(server)
-    except ValueError:
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(
-            problem("--server", "", "", safe_url(server), "option", "server must be an http(s) URL with a host")
-        )
-
-
-def _outcome_text(resp: httpx.Response) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:300] or resp.reason_phrase
-    if isinstance(data, dict) and data.get("resourceType") == "OperationOutcome":
-        texts = [
-            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
-            for i in data.get("issue", [])
-            if isinstance(i, dict)
-        ]
-        return "; ".join(texts) or resp.reason_phrase
-    return resp.reason_phrase
-
-
-# ---------------------------------------------------------------------------------------------------------
-# OperationOutcome -> per entry reports
-
-
-def outcome_issues(outcome: object, entries: list[EntryInfo], redactor: Callable[[str], str]) -> list[IssueReport]:
-    """The issues of an OperationOutcome, each placed on its bundle entry where the server says which."""
-    if not isinstance(outcome, dict):
-        return []
-    by_index = {e.index: e for e in entries}
-    out: list[IssueReport] = []
-    for issue in outcome.get("issue") or []:
-        if not isinstance(issue, dict):
-            continue
-        details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
-        diag = str(issue.get("diagnostics") or (details or {}).get("text") or "")
-        paths = [p for p in (issue.get("expression") or []) + (issue.get("location") or []) if isinstance(p, str)]
-        index: int | None = None
-        element: str | None = None
-        for p in paths:
-            m = _ENTRY_EXPR.search(p)
-            if m:
-                index = int(m.group(1))
-                element = m.group(2)
-                break
-        if index is None:
-            m2 = _ENTRY_TEXT.search(diag)
-            if m2:
-                index = int(m2.group(1))
-            if paths:
-                element = paths[0]
-        info = by_index.get(index) if index is not None else None
-        if element and info and info.resource_type and not element.startswith(info.resource_type):
-            element = f"{info.resource_type}.{element}"
-        out.append(
-            IssueReport(
-                severity=str(issue.get("severity") or "error"),
-                code=str(issue.get("code") or "unknown"),
-                diagnostics=redactor(diag),
-                entry_index=index,
-                full_url=info.full_url if info else None,
-                element=element,
-            )
-        )
-    return out
-
-
-def _status_code(status: object) -> int | None:
-    if not isinstance(status, str):
-        return None
-    m = re.match(r"\s*(\d{3})", status)
-    return int(m.group(1)) if m else None
-
-
-def _location_ref(location: object, base: str) -> str | None:
-    """``Type/id`` out of a response.location (relative or absolute, with or without _history)."""
-    if not isinstance(location, str) or not location:
-        return None
-    loc = location[len(base) :] if location.startswith(base) else location
-    parts = [p for p in urlsplit(loc).path.split("/") if p]
-    for i in range(len(parts) - 1):
-        if re.fullmatch(r"[A-Z][A-Za-z]+", parts[i]) and parts[i + 1] != "_history":
-            return f"{parts[i]}/{parts[i + 1]}"
-    return None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the upload
-
-
-class _Run:
     def __init__(
         self,
         plan: UploadPlan,
@@ -485,15 +114,15 @@ class _Run:
             try:
                 return load_job_body(job)
             except (OSError, ValueError) as exc:
-                raise _Failure(BundleRejection(job.name, None, f"cannot re-read bundle: {exc}")) from None
+                raise UploadFailure(BundleRejection(job.name, None, f"cannot re-read bundle: {exc}")) from None
             except InputError as exc:
-                raise _Failure(BundleRejection(job.name, None, str(exc.problems[0]))) from None
+                raise UploadFailure(BundleRejection(job.name, None, str(exc.problems[0]))) from None
         assert job.content is not None
         content: JsonDict = json.loads(json.dumps(job.content))
         if job.external:
             missing = [ref for ref in sorted(job.external) if self.resolve(ref) is None]
             if missing:
-                raise _Failure(
+                raise UploadFailure(
                     BundleRejection(
                         job.name,
                         None,
@@ -516,7 +145,7 @@ class _Run:
         rtype, search = ident
         try:
             data = self.http.get_json(f"{self.http.base}{rtype}?{search}", what=f"lookup {ref}")
-        except _Failure:
+        except UploadFailure:
             return None
         hits = [
             e["resource"]
@@ -531,107 +160,45 @@ class _Run:
         return found
 
     def send(self, job: BundleJob) -> None:
-        body, content = self.body_for(job)
+        body, _ = self.body_for(job)
         for attempt in range(1, self.http.retry.max_attempts + 1):
-            resp = self.http.request(
+            answer = self.http.request(
                 "POST",
                 self.http.transaction_url,
                 content=body,
-                headers={"Content-Type": _FHIR_JSON, "Prefer": "return=minimal"},
+                headers={"Content-Type": FHIR_JSON, "Prefer": "return=minimal"},
                 what=job.name,
             )
-            if resp.status_code >= 300 or attempt == self.http.retry.max_attempts:
+            if answer.status_code >= 300 or attempt == self.http.retry.max_attempts:
                 break
             try:
-                resp.json()
+                answer.json()
                 break
             except ValueError:  # a 2xx whose body was garbled on the way: we do not know what happened
-                msg = f"{job.name}: HTTP {resp.status_code} with an unreadable body; retry"
-                self.on_retry(msg)
+                self.on_retry(f"{job.name}: HTTP {answer.status_code} with an unreadable body; retry")
                 self.http.pause(attempt)
-        status = resp.status_code
-        if status >= 300:
-            issues: list[IssueReport] = []
-            message = f"{resp.reason_phrase or 'rejected'}"
-            try:
-                outcome = resp.json()
-                issues = outcome_issues(outcome, job.entries, self.http.redact)
-            except ValueError:
-                message += f": {resp.text[:300]}"
-            fatal = status in FATAL_STATUS
-            if fatal:
-                message = "the server refused the credentials; stopping"
-            raise _Failure(
-                BundleRejection(job.name, status, self.http.redact(message), tuple(issues)), fatal=fatal
-            )
-        try:
-            answer = resp.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
-            # not a FHIR server's transaction-response (a web page, a proxy): do not journal it as accepted
-            raise _Failure(
-                BundleRejection(
-                    job.name, status, f"HTTP {status} but the answer is not a transaction-response Bundle"
-                )
-            )
-        self.accept(job, content, status, answer)
-
-    def accept(self, job: BundleJob, content: JsonDict, status: int, answer: JsonDict) -> None:
-        counts: dict[str, dict[str, int]] = {"created": {}, "updated": {}, "unchanged": {}, "deleted": {}}
-        failed: list[IssueReport] = []
-        ids: dict[str, str] = {}
-        by_index = {e.index: e for e in job.entries}
-        for i, entry in enumerate(answer.get("entry") or []):
-            if not isinstance(entry, dict):
-                continue
-            response = entry.get("response") if isinstance(entry.get("response"), dict) else {}
-            code = _status_code((response or {}).get("status"))
-            info = by_index.get(i)
-            if code is None or info is None:
-                continue
-            if code >= 300:
-                issues = outcome_issues((response or {}).get("outcome"), job.entries, self.http.redact)
-                failed.extend(
-                    issues
-                    or [IssueReport("error", "processing", f"entry status {code}", i, info.full_url, None)]
-                )
-                continue
-            rtype = info.resource_type or "?"
-            if info.method == "DELETE":
-                kind = "deleted"
-            elif code == 201:
-                kind = "created"
-            elif info.method in ("PUT", "PATCH"):
-                kind = "updated"
-            else:
-                kind = "unchanged"  # conditional create that matched an existing resource
-            counts[kind][rtype] = counts[kind].get(rtype, 0) + 1
-            key = job.keys.get(i)
-            if key is not None:
-                ref = _location_ref((response or {}).get("location"), self.http.base)
-                if ref is not None:
-                    ids[key] = ref
-        if failed:
-            raise _Failure(
-                BundleRejection(job.name, status, "the server rejected some entries of the transaction", tuple(failed))
-            )
+        outcome = read_transaction_answer(job, answer, self.http.base, self.http.redact)
         self.journal.record_accepted(
-            job.name, job.sha256, self.http.server, status=status, counts=counts, ids=ids or None
+            job.name,
+            job.sha256,
+            self.http.server,
+            status=outcome.status,
+            counts=outcome.counts,
+            ids=outcome.ids or None,
         )
         with self.lock:
-            self.ids.update(ids)
+            self.ids.update(outcome.ids)
             s = self.summary
             s.sent += 1
             s.resources_sent += job.resource_count
-            for kind, per_type in counts.items():
+            for kind, per_type in outcome.counts.items():
                 target = getattr(s, kind)
                 for rtype, n in per_type.items():
                     target[rtype] = target.get(rtype, 0) + n
             self.done += 1
         self.emit("accepted", job.name)
 
-    def reject(self, job: BundleJob, failure: _Failure) -> None:
+    def reject(self, job: BundleJob, failure: UploadFailure) -> None:
         with self.lock:
             self.summary.rejected.append(failure.rejection)
             self.done += 1
@@ -644,7 +211,7 @@ class _Run:
     def process(self, job: BundleJob) -> None:
         try:
             self.send(job)
-        except _Failure as failure:
+        except UploadFailure as failure:
             self.reject(job, failure)
 
     # -- waves ------------------------------------------------------------------------------------------------
@@ -684,7 +251,7 @@ class _Run:
                     return
                 try:
                     self.process(job)
-                except _Interrupted:
+                except Interrupted:
                     return
             return
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fhir-upload")
@@ -716,7 +283,7 @@ class _Run:
         if fut.cancelled():
             return
         exc = fut.exception()
-        if exc is not None and not isinstance(exc, _Interrupted):
+        if exc is not None and not isinstance(exc, Interrupted):
             raise exc
 
 
@@ -724,16 +291,19 @@ def upload(
     fhir_dir: Path,
     server: str,
     token: str | Secret | None = None,
-    batch: int = 100,
-    concurrency: int = 4,
-    force: bool = False,
-    dry_run: bool = False,
-    timeout: float = 60.0,
-    verify: bool = True,
+    batch: int = DEFAULTS.batch,
+    concurrency: int = DEFAULTS.concurrency,
+    force: bool = DEFAULTS.force,
+    dry_run: bool = DEFAULTS.dry_run,
+    timeout: float = DEFAULTS.timeout,
+    verify: bool = not DEFAULTS.insecure,
     progress: ProgressCallback | None = None,
     *,
     token_file: Path | None = None,
     journal_path: Path | None = None,
+    allow_insecure_http: bool = DEFAULTS.allow_insecure_http,
+    allow_delete: bool = DEFAULTS.allow_delete,
+    max_answer_bytes: int = DEFAULTS.max_answer_mib * MIB,
     retry: RetryPolicy | None = None,
     stop: threading.Event | None = None,
     seed: int | None = None,
@@ -749,14 +319,24 @@ def upload(
         raise InputError(problem("--concurrency", "", "", concurrency, "option", "concurrency must be >= 1"))
     if timeout <= 0:
         raise InputError(problem("--timeout", "", "", timeout, "option", "timeout must be > 0 seconds"))
-    plan = plan_upload(fhir_dir, batch)
+    if max_answer_bytes < 1:
+        raise InputError(
+            problem("--max-answer-mib", "", "", max_answer_bytes, "option", "the answer limit must be positive")
+        )
+    if not dry_run:
+        check_server(server, allow_insecure_http)  # before reading anything: a refused server is refused at once
+    plan = plan_upload(fhir_dir, batch, allow_delete=allow_delete)
     summary = UploadSummary(
         server=safe_url(server),
         source=plan.source,
         dry_run=dry_run,
         total_bundles=len(plan.jobs),
         planned=plan.counts(),
+        planned_deletes=plan.counts(deletes=True),
     )
+    if summary.planned_deletes:
+        n = sum(summary.planned_deletes.values())
+        summary.notes.append(f"{n} DELETE entr{'y' if n == 1 else 'ies'} (--allow-delete): they remove data")
     entries, bundles = plan.plain_creates()
     if entries:
         summary.notes.append(
@@ -767,29 +347,29 @@ def upload(
         if progress is not None:
             progress(Progress("done", None, summary.total_bundles, 0, 0, 0, 0, 0, 0, 0.0, "dry run"))
         return summary
-    check_server(server)
     secret = resolve_token(token, token_file)
     jpath = Path(journal_path) if journal_path is not None else fhir_dir / JOURNAL_NAME
     summary.journal = str(jpath)
     stop_event = stop or threading.Event()
     started = time.monotonic()
-    run: _Run | None = None
     http = FhirHttp(
         server,
         secret,
         timeout=timeout,
         verify=verify,
-        retry=retry or RetryPolicy(),
+        retry=retry or RetryPolicy(max_attempts=DEFAULTS.max_attempts),
+        max_answer_bytes=max_answer_bytes,
+        allow_insecure_http=allow_insecure_http,
         pool=concurrency,
         stop=stop_event,
         seed=seed,
     )
     with http, Journal(jpath) as journal:
-        run = _Run(plan, http, journal, summary, progress, force, concurrency)
+        run = UploadRun(plan, http, journal, summary, progress, force, concurrency)
         http.on_retry = run.on_retry
         try:
             run.run()
-        except (KeyboardInterrupt, _Interrupted):
+        except (KeyboardInterrupt, Interrupted):
             stop_event.set()
             summary.interrupted = True
         if stop_event.is_set() and not run.fatal:
@@ -800,91 +380,3 @@ def upload(
         summary.elapsed = time.monotonic() - started
         run.emit("done")
     return summary
-
-
-# ---------------------------------------------------------------------------------------------------------
-# reading back
-
-
-def iter_resources(
-    server: str,
-    resource_type: str,
-    params: Mapping[str, str] | None = None,
-    *,
-    token: str | Secret | None = None,
-    token_file: Path | None = None,
-    timeout: float = 30.0,
-    verify: bool = True,
-    page_size: int | None = 100,
-    max_pages: int = 100_000,
-    retry: RetryPolicy | None = None,
-) -> Iterator[JsonDict]:
-    """Every resource of ``resource_type`` matching ``params``, following the searchset ``next`` links.
-
-    The token is sent only to the server's own origin: a ``next`` link to another origin is an error.
-    """
-    secret = resolve_token(token, token_file)
-    query = dict(params or {})
-    if page_size is not None and "_count" not in query:
-        query["_count"] = str(page_size)
-    base = server.rstrip("/") + "/"
-    url: str | None = f"{base}{resource_type}" + (f"?{urlencode(query, safe='|:/,')}" if query else "")
-    origin = urlsplit(base)[:2]
-    seen: set[str] = set()
-    with FhirHttp(server, secret, timeout=timeout, verify=verify, retry=retry or RetryPolicy()) as http:
-        pages = 0
-        while url is not None:
-            if url in seen or pages >= max_pages:
-                raise RuntimeError(f"paging loop or too many pages at {safe_url(url)}")
-            seen.add(url)
-            pages += 1
-            try:
-                page = http.get_json(url, what=f"search {resource_type}")
-            except _Failure as f:
-                raise RuntimeError(f.rejection.render()) from None
-            for entry in page.get("entry") or []:
-                if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-                    search = entry.get("search")
-                    if isinstance(search, dict) and search.get("mode") == "include":
-                        continue
-                    yield entry["resource"]
-            url = None
-            for link in page.get("link") or []:
-                if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                    nxt = urljoin(base, link["url"])
-                    if urlsplit(nxt)[:2] != origin:
-                        raise RuntimeError(f"next link points at another origin: {safe_url(nxt)}")
-                    url = nxt
-
-
-def fetch_all(
-    server: str,
-    resource_type: str,
-    params: Mapping[str, str] | None = None,
-    **kwargs: Any,
-) -> list[JsonDict]:
-    """All resources of a type (following ``next`` links) as a list; see :func:`iter_resources`."""
-    return list(iter_resources(server, resource_type, params, **kwargs))
-
-
-def count_resources(
-    server: str,
-    resource_type: str,
-    params: Mapping[str, str] | None = None,
-    *,
-    token: str | Secret | None = None,
-    timeout: float = 30.0,
-    verify: bool = True,
-) -> int:
-    """How many resources match, by ``_summary=count``."""
-    query = {**(params or {}), "_summary": "count"}
-    url = f"{server.rstrip('/')}/{resource_type}?{urlencode(query, safe='|:/,')}"
-    with FhirHttp(server, resolve_token(token), timeout=timeout, verify=verify, retry=RetryPolicy()) as http:
-        try:
-            data = http.get_json(url, what=f"count {resource_type}")
-        except _Failure as f:
-            raise RuntimeError(f.rejection.render()) from None
-    total = data.get("total")
-    if not isinstance(total, int):
-        raise RuntimeError(f"server gave no total for {resource_type}")
-    return total

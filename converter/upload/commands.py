@@ -1,5 +1,8 @@
 """``inoconv upload FHIR_DIR --server URL``: the typer command (register it with ``app.command("upload")``).
 
+The one binding of the options (:mod:`.options`) to the command line: ``inoconv upload`` and
+``python -m converter.upload`` both register :func:`upload_command`.
+
 Exit codes: 0 all bundles accepted (or already accepted); 1 some bundle rejected or not sent; 2 bad input
 (missing directory, non-JSON bundle, bad option), nothing sent; 130 interrupted (rerun to resume).
 """
@@ -11,114 +14,111 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from converter.upload.options import DEFAULTS, HELP, SERVER_ENV, TOKEN_WARNING, UploadOptions
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-    from converter.upload.client import Progress, ProgressCallback, UploadSummary
+    from converter.upload.results import Progress, ProgressCallback, UploadSummary
 
 
 def upload_command(
-    fhir_dir: Annotated[
-        Path,
-        typer.Argument(
-            help="Output directory of the FHIR stage: bundles/*.json (study.json first) or ndjson/<Type>.ndjson.",
-            show_default=False,
-        ),
-    ],
+    fhir_dir: Annotated[Path, typer.Argument(help=HELP["fhir_dir"], show_default=False)],
     server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            envvar="INOCONV_FHIR_SERVER",
-            help="Base URL of the FHIR R4 server, e.g. https://fhir.example.org/fhir.",
-            show_default=False,
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            help="Bearer token. Prefer --token-file or the INOCONV_FHIR_TOKEN variable: options show in `ps`.",
-            show_default=False,
-        ),
-    ] = None,
+        str | None, typer.Option("--server", envvar=SERVER_ENV, help=HELP["server"], show_default=False)
+    ] = DEFAULTS.server,
+    token: Annotated[str | None, typer.Option("--token", help=HELP["token"], show_default=False)] = DEFAULTS.token,
     token_file: Annotated[
-        Path | None,
-        typer.Option("--token-file", help="File holding the bearer token.", show_default=False),
-    ] = None,
-    batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Resources per bundle when building bundles from NDJSON.")
-    ] = 100,
+        Path | None, typer.Option("--token-file", help=HELP["token_file"], show_default=False)
+    ] = DEFAULTS.token_file,
+    batch: Annotated[int, typer.Option("--batch", min=1, help=HELP["batch"])] = DEFAULTS.batch,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Bundles posted in parallel.")
-    ] = 4,
-    force: Annotated[
-        bool, typer.Option("--force", help="Resend bundles the journal says were already accepted.")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check the bundles and count; send nothing.")
-    ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per HTTP request.")] = 60.0,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Do not verify the server's TLS certificate.")
-    ] = False,
+        int, typer.Option("--concurrency", min=1, max=64, help=HELP["concurrency"])
+    ] = DEFAULTS.concurrency,
+    force: Annotated[bool, typer.Option("--force", help=HELP["force"])] = DEFAULTS.force,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=HELP["dry_run"])] = DEFAULTS.dry_run,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help=HELP["timeout"])] = DEFAULTS.timeout,
+    insecure: Annotated[bool, typer.Option("--insecure", help=HELP["insecure"])] = DEFAULTS.insecure,
+    allow_insecure_http: Annotated[
+        bool, typer.Option("--allow-insecure-http", help=HELP["allow_insecure_http"])
+    ] = DEFAULTS.allow_insecure_http,
+    allow_delete: Annotated[bool, typer.Option("--allow-delete", help=HELP["allow_delete"])] = DEFAULTS.allow_delete,
+    max_answer_mib: Annotated[
+        int, typer.Option("--max-answer-mib", min=1, max=4096, help=HELP["max_answer_mib"])
+    ] = DEFAULTS.max_answer_mib,
     journal: Annotated[
-        Path | None,
-        typer.Option(
-            "--journal", help="Journal file (default FHIR_DIR/.upload-journal.jsonl).", show_default=False
-        ),
-    ] = None,
+        Path | None, typer.Option("--journal", help=HELP["journal"], show_default=False)
+    ] = DEFAULTS.journal,
     max_attempts: Annotated[
-        int, typer.Option("--max-attempts", min=1, max=20, help="Tries per bundle before giving up.")
-    ] = 6,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+        int, typer.Option("--max-attempts", min=1, max=20, help=HELP["max_attempts"])
+    ] = DEFAULTS.max_attempts,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=HELP["quiet"])] = DEFAULTS.quiet,
 ) -> None:
     """Upload FHIR R4 transaction Bundles to a FHIR server: idempotent, resumable, with retries."""
+    options = UploadOptions(
+        server=server, token=token, token_file=token_file, batch=batch, concurrency=concurrency, force=force,
+        dry_run=dry_run, timeout=timeout, insecure=insecure, allow_insecure_http=allow_insecure_http,
+        allow_delete=allow_delete, max_answer_mib=max_answer_mib, journal=journal, max_attempts=max_attempts,
+        quiet=quiet,
+    )  # fmt: skip
+    code = run_upload(fhir_dir, options)
+    if code:
+        raise typer.Exit(code)
+
+
+def run_upload(fhir_dir: Path, options: UploadOptions) -> int:
+    """Run the upload with ``options``, print the summary; the exit code (0, 1, 2 or 130)."""
     from rich.console import Console
 
     from converter.errors import InputError
     from converter.upload.auth import redact
-    from converter.upload.client import RetryPolicy, upload
+    from converter.upload.client import upload
+    from converter.upload.results import RetryPolicy
 
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
-    if not dry_run and not server:
-        err.print("[red]error:[/red] --server URL is required (or INOCONV_FHIR_SERVER), unless --dry-run")
-        raise typer.Exit(2)
-    secrets = (token,)
+    o = options
+    if not o.dry_run and not o.server:
+        err.print(f"error: --server URL is required (or {SERVER_ENV}), unless --dry-run", markup=False)
+        return 2
+    if o.token:
+        err.print(TOKEN_WARNING, markup=False)
+    secrets = (o.token,)
 
     try:
-        with _progress(err, quiet or dry_run) as on_progress:
+        with _progress(err, o.quiet or o.dry_run) as on_progress:
             summary = upload(
                 fhir_dir,
-                server or "http://dry-run.invalid/",
-                token=token,
-                batch=batch,
-                concurrency=concurrency,
-                force=force,
-                dry_run=dry_run,
-                timeout=timeout,
-                verify=not insecure,
+                o.server or "http://dry-run.invalid/",
+                token=o.token,
+                batch=o.batch,
+                concurrency=o.concurrency,
+                force=o.force,
+                dry_run=o.dry_run,
+                timeout=o.timeout,
+                verify=not o.insecure,
                 progress=on_progress,
-                token_file=token_file,
-                journal_path=journal,
-                retry=RetryPolicy(max_attempts=max_attempts),
+                token_file=o.token_file,
+                journal_path=o.journal,
+                allow_insecure_http=o.allow_insecure_http,
+                allow_delete=o.allow_delete,
+                max_answer_bytes=o.max_answer_bytes,
+                retry=RetryPolicy(max_attempts=o.max_attempts),
             )
     except InputError as exc:
         err.print(redact(exc.render(limit=50), *secrets), markup=False)
-        raise typer.Exit(2) from None
+        return 2
     except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to resume")
-        raise typer.Exit(130) from None
+        return 130
     except OSError as exc:  # e.g. the journal cannot be written
         err.print(redact(f"error: {exc}", *secrets), markup=False)
-        raise typer.Exit(1) from None
+        return 1
 
     _report(out, summary)
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+    return summary.exit_code
 
 
 class _progress:
@@ -172,31 +172,44 @@ class _progress:
 
 
 def _report(out: Console, summary: UploadSummary) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     s = summary
     if s.dry_run:
         out.print(f"dry run: {s.total_bundles} bundle(s) from {s.source}/ are valid transaction Bundles; nothing sent")
-    types = sorted(set(s.planned) | set(s.created) | set(s.updated) | set(s.unchanged) | set(s.deleted))
-    table = Table(title=None if s.dry_run else f"upload to {s.server}")
+    deletes = bool(s.planned_deletes or s.deleted)
+    kinds = (s.planned, s.planned_deletes, s.created, s.updated, s.unchanged, s.deleted)
+    types = sorted(set().union(*kinds))
+    table = Table(title=None if s.dry_run else escape(f"upload to {s.server}"))
     table.add_column("resource type")
     table.add_column("in bundles", justify="right")
+    if deletes:
+        table.add_column("to delete", justify="right")
     if not s.dry_run:
-        for col in ("created", "updated", "unchanged"):
+        for col in ("created", "updated", "unchanged") + (("deleted",) if deletes else ()):
             table.add_column(col, justify="right")
     for t in types:
         row = [t, str(s.planned.get(t, 0))]
+        if deletes:
+            row.append(str(s.planned_deletes.get(t, 0)))
         if not s.dry_run:
             row += [str(s.created.get(t, 0)), str(s.updated.get(t, 0)), str(s.unchanged.get(t, 0))]
+            if deletes:
+                row.append(str(s.deleted.get(t, 0)))
         table.add_row(*row)
     out.print(table)
     if s.dry_run:
         for note in s.notes:
             out.print(note, markup=False)
         return
+    deleted = sum(s.deleted.values())
     out.print(
         f"bundles: {s.total_bundles} total, {s.sent} sent, {s.skipped} skipped (already accepted), "
-        f"{len(s.rejected)} rejected, {s.not_sent} not sent; {s.retries} retries; {s.elapsed:.1f}s"
+        f"{len(s.rejected)} rejected, {s.not_sent} not sent; {s.retries} retries; "
+        + (f"{deleted} resource(s) deleted; " if deletes else "")
+        + f"{s.elapsed:.1f}s",
+        markup=False,
     )
     for rej in s.rejected:
         out.print(rej.render(), markup=False, highlight=False)
