@@ -210,10 +210,10 @@ def test_atomic_helpers(tmp_path: Path) -> None:
     folder = tmp_path / "out"
     with atomic_dir(folder) as tmp:
         (tmp / "x").write_text("1")
-    with pytest.raises(RuntimeError), atomic_dir(folder) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "new") as tmp:
         (tmp / "y").write_text("2")
         raise RuntimeError("boom")
-    assert sorted(p.name for p in folder.iterdir()) == ["x"]
+    assert not (tmp_path / "new").exists()
     with pytest.raises(FileExistsError), atomic_dir(folder) as tmp:  # never replaces a folder with files
         (tmp / "z").write_text("3")
     assert sorted(p.name for p in folder.iterdir()) == ["x"]
