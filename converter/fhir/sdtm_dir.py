@@ -38,7 +38,8 @@ def read_sdtm_dir(folder: Path) -> dict[str, pd.DataFrame]:
     else:
         from converter.io.datasetjson import read_dataset_json
 
-        for p in sorted(x for x in folder.iterdir() if x.suffix.lower() in (".json", ".ndjson")):
+        found = (x for x in folder.iterdir() if x.suffix.lower() in (".json", ".ndjson"))
+        for p in sorted(x for x in found if x.name != "manifest.json"):  # not the output folder's provenance
             try:
                 df, meta = read_dataset_json(p)
             except Exception as exc:

@@ -234,7 +234,7 @@ def _verify(
     return problems
 
 
-_NOT_DATA = {"define"}
+_NOT_DATA = {"define", "manifest"}  # define.xml beside; manifest.json: the output folder's provenance
 
 
 def read_package(folder: Path, specs: Mapping[str, DatasetSpec] | None = None) -> dict[str, pd.DataFrame]:
