@@ -95,7 +95,8 @@ def v(name: str, rule: dict[str, Any] | None = None, vtype: str = "text", **kw: 
 def build(variables: list[dict[str, Any]], source: str = "DM", built: dict[str, pd.DataFrame] | None = None,
           keys: list[str] | None = None, where: str | None = None) -> pd.DataFrame:  # fmt: skip
     src: dict[str, Any] = {"id": source, "dataset": source} | ({"where": where} if where else {})
-    doc = {"dataset": "XX", "label": "Test", "keys": keys or [], "sources": [src], "variables": variables}
+    doc = {"dataset": "XX", "label": "Test", "standard": "ADaMIG 1.3", "keys": keys or [], "sources": [src],
+           "variables": variables}  # fmt: skip
     spec = prepare_spec(parse_spec(doc, Path("xx.yaml")))
     problems: list[Problem] = []
     df = build_dataset(spec, {}, built or SDTM, CT, None, problems=problems)
@@ -109,7 +110,7 @@ USUBJID = v("USUBJID", origin={"type": "Predecessor", "source": "DM.USUBJID"})
 
 def test_every_adam_rule_is_registered_and_implemented() -> None:
     from converter.sdtm.algorithms import DATASET, ROW
-    from converter.spec.rules import RULES
+    from converter.spec.adam_rules import ADAM_RULES as RULES
 
     for name in ("merge", "merge_flag", "merge_summary", "supp", "extreme_date", "date", "date_flag", "duration",
                  "rel_day", "group", "compute", "trtemfl", "tte", "tte_attr", "extreme_flag"):  # fmt: skip
@@ -414,8 +415,8 @@ def test_tie_break_is_by_content() -> None:
 
 
 def spec_doc(variables: list[dict[str, Any]], depends: list[str] | None = None) -> dict[str, Any]:
-    return {"dataset": "XX", "label": "T", "sources": [{"id": "DM", "dataset": "DM"}], "variables": variables,
-            "depends": depends or []}  # fmt: skip
+    return {"dataset": "XX", "label": "T", "standard": "ADaMIG 1.3", "sources": [{"id": "DM", "dataset": "DM"}],
+            "variables": variables, "depends": depends or []}  # fmt: skip
 
 
 def test_spec_checks_before_data() -> None:
@@ -426,9 +427,11 @@ def test_spec_checks_before_data() -> None:
         v("C", {"date": {"dtc": "LATER"}}, "integer"),
         v("D", {"date_flag": {"of": "A"}}),
         v("E", {"tte": {"events": [{"dataset": "RS", "dte": "RSDTC"}], "censors": []}}, "integer"),
-        v("F", {"merge": {"dataset": "EX", "var": "EXSEQ", "mode": "latest"}}),
         v("LATER", {"field": "AGE"}),
     ]
+    with pytest.raises(SpecError) as bad_enum:  # a value outside an argument's closed set: refused at load
+        parse_spec(spec_doc([v("F", {"merge": {"dataset": "EX", "var": "EXSEQ", "mode": "latest"}})]), Path("x.yaml"))
+    assert "mode must be one of first, last (got 'latest')" in bad_enum.value.messages[0]
     spec = prepare_spec(parse_spec(spec_doc(bad), Path("xx.yaml")))
     with pytest.raises(SpecError) as exc:
         check_adam_specs({"XX": spec}, cols)
@@ -438,7 +441,6 @@ def test_spec_checks_before_data() -> None:
     assert "reads LATER, which is neither an earlier variable nor a source column" in text
     assert "names A, which has no date or datetime rule" in text
     assert "unknown key 'dte'" in text and "date is required" in text
-    assert "mode must be one of first, last (got 'latest')" in text
 
 
 def test_predecessor_without_rule_copies_or_merges() -> None:

@@ -131,7 +131,7 @@ def load_adam_specs(
     ct = load_terminology(ct_dir or root / "ct")
     if upstream is None:
         upstream = {n: s.column_names for n, s in load_specs(root / "sdtm").items()}
-    check_specs(specs, None, ct, upstream=list(upstream))
+    check_specs(specs, None, ct, upstream=upstream)
     check_adam_specs(specs, upstream)
     return specs, ct
 

@@ -9,7 +9,7 @@ A spec names, per SDTM variable, the FHIR element (a :mod:`converter.fhir.paths`
     sources:                                        # SDTM rows that make resources of this type
       - dataset: AE                                 # one resource per row (or level: study + from: [...])
         level: subject                              # subject: in the subject's Bundle; study: in study.json
-        where: "pandas query"                       # optional row filter
+        where: "AESER == 'Y'"                       # optional row filter (converter.spec.expr, parsed at load)
         identifier: {system: "urn:inoconv:{STUDYID:lower}:ae", value: "{USUBJID}-{AESEQ}"}
         request: conditional | id                   # PUT Type?identifier=... | PUT Type/<uuid5>
         default: true                               # FHIR -> SDTM: resources that match no source come here
@@ -19,7 +19,7 @@ A spec names, per SDTM variable, the FHIR element (a :mod:`converter.fhir.paths`
         elements:
           - {var: AESER, path: seriousness, as: concept, system: ..., map: {Y: serious}, codelist: NY}
           - {path: actuality, as: fixed, value: actual}            # a constant (SDTM -> FHIR only)
-          - {var: X, path: ..., when: "pandas expr"}               # written only where the expression holds
+          - {var: X, path: ..., when: "--STRESN.notna()"}          # written only where the expression holds
           - {var: X, path: ..., direction: to_sdtm}                # an alternative read on the way back
         children:                                   # rows of another dataset riding on this resource
           - {dataset: SUPPAE, link: supp, path: extension, item: {url: ...}, elements: [...]}
@@ -48,6 +48,7 @@ from typing import Any
 from converter.errors import SpecError
 from converter.fhir.paths import FPath, PathError, parse_path
 from converter.paths import mappings_dir
+from converter.spec.expr import Expr, parse_expression
 from converter.spec.model import DatasetSpec
 from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
 
@@ -106,7 +107,7 @@ class Element:
     path: FPath
     kind: str
     args: Mapping[str, Any]
-    when: str | None = None
+    when: Expr | None = None  # parsed at load (converter.spec.expr); absent variables count as missing
     direction: str = "both"
     where: str = ""  # "file:line" for messages
 
@@ -228,7 +229,7 @@ class ChildSpec:
     mode: str  # list | first
     item: Mapping[str, Any]
     elements: tuple[Element, ...]
-    where: str | None = None
+    where: Expr | None = None
     distinct: tuple[str, ...] = ()
     when_absent: str | None = None
     direction: str = "both"
@@ -247,7 +248,7 @@ class SourceSpec:
     default: bool = False
     match: tuple[tuple[FPath, str], ...] = ()
     key: tuple[str, ...] = ()
-    where: str | None = None
+    where: Expr | None = None
     direction: str = "both"
     from_datasets: tuple[str, ...] = ()
     children: tuple[ChildSpec, ...] = ()
@@ -337,6 +338,22 @@ def _ds_subst(text: str, dataset: str | None) -> str:
 
 def parse_template(text: str) -> Template:
     return Template(text=text, fields=tuple((m.group(1), m.group(2)) for m in _TEMPLATE_VAR.finditer(text)))
+
+
+def _expr(text: Any, dataset: str | None, node: Any, ctx: _Ctx, what: str) -> Expr | None:
+    """A ``where``/``when`` parsed once, here (``--VAR`` replaced by the dataset prefix first); every name it reads
+    must be an SDTM variable name (an SDTM package need not hold them all: absent ones are missing values)."""
+    if text is None or text == "":
+        return None
+    line = line_of(node)
+    try:
+        expr = parse_expression(_ds_subst(str(text), dataset), file=ctx.file.name, line=line, where=what)
+    except SpecError as exc:
+        ctx.err.items.extend(exc.messages)
+        return None
+    for name in sorted(n for n in expr.names if not _VAR.match(n)):
+        ctx.err.add(ctx.where(node), f"{what}: {name!r} in {expr.text!r} is not an SDTM variable name")
+    return expr
 
 
 @dataclass
@@ -438,13 +455,12 @@ def _parse_element(raw: Any, dataset: str | None, ctx: _Ctx) -> Element | None:
             ctx.err.add(where, f"as: {kind} with a map needs the system of the mapped codes")
         if kind == "coding" and not args.get("system") and not args.get("codelist"):
             ctx.err.add(where, "as: coding needs a system or a codelist")
-    when = body.get("when")
     return Element(
         var=var,
         path=path,
         kind=kind,
         args=args,
-        when=_ds_subst(str(when), dataset) if when else None,
+        when=_expr(body.get("when"), dataset, raw, ctx, "when"),
         direction=str(direction),
         where=where,
     )
@@ -522,7 +538,7 @@ def _parse_child(raw: Any, ctx: _Ctx) -> ChildSpec | None:
         mode=mode,
         item=item,
         elements=elements,
-        where=raw.get("where"),
+        where=_expr(raw.get("where"), None, raw, ctx, "where"),
         distinct=tuple(raw.get("distinct") or ()),
         when_absent=raw.get("when_absent"),
         direction=direction,
@@ -598,7 +614,7 @@ def _parse_source(raw: Any, resource: str, ctx: _Ctx) -> SourceSpec | None:
         default=bool(raw.get("default", False)),
         match=tuple(match),
         key=tuple(raw.get("key") or ()),
-        where=_ds_subst(str(raw["where"]), ds) if raw.get("where") else None,
+        where=_expr(raw.get("where"), ds, raw, ctx, "where"),
         direction=direction,
         from_datasets=from_ds,
         children=children,

@@ -30,12 +30,11 @@ from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec
 from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
 from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text
+from converter.spec.expr import Expr, evaluate_mask, filter_rows
 from converter.spec.model import DatasetSpec, Terminology
 
 NAMESPACE = uuid.UUID("5b0e7c52-3a0e-4d8e-9f31-6f1c0f7d2a90")  # fixed: ids and fullUrls stable across runs
-_NAMES = re.compile(r"\b([A-Z][A-Z0-9_]*)\b")
 _TEMPLATE_FIELD = re.compile(r"\{([A-Z][A-Z0-9_]*)(?::(lower|upper))?\}")
-_KEYWORDS = {"and", "or", "not", "True", "False", "None"}
 
 JsonDict = dict[str, Any]
 
@@ -208,35 +207,13 @@ def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
     return pd.concat([df, extra], axis=1)
 
 
-_TERM = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*(?:\.(isna|notna)\(\)|(==|!=)\s*'([^'\\]*)')\s*$")
+def eval_mask(df: pd.DataFrame, expr: Expr) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Where a spec condition holds (parsed at load; an absent variable is all missing, False where missing)."""
+    return evaluate_mask(expr, df, absent_as_null=True)
 
 
-def eval_mask(df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    term = _TERM.match(expr)
-    if term is not None:  # VAR.isna() / VAR.notna() / VAR == 'x' / VAR != 'x': what eval gives, without eval
-        var, test, op, lit = term.groups()
-        col = df[var] if var in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
-        if test == "isna":
-            hit = col.isna()
-        elif test == "notna":
-            hit = col.notna()
-        elif op == "==":
-            hit = col == lit
-        else:
-            hit = col != lit
-        return hit.fillna(False).to_numpy(dtype=bool)
-    names = {n for n in _NAMES.findall(expr) if n not in _KEYWORDS}
-    frame = with_columns(df, names)
-    res = frame.eval(expr, engine="python")
-    if isinstance(res, pd.Series):
-        return res.fillna(False).to_numpy(dtype=bool)
-    return np.full(len(df), bool(res))
-
-
-def query(df: pd.DataFrame, expr: str | None) -> pd.DataFrame:
-    if not expr or df.empty:
-        return df
-    return df[eval_mask(df, expr)]
+def query(df: pd.DataFrame, expr: Expr | None) -> pd.DataFrame:
+    return filter_rows(df, expr, absent_as_null=True)
 
 
 def _pieces(template: Template) -> list[str | tuple[str, str | None]]:
@@ -392,7 +369,7 @@ class Builder:
             got = self._memo[key] = (df, text_values(df, var))
         return got[1]
 
-    def _mask(self, df: pd.DataFrame, expr: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    def _mask(self, df: pd.DataFrame, expr: Expr) -> np.ndarray[Any, np.dtype[np.bool_]]:
         key = ("mask", id(df), expr)
         got = self._memo.get(key)
         if got is None:

@@ -1,109 +1,35 @@
-"""Implementations of the rule vocabulary (:mod:`converter.spec.rules`), one function per rule, column-wise.
+"""Implementations of the SDTM rule vocabulary (:mod:`converter.spec.rules`), one function per rule, column-wise.
 
-Row rules take a :class:`RowContext` (the source rows of one spec source, the columns computed so far) and
-return a Series aligned to the source rows. Dataset rules take a :class:`DatasetContext` (the stacked target
-frame) and return a Series aligned to it. Nothing loops over rows in Python; everything a rule needs is in
-one subject's data, so a partition of subjects converts on its own.
+Row rules take a :class:`~converter.sdtm.context.RowContext` and return a Series aligned to the source rows;
+dataset rules take a :class:`~converter.sdtm.context.DatasetContext` and return a Series aligned to the stacked
+target frame (both, and the registries ``ROW``/``DATASET``, live in :mod:`converter.sdtm.context`). Nothing loops over
+rows in Python; everything a rule needs is in one subject's data, so a partition of subjects converts on its own.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from converter.errors import Problem, problem
+from converter.errors import problem
 from converter.frames import constant_column, keep_where, map_unique, text_column
-from converter.records.model import Records
-from converter.records.schema import FormSchema
-from converter.spec.model import DatasetSpec, SourceSpec, Terminology, VariableSpec
-from converter.spec.rules import RULES
+from converter.sdtm.context import (
+    DATASET,
+    ROW,
+    DatasetContext,
+    RowContext,
+    as_text,
+    dataset_rule,
+    full_dates,
+    row_rule,
+)
+from converter.sdtm.derivations import DERIVATIONS
+from converter.spec.expr import evaluate_mask, filter_rows
 
-
-@dataclass
-class RowContext:
-    frame: pd.DataFrame  # source rows: bare field names plus FORM.FIELD for joined forms
-    labels: Any  # RecordLabels: .iloc[i] gives a readable label of row i, for problems ("SUBJID=1001 AESPID=3")
-    file: str  # where the rows came from (form name / file), for problems
-    records: Records
-    built: dict[str, pd.DataFrame]
-    ct: Terminology
-    schema: FormSchema | None
-    spec: DatasetSpec
-    source: SourceSpec
-    var: VariableSpec
-    target: dict[str, pd.Series]  # target columns computed so far for these rows
-    problems: list[Problem] = field(default_factory=list)
-
-    def col(self, name: str) -> pd.Series:
-        if name in self.frame.columns:
-            return self.frame[name]
-        raise KeyError(f"{self.spec.name}.{self.var.name}: source field {name} not in source {self.source.id}")
-
-    def subject_ids(self) -> pd.Series:
-        return self.col("SUBJID")
-
-
-@dataclass
-class DatasetContext:
-    frame: pd.DataFrame  # the stacked target frame
-    built: dict[str, pd.DataFrame]
-    ct: Terminology
-    spec: DatasetSpec
-    var: VariableSpec
-    problems: list[Problem] = field(default_factory=list)
-
-
-RowFn = Callable[[RowContext, dict[str, Any]], pd.Series]
-DatasetFn = Callable[[DatasetContext, dict[str, Any]], pd.Series]
-ROW: dict[str, RowFn] = {}
-DATASET: dict[str, DatasetFn] = {}
-
-
-def row_rule(name: str) -> Callable[[RowFn], RowFn]:
-    def deco(fn: RowFn) -> RowFn:
-        assert name in RULES and RULES[name].phase == "row", name
-        ROW[name] = fn
-        return fn
-
-    return deco
-
-
-def dataset_rule(name: str) -> Callable[[DatasetFn], DatasetFn]:
-    def deco(fn: DatasetFn) -> DatasetFn:
-        assert name in RULES and RULES[name].phase == "dataset", name
-        DATASET[name] = fn
-        return fn
-
-    return deco
-
-
-# --- helpers ---------------------------------------------------------------------------------------------------
-def as_text(col: pd.Series) -> pd.Series:
-    """Any column as text: numbers as their shortest exact text (12.0 -> "12"), missing -> None."""
-    return text_column(col)
-
-
-def full_dates(col: pd.Series) -> pd.Series:
-    """ISO 8601 text -> datetime64 for complete dates (YYYY-MM-DD...), NaT for partial or missing.
-
-    Each distinct text is parsed once (dates repeat a lot across rows).
-    """
-    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-    heads = np.array([str(u)[:10] for u in uniques], dtype=object)
-    ok = np.array([len(h) == 10 for h in heads], dtype=bool)
-    candidates = heads.copy()
-    candidates[~ok] = None
-    parsed = pd.to_datetime(pd.Series(candidates, dtype=object), format="%Y-%m-%d", errors="coerce")
-    values = parsed.to_numpy(dtype="datetime64[ns]")
-    out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[ns]")
-    hit = codes >= 0
-    out[hit] = values[codes[hit]]
-    return pd.Series(out, index=col.index)
+__all__ = ["DATASET", "ROW", "DatasetContext", "RowContext", "as_text", "dataset_rule", "full_dates", "row_rule"]
 
 
 # --- row rules -------------------------------------------------------------------------------------------------
@@ -217,10 +143,8 @@ def _case(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
         env[k] = v
     out = constant_column(a.get("else"), len(env), env.index)
     decided = pd.Series(False, index=env.index)
-    for pair in a["when"]:
-        cond, value = pair[0], pair[1]
-        hit = env.eval(cond, engine="python") if len(env) else pd.Series([], dtype=bool)
-        hit = pd.Series(hit, index=env.index).fillna(False).astype(bool) & ~decided
+    for cond, value in a["when"]:  # conditions parsed at spec load (converter.spec.expr)
+        hit = pd.Series(evaluate_mask(cond, env), index=env.index) & ~decided
         out = out.where(~hit, value)
         decided |= hit
     return out.astype(object)
@@ -229,8 +153,8 @@ def _case(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 @row_rule("subject_agg")
 def _subject_agg(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     src = ctx.records[a["form"]]
-    if a.get("where"):
-        src = src.query(a["where"], engine="python")
+    if a.get("where") is not None:
+        src = filter_rows(src, a["where"])
     vals = src[["SUBJID", a["field"]]].dropna()
     fn = a["fn"]
     grouped = vals.groupby("SUBJID", sort=False)[a["field"]]
@@ -261,8 +185,6 @@ def _lookup(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("derivation")
 def _derivation(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    from converter.sdtm.derivations import DERIVATIONS
-
     fn = DERIVATIONS.get(a["name"])
     if fn is None:
         raise KeyError(f"unknown derivation {a['name']!r} (known: {', '.join(DERIVATIONS)})")

@@ -21,8 +21,9 @@ from converter.frames import null_column, text_column
 from converter.records.model import Records
 from converter.records.schema import FormSchema
 from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext
+from converter.spec.expr import evaluate_mask
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology
-from converter.spec.rules import RULES
+from converter.spec.rules import rule_def
 
 
 @dataclass
@@ -148,8 +149,7 @@ def build_dataset(
     for src in spec.sources:
         frame, label_key, file = _source_frame(src, records, built, schema)
         if src.where and len(frame):
-            keep = frame.eval(src.where, engine="python")
-            keep = pd.Series(keep, index=frame.index).fillna(False).astype(bool)
+            keep = pd.Series(evaluate_mask(src.where, frame), index=frame.index)  # parsed at spec load
             if accounting is not None and src.form is not None:
                 accounting.account(src.form, records).left_out.setdefault(
                     f"{spec.name} where {src.where}", int((~keep).sum())
@@ -166,7 +166,7 @@ def build_dataset(
                 else:
                     target[var.name] = null_column(len(frame), frame.index)
                 continue
-            if RULES[rule.name].phase != "row":
+            if rule_def(rule.name).phase != "row":
                 target[var.name] = null_column(len(frame), frame.index)
                 continue
             ctx = RowContext(
@@ -195,7 +195,7 @@ def build_dataset(
         df = pieces[0].reset_index(drop=True) if pieces else pd.DataFrame(columns=spec.column_names)
     for var in spec.variables:  # dataset rules see the whole stacked frame (one subject or a partition)
         rules = {r.name for r in var.rules.values()}
-        dataset_rules = [r for r in var.rules.values() if RULES[r.name].phase == "dataset"]
+        dataset_rules = [r for r in var.rules.values() if rule_def(r.name).phase == "dataset"]
         if not dataset_rules:
             continue
         if len(rules) > 1:

@@ -12,7 +12,9 @@ from typing import Any
 import pandas as pd
 
 from converter.frames import keep_where, null_column
-from converter.sdtm.algorithms import RowContext, as_text
+from converter.sdtm.context import RowContext, as_text
+
+__all__ = ["DERIVATIONS", "Derivation", "derivation", "first_present", "latest_date"]
 
 Derivation = Callable[[RowContext, dict[str, Any]], pd.Series]
 DERIVATIONS: dict[str, Derivation] = {}

@@ -143,8 +143,8 @@ class Expr:
     def __str__(self) -> str:
         return self.text
 
-    def __repr__(self) -> str:
-        return f"Expr({self.text!r})"
+    def __repr__(self) -> str:  # as the text's: a rule's arguments print as the spec states them (Define-XML)
+        return repr(self.text)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expr) and other.text == self.text
@@ -408,4 +408,3 @@ def filter_rows(frame: pd.DataFrame, expr: Expr | None, *, absent_as_null: bool 
     if expr is None or frame.empty:
         return frame
     return frame[evaluate_mask(expr, frame, absent_as_null=absent_as_null)]
-

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from converter.errors import SpecError
 from converter.paths import mappings_dir
 from converter.records.schema import FormSchema
+from converter.spec.columns import expression_column_problems
+from converter.spec.expr import Expr, parse_expression
 from converter.spec.model import (
     CORE_VALUES,
     DATA_TYPES,
@@ -30,7 +32,7 @@ from converter.spec.model import (
     ValueLevel,
     VariableSpec,
 )
-from converter.spec.rules import RULES, check_args, normalise_args
+from converter.spec.rules import RuleDef, check_args, compile_expressions, normalise_args, vocabulary
 from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
@@ -68,7 +70,16 @@ def _parse_origin(raw: Any, var: str, line: int, err: _Errors) -> Origin:
     return Origin(type=str(raw["type"]), source=raw.get("source"), page=raw.get("page"))
 
 
-def _parse_rule(raw: Any, var: str, line: int, err: _Errors) -> Rule | None:
+def _expr(text: Any, line: int, where: str, err: _Errors) -> Expr | None:
+    """A spec expression parsed and checked (syntax and constructs; columns later, in check_specs)."""
+    try:
+        return parse_expression(text, file=str(err.path), line=line, where=where)
+    except SpecError as exc:
+        err.items.extend(exc.messages)
+        return None
+
+
+def _parse_rule(raw: Any, var: str, line: int, err: _Errors, rules: dict[str, RuleDef]) -> Rule | None:
     if not isinstance(raw, dict):
         err.add(line, f"variable {var}", f"rule must be a mapping {{name: args}}, got {raw!r}")
         return None
@@ -77,14 +88,21 @@ def _parse_rule(raw: Any, var: str, line: int, err: _Errors) -> Rule | None:
         err.add(line_of(raw) or line, f"variable {var}", f"rule must name exactly one rule, got {sorted(body)}")
         return None
     name, args = next(iter(body.items()))
-    rdef = RULES.get(name)
+    rdef = rules.get(name)
+    at = line_of(raw) or line
     if rdef is None:
-        err.add(line_of(raw) or line, f"variable {var}", f"unknown rule {name!r} (known: {', '.join(RULES)})")
+        err.add(at, f"variable {var}", f"unknown rule {name!r} (known: {', '.join(rules)})")
         return None
     nargs = normalise_args(rdef, args)
-    for msg in check_args(rdef, nargs):
-        err.add(line_of(raw) or line, f"variable {var}", msg)
-    return Rule(name=name, args=nargs, line=line_of(raw) or line)
+    problems = check_args(rdef, nargs)
+    for msg in problems:
+        err.add(at, f"variable {var}", msg)
+    if not problems:
+        before = len(err.items)
+        nargs = compile_expressions(rdef, nargs, lambda text, what: _expr(text, at, f"variable {var} {what}", err))
+        if len(err.items) > before:
+            return None
+    return Rule(name=name, args=nargs, line=at)
 
 
 def _parse_value_level(raw: Any, var: str, line: int, err: _Errors) -> tuple[ValueLevel, ...]:
@@ -118,7 +136,7 @@ def _parse_value_level(raw: Any, var: str, line: int, err: _Errors) -> tuple[Val
     return tuple(out)
 
 
-def _parse_variable(raw: Any, order: int, err: _Errors) -> VariableSpec | None:
+def _parse_variable(raw: Any, order: int, err: _Errors, vocab: dict[str, RuleDef]) -> VariableSpec | None:
     line = line_of(raw)
     if not isinstance(raw, dict) or "name" not in raw:
         err.add(line, "", f"variable #{order} needs at least a name (got {strip_lines(raw)!r})")
@@ -145,7 +163,7 @@ def _parse_variable(raw: Any, order: int, err: _Errors) -> VariableSpec | None:
     if "rule" in raw and "rules" in raw:
         err.add(line, where, "give either rule (all sources) or rules (per source id), not both")
     if "rule" in raw:
-        r = _parse_rule(raw["rule"], name, line, err)
+        r = _parse_rule(raw["rule"], name, line, err, vocab)
         if r:
             rules["*"] = r
     elif "rules" in raw:
@@ -156,7 +174,7 @@ def _parse_variable(raw: Any, order: int, err: _Errors) -> VariableSpec | None:
             for sid, rr in per.items():
                 if sid == "__line__":
                     continue
-                r = _parse_rule(rr, name, line_of(per) or line, err)
+                r = _parse_rule(rr, name, line_of(per) or line, err, vocab)
                 if r:
                     rules[str(sid)] = r
     origin = _parse_origin(raw.get("origin", "Derived"), name, line, err)
@@ -192,11 +210,12 @@ def _parse_source(raw: Any, err: _Errors) -> SourceSpec | None:
         return None
     sid = str(raw.get("id") or raw.get("form") or raw.get("dataset") or "ROWS")
     rows = tuple(strip_lines(r) for r in raw.get("rows") or ())
+    where = _expr(raw["where"], line, f"source {sid} where", err) if raw.get("where") is not None else None
     return SourceSpec(
         id=sid,
         form=raw.get("form"),
         join=tuple(raw.get("join") or ()),
-        where=raw.get("where"),
+        where=where,
         rows=rows,
         dataset=raw.get("dataset"),
         line=line,
@@ -219,7 +238,8 @@ def parse_spec(doc: Any, path: Path) -> DatasetSpec:
     if not isinstance(raw_vars, list) or not raw_vars:
         err.add(1, "", "variables must be a non-empty list")
         raw_vars = []
-    variables = [v for i, rv in enumerate(raw_vars, start=1) if (v := _parse_variable(rv, i, err))]
+    vocab = vocabulary(str(doc.get("standard", "SDTMIG 3.4")))
+    variables = [v for i, rv in enumerate(raw_vars, start=1) if (v := _parse_variable(rv, i, err, vocab))]
     names = [v.name for v in variables]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         err.add(0, f"variable {dup}", "defined more than once")
@@ -395,17 +415,21 @@ def check_specs(
     specs: dict[str, DatasetSpec],
     forms: FormSchema | None,
     ct: Terminology,
-    upstream: Iterable[str] = (),
+    upstream: Iterable[str] | Mapping[str, Collection[str]] = (),
 ) -> None:
     """Raise SpecError listing every reference a spec makes that does not exist.
 
     Checks: source forms and fields exist in forms.yaml; codelists exist; rules read only earlier target
-    variables; lookups name a dataset built before (or one of ``upstream``, e.g. SDTM for ADaM specs).
+    variables; lookups name a dataset built before (or one of ``upstream``, e.g. SDTM for ADaM specs); every
+    column an expression reads exists in the rows it runs on (:mod:`converter.spec.columns`; for input datasets
+    when ``upstream`` maps them to their columns).
     """
     errors: list[str] = []
     available = set(upstream)
+    columns: dict[str, Collection[str]] = dict(upstream) if isinstance(upstream, Mapping) else {}
     for spec in specs.values():
         err = _Errors(spec.path or Path(spec.name))
+        rules = vocabulary(spec.standard)
         for s in spec.sources:
             if s.form is not None:
                 if forms is None or s.form not in forms.forms:
@@ -416,7 +440,7 @@ def check_specs(
                         err.add(s.line, f"source {s.id}", f"joined form {j!r} is not in forms.yaml")
             if s.dataset is not None and s.dataset not in available and s.dataset not in specs:
                 err.add(s.line, f"source {s.id}", f"dataset {s.dataset!r} is not built before this one")
-        row_phase = {v.name for v in spec.variables if any(RULES[r.name].phase == "row" for r in v.rules.values())}
+        row_phase = {v.name for v in spec.variables if any(rules[r.name].phase == "row" for r in v.rules.values())}
         row_phase |= {v.name for v in spec.variables if not v.rules}
         seen: list[str] = []
         for v in spec.variables:
@@ -430,7 +454,7 @@ def check_specs(
             if not v.rules and not inline_only:
                 err.add(v.line, where, "no rule fills this variable")
             for sid, rule in v.rules.items():
-                rdef = RULES[rule.name]
+                rdef = rules[rule.name]
                 for src in spec.sources:
                     if sid not in ("*", src.id) or src.form is None or forms is None:
                         continue
@@ -458,7 +482,9 @@ def check_specs(
                         err.add(rule.line, where, f"rule {rule.name} reads {t}, which is not an earlier variable")
             seen.append(v.name)
         errors.extend(err.items)
+        errors.extend(expression_column_problems(spec, forms, columns))
         available.add(spec.name)
+        columns[spec.name] = [v.name for v in spec.variables]
     if errors:
         raise SpecError(errors)
 

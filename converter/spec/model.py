@@ -13,8 +13,8 @@ One YAML file per target dataset::
       - id: DEMOG                    # source id (defaults to the form); rules may differ per source
         form: DEMOG                  # CRF form that drives the rows (one row per form record) ...
         join: [ENROL]                # ... with one-per-subject forms merged on SUBJID
-        where: "RESP.notna()"       # optional pandas query on the source frame (rows left out are counted
-                                     #   as "not applicable", never silently)
+        where: "RESP.notna()"       # optional condition on the source rows (the closed expression language of
+                                     #   converter.spec.expr; rows left out are counted, never silently)
       - id: PARAMS
         rows: [{TSPARMCD: AGEMIN, TSVAL: "18"}, ...]   # inline protocol data (trial design datasets)
     supp: {parent: DM, idvar: ""}   # only for SUPP-- datasets built from `qualifiers:`
@@ -32,7 +32,9 @@ One YAML file per target dataset::
         format: DATE9.               # SAS display format (numeric dates in ADaM)
         value_level: {by: LBTESTCD, values: {MRD: {type: float, unit: "%"}, ...}}   # Define-XML VLM
 
-The rule vocabulary is closed: see :mod:`converter.spec.rules` (``RULES``) for each rule's arguments.
+The rule vocabularies are closed: :data:`converter.spec.rules.SDTM_RULES` and
+:data:`converter.spec.adam_rules.ADAM_RULES` (by ``standard``); every rule and expression construct is listed in
+``docs/spec-reference.md`` (generated), and ``docs/spec.schema.json`` is a JSON Schema of this format.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from converter.spec.expr import Expr
 
 ORIGIN_TYPES = ("Collected", "Derived", "Assigned", "Protocol", "Predecessor", "Not Available")
 CORE_VALUES = ("Req", "Exp", "Perm", "Cond")
@@ -123,7 +127,7 @@ class SourceSpec:
     id: str
     form: str | None = None
     join: tuple[str, ...] = ()
-    where: str | None = None
+    where: Expr | None = None  # parsed at load; str() gives the text as the spec states it
     rows: tuple[dict[str, Any], ...] = ()
     dataset: str | None = None  # an already-built target dataset as the source (ADaM from SDTM)
     line: int = 0

@@ -1,4 +1,10 @@
-"""The closed rule vocabulary of the mapping specs: names, arguments, and what each reads.
+"""The closed rule vocabularies of the mapping specs: names, arguments, and what each reads.
+
+Two registries, one per standard: :data:`SDTM_RULES` for ``mappings/sdtm`` specs and
+:data:`converter.spec.adam_rules.ADAM_RULES` for ``mappings/adam`` specs (the rules both share, such as ``field``,
+``case`` or ``seq``, are in both). A spec's ``standard`` (SDTMIG / ADaMIG) picks its vocabulary
+(:func:`vocabulary`); a rule of the other standard is an unknown rule there. ``docs/spec-reference.md`` is
+generated from the registries (``python -m converter.spec.reference``).
 
 A spec names a rule and its arguments (``rule: {ct: {field: SEX, codelist: SEX}}``); a scalar stands for the
 rule's first argument (``rule: {iso_date: AESTDT}``). This module only *declares* the vocabulary so specs can be
@@ -15,8 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# argument kinds: str, strs (list of str), scalar (str/number/bool/None), map (dict), list (any list), rules
-_KINDS = ("str", "strs", "scalar", "map", "list", "int")
+#: argument kinds: what a spec may give for an argument (``enum:a|b`` is one of the listed texts)
+KINDS: dict[str, str] = {
+    "str": "a text",
+    "strs": "a list of texts",
+    "scalar": "a text, number, true/false or null",
+    "map": "a mapping",
+    "list": "a list",
+    "int": "an integer",
+    "expr": "an expression of the closed expression language",
+    "cases": "a list of [expression, value] pairs",
+    "sources": "a list of mappings {dataset, date, filter (an expression), ...}",
+    "enum": "one of the listed texts",
+}
 
 
 @dataclass(frozen=True)
@@ -45,11 +62,13 @@ def _template_fields(a: dict[str, Any]) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(str(a["template"])) if f]
 
 
-RULES: dict[str, RuleDef] = {}
+SDTM_RULES: dict[str, RuleDef] = {}
+#: the rules of the SDTM vocabulary that ADaM specs may use as well
+SHARED = ("field", "map", "assign", "template", "flag", "case", "lookup", "seq", "copy")
 
 
 def _add(rule: RuleDef) -> None:
-    RULES[rule.name] = rule
+    SDTM_RULES[rule.name] = rule
 
 
 # --- row rules: from the source record -------------------------------------------------------------------
@@ -124,16 +143,18 @@ _add(
     RuleDef(
         "case",
         "row",
-        {"when": "list", "else?": "scalar"},
-        "the first matching [query, value] pair, pandas query syntax over source fields",
+        {"when": "cases", "else?": "scalar"},
+        "the value of the first [condition, value] pair whose condition holds (closed expression language, over "
+        "source fields and earlier variables), else `else` (default null)",
     )
 )
 _add(
     RuleDef(
         "subject_agg",
         "row",
-        {"form": "str", "field": "str", "fn": "str", "where?": "str"},
-        "a per-subject aggregate (min, max, count, first, last) of another form's field",
+        {"form": "str", "field": "str", "fn": "enum:min|max|count|first|last", "where?": "expr"},
+        "a per-subject aggregate (min, max, count, first, last) of another form's field, over the records "
+        "meeting `where` (an expression over that form's fields)",
     )
 )
 _add(
@@ -202,9 +223,27 @@ _add(
 )
 
 
-def register(rule: RuleDef) -> None:
-    """Stages with their own vocabulary (ADaM) add their rules here at import time."""
-    _add(rule)
+#: the SDTM vocabulary under its historical name
+RULES = SDTM_RULES
+
+
+def vocabulary(standard: str) -> dict[str, RuleDef]:
+    """The rule vocabulary of a spec's standard: ADaM for ``ADaMIG ...``, else SDTM."""
+    if standard.strip().upper().startswith("ADAM"):
+        from converter.spec.adam_rules import ADAM_RULES
+
+        return ADAM_RULES
+    return SDTM_RULES
+
+
+def rule_def(name: str) -> RuleDef:
+    """A rule of either vocabulary, by name (for the engine, which runs both)."""
+    from converter.spec.adam_rules import ADAM_RULES
+
+    found = SDTM_RULES.get(name) or ADAM_RULES.get(name)
+    if found is None:
+        raise KeyError(f"unknown rule {name!r}")
+    return found
 
 
 def normalise_args(rule: RuleDef, raw: Any) -> dict[str, Any]:
@@ -228,14 +267,48 @@ def check_args(rule: RuleDef, args: dict[str, Any]) -> list[str]:
             continue
         kind = rule.args[name + ("?" if optional else "")]
         value = args[name]
+        if kind.startswith("enum:"):
+            allowed = kind[5:].split("|")
+            if value not in allowed:
+                problems.append(f"rule {rule.name}: {name} must be one of {', '.join(allowed)} (got {value!r})")
+            continue
         ok = {
             "str": isinstance(value, str),
             "strs": isinstance(value, list) and all(isinstance(v, str) for v in value),
             "scalar": value is None or isinstance(value, str | int | float | bool),
             "map": isinstance(value, dict),
             "list": isinstance(value, list),
-            "int": isinstance(value, int),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "expr": isinstance(value, str),
+            "cases": isinstance(value, list)
+            and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in value),
+            "sources": isinstance(value, list) and all(isinstance(p, dict) for p in value),
         }[kind]
         if not ok:
-            problems.append(f"rule {rule.name}: argument {name!r} must be {kind}, got {type(value).__name__}")
+            problems.append(f"rule {rule.name}: argument {name!r} must be {KINDS[kind]}, got {type(value).__name__}")
     return problems
+
+
+Parse = Callable[[str, str], Any]
+
+
+def compile_expressions(rule: RuleDef, args: dict[str, Any], parse: Parse) -> dict[str, Any]:
+    """``args`` with every expression argument parsed once by ``parse(text, what)`` (a checked
+    :class:`~converter.spec.expr.Expr`): ``expr`` arguments, the conditions of ``cases``, the ``filter`` of
+    each of ``sources``. Call after :func:`check_args` found no problem."""
+    out = dict(args)
+    for declared, kind in rule.args.items():
+        key = declared.rstrip("?")
+        value = out.get(key)
+        if kind == "expr" and isinstance(value, str):
+            out[key] = parse(value, f"rule {rule.name} {key}")
+        elif kind == "cases" and isinstance(value, list):
+            out[key] = [[parse(p[0], f"rule {rule.name} {key}[{i}]"), p[1]] for i, p in enumerate(value)]
+        elif kind == "sources" and isinstance(value, list):
+            out[key] = [
+                {**s, "filter": parse(s["filter"], f"rule {rule.name} {key}[{i}] filter")}
+                if isinstance(s.get("filter"), str)
+                else s
+                for i, s in enumerate(value)
+            ]
+    return out

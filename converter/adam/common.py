@@ -1,0 +1,228 @@
+"""What the ADaM rules share: reading row variables, SAS dates, content-determined ordering, key matching.
+
+Dates in ADaM are SAS day counts (days since 1960-01-01) in integer variables with a ``DATE9.`` format (datetimes:
+seconds since 1960, ``DATETIME20.``). A rule reading a date accepts either such a number or an ISO 8601 text (SDTM
+``--DTC``); only complete dates are used unless a ``date``/``datetime`` rule states an imputation.
+
+Order independence: whenever a rule picks one record among several (``merge`` first/last, ``extreme_flag``,
+``tte`` ties), records are ordered by the spec's ``order`` and then by the content of every other column, so the
+result depends on the data only, never on the order the rows arrive in. Order items: ``VAR`` (ascending),
+``desc(VAR)`` (descending), or ``{var: VAR, rank: [best, ..., worst]}`` (a categorical order, values outside the
+list last). Nulls sort last in either direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.errors import problem
+from converter.frames import constant_column, keep_where, null_column, text_column
+from converter.sdtm.context import RowContext, as_text
+from converter.spec.adam_rules import by_pairs, is_descending, order_var
+from converter.spec.expr import filter_rows
+
+__all__ = [
+    "MONTH_DAYS",
+    "SAS_EPOCH",
+    "UNIT_DAYS",
+    "as_sas_date",
+    "env_of",
+    "is_numeric",
+    "iso_to_sas",
+    "key_frame",
+    "lookup_values",
+    "match_keys",
+    "partial_dates",
+    "pick",
+    "report_rows",
+    "right_rows",
+    "sas_round",
+    "sas_to_iso",
+    "sibling_rule",
+    "sort_keys",
+    "sortable",
+    "value_of",
+]
+
+SAS_EPOCH = pd.Timestamp("1960-01-01")
+MONTH_DAYS = 365.25 / 12
+UNIT_DAYS = {"days": 1.0, "weeks": 7.0, "months": MONTH_DAYS, "years": 365.25}
+
+
+def value_of(ctx: RowContext, name: str) -> pd.Series:
+    """An earlier target variable, else a column of the source rows."""
+    if name in ctx.target:
+        return ctx.target[name]
+    if name in ctx.frame.columns:
+        return ctx.frame[name]
+    raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: {name} is neither an earlier variable nor a source column")
+
+
+def env_of(ctx: RowContext) -> pd.DataFrame:
+    """Source columns overlaid with the target columns computed so far (for filters and expressions)."""
+    env = pd.DataFrame({c: ctx.frame[c] for c in ctx.frame.columns if "." not in c}, index=ctx.frame.index)
+    for k, v in ctx.target.items():
+        env[k] = v
+    return env
+
+
+def sas_round(values: pd.Series, digits: int) -> pd.Series:
+    """Round half away from zero (SAS ROUND, the convention of submitted analyses), not half to even."""
+    num = pd.to_numeric(values, errors="coerce").astype("float64")
+    scale = 10.0**digits
+    arr = num.to_numpy(dtype=float)
+    scaled = np.abs(arr) * scale
+    rounded = np.floor(scaled + 0.5 + 1e-9 * np.maximum(1.0, scaled)) / scale
+    return pd.Series(np.sign(arr) * rounded, index=num.index, dtype="float64")
+
+
+def iso_to_sas(col: pd.Series) -> pd.Series:
+    """Complete ISO 8601 dates (YYYY-MM-DD, any time part ignored) -> SAS day numbers (float64, NaN otherwise)."""
+    txt = text_column(col)
+    head = txt.str.slice(0, 10)
+    ok = head.str.len().eq(10).fillna(False).astype(bool)
+    parsed = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
+    return ((parsed - SAS_EPOCH).dt.days).astype("float64")
+
+
+def as_sas_date(col: pd.Series) -> pd.Series:
+    """A date column as SAS day numbers: numbers are taken as they are, ISO text is converted (complete only)."""
+    if is_numeric(col):
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    return iso_to_sas(col)
+
+
+def sas_to_iso(col: pd.Series) -> pd.Series:
+    days = pd.to_numeric(col, errors="coerce")
+    dt = SAS_EPOCH + pd.to_timedelta(days, unit="D")
+    return text_column(dt.dt.strftime("%Y-%m-%d"))
+
+
+def partial_dates(col: pd.Series) -> pd.Series:
+    """True where an ISO date is present but not complete (YYYY or YYYY-MM)."""
+    if is_numeric(col):
+        return pd.Series(False, index=col.index)
+    txt = text_column(col)
+    return (txt.notna() & (txt.str.len() < 10)).fillna(False).astype(bool)
+
+
+def key_frame(values: Sequence[pd.Series], index: pd.Index) -> pd.DataFrame:
+    """Join keys as text (numbers compare by value: 1.0 and 1 are the same key)."""
+    return pd.DataFrame({f"__k{i}": as_text(v).to_numpy() for i, v in enumerate(values)}, index=index)
+
+
+def is_numeric(col: pd.Series) -> bool:
+    """A numeric column, or an object column (stacked sources) whose values are all numbers."""
+    if col.dtype.kind in "fiu" or str(col.dtype) in ("Int64", "Float64"):
+        return True
+    if col.dtype != object:
+        return False
+    kind = pd.api.types.infer_dtype(col, skipna=True)
+    return kind in ("integer", "floating", "mixed-integer-float", "decimal")
+
+
+def sortable(col: pd.Series) -> pd.Series:
+    """Numbers as float64 (NaN for missing), anything else as text (None for missing)."""
+    if is_numeric(col):
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    return as_text(col)
+
+
+def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False, by: Sequence[str] = ()) -> pd.DataFrame:
+    """``df`` ordered by the order items, then by every other column's content (content-determined order).
+
+    Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``). The
+    content tie-break is computed only when records of one ``by`` group tie on every order item.
+    """
+    if df.empty:
+        return df
+    keys: dict[str, pd.Series] = {}
+    ascending: list[bool] = []
+    used: set[str] = set()
+    for i, item in enumerate(order or []):
+        if isinstance(item, dict):
+            var = str(item["var"])
+            rank = {str(v): j for j, v in enumerate(item.get("rank") or [])}
+            col = as_text(df[var]).map(rank).astype("float64")
+            asc = not bool(item.get("desc"))
+        else:
+            var = order_var(str(item))
+            col = sortable(df[var])
+            asc = not is_descending(str(item))
+        used.add(var)
+        keys[f"__o{i}"] = col
+        ascending.append(asc != descending)
+    groups = pd.DataFrame({**{f"__b{j}": as_text(df[b]) for j, b in enumerate(by)}, **keys}, index=df.index)
+    tied = len(df) > 1 if groups.shape[1] == 0 else bool(groups.duplicated(keep=False).any())
+    if tied:  # break ties on content, never on row position
+        for j, c in enumerate(sorted(set(df.columns) - used)):
+            col = sortable(df[c])
+            keys[f"__t{j}"] = col if col.dtype.kind == "f" else col.fillna("")
+            ascending.append(not descending)
+    if not keys:
+        return df
+    kf = pd.DataFrame(keys, index=df.index)
+    order_idx = kf.sort_values(list(kf.columns), ascending=ascending, na_position="last", kind="mergesort").index
+    return df.loc[order_idx]
+
+
+def pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str) -> pd.DataFrame:
+    """The first (or last) record per ``by`` group in the order of ``order`` (nulls never win)."""
+    if mode not in ("first", "last"):
+        raise ValueError(f"mode must be first or last (got {mode!r})")
+    ranked = sort_keys(df, order, descending=(mode == "last"), by=by)
+    if not by:
+        return ranked.head(1)
+    return ranked.groupby(list(by), sort=False, dropna=False).head(1)
+
+
+def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
+    name = a["dataset"]
+    if name not in ctx.built:
+        raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: dataset {name} is not available (add it to depends)")
+    return filter_rows(ctx.built[name], a.get("filter"))
+
+
+def match_keys(ctx: RowContext, a: dict[str, Any], right: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Left keys (one row per source row) and right keys (one row per right record), as text frames."""
+    pairs = by_pairs(a)
+    left = key_frame([value_of(ctx, lft) for lft, _ in pairs], ctx.frame.index)
+    rkeys = key_frame([right[rgt] for _, rgt in pairs], right.index)
+    return left, rkeys
+
+
+def lookup_values(left: pd.DataFrame, right: pd.DataFrame, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Per left row: the value of the (unique) right record with the same keys, and whether one matched."""
+    n = len(left)
+    if len(right) == 0:
+        return null_column(n, left.index), pd.Series(False, index=left.index)
+    if left.shape[1] == 0:  # no keys: the one selected record applies to every row
+        v = values.iloc[0]
+        return constant_column(v, n, left.index), pd.Series(True, index=left.index)
+    r = right.assign(__v=values.to_numpy(dtype=object), __hit=True)
+    merged = left.merge(r, on=list(left.columns), how="left", validate="many_to_one")
+    hit = merged["__hit"].eq(True).fillna(False).to_numpy(dtype=bool)
+    return (
+        pd.Series(merged["__v"].to_numpy(dtype=object), index=left.index, dtype=object),
+        pd.Series(hit, index=left.index),
+    )
+
+
+def report_rows(ctx: RowContext, rows: np.ndarray, field: str, values: pd.Series, rule: str, msg: str) -> None:
+    for i in rows[:50]:
+        ctx.problems.append(
+            problem(ctx.file, str(ctx.labels.iloc[int(i)]), field, values.iloc[int(i)], rule,
+                    f"{ctx.spec.name}.{ctx.var.name}: {msg}")
+        )  # fmt: skip
+
+
+def sibling_rule(ctx: RowContext, of: str, name: str) -> dict[str, Any]:
+    rule = ctx.spec.variable(of).rule_for(ctx.source.id)
+    if rule is None or rule.name != name:
+        raise ValueError(f"{ctx.spec.name}.{ctx.var.name}: {of} has no {name} rule for source {ctx.source.id}")
+    args: dict[str, Any] = rule.args
+    return args

@@ -1,0 +1,144 @@
+"""The ADaM rules that read another dataset by key: ``merge``, ``merge_flag``, ``merge_summary``, ``supp``,
+``extreme_date`` (admiral's ``derive_vars_merged``, ``derive_var_merged_exist_flag``,
+``derive_var_merged_summary``, ``combine_supp``, ``derive_vars_extreme_event``). Filters are spec expressions,
+parsed when the spec was loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.adam.common import (
+    as_sas_date,
+    key_frame,
+    lookup_values,
+    match_keys,
+    partial_dates,
+    pick,
+    report_rows,
+    right_rows,
+    sas_round,
+    value_of,
+)
+from converter.frames import constant_column, null_column
+from converter.sdtm.context import RowContext, as_text, row_rule
+from converter.spec.adam_rules import by_pairs
+from converter.spec.expr import filter_rows
+
+__all__: list[str] = []  # rule implementations register themselves (converter.sdtm.context.ROW)
+
+
+@row_rule("merge")
+def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    right = right_rows(ctx, a)
+    pairs = by_pairs(a)
+    chosen = pick(right, [r for _, r in pairs], a.get("order") or [], a.get("mode", "first"))
+    left, rkeys = match_keys(ctx, a, chosen)
+    out, hit = lookup_values(left, rkeys, chosen[a["var"]])
+    if a.get("as") == "date":
+        bad = hit & partial_dates(out)
+        if bad.any():
+            report_rows(ctx, np.flatnonzero(bad.to_numpy()), a["var"], out, "merge",
+                    f"partial date from {a['dataset']}.{a['var']}: state an imputation with a date rule")  # fmt: skip
+        out = as_sas_date(out).astype(object)
+    elif a.get("as") not in (None, "value"):
+        raise ValueError(f"{ctx.spec.name}.{ctx.var.name}: merge `as` must be value or date")
+    if "values" in a:
+        mapping = {str(k): v for k, v in a["values"].items() if k != "__line__"}
+        txt = as_text(out)
+        mapped = txt.map(mapping)
+        unmapped = hit & txt.notna() & ~txt.isin(list(mapping))
+        if unmapped.any():
+            if "default" in a:
+                mapped = mapped.where(~unmapped, a["default"])
+            else:
+                report_rows(ctx, np.flatnonzero(unmapped.to_numpy()), a["var"], txt, "merge", "value has no mapping")
+        out = mapped.astype(object)
+    if a.get("round") is not None:
+        out = sas_round(out, int(a["round"])).astype(object)
+    if "missing" in a:
+        out = out.where(hit, a["missing"])
+    if a.get("fallback"):
+        alt = value_of(ctx, a["fallback"])
+        alt = as_sas_date(alt) if a.get("as") == "date" else alt
+        out = out.where(out.notna(), alt.astype(object))
+    return out
+
+
+@row_rule("merge_flag")
+def _merge_flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    right = right_rows(ctx, a)
+    left, rkeys = match_keys(ctx, a, right)
+    rkeys = rkeys.drop_duplicates()
+    _, hit = lookup_values(left, rkeys, pd.Series(np.ones(len(rkeys)), index=rkeys.index))
+    out = constant_column(a.get("false"), len(hit), hit.index)
+    out[hit.to_numpy(dtype=bool)] = a.get("true", "Y")
+    return out
+
+
+@row_rule("merge_summary")
+def _merge_summary(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    right = right_rows(ctx, a)
+    left, rkeys = match_keys(ctx, a, right)
+    cols = list(rkeys.columns)
+    vals = right[a["var"]]
+    fn = a["fn"]
+    work = rkeys.assign(__v=vals.to_numpy())
+    grouped = work.groupby(cols, sort=False, dropna=False)["__v"] if cols else None
+    if fn == "count":
+        agg = grouped.count() if grouped is not None else pd.Series([work["__v"].count()])
+    elif fn == "n_distinct":
+        agg = grouped.nunique() if grouped is not None else pd.Series([work["__v"].nunique()])
+    elif fn in ("sum", "mean", "min", "max"):
+        num = pd.to_numeric(work["__v"], errors="coerce") if fn in ("sum", "mean") else work["__v"]
+        work = work.assign(__v=num)
+        g = work.groupby(cols, sort=False, dropna=False)["__v"] if cols else None
+        agg = g.agg(fn) if g is not None else pd.Series([work["__v"].agg(fn)])
+    else:
+        raise ValueError(f"{ctx.spec.name}.{ctx.var.name}: merge_summary fn must be count, n_distinct, sum, mean, "
+                         f"min or max (got {fn})")  # fmt: skip
+    aggf = agg.reset_index()
+    aggf.columns = [*cols, "__v"] if cols else ["__i", "__v"]
+    out, hit = lookup_values(left, aggf[cols], aggf["__v"])
+    if fn in ("count", "n_distinct"):
+        out = out.where(hit, 0)
+    if "missing" in a:
+        out = out.where(hit, a["missing"])
+    return out
+
+
+@row_rule("supp")
+def _supp(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    supp = ctx.built[a["dataset"]]
+    supp = supp[supp["QNAM"] == a["qnam"]]
+    out = null_column(len(ctx.frame), ctx.frame.index)
+    subj = as_text(value_of(ctx, "USUBJID"))
+    idvars = supp["IDVAR"].fillna("")
+    for idvar, part in supp.groupby(idvars, sort=True):
+        if str(idvar):
+            left = key_frame([subj, value_of(ctx, str(idvar))], ctx.frame.index)
+            right = key_frame([part["USUBJID"], part["IDVARVAL"]], part.index)
+        else:
+            left = key_frame([subj], ctx.frame.index)
+            right = key_frame([part["USUBJID"]], part.index)
+        dup = right.duplicated()
+        if dup.any():
+            raise ValueError(f"{a['dataset']}: QNAM {a['qnam']} has more than one record per parent record")
+        vals, hit = lookup_values(left, right, part["QVAL"])
+        out = out.where(~hit, vals)
+    return out.astype(object)
+
+
+@row_rule("extreme_date")
+def _extreme_date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    mode = a.get("mode", "last")
+    parts: list[pd.DataFrame] = []
+    for src in a["sources"]:
+        df = filter_rows(ctx.built[src["dataset"]], src.get("filter"))
+        dates = as_sas_date(df[src["date"]]).to_numpy()
+        parts.append(pd.DataFrame({"k": as_text(df["USUBJID"]).to_numpy(), "d": dates}))
+    allp = pd.concat(parts, ignore_index=True).dropna(subset=["d"])
+    agg = allp.groupby("k")["d"].max() if mode == "last" else allp.groupby("k")["d"].min()
+    return as_text(value_of(ctx, "USUBJID")).map(agg).astype(object)

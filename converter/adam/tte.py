@@ -1,0 +1,92 @@
+"""Time to event: ``tte`` (the earliest date over the event sources, else the latest over the censoring sources:
+admiral's ``derive_param_tte`` with ``event_source``/``censor_source``) and ``tte_attr`` (CNSR, EVNTDESC, SRCDOM,
+SRCVAR, SRCSEQ of the record chosen)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.adam.common import as_sas_date, report_rows, sibling_rule, value_of
+from converter.frames import keep_where
+from converter.sdtm.context import RowContext, as_text, row_rule
+from converter.spec.adam_rules import TTE_ATTRS
+from converter.spec.expr import filter_rows
+
+__all__ = ["tte_choice"]
+
+_TTE_CACHE: list[tuple[pd.DataFrame, list[pd.DataFrame], str, pd.DataFrame]] = []
+
+
+def tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
+    """Per source row: the record chosen by a ``tte`` rule (earliest event, else latest censoring date).
+
+    The ``tte`` rule and its ``tte_attr`` companions of one source share the result (same rows, datasets, args).
+    """
+    key = repr(sorted((k, repr(v)) for k, v in a.items()))
+    names = sorted({str(s["dataset"]) for k in ("events", "censors") for s in a[k]})
+    used = [ctx.built[n] for n in names]
+    for frame, datasets, args, result in _TTE_CACHE:
+        if frame is ctx.frame and args == key and all(x is y for x, y in zip(datasets, used, strict=True)):
+            return result
+    result = _tte_choice(ctx, a)
+    _TTE_CACHE[:] = [*_TTE_CACHE[-7:], (ctx.frame, used, key, result)]
+    return result
+
+
+def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
+    cands: list[pd.DataFrame] = []
+    for kind, items in (("event", a["events"]), ("censor", a["censors"])):
+        for i, src in enumerate(items):
+            df = filter_rows(ctx.built[src["dataset"]], src.get("filter"))
+            seq = df[src["seq"]] if src.get("seq") else pd.Series(np.nan, index=df.index)
+            cands.append(
+                pd.DataFrame(
+                    {
+                        "k": as_text(df["USUBJID"]).to_numpy(dtype=object),
+                        "ADT": as_sas_date(df[src["date"]]).to_numpy(dtype=float),
+                        "kind": 0 if kind == "event" else 1,
+                        "src": i,
+                        "SRCSEQ": pd.to_numeric(seq, errors="coerce").to_numpy(dtype=float),
+                        "CNSR": int(src.get("cnsr", 0 if kind == "event" else 1)),
+                        "EVNTDESC": src.get("description"),
+                        "SRCDOM": src.get("srcdom", src["dataset"]),
+                        "SRCVAR": src.get("srcvar", src["date"]),
+                    }
+                )
+            )
+    allc = pd.concat(cands, ignore_index=True).dropna(subset=["ADT"])
+    # events: earliest date first; censorings: latest date first; then source order and sequence number
+    allc["__o"] = np.where(allc["kind"] == 0, allc["ADT"], -allc["ADT"])
+    allc = allc.sort_values(["k", "kind", "__o", "src", "SRCSEQ"], kind="mergesort", na_position="last")
+    best = allc.groupby("k", sort=False).head(1).set_index("k")
+    subj = as_text(value_of(ctx, "USUBJID"))
+    out = best.reindex(subj.to_numpy(dtype=object))
+    out.index = ctx.frame.index
+    return out
+
+
+@row_rule("tte")
+def _tte(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    ch = tte_choice(ctx, a)
+    none = ch["ADT"].isna()
+    if none.any():
+        report_rows(ctx, np.flatnonzero(none.to_numpy()), "USUBJID", as_text(value_of(ctx, "USUBJID")), "tte",
+                "no event and no censoring date in any source")  # fmt: skip
+    return ch["ADT"].astype(object)
+
+
+@row_rule("tte_attr")
+def _tte_attr(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
+    attr = a["attr"]
+    if attr not in TTE_ATTRS:
+        raise ValueError(f"{ctx.spec.name}.{ctx.var.name}: tte_attr attr must be one of {TTE_ATTRS}")
+    ch = tte_choice(ctx, sibling_rule(ctx, a["of"], "tte"))
+    censored = ch["CNSR"].fillna(0).to_numpy() > 0
+    if attr in ("DESCRIPTION", "EVNTDESC", "CNSDTDSC"):
+        desc = ch["EVNTDESC"].astype(object)
+        keep = {"DESCRIPTION": np.ones(len(desc), dtype=bool), "EVNTDESC": ~censored, "CNSDTDSC": censored}[attr]
+        return keep_where(desc, keep)
+    return keep_where(ch[attr].astype(object), ch[attr].notna())

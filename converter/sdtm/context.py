@@ -1,0 +1,120 @@
+"""What a rule implementation sees, and the registry of implementations.
+
+Row rules take a :class:`RowContext` (the source rows of one spec source, the columns computed so far) and
+return a Series aligned to the source rows. Dataset rules take a :class:`DatasetContext` (the stacked target
+frame) and return a Series aligned to it. The implementations register themselves by rule name
+(:func:`row_rule`, :func:`dataset_rule`): the SDTM rules in :mod:`converter.sdtm.algorithms`, the ADaM rules in
+:mod:`converter.adam`; the vocabularies they implement are declared in :mod:`converter.spec.rules` and
+:mod:`converter.spec.adam_rules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.errors import Problem
+from converter.frames import text_column
+from converter.records.model import Records
+from converter.records.schema import FormSchema
+from converter.spec.model import DatasetSpec, SourceSpec, Terminology, VariableSpec
+from converter.spec.rules import rule_def
+
+__all__ = [
+    "DATASET",
+    "ROW",
+    "DatasetContext",
+    "DatasetFn",
+    "RowContext",
+    "RowFn",
+    "as_text",
+    "dataset_rule",
+    "full_dates",
+    "row_rule",
+]
+
+
+@dataclass
+class RowContext:
+    frame: pd.DataFrame  # source rows: bare field names plus FORM.FIELD for joined forms
+    labels: Any  # RecordLabels: .iloc[i] gives a readable label of row i, for problems ("SUBJID=1001 AESPID=3")
+    file: str  # where the rows came from (form name / file), for problems
+    records: Records
+    built: dict[str, pd.DataFrame]
+    ct: Terminology
+    schema: FormSchema | None
+    spec: DatasetSpec
+    source: SourceSpec
+    var: VariableSpec
+    target: dict[str, pd.Series]  # target columns computed so far for these rows
+    problems: list[Problem] = field(default_factory=list)
+
+    def col(self, name: str) -> pd.Series:
+        if name in self.frame.columns:
+            return self.frame[name]
+        raise KeyError(f"{self.spec.name}.{self.var.name}: source field {name} not in source {self.source.id}")
+
+    def subject_ids(self) -> pd.Series:
+        return self.col("SUBJID")
+
+
+@dataclass
+class DatasetContext:
+    frame: pd.DataFrame  # the stacked target frame
+    built: dict[str, pd.DataFrame]
+    ct: Terminology
+    spec: DatasetSpec
+    var: VariableSpec
+    problems: list[Problem] = field(default_factory=list)
+
+
+RowFn = Callable[[RowContext, dict[str, Any]], pd.Series]
+DatasetFn = Callable[[DatasetContext, dict[str, Any]], pd.Series]
+ROW: dict[str, RowFn] = {}
+DATASET: dict[str, DatasetFn] = {}
+
+
+def row_rule(name: str) -> Callable[[RowFn], RowFn]:
+    def deco(fn: RowFn) -> RowFn:
+        assert rule_def(name).phase == "row", name
+        ROW[name] = fn
+        return fn
+
+    return deco
+
+
+def dataset_rule(name: str) -> Callable[[DatasetFn], DatasetFn]:
+    def deco(fn: DatasetFn) -> DatasetFn:
+        assert rule_def(name).phase == "dataset", name
+        DATASET[name] = fn
+        return fn
+
+    return deco
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+def as_text(col: pd.Series) -> pd.Series:
+    """Any column as text: numbers as their shortest exact text (12.0 -> "12"), missing -> None."""
+    return text_column(col)
+
+
+def full_dates(col: pd.Series) -> pd.Series:
+    """ISO 8601 text -> datetime64 for complete dates (YYYY-MM-DD...), NaT for partial or missing.
+
+    Each distinct text is parsed once (dates repeat a lot across rows).
+    """
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    heads = np.array([str(u)[:10] for u in uniques], dtype=object)
+    ok = np.array([len(h) == 10 for h in heads], dtype=bool)
+    candidates = heads.copy()
+    candidates[~ok] = None
+    parsed = pd.to_datetime(pd.Series(candidates, dtype=object), format="%Y-%m-%d", errors="coerce")
+    values = parsed.to_numpy(dtype="datetime64[ns]")
+    out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[ns]")
+    hit = codes >= 0
+    out[hit] = values[codes[hit]]
+    return pd.Series(out, index=col.index)

@@ -1,0 +1,365 @@
+"""The ADaM rule vocabulary (:data:`ADAM_RULES`): the shared rules of :mod:`converter.spec.rules` plus the
+ADaM derivations, and what each reads (for the checks before data). Implemented in :mod:`converter.adam`.
+
+Modelled on pharmaverse admiral, each rule is one generic derivation whose trial-specific content (datasets,
+filters, orders, value maps, event and censoring sources) is stated in the spec:
+
+==================  ===========================================  =================================================
+rule                admiral counterpart                          typical use
+==================  ===========================================  =================================================
+``merge``           ``derive_vars_merged`` (filter, order, mode)  TRTSDT from EX, BOR from RS, DTHCAUS from DS
+``merge_flag``      ``derive_var_merged_exist_flag``              SAFFL, TRANSFL, MRDNEGFL
+``merge_summary``   ``derive_var_merged_summary``                 number of doses, cumulative dose
+``supp``            ``combine_supp`` / metatools                  SALVLN from SUPPDM, AEVOD from SUPPAE
+``extreme_date``    ``derive_vars_extreme_event`` (dates)         LSTALVDT over several SDTM dates
+``date``            ``derive_vars_dt`` (imputation, min/max)      ASTDT from a partial AESTDTC
+``date_flag``       the ``--DTF`` of ``derive_vars_dt``           ASTDTF: what ``date`` imputed (D, M)
+``datetime``        ``derive_vars_dtm`` (time first/last)         ASTDTM from a partial AESTDTC with a time part
+``time_flag``       the ``--TMF`` of ``derive_vars_dtm``          ASTTMF: what ``datetime`` imputed (H, M, S)
+``duration``        ``derive_vars_duration``                      AVAL, TRTDURD
+``rel_day``         ``derive_vars_dy``                            ASTDY (no day 0)
+``group``           ``derive_vars_cat`` / format functions        AGEGR1, SALVLNN
+``compute``         ``mutate`` with an arithmetic expression      BMIBL
+``trtemfl``         ``derive_var_trtemfl``                        TRTEMFL with an end window
+``tte``             ``derive_param_tte`` + ``event_source`` /     ADT of OS, RFS, DOR: earliest event over the
+                    ``censor_source``                             event sources, else latest censoring date
+``tte_attr``        the ``set_values_to`` of those sources        CNSR, EVNTDESC, SRCDOM, SRCVAR, SRCSEQ
+``extreme_flag``    ``derive_var_extreme_flag``                   AOCCFL, AOCCPFL, ANL01FL (first/last/worst)
+==================  ===========================================  =================================================
+
+Dates in ADaM are SAS day counts (days since 1960-01-01) in integer variables with a ``DATE9.`` format (datetimes:
+seconds since 1960, ``DATETIME20.``). A rule reading a date accepts either such a number or an ISO 8601 text (SDTM
+``--DTC``); only complete dates are used unless a ``date``/``datetime`` rule states an imputation, which
+``date_flag``/``time_flag`` then report.
+
+Order independence: whenever a rule picks one record among several (``merge`` first/last, ``extreme_flag``,
+``tte`` ties), records are ordered by the spec's ``order`` and then by the content of every other column, so the
+result depends on the data only, never on the order the rows arrive in.
+
+Order items: ``VAR`` (ascending), ``desc(VAR)`` (descending), or ``{var: VAR, rank: [best, ..., worst]}`` (a
+categorical order, values outside the list last). Nulls sort last in either direction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from converter.spec.rules import SDTM_RULES, SHARED, RuleDef
+
+_DESC = re.compile(r"^desc\((?P<var>[A-Za-z_][A-Za-z0-9_.]*)\)$")
+
+__all__ = [
+    "ADAM_RULES",
+    "ENUM_ARGS",
+    "ROW_NAME_ARGS",
+    "TTE_ATTRS",
+    "TTE_KEYS",
+    "by_pairs",
+    "check_tte_sources",
+    "dataset_names",
+    "enum_problems",
+    "is_descending",
+    "names_of",
+    "order_var",
+    "row_names",
+]
+
+
+# --- the vocabulary ------------------------------------------------------------------------------------------
+def names_of(*keys: str) -> Any:
+    """The target variables a rule reads, from the given (str or list-of-str) arguments."""
+
+    def get(a: dict[str, Any]) -> list[str]:
+        out: list[str] = []
+        for k in keys:
+            v = a.get(k)
+            if isinstance(v, str):
+                out.append(order_var(v))
+            elif isinstance(v, list):
+                out += [order_var(x) if isinstance(x, str) else str(x.get("var")) for x in v if x is not None]
+        return out
+
+    return get
+
+
+_MERGE_ARGS = {
+    "dataset": "str",
+    "var": "str",
+    "by?": "list",
+    "filter?": "expr",
+    "order?": "list",
+    "mode?": "enum:first|last",
+    "as?": "enum:value|date",
+    "values?": "map",
+    "default?": "scalar",
+    "missing?": "scalar",
+    "fallback?": "str",
+    "round?": "int",
+}
+
+ADAM_ONLY: tuple[RuleDef, ...] = (
+    RuleDef(
+        "merge",
+        "row",
+        _MERGE_ARGS,
+        "a variable of another dataset merged by key (default USUBJID; 'A=B' renames): records kept by `filter`, "
+        "ordered by `order`, the first (or `mode: last`) per key; `as: date` gives a SAS date from a complete ISO "
+        "date, `values` maps the value (`default` for unmapped values), `missing` where no record matched, "
+        "`fallback` an earlier variable (or source column) taken where nothing was merged; `round` rounds a number "
+        "(half away from zero)",
+    ),
+    RuleDef(
+        "merge_flag",
+        "row",
+        {"dataset": "str", "by?": "list", "filter?": "expr", "true?": "scalar", "false?": "scalar"},
+        "`true` (default Y) where another dataset has a record for the key that meets `filter`, else `false`",
+    ),
+    RuleDef(
+        "merge_summary",
+        "row",
+        {
+            "dataset": "str",
+            "var": "str",
+            "fn": "enum:count|n_distinct|sum|mean|min|max",
+            "by?": "list",
+            "filter?": "expr",
+            "missing?": "scalar",
+        },
+        "an aggregate (count, sum, min, max, mean, n_distinct) of another dataset's variable per key",
+    ),
+    RuleDef(
+        "supp",
+        "row",
+        {"dataset": "str", "qnam": "str"},
+        "QVAL of a supplemental qualifier (SUPP--) merged back onto its parent records by USUBJID and IDVAR/IDVARVAL",
+    ),
+    RuleDef(
+        "extreme_date",
+        "row",
+        {"sources": "sources", "mode?": "enum:first|last"},
+        "the last (or `mode: first`) complete date per subject over several sources [{dataset, date, filter}]",
+    ),
+    RuleDef(
+        "date",
+        "row",
+        {
+            "dtc": "str",
+            "impute?": "enum:first|last|mid",
+            "highest?": "enum:D|M",
+            "not_before?": "strs",
+            "not_after?": "strs",
+        },
+        "a SAS date from an ISO 8601 date; a partial date is imputed only if `impute` (first, last, mid) is given, "
+        "up to `highest` (D: day, M: month and day; default M), kept within the range of the partial date by "
+        "`not_before`/`not_after` dates",
+    ),
+    RuleDef(
+        "date_flag",
+        "row",
+        {"of": "str"},
+        "the date imputation flag (--DTF) of a `date` or `datetime` rule's variable: D day imputed, M month and day",
+    ),
+    RuleDef(
+        "datetime",
+        "row",
+        {
+            "dtc": "str",
+            "impute?": "enum:first|last|mid",
+            "time?": "enum:first|last",
+            "highest?": "enum:s|m|h|D|M",
+            "not_before?": "strs",
+            "not_after?": "strs",
+        },
+        "a SAS datetime (seconds since 1960) from an ISO 8601 datetime; missing time parts are imputed up to "
+        "`highest` (s, m, h; D or M also impute the date as the date rule does, with `impute`) as `time` first "
+        "(00:00:00) or last (23:59:59), kept within the partial value's range by `not_before`/`not_after`",
+    ),
+    RuleDef(
+        "time_flag",
+        "row",
+        {"of": "str"},
+        "the time imputation flag (--TMF) of a `datetime` rule's variable: H hours imputed, M minutes, S seconds",
+    ),
+    RuleDef(
+        "duration",
+        "row",
+        {
+            "start": "str",
+            "end": "str",
+            "unit?": "enum:days|weeks|months|years",
+            "add_one?": "scalar",
+            "floor?": "scalar",
+            "round?": "int",
+        },
+        "end minus start in days, weeks, months (365.25/12 days) or years (365.25 days); `add_one` (default "
+        "true) adds one day to a non-negative duration",
+    ),
+    RuleDef(
+        "rel_day",
+        "row",
+        {"date": "str", "ref": "str"},
+        "relative day of a date to a reference date: date - ref + 1 on or after ref, date - ref before (no day 0)",
+    ),
+    RuleDef(
+        "group",
+        "row",
+        {
+            "var": "str",
+            "ranges?": "list",
+            "values?": "map",
+            "default?": "scalar",
+            "keep?": "scalar",
+            "missing?": "scalar",
+        },
+        "a category of a variable: numeric `ranges` [{ge/gt/le/lt, value}] (first match) or a `values` map; "
+        "`default` for values outside (or `keep: true` to keep them as they are), `missing` for null",
+    ),
+    RuleDef(
+        "compute",
+        "row",
+        {"expr": "expr", "round?": "int"},
+        "an arithmetic expression (closed expression language) over source columns and earlier variables, "
+        "as a number; `round` rounds it (half away from zero)",
+    ),
+    RuleDef(
+        "trtemfl",
+        "row",
+        {"start": "str", "trt_start": "str", "end?": "str", "trt_end?": "str", "window?": "int", "start_dtc?": "str"},
+        "treatment-emergent flag: Y when the start date is on or after treatment start and on or before treatment "
+        "end + `window` days; Y for a missing start unless the event ended before treatment start or the collected "
+        "partial start date (`start_dtc`) ends before treatment start",
+    ),
+    RuleDef(
+        "tte",
+        "row",
+        {"events": "sources", "censors": "sources", "start?": "str"},
+        "time-to-event date: the earliest date over the event sources, else the latest over the censoring "
+        "sources; each source {dataset, date, filter?, seq?, description?, srcdom?, srcvar?, cnsr?}",
+    ),
+    RuleDef(
+        "tte_attr",
+        "row",
+        {"of": "str", "attr": "enum:CNSR|DESCRIPTION|EVNTDESC|CNSDTDSC|SRCDOM|SRCVAR|SRCSEQ|ADT"},
+        "an attribute of the record a `tte` rule chose: CNSR, DESCRIPTION (of the source), EVNTDESC (events only), "
+        "CNSDTDSC (censored only), SRCDOM, SRCVAR, SRCSEQ",
+    ),
+    RuleDef(
+        "extreme_flag",
+        "dataset",
+        {"by": "strs", "order": "list", "mode?": "enum:first|last", "filter?": "expr", "value?": "scalar"},
+        "`value` (default Y) on the first (or `mode: last`) record per `by` group among the records meeting "
+        "`filter`, ordered by `order` (first/last occurrence, worst record)",
+        targets=names_of("by", "order"),
+    ),
+)
+#: the ADaM vocabulary: the shared rules, then the ADaM rules
+ADAM_RULES: dict[str, RuleDef] = {
+    **{name: SDTM_RULES[name] for name in SHARED},
+    **{r.name: r for r in ADAM_ONLY},
+}
+
+
+#: arguments that name a variable of the rows being built: an earlier target variable or a source column
+ROW_NAME_ARGS: dict[str, tuple[str, ...]] = {
+    "date": ("dtc", "not_before", "not_after"),
+    "date_flag": ("of",),
+    "datetime": ("dtc", "not_before", "not_after"),
+    "time_flag": ("of",),
+    "duration": ("start", "end"),
+    "rel_day": ("date", "ref"),
+    "group": ("var",),
+    "trtemfl": ("start", "trt_start", "end", "trt_end", "start_dtc"),
+    "tte": ("start",),
+    "tte_attr": ("of",),
+}
+
+
+#: arguments with a closed set of values: (rule, argument) -> the values (from the ``enum:`` kinds)
+ENUM_ARGS: dict[tuple[str, str], tuple[str, ...]] = {
+    (r.name, arg.rstrip("?")): tuple(kind[5:].split("|"))
+    for r in ADAM_RULES.values()
+    for arg, kind in r.args.items()
+    if kind.startswith("enum:")
+}
+
+
+def enum_problems(rule: str, args: dict[str, Any]) -> list[str]:
+    return [
+        f"{arg} must be one of {', '.join(allowed)} (got {args[arg]!r})"
+        for (name, arg), allowed in ENUM_ARGS.items()
+        if name == rule and arg in args and args[arg] not in allowed
+    ]
+
+
+def row_names(rule: str, args: dict[str, Any]) -> list[str]:
+    """Names of row variables a row rule reads (for checks before data)."""
+    names: list[str] = list(names_of(*ROW_NAME_ARGS.get(rule, ()))(args))
+    if rule in ("merge", "merge_flag", "merge_summary"):
+        names += [left for left, _ in by_pairs(args)]
+    if rule == "merge" and args.get("fallback"):
+        names.append(str(args["fallback"]))
+    return names
+
+
+def dataset_names(rule: str, args: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, variable) pairs a rule reads from another dataset (for checks before data)."""
+    out: list[tuple[str, str]] = []
+    if rule in ("merge", "merge_flag", "merge_summary"):
+        ds = str(args["dataset"])
+        out += [(ds, right) for _, right in by_pairs(args)]
+        out += [(ds, v) for v in names_of("order")(args)]
+        if args.get("var"):
+            out.append((ds, str(args["var"])))
+    elif rule == "supp":
+        out += [(str(args["dataset"]), v) for v in ("USUBJID", "QNAM", "QVAL", "IDVAR", "IDVARVAL")]
+    elif rule == "extreme_date":
+        out += [(str(s["dataset"]), str(s["date"])) for s in args.get("sources") or [] if isinstance(s, dict)]
+    elif rule == "tte":
+        for kind in ("events", "censors"):
+            for s in args.get(kind) or []:
+                if isinstance(s, dict) and "dataset" in s:
+                    out += [(str(s["dataset"]), str(s[k])) for k in ("date", "seq") if s.get(k)]
+    return out
+
+
+def order_var(item: str) -> str:
+    """The variable of an order item: ``VAR`` or ``desc(VAR)``."""
+    m = _DESC.match(item.strip())
+    return m.group("var") if m else item.strip()
+
+
+def by_pairs(a: dict[str, Any]) -> list[tuple[str, str]]:
+    """`by` as (left, right) variable pairs: "USUBJID" or "RSDTC=LBDTC" (left name = right name)."""
+    raw = a.get("by", ["USUBJID"])
+    out: list[tuple[str, str]] = []
+    for item in raw or []:
+        left, _, right = str(item).partition("=")
+        out.append((left.strip(), (right or left).strip()))
+    return out
+
+
+TTE_KEYS = {"dataset", "date", "filter", "seq", "description", "srcdom", "srcvar", "cnsr"}
+TTE_ATTRS: tuple[str, ...] = ENUM_ARGS[("tte_attr", "attr")]
+
+
+def check_tte_sources(args: dict[str, Any]) -> list[str]:
+    """Problems with a tte rule's event/censor source lists (for spec checks before data)."""
+    out: list[str] = []
+    for kind in ("events", "censors"):
+        for i, src in enumerate(args.get(kind) or []):
+            if not isinstance(src, dict):
+                out.append(f"tte {kind}[{i}] must be a mapping")
+                continue
+            body = {k: v for k, v in src.items() if k != "__line__"}
+            for k in sorted(set(body) - TTE_KEYS):
+                out.append(f"tte {kind}[{i}]: unknown key {k!r} (allowed: {', '.join(sorted(TTE_KEYS))})")
+            for k in ("dataset", "date"):
+                if k not in body:
+                    out.append(f"tte {kind}[{i}]: {k} is required")
+    return out
+
+
+def is_descending(item: str) -> bool:
+    """Whether an order item is ``desc(VAR)``."""
+    return bool(_DESC.match(item.strip()))
