@@ -254,8 +254,8 @@ def report(
     overwrite: Overwrite = False,
 ) -> None:
     """The publication's end points recomputed from ADaM, compared with the published values."""
-    from converter.adam.commands import report_command
     from converter.io.outdir import output_folder
+    from converter.report.commands import report_command
 
     with output_folder(out, inputs=[adam_dir], overwrite=overwrite) as dest:
         code = report_command(adam_dir, dest.path, dest.echo(typer.echo))

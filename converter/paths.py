@@ -42,11 +42,7 @@ def example_study_dir() -> Path:
 
 
 def published_facts() -> Path:
-    """The trial's published aggregates (shared reference material beside the project)."""
+    """The analysis spec: the trial's end points with their published values and citations
+    (``mappings/analysis/endpoints.yaml``; ``INOCONV_PUBLISHED`` names another file)."""
     env = os.environ.get("INOCONV_PUBLISHED")
-    if env:
-        return Path(env)
-    for cand in (_ROOT.parent / "shared" / "trial" / "published.yaml", _ROOT / "mappings" / "published.yaml"):
-        if cand.exists():
-            return cand
-    return _ROOT.parent / "shared" / "trial" / "published.yaml"
+    return Path(env) if env else mappings_dir() / "analysis" / "endpoints.yaml"

@@ -156,7 +156,8 @@ def _run_stages(source: Path, out: Path, echo: Echo) -> int:
 
     stages: list[tuple[str, Callable[[], int]]] = []
     try:
-        from converter.adam.commands import adam_command, report_command
+        from converter.adam.commands import adam_command
+        from converter.report.commands import report_command
 
         def adam_stage() -> int:
             adam_command(out / "sdtm", out / "adam", echo)

@@ -1,11 +1,8 @@
-"""``inoconv adam`` and ``inoconv report``: folder in, folder out, around :mod:`converter.adam.pipeline` and
-:mod:`converter.report`.
+"""``inoconv adam``: folder in, folder out, around :mod:`converter.adam.pipeline` (``inoconv report`` is
+:mod:`converter.report.commands`).
 
 ``adam_command(SDTM_DIR, OUT)`` reads the SDTM package (XPT, else Dataset-JSON), builds ADaM and writes it as a
 package (XPT v5, Dataset-JSON, Define-XML 2.1 with ADaMIG metadata) through :func:`converter.io.package.write_package`.
-``report_command(ADAM_DIR, OUT)`` recomputes the publication's end points from the ADaM package, prints the table
-and writes report.md, report.json and the Kaplan-Meier plots; it returns 1 when a published figure is not
-reproduced within its tolerance, else 0.
 """
 
 from __future__ import annotations
@@ -56,26 +53,3 @@ def adam_command(sdtm_dir: Path, out: Path, echo: Echo = print) -> None:
     echo("cross-checks passed: ADSL one record per DM subject, every subject in ADSL, no event after the data cut, "
          "every event date from its cited record")  # fmt: skip
 
-
-def report_command(adam_dir: Path, out: Path, echo: Echo = print) -> int:
-    from converter.report.endpoints import compute_endpoints
-    from converter.report.published import compare, load_published
-    from converter.report.render import markdown, write_report
-
-    adam = read_package(Path(adam_dir), _specs("adam"))
-    endpoints = compute_endpoints(adam)
-    from converter.paths import published_facts
-
-    if published_facts().exists():
-        comparisons = compare(endpoints, load_published())
-    else:  # the published facts are reference material beside the project, not part of a user's data
-        comparisons = []
-        echo(f"note: no published facts at {published_facts()} (set INOCONV_PUBLISHED); end points not compared")
-    files = write_report(endpoints, comparisons, Path(out), source=str(adam_dir))
-    from converter.report.html import write_index_html
-
-    defines = [Path(adam_dir) / "define.xml", Path(adam_dir).parent / "sdtm" / "define.xml"]
-    files.append(write_index_html(Path(out), define_href=defines, adam=adam))
-    echo(markdown(endpoints, comparisons, str(adam_dir)))
-    echo("wrote " + ", ".join(str(f) for f in files))
-    return 0 if all(c.within for c in comparisons) else 1

@@ -1,55 +1,51 @@
-"""The publication's end points, recomputed from the ADaM datasets only (ADSL, ADAE, ADTTE).
+"""The end points the analysis spec defines, computed from the ADaM datasets (column-wise; nothing about a trial).
 
-Definitions (each reads what the ADaM specs derived; nothing here goes back to SDTM):
+Each analysis of :mod:`converter.report.spec` gives one :class:`Endpoint` (or one per group of a ``groupBy``):
 
-* populations: treated = ADSL.SAFFL = Y; response denominators = ADSL.ITTFL = Y.
-* overall response = ADSL.RESPFL = Y, complete response = ADSL.CRFL = Y; exact (Clopper-Pearson) 95% CIs.
-* MRD negativity among responders = ADSL.MRDNEGFL = Y among RESPFL = Y; transplant = ADSL.TRANSFL = Y.
-* grade 3-4 toxicities: subjects with an ADAE record of the category (any CQnnNAM column holding the category
-  name the ADAE spec assigns) with ATOXGRN 3 or 4, over treated subjects; VOD at any grade. Every AE recorded on
-  study counts (the publication reports toxicities over the whole study, VOD after transplant included), so
-  no TRTEMFL filter is applied.
-* survival: Kaplan-Meier (lifelines) on ADTTE, AVAL days -> months (/ 30.4375), event = CNSR 0. Median with
-  the 95% CI of the log(-log) confidence band, 1-year (12-month) rate with its CI; OS at 1 year by ADTTE.SALVLN
-  with the log-rank test across lines; median follow-up by reverse Kaplan-Meier (censorings as events) on OS.
+* ``count``: subjects of the analysis set in the data subset; n = the analysis set;
+* ``proportion``: the same with its exact (Clopper-Pearson) 95% CI; the end point is the count or the proportion
+  (``value``); ``denominator`` narrows n; ``records`` counts subjects with at least one matching record of
+  another dataset (e.g. ADAE) among the analysis set;
+* ``summary``: median / min / max / mean of a variable over the analysis set;
+* ``km_median``, ``km_rate``, ``followup_km`` (reverse Kaplan-Meier), ``logrank``: on a time-to-event parameter,
+  time converted by the spec's unit (e.g. days / 30.4375 = months), event = censor variable 0.
+
+Conditions are evaluated a column at a time; a variable the spec names but the data lack is an
+:class:`InputError` naming the dataset, the variable and the condition.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
-from lifelines.statistics import multivariate_logrank_test
-from lifelines.utils import median_survival_times
-from scipy.stats import beta
 
-DAYS_PER_MONTH = 365.25 / 12  # 30.4375
-YEAR_MONTHS = 12.0
-TOXICITIES = {  # end point key -> ADAE toxicity category (CQnnNAM value)
-    "grade34_thrombocytopenia_prolonged": "PROLONGED THROMBOCYTOPENIA",
-    "grade34_infection": "INFECTION",
-    "grade34_hyperbilirubinemia": "HYPERBILIRUBINEMIA",
-}
-VOD_CATEGORY = "VOD"
+from converter.errors import InputError, SpecError, problem
+from converter.report.spec import Analysis, AnalysisSpec, Compound, Expr, Parameter
+from converter.report.stats import clopper_pearson, kaplan_meier, logrank
+
+MISSING_GROUP = "missing"
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One figure: a count (with its rate and exact CI), a rate, a median (months) or a p-value."""
+    """One figure: a count (with its rate and exact CI), a rate, a median, a summary statistic or a p-value."""
 
     key: str
     label: str
-    kind: str  # "count" | "rate" | "median" | "pvalue" | "years"
+    kind: str  # "count" | "rate" | "median" | "pvalue" | "summary"
     value: float | None
     n: int | None = None  # denominator (counts, rates) or subjects (survival)
     events: int | None = None  # events behind a survival figure
     ci: tuple[float | None, float | None] | None = None
     note: str = ""
+    unit: str = ""
+    analysis: str = ""  # the analysis id in the spec (a group's end point: the grouped analysis)
+    group: str = ""  # the group's value, for an end point of a groupBy
+    extra: dict[str, float | None] = field(default_factory=dict)  # further operation results (e.g. chi-square)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -59,18 +55,21 @@ class Endpoint:
 
 @dataclass
 class SurvivalFit:
-    """A Kaplan-Meier fit kept for the plots."""
+    """A time-to-event parameter's data, kept for the plots: times (in the spec's unit), events, grouping columns."""
 
     label: str
     months: np.ndarray
     event: np.ndarray
     groups: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    unit_label: str = ""
 
 
 @dataclass
 class Endpoints:
     items: list[Endpoint]
     fits: dict[str, SurvivalFit]
+    spec: AnalysisSpec | None = None
+    study: str = ""
 
     def get(self, key: str) -> Endpoint:
         for e in self.items:
@@ -79,154 +78,263 @@ class Endpoints:
         raise KeyError(key)
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided binomial confidence interval."""
-    if n == 0:
-        return (math.nan, math.nan)
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
+# --- conditions ----------------------------------------------------------------------------------------------------
+def _missing_variable(dataset: str, variable: str, why: str) -> InputError:
+    return InputError(
+        problem(
+            dataset,
+            "",
+            variable,
+            "",
+            "analysis spec",
+            f"{dataset} has no variable {variable}, which the analysis spec needs ({why})",
+        )
+    )
 
 
-def _count(key: str, label: str, k: int, n: int, note: str = "") -> Endpoint:
-    return Endpoint(key, label, "count", float(k), n=n, ci=clopper_pearson(k, n), note=note)
+def _numeric(values: tuple[Any, ...]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+def condition_mask(expr: Expr, df: pd.DataFrame, dataset: str) -> np.ndarray:
+    """Rows of ``df`` (dataset ``dataset``) meeting the ARS condition or compound expression."""
+    if isinstance(expr, Compound):
+        parts = [condition_mask(p, df, dataset) for p in expr.parts]
+        if expr.operator == "NOT":
+            return ~parts[0]
+        return np.logical_and.reduce(parts) if expr.operator == "AND" else np.logical_or.reduce(parts)
+    if expr.dataset and expr.dataset.upper() != dataset.upper():
+        raise SpecError([f"condition {expr.text()} is on {expr.dataset} but is applied to {dataset}"])
+    if expr.variable not in df.columns:
+        raise _missing_variable(dataset, expr.variable, expr.text())
+    col = df[expr.variable]
+    op, values = expr.comparator, expr.value
+    if op in ("MISSING", "NOTMISSING"):
+        present = (col.notna() & col.astype(str).str.strip().ne("")).to_numpy(dtype=bool)
+        return present if op == "NOTMISSING" else ~present
+    if _numeric(values) or op in ("GT", "GE", "LT", "LE"):
+        num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        vals = np.asarray([float(v) for v in values])
+        with np.errstate(invalid="ignore"):
+            if op in ("EQ", "IN", "NE", "NOTIN"):
+                hit = np.isin(num, vals)
+                return ~hit if op in ("NE", "NOTIN") else hit
+            v = vals[0]
+            return {"GT": num > v, "GE": num >= v, "LT": num < v, "LE": num <= v}[op]
+    text = col.astype(object).where(col.notna(), None)
+    hit = text.isin([str(v) for v in values]).to_numpy(dtype=bool)
+    return ~hit if op in ("NE", "NOTIN") else hit
 
 
-def _fit(months: np.ndarray, event: np.ndarray, label: str) -> KaplanMeierFitter:
-    return KaplanMeierFitter(label=label).fit(months, event_observed=event)
+def _dataset(adam: Mapping[str, pd.DataFrame], name: str, why: str) -> pd.DataFrame:
+    df = adam.get(name.upper())
+    if df is None:
+        found = ", ".join(sorted(adam)) or "none"
+        raise InputError(
+            problem(
+                name,
+                "",
+                "",
+                "",
+                "analysis spec",
+                f"the ADaM package has no {name} dataset, which {why} needs (found: {found})",
+            )
+        )
+    return df
 
 
-def km_median(kmf: KaplanMeierFitter) -> tuple[float | None, tuple[float | None, float | None]]:
-    """Median survival (None when not reached) and its 95% CI from the confidence band."""
-    med = _finite(float(kmf.median_survival_time_))
-    ci = median_survival_times(kmf.confidence_interval_)
-    return med, (_finite(float(ci.iloc[0, 0])), _finite(float(ci.iloc[0, 1])))
+def population(spec: AnalysisSpec, adam: Mapping[str, pd.DataFrame], set_id: str) -> pd.DataFrame:
+    """The subject-level rows of an analysis set."""
+    a_set = spec.analysis_sets[set_id]
+    df = _dataset(adam, a_set.dataset, f"analysis set {set_id}")
+    return df if a_set.condition is None else df[condition_mask(a_set.condition, df, a_set.dataset)]
 
 
-def km_rate(kmf: KaplanMeierFitter, t: float) -> tuple[float, tuple[float | None, float | None]]:
-    """Survival probability at time ``t`` and its 95% CI (the step function's value at t)."""
-    rate = float(kmf.survival_function_at_times(t).iloc[0])
-    band = kmf.confidence_interval_survival_function_
-    upto = band[band.index <= t]
-    if upto.empty:
-        return rate, (None, None)
-    row = upto.iloc[-1]
-    return rate, (_finite(float(row.iloc[0])), _finite(float(row.iloc[1])))
+def subset_mask(spec: AnalysisSpec, subset: str, df: pd.DataFrame, dataset: str) -> np.ndarray:
+    return condition_mask(spec.subsets[subset], df, dataset)
 
 
-def _param(adtte: pd.DataFrame, paramcd: str) -> pd.DataFrame:
-    part = adtte[adtte["PARAMCD"] == paramcd]
+# --- methods -------------------------------------------------------------------------------------------------------
+def _subject_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.DataFrame]) -> Endpoint:
+    assert a.analysis_set is not None
+    pop = population(spec, adam, a.analysis_set)
+    dataset = spec.analysis_sets[a.analysis_set].dataset
+    common = {"key": a.id, "label": a.name, "analysis": a.id}
+    if a.method == "summary":
+        assert a.variable is not None
+        if a.variable not in pop.columns:
+            raise _missing_variable(dataset, a.variable, f"end point {a.id}")
+        x = pd.to_numeric(pop[a.variable], errors="coerce")
+        value = float(getattr(x, str(a.operation))())
+        return Endpoint(kind="summary", value=value if np.isfinite(value) else None, n=len(pop), unit=a.unit, **common)  # type: ignore[arg-type]
+    denom = pop[subset_mask(spec, a.denominator, pop, dataset)] if a.denominator else pop
+    hit = np.ones(len(denom), dtype=bool)
+    if a.data_subset:
+        hit &= subset_mask(spec, a.data_subset, denom, dataset)
+    if a.records_subsets:
+        rec_name = str(a.records_dataset)
+        rec = _dataset(adam, rec_name, f"end point {a.id}")
+        keep = np.logical_and.reduce([subset_mask(spec, s, rec, rec_name) for s in a.records_subsets])
+        subjects = pd.unique(rec.loc[keep, "USUBJID"].dropna())
+        hit &= denom["USUBJID"].isin(subjects).to_numpy(dtype=bool)
+    k, n = int(hit.sum()), len(denom)
+    if a.method == "count":
+        return Endpoint(kind="count", value=float(k), n=n, **common)  # type: ignore[arg-type]
+    ci = clopper_pearson(k, n)
+    if a.value_kind == "proportion":
+        return Endpoint(kind="rate", value=k / n if n else None, n=n, ci=ci, note=f"{k}/{n}", **common)  # type: ignore[arg-type]
+    return Endpoint(kind="count", value=float(k), n=n, ci=ci, **common)  # type: ignore[arg-type]
+
+
+def _tte(spec: AnalysisSpec, p: Parameter, adam: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    df = _dataset(adam, p.dataset, f"parameter {p.id}")
+    for var in ("PARAMCD", p.time, p.censor):
+        if var not in df.columns:
+            raise _missing_variable(p.dataset, var, f"parameter {p.id}")
+    part = df[df["PARAMCD"].astype(object).eq(p.paramcd).to_numpy(dtype=bool)]
     if part.empty:
-        raise ValueError(f"ADTTE has no PARAMCD {paramcd}")
+        raise InputError(
+            problem(
+                p.dataset,
+                "",
+                "PARAMCD",
+                p.paramcd,
+                "analysis spec",
+                f"{p.dataset} has no PARAMCD {p.paramcd} (parameter {p.id} of the analysis spec)",
+            )
+        )
     return part
 
 
-def _times(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    months = pd.to_numeric(part["AVAL"], errors="coerce").to_numpy(dtype=float) / DAYS_PER_MONTH
-    event = (pd.to_numeric(part["CNSR"], errors="coerce").to_numpy(dtype=float) == 0).astype(int)
-    if np.isnan(months).any():
-        raise ValueError(f"ADTTE {part['PARAMCD'].iloc[0]}: AVAL missing for some subjects")
-    return months, event
+def survival_data(spec: AnalysisSpec, p: Parameter, part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Times in the parameter's unit and events (censor variable 0)."""
+    unit = spec.units.get(p.unit)
+    t = pd.to_numeric(part[p.time], errors="coerce").to_numpy(dtype=float) / (unit.divisor if unit else 1.0)
+    event = (pd.to_numeric(part[p.censor], errors="coerce").to_numpy(dtype=float) == 0).astype(int)
+    bad = np.isnan(t)
+    if bad.any():
+        ids = part.loc[bad, "USUBJID"].astype(str).tolist() if "USUBJID" in part.columns else []
+        raise InputError(
+            [
+                problem(
+                    p.dataset,
+                    f"USUBJID={i} PARAMCD={p.paramcd}",
+                    p.time,
+                    "",
+                    "analysis spec",
+                    f"{p.time} is missing: the time to event is needed for parameter {p.id}",
+                )
+                for i in ids[:20]
+            ]
+            or [problem(p.dataset, "", p.time, "", "analysis spec", "missing")]
+        )
+    return t, event
 
 
-def _survival(key: str, label: str, months: np.ndarray, event: np.ndarray) -> list[Endpoint]:
-    kmf = _fit(months, event, label)
-    med, med_ci = km_median(kmf)
-    rate, rate_ci = km_rate(kmf, YEAR_MONTHS)
-    n, ev = len(months), int(event.sum())
-    return [
-        Endpoint(f"{key}_median", f"{label}: median (months)", "median", med, n=n, events=ev, ci=med_ci),
-        Endpoint(f"{key}_1y", f"{label}: 1-year rate", "rate", rate, n=n, events=ev, ci=rate_ci),
-    ]
+def group_labels(a: Analysis, part: pd.DataFrame, dataset: str) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
+    """Per row its group value, and the groups in order: (value, end point key, label). Listed groups first, then
+    values the spec does not list (missing values as ``missing``)."""
+    var = str(a.group_variable)
+    if var not in part.columns:
+        raise _missing_variable(dataset, var, f"groupBy of {a.id}")
+    col = part[var].astype(object)
+    values = col.where(col.notna(), MISSING_GROUP).astype(str).to_numpy(dtype=object)
+    present = set(values)
+    groups = [(g.value, g.id, g.label or g.value) for g in a.groups if g.value in present]
+    listed = {g.value for g in a.groups}
+    for v in sorted(present - listed):
+        groups.append((v, f"{a.id}_{v}".replace("+", "_plus"), v))
+    return values, groups
 
 
-def _flag(df: pd.DataFrame, var: str) -> pd.Series:
-    return df[var].eq("Y").fillna(False).astype(bool)
+def _survival_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.DataFrame]) -> list[Endpoint]:
+    p = spec.parameters[str(a.parameter)]
+    part = _tte(spec, p, adam)
+    if a.analysis_set:
+        pop = population(spec, adam, a.analysis_set)
+        part = part[part["USUBJID"].isin(pop["USUBJID"])]
+    t, e = survival_data(spec, p, part)
+    unit = spec.units.get(p.unit)
+    unit_name = unit.id if unit else ""
+    if a.method == "logrank":
+        values, _ = group_labels(a, part, p.dataset)
+        test = logrank(t, e, values)
+        return [
+            Endpoint(
+                a.id,
+                a.name,
+                "pvalue",
+                test.p_value,
+                n=len(t),
+                events=int(e.sum()),
+                analysis=a.id,
+                extra={"chisq": test.statistic, "df": float(test.dof)},
+            )
+        ]
+    if a.method == "followup_km":
+        med, ci = kaplan_meier(t, 1 - e).median()
+        return [
+            Endpoint(
+                a.id, a.name, "median", med, n=len(t), events=int((1 - e).sum()), ci=ci, unit=unit_name, analysis=a.id
+            )
+        ]
+    subsets: list[tuple[str, str, str, np.ndarray]] = []
+    if a.group_variable:
+        values, groups = group_labels(a, part, p.dataset)
+        subsets = [(key, f"{a.name}, {label}", v, values == v) for v, key, label in groups]
+    else:
+        subsets = [(a.id, a.name, "", np.ones(len(t), dtype=bool))]
+    out: list[Endpoint] = []
+    for key, label, value, sel in subsets:
+        km = kaplan_meier(t[sel], e[sel])
+        n, ev = int(sel.sum()), int(e[sel].sum())
+        if a.method == "km_median":
+            med, ci = km.median()
+            out.append(
+                Endpoint(key, label, "median", med, n=n, events=ev, ci=ci, unit=unit_name, analysis=a.id, group=value)
+            )
+        else:
+            rate, ci = km.at(float(a.at or 0.0))
+            out.append(Endpoint(key, label, "rate", rate, n=n, events=ev, ci=ci, analysis=a.id, group=value))
+    return out
 
 
-def tox_subjects(adae: pd.DataFrame, category: str, grades: tuple[int, ...] | None) -> set[str]:
-    """Subjects with an ADAE record of the category (any CQnnNAM) and, if given, ATOXGRN in ``grades``."""
-    cq = [c for c in adae.columns if len(c) == 7 and c.startswith("CQ") and c.endswith("NAM")]
-    if not cq:
-        raise ValueError("ADAE has no CQnnNAM toxicity category variables")
-    hit = np.zeros(len(adae), dtype=bool)
-    for c in cq:
-        hit |= adae[c].eq(category).fillna(False).to_numpy(dtype=bool)
-    if grades is not None:
-        grade = pd.to_numeric(adae["ATOXGRN"], errors="coerce")
-        hit &= grade.isin(grades).to_numpy(dtype=bool)
-    return set(adae.loc[hit, "USUBJID"].dropna())
-
-
-def compute_endpoints(adam: Mapping[str, pd.DataFrame]) -> Endpoints:
-    adsl, adae, adtte = adam["ADSL"], adam["ADAE"], adam["ADTTE"]
-    treated = adsl[_flag(adsl, "SAFFL")]
-    itt = adsl[_flag(adsl, "ITTFL")]
-    n_trt, n_itt = len(treated), len(itt)
-    items: list[Endpoint] = [
-        Endpoint("treated", "Treated subjects", "count", float(n_trt), n=len(adsl)),
-        Endpoint("female", "Female", "count", float((treated["SEX"] == "F").sum()), n=n_trt),
-        Endpoint("male", "Male", "count", float((treated["SEX"] == "M").sum()), n=n_trt),
-    ]
-    age = pd.to_numeric(treated["AGE"], errors="coerce")
-    items += [
-        Endpoint("age_median", "Age: median (years)", "years", float(age.median()), n=n_trt),
-        Endpoint("age_min", "Age: minimum (years)", "years", float(age.min()), n=n_trt),
-        Endpoint("age_max", "Age: maximum (years)", "years", float(age.max()), n=n_trt),
-    ]
-    resp = _flag(itt, "RESPFL")
-    n_resp = int(resp.sum())
-    items += [
-        _count("overall_response", "Overall response (CR, CRp, CRi, marrow CR)", n_resp, n_itt),
-        _count("complete_response", "Complete response (CR)", int(_flag(itt, "CRFL").sum()), n_itt),
-    ]
-    mrd = int((_flag(itt, "MRDNEGFL") & resp).sum())
-    rate = mrd / n_resp if n_resp else None
-    label = "MRD negativity among responders"
-    mrd_ci = clopper_pearson(mrd, n_resp)
-    note = f"{mrd}/{n_resp}"
-    items.append(Endpoint("mrd_negative_among_responders", label, "rate", rate, n_resp, ci=mrd_ci, note=note))
-    items.append(_count("asct", "Allogeneic stem-cell transplant", int(_flag(itt, "TRANSFL").sum()), n_itt))
-    safety = set(treated["USUBJID"])
-    ae = adae[adae["USUBJID"].isin(safety)]
-    labels = {
-        "grade34_thrombocytopenia_prolonged": "Grade 3-4 prolonged thrombocytopenia",
-        "grade34_infection": "Grade 3-4 infection",
-        "grade34_hyperbilirubinemia": "Grade 3-4 hyperbilirubinemia",
-    }
-    for key, cat in TOXICITIES.items():
-        items.append(_count(key, labels[key], len(tox_subjects(ae, cat, (3, 4))), n_trt))
-    items.append(_count("vod", "Veno-occlusive disease (any grade)", len(tox_subjects(ae, VOD_CATEGORY, None)), n_trt))
-
+def _fits(spec: AnalysisSpec, adam: Mapping[str, pd.DataFrame]) -> dict[str, SurvivalFit]:
+    """The data behind each figure (its parameter; split by its grouping analysis)."""
     fits: dict[str, SurvivalFit] = {}
-    os_part = _param(adtte, "OS")
-    os_m, os_e = _times(os_part)
-    items += _survival("os", "Overall survival", os_m, os_e)
-    rfs_m, rfs_e = _times(_param(adtte, "RFS"))
-    items += _survival("rfs", "Relapse-free survival", rfs_m, rfs_e)
-    fits["os"] = SurvivalFit("Overall survival", os_m, os_e)
-    fits["rfs"] = SurvivalFit("Relapse-free survival (responders)", rfs_m, rfs_e)
+    for fig in spec.figures:
+        p = spec.parameters[fig.parameter]
+        part = _tte(spec, p, adam)
+        t, e = survival_data(spec, p, part)
+        unit = spec.units.get(p.unit)
+        fit = SurvivalFit(fig.title, t, e, unit_label=p.xlabel or (unit.label if unit else ""))
+        if fig.group_by:
+            values, groups = group_labels(spec.analysis(fig.group_by), part, p.dataset)
+            for v, _key, label in groups:
+                sel = values == v
+                fit.groups[label] = (t[sel], e[sel])
+        fits[fig.id] = fit
+    return fits
 
-    lines = os_part["SALVLN"].astype(object).where(os_part["SALVLN"].notna(), "missing").to_numpy(dtype=object)
-    by_line = SurvivalFit("Overall survival by salvage line", os_m, os_e)
-    for line in sorted(set(lines)):
-        sel = lines == line
-        by_line.groups[str(line)] = (os_m[sel], os_e[sel])
-        rate, ci = km_rate(_fit(os_m[sel], os_e[sel], f"Salvage {line}"), YEAR_MONTHS)
-        key = "os_1y_salvage_" + str(line).replace("+", "_plus")
-        items.append(Endpoint(key, f"Overall survival at 1 year, salvage {line}", "rate", rate, n=int(sel.sum()),
-                              events=int(os_e[sel].sum()), ci=ci))  # fmt: skip
-    fits["os_by_salvage"] = by_line
-    test = multivariate_logrank_test(os_m, lines, os_e)
-    items.append(Endpoint("os_by_salvage_logrank_p", "Log-rank test of OS across salvage lines (p)", "pvalue",
-                          float(test.p_value), n=len(os_m), events=int(os_e.sum())))  # fmt: skip
-    rev = _fit(os_m, 1 - os_e, "Follow-up")
-    fu, fu_ci = km_median(rev)
-    items.append(Endpoint("median_followup", "Median follow-up, reverse Kaplan-Meier (months)", "median", fu,
-                          n=len(os_m), events=int((1 - os_e).sum()), ci=fu_ci))  # fmt: skip
-    return Endpoints(items=items, fits=fits)
+
+def _study(adam: Mapping[str, pd.DataFrame]) -> str:
+    for df in adam.values():
+        if "STUDYID" in df.columns and df["STUDYID"].notna().any():
+            return str(df["STUDYID"].dropna().iloc[0])
+    return ""
+
+
+def compute_endpoints(adam: Mapping[str, pd.DataFrame], spec: AnalysisSpec | None = None) -> Endpoints:
+    """Every end point of the analysis spec (default: ``mappings/analysis/endpoints.yaml``), in spec order."""
+    if spec is None:
+        from converter.report.spec import load_analysis_spec
+
+        spec = load_analysis_spec()
+    frames = {str(k).upper(): v for k, v in adam.items()}
+    items: list[Endpoint] = []
+    for a in spec.analyses:
+        if a.method in ("count", "proportion", "summary"):
+            items.append(_subject_analysis(spec, a, frames))
+        else:
+            items += _survival_analysis(spec, a, frames)
+    return Endpoints(items=items, fits=_fits(spec, frames), spec=spec, study=_study(frames))

@@ -2,15 +2,17 @@
 
 It shows, from the report stage's ``report.json``, the ADaM datasets and ``inoconv validate``'s findings:
 
-* the **end points**: measured value, 95% CI, n, events, the published value, the criterion (tolerance) and
-  whether it is met;
-* the **Kaplan-Meier plots** (``km_*.png`` beside the page, referenced relatively);
-* the **patient flow** (CONSORT style) from ADSL: treated (SAFFL), responded (RESPFL), complete response (CRFL),
-  MRD-negative (MRDNEGFL), transplanted (TRANSFL), relapsed (RELDT present), died (DTHFL);
-* **adverse events by worst grade** from ADAE: subjects per toxicity category (CQnnNAM) and per preferred term
-  (AEDECOD), each counted once at their highest ATOXGRN, over the treated subjects; every AE on study counts, as
-  in the end points;
+* the **end points**: each with its definition, measured value, 95% CI, n, events, the published value, the
+  criterion (tolerance), whether it is met and the source of the published value;
+* the **Kaplan-Meier figures** of the analysis spec (SVG beside the page, with the 300-dpi PNG as fallback and
+  the PDF linked);
+* the **patient flow** (CONSORT style): the boxes of the spec's ``patientFlow``;
+* **adverse events by worst grade**: the sections of the spec's ``adverseEvents``, with "worst grade 3-4" and
+  "any grade 3-4 event" side by side, and each end point tied to a row shown with both counts and definitions;
 * the **conformance findings**, each dataset and variable linked to its row in the Define-XML view.
+
+Everything about the trial (labels, flags, categories, titles) comes from the analysis spec, report.json and
+define.xml; this module knows none of it.
 
 Self-contained: inline CSS, no script, no web fonts, nothing fetched; the only other files it references are
 the plots, ``report.md``, the findings CSV and the Define-XML views, all by relative links. Links into define.xml
@@ -27,21 +29,18 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from converter.errors import InputError
 from converter.io.define_stylesheet import DefineIndex, define_index
+from converter.report.spec import AnalysisSpec, load_analysis_spec
+from converter.report.tables import AeTable, FlowStep, Reconciliation, adverse_event_table, flow_or_none, reconcile
 
 INDEX_NAME = "index.html"
-KM_CAPTIONS = {
-    "km_os.png": "Overall survival (Kaplan-Meier)",
-    "km_os_by_salvage.png": "Overall survival by salvage line (Kaplan-Meier, log-rank test)",
-    "km_rfs.png": "Relapse-free survival among responders (Kaplan-Meier)",
-}
-GRADES = (1, 2, 3, 4, 5)
 SEVERITY_ORDER = ("error", "warning", "info")
 FINDINGS_SHOWN = 2000  # rows on the page; the CSV has them all
 
@@ -67,7 +66,8 @@ tbody tr:nth-child(even) { background: #fafbfc; }
 .summary { display: flex; gap: 12px; flex-wrap: wrap; margin: 8px 0; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 150px; }
 .card b { display: block; font-size: 20px; }
-.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 14px; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 14px; }
+td .def { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption { font-size: 12.5px; color: var(--muted); margin-top: 4px; }
@@ -99,23 +99,6 @@ class DefineLink:
     def link(self, dataset: str, variable: str = "") -> str | None:
         anchor = self.index.anchor(dataset, variable)
         return None if anchor is None else f"{self.href}#{anchor}"
-
-
-@dataclass(frozen=True)
-class FlowStep:
-    key: str
-    label: str
-    n: int
-    of: int | None = None  # denominator for the percentage
-    of_label: str = ""
-
-
-@dataclass
-class AeTable:
-    """Subjects by worst grade: rows of (label, {grade: subjects}, any) per section, over ``n`` treated."""
-
-    n: int
-    sections: list[tuple[str, str, list[tuple[str, dict[int, int], int]]]] = field(default_factory=list)
 
 
 def _load_json(path: Path) -> Any:
@@ -215,107 +198,21 @@ def _read_dataset(folder: Path, name: str) -> pd.DataFrame | None:
     return None
 
 
-def load_adam(adam: Mapping[str, pd.DataFrame] | Path | str | None) -> dict[str, pd.DataFrame]:
+def load_adam(
+    adam: Mapping[str, pd.DataFrame] | Path | str | None, names: Sequence[str] = ()
+) -> dict[str, pd.DataFrame]:
+    """The datasets ``names`` (all of a mapping) from frames or a package folder."""
     if adam is None:
         return {}
     if isinstance(adam, Mapping):
         return {str(k).upper(): v for k, v in adam.items()}
     folder = Path(adam)
     out: dict[str, pd.DataFrame] = {}
-    for name in ("ADSL", "ADAE"):
+    for name in names:
         df = _read_dataset(folder, name)
         if df is not None:
-            out[name] = df
+            out[name.upper()] = df
     return out
-
-
-# --- derived tables ----------------------------------------------------------------------------------------------
-def _flag(df: pd.DataFrame, var: str) -> pd.Series:
-    if var not in df.columns:
-        return pd.Series(False, index=df.index)
-    return df[var].astype(object).eq("Y").fillna(False).astype(bool)
-
-
-def _present(df: pd.DataFrame, var: str) -> pd.Series:
-    if var not in df.columns:
-        return pd.Series(False, index=df.index)
-    col = df[var]
-    return (col.notna() & col.astype(str).str.strip().ne("")).astype(bool)
-
-
-def patient_flow(adsl: pd.DataFrame) -> list[FlowStep]:
-    """The CONSORT-style counts from ADSL (subjects, one row each)."""
-    treated = adsl[_flag(adsl, "SAFFL")] if "SAFFL" in adsl.columns else adsl
-    n = len(treated)
-    resp = _flag(treated, "RESPFL")
-    n_resp = int(resp.sum())
-    return [
-        FlowStep("enrolled", "Enrolled (ADSL)", len(adsl)),
-        FlowStep("treated", "Treated (SAFFL = Y)", n, len(adsl), "enrolled"),
-        FlowStep("responded", "Responded: CR, CRp, CRi or marrow CR (RESPFL)", n_resp, n, "treated"),
-        FlowStep("no_response", "No response", n - n_resp, n, "treated"),
-        FlowStep("cr", "Complete response (CRFL)", int(_flag(treated, "CRFL").sum()), n, "treated"),
-        FlowStep(
-            "mrd_negative",
-            "MRD-negative responders (MRDNEGFL)",
-            int((_flag(treated, "MRDNEGFL") & resp).sum()),
-            n_resp,
-            "responders",
-        ),
-        FlowStep("transplanted", "Allogeneic SCT (TRANSFL)", int(_flag(treated, "TRANSFL").sum()), n, "treated"),
-        FlowStep(
-            "relapsed",
-            "Relapsed responders (RELDT)",
-            int((_present(treated, "RELDT") & resp).sum()),
-            n_resp,
-            "responders",
-        ),
-        FlowStep("died", "Died (DTHFL)", int(_flag(treated, "DTHFL").sum()), n, "treated"),
-    ]
-
-
-def _grade(adae: pd.DataFrame) -> pd.Series:
-    for var in ("ATOXGRN", "AETOXGR", "ATOXGR"):
-        if var in adae.columns:
-            return pd.to_numeric(adae[var], errors="coerce")
-    return pd.Series(float("nan"), index=adae.index)
-
-
-def _by_worst_grade(ae: pd.DataFrame, key: pd.Series) -> list[tuple[str, dict[int, int], int]]:
-    frame = pd.DataFrame({"key": key.to_numpy(), "subj": ae["USUBJID"].to_numpy(), "grade": _grade(ae).to_numpy()})
-    frame = frame[frame["key"].notna() & frame["key"].astype(str).str.strip().ne("")]
-    rows: list[tuple[str, dict[int, int], int]] = []
-    for label, part in frame.groupby("key", sort=True):
-        worst = part.groupby("subj")["grade"].max()
-        counts = {g: int((worst == g).sum()) for g in GRADES}
-        rows.append((str(label), counts, int(worst.index.nunique())))
-    rows.sort(key=lambda r: (-r[2], r[0]))
-    return rows
-
-
-def adverse_event_table(adae: pd.DataFrame, adsl: pd.DataFrame | None = None) -> AeTable:
-    """Subjects by worst grade per toxicity category (CQnnNAM) and per preferred term (AEDECOD), over the treated
-    subjects (ADSL.SAFFL = Y; without ADSL, the subjects in ADAE)."""
-    if adsl is not None and "USUBJID" in adsl.columns:
-        treated = adsl[_flag(adsl, "SAFFL")] if "SAFFL" in adsl.columns else adsl
-        safety = set(treated["USUBJID"].dropna())
-        ae = adae[adae["USUBJID"].isin(safety)]
-        n = len(safety)
-    else:
-        ae, n = adae, int(adae["USUBJID"].nunique())
-    table = AeTable(n=n)
-    any_ae = _by_worst_grade(ae, pd.Series("Any adverse event", index=ae.index))
-    table.sections.append(("Any adverse event", "Subjects with", any_ae))
-    cq = sorted(c for c in ae.columns if len(c) == 7 and c.startswith("CQ") and c.endswith("NAM"))
-    if cq:
-        long = pd.concat([ae.assign(_cat=ae[c]) for c in cq], ignore_index=True)
-        table.sections.append(
-            ("Toxicity categories of the publication (CQnnNAM)", "Category", _by_worst_grade(long, long["_cat"]))
-        )
-    term = "AEDECOD" if "AEDECOD" in ae.columns else "AETERM"
-    if term in ae.columns:
-        table.sections.append((f"Preferred terms ({term})", "Preferred term", _by_worst_grade(ae, ae[term])))
-    return table
 
 
 # --- rendering ---------------------------------------------------------------------------------------------------
@@ -336,7 +233,7 @@ def _pct(k: int, n: int | None) -> str:
 
 
 def format_measured(ep: Mapping[str, Any]) -> str:
-    """The measured figure: a count with its percentage, a rate, a median (months), a p-value, years."""
+    """The measured figure: a count with its percentage, a rate, a median, a p-value, a summary statistic."""
     kind, value, n = ep.get("kind"), _num(ep.get("value")), ep.get("n")
     if value is None:
         return "NR" if kind == "median" else "-"
@@ -349,7 +246,7 @@ def format_measured(ep: Mapping[str, Any]) -> str:
         return f"{value:.1f}"
     if kind == "pvalue":
         return f"{value:.4f}"
-    if kind == "years":
+    if kind in ("summary", "years"):
         return f"{value:g}"
     return f"{value:.3g}"
 
@@ -375,7 +272,17 @@ def _published(x: Any) -> str:
     return str(int(v)) if v.is_integer() else f"{v:g}"
 
 
-def _endpoints_section(report: Mapping[str, Any]) -> str:
+def _definitions(report: Mapping[str, Any]) -> dict[str, str]:
+    """End point key -> definition (a group's end point takes its analysis's)."""
+    defs = {d.get("analysis"): d.get("definition", "") for d in report.get("definitions", []) if isinstance(d, Mapping)}
+    out: dict[str, str] = {}
+    for ep in report.get("endpoints", []):
+        if isinstance(ep, Mapping):
+            out[str(ep.get("key"))] = str(defs.get(ep.get("analysis") or ep.get("key"), "") or "")
+    return out
+
+
+def _endpoints_section(report: Mapping[str, Any], reconciled: Sequence[Reconciliation] = ()) -> str:
     endpoints = [e for e in report.get("endpoints", []) if isinstance(e, Mapping)]
     comparisons = {c.get("key"): c for c in report.get("comparisons", []) if isinstance(c, Mapping)}
     if not endpoints:
@@ -383,6 +290,7 @@ def _endpoints_section(report: Mapping[str, Any]) -> str:
             '<section id="endpoints"><h2>End points</h2><p class="note">No <code>report.json</code> was found: '
             "run <code>inoconv report ADAM_DIR --out DIR</code>.</p></section>"
         )
+    defs = _definitions(report)
     ok = sum(bool(c.get("within")) for c in comparisons.values())
     rows = []
     for ep in endpoints:
@@ -393,45 +301,89 @@ def _endpoints_section(report: Mapping[str, Any]) -> str:
             pub, crit = _published(c.get("published")), _e(c.get("criterion"))
             status = '<td class="ok">yes</td>' if c.get("within") else '<td class="bad">NO</td>'
         within = "" if c is None else ("yes" if c.get("within") else "no")
+        definition = defs.get(str(ep.get("key")), "")
         rows.append(
-            f'<tr data-key="{_e(ep.get("key"))}" data-within="{within}"><td>{_e(ep.get("label"))}</td>'
-            f'<td class="num measured">{_e(format_measured(ep))}</td><td class="num">{_e(format_ci(ep))}</td>'
+            f'<tr data-key="{_e(ep.get("key"))}" data-within="{within}"><td>{_e(ep.get("label"))}'
+            + (f'<span class="def">{_e(definition)}</span>' if definition else "")
+            + f'</td><td class="num measured">{_e(format_measured(ep))}</td><td class="num">{_e(format_ci(ep))}</td>'
             f'<td class="num">{_e(ep.get("n") if ep.get("n") is not None else "")}</td>'
             f'<td class="num">{_e(ep.get("events") if ep.get("events") is not None else "")}</td>'
             f'<td class="num published">{_e(pub)}</td><td>{crit}</td>{status}</tr>'
         )
     source = report.get("source")
+    sources = sorted(
+        {(str(c.get("source")), str(c.get("location") or "")) for c in comparisons.values() if c.get("source")}
+    )
+    cited = "".join(f"<li>{_e(s)}" + (f" ({_e(loc)})" if loc else "") + "</li>" for s, loc in sources)
+    criteria = sorted({str(c.get("criterion")) for c in comparisons.values() if c.get("criterion")})
     return (
         '<section id="endpoints"><h2>End points against the publication</h2>'
         f"<p><b>{ok} of {len(comparisons)}</b> published figures reproduced within their tolerance"
         + (f' <span class="meta">(recomputed from <code>{_e(source)}</code>)</span>' if source else "")
-        + '.</p><table class="endpoints"><thead><tr><th>End point</th><th class="num">Measured</th>'
+        + '.</p><table class="endpoints"><thead><tr><th>End point and definition</th><th class="num">Measured</th>'
         '<th class="num">95% CI</th><th class="num">n</th><th class="num">Events</th><th class="num">Published</th>'
         "<th>Criterion (tolerance)</th><th>Within</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        '<p class="note">Counts: percentage of n with exact (Clopper-Pearson) 95% CI. Survival: Kaplan-Meier, '
-        "months = days / 30.4375; medians in months with the log(-log) 95% CI; NR: not reached. Tolerances as the "
-        "publication's figures allow for a synthetic cohort: counts exact, medians +-1 month, rates +-0.05.</p>"
-        "</section>"
+        '<p class="note">Counts: percentage of n with exact (Clopper-Pearson) 95% CI. Survival: Kaplan-Meier with '
+        "the log(-log) 95% CI; NR: not reached. Criteria: "
+        + _e("; ".join(criteria))
+        + ".</p>"
+        + (f'<p class="meta">Published values from:</p><ul class="sources">{cited}</ul>' if cited else "")
+        + _reconciliation(reconciled)
+        + "</section>"
     )
 
 
-def _km_section(report_dir: Path) -> str:
-    pngs = sorted(
-        report_dir.glob("km_*.png"),
-        key=lambda p: (
-            p.name not in KM_CAPTIONS,
-            list(KM_CAPTIONS).index(p.name) if p.name in KM_CAPTIONS else 0,
-            p.name,
-        ),
+def _reconciliation(items: Sequence[Reconciliation]) -> str:
+    if not items:
+        return ""
+    rows = "".join(
+        f'<tr data-key="{_e(r.key)}"><td>{_e(r.label)}</td>'
+        f'<td class="num endpoint-value">{_e("" if r.endpoint_value is None else r.endpoint_value)}</td>'
+        f'<td class="num any-band">{r.any_in_band}</td><td class="num worst-band">{r.worst_in_band}</td>'
+        f'<td class="num">{r.any_grade}</td><td>{_e(r.table_row)}</td></tr>'
+        for r in items
     )
-    if not pngs:
-        return '<section id="km"><h2>Kaplan-Meier plots</h2><p class="note">No plots were found.</p></section>'
-    figs = "".join(
-        f'<figure><a href="{_e(p.name)}"><img src="{_e(p.name)}" alt="{_e(KM_CAPTIONS.get(p.name, p.stem))}">'
-        f"</a><figcaption>{_e(KM_CAPTIONS.get(p.name, p.stem))} (<code>{_e(p.name)}</code>)</figcaption></figure>"
-        for p in pngs
+    return (
+        '<h3 id="reconciliation">Grade counts in the end points and in the adverse-event table</h3>'
+        '<p class="meta">The same events counted two ways. End point: a subject with at least one event in the '
+        "grade band (column &quot;any event in band&quot;). Adverse-event table: each subject once, at the highest "
+        "grade of their events (&quot;worst grade in band&quot;): a subject whose worst event is above the band is "
+        "counted there instead. Both columns come from the same records.</p>"
+        '<table class="reconciliation"><thead><tr><th>End point</th><th class="num">End point value</th>'
+        '<th class="num">Any event in band</th><th class="num">Worst grade in band</th>'
+        f'<th class="num">Any grade</th><th>Adverse-event table row</th></tr></thead><tbody>{rows}</tbody></table>'
     )
-    return f'<section id="km"><h2>Kaplan-Meier plots</h2><div class="figures">{figs}</div></section>'
+
+
+def _figure_names(report_dir: Path, spec: AnalysisSpec | None) -> list[tuple[str, str]]:
+    """(file stem, caption) of each figure: the spec's, in order, then any other ``*.png`` with an SVG twin."""
+    listed = [(f.id, f.caption) for f in spec.figures] if spec is not None else []
+    known = {stem for stem, _ in listed}
+    extra = [
+        (p.stem, p.stem)
+        for p in sorted(report_dir.glob("*.png"))
+        if p.with_suffix(".svg").is_file() and p.stem not in known
+    ]
+    return [(stem, cap) for stem, cap in listed + extra if (report_dir / f"{stem}.png").is_file()]
+
+
+def _km_section(report_dir: Path, spec: AnalysisSpec | None = None) -> str:
+    figures = _figure_names(report_dir, spec)
+    if not figures:
+        return '<section id="km"><h2>Kaplan-Meier figures</h2><p class="note">No figures were found.</p></section>'
+    parts = []
+    for stem, caption in figures:
+        links = " · ".join(
+            f'<a href="{_e(stem)}.{ext}">{ext.upper()}</a>'
+            for ext in ("svg", "png", "pdf")
+            if (report_dir / f"{stem}.{ext}").is_file()
+        )
+        svg = f'<source srcset="{_e(stem)}.svg" type="image/svg+xml">' if (report_dir / f"{stem}.svg").is_file() else ""
+        parts.append(
+            f'<figure><picture>{svg}<img src="{_e(stem)}.png" alt="{_e(caption)}"></picture>'
+            f"<figcaption>{_e(caption)} ({links})</figcaption></figure>"
+        )
+    return f'<section id="km"><h2>Kaplan-Meier figures</h2><div class="figures">{"".join(parts)}</div></section>'
 
 
 def _box(step: FlowStep, side: bool = False) -> str:
@@ -443,65 +395,61 @@ def _box(step: FlowStep, side: bool = False) -> str:
     )
 
 
-def _flow_section(flow: list[FlowStep] | None) -> str:
+def _flow_section(flow: list[FlowStep] | None, spec: AnalysisSpec | None = None, why: str = "") -> str:
     head = '<section id="flow"><h2>Patient flow</h2>'
     if not flow:
-        return head + '<p class="note">ADSL was not available: no patient flow.</p></section>'
+        return head + f'<p class="note">{_e(why or "No patient flow: the analysis spec defines none.")}</p></section>'
     s = {f.key: f for f in flow}
     arrow = '<div class="arrow"></div>'
-    rows = [
-        f'<div class="row">{_box(s["treated"])}</div>',
-        arrow,
-        f'<div class="row">{_box(s["responded"])}{_box(s["no_response"], side=True)}</div>',
-        arrow,
-        f'<div class="row">{_box(s["cr"])}{_box(s["mrd_negative"])}</div>',
-        arrow,
-        f'<div class="row">{_box(s["transplanted"])}{_box(s["relapsed"])}{_box(s["died"])}</div>',
-    ]
+    layout = spec.flow_rows if spec is not None and spec.flow_rows else tuple(((f.key, False),) for f in flow)
+    rows = [f'<div class="row">{"".join(_box(s[k], side) for k, side in row if k in s)}</div>' for row in layout]
     table = "".join(
         f'<tr data-key="{_e(f.key)}"><td>{_e(f.label)}</td><td class="num">{f.n}</td>'
         f'<td class="num">{_e(_pct(f.n, f.of))}</td><td>{_e(f.of_label)}</td></tr>'
         for f in flow
     )
+    note = spec.flow_note if spec is not None else ""
     return (
-        head + f'<div class="flow">{"".join(rows)}</div>'
+        head + f'<div class="flow">{arrow.join(rows)}</div>'
         '<details><summary>Flow as a table</summary><table class="flow-table"><thead><tr><th>Step</th>'
         '<th class="num">Subjects</th><th class="num">%</th><th>of</th></tr></thead><tbody>'
         + table
         + "</tbody></table></details>"
-        '<p class="note">From ADSL flags, over the treated subjects (SAFFL = Y); MRD negativity and relapse among '
-        "responders. Transplanted and died count every treated subject; a subject may appear in several boxes.</p>"
-        "</section>"
+        + (f'<p class="note">{_e(note)}</p>' if note else "")
+        + "</section>"
     )
 
 
-def _ae_section(table: AeTable | None) -> str:
+def _ae_section(table: AeTable | None, why: str = "") -> str:
     head = '<section id="adverse-events"><h2>Adverse events by worst grade</h2>'
-    if table is None:
-        return head + '<p class="note">ADAE was not available: no adverse-event table.</p></section>'
-    cols = "".join(f'<th class="num">Grade {g}</th>' for g in GRADES)
-    parts = [
-        head,
-        f'<p class="meta">Subjects (% of {table.n} treated), each counted once per row at the highest '
-        "grade (ATOXGRN) of their events; every AE recorded on study counts.</p>",
-    ]
-    for title, column, rows in table.sections:
+    if table is None or not table.sections:
+        return head + f'<p class="note">{_e(why or "No adverse-event table.")}</p></section>'
+    band = "-".join(str(g) for g in (table.highlight[0], table.highlight[-1])) if table.highlight else ""
+    cols = "".join(f'<th class="num">Grade {g}</th>' for g in table.grades)
+    if band:
+        cols += f'<th class="num">Worst grade {band}</th><th class="num">Any grade {band} event</th>'
+    parts = [head, f'<p class="meta">Subjects (% of {table.n}). {_e(table.note)}</p>']
+    for _sid, title, column, rows in table.sections:
         body = []
-        for label, counts, any_n in rows:
-            g34 = counts.get(3, 0) + counts.get(4, 0)
-            cells = "".join(f'<td class="num">{counts[g] or ""}</td>' for g in GRADES)
+        for r in rows:
+            worst = sum(r.by_grade.get(g, 0) for g in table.highlight)
+            cells = "".join(f'<td class="num">{r.by_grade.get(g, 0) or ""}</td>' for g in table.grades)
+            if band:
+                cells += (
+                    f'<td class="num g34">{worst} ({_pct(worst, table.n)})</td>'
+                    f'<td class="num band">{r.band} ({_pct(r.band, table.n)})</td>'
+                )
             body.append(
-                f'<tr data-term="{_e(label)}"><td>{_e(label)}</td>{cells}'
-                f'<td class="num g34">{g34} ({_pct(g34, table.n)})</td>'
-                f'<td class="num">{any_n} ({_pct(any_n, table.n)})</td></tr>'
+                f'<tr data-term="{_e(r.label)}"><td>{_e(r.label)}</td>{cells}'
+                f'<td class="num">{r.any} ({_pct(r.any, table.n)})</td></tr>'
             )
         tbl = (
             f'<table class="ae" data-section="{_e(title)}"><thead><tr><th>{_e(column)}</th>{cols}'
-            f'<th class="num">Grade 3-4</th><th class="num">Any grade</th></tr></thead>'
+            f'<th class="num">Any grade</th></tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>"
         )
-        if title.startswith("Preferred terms") and len(rows) > 25:
-            parts.append(f"<details><summary>{_e(title)}: {len(rows)} terms</summary>{tbl}</details>")
+        if len(rows) > 25:
+            parts.append(f"<details><summary>{_e(title)}: {len(rows)} rows</summary>{tbl}</details>")
         else:
             parts.append(f"<h3>{_e(title)}</h3>{tbl}")
     parts.append("</section>")
@@ -618,17 +566,26 @@ def render_index_html(
     findings_source: Path | None = None,
     title: str | None = None,
     generated: str | None = None,
+    spec: AnalysisSpec | None = None,
+    reconciled: Sequence[Reconciliation] = (),
+    flow_note: str = "",
+    ae_note: str = "",
 ) -> str:
-    study = next((d.index.study_name for d in links if d.index.study_name), "")
-    title = title or (f"{study}: end points, safety and conformance" if study else "End points, safety and conformance")
+    """The page. Its title: ``title``, else the study name define.xml gives, else report.json's title."""
+    study = next((d.index.study_name for d in links if d.index.study_name), "") or str(report.get("study") or "")
+    title = title or (
+        f"{study}: end points, safety and conformance"
+        if study
+        else str(report.get("title") or "End points, safety and conformance")
+    )
     generated = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = "".join(
         [
             _header(title, links, report_dir, generated),
-            _endpoints_section(report),
-            _km_section(report_dir),
-            _flow_section(flow),
-            _ae_section(ae),
+            _endpoints_section(report, reconciled),
+            _km_section(report_dir, spec),
+            _flow_section(flow, spec, flow_note),
+            _ae_section(ae, ae_note),
             _findings_section(findings, findings_source, links, report_dir),
         ]
     )
@@ -637,6 +594,13 @@ def render_index_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
     )
+
+
+def _page_datasets(spec: AnalysisSpec) -> list[str]:
+    names = [spec.analysis_sets[s.analysis_set].dataset for s in spec.flow_steps]
+    if spec.adverse_events is not None:
+        names += [spec.adverse_events.dataset, spec.analysis_sets[spec.adverse_events.analysis_set].dataset]
+    return list(dict.fromkeys(n.upper() for n in names))
 
 
 def write_index_html(
@@ -648,6 +612,7 @@ def write_index_html(
     adam: Mapping[str, pd.DataFrame] | Path | str | None = None,
     title: str | None = None,
     generated: str | None = None,
+    spec: AnalysisSpec | None = None,
 ) -> Path:
     """Write ``report_dir/index.html``; returns its path.
 
@@ -656,21 +621,49 @@ def write_index_html(
       ``findings.json`` in ``report_dir`` or in ``report_dir/../validate``.
     * ``define_href``: the define.xml/define.html files to link to (``str``: href relative to the page; ``Path``:
       a file); default: the ADaM package's define and the SDTM package beside it.
-    * ``adam``: the ADaM datasets (dict of frames, or the package folder) for the patient flow (ADSL) and the
-      adverse-event table (ADAE).
+    * ``adam``: the ADaM datasets (dict of frames, or the package folder) for the patient flow and the
+      adverse-event table the analysis spec defines.
+    * ``spec``: the analysis spec (default ``mappings/analysis/endpoints.yaml``).
     """
+    spec = spec or load_analysis_spec()
     out_dir = Path(report_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     adam_dir = Path(adam) if isinstance(adam, str | Path) else None
     report = load_report(report_json, out_dir)
     found, source = load_findings(findings, out_dir)
     links = define_links(define_href, out_dir, adam_dir)
-    frames = load_adam(adam)
-    adsl, adae = frames.get("ADSL"), frames.get("ADAE")
-    flow = patient_flow(adsl) if adsl is not None else None
-    ae = adverse_event_table(adae, adsl) if adae is not None and "USUBJID" in adae.columns else None
+    frames = load_adam(adam, _page_datasets(spec))
+    ae_spec = spec.adverse_events
+    flow_subjects = spec.analysis_sets[spec.flow_steps[0].analysis_set].dataset.upper() if spec.flow_steps else ""
+    flow, flow_note = flow_or_none(frames.get(flow_subjects), spec) if spec.flow_steps else (None, "")
+    ae: AeTable | None = None
+    ae_note = ""
+    reconciled: list[Reconciliation] = []
+    if ae_spec is not None:
+        adae = frames.get(ae_spec.dataset.upper())
+        subjects = frames.get(spec.analysis_sets[ae_spec.analysis_set].dataset.upper())
+        if adae is None:
+            ae_note = f"{ae_spec.dataset} was not available: no adverse-event table."
+        else:
+            try:
+                ae = adverse_event_table(adae, subjects, spec)
+                reconciled = reconcile(report, ae, spec)
+            except InputError as exc:
+                ae_note = "; ".join(p.message for p in exc.problems)
     page = render_index_html(
-        out_dir, report, found, links, flow=flow, ae=ae, findings_source=source, title=title, generated=generated
+        out_dir,
+        report,
+        found,
+        links,
+        flow=flow,
+        ae=ae,
+        findings_source=source,
+        title=title,
+        generated=generated,
+        spec=spec,
+        reconciled=reconciled,
+        flow_note=flow_note,
+        ae_note=ae_note,
     )
     from converter.io.xpt import atomic_file
 

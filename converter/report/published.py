@@ -1,61 +1,19 @@
-"""The trial's published figures (``published.yaml``) and the comparison of each recomputed end point with them.
+"""Each recomputed end point against its published value, as the analysis spec states both.
 
-Criteria, as ``published.yaml`` states them for a synthetic cohort: counts (and ages) must match exactly;
-survival medians within +-1 month and survival rates within +-0.05. Two figures need a criterion of their own:
-the MRD-negative rate among responders is published as a whole percentage (82%), so it must round to within one
-percentage point; the log-rank p across salvage lines (0.03) cannot be reproduced to the digit by a synthetic
-cohort, so the test must reach the same conclusion (p < 0.05).
+The published value, its criterion and its source (a ``referenceDocuments`` id and a location) are data in
+``mappings/analysis/endpoints.yaml``. A criterion is one of three kinds, by what the spec gives it: ``alpha``
+(the test must reach the same conclusion, p < alpha), ``tolerance`` (|measured - published| <= tolerance) or
+neither (exact).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from converter.paths import published_facts
 from converter.report.endpoints import Endpoints
-
-MEDIAN_TOLERANCE = 1.0  # months
-RATE_TOLERANCE = 0.05
-PERCENT_TOLERANCE = 0.01
-SIGNIFICANCE = 0.05
-
-# end point key -> (path in published.yaml, criterion)
-TARGETS: dict[str, tuple[str, str]] = {
-    "treated": ("counts.treated", "exact"),
-    "female": ("counts.female", "exact"),
-    "male": ("counts.male", "exact"),
-    "age_median": ("age_years.median", "exact"),
-    "age_min": ("age_years.min", "exact"),
-    "age_max": ("age_years.max", "exact"),
-    "overall_response": ("counts.overall_response", "exact"),
-    "complete_response": ("counts.complete_response", "exact"),
-    "mrd_negative_among_responders": ("rates.mrd_negative_among_responders", "percent"),
-    "asct": ("counts.asct", "exact"),
-    "grade34_thrombocytopenia_prolonged": ("counts.grade34_thrombocytopenia_prolonged", "exact"),
-    "grade34_infection": ("counts.grade34_infection", "exact"),
-    "grade34_hyperbilirubinemia": ("counts.grade34_hyperbilirubinemia", "exact"),
-    "vod": ("counts.vod", "exact"),
-    "os_median": ("survival.os_median", "median"),
-    "os_1y": ("survival.os_1y", "rate"),
-    "rfs_median": ("survival.rfs_median", "median"),
-    "rfs_1y": ("survival.rfs_1y", "rate"),
-    "os_1y_salvage_1": ("survival.os_1y_by_salvage.salvage_1", "rate"),
-    "os_1y_salvage_2": ("survival.os_1y_by_salvage.salvage_2", "rate"),
-    "os_1y_salvage_3_plus": ("survival.os_1y_by_salvage.salvage_3_plus", "rate"),
-    "os_by_salvage_logrank_p": ("survival.os_by_salvage_logrank_p", "significant"),
-    "median_followup": ("survival.median_followup", "median"),
-}
-CRITERIA = {
-    "exact": "exact",
-    "percent": f"+-{PERCENT_TOLERANCE:g} (published as a whole percentage)",
-    "median": f"+-{MEDIAN_TOLERANCE:g} month",
-    "rate": f"+-{RATE_TOLERANCE:g}",
-    "significant": f"same conclusion (p < {SIGNIFICANCE:g})",
-}
+from converter.report.spec import AnalysisSpec, Criterion, Published, load_analysis_spec
 
 
 @dataclass(frozen=True)
@@ -66,50 +24,69 @@ class Comparison:
     published: float
     criterion: str
     within: bool
+    source: str = ""
+    location: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def load_published(path: Path | None = None) -> dict[str, Any]:
-    with (path or published_facts()).open(encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path or published_facts()}: not a mapping")
-    return doc
+def published_values(spec: AnalysisSpec) -> dict[str, Published]:
+    """End point key -> its published value (end points the publication does not state are absent)."""
+    out: dict[str, Published] = {}
+    for a in spec.analyses:
+        if a.published is not None:
+            out[a.id] = a.published
+        for g in a.groups:
+            if g.published is not None:
+                out[g.id] = g.published
+    return out
 
 
-def lookup(doc: dict[str, Any], dotted: str) -> float | None:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return float(node) if isinstance(node, int | float) else None
+def published_value(spec: AnalysisSpec, key: str) -> float | None:
+    pub = published_values(spec).get(key)
+    return None if pub is None else pub.value
 
 
-def within(measured: float | None, published: float, criterion: str) -> bool:
+def within(
+    measured: float | None,
+    published: float,
+    criterion: str | Criterion,
+    criteria: Mapping[str, Criterion] | None = None,
+) -> bool:
+    """Whether ``measured`` meets ``criterion`` (a Criterion, or a key of ``criteria``, default the spec's)."""
+    if isinstance(criterion, str):
+        criterion = (criteria if criteria is not None else load_analysis_spec().criteria)[criterion]
     if measured is None:
         return False
-    if criterion == "exact":
-        return measured == published
-    if criterion == "significant":
-        return (measured < SIGNIFICANCE) == (published < SIGNIFICANCE)
-    tol = {"percent": PERCENT_TOLERANCE, "median": MEDIAN_TOLERANCE, "rate": RATE_TOLERANCE}[criterion]
-    return abs(measured - published) <= tol + 1e-9
+    if criterion.alpha is not None:
+        return (measured < criterion.alpha) == (published < criterion.alpha)
+    if criterion.tolerance is not None:
+        return abs(measured - published) <= criterion.tolerance + 1e-9
+    return measured == published
 
 
-def compare(endpoints: Endpoints, published: dict[str, Any]) -> list[Comparison]:
-    """One comparison per end point the publication reports (figures it does not state are left out)."""
+def compare(endpoints: Endpoints, spec: AnalysisSpec | None = None) -> list[Comparison]:
+    """One comparison per end point the publication reports, in end-point order."""
+    spec = spec or endpoints.spec or load_analysis_spec()
+    pubs = published_values(spec)
     out: list[Comparison] = []
     for ep in endpoints.items:
-        target = TARGETS.get(ep.key)
-        if target is None:
+        pub = pubs.get(ep.key)
+        if pub is None:
             continue
-        path, criterion = target
-        value = lookup(published, path)
-        if value is None:
-            continue
-        ok = within(ep.value, value, criterion)
-        out.append(Comparison(ep.key, ep.label, ep.value, value, CRITERIA[criterion], ok))
+        crit = spec.criteria[pub.criterion]
+        doc = spec.documents.get(pub.source, {})
+        out.append(
+            Comparison(
+                ep.key,
+                ep.label,
+                ep.value,
+                pub.value,
+                crit.label,
+                within(ep.value, pub.value, crit),
+                source=doc.get("name", pub.source),
+                location=pub.location,
+            )
+        )
     return out

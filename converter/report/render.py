@@ -1,7 +1,8 @@
-"""The end-point table as Markdown and JSON, and the Kaplan-Meier plots, each figure beside its published value.
+"""The end-point table as Markdown and JSON, and the Kaplan-Meier figures, each end point beside its published value.
 
-Files (written atomically into the output folder): ``report.md``, ``report.json``, ``km_os.png``,
-``km_os_by_salvage.png``, ``km_rfs.png``. Plots use matplotlib's Agg backend (no display needed).
+Files (written atomically into the output folder): ``report.md``, ``report.json`` (the end points, the
+comparisons and an ARS-shaped ``reportingEvent``) and, per figure of the analysis spec, ``<id>.svg``,
+``<id>.png`` (300 dpi) and ``<id>.pdf``. matplotlib is imported only when a figure is drawn (Agg backend).
 """
 
 from __future__ import annotations
@@ -12,19 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-from lifelines import KaplanMeierFitter
-from lifelines.plotting import add_at_risk_counts
+import numpy as np
 
 from converter.io.atomic import atomic_write
+from converter.report.ars import reporting_event
 from converter.report.endpoints import Endpoint, Endpoints, SurvivalFit
 from converter.report.published import Comparison
+from converter.report.spec import Figure
+from converter.report.stats import kaplan_meier
 
-REPORT_FILES = ("report.md", "report.json", "km_os.png", "km_os_by_salvage.png", "km_rfs.png")
+FIGURE_FORMATS = ("png", "svg", "pdf")
+PNG_DPI = 300
+COLOURS = ("#0b5cad", "#c2410c", "#15803d", "#7e22ce", "#a16207", "#0f766e")
+
+
+def report_files(endpoints: Endpoints) -> tuple[str, ...]:
+    """The files :func:`write_report` writes, in order."""
+    figs = endpoints.spec.figures if endpoints.spec is not None else ()
+    return ("report.md", "report.json", *(f"{f.id}.{ext}" for f in figs for ext in FIGURE_FORMATS))
 
 
 def _num(x: float | None, digits: int) -> str:
@@ -35,11 +41,13 @@ def format_value(ep: Endpoint) -> str:
     """The measured figure as a reader expects it: count with % and exact CI, rate, median with CI, p."""
     lo, hi = ep.ci if ep.ci is not None else (None, None)
     if ep.kind == "count" and ep.value is not None and ep.n and ep.ci is not None:
-        return f"{int(ep.value)}/{ep.n} ({100 * ep.value / ep.n:.1f}%; 95% CI {_num(lo and 100 * lo, 1)}-" \
-               f"{_num(hi and 100 * hi, 1)}%)"  # fmt: skip
+        return (
+            f"{int(ep.value)}/{ep.n} ({100 * ep.value / ep.n:.1f}%; 95% CI {_num(lo and 100 * lo, 1)}-"
+            f"{_num(hi and 100 * hi, 1)}%)"
+        )
     if ep.kind == "count" and ep.value is not None:
         return str(int(ep.value))
-    if ep.kind == "years":
+    if ep.kind in ("summary", "years"):
         return _num(ep.value, 0 if ep.value is not None and float(ep.value).is_integer() else 1)
     if ep.kind == "rate":
         txt = _num(ep.value, 3)
@@ -55,11 +63,23 @@ def _published_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+def title(endpoints: Endpoints) -> str:
+    template = endpoints.spec.title if endpoints.spec is not None else "End points of {study} recomputed from ADaM"
+    return template.replace("{study}", endpoints.study or "the study").strip()
+
+
+def definitions(endpoints: Endpoints) -> list[tuple[str, str, str]]:
+    """(analysis id, name, definition) of each analysis, in spec order."""
+    if endpoints.spec is None:
+        return []
+    return [(a.id, a.name, a.description) for a in endpoints.spec.analyses if a.description]
+
+
 def markdown(endpoints: Endpoints, comparisons: Sequence[Comparison], source: str = "") -> str:
     by_key = {c.key: c for c in comparisons}
     ok = sum(c.within for c in comparisons)
     lines = [
-        "# End points of NCT01371630 recomputed from ADaM",
+        f"# {title(endpoints)}",
         "",
         f"Source: {source}" if source else "",
         "",
@@ -74,67 +94,184 @@ def markdown(endpoints: Endpoints, comparisons: Sequence[Comparison], source: st
         crit = c.criterion if c else "-"
         status = ("yes" if c.within else "**NO**") if c else "-"
         note = f" ({ep.note})" if ep.note and ep.kind != "count" else ""
-        lines.append(f"| {ep.label} | {format_value(ep)}{note} | {ep.n if ep.n is not None else ''} | "
-                     f"{ep.events if ep.events is not None else ''} | {pub} | {crit} | {status} |")  # fmt: skip
+        lines.append(
+            f"| {ep.label} | {format_value(ep)}{note} | {ep.n if ep.n is not None else ''} | "
+            f"{ep.events if ep.events is not None else ''} | {pub} | {crit} | {status} |"
+        )
+    lines += ["", "## Definitions", ""]
+    lines += [f"- **{name}** (`{aid}`): {text}" for aid, name, text in definitions(endpoints)]
+    sources = sorted({(c.source, c.location) for c in comparisons if c.source})
+    if sources:
+        lines += ["", "## Published values", ""]
+        lines += [f"- {src}" + (f" ({loc})" if loc else "") for src, loc in sources]
     lines += [
         "",
-        "Counts: exact (Clopper-Pearson) 95% CIs. Survival: Kaplan-Meier (lifelines), months = days / 30.4375, "
-        "log(-log) 95% CIs; median follow-up by reverse Kaplan-Meier on overall survival. NR: not reached.",
+        "Counts: exact (Clopper-Pearson) 95% CIs. Survival: Kaplan-Meier, log(-log) 95% CIs; median follow-up by "
+        "reverse Kaplan-Meier. NR: not reached.",
         "",
     ]
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
 
 
 def report_json(endpoints: Endpoints, comparisons: Sequence[Comparison], source: str = "") -> dict[str, Any]:
+    formatted = {ep.key: format_value(ep) for ep in endpoints.items}
     return {
         "source": source,
+        "study": endpoints.study,
+        "title": title(endpoints),
         "endpoints": [e.as_dict() for e in endpoints.items],
+        "definitions": [{"analysis": a, "name": n, "definition": d} for a, n, d in definitions(endpoints)],
         "comparisons": [c.as_dict() for c in comparisons],
         "all_within": all(c.within for c in comparisons),
+        "reportingEvent": reporting_event(endpoints, formatted),
     }
 
 
-def _annotation(keys: Sequence[str], endpoints: Endpoints, comparisons: Sequence[Comparison]) -> str:
+def annotation(keys: Sequence[str], endpoints: Endpoints, comparisons: Sequence[Comparison]) -> str:
     by_key = {c.key: c for c in comparisons}
     rows = []
     for key in keys:
-        ep = endpoints.get(key)
+        try:
+            ep = endpoints.get(key)
+        except KeyError:
+            continue
         c = by_key.get(key)
-        pub = f"published {_published_text(c.published)}, {'within' if c.within else 'OUTSIDE'} {c.criterion}" \
-            if c else "not published"  # fmt: skip
+        pub = (
+            f"published {_published_text(c.published)}, {'within' if c.within else 'OUTSIDE'} {c.criterion}"
+            if c
+            else "not published"
+        )
         rows.append(f"{ep.label}: {format_value(ep)}  [{pub}]")
     return "\n".join(rows)
 
 
-def _png(fig: Any, path: Path) -> None:
+# --- Kaplan-Meier figures -------------------------------------------------------------------------------------------
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "svg.hashsalt": "inoconv",
+            "font.size": 10,
+            "axes.titlesize": 12,
+            "axes.labelsize": 10.5,
+            "xtick.labelsize": 9.5,
+            "ytick.labelsize": 9.5,
+            "legend.fontsize": 9,
+        }
+    )
+    return plt
+
+
+def _ticks(tmax: float) -> np.ndarray:
+    for step in (1, 2, 3, 6, 12, 24, 36, 60, 120, 240, 365):
+        if tmax / step <= 10:
+            return np.arange(0.0, tmax + step, step)
+    return np.linspace(0.0, tmax, 8)
+
+
+def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
+    """The Kaplan-Meier figure: curves (one per group), censor marks, the 95% band of a single curve, reference
+    lines, the annotation above the axes and the numbers at risk in a table aligned with the x ticks."""
+    plt = _pyplot()
+    groups = list(fit.groups.items()) or [(fit.label, (fit.months, fit.event))]
+    tmax = float(max((t.max() for _, (t, _) in groups if t.size), default=1.0))
+    ticks = _ticks(tmax)
+    note_lines = note.count("\n") + 1 if note else 0
+    head_in = 0.45 + (0.19 * note_lines + 0.2 if note else 0.0)  # title and annotation above the axes
+    height = 4.6 + 0.7 + 0.28 * len(groups) + head_in
+    fig = plt.figure(figsize=(7.5, height))
+    fig.text(0.02, 1 - 0.12 / height, fig_spec.title, ha="left", va="top", fontsize=12.5, fontweight="bold")
+    if note:
+        fig.text(
+            0.02,
+            1 - 0.5 / height,
+            note,
+            ha="left",
+            va="top",
+            fontsize=8.5,
+            linespacing=1.35,
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": "#f8fafc", "edgecolor": "#d5dae0"},
+        )
+    grid = fig.add_gridspec(
+        2,
+        1,
+        height_ratios=[4.6, 0.45 + 0.28 * len(groups)],
+        hspace=0.38,
+        top=1 - (head_in + 0.1) / height,
+        bottom=0.04,
+        left=0.16,
+        right=0.97,
+    )
+    ax = fig.add_subplot(grid[0])
+    risk = fig.add_subplot(grid[1], sharex=ax)
+    for i, (name, (t, e)) in enumerate(groups):
+        colour = COLOURS[i % len(COLOURS)]
+        km = kaplan_meier(t, e)
+        label = f"{name} (n={len(t)})"
+        ax.step(km.times, km.survival, where="post", color=colour, lw=1.6, label=label)
+        if len(groups) == 1:
+            ax.fill_between(
+                km.times, km.lower, km.upper, step="post", color=colour, alpha=0.15, lw=0, label="95% CI (log(-log))"
+            )
+        cens = np.sort(np.asarray(t, dtype=float)[np.asarray(e) == 0])
+        idx = np.searchsorted(km.times, cens, side="right") - 1
+        ax.plot(cens, km.survival[np.clip(idx, 0, None)], ls="none", marker="|", ms=7, mew=1.2, color=colour)
+        counts = km.at_risk_at(ticks)
+        y = len(groups) - 1 - i
+        for x, n in zip(ticks, counts, strict=True):
+            risk.text(x, y, str(int(n)), ha="center", va="center", fontsize=9, color=colour)
+    if fig_spec.reference_survival is not None:
+        ax.axhline(fig_spec.reference_survival, color="grey", lw=0.7, ls=":")
+    if fig_spec.reference_time is not None:
+        ax.axvline(fig_spec.reference_time, color="grey", lw=0.7, ls=":")
+    ax.set_xlim(0, ticks[-1])
+    ax.set_xticks(ticks)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("Probability")
+    ax.set_xlabel(fit.unit_label or "Time")
+    ax.grid(axis="y", color="#e5e7eb", lw=0.6)
+    ax.legend(loc="upper right", frameon=True, framealpha=0.9)
+    risk.set_ylim(-0.6, len(groups) - 0.4)
+    risk.set_yticks(range(len(groups)))
+    risk.set_yticklabels([str(name) for name, _ in reversed(groups)], fontsize=9)
+    risk.tick_params(axis="x", labelbottom=False, length=0)
+    risk.tick_params(axis="y", length=0, pad=16)
+    for side in ("top", "right", "bottom", "left"):
+        risk.spines[side].set_visible(False)
+    risk.set_title("Number at risk", loc="left", fontsize=9.5, pad=4)
+    return fig
+
+
+def _save(fig: Any, path: Path, fmt: str) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    meta: dict[str, Any] = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt, {})
+    fig.savefig(buf, format=fmt, dpi=PNG_DPI if fmt == "png" else None, bbox_inches="tight", metadata=meta)
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())
 
 
-def km_plot(fit: SurvivalFit, path: Path, annotation: str, xlabel: str = "Months", by_group: bool = False) -> None:
-    fig, ax = plt.subplots(figsize=(8.5, 6.0))
-    fitters: list[KaplanMeierFitter] = []
-    groups = fit.groups.items() if by_group else [(fit.label, (fit.months, fit.event))]
-    for name, (months, event) in groups:
-        label = f"Salvage {name}" if by_group else str(name)
-        kmf = KaplanMeierFitter(label=f"{label} (n={len(months)})").fit(months, event_observed=event)
-        kmf.plot_survival_function(ax=ax, ci_show=not by_group, show_censors=True)
-        fitters.append(kmf)
-    ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-    ax.axvline(12, color="grey", lw=0.6, ls=":")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("Probability")
-    lines = annotation.count("\n") + 1
-    ax.set_title(fit.label, pad=10 + 11 * lines)
-    ax.legend(loc="upper right", fontsize=8)
-    box = {"boxstyle": "round", "facecolor": "white", "alpha": 0.85}  # above the axes: never over a curve
-    ax.text(0.0, 1.015, annotation, transform=ax.transAxes, ha="left", va="bottom", fontsize=7.5, bbox=box)
-    add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"])
-    _png(fig, path)
+def write_figures(endpoints: Endpoints, comparisons: Sequence[Comparison], out: Path) -> list[Path]:
+    if endpoints.spec is None:
+        return []
+    written: list[Path] = []
+    for fig_spec in endpoints.spec.figures:
+        fit = endpoints.fits.get(fig_spec.id)
+        if fit is None:
+            continue
+        fig = km_figure(fit, fig_spec, annotation(fig_spec.annotate, endpoints, comparisons))
+        try:
+            for ext in FIGURE_FORMATS:
+                _save(fig, out / f"{fig_spec.id}.{ext}", ext)
+                written.append(out / f"{fig_spec.id}.{ext}")
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return written
 
 
 def write_report(
@@ -146,11 +283,4 @@ def write_report(
         fh.write(markdown(endpoints, comparisons, source))
     with atomic_write(out / "report.json", text=True) as fh:
         fh.write(json.dumps(report_json(endpoints, comparisons, source), indent=2) + "\n")
-    km_plot(endpoints.fits["os"], out / "km_os.png",
-            _annotation(["os_median", "os_1y", "median_followup"], endpoints, comparisons))  # fmt: skip
-    salvage = [e.key for e in endpoints.items if e.key.startswith("os_1y_salvage_")]
-    km_plot(endpoints.fits["os_by_salvage"], out / "km_os_by_salvage.png",
-            _annotation([*salvage, "os_by_salvage_logrank_p"], endpoints, comparisons), by_group=True)  # fmt: skip
-    km_plot(endpoints.fits["rfs"], out / "km_rfs.png", _annotation(["rfs_median", "rfs_1y"], endpoints, comparisons),
-            xlabel="Months from first response")  # fmt: skip
-    return [out / name for name in REPORT_FILES]
+    return [out / "report.md", out / "report.json", *write_figures(endpoints, comparisons, out)]
