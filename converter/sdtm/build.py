@@ -23,7 +23,7 @@ from converter.records.schema import FormSchema
 from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext
 from converter.spec.expr import evaluate_mask
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology
-from converter.spec.rules import rule_def
+from converter.spec.vocabulary import rule_def
 
 
 @dataclass

@@ -22,7 +22,7 @@ from converter.frames import text_column
 from converter.records.model import Records
 from converter.records.schema import FormSchema
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology, VariableSpec
-from converter.spec.rules import rule_def
+from converter.spec.vocabulary import rule_def
 
 __all__ = [
     "DATASET",

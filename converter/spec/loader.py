@@ -32,7 +32,8 @@ from converter.spec.model import (
     ValueLevel,
     VariableSpec,
 )
-from converter.spec.rules import RuleDef, check_args, compile_expressions, normalise_args, vocabulary
+from converter.spec.rules import RuleDef, check_args, compile_expressions, normalise_args
+from converter.spec.vocabulary import vocabulary
 from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")

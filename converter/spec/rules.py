@@ -3,8 +3,8 @@
 Two registries, one per standard: :data:`SDTM_RULES` for ``mappings/sdtm`` specs and
 :data:`converter.spec.adam_rules.ADAM_RULES` for ``mappings/adam`` specs (the rules both share, such as ``field``,
 ``case`` or ``seq``, are in both). A spec's ``standard`` (SDTMIG / ADaMIG) picks its vocabulary
-(:func:`vocabulary`); a rule of the other standard is an unknown rule there. ``docs/spec-reference.md`` is
-generated from the registries (``python -m converter.spec.reference``).
+(:func:`converter.spec.vocabulary.vocabulary`); a rule of the other standard is an unknown rule there.
+``docs/spec-reference.md`` is generated from the registries (``python -m converter.spec.reference``).
 
 A spec names a rule and its arguments (``rule: {ct: {field: SEX, codelist: SEX}}``); a scalar stands for the
 rule's first argument (``rule: {iso_date: AESTDT}``). This module only *declares* the vocabulary so specs can be
@@ -17,6 +17,7 @@ all sources are stacked and see the whole (per-subject) target frame: --SEQ, --D
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +58,6 @@ def _f(key: str) -> Callable[[dict[str, Any]], list[str]]:
 
 
 def _template_fields(a: dict[str, Any]) -> list[str]:
-    import string
-
     return [f for _, f, _, _ in string.Formatter().parse(str(a["template"])) if f]
 
 
@@ -225,25 +224,6 @@ _add(
 
 #: the SDTM vocabulary under its historical name
 RULES = SDTM_RULES
-
-
-def vocabulary(standard: str) -> dict[str, RuleDef]:
-    """The rule vocabulary of a spec's standard: ADaM for ``ADaMIG ...``, else SDTM."""
-    if standard.strip().upper().startswith("ADAM"):
-        from converter.spec.adam_rules import ADAM_RULES
-
-        return ADAM_RULES
-    return SDTM_RULES
-
-
-def rule_def(name: str) -> RuleDef:
-    """A rule of either vocabulary, by name (for the engine, which runs both)."""
-    from converter.spec.adam_rules import ADAM_RULES
-
-    found = SDTM_RULES.get(name) or ADAM_RULES.get(name)
-    if found is None:
-        raise KeyError(f"unknown rule {name!r}")
-    return found
 
 
 def normalise_args(rule: RuleDef, raw: Any) -> dict[str, Any]:

@@ -1,4 +1,18 @@
-"""YAML loading that remembers line numbers, so a spec error can name the line it is on."""
+"""YAML loading for specs: safe, bounded, and remembering line numbers so a spec error can name its line.
+
+Specs are data exchanged between sponsors, vendors and registries, so the loader trusts nothing in them:
+
+- only the YAML safe schema (mappings, lists, text, numbers, booleans, null; no Python tags);
+- anchors and aliases (``&a`` / ``*a``) are allowed, but the document's size *with every alias expanded* is
+  bounded by :data:`MAX_EXPANDED_NODES` (200,000 nodes; the largest spec shipped expands to a few thousand).
+  A "billion laughs" alias bomb is a SpecError naming the file and the line of the node that crosses the
+  bound, found on the composed node graph before anything is built, in time and memory linear in the file;
+  a recursive alias is refused the same way;
+- nesting deeper than :data:`MAX_DEPTH` (100) levels is refused;
+- a value (or key) holding a control character is refused with its line (the one rule of
+  :mod:`converter.text`, no tab either);
+- duplicate keys in a mapping are an error.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +22,14 @@ from typing import Any
 import yaml
 
 from converter.errors import SpecError
+from converter.text import escape_controls, first_control
+
+__all__ = ["LINE_KEY", "MAX_DEPTH", "MAX_EXPANDED_NODES", "line_of", "load_yaml_lines", "strip_lines"]
+
+#: most nodes a spec document may hold once every alias is expanded
+MAX_EXPANDED_NODES = 200_000
+#: deepest nesting of mappings and lists in a spec document
+MAX_DEPTH = 100
 
 LINE_KEY = "__line__"
 
@@ -43,11 +65,71 @@ def load_yaml_lines(path: Path) -> Any:
     except OSError as exc:
         raise SpecError([f"{path}: cannot read ({exc.strerror})"]) from None
     try:
-        return yaml.load(text, Loader=_LineLoader)
+        loader = _LineLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            check_nodes(node, path)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SpecError([f"{path}:{where} invalid YAML: {exc}"]) from None
+        raise SpecError([f"{path}:{where} invalid YAML: {escape_controls(exc)}"]) from None
+    except RecursionError:
+        raise SpecError([f"{path}: nested too deeply (more than {MAX_DEPTH} levels)"]) from None
+
+
+def check_nodes(root: yaml.Node, path: Path) -> None:
+    """Refuse a composed YAML document that expands (aliases included) past :data:`MAX_EXPANDED_NODES` nodes,
+    nests deeper than :data:`MAX_DEPTH`, refers to itself, or holds a control character in a value or key.
+
+    Iterative (no recursion), each distinct node visited once: linear in the size of the file."""
+    size: dict[int, int] = {}  # id(node) -> expanded size, once known
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if done:
+            kids = _children(node)
+            total = 1 + sum(size[id(k)] for k in kids)
+            on_path.discard(key)
+            size[key] = total
+            if total > MAX_EXPANDED_NODES:
+                raise SpecError([f"{path}:{line}: this node expands to more than {MAX_EXPANDED_NODES:,} nodes with its "
+                                 "YAML aliases (*name) expanded; refused (an alias bomb, or a spec far larger than any "
+                                 "spec needs)"])  # fmt: skip
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise SpecError([f"{path}:{line}: a YAML alias refers to a node that contains it (recursive alias)"])
+        if depth > MAX_DEPTH:
+            raise SpecError([f"{path}:{line}: nested more than {MAX_DEPTH} levels deep"])
+        if isinstance(node, yaml.ScalarNode):
+            text = str(node.value)
+            pos = first_control(text)
+            if pos is not None:
+                shown = escape_controls(text)
+                raise SpecError([f"{path}:{line}: a control character (U+{ord(text[pos]):04X}) in the value "
+                                 f"'{shown}': spec values are text without control characters"])  # fmt: skip
+            size[key] = 1
+            continue
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((k, depth + 1, False) for k in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def line_of(node: Any) -> int:
