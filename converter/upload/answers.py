@@ -166,8 +166,10 @@ def read_transaction_answer(job: BundleJob, answer: Answer, base: str, redactor:
             shown = _said(response.get("status"), redactor) or "none"
             said = outcome_issues(response.get("outcome"), job.entries, redactor)
             failed.extend(
-                IssueReport(i.severity, i.code, i.diagnostics, info.index, info.full_url, i.element) for i in said
-            )
+                IssueReport(i.severity, i.code, f"entry status {shown}: {i.diagnostics}", info.index, info.full_url,
+                            i.element)
+                for i in said
+            )  # fmt: skip
             if not said:
                 failed.append(
                     IssueReport("error", "processing", f"entry status {shown}", info.index, info.full_url, None)
