@@ -327,7 +327,7 @@ class Builder:
         self.refs = RefTable()
         self.problems: list[Problem] = []
         # columns read in this source: (what, id(frame), var) -> (frame, values); the frame kept so its id stays its
-        self._memo: dict[tuple[str, int, str], tuple[pd.DataFrame, Any]] = {}
+        self._memo: dict[tuple[str, int, str | Expr], tuple[pd.DataFrame, Any]] = {}
         self._targets = {t: self._target(t) for t in ("Patient", "ResearchStudy")}
 
     def _target(self, rtype: str) -> _Target | None:
