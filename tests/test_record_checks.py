@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from records_factory import raw_frames, small_records
 
-from converter.errors import InputError, Problem
+from converter.errors import InputError, Problem, SpecError
 from converter.records.checks import RawTable, check_tables, parse_dates
+from converter.records.cross_spec import CrossChecks
 from converter.records.model import frames_equal
 from converter.records.schema import load_forms
 from converter.records.sources import read_records, write_records
@@ -271,3 +272,85 @@ def test_valid_input_passes_and_types_are_canonical(tmp_path: Path) -> None:
     records = read_records(csv_case(tmp_path, lambda raw: None))
     assert frames_equal(records, small_records()) == []
     assert str(records["DEMOG"]["AGE"].dtype) == "Int64" and records["DIAG"]["WBC"].dtype == "float64"
+
+
+# ------------------------------------------------------------------------------ declared cross-checks
+
+
+def test_required_if_names_the_record_and_the_condition(tmp_path: Path) -> None:
+    raw = raw_frames(small_records())
+    ended = raw["AE"][raw["AE"]["AEOUT"] == "RECOVERED/RESOLVED"].index[0]
+    subj, spid = raw["AE"].loc[ended, "SUBJID"], raw["AE"].loc[ended, "AESPID"]
+    folder = csv_case(tmp_path, set_value("AE", "AEENDT", "", SUBJID=subj, AESPID=spid))
+    p = find(problems_of(folder), "ae-end-date-missing", "AEENDT")
+    assert p.record.startswith(f"SUBJID={subj} AESPID={spid} (row ")
+    assert p.file.endswith("AE.csv") and "AEOUT is RECOVERED/RESOLVED" in p.message
+
+
+def test_subject_in_with_a_condition(tmp_path: Path) -> None:
+    def alive_is_dead(raw: dict[str, pd.DataFrame]) -> None:
+        raw["FU"].loc[row_of(raw, "FU", SUBJID="1001"), "FUSTAT"] = "DEAD"
+
+    p = find(problems_of(csv_case(tmp_path, alive_is_dead)), "death-record-missing", "SUBJID")
+    assert (p.record, p.value) == ("SUBJID=1001 (row 1)", "1001")
+    assert "FUSTAT is DEAD" in p.message
+
+
+def test_checks_are_only_those_declared() -> None:
+    """Cross-checks come from forms.yaml: a record set that breaks them passes when none are declared."""
+    schema = load_forms()
+    raw = raw_frames(small_records())
+    raw["ENROL"].loc[0, "CONSDT"] = "2030-01-01"  # consent after enrolment
+    raw["FU"].loc[0, "FUSTAT"] = "DEAD"  # no DEATH record
+    tables = {oid: RawTable(oid, f"{oid}.csv", frame.replace("", None), row_offset=1) for oid, frame in raw.items()}
+    rules = {p.rule for p in check_tables(tables, schema).errors}
+    assert {"consent-after-enrolment", "death-record-missing"} <= rules
+    assert check_tables(tables, schema, CrossChecks()).errors == []
+    assert {r.rule for r in schema.cross_checks.order} >= {"consent-after-enrolment", "event-after-death"}
+
+
+def _forms_with(tmp_path: Path, checks: str) -> Path:
+    text = (Path(load_forms().path)).read_text(encoding="utf-8")
+    head = text[: text.index("\ncross_checks:")]
+    path = tmp_path / "forms.yaml"
+    path.write_text(head + "\ncross_checks:\n" + checks, encoding="utf-8")
+    return path
+
+
+def test_no_cross_checks_section_means_none(tmp_path: Path) -> None:
+    text = load_forms().path.read_text(encoding="utf-8")
+    path = tmp_path / "forms.yaml"
+    path.write_text(text[: text.index("\ncross_checks:")] + "\n", encoding="utf-8")
+    assert not load_forms(path).cross_checks
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        ("  - {rule: a, check: date-after, earlier: AE.AESTDT, later: AE.AEENDT, message: m}\n",
+         "check 'date-after' is not one of"),
+        ("  - {rule: a, check: date-order, earlier: AE.AESTDT, later: AE.AETERM, message: m}\n",
+         "later: AE.AETERM is not a date field"),
+        ("  - {rule: a, check: date-order, earlier: AE.NOPE, later: AE.AEENDT, message: m}\n",
+         "earlier: 'AE.NOPE' is not FORM.FIELD"),
+        ("  - {rule: a, check: subject-in, form: FU, in: NOFORM, message: m}\n", "in: 'NOFORM' is not a form"),
+        ("  - {rule: a, check: subject-in, form: FU, in: DEATH, when: {FUSTAT: [GONE]}, message: m}\n",
+         "['GONE'] are not codes of the field"),
+        ("  - {rule: a, check: required-if, field: AE.AEENDT, when: {NOPE: [Y]}, message: m}\n",
+         "'NOPE' is not a field of the form"),
+        ("  - {rule: a, check: required-if, field: AE.AEENDT, message: m}\n", "missing when"),
+        ("  - {rule: a, check: date-order, earlier: AE.AESTDT, later: AE.AEENDT, severity: fatal, message: m}\n",
+         "severity 'fatal' is not error or warning"),
+        ("  - {rule: a, check: subject-in, form: FU, in: DEATH, message: m, extra: 1}\n", "unknown keys ['extra']"),
+        ("  - {rule: a, check: subject-in, form: FU, in: DEATH, message: m}\n"
+         "  - {rule: a, check: subject-in, form: AE, in: DEATH, message: m}\n", "rule 'a' declared twice"),
+    ],
+)
+def test_cross_check_spec_errors_name_file_and_line(tmp_path: Path, checks: str, expected: str) -> None:
+    path = _forms_with(tmp_path, checks)
+    with pytest.raises(SpecError) as err:
+        load_forms(path)
+    text = "\n".join(err.value.messages)
+    assert expected in text, text
+    line = path.read_text(encoding="utf-8").splitlines().index("cross_checks:") + 2
+    assert f"{path}:{line}: cross_checks[0] (a)" in text or f"{path}:{line + 1}: cross_checks[1] (a)" in text, text

@@ -17,16 +17,13 @@ Rules (the ``rule`` of each :class:`~converter.errors.Problem`; short and stable
 ``date``                  not an ISO 8601 calendar date (``2013-02-30`` included)
 ``partial-date``          ``YYYY`` / ``YYYY-MM`` in a field without ``partial: true``
 ``duplicate-key``         a second record with the same key (the form's ``key``)
-``orphan-subject``        a record for a subject without an enrolment record
-``ae-end-before-start``   AE end date before its start (compared at the common precision)
-``consent-after-enrolment``, ``death-before-enrolment``, ``dosing-after-death``, ``ae-after-death``
-``event-after-death``     any other date after the date of death: a *warning* (suspicious, not wrong)
 ========================= =========================================================================
 
-Readers add their own structural rules (``unknown-column``, ``missing-column``, ``xml``, ``xsd``, ...).
-The trial-specific cross-form rules (which form is the enrolment, which date orders must hold) are data:
-:data:`DEFAULT_CROSS_CHECKS`, overridable by a ``checks:`` section in forms.yaml (see :func:`cross_checks`).
-Rules whose forms or fields the schema lacks are skipped, so the checks work for any forms.yaml.
+Then the record cross-checks forms.yaml declares (``cross_checks:``: date order between form fields, a
+subject's record in one form requiring one in another, required-if; :mod:`converter.records.cross_spec`),
+each under the rule name the file gives it (``orphan-subject``, ``consent-after-enrolment``, ...); with none
+declared, none run (:mod:`converter.records.cross_checks`). Readers add their own structural rules
+(``unknown-column``, ``missing-column``, ``xml``, ``xsd``, ...).
 
 Checks are vectorised over columns (numpy/pandas); Python loops run only over the problems found, to format
 them. Problems per (form, field, rule) are capped at :data:`MAX_PER_RULE`, with one summary problem after.
@@ -35,68 +32,42 @@ them. Problems per (form, field, rule) are capped at :data:`MAX_PER_RULE`, with 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from converter.errors import Problem, problem
+from converter.errors import Problem
+from converter.records.cross_checks import run_cross_checks
+from converter.records.cross_spec import CrossChecks
 from converter.records.model import Records, empty_frame
+from converter.records.raw import MAX_PER_RULE, ProblemSink, RawRead, RawTable, column, empty_raw
+from converter.records.raw import present as present_mask
 from converter.records.schema import Field, Form, FormSchema
 
-MAX_PER_RULE = 1000
+__all__ = [
+    "INT_LIMIT",
+    "MAX_PER_RULE",
+    "CheckReport",
+    "RawRead",
+    "RawTable",
+    "check_tables",
+    "empty_raw",
+    "field_strings",
+    "format_floats",
+    "parse_dates",
+    "precise_floats",
+    "typed_records",
+]
+
 #: integers are kept exactly (Int64 and float64 round trips): magnitudes from here on are rejected
 INT_LIMIT = 10**15
 _CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _NOT_PLAIN_DECIMAL = re.compile(r"[^0-9.\0]")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-
-
-# ------------------------------------------------------------------------------------------ raw tables
-
-
-@dataclass
-class RawTable:
-    """One form as read: raw strings (``None`` = missing), before any check or typing.
-
-    ``frame`` has the columns the source had, restricted to the form's fields (object dtype, ``str`` or
-    ``None``). Each row's place in the source, for messages, is ``where[i]`` when given, else ``row N``
-    counted from ``row_offset`` (CSV: data rows from 1), else nothing (ODM: the key fields say it all).
-    """
-
-    form: str
-    file: str
-    frame: pd.DataFrame
-    where: Sequence[str] | None = None
-    row_offset: int | None = None
-    missing_columns: tuple[str, ...] = ()
-
-    def locate(self, i: int) -> str:
-        if self.where is not None:
-            return self.where[i]
-        if self.row_offset is not None:
-            return f"row {i + self.row_offset}"
-        return ""
-
-
-@dataclass
-class RawRead:
-    """What a reader found: the forms as raw strings and the problems met while reading."""
-
-    tables: dict[str, RawTable]
-    problems: list[Problem] = field(default_factory=list)
-
-
-def empty_raw(form: Form, file: str) -> RawTable:
-    return RawTable(
-        form=form.oid, file=file, frame=pd.DataFrame({c: pd.Series([], dtype=object) for c in form.columns})
-    )
 
 
 # ------------------------------------------------------------------------------- typed values as text
@@ -155,160 +126,7 @@ class CheckReport:
         return not self.errors
 
 
-@dataclass(frozen=True)
-class OrderRule:
-    """``earlier`` must not come after ``later`` (dates compared at their common precision).
-
-    Both are ``(form, field)``; fields of one form compare within each record, fields of two forms join on
-    SUBJID (one of them non-repeating). ``earlier == ("*", "*")`` stands for every date field of every other
-    form not already compared with ``later`` by another rule. The problem is reported on the ``report``
-    side's record and field.
-    """
-
-    rule: str
-    earlier: tuple[str, str]
-    later: tuple[str, str]
-    message: str
-    report: str = "earlier"
-    severity: str = "error"
-
-
-@dataclass(frozen=True)
-class CrossChecks:
-    enrolment_form: str | None
-    order: tuple[OrderRule, ...]
-
-
-DEFAULT_CROSS_CHECKS = CrossChecks(
-    enrolment_form="ENROL",
-    order=(
-        OrderRule(
-            "consent-after-enrolment",
-            ("ENROL", "CONSDT"),
-            ("ENROL", "ENRLDT"),
-            "informed consent signed after enrolment",
-        ),
-        OrderRule(
-            "ae-end-before-start",
-            ("AE", "AESTDT"),
-            ("AE", "AEENDT"),
-            "adverse event ends before it starts",
-            report="later",
-        ),
-        OrderRule(
-            "death-before-enrolment", ("ENROL", "ENRLDT"), ("DEATH", "DTHDT"), "death before enrolment", report="later"
-        ),
-        OrderRule("dosing-after-death", ("EXPOS", "ADMDT"), ("DEATH", "DTHDT"), "study drug given after death"),
-        OrderRule("ae-after-death", ("AE", "AESTDT"), ("DEATH", "DTHDT"), "adverse event starts after death"),
-        OrderRule(
-            "event-after-death", ("*", "*"), ("DEATH", "DTHDT"), "date after the date of death", severity="warning"
-        ),
-    ),
-)
-
-
-def cross_checks(schema: FormSchema) -> CrossChecks:
-    """The cross-form checks: forms.yaml's optional ``checks:`` section, else :data:`DEFAULT_CROSS_CHECKS`.
-
-    ``checks: {enrolment_form: ENROL, order: [{rule, earlier: FORM.FIELD, later: FORM.FIELD, message,
-    report: earlier|later, severity: error|warning}, ...]}``
-    """
-    try:
-        stamp = schema.path.stat().st_mtime_ns if schema.path.is_file() else 0
-    except OSError:
-        stamp = 0
-    return _cross_checks(schema.path, stamp)
-
-
-@lru_cache(maxsize=8)
-def _cross_checks(path: Path, stamp: int) -> CrossChecks:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) if stamp else None
-    except (OSError, yaml.YAMLError):
-        doc = None
-    raw = doc.get("checks") if isinstance(doc, dict) else None
-    if not isinstance(raw, dict):
-        return DEFAULT_CROSS_CHECKS
-
-    def ref(text: str) -> tuple[str, str]:
-        form, _, name = str(text).partition(".")
-        return form, name
-
-    order = tuple(
-        OrderRule(
-            rule=str(r["rule"]),
-            earlier=ref(r["earlier"]),
-            later=ref(r["later"]),
-            message=str(r.get("message", r["rule"])),
-            report=str(r.get("report", "earlier")),
-            severity=str(r.get("severity", "error")),
-        )
-        for r in raw.get("order") or ()
-    )
-    return CrossChecks(enrolment_form=raw.get("enrolment_form", DEFAULT_CROSS_CHECKS.enrolment_form), order=order)
-
-
 # ------------------------------------------------------------------------------------------- machinery
-
-
-class _Sink:
-    """Formats the problems of flagged rows, at most MAX_PER_RULE per (file, field, rule)."""
-
-    def __init__(self) -> None:
-        self.errors: list[Problem] = []
-        self.warnings: list[Problem] = []
-
-    def add(
-        self,
-        table: RawTable,
-        form: Form,
-        rows: np.ndarray[Any, Any],
-        field_name: str,
-        values: Any,
-        rule: str,
-        message: str,
-        severity: str = "error",
-    ) -> None:
-        """``rows``: positions in ``table.frame``; ``values``: the value per flagged row (same length)."""
-        rows = np.asarray(rows)
-        if len(rows) == 0:
-            return
-        out = self.errors if severity == "error" else self.warnings
-        shown = rows[:MAX_PER_RULE]
-        vals = list(values[:MAX_PER_RULE]) if values is not None else [""] * len(shown)
-        frame = table.frame
-        key_cols = [k for k in form.key if k in frame.columns]
-        key_data = [frame[k].to_numpy(dtype=object) for k in key_cols]
-        for n, i in enumerate(shown):
-            i = int(i)
-            keys = " ".join(f"{k}={d[i] if d[i] is not None else ''}" for k, d in zip(key_cols, key_data, strict=True))
-            loc = table.locate(i)
-            record = f"{keys} ({loc})" if keys and loc else (keys or loc)
-            out.append(problem(table.file, record, field_name, vals[n], rule, message))
-        if len(rows) > MAX_PER_RULE:
-            out.append(
-                problem(
-                    table.file,
-                    "",
-                    field_name,
-                    "",
-                    rule,
-                    f"... and {len(rows) - MAX_PER_RULE} more records break this rule",
-                )
-            )
-
-
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray[Any, Any]:
-    arr = frame[name].to_numpy(dtype=object)
-    return arr
-
-
-def _present(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Mask of non-missing raw values (``None``/NaN and ``""`` are missing)."""
-    mask = np.asarray(pd.notna(arr), dtype=bool)
-    if mask.any():
-        mask[mask] = arr[mask] != ""
-    return mask
 
 
 def _lengths(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -398,19 +216,19 @@ def precise_floats(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 # ----------------------------------------------------------------------------------------- the checks
 
 
-def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[Any, Any]:
+def _check_table(table: RawTable, form: Form, sink: ProblemSink) -> dict[Any, Any]:
     """Field-level checks of one form; returns the parsed columns for the cross-form checks."""
     frame = table.frame
     parsed: dict[Any, Any] = {}
     for name, f in form.fields.items():
         if name not in frame.columns:
             continue  # reported by the reader (missing-column)
-        arr = _column(frame, name)
-        present = _present(arr)
-        parsed[("present", name)] = present
+        arr = column(frame, name)
+        have = present_mask(arr)
+        parsed[("present", name)] = have
         if f.required:
-            sink.add(table, form, np.flatnonzero(~present), name, None, "required", f"{f.label}: required, empty")
-        idx = np.flatnonzero(present)
+            sink.add(table, form, np.flatnonzero(~have), name, None, "required", f"{f.label}: required, empty")
+        idx = np.flatnonzero(have)
         vals = arr[idx]
         if f.type in ("integer", "float"):
             ok, num = _numeric(vals, f.type == "integer")
@@ -455,7 +273,7 @@ def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[Any, Any]:
             full_text = np.full(len(arr), "", dtype="U10")
             full_text[idx] = text
             parsed[name] = (full_prec, full_text)
-            parsed[("typed", name)] = _with_none(arr, present)
+            parsed[("typed", name)] = _with_none(arr, have)
         else:
             if f.codes:
                 unknown = ~pd.Series(vals, dtype=object).isin(list(f.codes)).to_numpy()
@@ -492,7 +310,7 @@ def _check_table(table: RawTable, form: Form, sink: _Sink) -> dict[Any, Any]:
                     f"{f.label}: contains a control character",
                 )
             parsed[name] = arr
-            parsed[("typed", name)] = _with_none(arr, present)
+            parsed[("typed", name)] = _with_none(arr, have)
     return parsed
 
 
@@ -504,7 +322,7 @@ def _with_none(arr: np.ndarray[Any, Any], present: np.ndarray[Any, Any]) -> np.n
     return out
 
 
-def _check_duplicates(table: RawTable, form: Form, parsed: dict[Any, Any], sink: _Sink) -> None:
+def _check_duplicates(table: RawTable, form: Form, parsed: dict[Any, Any], sink: ProblemSink) -> None:
     frame = table.frame
     key = [k for k in form.key if k in frame.columns]
     if not key or len(key) != len(form.key) or len(frame) < 2:
@@ -521,9 +339,9 @@ def _check_duplicates(table: RawTable, form: Form, parsed: dict[Any, Any], sink:
             cols[k] = p[1]
             usable &= p[0] > 0
         else:
-            arr = _column(frame, k)
+            arr = column(frame, k)
             cols[k] = arr
-            usable &= _present(arr)
+            usable &= present_mask(arr)
     df = pd.DataFrame(cols)[usable]
     dup = df.duplicated(keep="first").to_numpy()
     rows = np.flatnonzero(usable)[dup]
@@ -539,127 +357,11 @@ def _check_duplicates(table: RawTable, form: Form, parsed: dict[Any, Any], sink:
         )
 
 
-def _subject_dates(table: RawTable, parsed: dict[Any, Any], name: str, unique: bool) -> tuple[Any, ...]:
-    """(rows, SUBJIDs, precisions, texts) of the valid dates of a field; ``unique``: first per subject."""
-    prec, text = parsed[name]
-    subj = _column(table.frame, "SUBJID")
-    rows = np.flatnonzero((prec > 0) & _present(subj))
-    if unique and len(rows):
-        first = ~pd.Index(subj[rows]).duplicated()
-        rows = rows[first]
-    return rows, subj[rows], prec[rows], text[rows]
-
-
-def _later_than(a_prec: Any, a_text: Any, b_prec: Any, b_text: Any) -> np.ndarray[Any, Any]:
-    """Mask: date a after date b at their common precision (both valid)."""
-    a_prec, b_prec = np.asarray(a_prec), np.asarray(b_prec)
-    a_text, b_text = np.asarray(a_text, dtype="U10"), np.asarray(b_text, dtype="U10")
-    common = np.minimum(a_prec, b_prec)
-    out = np.zeros(len(common), dtype=bool)
-    for p in (4, 7, 10):
-        m = common == p
-        if m.any():
-            out[m] = a_text[m].astype(f"U{p}") > b_text[m].astype(f"U{p}")
-    return out
-
-
-def _expand_order_rules(rules: tuple[OrderRule, ...], schema: FormSchema) -> list[OrderRule]:
-    out: list[OrderRule] = []
-    explicit = {(r.earlier, r.later) for r in rules if r.earlier != ("*", "*")}
-    for r in rules:
-        if r.earlier != ("*", "*"):
-            out.append(r)
-            continue
-        covered = {e for (e, later) in explicit if later == r.later} | {r.later}
-        for oid, form in schema.forms.items():
-            if oid == r.later[0]:
-                continue
-            for f in form.fields.values():
-                if f.type == "date" and (oid, f.name) not in covered:
-                    out.append(OrderRule(r.rule, (oid, f.name), r.later, r.message, "earlier", r.severity))
-    return out
-
-
-def _check_order(
-    rule: OrderRule,
-    tables: Mapping[str, RawTable],
-    parsed: Mapping[str, dict[Any, Any]],
-    schema: FormSchema,
-    sink: _Sink,
-) -> None:
-    (ef, en), (lf, ln) = rule.earlier, rule.later
-    if ef not in tables or lf not in tables or en not in parsed.get(ef, {}) or ln not in parsed.get(lf, {}):
-        return
-    if ef == lf:
-        table = tables[ef]
-        (ep, et), (lp, lt) = parsed[ef][en], parsed[ef][ln]
-        both = (ep > 0) & (lp > 0)
-        bad = np.flatnonzero(both)[_later_than(ep[both], et[both], lp[both], lt[both])]
-        name = en if rule.report == "earlier" else ln
-        vals = [f"{et[i]} > {lt[i]}" for i in bad[:MAX_PER_RULE]]
-        sink.add(table, schema.forms[ef], bad, name, vals, rule.rule, rule.message, rule.severity)
-        return
-    if "SUBJID" not in tables[ef].frame.columns or "SUBJID" not in tables[lf].frame.columns:
-        return
-    # join on SUBJID: the non-repeating side (one date per subject) is looked up from the other side
-    one_is_later = not schema.forms[lf].repeating or schema.forms[ef].repeating
-    e_rows, e_subj, e_prec, e_text = _subject_dates(tables[ef], parsed[ef], en, unique=not one_is_later)
-    l_rows, l_subj, l_prec, l_text = _subject_dates(tables[lf], parsed[lf], ln, unique=one_is_later)
-    if len(e_rows) == 0 or len(l_rows) == 0:
-        return
-    if one_is_later:
-        pos = pd.Index(l_subj).get_indexer(e_subj)
-        ei = np.flatnonzero(pos >= 0)
-        li = pos[ei]
-    else:
-        pos = pd.Index(e_subj).get_indexer(l_subj)
-        li = np.flatnonzero(pos >= 0)
-        ei = pos[li]
-    bad = _later_than(e_prec[ei], e_text[ei], l_prec[li], l_text[li])
-    ei, li = ei[bad], li[bad]
-    side, form_oid, name = ("e", ef, en) if rule.report == "earlier" else ("l", lf, ln)
-    rows = e_rows[ei] if side == "e" else l_rows[li]
-    vals = [f"{a} > {b}" for a, b in zip(e_text[ei[:MAX_PER_RULE]], l_text[li[:MAX_PER_RULE]], strict=True)]
-    other = f"{lf}.{ln}" if side == "e" else f"{ef}.{en}"
-    sink.add(
-        tables[form_oid],
-        schema.forms[form_oid],
-        rows,
-        name,
-        vals,
-        rule.rule,
-        f"{rule.message} ({other})",
-        rule.severity,
-    )
-
-
-def _check_orphans(tables: Mapping[str, RawTable], schema: FormSchema, checks: CrossChecks, sink: _Sink) -> None:
-    enrol = checks.enrolment_form
-    if enrol is None or enrol not in tables or "SUBJID" not in tables[enrol].frame.columns:
-        return
-    ids = _column(tables[enrol].frame, "SUBJID")
-    enrolled = pd.Index(ids[_present(ids)])
-    for oid, table in tables.items():
-        if oid == enrol or "SUBJID" not in table.frame.columns or oid not in schema.forms:
-            continue
-        subj = _column(table.frame, "SUBJID")
-        present = _present(subj)
-        orphan = np.flatnonzero(present & ~pd.Series(subj, dtype=object).isin(enrolled).to_numpy())
-        sink.add(
-            table,
-            schema.forms[oid],
-            orphan,
-            "SUBJID",
-            subj[orphan],
-            "orphan-subject",
-            f"subject has no {enrol} (enrolment) record",
-        )
-
-
 def check_tables(tables: Mapping[str, RawTable], schema: FormSchema, checks: CrossChecks | None = None) -> CheckReport:
-    """Run every check over the raw tables; all problems together (errors and warnings)."""
-    checks = checks or cross_checks(schema)
-    sink = _Sink()
+    """Run every check over the raw tables: the field checks, then the cross-checks ``schema`` declares (or
+    ``checks``); all problems together (errors and warnings)."""
+    checks = schema.cross_checks if checks is None else checks
+    sink = ProblemSink()
     parsed: dict[str, dict[Any, Any]] = {}
     for oid, table in tables.items():
         if oid not in schema.forms:
@@ -667,9 +369,7 @@ def check_tables(tables: Mapping[str, RawTable], schema: FormSchema, checks: Cro
         form = schema.forms[oid]
         parsed[oid] = _check_table(table, form, sink)
         _check_duplicates(table, form, parsed[oid], sink)
-    _check_orphans(tables, schema, checks, sink)
-    for rule in _expand_order_rules(checks.order, schema):
-        _check_order(rule, tables, parsed, schema, sink)
+    run_cross_checks(checks, tables, parsed, schema, sink)
     return CheckReport(errors=sink.errors, warnings=sink.warnings, parsed=parsed)
 
 
@@ -701,8 +401,8 @@ def typed_records(
                 if name not in frame.columns:
                     typed = np.full(n, np.nan if f.type in ("integer", "float") else None, dtype=object)
                 else:
-                    arr = _column(frame, name)
-                    present = _present(arr)
+                    arr = column(frame, name)
+                    present = present_mask(arr)
                     if f.type in ("integer", "float"):
                         typed = np.full(n, np.nan)
                         typed[present] = precise_floats(arr[present])

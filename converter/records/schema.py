@@ -1,7 +1,9 @@
-"""The CRF form schema (``mappings/records/forms.yaml``): forms, fields, types, codes, units.
+"""The CRF form schema (``mappings/records/forms.yaml``): forms, fields, types, codes, units, cross-checks.
 
 Every consumer of source records (ODM and CSV readers/writers, record checks, the simulator, the SDTM
-spec checker) reads the forms from here, never from code.
+spec checker) reads the forms from here, never from code. The record cross-checks the file declares
+(``cross_checks:``, see :mod:`converter.records.cross_spec`) are validated against the forms on loading,
+each error naming the file and line.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from converter.errors import SpecError
 from converter.paths import mappings_dir
+from converter.records.cross_spec import CrossChecks, parse_cross_checks
+from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
 
 FIELD_TYPES = ("text", "integer", "float", "date")
+TOP_KEYS = ("study", "forms", "cross_checks")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class FormSchema:
     study: Study
     forms: dict[str, Form]
     path: Path
+    #: the record cross-checks the file declares (none when it declares none)
+    cross_checks: CrossChecks = field(default_factory=CrossChecks)
 
     def form(self, oid: str) -> Form:
         try:
@@ -97,8 +102,12 @@ def _field(form: str, name: str, raw: Any, path: Path) -> Field:
 
 
 def parse_forms(doc: dict[str, Any], path: Path) -> FormSchema:
+    """The schema of a forms document (mappings may carry ``__line__``: errors then name the line)."""
     errors: list[str] = []
-    st = doc.get("study") or {}
+    unknown = sorted(str(k) for k in doc if k not in TOP_KEYS and k != "__line__")
+    if unknown:
+        errors.append(f"{path}: unknown top-level keys {unknown} (expected {', '.join(TOP_KEYS)})")
+    st = strip_lines(doc.get("study") or {})
     study = Study(
         oid=str(st.get("oid", "STUDY")),
         name=str(st.get("name", "")),
@@ -106,14 +115,20 @@ def parse_forms(doc: dict[str, Any], path: Path) -> FormSchema:
         metadata_version=str(st.get("metadata_version", "MDV.1")),
     )
     forms: dict[str, Form] = {}
-    for oid, raw in (doc.get("forms") or {}).items():
+    raw_forms = doc.get("forms") or {}
+    for oid, raw_lines in raw_forms.items():
+        if oid == "__line__":
+            continue
+        raw = strip_lines(raw_lines)
+        if not isinstance(raw, dict):
+            raise SpecError([f"{path}:{line_of(raw_forms)}: form {oid}: expected a mapping"])
         fields = {name: _field(oid, name, f, path) for name, f in (raw.get("fields") or {}).items()}
         key = tuple(raw.get("key") or ())
         for k in key:
             if k not in fields:
-                errors.append(f"{path}: form {oid}: key field {k} is not a field of the form")
+                errors.append(f"{path}:{line_of(raw_lines)}: form {oid}: key field {k} is not a field of the form")
         if "SUBJID" not in fields:
-            errors.append(f"{path}: form {oid}: every form needs SUBJID")
+            errors.append(f"{path}:{line_of(raw_lines)}: form {oid}: every form needs SUBJID")
         forms[oid] = Form(
             oid=oid,
             label=str(raw.get("label", oid)),
@@ -121,15 +136,17 @@ def parse_forms(doc: dict[str, Any], path: Path) -> FormSchema:
             key=key,
             fields=fields,
         )
+    described = {oid: {n: (f.type, tuple(f.codes)) for n, f in form.fields.items()} for oid, form in forms.items()}
+    checks, check_errors = parse_cross_checks(doc.get("cross_checks"), path, described)
+    errors += check_errors
     if errors:
         raise SpecError(errors)
-    return FormSchema(study=study, forms=forms, path=path)
+    return FormSchema(study=study, forms=forms, path=path, cross_checks=checks)
 
 
 @lru_cache(maxsize=8)
 def _load(path: Path) -> FormSchema:
-    with path.open(encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
+    doc = load_yaml_lines(path)
     if not isinstance(doc, dict):
         raise SpecError([f"{path}: not a forms schema (expected a mapping at top level)"])
     return parse_forms(doc, path)
