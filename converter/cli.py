@@ -206,13 +206,13 @@ def stream(
 
             rep = stream_on_spark(source, dest.path, partitions=partitions, subjects_per_partition=subjects,
                                   validate=not no_validate, fhir=not no_fhir, rules=not no_rules, cores=workers,
-                                  echo=dest.echo(typer.echo))  # fmt: skip
+                                  echo=dest.echo(typer.echo), shown_as=out)  # fmt: skip
         else:
             from converter.engine.stream import run_stream
 
             rep = run_stream(source, dest.path, workers=workers, subjects_per_partition=subjects,
                              validate=not no_validate, fhir=not no_fhir, rules=not no_rules,
-                             echo=dest.echo(typer.echo))  # fmt: skip
+                             echo=dest.echo(typer.echo), shown_as=out)  # fmt: skip
     typer.echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "
@@ -312,7 +312,9 @@ def roundtrip(
 ) -> None:
     """SDTM -> FHIR -> SDTM, compared variable by variable; exit 1 when anything mapped came back different."""
     from converter.fhir.commands import roundtrip_command
+    from converter.io.outdir import require_inputs
 
+    require_inputs([sdtm_dir])
     code = roundtrip_command(sdtm_dir)
     if code:
         raise typer.Exit(code)
@@ -338,8 +340,10 @@ def validate(
     overwrite: Overwrite = False,
 ) -> None:
     """Conformance report for a package: CDISC rules, define.xml, FHIR, round trip."""
+    from converter.io.outdir import require_inputs
     from converter.validate.commands import validate_command
 
+    require_inputs([folder])
     if out is None:
         code = validate_command(folder, fail_on=fail_on, out=None)
     else:
@@ -358,10 +362,9 @@ def verify(
 ) -> None:
     """Re-hash an output folder against its manifest.json: exit 0 intact; 1 a file added, missing or changed."""
     from converter.io.manifest import verify_path
-    from converter.io.outdir import missing_path
+    from converter.io.outdir import require_inputs
 
-    if not path.exists():
-        raise missing_path(path)
+    require_inputs([path])
     rep = verify_path(path)
     if rep is None:
         from converter.errors import InputError, problem

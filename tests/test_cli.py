@@ -71,8 +71,9 @@ def test_spec_error_exits_2_before_reading_data(tmp_path: Path, monkeypatch: pyt
     from converter.records import schema
 
     schema._load.cache_clear()
-    result = runner.invoke(app, ["sdtm", str(tmp_path / "does-not-matter"), "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, ["sdtm", str(EXAMPLE / "csv"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
+    assert not (tmp_path / "o").exists()
     assert "dm.yaml" in result.output and "variable SEX" in result.output and "GENDER" in result.output
 
 

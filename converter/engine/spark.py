@@ -474,6 +474,7 @@ def run_stream_spark(
     fhir: bool = True,
     rules: bool = True,
     echo: Callable[[str], Any] = print,
+    shown_as: Path | None = None,
 ) -> StreamReport:
     """``inoconv stream`` on Spark: ``source`` (a CSV folder read by Spark, or an ODM file read on the driver)
     converted per subject partition into ``out``, with the layout, ``accounting.csv``, conformance findings and
@@ -550,7 +551,7 @@ def run_stream_spark(
         if problems:
             raise InputError(problems, context=str(source))
         rep.subjects = len(subjects_seen)
-        _finish(work, _Context(chain=chain, work=work, out=out, rules=rules), rep, accounting)
+        _finish(work, _Context(chain=chain, work=work, out=shown_as or out, rules=rules), rep, accounting)
         rep.peak_rss_mib = {"driver": _peak_mib(), "largest_worker": worker_peak}
         rep.wall_seconds["total"] = time.perf_counter() - wall0
         stats = {**rep.as_dict(), "engine": "spark", "master": spark.sparkContext.master}
@@ -595,6 +596,7 @@ def stream_on_spark(
     rules: bool = True,
     cores: int | None = None,
     echo: Callable[[str], Any] = print,
+    shown_as: Path | None = None,
 ) -> StreamReport:
     """:func:`run_stream_spark` in the active Spark session (under ``spark-submit``, in a notebook), or else in
     a local one (``local[cores]``, all cores by default) that is stopped afterwards. For a local session,
@@ -609,7 +611,7 @@ def stream_on_spark(
         if existing is None:
             spark.sparkContext.setLogLevel("ERROR")
         rep = run_stream_spark(spark, source, out, partitions=partitions, subjects_per_partition=subjects_per_partition,
-                               validate=validate, fhir=fhir, rules=rules, echo=echo)  # fmt: skip
+                               validate=validate, fhir=fhir, rules=rules, echo=echo, shown_as=shown_as)  # fmt: skip
         gateway = getattr(spark.sparkContext, "_gateway", None)
         proc = getattr(gateway, "proc", None)
         if existing is None and proc is not None and (out / "stream.json").exists():
@@ -640,13 +642,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-validate", action="store_true", help="skip ODM XSD validation")
     ap.add_argument("--no-fhir", action="store_true", help="stop at ADaM")
     ap.add_argument("--no-rules", action="store_true", help="skip the SDTM/ADaM conformance rules")
+    ap.add_argument("--overwrite", action="store_true", help="write into a non-empty --out inoconv did not write")
     args = ap.parse_args(argv)
+    from converter.io.outdir import output_folder
+
     try:
-        rep = stream_on_spark(args.source, args.out, partitions=args.partitions, subjects_per_partition=args.subjects,
-                              validate=not args.no_validate, fhir=not args.no_fhir, rules=not args.no_rules,
-                              cores=args.cores)  # fmt: skip
+        with output_folder(
+            args.out,
+            inputs=[args.source],
+            overwrite=args.overwrite,
+            command=["inoconv-spark", *(sys.argv[1:] if argv is None else argv)],
+        ) as dest:
+            rep = stream_on_spark(args.source, dest.path, partitions=args.partitions,
+                                  subjects_per_partition=args.subjects, validate=not args.no_validate,
+                                  fhir=not args.no_fhir, rules=not args.no_rules, cores=args.cores,
+                                  shown_as=args.out)  # fmt: skip
     except InputError as err:
         print(err, file=sys.stderr)
+        return 2
+    except OSError as err:  # disk full, permissions: the path and the reason
+        print(f"Cannot read or write {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in rep.as_dict().items() if k != "adam_check_failures"}, indent=1))
     errors = [k for k in rep.rule_counts if k.startswith("error:")]

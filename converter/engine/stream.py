@@ -275,10 +275,13 @@ def run_stream(
     fhir: bool = True,
     rules: bool = True,
     echo: Echo = print,
+    shown_as: Path | None = None,
 ) -> StreamReport:
     """Convert ``source`` (ODM-XML file or CSV folder) partition by partition into ``out`` (see the module doc).
 
-    Raises InputError with every problem of the input (nothing is written then)."""
+    Raises InputError with every problem of the input (nothing is written then). ``out`` must not exist or be
+    empty (the CLI gives the staging folder of :func:`converter.io.outdir.output_folder`; ``shown_as`` is the
+    folder it becomes, named in the Bulk Data manifest)."""
     from converter.io.atomic import atomic_dir
     from converter.records.sources import detect_format
     from converter.sdtm.build import Accounting
@@ -289,7 +292,7 @@ def run_stream(
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as work:
         t = time.perf_counter()
-        ctx = _Context(chain=load_chain(fhir=fhir), work=work, out=out, rules=rules)
+        ctx = _Context(chain=load_chain(fhir=fhir), work=work, out=shown_as or out, rules=rules)
         _ndjson_dir(work).mkdir(parents=True, exist_ok=True)
         for rtype, data in ctx.chain.study_ndjson.items():
             (_ndjson_dir(work) / f"{rtype}.study.ndjson").write_bytes(data)

@@ -56,6 +56,7 @@ __all__ = [
     "missing_path",
     "output_file",
     "output_folder",
+    "require_inputs",
     "seal_folder",
     "sidecar_manifest",
 ]
@@ -65,9 +66,16 @@ Echo = Callable[[str], Any]
 MISSING = "No such file or folder"
 
 
-def missing_path(path: Path | str, what: str = "input") -> InputError:
-    """The one error for a path that is not there: ``No such file or folder: PATH``."""
-    return InputError(problem(str(path), "", "", "", what, MISSING))
+def missing_path(path: Path | str) -> FileNotFoundError:
+    """The one error for a path that is not there; the CLI prints ``No such file or folder: PATH`` (exit 2)."""
+    return FileNotFoundError(errno.ENOENT, MISSING, str(path))
+
+
+def require_inputs(paths: Sequence[Path | str | None]) -> None:
+    """Every given input path exists (a broken symlink counts as missing), else :func:`missing_path`."""
+    for p in paths:
+        if p is not None and not os.path.exists(p):
+            raise missing_path(p)
 
 
 def _refuse(out: Path, why: str) -> InputError:
@@ -81,8 +89,7 @@ def _real(path: Path) -> Path:
 def check_out_paths(out: Path, inputs: Sequence[Path], specs: Path | None = None) -> None:
     """Refuse ``out`` equal to, inside or containing an input (or the specs folder).
 
-    A missing input is left to the reader (which says ``No such file or folder``) so that spec errors, which
-    are checked before any data is read, come first."""
+    (Missing inputs: :func:`require_inputs`.)"""
     target = _real(out)
     named = [(p, "input") for p in inputs] + ([(specs, "mappings folder")] if specs is not None else [])
     for given, what in named:
@@ -285,8 +292,10 @@ def output_folder(
     if out.is_symlink() and out.is_dir():
         out = _real(out)  # write into the folder the link points to; the link itself stays
     ins = [Path(p) for p in inputs]
+    require_inputs(ins)
     check_out_paths(out, ins, _specs_folder())
     _inspect(out, overwrite)  # refuse early, before creating anything
+    made = [d for d in [out.parent, *out.parent.parents] if not d.exists()]  # parents we create, deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     created = False
     if not out.exists():
@@ -295,9 +304,10 @@ def output_folder(
             created = True
     lock = _Lock(out, out)
     lock_was_there = lock.path.exists()
-    lock.acquire()
     staging: Path | None = None
+    done = False
     try:
+        lock.acquire()
         old = _inspect(out, overwrite)  # again, now that no other inoconv can change it
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.inoconv-", suffix=".tmp", dir=out.parent))
         dest = OutputFolder(final=out, path=staging, inputs=tuple(ins))
@@ -308,16 +318,19 @@ def output_folder(
         seal_folder(staging, command=command, inputs=dest.inputs if hash_inputs else (), notes=dest.notes, kept=kept)
         _move_in(staging, out, old, whole=not foreign)
         staging = None
+        done = True
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        failed = staging is not None
-        if not lock_was_there:  # take back the lock file we made (a folder put in place whole has none)
+        if not lock_was_there and lock.fd >= 0:  # take back the lock file we made (none after a whole swap)
             with contextlib.suppress(OSError):
                 (out / LOCK_NAME).unlink()
-        if failed and created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only when empty: the folder we made for the lock
+        if not done and created:
+            for d in [out, *made]:  # the folder we made for the lock and its parents we made, when empty
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
         lock.release()
 
 
