@@ -45,6 +45,9 @@ def write_adam_package(result: AdamResult, out: Path, study_name: str | None = N
 
 
 def adam_command(sdtm_dir: Path, out: Path, echo: Echo = print) -> None:
+    from converter.io.package_kind import expect_kind
+
+    expect_kind(Path(sdtm_dir), "adam", ("sdtm",))
     sdtm = read_package(Path(sdtm_dir), _specs("sdtm"))
     result = sdtm_to_adam(sdtm)
     if result.checks:

@@ -77,7 +77,9 @@ def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _
     """SDTM folder -> ``OUT/bundles/*.json`` (study.json + one per subject) and ``OUT/ndjson/<Type>.ndjson``."""
     from converter.fhir.sdtm_dir import read_sdtm_dir
     from converter.fhir.writer import write_fhir_dir
+    from converter.io.package_kind import expect_kind
 
+    expect_kind(Path(sdtm_dir), "fhir", ("sdtm",))
     datasets = read_sdtm_dir(Path(sdtm_dir))
     specs, ct, sdtm_specs = load_fhir_stage()
     rep = write_fhir_dir(datasets, Path(out), specs, ct, sdtm_specs, strict=strict)
@@ -102,7 +104,9 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
     ``validate``: every resource through the R4 models first (off for trusted input: about 7x faster).
     """
     from converter.io.atomic import atomic_dir
+    from converter.io.package_kind import expect_kind
 
+    expect_kind(Path(fhir_path), "tosdtm", ("fhir",))
     specs, ct, sdtm_specs = load_fhir_stage()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +178,9 @@ def roundtrip_command(sdtm_dir: Path, echo: Echo = _echo) -> int:
     """SDTM -> FHIR -> SDTM and the comparison table; 1 when any mapped variable came back different."""
     from converter.fhir.roundtrip import roundtrip
     from converter.fhir.sdtm_dir import read_sdtm_dir
+    from converter.io.package_kind import expect_kind
 
+    expect_kind(Path(sdtm_dir), "roundtrip", ("sdtm",))
     datasets = read_sdtm_dir(Path(sdtm_dir))
     specs, ct, sdtm_specs = load_fhir_stage()
     rt = roundtrip(datasets, specs, ct, sdtm_specs)

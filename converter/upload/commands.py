@@ -73,6 +73,7 @@ def run_upload(fhir_dir: Path, options: UploadOptions) -> int:
     from rich.console import Console
 
     from converter.errors import InputError
+    from converter.io.package_kind import expect_kind
     from converter.upload.auth import redact
     from converter.upload.client import upload
     from converter.upload.results import RetryPolicy
@@ -88,6 +89,7 @@ def run_upload(fhir_dir: Path, options: UploadOptions) -> int:
     secrets = (o.token,)
 
     try:
+        expect_kind(Path(fhir_dir), "upload", ("fhir",))
         with _progress(err, o.quiet or o.dry_run) as on_progress:
             summary = upload(
                 fhir_dir,

@@ -21,6 +21,7 @@ def validate_command(
     ``out``: folder for ``findings.json`` and ``findings.csv`` (UTF-8 with BOM, for Excel); nothing is written
     when it is None. A missing folder or a bad ``fail_on`` is an input error (exit code 2).
     """
+    from converter.io.package_kind import expect_kind
     from converter.validate.folder import validate_folder
 
     if fail_on not in ("error", "warning"):
@@ -28,6 +29,7 @@ def validate_command(
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(problem(str(folder), "", "", "", "folder", "is not a folder"))
+    expect_kind(folder, "validate", ("sdtm", "adam", "fhir", "run"))
     findings = validate_folder(folder)
     echo(f"inoconv validate: {folder}")
     echo(render_table(findings))
