@@ -241,7 +241,12 @@ class _Checker:
     def _call(self, node: ast.Call, depth: int) -> str | None:
         fn = node.func
         if not (isinstance(fn, ast.Attribute) and fn.attr in _METHODS):
-            what = f"{fn.id}()" if isinstance(fn, ast.Name) else "a function call"
+            if isinstance(fn, ast.Name):
+                what = f"the call {fn.id}()"
+            elif isinstance(fn, ast.Attribute):
+                what = f"the method call .{fn.attr}()"
+            else:
+                what = "a function call"
             return f"{what} is not allowed (only COL.isna() and COL.notna())"
         if not isinstance(fn.value, ast.Name):
             return f".{fn.attr}() is allowed on a column name only"
@@ -400,7 +405,12 @@ def evaluate_mask(expr: Expr, frame: pd.DataFrame, *, absent_as_null: bool = Fal
     if len(frame) == 0:
         return np.zeros(0, dtype=bool)
     res = evaluate(expr, frame, absent_as_null=absent_as_null)
-    return np.asarray(res.fillna(False).astype(bool).to_numpy(), dtype=bool)
+    if res.dtype == np.bool_:
+        return np.asarray(res.to_numpy(), dtype=bool)
+    present = np.asarray(res.notna().to_numpy(), dtype=bool)
+    out = np.zeros(len(res), dtype=bool)
+    out[present] = res[present].astype(bool).to_numpy(dtype=bool)
+    return out
 
 
 def filter_rows(frame: pd.DataFrame, expr: Expr | None, *, absent_as_null: bool = False) -> pd.DataFrame:

@@ -77,7 +77,7 @@ def load_yaml_lines(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SpecError([f"{path}:{where} invalid YAML: {escape_controls(exc)}"]) from None
+        raise SpecError([f"{path}:{where} invalid YAML: {escape_controls(' '.join(str(exc).split()))}"]) from None
     except RecursionError:
         raise SpecError([f"{path}: nested too deeply (more than {MAX_DEPTH} levels)"]) from None
 
