@@ -384,6 +384,38 @@ def verify(
 
 @app.command()
 @handles_errors
+def deid(
+    sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder to de-identify")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the de-identified package")],
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Key file (secret, ids, offsets): owner-only, never in --out")
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, help="Smallest cell size (default: the rules' k)")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """De-identify an SDTM package by the rules in mappings/deid (PhUSE shape), with a residual check."""
+    from converter.deid.commands import deid_command
+
+    code = deid_command(sdtm_dir, out, key=key, k=k, echo=typer.echo, overwrite=overwrite)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("deid-check")
+@handles_errors
+def deid_check(
+    deid_dir: Annotated[Path, typer.Argument(help="A de-identified SDTM folder")],
+    original: Annotated[Path, typer.Option("--original", help="The SDTM folder it was made from")],
+) -> None:
+    """Residual check: does a de-identified package still hold an identifier of the original? Exit 1 if so."""
+    from converter.deid.commands import deid_check_command
+
+    if deid_check_command(deid_dir, original, echo=typer.echo):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
 def run(
     source: Annotated[Path | None, typer.Argument(help="ODM-XML or CSV folder (default: the bundled example)")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT,
