@@ -159,3 +159,199 @@ def test_format_and_render(tmp_path: Path) -> None:
     md = markdown(ep, comps)
     assert "**NO**" in md and "| Treated subjects | 6 |" in md
     assert isinstance(comps[0], Comparison)
+
+
+# --- the exact numpy statistics, lifelines as the oracle ------------------------------------------------------------
+def test_kaplan_meier_and_logrank_match_lifelines() -> None:
+    from lifelines import KaplanMeierFitter
+    from lifelines.statistics import multivariate_logrank_test
+    from lifelines.utils import median_survival_times
+
+    from converter.report.stats import logrank
+
+    def same(a: float | None, b: float) -> bool:
+        return (a is None) if not np.isfinite(b) else (a is not None and math.isclose(a, b, rel_tol=1e-9))
+
+    rng = np.random.default_rng(20180201)
+    for _ in range(60):
+        n = int(rng.integers(2, 60))
+        t = np.round(rng.exponential(10, n), int(rng.integers(0, 2)))  # ties at 0 decimals
+        e = (rng.random(n) < rng.random()).astype(int)
+        kmf = KaplanMeierFitter().fit(t, e)
+        km = kaplan_meier(t, e)
+        med, (lo, hi) = km.median()
+        band = median_survival_times(kmf.confidence_interval_)
+        assert same(med, float(kmf.median_survival_time_))
+        assert same(lo, float(band.iloc[0, 0])) and same(hi, float(band.iloc[0, 1]))
+        for at in (3.0, 12.0):
+            rate, (rlo, rhi) = km.at(at)
+            assert math.isclose(rate, float(kmf.survival_function_at_times(at).iloc[0]), rel_tol=1e-12)
+            ci = kmf.confidence_interval_survival_function_
+            row = ci[ci.index <= at].iloc[-1]
+            assert same(rlo, float(row.iloc[0])) and same(rhi, float(row.iloc[1]))
+        g = rng.integers(0, 3, n).astype(str)
+        if len(set(g)) > 1:
+            ours = logrank(t, e, g).p_value
+            theirs = multivariate_logrank_test(t, g, e).p_value
+            assert math.isclose(ours, theirs, rel_tol=1e-7, abs_tol=1e-12)
+
+
+def test_numbers_at_risk_under_the_ticks() -> None:
+    t = np.array([2.0, 3.0, 4.0, 6.0, 8.0, 10.0])
+    e = np.array([1, 0, 1, 1, 0, 0])
+    km = kaplan_meier(t, e)
+    # at risk at x: subjects whose time is >= x
+    assert km.at_risk_at(np.array([0.0, 2.0, 2.5, 6.0, 9.0, 12.0])).tolist() == [6, 6, 5, 3, 1, 0]
+
+
+# --- the analysis spec ------------------------------------------------------------------------------------------------
+def test_the_spec_carries_every_published_value_with_its_source() -> None:
+    spec = load_analysis_spec()
+    pubs = {a.id: a.published for a in spec.analyses if a.published} | {
+        g.id: g.published for a in spec.analyses for g in a.groups if g.published
+    }
+    assert len(pubs) == 23
+    for key, pub in pubs.items():
+        assert pub.source in spec.documents and pub.location, key
+        assert pub.criterion in spec.criteria, key
+    assert "PubMed 28859185" in spec.documents["JAMA_ONCOL_2018"]["name"]
+    assert spec.units["months"].divisor == 30.4375
+
+
+def test_missing_analysis_spec_is_a_spec_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from converter.errors import SpecError
+
+    monkeypatch.setenv("INOCONV_MAPPINGS", str(tmp_path))
+    with pytest.raises(SpecError, match="no analysis spec"):
+        load_analysis_spec()
+
+
+def test_invalid_spec_lists_every_problem(tmp_path: Path) -> None:
+    from converter.errors import SpecError
+
+    path = tmp_path / "endpoints.yaml"
+    path.write_text(
+        "analysisSets: [{id: ALL, label: All, dataset: ADSL}]\n"
+        "dataSubsets: {F: {condition: {dataset: ADSL, variable: SEX, comparator: LIKE, value: [F]}}}\n"
+        "criteria: {exact: {label: exact}}\n"
+        "analyses:\n"
+        "  - {id: a, name: A, method: average, analysisSet: ALL}\n"
+        "  - {id: b, name: B, method: count, analysisSet: NOPE, dataSubset: F}\n"
+        "  - {id: c, name: C, method: km_rate, parameter: OS,\n"
+        "     published: {value: 1, criterion: close, source: NOWHERE}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError) as err:
+        load_analysis_spec(path)
+    text = "\n".join(err.value.messages)
+    for needle in ("comparator 'LIKE'", "method 'average'", "analysisSet 'NOPE'", "parameter 'OS'", "'at' is required",
+                   "criterion 'close'", "source 'NOWHERE'"):  # fmt: skip
+        assert needle in text, needle
+    assert all(m.startswith(str(path)) for m in err.value.messages)
+
+
+SECOND_TRIAL = """
+reportingEvent: {id: RE_X, name: a second trial, title: 'End points of {study}'}
+referenceDocuments: [{id: PAPER, name: 'A paper'}]
+units: {weeks: {from: days, divisor: 7, label: Weeks}}
+analysisSets:
+  - {id: FAS, label: Full analysis set, dataset: ADSL, condition: {dataset: ADSL, variable: FASFL, comparator: EQ,
+     value: ['Y']}}
+dataSubsets:
+  OLD: {condition: {dataset: ADSL, variable: AGE, comparator: GE, value: [65]}}
+  SEVERE: {condition: {dataset: ADAE, variable: AESEV, comparator: IN, value: [SEVERE]}}
+criteria: {exact: {label: exact}, weeks: {label: '+-1 week', tolerance: 1}}
+analyses:
+  - {id: old, name: Aged 65 or over, method: proportion, value: count, analysisSet: FAS, dataSubset: OLD,
+     published: {value: 2, criterion: exact, source: PAPER, location: table 1}}
+  - {id: severe, name: Severe AE, method: proportion, value: proportion, analysisSet: FAS,
+     records: {dataset: ADAE, dataSubsets: [SEVERE]}}
+  - {id: pfs_median, name: PFS median (weeks), method: km_median, parameter: PFS,
+     published: {value: 4, criterion: weeks, source: PAPER, location: figure 2}}
+  - {id: pfs_arm, name: PFS by arm, method: logrank, parameter: PFS, groupBy: {variable: TRT01P}}
+parameters:
+  PFS: {dataset: ADTTE, paramcd: PFS, label: Progression-free survival, time: AVAL, censor: CNSR, unit: weeks}
+figures:
+  - {id: km_pfs, title: Progression-free survival, parameter: PFS, annotate: [pfs_median]}
+"""
+
+
+def test_a_second_trial_is_reportable_by_its_spec_alone(tmp_path: Path) -> None:
+    import yaml
+
+    from converter.report.spec import parse_analysis_spec
+
+    spec = parse_analysis_spec(yaml.safe_load(SECOND_TRIAL), tmp_path / "endpoints.yaml")
+    ids = ["X-1", "X-2", "X-3", "X-4"]
+    adam = {
+        "ADSL": pd.DataFrame({"STUDYID": "X", "USUBJID": ids, "FASFL": ["Y", "Y", "Y", "N"], "AGE": [70, 40, 66, 80]}),
+        "ADAE": pd.DataFrame({"USUBJID": ["X-1", "X-1", "X-4"], "AESEV": ["SEVERE", "MILD", "SEVERE"]}),
+        "ADTTE": pd.DataFrame({"USUBJID": ids, "PARAMCD": "PFS", "AVAL": [14.0, 28.0, 35.0, 70.0],
+                               "CNSR": [0, 0, 1, 0], "TRT01P": ["A", "B", "A", "B"]}),
+    }  # fmt: skip
+    ep = compute_endpoints(adam, spec)
+    got = {e.key: e for e in ep.items}
+    assert got["old"].value == 2 and got["old"].n == 3  # X-4 is not in the FAS
+    assert got["severe"].value == pytest.approx(1 / 3) and got["severe"].note == "1/3"
+    assert got["pfs_median"].value == pytest.approx(4.0)  # weeks: S drops to 0.5 at day 28
+    assert 0 < (got["pfs_arm"].value or 0) <= 1
+    comps = compare(ep, spec)
+    assert [(c.key, c.within, c.location) for c in comps] == [("old", True, "table 1"), ("pfs_median", True,
+                                                                                         "figure 2")]  # fmt: skip
+    files = write_report(ep, comps, tmp_path / "out", source="second")
+    assert {"km_pfs.svg", "km_pfs.png", "km_pfs.pdf"} <= {f.name for f in files}
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# End points of X")
+
+
+def test_a_variable_the_spec_needs_is_a_named_input_error() -> None:
+    adam = adam_frames()
+    adam["ADSL"] = adam["ADSL"].drop(columns=["RESPFL"])
+    with pytest.raises(InputError) as err:
+        compute_endpoints(adam)
+    p = err.value.problems[0]
+    assert (p.file, p.field) == ("ADSL", "RESPFL") and "RESPFL EQ Y" in p.message
+
+
+def test_report_on_an_sdtm_folder_says_what_it_expected(tmp_path: Path) -> None:
+    from converter.io.xpt import write_xpt
+    from converter.paths import mappings_dir
+    from converter.report.commands import report_command
+    from converter.spec.loader import load_specs
+
+    sdtm = tmp_path / "sdtm"
+    sdtm.mkdir()
+    dm = load_specs(mappings_dir() / "sdtm")["DM"]  # one SDTM dataset, as `inoconv sdtm` writes it
+    variables = sorted(dm.variables, key=lambda v: v.order)
+    write_xpt(pd.DataFrame({v.name: [1.0] if v.type in ("integer", "float") else ["X"] for v in variables}), dm,
+              sdtm / "dm.xpt")  # fmt: skip
+    with pytest.raises(InputError) as err:
+        report_command(sdtm, tmp_path / "report", echo=lambda _m: None)
+    assert err.value.exit_code == 2
+    message = err.value.problems[0].message
+    assert "ADaM package" in message and "DM" in message  # what it expected and what it found
+    assert not (tmp_path / "report").exists()
+
+
+def test_cli_report_on_sdtm_exits_2_with_a_sentence(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from converter.cli import app
+
+    (tmp_path / "sdtm").mkdir()
+    (tmp_path / "sdtm" / "readme.txt").write_text("not a package", encoding="utf-8")
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "sdtm"), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 2, res.output
+    assert "ADaM package" in res.output and "Traceback" not in res.output
+
+
+def test_no_trial_in_the_report_code() -> None:
+    """converter/report knows no trial: every trial word lives in mappings/analysis."""
+    import re
+
+    folder = Path(__file__).resolve().parent.parent / "converter" / "report"
+    words = re.compile(r"salvage|\bVOD\b|NCT\d{8}|inotuzumab|MRDNEGFL|SALVLN|CQ0\dNAM|\"(OS|RFS)\"|'(OS|RFS)'|"
+                       r"INFECTION|THROMBOCYTOPENIA|HYPERBILIRUBIN", re.IGNORECASE)  # fmt: skip
+    hits = [f"{p.name}:{i}: {line.strip()}" for p in sorted(folder.glob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if words.search(line)]  # fmt: skip
+    assert not hits, hits

@@ -88,8 +88,10 @@ def report_command(adam_dir: Path, out: Path, echo: Echo = print) -> int:
     from converter.report.html import write_index_html
     from converter.report.published import compare
     from converter.report.render import markdown, write_report
+    from converter.io.package_kind import expect_kind
     from converter.report.spec import load_analysis_spec
 
+    expect_kind(Path(adam_dir), "report", ("adam",))
     spec = load_analysis_spec()
     adam = read_adam(Path(adam_dir), spec)
     endpoints = compute_endpoints(adam, spec)

@@ -24,25 +24,19 @@ the anchors the Define-XML 2.1 stylesheet renders: ``#IG.<ItemGroupOID>`` for a 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
-import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from converter.errors import InputError
-from converter.io.define_stylesheet import DefineIndex, define_index
+from converter.report.findings_view import DefineLink, define_links, esc, findings_section, load_findings, number, pct
 from converter.report.spec import AnalysisSpec, load_analysis_spec
 from converter.report.tables import AeTable, FlowStep, Reconciliation, adverse_event_table, flow_or_none, reconcile
 
 INDEX_NAME = "index.html"
-SEVERITY_ORDER = ("error", "warning", "info")
-FINDINGS_SHOWN = 2000  # rows on the page; the CSV has them all
 
 CSS = """
 :root { --ink:#1b1f24; --muted:#5b6570; --line:#d5dae0; --head:#eef1f5; --ok:#1a7f37; --bad:#b42318;
@@ -87,20 +81,6 @@ code { font-size: 12.5px; }
 
 
 # --- inputs ------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DefineLink:
-    """One Define-XML view the page links to: its href (relative to the page) and what define.xml defines."""
-
-    href: str
-    xml_href: str
-    index: DefineIndex
-    label: str
-
-    def link(self, dataset: str, variable: str = "") -> str | None:
-        anchor = self.index.anchor(dataset, variable)
-        return None if anchor is None else f"{self.href}#{anchor}"
-
-
 def _load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -113,75 +93,6 @@ def load_report(report_json: Path | str | Mapping[str, Any] | None, report_dir: 
         return {}
     doc = _load_json(path)
     return doc if isinstance(doc, dict) else {}
-
-
-def _finding_dict(f: Any) -> dict[str, Any]:
-    if isinstance(f, Mapping):
-        return dict(f)
-    if hasattr(f, "as_dict"):
-        return dict(f.as_dict())
-    return {
-        k: getattr(f, k, None)
-        for k in ("rule_id", "severity", "dataset", "variable", "subject", "row", "message", "count")
-    }
-
-
-def load_findings(
-    findings: Path | str | Iterable[Any] | None, report_dir: Path
-) -> tuple[list[dict[str, Any]] | None, Path | None]:
-    """Findings as dicts and the file they came from; None when none were given or found.
-
-    ``findings``: Finding objects or dicts, or a ``findings.json`` path (which must exist). When None,
-    ``findings.json`` is looked for in the report folder and in ``../validate/`` beside it.
-    """
-    if findings is not None and not isinstance(findings, str | Path):
-        return [_finding_dict(f) for f in findings], None
-    candidates = (
-        [Path(findings)]
-        if findings is not None
-        else [report_dir / "findings.json", report_dir.parent / "validate" / "findings.json"]
-    )
-    if findings is not None and not candidates[0].is_file():
-        raise FileNotFoundError(f"{candidates[0]}: no such findings file")
-    for path in candidates:
-        if path.is_file():
-            doc = _load_json(path)
-            rows = doc.get("findings", []) if isinstance(doc, dict) else doc
-            return [_finding_dict(f) for f in rows], path
-    return None, None
-
-
-def _rel(target: Path, start: Path) -> str:
-    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
-
-
-def define_links(
-    define_href: str | Path | Sequence[str | Path] | None, report_dir: Path, adam_dir: Path | None = None
-) -> list[DefineLink]:
-    """The Define-XML views to link to. A ``str`` is an href relative to the page, a ``Path`` a file; either may
-    name define.xml or define.html (the other is looked for beside it). Default: the ADaM package's and the SDTM
-    package's (``<adam_dir>/define.xml``, ``<adam_dir>/../sdtm/define.xml``)."""
-    if define_href is None:
-        items: list[str | Path] = []
-        if adam_dir is not None:
-            items = [adam_dir / "define.xml", adam_dir.parent / "sdtm" / "define.xml"]
-    elif isinstance(define_href, str | Path):
-        items = [define_href]
-    else:
-        items = list(define_href)
-    out: list[DefineLink] = []
-    for item in items:
-        path = Path(item) if isinstance(item, Path) else report_dir / item
-        is_page = path.suffix.lower() in (".html", ".htm")
-        xml = path.with_suffix(".xml") if is_page else path
-        page = path if is_page else xml.with_suffix(".html")
-        if not xml.is_file() and not page.is_file():
-            continue
-        href = _rel(page if page.is_file() else xml, report_dir)
-        index = define_index(xml)
-        label = index.standard or xml.parent.name.upper()
-        out.append(DefineLink(href=href, xml_href=_rel(xml, report_dir), index=index, label=label))
-    return out
 
 
 def _read_dataset(folder: Path, name: str) -> pd.DataFrame | None:
@@ -216,20 +127,9 @@ def load_adam(
 
 
 # --- rendering ---------------------------------------------------------------------------------------------------
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _pct(k: int, n: int | None) -> str:
-    return f"{100 * k / n:.1f}%" if n else ""
+_e = esc
+_num = number
+_pct = pct
 
 
 def format_measured(ep: Mapping[str, Any]) -> str:
@@ -292,12 +192,17 @@ def _endpoints_section(report: Mapping[str, Any], reconciled: Sequence[Reconcili
         )
     defs = _definitions(report)
     ok = sum(bool(c.get("within")) for c in comparisons.values())
+    numbered = {name: i + 1 for i, name in enumerate(dict.fromkeys(
+        str(c.get("source")) for c in comparisons.values() if c.get("source")))}  # fmt: skip
     rows = []
     for ep in endpoints:
         c = comparisons.get(ep.get("key"))
+        where = ""
         if c is None:
             pub, crit, status = "", "", '<td class="note">not published</td>'
         else:
+            ref = numbered.get(str(c.get("source")))
+            where = (f"[{ref}] " if ref else "") + str(c.get("location") or "")
             pub, crit = _published(c.get("published")), _e(c.get("criterion"))
             status = '<td class="ok">yes</td>' if c.get("within") else '<td class="bad">NO</td>'
         within = "" if c is None else ("yes" if c.get("within") else "no")
@@ -308,13 +213,10 @@ def _endpoints_section(report: Mapping[str, Any], reconciled: Sequence[Reconcili
             + f'</td><td class="num measured">{_e(format_measured(ep))}</td><td class="num">{_e(format_ci(ep))}</td>'
             f'<td class="num">{_e(ep.get("n") if ep.get("n") is not None else "")}</td>'
             f'<td class="num">{_e(ep.get("events") if ep.get("events") is not None else "")}</td>'
-            f'<td class="num published">{_e(pub)}</td><td>{crit}</td>{status}</tr>'
+            f'<td class="num published">{_e(pub)}</td><td class="source">{_e(where)}</td><td>{crit}</td>{status}</tr>'
         )
     source = report.get("source")
-    sources = sorted(
-        {(str(c.get("source")), str(c.get("location") or "")) for c in comparisons.values() if c.get("source")}
-    )
-    cited = "".join(f"<li>{_e(s)}" + (f" ({_e(loc)})" if loc else "") + "</li>" for s, loc in sources)
+    cited = "".join(f"<li>[{i}] {_e(name)}</li>" for name, i in numbered.items())
     criteria = sorted({str(c.get("criterion")) for c in comparisons.values() if c.get("criterion")})
     return (
         '<section id="endpoints"><h2>End points against the publication</h2>'
@@ -322,12 +224,14 @@ def _endpoints_section(report: Mapping[str, Any], reconciled: Sequence[Reconcili
         + (f' <span class="meta">(recomputed from <code>{_e(source)}</code>)</span>' if source else "")
         + '.</p><table class="endpoints"><thead><tr><th>End point and definition</th><th class="num">Measured</th>'
         '<th class="num">95% CI</th><th class="num">n</th><th class="num">Events</th><th class="num">Published</th>'
-        "<th>Criterion (tolerance)</th><th>Within</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>Source</th><th>Criterion (tolerance)</th><th>Within</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
         '<p class="note">Counts: percentage of n with exact (Clopper-Pearson) 95% CI. Survival: Kaplan-Meier with '
         "the log(-log) 95% CI; NR: not reached. Criteria: "
         + _e("; ".join(criteria))
         + ".</p>"
-        + (f'<p class="meta">Published values from:</p><ul class="sources">{cited}</ul>' if cited else "")
+        + (f'<p class="meta">Sources of the published values:</p><ul class="sources">{cited}</ul>' if cited else "")
         + _reconciliation(reconciled)
         + "</section>"
     )
@@ -456,86 +360,6 @@ def _ae_section(table: AeTable | None, why: str = "") -> str:
     return "".join(parts)
 
 
-def _define_for(dataset: str, links: Sequence[DefineLink]) -> DefineLink | None:
-    for link in links:
-        if dataset.upper() in link.index.datasets:
-            return link
-    return None
-
-
-def _findings_section(
-    findings: list[dict[str, Any]] | None, source: Path | None, links: Sequence[DefineLink], report_dir: Path
-) -> str:
-    head = '<section id="findings"><h2>Conformance findings (<code>inoconv validate</code>)</h2>'
-    if findings is None:
-        return head + (
-            '<p class="note">No findings were supplied: run <code>inoconv validate DIR --out '
-            "DIR/validate</code>.</p></section>"
-        )
-    rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-    rows = sorted(
-        findings,
-        key=lambda f: (
-            rank.get(str(f.get("severity")), 9),
-            str(f.get("dataset") or ""),
-            str(f.get("rule_id") or ""),
-            str(f.get("variable") or ""),
-        ),
-    )
-    totals = {s: 0 for s in SEVERITY_ORDER}
-    for f in rows:
-        sev = str(f.get("severity"))
-        totals[sev] = totals.get(sev, 0) + int(_num(f.get("count")) or 1)
-    cards = "".join(f'<div class="card sev-{s}" data-severity="{s}"><b>{n}</b>{s}</div>' for s, n in totals.items())
-    body = []
-    for f in rows[:FINDINGS_SHOWN]:
-        ds, var = str(f.get("dataset") or ""), str(f.get("variable") or "")
-        link = _define_for(ds, links) if ds else None
-        ds_cell, var_cell = _e(ds), _e(var)
-        if link is not None:
-            ds_href = link.link(ds)
-            ds_cell = f'<a class="define-link" href="{_e(ds_href)}">{_e(ds)}</a>'
-            var_href = link.link(ds, var) if var else None
-            if var_href is not None and var_href != ds_href:
-                var_cell = f'<a class="define-link" href="{_e(var_href)}">{_e(var)}</a>'
-        sev = _e(f.get("severity"))
-        row = f.get("row")
-        body.append(
-            f'<tr class="finding" data-severity="{sev}"><td class="sev-{sev}">{sev}</td>'
-            f'<td class="rule">{_e(f.get("rule_id"))}</td><td>{ds_cell}</td><td>{var_cell}</td>'
-            f"<td>{_e(f.get('subject'))}</td>"
-            f'<td class="num">{_e("" if row is None else row)}</td><td class="num">{_e(f.get("count"))}</td>'
-            f"<td>{_e(f.get('message'))}</td></tr>"
-        )
-    more = (
-        f'<p class="note">{len(rows) - FINDINGS_SHOWN} more finding(s) are in the CSV.</p>'
-        if len(rows) > FINDINGS_SHOWN
-        else ""
-    )
-    files = ""
-    if source is not None:
-        csv = source.with_suffix(".csv")
-        names = [f'<a href="{_e(_rel(source, report_dir))}">{_e(source.name)}</a>']
-        if csv.is_file():
-            names.append(f'<a href="{_e(_rel(csv, report_dir))}">{_e(csv.name)}</a>')
-        files = f'<p class="meta">From {" and ".join(names)}.</p>'
-    table = (
-        (
-            '<table class="findings"><thead><tr><th>Severity</th><th>Rule</th><th>Dataset</th><th>Variable</th>'
-            '<th>Subject</th><th class="num">Row</th><th class="num">n</th><th>Message</th></tr></thead><tbody>'
-            + "".join(body)
-            + "</tbody></table>"
-        )
-        if body
-        else '<p class="ok">No findings.</p>'
-    )
-    return (
-        head + f'<div class="summary">{cards}</div>{files}{table}{more}'
-        '<p class="note">Dataset and variable link to their definition in define.xml (rendered view).</p>'
-        "</section>"
-    )
-
-
 def _header(title: str, links: Sequence[DefineLink], report_dir: Path, generated: str) -> str:
     defs = " · ".join(
         f'<a class="define-view" href="{_e(d.href)}">Define-XML {_e(d.label)}</a> '
@@ -586,7 +410,7 @@ def render_index_html(
             _km_section(report_dir, spec),
             _flow_section(flow, spec, flow_note),
             _ae_section(ae, ae_note),
-            _findings_section(findings, findings_source, links, report_dir),
+            findings_section(findings, findings_source, links, report_dir),
         ]
     )
     return (

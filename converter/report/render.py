@@ -100,10 +100,10 @@ def markdown(endpoints: Endpoints, comparisons: Sequence[Comparison], source: st
         )
     lines += ["", "## Definitions", ""]
     lines += [f"- **{name}** (`{aid}`): {text}" for aid, name, text in definitions(endpoints)]
-    sources = sorted({(c.source, c.location) for c in comparisons if c.source})
+    sources = list(dict.fromkeys(c.source for c in comparisons if c.source))
     if sources:
-        lines += ["", "## Published values", ""]
-        lines += [f"- {src}" + (f" ({loc})" if loc else "") for src, loc in sources]
+        lines += ["", "## Sources of the published values", ""]
+        lines += [f"- {src}" for src in sources]
     lines += [
         "",
         "Counts: exact (Clopper-Pearson) 95% CIs. Survival: Kaplan-Meier, log(-log) 95% CIs; median follow-up by "
