@@ -53,7 +53,7 @@ def small_records(schema: FormSchema | None = None) -> Records:
                  "PRSCT": "N", "PRBLIN": "N"},
                 {"SUBJID": "1002", "DIAGDT": "2011-01-10", "SALVLN": "3+", "PHSTAT": "POSITIVE",
                  "CYTOGEN": "T(9;22)", "BMBLAST": 80.5, "CD22PCT": 88.0, "WBC": None, "NPRIOR": 3,
-                 "PRIORREG": 'HYPER-CVAD; "BLINA" <2 cycles>\nthen POMP', "PRSCT": "Y", "PRBLIN": "Y"},
+                 "PRIORREG": 'HYPER-CVAD; "BLINA" <2 cycles>\tthen POMP', "PRSCT": "Y", "PRBLIN": "Y"},
                 {"SUBJID": "1003", "DIAGDT": "2009", "SALVLN": "2", "PHSTAT": "NEGATIVE", "CYTOGEN": "KMT2A",
                  "BMBLAST": 0.1, "CD22PCT": 100.0, "WBC": 1e-05, "NPRIOR": 2, "PRIORREG": None, "PRSCT": "N",
                  "PRBLIN": None},

@@ -35,7 +35,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from converter.errors import ConformanceError
+from converter.errors import ConformanceError, InputError, Problem, problem
 from converter.io.xpt import (
     ColumnMeta,
     DatasetMeta,
@@ -47,11 +47,14 @@ from converter.io.xpt import (
     temporal_kind,
 )
 from converter.spec.model import DatasetSpec, VariableSpec
+from converter.text import CONTROL_RULE, control_mask, escape_controls, first_control
 
 DATASET_JSON_VERSION = "1.1.0"
 DATA_TYPES = ("string", "integer", "decimal", "float", "double", "boolean", "datetime", "date", "time", "URI")
 TARGET_DATA_TYPES = ("integer", "decimal")
 CHUNK_ROWS = 20_000
+#: values with control characters listed per column before the rest are counted
+MAX_LISTED = 20
 _EPOCH_DATE = dt.date(1960, 1, 1)
 _EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
 _EPOCH_DT = dt.datetime(1960, 1, 1)
@@ -297,8 +300,6 @@ def load_dataset_json(path: Path | str) -> tuple[dict[str, Any], list[list[Any]]
     """(metadata object, rows) of a Dataset-JSON file in either form (NDJSON by suffix or by content)."""
     raw = Path(path).read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        from converter.errors import InputError, problem
-
         raise InputError(problem(str(path), "byte 0", "", "", "encoding", "UTF-16 text: Dataset-JSON is UTF-8"))
     if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (editors on Windows add one): not content
         raw = raw[3:]
@@ -329,7 +330,6 @@ def read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
 
     A file that is not Dataset-JSON (not JSON, truncated, not UTF-8, rows that do not fit the columns) raises
     InputError naming the file and where in it."""
-    from converter.errors import InputError, problem
 
     try:
         return _read_dataset_json(path)
@@ -384,10 +384,42 @@ def _read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
             )
         )
     df = pd.DataFrame(data, index=pd.RangeIndex(n)) if cols else pd.DataFrame(index=pd.RangeIndex(n))
+    problems = control_problems(str(path), head, df)
+    if problems:
+        raise InputError(problems, context=str(path))
     extra = {k: v for k, v in head.items() if k not in ("columns", "name", "label", "records")}
     return df, DatasetMeta(
         name=head.get("name", ""), label=head.get("label", ""), columns=tuple(metas), records=n, extra=extra
     )
+
+
+def _control_message(value: str) -> str:
+    at = first_control(value, allow_tab=True) or 0
+    return f"control character {escape_controls(value[at])} at position {at + 1}: refused (tab aside)"
+
+
+def control_problems(file: str, head: dict[str, Any], df: pd.DataFrame) -> list[Problem]:
+    """Control characters (:mod:`converter.text`, tab allowed: JSON holds it) in the metadata's names and labels
+    and, column-wise, in the character values; values listed per column up to ``MAX_LISTED``."""
+    out: list[Problem] = []
+    texts = [("name", "", head.get("name")), ("label", "", head.get("label"))]
+    for c in head.get("columns") or []:
+        if isinstance(c, dict):
+            texts += [(key, str(c.get("name", "")), c.get(key)) for key in ("name", "label")]
+    for record, field, text in texts:
+        if isinstance(text, str) and first_control(text, allow_tab=True) is not None:
+            out.append(problem(file, record, field, text, CONTROL_RULE, _control_message(text)))
+    for name in df.columns:
+        if df[name].dtype != object:
+            continue
+        hits = np.flatnonzero(control_mask(df[name], allow_tab=True))
+        for i in hits[:MAX_LISTED].tolist():
+            value = str(df[name].iat[i])
+            out.append(problem(file, f"row {i + 1}", str(name), value, CONTROL_RULE, _control_message(value)))
+        if len(hits) > MAX_LISTED:
+            more = f"{len(hits) - MAX_LISTED} more values with control characters"
+            out.append(problem(file, "", str(name), "", CONTROL_RULE, more))
+    return out
 
 
 def _to_float(values: Sequence[Any], data_type: str, target: str | None) -> list[float]:

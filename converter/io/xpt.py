@@ -42,6 +42,7 @@ import pandas as pd
 import pyreadstat
 
 from converter.errors import ConformanceError
+from converter.io.xpt_values import control_problems, label_problems, value_problems
 from converter.spec.model import DatasetSpec, VariableSpec
 
 XPT_MAX_NAME = 8
@@ -550,7 +551,8 @@ def read_xpt(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
     """Read an XPT file back to the data contract: character -> str/None, numeric -> float64 (dates stay day counts).
 
     A file that is not a readable SAS transport file (truncated, empty, another format) raises InputError
-    naming the file, not the reader library's exception.
+    naming the file, not the reader library's exception; so does a character value or label holding a control
+    character (:mod:`converter.io.xpt_values`: found in the raw bytes, since pyreadstat ends a value at NUL).
     """
     from converter.errors import InputError, problem
 
@@ -565,11 +567,20 @@ def read_xpt(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
         ):
             msg = "not a SAS transport (XPT) file: the library header record is missing"
             raise InputError(problem(str(p), "record 1", "", head[:40].decode("latin-1"), "xpt", msg))
-        return _read_xpt(p)
+        raw = control_problems(p) if head.startswith(_LIBRARY_HEADER) else None
+        if raw:
+            raise InputError(raw, context=str(p))
+        df, meta = _read_xpt(p)
     except InputError:
         raise
     except Exception as exc:  # pyreadstat's ReadstatError and decoding errors carry no file name
         raise InputError(problem(str(p), "", "", "", "xpt", f"cannot read the XPT file: {exc}")) from None
+    problems = label_problems(str(p), {"": meta.label, **{c.name: c.label for c in meta.columns}})
+    if raw is None:
+        problems += value_problems(str(p), df)
+    if problems:
+        raise InputError(problems, context=str(p))
+    return df, meta
 
 
 def _read_xpt(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:

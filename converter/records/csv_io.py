@@ -10,6 +10,18 @@ silently, ``""`` means missing, and the record checks judge every value. Accepte
 never tracebacks): bytes that are not UTF-8 (with the line), an empty file, an unparseable line, rows with
 fewer fields than the header, duplicated / unknown / missing columns, unknown or missing form files.
 ``row N`` in messages counts data records from 1 (the header and blank lines not counted).
+
+Hostile values (the rule of :mod:`converter.text`, ``control-character``): a value holding a control character
+(C0 including CR and LF inside a quoted value, DEL, C1; tab allowed, CSV holds it) is refused with file, row
+and field, found column-wise after parsing (:func:`converter.text.control_mask`). A file holding a NUL byte is
+not given to pandas at all: its C parser ends a value at a NUL (``10<NUL>01`` is read as ``10``, which can merge
+two subjects into one); the csv module reads it instead, only to name every value that holds a control character.
+
+Limits: a field (the bytes between two separators outside quotes) longer than :data:`MAX_FIELD_BYTES` (1 MiB)
+is refused before parsing, with its line, so one runaway quote or a huge value cannot make pandas build a
+string the size of the file; a CRF value is at most a few hundred characters. Memory is about three times the
+file's size (its bytes, the separator positions, the parsed strings); registry-sized input is read in runs of
+records by :mod:`converter.records.stream`.
 """
 
 from __future__ import annotations
@@ -26,11 +38,19 @@ import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.io.atomic import atomic_dir, atomic_write
-from converter.records.checks import RawRead, RawTable, empty_raw, field_strings
+from converter.records.checks import field_strings
+from converter.records.raw import RawRead, RawTable, empty_raw
 from converter.records.schema import Form, FormSchema, load_forms
+from converter.text import CONTROL_RULE, control_mask, escape_controls, first_control
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
 _NEEDS_QUOTES_JOINED = re.compile(r'[",\r\n]|^\s|\s$|\s\0|\0\s')
+
+
+#: longest field accepted, in bytes (separators outside quotes delimit fields)
+MAX_FIELD_BYTES = 1 << 20
+#: problems of one kind listed per file before the rest are left out
+MAX_LISTED = 1000
 
 
 def form_file(folder: Path, form: str) -> Path:
@@ -187,6 +207,13 @@ def parse_rows(
     so messages name the record and line of the file. ``None`` when the text is not readable as CSV.
     """
     problems: list[Problem] = []
+    if b"\0" in data:  # pandas' C parser would end the value at the NUL: name the values, read nothing
+        return None, nul_problems(data, file, header, first_row)
+    long = first_long_field(data)
+    if long is not None:
+        line = data.count(b"\n", 0, long) + first_line - 1
+        msg = f"a field longer than {MAX_FIELD_BYTES} bytes, the limit (a stray quote makes one of the rest)"
+        return None, [problem(file, f"line {line}", "", "", "limit", msg)]
     try:
         raw = pd.read_csv(
             io.BytesIO(data),
@@ -232,7 +259,68 @@ def parse_rows(
             col[pd.isna(col) | (col == "")] = None
             keep[name] = col
     frame = pd.DataFrame(keep, columns=list(keep), dtype=object) if keep else pd.DataFrame(index=range(len(body)))
+    problems += control_problems(frame, file, first_row)
     return frame, problems
+
+
+def _control_message(value: str) -> str:
+    at = first_control(value, allow_tab=True) or 0
+    return f"control character {escape_controls(value[at])} at position {at + 1}: refused in a value (tab aside)"
+
+
+def control_problems(frame: pd.DataFrame, file: str, first_row: int = 1) -> list[Problem]:
+    """A problem (rule ``control-character``) per value of ``frame`` holding a control character, tab allowed;
+    column-wise, each distinct value tested once. ``first_row`` is the record number of the frame's first row."""
+    out: list[Problem] = []
+    for name in frame.columns:
+        hits = np.flatnonzero(control_mask(frame[name], allow_tab=True))
+        for i in hits[:MAX_LISTED].tolist():
+            value = str(frame[name].iat[i])
+            out.append(problem(file, f"row {i + first_row}", str(name), value, CONTROL_RULE, _control_message(value)))
+        if len(hits) > MAX_LISTED:
+            more = f"{len(hits) - MAX_LISTED} more values with control characters in this column"
+            out.append(problem(file, "", str(name), "", CONTROL_RULE, more))
+    return out
+
+
+def nul_problems(data: bytes, file: str, header: list[str], first_row: int = 1) -> list[Problem]:
+    """The values holding control characters of CSV bytes that hold a NUL, read by the csv module (which keeps
+    NUL, unlike pandas' parser); a NUL outside any value (e.g. in the header) is named by its line."""
+    text = data.decode("utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out: list[Problem] = []
+    row = first_row - 1
+    try:
+        next(reader, None)  # the header: its names are judged by header_problems
+        for rec in reader:
+            if not rec or rec == [""]:
+                continue
+            row += 1
+            for k, value in enumerate(rec):
+                if len(out) < MAX_LISTED and first_control(value, allow_tab=True) is not None:
+                    name = header[k] if k < len(header) else f"column {k + 1}"
+                    out.append(problem(file, f"row {row}", name, value, CONTROL_RULE, _control_message(value)))
+    except csv.Error as err:
+        out.append(problem(file, f"row {row + 1}", "", "", "csv", f"not readable as CSV: {err}"))
+    if not out:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        out.append(problem(file, f"line {line}", "", "", CONTROL_RULE, "a NUL byte: refused in a CSV file"))
+    return out
+
+
+def first_long_field(data: bytes, limit: int = MAX_FIELD_BYTES) -> int | None:
+    """Byte offset of the first field of CSV bytes longer than ``limit`` bytes (commas and line ends outside
+    quotes delimit fields), or None; vectorised, and free when the whole text is shorter than the limit."""
+    if len(data) <= limit:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(buf == 34)
+    seps = np.flatnonzero((buf == 44) | (buf == 10) | (buf == 13))
+    seps = seps[np.searchsorted(quotes, seps) % 2 == 0]
+    bounds = np.concatenate(([-1], seps, [len(buf)]))
+    gaps = np.diff(bounds) - 1
+    over = np.flatnonzero(gaps > limit)
+    return int(bounds[over[0]] + 1) if len(over) else None
 
 
 def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:

@@ -26,6 +26,7 @@ from converter.records.odm.names import (
 )
 from converter.records.odm.vocab import Vocab
 from converter.records.raw import RawTable
+from converter.text import CONTROL_RULE, control_mask, escape_controls, first_control
 
 #: data elements per batch of the fast path
 
@@ -359,6 +360,7 @@ class Collector:
         keep_item = in_subject & ~wrong_item & ~misfiled[safe_group]
         item_values = raw_values[item_pos]
         values = np.array(_decode_attrs(item_values.tolist()), dtype=object) if len(item_values) else item_values
+        self._controls(keys, values, where, subj_of[item_pos], codes[item_pos], subj_of)
         for k, oid in enumerate(v.forms):
             form = v.schema.forms[oid]
             sel = np.flatnonzero((group_form == k) & ~misfiled)
@@ -407,9 +409,32 @@ class Collector:
             mat[mat == ""] = None
             self.frames[oid].append(pd.DataFrame(mat, columns=form.columns, dtype=object))
 
+    def _controls(
+        self,
+        keys: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+        where: Sequence[str],
+        item_subject: np.ndarray[Any, Any],
+        item_codes: np.ndarray[Any, Any],
+        subj_of: np.ndarray[Any, Any],
+    ) -> None:
+        """A problem per SubjectKey and item value holding a control character (tab allowed), column-wise."""
+        for s in np.flatnonzero(control_mask(pd.Series(keys, dtype=object), allow_tab=True))[:MAX_PROBLEMS]:
+            self._control(where[int(s)], "SUBJID", str(keys[s]))
+        hits = np.flatnonzero(control_mask(pd.Series(values, dtype=object), allow_tab=True))
+        for i in hits[:MAX_PROBLEMS].tolist():
+            code = int(item_codes[i])
+            name = self.v.schema.forms[self.v.forms[self.v.form_of[code]]].columns[self.v.col_of[code]]
+            self._control(where[int(item_subject[i])], name, str(values[i]))
+
+    def _control(self, where: str, field: str, value: str) -> None:
+        at = first_control(value, allow_tab=True) or 0
+        msg = f"control character {escape_controls(value[at])} at position {at + 1}: refused in a value (tab aside)"
+        self.problems.append(problem(self.file, where, field, value, CONTROL_RULE, msg))
+
     # -- element by element -----------------------------------------------------------------------------
     def _slow_text(self, text: str, line: int) -> None:
-        parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True, load_dtd=False)
+        parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=False, load_dtd=False)
         try:
             wrapped = etree.fromstring(self.wrap[0] + text + self.wrap[1], parser)
         except etree.XMLSyntaxError:
@@ -420,6 +445,8 @@ class Collector:
         key = el.get("SubjectKey")
         if key is None:
             return  # reported by the file's parse
+        if first_control(key, allow_tab=True) is not None:
+            self._control(f"line {line} SubjectKey={key}", "SUBJID", key)
         self._slow_subject(el, key, line - 1)
 
     def line(self, el: Any, offset: int) -> str:
@@ -499,6 +526,8 @@ class Collector:
                     )
                 )
                 continue
+            if value is not None and first_control(value, allow_tab=True) is not None:
+                self._control(line, name, value)
             row[name] = value
         if row.get("SUBJID") not in (None, key):
             self.problems.append(

@@ -18,6 +18,15 @@ from converter.records.raw import RawRead, RawTable, empty_raw
 from converter.records.schema import FormSchema, load_forms
 
 RAW_BLOCK = 1 << 24
+#: text carried over without a whole subject in it, at most: past it the file is read by the lxml pass alone,
+#: whose limits (:data:`~converter.records.odm.validation.XML_NODE_LIMIT`) refuse an oversized value
+MAX_CARRY = 4 * RAW_BLOCK
+
+
+def _carried(text: str) -> str:
+    if len(text) > MAX_CARRY:
+        raise Unsafe(f"more than {MAX_CARRY} characters without a whole SubjectData")
+    return text
 
 
 def raw_blocks(path: Path) -> Iterator[tuple[str, int]]:
@@ -50,7 +59,7 @@ def raw_blocks(path: Path) -> Iterator[tuple[str, int]]:
                 if i < 0:
                     if final:
                         return
-                    carry = text
+                    carry = _carried(text)
                     continue
                 if "<SubjectData" in text[:i]:
                     raise Unsafe("SubjectData before ClinicalData")
@@ -64,7 +73,7 @@ def raw_blocks(path: Path) -> Iterator[tuple[str, int]]:
             if start < 0 or cut < start:
                 if final:
                     return
-                carry = text
+                carry = _carried(text)
                 continue
             cut += len(end_tag)
             head = text[:start]

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from converter.errors import Problem, problem
+from converter.errors import InputError, Problem, problem
 from converter.records.odm.collector import RX_GAP, Collector, Unsafe
 from converter.records.odm.names import NS, TAG_ODM
-from converter.records.odm.reader import empty_tables
+from converter.records.odm.reader import MAX_CARRY, empty_tables
 from converter.records.odm.validation import lxml_pass, sniff
 from converter.records.odm.vocab import Vocab
 from converter.records.raw import RawRead
@@ -99,6 +99,12 @@ def odm_slices(path: Path, subjects: int, read_size: int = 1 << 24) -> Iterator[
                 if count:
                     yield OdmSlice(file, base, base + last, line, count)
                 return
+            if len(buf) - last > MAX_CARRY:
+                at = line + buf.count(b"\n", 0, last)
+                msg = (
+                    f"more than {MAX_CARRY} bytes without the end of a SubjectData: refused (the limit of one subject)"
+                )
+                raise InputError(problem(file, f"line {at}", "", "", "limit", msg))
             scan = max(scan, len(buf) - len(end_tag) + 1)
 
 

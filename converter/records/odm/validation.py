@@ -3,6 +3,7 @@ study; the root sniffer; syntax and XSD errors as problems."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,8 +36,20 @@ def odm_xsd() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(base), parser))
 
 
+#: libxml2's limits with lxml's ``huge_tree`` off (every ODM parse here): a longer attribute value or text node,
+#: or deeper nesting, is refused as a ``limit`` problem instead of being built in memory
+XML_NODE_LIMIT = 10_000_000
+XML_DEPTH_LIMIT = 256
+_LIMIT_NOTE = (
+    f" (an attribute value or text node may hold at most about {XML_NODE_LIMIT:,} bytes and elements nest at"
+    f" most {XML_DEPTH_LIMIT} deep: larger input is refused, not read)"
+)
+
+
 def _syntax_rule(type_name: str, message: str) -> str:
     text = message.lower()
+    if "RESOURCE_LIMIT" in type_name or "xml_parse_huge" in text:
+        return "limit"
     if "ENCODING" in type_name or "encoding" in text or "utf-8" in text:
         return "encoding"
     return "xml"
@@ -53,13 +66,15 @@ def syntax_problems(file: str, err: etree.XMLSyntaxError) -> list[Problem]:
             continue
         seen.add(key)
         rule = _syntax_rule(e.type_name, e.message)
-        out.append(problem(file, f"line {e.line}", "", "", rule, e.message.strip()))
+        note = _LIMIT_NOTE if rule == "limit" else ""
+        out.append(problem(file, f"line {e.line}", "", "", rule, e.message.strip() + note))
     if not out:
-        out.append(
-            problem(
-                file, f"line {err.lineno}" if err.lineno else "", "", "", _syntax_rule("", str(err.msg)), str(err.msg)
-            )
-        )
+        msg = str(err.msg)
+        wrapped = re.fullmatch(r"line \d+: b'(.*)'", msg)  # lxml's text when a schema validates while parsing
+        msg = wrapped.group(1) if wrapped else msg
+        rule = _syntax_rule("", msg)
+        note = _LIMIT_NOTE if rule == "limit" else ""
+        out.append(problem(file, f"line {err.lineno}" if err.lineno else "", "", "", rule, msg.strip() + note))
     return out
 
 
@@ -69,7 +84,7 @@ def xsd_problems(file: str, entries: Iterable[Any], path: Path | None) -> list[P
     if not msgs:
         return []
     if path is not None and path.stat().st_size <= LINE_LOOKUP_LIMIT:
-        parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
+        parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=False)
         try:
             tree = etree.parse(str(path), parser)
         except etree.XMLSyntaxError:
@@ -95,7 +110,7 @@ def sniff(path: Path) -> Root | None:
     """The root element and prolog of an XML file, or None when it does not start as XML."""
     try:
         for _ev, el in etree.iterparse(
-            str(path), events=("start",), no_network=True, resolve_entities=False, huge_tree=True, load_dtd=False
+            str(path), events=("start",), no_network=True, resolve_entities=False, huge_tree=False, load_dtd=False
         ):
             info = el.getroottree().docinfo
             return Root(str(el.tag), dict(el.nsmap), str(info.encoding or "UTF-8"), str(info.doctype or ""))
@@ -125,7 +140,7 @@ def lxml_pass(
         "tag": (TAG_MDV, TAG_SUBJECT),
         "no_network": True,
         "load_dtd": False,
-        "huge_tree": True,
+        "huge_tree": False,
         "collect_ids": False,
     }
     if validate:
