@@ -167,6 +167,9 @@ def sdtm(
 
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
+    from converter.io.package_kind import expect_kind
+
+    expect_kind(source, "sdtm", ("records-csv", "records-odm"))
     with contextlib.ExitStack() as stack:
         dest = stack.enter_context(output_folder(out, inputs=[source], overwrite=overwrite))
         pq = None

@@ -605,6 +605,9 @@ def stream_on_spark(
 
     from pyspark.sql import SparkSession
 
+    from converter.io.package_kind import expect_kind
+
+    expect_kind(Path(source), "stream", ("records-csv", "records-odm"))  # before a JVM starts
     existing = SparkSession.getActiveSession()
     spark = existing or local_session(cores=cores or os.cpu_count() or 2)
     try:

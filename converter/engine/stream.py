@@ -30,7 +30,7 @@ import resource
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import pandas as pd
 from converter.engine.chain import Chain, adam_of, findings_of, load_chain, ndjson_of, sdtm_of
 from converter.errors import InputError, Problem, problem
 from converter.records.odm import OdmSlice
+from converter.records.schema import FormSchema
 from converter.records.stream import CsvPlan
 
 Echo = Callable[[str], Any]
@@ -242,16 +243,45 @@ def _pool(workers: int, ctx: _Context) -> concurrent.futures.ProcessPoolExecutor
     )  # fmt: skip
 
 
+def csv_header_problems(files: Mapping[str, Path | None], forms: FormSchema) -> list[Problem]:
+    """Every form file's header line against its form (duplicated, unknown and missing columns; not UTF-8; no
+    header), read before any record: the local engine checks what the Spark driver checks, first."""
+    from converter.records.csv_io import header_problems
+
+    problems: list[Problem] = []
+    for oid, path in files.items():
+        if path is None:
+            continue
+        with path.open("rb") as fh:
+            first = fh.readline(1 << 20)
+        try:
+            header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]), [])
+        except UnicodeDecodeError:
+            problems.append(problem(str(path), "line 1", "", "", "encoding", "not UTF-8 in the header line"))
+            continue
+        except csv.Error as exc:
+            problems.append(problem(str(path), "line 1", "", "", "csv", f"the header line cannot be read: {exc}"))
+            continue
+        if not header:
+            problems.append(problem(str(path), "", "", "", "empty-file", "empty file: expected a header line"))
+            continue
+        problems += header_problems(str(path), header, forms.forms[oid])[0]
+    return problems
+
+
 def _csv_parts(
     pool: concurrent.futures.ProcessPoolExecutor, source: Path, ctx: _Context, size: int, echo: Echo
 ) -> tuple[list[_Part], list[Problem]]:
     from converter.records.stream import plan_csv
 
     plan = plan_csv(source, ctx.chain.forms, size)
+    structural = csv_header_problems(plan.files, ctx.chain.forms) + plan.problems
+    if structural:  # before any row is read: no partition can convert with a wrong header
+        raise InputError(structural, context=str(source))
     echo(f"stream: {plan.subjects} subjects in {source}; {plan.parts} partitions; spilling the form files")
     spill = ctx.work / ".spill"
     jobs = [(p, oid, plan.parts, spill) for oid, p in plan.files.items() if p is not None]
-    problems = list(plan.problems)
+    problems: list[Problem] = []
     for found in pool.map(_spill_form, jobs):
         problems += found
     parts = [_Part(i, csv=(plan, str(spill / f"part-{i:05d}"))) for i in range(plan.parts)]
@@ -283,10 +313,12 @@ def run_stream(
     empty (the CLI gives the staging folder of :func:`converter.io.outdir.output_folder`; ``shown_as`` is the
     folder it becomes, named in the Bulk Data manifest)."""
     from converter.io.atomic import atomic_dir
+    from converter.io.package_kind import expect_kind
     from converter.records.sources import detect_format
     from converter.sdtm.build import Accounting
 
     wall0 = time.perf_counter()
+    expect_kind(Path(source), "stream", ("records-csv", "records-odm"))
     fmt = detect_format(source)
     rep = StreamReport()
     out.parent.mkdir(parents=True, exist_ok=True)
