@@ -70,7 +70,10 @@ def _main(
 
 
 def _echo_err(msg: str) -> None:
-    typer.echo(msg, err=True)
+    from converter.text import escape_controls
+
+    # a file name, a value or a library's message may hold control characters: never print one raw
+    typer.echo("\n".join(escape_controls(line) for line in msg.split("\n")), err=True)
 
 
 def handles_errors(fn: F) -> F:

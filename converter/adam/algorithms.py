@@ -32,6 +32,7 @@ from converter.adam.common import (
 )
 from converter.adam.dates import Imputed, ImputedDatetime, impute_dates, impute_datetimes
 from converter.adam.tte import tte_choice
+from converter.sdtm import algorithms as _sdtm_rules  # noqa: F401 - the shared rules ADaM specs use (field, case ...)
 from converter.spec.adam_rules import (
     ENUM_ARGS,
     ROW_NAME_ARGS,

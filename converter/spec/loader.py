@@ -37,15 +37,15 @@ from converter.spec.vocabulary import vocabulary
 from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
-_DATASET_KEYS = {
+DATASET_KEYS = {
     "dataset", "label", "class", "structure", "standard", "keys", "depends", "sources", "supp",
     "variables", "comment", "extra",
 }  # fmt: skip
-_VAR_KEYS = {
+VARIABLE_KEYS = {
     "name", "label", "type", "length", "order", "core", "codelist", "origin", "rule", "rules", "method",
     "format", "significant_digits", "value_level", "comment",
 }  # fmt: skip
-_SOURCE_KEYS = {"id", "form", "join", "where", "rows", "dataset"}
+SOURCE_KEYS = {"id", "form", "join", "where", "rows", "dataset"}
 
 
 class _Errors:
@@ -144,8 +144,8 @@ def _parse_variable(raw: Any, order: int, err: _Errors, vocab: dict[str, RuleDef
         return None
     name = str(raw["name"])
     where = f"variable {name}"
-    for key in sorted(set(raw) - _VAR_KEYS - {"__line__"}):
-        err.add(line, where, f"unknown key {key!r} (allowed: {', '.join(sorted(_VAR_KEYS))})")
+    for key in sorted(set(raw) - VARIABLE_KEYS - {"__line__"}):
+        err.add(line, where, f"unknown key {key!r} (allowed: {', '.join(sorted(VARIABLE_KEYS))})")
     if not _NAME.match(name):
         err.add(line, where, "name must be 1-8 characters, upper-case letters, digits or _, starting with a letter")
     label = str(raw.get("label", ""))
@@ -203,8 +203,8 @@ def _parse_source(raw: Any, err: _Errors) -> SourceSpec | None:
     if not isinstance(raw, dict):
         err.add(line, "sources", f"each source must be a mapping, got {raw!r}")
         return None
-    for key in sorted(set(raw) - _SOURCE_KEYS - {"__line__"}):
-        err.add(line, "sources", f"unknown key {key!r} (allowed: {', '.join(sorted(_SOURCE_KEYS))})")
+    for key in sorted(set(raw) - SOURCE_KEYS - {"__line__"}):
+        err.add(line, "sources", f"unknown key {key!r} (allowed: {', '.join(sorted(SOURCE_KEYS))})")
     kinds = [k for k in ("form", "rows", "dataset") if k in raw]
     if len(kinds) != 1:
         err.add(line, "sources", "a source needs exactly one of form, rows, dataset")
@@ -227,8 +227,8 @@ def parse_spec(doc: Any, path: Path) -> DatasetSpec:
     err = _Errors(path)
     if not isinstance(doc, dict):
         raise SpecError([f"{path}: a spec must be a mapping with dataset, label, variables"])
-    for key in sorted(set(doc) - _DATASET_KEYS - {"__line__"}):
-        err.add(line_of(doc), "", f"unknown key {key!r} (allowed: {', '.join(sorted(_DATASET_KEYS))})")
+    for key in sorted(set(doc) - DATASET_KEYS - {"__line__"}):
+        err.add(line_of(doc), "", f"unknown key {key!r} (allowed: {', '.join(sorted(DATASET_KEYS))})")
     name = str(doc.get("dataset", ""))
     if not _NAME.match(name):
         err.add(1, "", f"dataset name {name!r} must be 1-8 upper-case characters")
