@@ -106,7 +106,7 @@ def _results(a: Analysis, items: list[Endpoint], formatted: dict[str, str]) -> l
     for ep in items:
         lo, hi = ep.ci if ep.ci is not None else (None, None)
         k = int(ep.value) if ep.kind == "count" and ep.value is not None else None
-        values: dict[str, float | int | None] = {
+        per_method: dict[str, dict[str, float | int | None]] = {
             "count": {"n": k, "denominator": ep.n},
             "proportion": {
                 "n": k if k is not None else round((ep.value or 0) * (ep.n or 0)),
@@ -126,7 +126,8 @@ def _results(a: Analysis, items: list[Endpoint], formatted: dict[str, str]) -> l
                 "subjects": ep.n,
                 "censored": ep.events,
             },
-        }[a.method]
+        }
+        values = per_method[a.method]
         groups = [{"groupingId": f"GRP_{a.id}", "groupId": ep.key}] if ep.group else []
         for op, _label, _pattern in METHOD_OPERATIONS[a.method][2]:
             result: dict[str, Any] = {

@@ -16,6 +16,7 @@ import pandas as pd
 
 from converter.errors import InputError, problem
 from converter.report.spec import AnalysisSpec
+from converter.spec.model import DatasetSpec
 
 Echo = Callable[[str], None]
 
@@ -71,7 +72,7 @@ def read_adam(adam_dir: Path, spec: AnalysisSpec) -> dict[str, pd.DataFrame]:
     return adam
 
 
-def _adam_specs() -> dict[str, object] | None:
+def _adam_specs() -> dict[str, DatasetSpec] | None:
     """The ADaM specs, for the types of what is read back (integer variables as Int64); None when absent."""
     from converter.paths import mappings_dir
 
@@ -84,11 +85,11 @@ def _adam_specs() -> dict[str, object] | None:
 
 
 def report_command(adam_dir: Path, out: Path, echo: Echo = print) -> int:
+    from converter.io.package_kind import expect_kind
     from converter.report.endpoints import compute_endpoints
     from converter.report.html import write_index_html
     from converter.report.published import compare
     from converter.report.render import markdown, write_report
-    from converter.io.package_kind import expect_kind
     from converter.report.spec import load_analysis_spec
 
     expect_kind(Path(adam_dir), "report", ("adam",))

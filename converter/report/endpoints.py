@@ -102,7 +102,8 @@ def condition_mask(expr: Expr, df: pd.DataFrame, dataset: str) -> np.ndarray:
         parts = [condition_mask(p, df, dataset) for p in expr.parts]
         if expr.operator == "NOT":
             return ~parts[0]
-        return np.logical_and.reduce(parts) if expr.operator == "AND" else np.logical_or.reduce(parts)
+        combine = np.logical_and if expr.operator == "AND" else np.logical_or
+        return np.asarray(combine.reduce(parts), dtype=bool)
     if expr.dataset and expr.dataset.upper() != dataset.upper():
         raise SpecError([f"condition {expr.text()} is on {expr.dataset} but is applied to {dataset}"])
     if expr.variable not in df.columns:
@@ -120,9 +121,8 @@ def condition_mask(expr: Expr, df: pd.DataFrame, dataset: str) -> np.ndarray:
                 hit = np.isin(num, vals)
                 return ~hit if op in ("NE", "NOTIN") else hit
             v = vals[0]
-            return {"GT": num > v, "GE": num >= v, "LT": num < v, "LE": num <= v}[op]
-    text = col.astype(object).where(col.notna(), None)
-    hit = text.isin([str(v) for v in values]).to_numpy(dtype=bool)
+            return np.asarray({"GT": num > v, "GE": num >= v, "LT": num < v, "LE": num <= v}[op], dtype=bool)
+    hit = col.astype(object).isin([str(v) for v in values]).to_numpy(dtype=bool)
     return ~hit if op in ("NE", "NOTIN") else hit
 
 
@@ -175,7 +175,7 @@ def _subject_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.Dat
         rec_name = str(a.records_dataset)
         rec = _dataset(adam, rec_name, f"end point {a.id}")
         keep = np.logical_and.reduce([subset_mask(spec, s, rec, rec_name) for s in a.records_subsets])
-        subjects = pd.unique(rec.loc[keep, "USUBJID"].dropna())
+        subjects = rec["USUBJID"].to_numpy(dtype=object)[np.asarray(keep, dtype=bool)]
         hit &= denom["USUBJID"].isin(subjects).to_numpy(dtype=bool)
     k, n = int(hit.sum()), len(denom)
     if a.method == "count":
