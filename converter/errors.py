@@ -2,6 +2,10 @@
 
 A :class:`Problem` names where (file, record, field), what (value) and which rule it broke. Readers and
 checks collect them and raise one :class:`InputError`; the CLI prints the table and exits with code 2.
+
+Nothing here prints a control character raw (a value, a file name or a parser's message may hold one): problems,
+the context of an :class:`InputError` and the messages of :class:`SpecError` and :class:`ConformanceError` are
+shown through :func:`converter.text.escape_controls`.
 """
 
 from __future__ import annotations
@@ -51,12 +55,17 @@ class InputError(Exception):
 
     def render(self, limit: int | None = None) -> str:
         shown = self.problems if limit is None else self.problems[:limit]
-        head = f"{self.context}: " if self.context else ""
+        head = f"{escape_controls(self.context)}: " if self.context else ""
         lines = [f"{head}{len(self.problems)} problem(s) in the input"]
         lines += [f"  {p}" for p in shown]
         if limit is not None and len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more")
         return "\n".join(lines)
+
+
+def _escaped_lines(messages: Iterable[str]) -> list[str]:
+    """Messages as printable text: each line's control characters escaped (line breaks kept)."""
+    return ["\n".join(escape_controls(line) for line in str(m).split("\n")) for m in messages]
 
 
 class SpecError(Exception):
@@ -65,7 +74,7 @@ class SpecError(Exception):
     exit_code = 2
 
     def __init__(self, messages: Iterable[str]) -> None:
-        self.messages = list(messages)
+        self.messages = _escaped_lines(messages)
         super().__init__("\n".join(self.messages))
 
 
@@ -75,5 +84,5 @@ class ConformanceError(Exception):
     exit_code = 1
 
     def __init__(self, messages: Iterable[str]) -> None:
-        self.messages = list(messages)
+        self.messages = _escaped_lines(messages)
         super().__init__("\n".join(self.messages))

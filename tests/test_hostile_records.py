@@ -155,3 +155,14 @@ def test_cli_names_the_value_escaped_and_exits_2(csv_dir: Path, tmp_path: Path) 
     assert all(first_control(line) is None for line in result.output.split("\n"))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert {p.name: p.read_bytes() for p in csv_dir.iterdir()} == before
+
+
+def test_error_messages_never_hold_raw_control_characters() -> None:
+    from converter.errors import ConformanceError, SpecError, problem
+
+    err = InputError([problem("a\x1bb.csv", "row 1", "X", "v\x00", "rule", "bad \x07 thing")], context="dir\x9b/")
+    assert all(first_control(line) is None for line in err.render().split("\n"))
+    assert "dir\\x9b/" in err.render() and "a\\x1bb.csv" in err.render() and "v\\x00" in err.render()
+    for exc in (SpecError(["spec\x1b[2J.yaml: bad", "two\nlines"]), ConformanceError(["value 'a\x00b'"])):
+        assert all(first_control(line) is None for m in exc.messages for line in m.split("\n"))
+    assert SpecError(["two\nlines"]).messages == ["two\nlines"]  # line breaks stay line breaks
