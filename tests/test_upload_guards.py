@@ -23,12 +23,22 @@ from typing import Any
 import conftest_fhir
 import pytest
 import typer
-from conftest_fhir import count
-from test_upload import journal_lines, subject_bundle, write_fhir_dir
+from conftest_fhir import FhirServerProcess, count
+from test_upload import FAST, journal_lines, subject_bundle, write_fhir_dir
 from typer.testing import CliRunner
 
 from converter.errors import InputError
-from converter.upload import DEFAULTS, FhirServerError, RetryPolicy, UploadSummary, fetch_all, upload
+from converter.upload import (
+    DEFAULTS,
+    FhirServerError,
+    RetryPolicy,
+    Secret,
+    UploadSummary,
+    count_resources,
+    fetch_all,
+    redact,
+    upload,
+)
 from converter.upload.connection import check_server
 
 fhir_server = conftest_fhir.fhir_server
@@ -362,6 +372,63 @@ def test_no_part_of_the_token_in_any_output_log_or_file(
     assert any(str(p).endswith(".upload-journal.jsonl") for p in texts)
     leaks = {where: shows_any(text) for where, text in texts.items() if shows_any(text)}
     assert leaks == {}
+
+
+SECURED_TOKEN = "tok-9f8e7d6c5b4a-SECRET"
+
+
+@pytest.fixture(scope="module")
+def secured_server() -> Any:
+    """The real FHIR test server, requiring SECURED_TOKEN on every request (401 otherwise)."""
+    server = FhirServerProcess(env={"FHIR_TOKEN": SECURED_TOKEN})
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def test_token_is_sent_but_never_shown(
+    secured_server: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = secured_server
+    fhir_dir = write_fhir_dir(tmp_path, 2)
+
+    denied = upload(fhir_dir, url, token="wrong-" + SECURED_TOKEN, retry=FAST)
+    assert denied.exit_code == 1 and denied.rejected[0].status == 401 and denied.sent == 0
+    assert denied.not_sent == 2  # 401 stops the upload
+
+    (tmp_path / "token").write_text(SECURED_TOKEN + "\n")
+    ok = upload(fhir_dir, url, token_file=tmp_path / "token", retry=FAST)
+    assert ok.ok and ok.sent == 3
+    assert fetch_all(url, "Patient", token=SECURED_TOKEN)
+    assert count_resources(url, "Patient", token=SECURED_TOKEN) == 2
+
+    monkeypatch.setenv("INOCONV_FHIR_TOKEN", SECURED_TOKEN)
+    again = upload(fhir_dir, url, retry=FAST, force=True)
+    assert again.ok and again.sent == 3
+    dead = upload(fhir_dir, "http://127.0.0.1:9/", retry=RetryPolicy(max_attempts=2, base=0.01), force=True)
+    assert dead.rejected and "ConnectError" in dead.rejected[0].message
+    from converter.cli import app
+
+    res = CliRunner().invoke(app, ["upload", str(fhir_dir), "--server", url, "--force", "--token", "x" + SECURED_TOKEN])
+    assert res.exit_code == 1 and "401" in res.output
+    monkeypatch.delenv("INOCONV_FHIR_TOKEN")
+
+    captured = capsys.readouterr()
+    shown = [caplog.text, captured.out, captured.err, res.output]
+    shown += [repr(x) for x in (denied, ok, again, dead)]
+    shown += [r.render() for r in denied.rejected + dead.rejected]
+    shown.append((fhir_dir / ".upload-journal.jsonl").read_text())
+    assert [shows_any(text, SECURED_TOKEN) for text in shown] == [[]] * len(shown)
+    assert repr(Secret(SECURED_TOKEN)) == "Secret('***')" and SECURED_TOKEN not in f"{Secret(SECURED_TOKEN)}"
+    assert redact(f"Authorization: Bearer {SECURED_TOKEN}") == "Authorization: Bearer ***"
+    assert redact(f"https://user:{SECURED_TOKEN}@host/fhir") == "https://***@host/fhir"
+    assert redact(f"it was {SECURED_TOKEN[2:11]}, then {SECURED_TOKEN[-7:]}", SECURED_TOKEN) == "it was ***, then ***"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import pandas as pd
 
 from converter.engine.chain import Chain, adam_of, findings_of, load_chain, ndjson_of, sdtm_of
 from converter.errors import InputError, Problem, problem
+from converter.io.csv_out import dict_writer
 from converter.records.odm import OdmSlice
 from converter.records.schema import FormSchema
 from converter.records.stream import CsvPlan
@@ -431,7 +432,7 @@ def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> No
 
         write_reports(rep.findings, work / "validate")
     with (work / "accounting.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["form", "records", "in_target_rows", "rejected", "targets", "reasons"])
+        w = dict_writer(fh, fieldnames=["form", "records", "in_target_rows", "rejected", "targets", "reasons"])
         w.writeheader()
         w.writerows(rows)
     nd = _ndjson_dir(work)

@@ -18,7 +18,6 @@ Bad user input raises :class:`~converter.errors.InputError` / :class:`~converter
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from converter.errors import Problem
 from converter.fhir.mapping import load_fhir_stage
+from converter.io.csv_out import dict_writer
 
 Echo = Callable[[str], Any]
 
@@ -66,7 +66,7 @@ def _table(rows: list[list[str]], head: list[str]) -> str:
 
 def _write_csv(path: Path, rows: Iterable[Mapping[str, str]], fields: list[str]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
+        w = dict_writer(fh, fieldnames=fields)
         w.writeheader()
         for r in rows:
             w.writerow(r)

@@ -31,7 +31,6 @@ followed counts those that point into another partition.
 
 from __future__ import annotations
 
-import csv
 import re
 import tempfile
 import time
@@ -49,6 +48,7 @@ from converter.fhir.paths import Getter, compile_getter, parse_path
 from converter.fhir.resource_checks import Located, identifiers_of, parse_conditional
 from converter.fhir.to_fhir import no_gc
 from converter.fhir.to_sdtm import Converter, FromFhir, _located_from_json, input_files
+from converter.io.csv_out import dict_writer
 from converter.spec.model import DatasetSpec, Terminology
 
 #: subject reference elements tried after the spec's (types without a spec: Encounter, Claim, MedicationRequest...)
@@ -428,9 +428,9 @@ def stream_to_parts(
         open(out / "tosdtm-report.csv", "w", newline="", encoding="utf-8") as rfh,
         open(out / "tosdtm-problems.csv", "w", newline="", encoding="utf-8") as pfh,
     ):
-        report = csv.DictWriter(rfh, fieldnames=REPORT_FIELDS)
+        report = dict_writer(rfh, fieldnames=REPORT_FIELDS)
         report.writeheader()
-        probs = csv.DictWriter(pfh, fieldnames=PROBLEM_FIELDS)
+        probs = dict_writer(pfh, fieldnames=PROBLEM_FIELDS)
         probs.writeheader()
 
         def account(res: FromFhir) -> None:

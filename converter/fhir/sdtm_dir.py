@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from converter.errors import InputError, Problem, problem
+from converter.io.csv_out import write_frame
 from converter.spec.model import DatasetSpec, Origin, VariableSpec
 
 
@@ -104,7 +105,7 @@ def write_sdtm_dir(
         problems = check_for_dataset_json(frame, spec)
         if problems:
             notes.append(f"{name}: not written as Dataset-JSON: {problems[0]}")
-            frame.to_csv(out / f"{name.lower()}.csv", index=False)
+            write_frame(frame, out / f"{name.lower()}.csv")
             written.append(f"{name.lower()}.csv")
         else:
             write_dataset_json(frame, spec, out / f"{name.lower()}.json")

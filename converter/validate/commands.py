@@ -27,9 +27,9 @@ def validate_command(
     if fail_on not in ("error", "warning"):
         raise InputError(problem("", "", "--fail-on", fail_on, "fail-on", "must be 'error' or 'warning'"))
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(problem(str(folder), "", "", "", "folder", "is not a folder"))
     expect_kind(folder, "validate", ("sdtm", "adam", "fhir", "run"))
+    if not folder.is_dir():
+        raise InputError(problem(str(folder), "", "", "", "folder", "is not a folder (give the folder of the files)"))
     findings = validate_folder(folder)
     echo(f"inoconv validate: {folder}")
     echo(render_table(findings))

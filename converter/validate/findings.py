@@ -11,7 +11,6 @@ Writers: JSON (``findings.json``), CSV with a UTF-8 byte order mark so that Exce
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections import Counter
@@ -19,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from converter.io.csv_out import writer as csv_writer
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -79,7 +80,7 @@ def write_json(findings: Sequence[Finding], path: Path) -> Path:
 
 def csv_text(findings: Sequence[Finding]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csv_writer(buf, lineterminator="\r\n")
     w.writerow(FIELDS)
     for f in sort_findings(findings):
         w.writerow(["" if v is None else v for v in (getattr(f, k) for k in FIELDS)])
