@@ -33,17 +33,30 @@ Kind = Literal["records-csv", "records-odm", "sdtm", "adam", "fhir", "run", "rep
 
 __all__ = ["KINDS", "Found", "Kind", "describe", "detect_kind", "expect_kind", "inspect_path"]
 
-#: every kind, with what a user calls it (in "expects ..." and "found ..." sentences)
+#: every kind, as a user calls it (after "found")
 KINDS: dict[Kind, str] = {
-    "records-csv": "patient records as CSV (one file per CRF form)",
-    "records-odm": "patient records as CDISC ODM-XML",
-    "sdtm": "an SDTM package (SDTM datasets as XPT or Dataset-JSON)",
-    "adam": "an ADaM package (ADaM datasets as XPT or Dataset-JSON)",
-    "fhir": "FHIR R4 resources (Bundles, resources or Bulk Data NDJSON)",
-    "run": "the output folder of a whole run (sdtm/, adam/, fhir/ ...)",
-    "report": "a report folder (report.json)",
-    "missing": "nothing (no such file or folder)",
-    "unknown": "no input inoconv knows",
+    "records-csv": "patient records as CSV",
+    "records-odm": "patient records as ODM-XML",
+    "sdtm": "an SDTM package",
+    "adam": "an ADaM package",
+    "fhir": "FHIR resources",
+    "run": "the output folder of a whole run",
+    "report": "a report folder",
+    "missing": "nothing: no such file or folder",
+    "unknown": "no input inoconv reads",
+}
+
+#: what a command expects, in full (after "expects")
+_EXPECTED: dict[Kind, str] = {
+    "records-csv": "patient records as CSV (a folder, one file per CRF form)",
+    "records-odm": "patient records as CDISC ODM-XML (a file)",
+    "sdtm": "an SDTM package (a folder of SDTM datasets as XPT or Dataset-JSON, as inoconv sdtm writes)",
+    "adam": "an ADaM package (a folder of ADaM datasets as XPT or Dataset-JSON, as inoconv adam writes)",
+    "fhir": "FHIR R4 (transaction Bundles, resources or Bulk Data NDJSON: a file or a folder)",
+    "run": "the output folder of inoconv run",
+    "report": "a report folder",
+    "missing": "nothing",
+    "unknown": "anything",
 }
 
 #: which command takes each kind (the hint after "found ...")
@@ -174,7 +187,7 @@ def inspect_path(path: Path) -> Found:
         return Found("records-odm", odm[0].name)
     csvs = [p for p in files if p.suffix.lower() == ".csv"]
     if csvs:
-        return Found("records-csv", f"{_names(csvs)} as CSV")
+        return Found("records-csv", f"{_names(csvs, datasets=True)} as CSV")
     if not files and not dirs:
         return Found("unknown", "an empty folder")
     return Found("unknown", f"{_names(files or [path / d for d in sorted(dirs)])}")
@@ -189,7 +202,9 @@ def detect_kind(path: Path) -> Kind:
 def describe(found: Found) -> str:
     """``an ADaM package (ADSL, ADTTE as XPT)``: what a user reads after "found"."""
     what = KINDS[found.kind]
-    return f"{what} ({found.evidence})" if found.evidence else what
+    if not found.evidence:
+        return what
+    return f"{what}: {found.evidence}" if found.kind == "unknown" else f"{what} ({found.evidence})"
 
 
 def expect_kind(path: Path, command: str, allowed: Collection[Kind]) -> Found:
@@ -198,7 +213,8 @@ def expect_kind(path: Path, command: str, allowed: Collection[Kind]) -> Found:
     found = inspect_path(path)
     if found.kind in allowed:
         return found
-    expected = " or ".join(KINDS[k] for k in allowed)
+    wanted = [_EXPECTED[k] for k in allowed]
+    expected = " or ".join(wanted) if len(wanted) < 3 else "; ".join(wanted[:-1]) + "; or " + wanted[-1]
     sentence = f"inoconv {command} expects {expected}; found {describe(found)}"
     if found.kind in _TAKEN_BY:
         sentence += f": that is input for {_TAKEN_BY[found.kind]}"
