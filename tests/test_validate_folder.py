@@ -112,7 +112,8 @@ def test_fhir_folder_is_detected(tmp_path: Path) -> None:
 
 
 def test_empty_and_missing_folders(tmp_path: Path) -> None:
-    assert validate_command(tmp_path) == 1
+    with pytest.raises(InputError, match="found no input inoconv reads: an empty folder"):
+        validate_command(tmp_path)  # a user mistake: exit 2
     with pytest.raises(InputError):
         validate_command(tmp_path / "nope")
     with pytest.raises(InputError):
