@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from test_fhir_data import HL7, SYNTHEA, example, need_samples, specs
 
-from converter.fhir.mapping import load_fhir_stage, tosdtm_command
+from converter.fhir.commands import tosdtm_command
+from converter.fhir.mapping import load_fhir_stage
 from converter.fhir.ndjson_stream import PartitionedConversion, Router, stream_to_parts
 from converter.fhir.sdtm_dir import read_parts
 from converter.fhir.to_sdtm import FromFhir, convert_path
@@ -49,12 +50,29 @@ def _assert_same(whole: FromFhir, out: Path) -> None:
 
 
 def _compare(src: Path, tmp: Path, partitions: int, validate: bool) -> FromFhir:
+    """Streamed == whole. Input with problems: the same problems, and nothing but the problem report written;
+    the outcomes and rows of the partitions (in memory) are still those of the whole conversion."""
     specs_, ct, sdtm_specs = _stage()
     whole = convert_path(src, specs_, ct, sdtm_specs, validate=validate)
     summary = stream_to_parts(src, tmp / "parts", specs_, ct, sdtm_specs, partitions=partitions, validate=validate)
-    _assert_same(whole, tmp / "parts")
     assert summary.notes == whole.notes
     assert summary.problems == len(whole.problems)
+    if whole.problems:
+        assert not summary.written and [p.name for p in (tmp / "parts").iterdir()] == ["tosdtm-problems.csv"]
+        assert _rows(tmp / "parts" / "tosdtm-problems.csv") == sorted(
+            tuple(p.as_dict().values()) for p in whole.problems
+        )
+        conv = PartitionedConversion(src, specs_, ct, sdtm_specs, partitions, validate)
+        outcomes, rows = [], {}  # type: ignore[var-annotated]
+        for _k, part in conv.parts():
+            outcomes += [tuple(o.as_dict().values()) for o in part.outcomes]
+            for name, df in part.datasets.items():
+                rows[name] = rows.get(name, 0) + len(df)
+        outcomes += [tuple(o.as_dict().values()) for o in conv.sink.outcomes]
+        assert sorted(outcomes) == sorted(tuple(o.as_dict().values()) for o in whole.outcomes)
+        assert {n: r for n, r in rows.items() if r} == {n: len(df) for n, df in whole.datasets.items() if len(df)}
+        return whole
+    _assert_same(whole, tmp / "parts")
     assert summary.rows == {n: len(df) for n, df in sorted(whole.datasets.items())}
     return whole
 
@@ -89,12 +107,16 @@ def test_hl7_examples_and_synthea_streamed_equal_whole(tmp_path: Path) -> None:
     need_samples(SYNTHEA)
     _compare(HL7, tmp_path / "hl7", 3, validate=True)
     whole = _compare(SYNTHEA, tmp_path / "synthea", 4, validate=True)
-    assert any("log.ndjson: not FHIR NDJSON" in n for n in whole.notes)
+    assert [(p.file, p.record, p.rule) for p in whole.problems] == [("log.ndjson", "line 1", "fhir-input")]
 
 
 def test_cli_partitions_on_synthea(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     need_samples(SYNTHEA)
-    code = tosdtm_command(SYNTHEA, tmp_path / "out", partitions=3)
+    src = tmp_path / "in"  # the export without its log.ndjson (not FHIR: bad input)
+    src.mkdir()
+    for f in SYNTHEA.glob("*.000.ndjson"):
+        (src / f.name).write_bytes(f.read_bytes())
+    code = tosdtm_command(src, tmp_path / "out", partitions=3)
     out = capsys.readouterr().out
     assert code == 0
     assert "Parquet part(s) in DM/" in out and "in 3 partition(s) of subjects" in out
@@ -181,9 +203,12 @@ def test_no_validate_skips_the_models(tmp_path: Path) -> None:
     src.mkdir()
     bad = {"resourceType": "Patient", "id": "p1", "birthDate": "last spring"}
     (src / "Patient.ndjson").write_bytes(_line(bad))
-    assert tosdtm_command(src, tmp_path / "checked") == 2
-    report = pd.read_csv(tmp_path / "checked" / "tosdtm-report.csv", dtype=str, keep_default_na=False)
-    assert list(report["status"]) == ["invalid"]
+    assert tosdtm_command(src, tmp_path / "checked") == 2  # nothing but the problem report
+    problems = pd.read_csv(tmp_path / "checked" / "tosdtm-problems.csv", dtype=str, keep_default_na=False)
+    assert list(problems[["file", "record", "field", "rule"]].itertuples(index=False, name=None)) == [
+        ("Patient.ndjson", "line 1", "birthDate", "fhir-r4-model")
+    ]
+    assert [p.name for p in (tmp_path / "checked").iterdir()] == ["tosdtm-problems.csv"]
     for partitions in (0, 2):
         out = tmp_path / f"trusted-{partitions}"
         tosdtm_command(src, out, partitions=partitions, validate=False)

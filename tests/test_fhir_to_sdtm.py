@@ -66,8 +66,17 @@ def test_hl7_examples_convert_what_they_can() -> None:
 
 def test_synthea_bulk_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     need_samples(SYNTHEA)
-    code = tosdtm_command(SYNTHEA, tmp_path)
-    out = capsys.readouterr().out
+    # the export as it is: its log.ndjson is not FHIR NDJSON, so bad input (exit 2, only the problem report)
+    assert tosdtm_command(SYNTHEA, tmp_path / "as-exported") == 2
+    assert "log.ndjson:line 1:resourceType: [fhir-input] not FHIR NDJSON" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "as-exported").iterdir()] == ["tosdtm-problems.csv"]
+    src = tmp_path / "in"  # the resources alone
+    src.mkdir()
+    for f in SYNTHEA.glob("*.000.ndjson"):
+        (src / f.name).write_bytes(f.read_bytes())
+    tmp_path = tmp_path / "out"
+    code = tosdtm_command(src, tmp_path)
+    assert "not converted" in capsys.readouterr().out
     assert code == 0
     report = pd.read_csv(tmp_path / "tosdtm-report.csv", dtype=str, keep_default_na=False)
     lines = {p.name: sum(1 for ln in p.read_text().splitlines() if ln.strip()) for p in SYNTHEA.glob("*.000.ndjson")}
@@ -82,7 +91,6 @@ def test_synthea_bulk_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert set(report.loc[report["resourceType"] == "MedicationRequest", "reason"]) == {
         "no FHIR spec for MedicationRequest under mappings/fhir"
     }
-    assert "log.ndjson: not FHIR NDJSON" in out
     dm, _ = read_dataset_json(tmp_path / "dm.json")
     assert len(dm) == lines["Patient.000.ndjson"] and dm["USUBJID"].is_unique
     assert set(dm["SEX"]) <= {"M", "F"} and dm["BRTHDTC"].notna().all()
@@ -93,7 +101,7 @@ def _write(folder: Path, name: str, data: object) -> None:
     (folder / name).write_text(data if isinstance(data, str) else json.dumps(data))
 
 
-def test_bad_input_is_reported_and_the_rest_converts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_reported_and_nothing_else_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "in"
     src.mkdir()
     good = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1960-04"}
@@ -138,13 +146,13 @@ def test_bad_input_is_reported_and_the_rest_converts(tmp_path: Path, capsys: pyt
     rows = {(r.file, r.record, r.field, r.rule) for r in problems.itertuples()}
     assert ("b-not-json.json", "", "", "json") in rows  # a bundle that is not JSON
     assert ("c-bundle.json", "entry[0] urn:uuid:1", "birthDate", "fhir-r4-model") in rows  # fails R4 validation
-    assert ("c-bundle.json", "entry[1] urn:uuid:2", "subject", "fhir-reference") in rows  # dangling reference
+    assert ("c-bundle.json", "entry[1] urn:uuid:2", "subject", "fhir-reference") in rows  # a subject not in the input
     assert ("c-bundle.json", "entry[2] urn:uuid:3", "seriousness", "fhir-code") in rows  # unknown code
-    assert "problem(s) in the FHIR input" in err
-    report = pd.read_csv(tmp_path / "out" / "tosdtm-report.csv", dtype=str, keep_default_na=False)
-    assert report.loc[report["where"] == "entry[0] urn:uuid:1", "status"].item() == "invalid"
-    # the rest converted: the good Patient, and both AdverseEvents (with what they say)
-    dm, _ = read_dataset_json(tmp_path / "out" / "dm.json")
-    assert list(dm["USUBJID"]) == ["p1"] and list(dm["BRTHDTC"]) == ["1960-04"]
-    ae, _ = read_dataset_json(tmp_path / "out" / "ae.json")
-    assert list(ae["USUBJID"]) == ["nobody", "p1"]
+    assert "problem(s) in the FHIR input; no datasets written, only the problem report" in err
+    assert str(tmp_path / "out" / "tosdtm-problems.csv") in err  # the message says where the report is
+    # every problem, and nothing else: no datasets, no per-resource report, no rows for a subject not in the input
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["tosdtm-problems.csv"]
+    # the whole conversion in memory still gives an outcome for every resource
+    res = _convert(src)
+    status = {o.where: o.status for o in res.outcomes}
+    assert status["entry[0] urn:uuid:1"] == "invalid" and status["entry[2] urn:uuid:3"] == "converted"

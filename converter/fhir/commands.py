@@ -4,14 +4,16 @@
   (written anyway, problems listed: e.g. SUPP-- rows without a parent row); ``--strict`` failures raise
   ConformanceError (exit 1, nothing written).
 * ``inoconv tosdtm FHIR_PATH --out DIR [--partitions N] [--no-validate]`` -> :func:`tosdtm_command`: 0 converted;
-  2 bad input (invalid JSON or resources, dangling references the conversion needs, unknown codes), everything
-  else still converted. What could not be converted is listed resource by resource (``DIR/tosdtm-report.csv``:
-  every input resource with its outcome), not counted as bad input; the problems are in
-  ``DIR/tosdtm-problems.csv``. The datasets are Dataset-JSON ``<name>.json`` and, where the XPT v5 rules allow,
+  2 bad input (see :mod:`converter.fhir.fhir_input`; resources the R4 models reject, references to subjects not
+  in the input, two resources with one id, a second Patient for one subject, unknown codes): then DIR holds
+  nothing but ``DIR/tosdtm-problems.csv``, every problem with file, line or entry and element. What could not be
+  converted is listed resource by resource (``DIR/tosdtm-report.csv``: every input resource with its outcome),
+  not counted as bad input. The datasets are Dataset-JSON ``<name>.json`` and, where the XPT v5 rules allow,
   ``<name>.xpt``; with ``--partitions N`` the input is streamed in N partitions of subjects and each dataset is
   written as Parquet parts ``DIR/<NAME>/part-NNNNN.parquet`` (memory follows one partition).
 * ``inoconv roundtrip SDTM_DIR`` -> :func:`roundtrip_command`: 0 every mapped variable came back equal; 1
-  something mapped came back different (or rows went missing).
+  something mapped came back different (or rows went missing), or a dataset or variable of SDTM_DIR is not
+  carried and the FHIR specs do not list it as intentionally not mapped.
 
 Bad user input raises :class:`~converter.errors.InputError` / :class:`~converter.errors.SpecError` (exit 2).
 """
@@ -129,12 +131,13 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
 
         res = convert_path(Path(fhir_path), specs, ct, sdtm_specs, validate=validate)
         with atomic_dir(out) as tmp:  # the folder appears whole, without files of an earlier run
-            files, write_notes = write_sdtm_dir(res.datasets, tmp, sdtm_specs)
-            _write_csv(
-                tmp / "tosdtm-report.csv",
-                (o.as_dict() for o in res.outcomes),
-                ["file", "where", "resourceType", "id", "status", "dataset", "reason"],
-            )
+            files, write_notes = ({}, []) if res.problems else write_sdtm_dir(res.datasets, tmp, sdtm_specs)
+            if not res.problems:  # bad input: nothing but the problem report
+                _write_csv(
+                    tmp / "tosdtm-report.csv",
+                    (o.as_dict() for o in res.outcomes),
+                    ["file", "where", "resourceType", "id", "status", "dataset", "reason"],
+                )
             _write_csv(
                 tmp / "tosdtm-problems.csv",
                 (p.as_dict() for p in res.problems),
@@ -153,9 +156,11 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
     rows = [[t, *(str(d.get(s, 0)) for s in statuses)] for t, d in summary.items()]
     echo(_table(rows, ["resource type", *statuses]))
     echo("")
+    if n_problems:
+        ds_rows = []  # nothing written but the problem report
     echo(_table(ds_rows, ["dataset", "rows", "files"]))
     if reasons:
-        echo("\nnot converted (each listed in tosdtm-report.csv):")
+        echo(f"\nnot converted{'' if n_problems else ' (each listed in tosdtm-report.csv)'}:")
         for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             echo(f"  {n:>6}  {r}")
     for note in notes:
@@ -164,13 +169,15 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
         echo(tail.lstrip("\n"))
     if not validate:
         echo("note: resources not validated against the R4 models (--no-validate)")
+    if not n_problems:
+        return 0
+    report = out / "tosdtm-problems.csv"
+    _echo_err(f"{n_problems} problem(s) in the FHIR input; no datasets written, only the problem report ({report}):")
+    for line in _problem_lines(problems):
+        _echo_err(line)
     if n_problems > len(problems):  # streamed: only the first ones are kept in memory
-        _echo_err(f"{n_problems} problem(s) in the FHIR input (all in tosdtm-problems.csv):")
-        for line in _problem_lines(problems):
-            _echo_err(line)
         _echo_err(f"  ... and {n_problems - len(problems)} more")
-        return 2
-    return _exit_for(problems, "in the FHIR input (all in tosdtm-problems.csv)")
+    return 2
 
 
 # --- inoconv roundtrip ----------------------------------------------------------------------------------------------
@@ -190,7 +197,7 @@ def roundtrip_command(sdtm_dir: Path, echo: Echo = _echo) -> int:
         for line in _problem_lines(rt.problems):
             _echo_err(line)
     if not rt.ok:
-        echo("round trip: NOT lossless (see DIFFERENT / missing rows above)")
+        echo("round trip: NOT lossless (see DIFFERENT, NOT CARRIED and missing rows above)")
         return 1
-    echo("round trip: lossless for every mapped variable")
+    echo("round trip: lossless for every mapped variable; what is not carried is listed in mappings/fhir with why")
     return 0

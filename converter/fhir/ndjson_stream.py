@@ -32,22 +32,27 @@ followed counts those that point into another partition.
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import time
 import zlib
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 
 from converter.errors import Problem, problem
+from converter.fhir.fhir_input import file_lines, input_files, json_file, located_from_json, ndjson_documents
+from converter.fhir.located import FromFhir, Located
 from converter.fhir.mapping import FhirSpecs, rederivations
 from converter.fhir.paths import Getter, compile_getter, parse_path
-from converter.fhir.resource_checks import Located, identifiers_of, parse_conditional
+from converter.fhir.resource_checks import identifiers_of, parse_conditional
 from converter.fhir.to_fhir import no_gc
-from converter.fhir.to_sdtm import Converter, FromFhir, _located_from_json, input_files
+from converter.fhir.to_sdtm import Converter
 from converter.io.csv_out import dict_writer
 from converter.spec.model import DatasetSpec, Terminology
 
@@ -155,6 +160,7 @@ class _Spill:
         self.pending = open(folder / "pending.spill", "wb")  # noqa: SIM115
         self.identifiers = open(folder / "patient-identifiers", "wb")  # noqa: SIM115
         self.wanted: set[tuple[str, str]] = set()
+        self.ids = array("q")  # hash of "Type/id" per resource with an id, for the check of duplicate ids
         self.resources = 0
         self.held_back = 0
 
@@ -173,12 +179,16 @@ class _Spill:
         raw: bytes | None,
         aliases: Mapping[str, str | None],
     ) -> None:
+        seq = self.resources
         self.resources += 1
+        rid = res.get("id")
+        if isinstance(rid, str):
+            self.ids.append(hash(f"{res.get('resourceType')}/{rid}"))
         key, cond = self.router.key_of(res, file, where, full_url, aliases)
         body = raw if raw is not None else orjson.dumps(res)
         if key is not None:
             k = self.router.part_of(key)
-            self._part(k).write(orjson.dumps([file, where, full_url]) + b"\t" + body + b"\n")
+            self._part(k).write(orjson.dumps([file, where, full_url, seq]) + b"\t" + body + b"\n")
             if res.get("resourceType") == "Patient":
                 ids = res.get("identifier")
                 for i in ids if isinstance(ids, list) else [ids] if isinstance(ids, dict) else ():
@@ -187,9 +197,9 @@ class _Spill:
         elif cond is not None:
             self.held_back += 1
             self.wanted.add(cond)
-            self.pending.write(orjson.dumps([file, where, full_url, cond[0], cond[1]]) + b"\t" + body + b"\n")
+            self.pending.write(orjson.dumps([file, where, full_url, cond[0], cond[1], seq]) + b"\t" + body + b"\n")
         else:
-            self.study.write(orjson.dumps([file, where, full_url]) + b"\t" + body + b"\n")
+            self.study.write(orjson.dumps([file, where, full_url, seq]) + b"\t" + body + b"\n")
 
     def finish(self) -> Routed:
         """Route the resources held back (to their Patient's partition), close every file."""
@@ -205,9 +215,9 @@ class _Spill:
             with open(self.folder / "pending.spill", "rb") as fh:
                 for line in fh:
                     head, _, body = line.partition(b"\t")
-                    file, where, full_url, system, value = orjson.loads(head)
+                    file, where, full_url, system, value, seq = orjson.loads(head)
                     k = where_is.get((system, value))
-                    record = orjson.dumps([file, where, full_url]) + b"\t" + body
+                    record = orjson.dumps([file, where, full_url, seq]) + b"\t" + body
                     if k is not None:
                         self._part(k).write(record)
                     elif self.router.carries_usubjid(system, value):  # not in the input: the reference says who
@@ -224,27 +234,56 @@ class _Spill:
 def route(path: Path, folder: Path, router: Router, sink: FromFhir) -> Routed:
     """Pass 1: every resource under ``path`` to its partition's spill file in ``folder``; bad lines into ``sink``.
 
-    Reads the files :func:`~converter.fhir.to_sdtm.read_input` would, NDJSON a line at a time (a ``.json``
-    Bundle or resource file is read whole, its entries routed one by one).
+    Reads the files :func:`~converter.fhir.fhir_input.read_input` would, with the same checks, NDJSON a line at a
+    time (a ``.json`` Bundle or resource file is read whole, its entries routed one by one). Two resources of one
+    type with one id are reported as :func:`~converter.fhir.resource_checks.check_ids` reports them, wherever
+    they are routed.
     """
     files, base = input_files(path)
     spill = _Spill(folder, router)
     for f in files:
         name = str(f.relative_to(base)) if f.is_relative_to(base) else f.name
-        try:
-            if f.suffix.lower() == ".ndjson":
+        if f.suffix.lower() == ".ndjson":
+            try:
                 _route_ndjson(f, name, spill, sink)
-            else:
-                raw = f.read_bytes()
-                try:
-                    data = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    sink.problems.append(problem(name, "", "", "", "json", f"not valid JSON: {exc}"))
-                    continue
-                _route_located(_located_from_json(data, name, sink), spill)
-        except OSError as exc:
-            sink.problems.append(problem(name, "", "", "", "read", f"cannot read ({exc.strerror})"))
-    return spill.finish()
+            except OSError as exc:
+                sink.problems.append(problem(name, "", "", "", "read", f"cannot read ({exc.strerror})"))
+            continue
+        data = json_file(f, name, sink)
+        if data is not None:
+            _route_located(located_from_json(data, name, sink), spill)
+    routed = spill.finish()
+    sink.problems.extend(_duplicate_ids(routed, spill.ids))
+    return routed
+
+
+def _duplicate_ids(routed: Routed, ids: array[int]) -> list[Problem]:
+    """The problems of :func:`~converter.fhir.resource_checks.check_ids`, from the spill files: only when two
+    resources share the hash of their "Type/id" are the spill files read again, to name them."""
+    hashes = np.frombuffer(ids, dtype=np.int64) if len(ids) else np.zeros(0, dtype=np.int64)
+    ordered = np.sort(hashes)
+    twice = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+    if not twice:
+        return []
+    seen: dict[str, list[tuple[int, str, str]]] = {}
+    for path in [routed.study, *routed.parts]:
+        with open(path, "rb") as fh:
+            for line in fh:
+                head, _, body = line.partition(b"\t")
+                res = orjson.loads(body)
+                key = f"{res.get('resourceType')}/{res.get('id')}"
+                if isinstance(res.get("id"), str) and hash(key) in twice:
+                    file, where, _url, seq = orjson.loads(head)[:4]
+                    seen.setdefault(key, []).append((seq, file, where))
+    out: list[tuple[int, Problem]] = []
+    for key, places in seen.items():
+        places.sort()
+        _s0, file0, where0 = places[0]
+        rtype, _, rid = key.partition("/")
+        for seq, file, where in places[1:]:
+            msg = f"a second {rtype} with id {rid} (the first: {file0} {where0})"
+            out.append((seq, problem(file, where, "id", rid, "fhir-duplicate-id", msg)))
+    return [p for _seq, p in sorted(out, key=lambda x: x[0])]
 
 
 def _route_located(items: list[Located], spill: _Spill) -> None:
@@ -258,33 +297,11 @@ def _route_located(items: list[Located], spill: _Spill) -> None:
 
 
 def _route_ndjson(f: Path, name: str, spill: _Spill, sink: FromFhir) -> None:
-    checked = False
-    with open(f, "rb") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            where = f"line {lineno}"
-            error: orjson.JSONDecodeError | None = None
-            try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                data, error = None, exc
-            if not checked:  # as read_input: a file whose first line is not a FHIR resource is not FHIR NDJSON
-                checked = True
-                if not (isinstance(data, dict) and isinstance(data.get("resourceType"), str)):
-                    sink.notes.append(f"{name}: not FHIR NDJSON (its first line is not a FHIR resource); skipped")
-                    return
-            if error is not None:
-                sink.problems.append(problem(name, where, "", "", "json", f"not valid JSON: {error}"))
-                continue
-            if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
-                sink.problems.append(problem(name, where, "resourceType", "", "fhir-input", "not a FHIR resource"))
-                continue
-            if data["resourceType"] == "Bundle":
-                _route_located(_located_from_json(data, f"{name} {where}", sink), spill)
-            else:
-                spill.add(data, name, where, None, line, {})
+    for where, data, line in ndjson_documents(file_lines(f), name, sink):
+        if data["resourceType"] == "Bundle":
+            _route_located(located_from_json(data, f"{name} {where}", sink), spill)
+        else:
+            spill.add(data, name, where, None, line, {})
 
 
 def read_spill(path: Path) -> list[Located]:
@@ -401,6 +418,7 @@ class StreamSummary:
     first_problems: list[Problem] = field(default_factory=list)  # the first ``keep`` problems
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    written: bool = True  # False: the input has problems, only tosdtm-problems.csv was written
 
 
 def stream_to_parts(
@@ -416,7 +434,8 @@ def stream_to_parts(
 ) -> StreamSummary:
     """FHIR under ``path`` -> ``out/<DS>/part-NNNNN.parquet``, ``out/tosdtm-report.csv``, ``out/tosdtm-problems.csv``.
 
-    Memory follows one partition; ``partitions`` is how many the subjects are cut into.
+    Memory follows one partition; ``partitions`` is how many the subjects are cut into. When the input has any
+    problem, ``out`` holds only ``tosdtm-problems.csv`` (every problem), and ``written`` is False.
     """
     from converter.fhir.sdtm_dir import write_part
 
@@ -448,10 +467,12 @@ def stream_to_parts(
 
         columns: dict[str, dict[str, str]] = {}  # dataset -> column -> dtype, over all parts
         for k, part in conv.parts():
+            bad = bool(summary.problems or conv.sink.problems or part.problems)
             for name, df in part.datasets.items():
                 if len(df) == 0:
                     continue
-                write_part(df, out, name, k)
+                if not bad:  # once the input has a problem, nothing but the problem report is kept
+                    write_part(df, out, name, k)
                 summary.rows[name] = summary.rows.get(name, 0) + len(df)
                 summary.files[name] = summary.files.get(name, 0) + 1
                 seen = columns.setdefault(name, {})
@@ -459,6 +480,15 @@ def stream_to_parts(
                     seen[str(c)] = _merge_dtype(seen.get(str(c)), str(df[c].dtype))
             account(part)
         account(conv.sink)
+    summary.resources = conv.routed.resources if conv.routed is not None else 0
+    summary.notes = list(conv.sink.notes)
+    if summary.problems:  # bad input: only tosdtm-problems.csv stays (the parts written before are removed)
+        for name in summary.files:
+            shutil.rmtree(out / name.upper(), ignore_errors=True)
+        (out / "tosdtm-report.csv").unlink()
+        summary.written = False
+        summary.seconds = time.perf_counter() - t0
+        return summary
     _study_day_columns(columns, specs)
     order = Converter(specs, ct, sdtm_specs, validate)
     manifest = {
@@ -475,8 +505,6 @@ def stream_to_parts(
     (out / "parts.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     summary.statuses = dict(sorted(summary.statuses.items()))
     summary.rows = dict(sorted(summary.rows.items()))
-    summary.resources = conv.routed.resources if conv.routed is not None else 0
-    summary.notes = list(conv.sink.notes)
     summary.seconds = time.perf_counter() - t0
     return summary
 

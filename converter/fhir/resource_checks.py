@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from converter.errors import Problem, problem
+from converter.fhir.fhir_input import read_input
+from converter.fhir.located import FromFhir, Located
 from converter.fhir.paths import FPath
 
 _TYPE_NAME = re.compile(r"abc\.([A-Za-z0-9]+)Type\b")
@@ -150,25 +151,6 @@ def identifiers_of(res: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-@dataclass
-class Located:
-    """A resource as found in the input: file, where in it (entry / line), its fullUrl."""
-
-    resource: JsonDict
-    file: str
-    where: str
-    full_url: str | None = None
-
-    @property
-    def rtype(self) -> str:
-        return str(self.resource.get("resourceType", ""))
-
-    @property
-    def key(self) -> str:
-        rid = self.resource.get("id")
-        return f"{self.rtype}/{rid}" if isinstance(rid, str) else (self.full_url or f"{self.file}#{self.where}")
-
-
 class Index:
     """Finds the target of a reference among loaded resources: by fullUrl, by Type/id, by identifier."""
 
@@ -247,6 +229,23 @@ def check_identifiers(items: list[Located]) -> list[Problem]:
     return out
 
 
+def check_ids(items: Iterable[Located]) -> list[Problem]:
+    """Two resources of one type with one id: each one after the first is a problem (references to that id could
+    mean either, and a server would keep only the last)."""
+    seen: dict[str, Located] = {}
+    out: list[Problem] = []
+    for it in items:
+        rid = it.resource.get("id")
+        if not isinstance(rid, str):
+            continue
+        key = f"{it.rtype}/{rid}"
+        first = seen.setdefault(key, it)
+        if first is not it:
+            msg = f"a second {it.rtype} with id {rid} (the first: {first.file} {first.where})"
+            out.append(problem(it.file, it.where, "id", rid, "fhir-duplicate-id", msg))
+    return out
+
+
 def validate_all(items: list[Located]) -> list[Problem]:
     """R4 model validation of every resource, then references and identifiers across all of them."""
     out: list[Problem] = []
@@ -255,14 +254,30 @@ def validate_all(items: list[Located]) -> list[Problem]:
             out.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
     out.extend(check_references(items))
     out.extend(check_identifiers(items))
+    out.extend(check_ids(items))
     return out
 
 
 def validate_fhir_folder(folder: Path) -> list[Problem]:
     """Every check of a FHIR folder written by ``inoconv fhir`` (its ``bundles/``, else ``ndjson/``; or any folder
     or file ``inoconv tosdtm`` reads): R4 model validation, references, identifier uniqueness."""
-    from converter.fhir.to_sdtm import FromFhir, read_input
-
     sink = FromFhir(datasets={})
     items = read_input(Path(folder), sink)
     return sink.problems + validate_all(items)
+
+
+__all__ = [
+    "Index",
+    "Located",
+    "check_identifiers",
+    "check_ids",
+    "check_references",
+    "identifiers_of",
+    "iter_references",
+    "model_class",
+    "parse_conditional",
+    "r4b_path_problem",
+    "validate_all",
+    "validate_fhir_folder",
+    "validate_resource",
+]
