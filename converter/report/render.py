@@ -246,10 +246,10 @@ def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path, fmt: str) -> None:
+def _save(fig: Any, path: Path, fmt: str, bbox: Any) -> None:
     buf = io.BytesIO()
     meta: dict[str, Any] = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt, {})
-    fig.savefig(buf, format=fmt, dpi=PNG_DPI if fmt == "png" else None, bbox_inches="tight", metadata=meta)
+    fig.savefig(buf, format=fmt, dpi=PNG_DPI if fmt == "png" else None, bbox_inches=bbox, metadata=meta)
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())
 
@@ -264,8 +264,9 @@ def write_figures(endpoints: Endpoints, comparisons: Sequence[Comparison], out: 
             continue
         fig = km_figure(fit, fig_spec, annotation(fig_spec.annotate, endpoints, comparisons))
         try:
+            bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)  # once, for every format
             for ext in FIGURE_FORMATS:
-                _save(fig, out / f"{fig_spec.id}.{ext}", ext)
+                _save(fig, out / f"{fig_spec.id}.{ext}", ext, bbox)
                 written.append(out / f"{fig_spec.id}.{ext}")
         finally:
             import matplotlib.pyplot as plt
