@@ -333,8 +333,8 @@ def test_no_part_of_the_token_in_any_output_log_or_file(
         auth = req.headers.get("authorization", "")
         said = f"you sent {auth}; token part {auth[7:20]}... and {auth[-9:]}"
         n = _entries(req)
-        if n == 1:  # study.json: a proper answer
-            return srv.answer(200, srv.transaction_response(1))
+        if n == 1:  # study.json: a proper answer, with the token in a header (httpcore logs headers at DEBUG)
+            return srv.answer(200, srv.transaction_response(1), X_Echo=said)
         if "1010-0001" in req.body.decode():
             return srv.answer(400, _outcome(said))
         if "1010-0002" in req.body.decode():

@@ -41,6 +41,23 @@ REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 FHIR_JSON = "application/fhir+json"
 MAX_REDIRECTS = 5
 _DEFAULT_PORT = {"http": 80, "https": 443}
+# the HTTP libraries' loggers: at DEBUG, httpcore logs the answers' headers, which a server may fill with the
+# token it was sent; their records are redacted while a FhirHttp is open
+_LIBRARY_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+                    "httpcore.socks")  # fmt: skip
+
+
+class _RedactRecords(logging.Filter):
+    def __init__(self, redactor: Callable[[str], str]) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redactor(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 def is_loopback(host: str) -> bool:
@@ -153,12 +170,17 @@ class FhirHttp:
             follow_redirects=False,
             transport=DeadlineTransport(server, verify=verify, limits=limits),
         )
+        self._log_filter = _RedactRecords(self.redact)
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(self._log_filter)
 
     def __repr__(self) -> str:
         return f"FhirHttp(server={safe_url(self.server)!r}, token={'***' if self.token else None})"
 
     def close(self) -> None:
         self.client.close()
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).removeFilter(self._log_filter)
 
     def __enter__(self) -> FhirHttp:
         return self
