@@ -89,7 +89,7 @@ def run_upload(fhir_dir: Path, options: UploadOptions) -> int:
     secrets = (o.token,)
 
     try:
-        expect_kind(Path(fhir_dir), "upload", ("fhir",))
+        expect_kind(Path(fhir_dir), "upload", ["fhir"])
         with _progress(err, o.quiet or o.dry_run) as on_progress:
             summary = upload(
                 fhir_dir,
