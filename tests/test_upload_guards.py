@@ -147,6 +147,22 @@ def test_only_a_transaction_response_is_an_acceptance(case: str, tmp_path: Path)
     assert journal_lines(fhir_dir) == []  # nothing journaled: a rerun sends it again
 
 
+def test_rejections_print_no_control_character_of_the_files_either(tmp_path: Path) -> None:
+    fhir_dir = tmp_path / "fhir"
+    (fhir_dir / "bundles").mkdir(parents=True)
+    b = subject_bundle(1)
+    b["entry"][0]["fullUrl"] = "urn:uuid:\x1b]0;title\x07"
+    (fhir_dir / "bundles" / "subject\x1b[2J-0001.json").write_text(json.dumps(b))
+    outcome = _outcome("Patient.gender: bad\x1b[0m code")
+    outcome["issue"][0]["expression"] = ["Bundle.entry[0].resource.gender"]
+    with ScriptedServer(lambda r: srv.answer(400, outcome)) as server:
+        summary = upload(fhir_dir, server.url, retry=QUICK)
+    text = summary.rejected[0].render()
+    assert "subject\\x1b[2J-0001.json" in text and "urn:uuid:\\x1b]0;title\\x07" in text, text
+    assert "bad\\x1b[0m code" in text and "Patient.gender" in text
+    assert no_raw_controls(text)
+
+
 def test_a_proper_transaction_response_is_journaled(tmp_path: Path) -> None:
     fhir_dir = write_fhir_dir(tmp_path, 2)
     with ScriptedServer(srv.Recorder()) as server:

@@ -1,7 +1,8 @@
 """What an upload reports: per-bundle rejections, the summary, progress events, the retry policy.
 
 Everything here is plain data. Text that came from the server (diagnostics, a body) is stored already redacted
-and with its control characters escaped (:func:`converter.text.escape_controls`), so it can be printed as is.
+and with its control characters escaped (:func:`converter.text.escape_controls`); rendering escapes the rest
+(bundle names, fullUrls from the files), so nothing prints a control character raw.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from converter.text import escape_controls
 
 __all__ = [
     "BundleRejection",
@@ -46,7 +49,7 @@ class IssueReport:
         if self.element:
             where.append(self.element)
         head = " ".join(where) or "bundle"
-        return f"{head}: [{self.severity}/{self.code}] {self.diagnostics}"
+        return escape_controls(f"{head}: [{self.severity}/{self.code}] {self.diagnostics}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class BundleRejection:
 
     def render(self) -> str:
         status = f"HTTP {self.status}" if self.status is not None else "not sent"
-        lines = [f"{self.bundle}: {status}: {self.message}"]
+        lines = [escape_controls(f"{self.bundle}: {status}: {self.message}")]
         lines.extend(f"  - {issue}" for issue in self.issues)
         return "\n".join(lines)
 
