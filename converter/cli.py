@@ -52,6 +52,31 @@ def _flags_without_metavar() -> None:
 _flags_without_metavar()
 
 
+def _command_line() -> list[str]:
+    """The command line for the manifest: as typed, or (called in-process, e.g. by a test) rebuilt from the
+    parsed parameters."""
+    import sys
+
+    from typer.main import get_current_context  # typer's own click (typer >= 0.2x carries one)
+
+    argv0 = Path(sys.argv[0]) if sys.argv else Path()
+    if argv0.name.startswith("inoconv") or argv0.parent.name == "converter":  # the script, or python -m converter.cli
+        return ["inoconv", *sys.argv[1:]]
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return ["inoconv"]
+    words = ["inoconv", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None or value is False or param.expose_value is False:
+            continue
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        else:
+            words += [param.opts[0]] + ([] if value is True else [str(value)])
+    return words
+
+
 def _version(value: bool) -> None:
     if value:
         from converter import __version__
@@ -140,11 +165,11 @@ def simulate(
     from converter.io.outdir import output_file, output_folder
 
     if fmt == "odm":  # one file: replaced only when inoconv wrote it (OUT.manifest.json beside it)
-        with output_file(out, overwrite=overwrite) as staged:
+        with output_file(out, overwrite=overwrite, command=_command_line()) as staged:
             records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
             write_records(records, staged, "odm", creation_datetime=created)
     else:
-        with output_folder(out, overwrite=overwrite) as dest:
+        with output_folder(out, overwrite=overwrite, command=_command_line()) as dest:
             records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
             write_records(records, dest.path, "csv", creation_datetime=created)
     rows = sum(len(df) for df in records.values())
@@ -165,19 +190,22 @@ def sdtm(
     """Records -> SDTM: XPT v5, Dataset-JSON and define.xml, driven by mappings/sdtm."""
     import contextlib
 
-    from converter.io.outdir import output_folder
+    from converter.io.outdir import output_folder, require_inputs
     from converter.stages import run_sdtm
 
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
     from converter.io.package_kind import expect_kind
 
+    require_inputs([source])
     expect_kind(source, "sdtm", ("records-csv", "records-odm"))
     with contextlib.ExitStack() as stack:
-        dest = stack.enter_context(output_folder(out, inputs=[source], overwrite=overwrite))
+        dest = stack.enter_context(output_folder(out, inputs=[source], overwrite=overwrite, command=_command_line()))
         pq = None
         if parquet is not None:  # a second output folder, under the same rule
-            pq = stack.enter_context(output_folder(parquet, inputs=[source, out], overwrite=overwrite)).path
+            pq = stack.enter_context(
+                output_folder(parquet, inputs=[source, out], overwrite=overwrite, command=_command_line())
+            ).path
         run_sdtm(source, dest.path, echo=dest.echo(typer.echo), engine=engine, partitions=partitions, parquet=pq,
                  validate=not no_validate)  # fmt: skip
 
@@ -206,7 +234,7 @@ def stream(
 
     if engine not in ("local", "spark"):
         raise typer.BadParameter("--engine must be local or spark")
-    with output_folder(out, inputs=[source], overwrite=overwrite) as dest:
+    with output_folder(out, inputs=[source], overwrite=overwrite, command=_command_line()) as dest:
         if engine == "spark":
             from converter.engine.spark import stream_on_spark
 
@@ -248,7 +276,7 @@ def adam(
     from converter.adam.commands import adam_command
     from converter.io.outdir import output_folder
 
-    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite) as dest:
+    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite, command=_command_line()) as dest:
         adam_command(sdtm_dir, dest.path, dest.echo(typer.echo))
 
 
@@ -263,7 +291,7 @@ def report(
     from converter.io.outdir import output_folder
     from converter.report.commands import report_command
 
-    with output_folder(out, inputs=[adam_dir], overwrite=overwrite) as dest:
+    with output_folder(out, inputs=[adam_dir], overwrite=overwrite, command=_command_line()) as dest:
         code = report_command(adam_dir, dest.path, dest.echo(typer.echo))
     if code:
         raise typer.Exit(code)
@@ -281,7 +309,7 @@ def fhir(
     from converter.fhir.commands import fhir_command
     from converter.io.outdir import output_folder
 
-    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite) as dest:
+    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite, command=_command_line()) as dest:
         code = fhir_command(sdtm_dir, dest.path, strict, dest.echo(typer.echo))
     if code:
         raise typer.Exit(code)
@@ -304,7 +332,7 @@ def tosdtm(
     from converter.fhir.commands import tosdtm_command
     from converter.io.outdir import output_folder
 
-    with output_folder(out, inputs=[fhir_path], overwrite=overwrite) as dest:
+    with output_folder(out, inputs=[fhir_path], overwrite=overwrite, command=_command_line()) as dest:
         code = tosdtm_command(fhir_path, dest.path, echo=dest.echo(typer.echo), partitions=partitions,
                               validate=not no_validate)  # fmt: skip
     if code:
@@ -355,7 +383,7 @@ def validate(
     else:
         from converter.io.outdir import output_folder
 
-        with output_folder(out, inputs=[folder], overwrite=overwrite) as dest:
+        with output_folder(out, inputs=[folder], overwrite=overwrite, command=_command_line()) as dest:
             code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo))
     if code:
         raise typer.Exit(code)
@@ -430,7 +458,7 @@ def run(
     """Every stage on the bundled example (or SOURCE): records -> SDTM -> ADaM -> report, SDTM -> FHIR."""
     from converter.stages import run_all
 
-    code = run_all(source, out, echo=typer.echo, overwrite=overwrite)
+    code = run_all(source, out, echo=typer.echo, overwrite=overwrite, command=_command_line())
     if code:
         raise typer.Exit(code)
 

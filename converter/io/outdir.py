@@ -108,6 +108,8 @@ def _foreign(out: Path) -> tuple[Manifest | None, list[str]]:
     present = folder_files(out)
     listed = manifest.output_paths() if manifest is not None else set()
     foreign = [r for r in present if r not in listed]
+    if manifest is None and os.path.lexists(out / MANIFEST_NAME):
+        foreign.append(MANIFEST_NAME)  # someone else's manifest.json is the user's file like any other
     dirs_needed = {str(Path(r).parent.as_posix()) for r in listed}
     for d in list(dirs_needed):  # every ancestor of a listed file is inoconv's folder too
         dirs_needed |= {p.as_posix() for p in Path(d).parents}
@@ -124,6 +126,11 @@ def _inspect(out: Path, overwrite: bool) -> Manifest | None:
     """Refuse ``out`` unless it may be written; returns its earlier inoconv manifest (None: none, or empty)."""
     if os.path.lexists(out) and (out.is_symlink() and not out.is_dir()):
         raise _refuse(out, "is a symbolic link to nothing or to a file, not a folder")
+    for d in out.parents:  # the nearest existing parent must be a folder (else: "Not a directory", with its path)
+        if os.path.lexists(d):
+            if not d.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(d))
+            break
     if not out.exists():
         return None
     if not out.is_dir():
@@ -311,7 +318,10 @@ def output_folder(
         old = _inspect(out, overwrite)  # again, now that no other inoconv can change it
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.inoconv-", suffix=".tmp", dir=out.parent))
         dest = OutputFolder(final=out, path=staging, inputs=tuple(ins))
-        yield dest
+        try:
+            yield dest
+        except OSError as exc:  # name the file where it was going, not the staging folder
+            raise _renamed(exc, staging, out) from exc
         new = set(folder_files(staging))
         _, foreign = _foreign(out)
         kept = [r for r in foreign if r not in new and not r.endswith("/")]
@@ -332,6 +342,15 @@ def output_folder(
                 except OSError:
                     break
         lock.release()
+
+
+def _renamed(exc: OSError, staging: Path, out: Path) -> OSError:
+    names = [
+        str(f).replace(str(staging), str(out), 1) if f is not None else None for f in (exc.filename, exc.filename2)
+    ]
+    if names == [exc.filename, exc.filename2] or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, names[0], None, names[1])
 
 
 def sidecar_manifest(path: Path) -> Path:
