@@ -4,6 +4,7 @@ variables are the pilot's own; and the comparison does catch a difference."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -83,3 +84,35 @@ def test_cli_commands_on_an_sdtm_folder(tmp_path: Path, capsys: pytest.CaptureFi
     assert rt.ok, rt.render()
     report = pd.read_csv(tmp_path / "back" / "tosdtm-report.csv")
     assert set(report["status"]) == {"converted", "derived"}  # derived: the disease Conditions (from SUPPDM)
+
+
+def test_what_is_not_carried_is_listed_or_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ex = example()
+    data = {k: v.copy() for k, v in ex.datasets.items()}
+    data["AE"]["AEXTRA"] = "x"  # a variable no FHIR spec element names and no not_mapped entry lists
+    data["XY"] = pd.DataFrame({"STUDYID": ["S"], "DOMAIN": ["XY"], "USUBJID": ["S-1"], "XYSEQ": [1.0]})
+    rt = roundtrip(data, specs(), ex.ct, ex.specs)
+    assert not rt.ok
+    by = {(v.dataset, v.variable): v for v in rt.variables}
+    assert by[("AE", "AEXTRA")].label == "NOT CARRIED" and by[("AE", "AEXTRA")].failed
+    assert by[("AE", "AETOXGR")].label == "carried" and by[("AE", "AESTDY")].label == "derived again"
+    xy = next(d for d in rt.datasets if d.dataset == "XY")
+    assert not xy.carried and xy.unlisted
+    assert {(f["dataset"], f["variable"], f["rule"]) for f in rt.findings()} == {
+        ("AE", "AEXTRA", "roundtrip-not-carried"),
+        ("XY", "", "roundtrip-not-carried"),
+    }
+    text = rt.render()
+    assert "NOT CARRIED: no FHIR spec carries it" in text and "1 NOT CARRIED (unlisted)" in text
+    # listed as intentionally not mapped: reported with the reason, not a failure
+    listed = dataclasses.replace(specs(), not_mapped_datasets={"XY": "sponsor-only tracking data"})
+    del data["AE"]["AEXTRA"]
+    rt = roundtrip(data, listed, ex.ct, ex.specs)
+    assert rt.ok, rt.render()
+    assert "XY" in rt.render() and "not carried (listed: sponsor-only tracking data)" in rt.render()
+    # the command: exit 1 when a whole dataset is left out unlisted (it used to pass with exit 0)
+    sdtm = tmp_path / "sdtm"
+    write_sdtm_dir({**ex.datasets, "XY": data["XY"]}, sdtm, ex.specs)
+    assert roundtrip_command(sdtm) == 1
+    out = capsys.readouterr().out
+    assert "XY" in out and "NOT CARRIED" in out and "round trip: NOT lossless" in out

@@ -275,6 +275,8 @@ class FhirSpecs:
     original_value_url: str
     bundle_order: tuple[str, ...]
     folder: Path
+    # SDTM datasets intentionally not carried to FHIR (_common.yaml ``not_mapped_datasets``): name -> reason
+    not_mapped_datasets: Mapping[str, str] = field(default_factory=dict)
 
     def sources(self) -> list[SourceSpec]:
         return [s for group in self.resources.values() for s in group]
@@ -675,7 +677,17 @@ def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
         original_value_url=original,
         bundle_order=tuple(common.get("bundle_order") or ()),
         folder=folder,
+        not_mapped_datasets=_not_mapped_datasets(common.get("not_mapped_datasets")),
     )
+
+
+def _not_mapped_datasets(raw: Any) -> dict[str, str]:
+    """``not_mapped_datasets: {DS: reason}`` of ``_common.yaml``: every entry a dataset name and a reason."""
+    raw = strip_lines(raw or {})
+    bad = [k for k, v in raw.items() if not isinstance(v, str) or not v.strip()] if isinstance(raw, dict) else [raw]
+    if bad:
+        raise SpecError([f"_common.yaml: not_mapped_datasets must map dataset names to reasons ({bad[0]!r})"])
+    return {str(k).upper(): str(v) for k, v in raw.items()}
 
 
 # --- checks against the SDTM specs and the R4 models ------------------------------------------------------------

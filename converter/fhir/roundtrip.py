@@ -3,8 +3,16 @@
 The resources go through real serialisation (the Bundle JSON bytes ``inoconv fhir`` writes, or NDJSON) and back
 through :mod:`converter.fhir.to_sdtm`. Rows are matched on the dataset keys; a mapped variable matches when
 every matched row has the same value: text exactly (dates with their original precision), numbers by value,
-codes as the original submission values. Variables the specs list in ``not_mapped`` are reported with their
-reason (or compared, when the way back derives them again); variables no spec knows are listed as such.
+codes as the original submission values.
+
+Every dataset and every variable of the source is reported as one of
+
+* **carried**: mapped both ways (or implied by the resource, as DOMAIN), and compared value by value;
+* **derived again**: not mapped, and derived again on the way back (``not_mapped ... rederive``), compared;
+* **not carried, listed**: the FHIR specs list it as intentionally not mapped (a variable in a source's
+  ``not_mapped``, a dataset in ``_common.yaml`` ``not_mapped_datasets``), shown with the reason;
+* **NOT CARRIED**: nothing carries it and no spec says why: the round trip fails (exit 1), as it does for a
+  value that came back different or a row that went missing.
 """
 
 from __future__ import annotations
@@ -19,8 +27,9 @@ import pandas as pd
 
 from converter.errors import Problem
 from converter.fhir.bundles import iter_bundles
-from converter.fhir.mapping import FhirSpecs, coverage, rederivations
+from converter.fhir.mapping import FhirSpecs, coverage, load_fhir_stage, rederivations
 from converter.fhir.ndjson import ndjson_lines
+from converter.fhir.sdtm_dir import read_sdtm_dir
 from converter.fhir.to_fhir import column_values, sdtm_to_fhir, with_columns
 from converter.fhir.to_sdtm import fhir_to_sdtm, parse_items
 from converter.fhir.transforms import as_text
@@ -38,7 +47,7 @@ _DEFAULT_KEYS = {
 class VarResult:
     dataset: str
     variable: str
-    status: str  # match | DIFFERENT | rederived | implied | not mapped | not in spec
+    status: str  # match | rederived | implied | not mapped (listed) | not in spec (unlisted: a failure)
     compared: int = 0
     differences: int = 0
     example: str = ""
@@ -46,7 +55,27 @@ class VarResult:
 
     @property
     def failed(self) -> bool:
-        return self.differences > 0 and self.status in ("match", "DIFFERENT", "rederived", "implied")
+        return self.unlisted or (self.differences > 0 and self.status in ("match", "rederived", "implied"))
+
+    @property
+    def unlisted(self) -> bool:
+        """Not carried, and no FHIR spec lists it as intentionally not mapped."""
+        return self.status == "not in spec"
+
+    @property
+    def label(self) -> str:
+        if self.differences > 0 and self.status in ("match", "rederived", "implied"):
+            return "DIFFERENT"
+        return _LABELS.get(self.status, self.status)
+
+
+_LABELS = {
+    "match": "carried",
+    "implied": "carried (implied)",
+    "rederived": "derived again",
+    "not mapped": "not carried (listed)",
+    "not in spec": "NOT CARRIED",
+}
 
 
 @dataclass
@@ -59,6 +88,11 @@ class DatasetResult:
     extra: int
     keys: list[str]
     carried: bool = True
+    reason: str = ""  # not carried: why (the not_mapped_datasets entry); "" when no spec lists it
+
+    @property
+    def unlisted(self) -> bool:
+        return not self.carried and not self.reason
 
 
 @dataclass
@@ -72,29 +106,39 @@ class RoundTrip:
     @property
     def ok(self) -> bool:
         rows_ok = all(d.missing == 0 and d.extra == 0 for d in self.datasets if d.carried)
-        return rows_ok and not any(v.failed for v in self.variables)
+        return rows_ok and not any(d.unlisted for d in self.datasets) and not any(v.failed for v in self.variables)
 
     def render(self) -> str:
         lines = ["dataset   rows  back  matched  missing  extra  keys"]
         for d in self.datasets:
             if not d.carried:
-                lines.append(f"{d.dataset:<8} {d.rows:>5}     -        -        -      -  (no FHIR spec carries it)")
+                why = (
+                    f"not carried (listed: {d.reason})"
+                    if d.reason
+                    else "NOT CARRIED: no FHIR spec carries it, and _common.yaml not_mapped_datasets does not list it"
+                )
+                lines.append(f"{d.dataset:<8} {d.rows:>5}     -        -        -      -  {why}")
                 continue
             counts = f"{d.rows:>5} {d.rows_back:>5} {d.matched:>8} {d.missing:>8} {d.extra:>6}"
             lines.append(f"{d.dataset:<8} {counts}  {', '.join(d.keys)}")
         lines.append("")
-        lines.append("dataset  variable  status      compared  differ  note")
+        lines.append("dataset  variable  status                compared  differ  note")
         for v in self.variables:
-            status = "DIFFERENT" if v.failed else v.status
-            note = v.example if v.failed else v.reason
+            note = v.example if v.label == "DIFFERENT" else v.reason
             lines.append(
-                f"{v.dataset:<8} {v.variable:<9} {status:<11} {v.compared:>8} {v.differences:>7}  {note}"[:220]
+                f"{v.dataset:<8} {v.variable:<9} {v.label:<21} {v.compared:>8} {v.differences:>7}  {note}"[:220]
             )
         summary = self.summary()
+        gone = [d.dataset for d in self.datasets if d.unlisted]
+        listed = [d.dataset for d in self.datasets if not d.carried and d.reason]
         lines.append("")
         lines.append(
-            f"{summary['match']} variables match, {summary['different']} differ, {summary['rederived']} derived again, "
-            f"{summary['not mapped']} not mapped, {summary['not in spec']} not in the FHIR spec"
+            f"variables: {summary['match'] + summary['implied']} carried, {summary['different']} different, "
+            f"{summary['rederived']} derived again, {summary['not mapped']} not carried (listed as not mapped), "
+            f"{summary['not in spec']} NOT CARRIED (unlisted); datasets not carried: {len(listed)} listed"
+            + (f" ({', '.join(listed)})" if listed else "")
+            + f", {len(gone)} unlisted"
+            + (f" ({', '.join(gone)})" if gone else "")
         )
         return "\n".join(lines)
 
@@ -102,11 +146,19 @@ class RoundTrip:
         """What did not come back, one dict per finding (dataset, variable, rule, message)."""
         out: list[dict[str, str]] = []
         for d in self.datasets:
+            if d.unlisted:
+                msg = f"{d.rows} row(s) not carried to FHIR: no spec carries the dataset or lists it as not mapped"
+                out.append({"dataset": d.dataset, "variable": "", "rule": "roundtrip-not-carried", "message": msg})
             if d.carried and (d.missing or d.extra):
                 msg = f"{d.missing} row(s) missing and {d.extra} extra after SDTM -> FHIR -> SDTM"
                 out.append({"dataset": d.dataset, "variable": "", "rule": "roundtrip-rows", "message": msg})
         for v in self.variables:
-            if v.failed:
+            if v.unlisted:
+                msg = "not carried to FHIR: no spec element names it and no not_mapped entry lists it"
+                out.append(
+                    {"dataset": v.dataset, "variable": v.variable, "rule": "roundtrip-not-carried", "message": msg}
+                )
+            elif v.failed:
                 msg = f"{v.differences} of {v.compared} value(s) differ, e.g. {v.example}"
                 out.append({"dataset": v.dataset, "variable": v.variable, "rule": "roundtrip-value", "message": msg})
         for p in self.problems:
@@ -116,7 +168,7 @@ class RoundTrip:
     def summary(self) -> dict[str, int]:
         out = {"match": 0, "different": 0, "rederived": 0, "not mapped": 0, "not in spec": 0, "implied": 0}
         for v in self.variables:
-            if v.failed:
+            if v.label == "DIFFERENT":
                 out["different"] += 1
             elif v.status in out:
                 out[v.status] += 1
@@ -194,7 +246,8 @@ def compare(
         df = original[ds]
         known = cov.get(ds)
         if known is None:
-            rt.datasets.append(DatasetResult(ds, len(df), 0, 0, 0, 0, [], carried=False))
+            reason = specs.not_mapped_datasets.get(ds.upper(), "")
+            rt.datasets.append(DatasetResult(ds, len(df), 0, 0, 0, 0, [], carried=False, reason=reason))
             continue
         mapped = {v for v, st in known.items() if st in ("mapped", "implied")}
         bdf = back.get(ds)
@@ -216,7 +269,8 @@ def compare(
             status = known.get(var)
             rule = red.get(ds, {}).get(var)
             if status is None:
-                rt.variables.append(VarResult(ds, var, "not in spec", reason="no FHIR spec element names it"))
+                why = "no FHIR spec element names it, and no not_mapped entry lists it"
+                rt.variables.append(VarResult(ds, var, "not in spec", reason=why))
                 continue
             if status.startswith("not mapped") and rule is None:
                 rt.variables.append(VarResult(ds, var, "not mapped", reason=status.split(": ", 1)[-1]))
@@ -265,11 +319,10 @@ def roundtrip(
     return rt
 
 
-def roundtrip_folder(sdtm_dir: Path) -> list[dict[str, str]]:
-    """The round trip of an SDTM folder (``*.xpt`` or Dataset-JSON) with the project's specs; [] when lossless."""
-    from converter.fhir.mapping import load_fhir_stage
-    from converter.fhir.sdtm_dir import read_sdtm_dir
+def roundtrip_folder(sdtm_dir: Path) -> RoundTrip:
+    """The round trip of an SDTM folder (``*.xpt`` or Dataset-JSON) with the project's specs (``.ok`` when lossless).
 
+    Raises InputError for a folder that cannot be read, SpecError for invalid specs."""
     datasets = read_sdtm_dir(Path(sdtm_dir))
     specs, ct, sdtm_specs = load_fhir_stage()
-    return roundtrip(datasets, specs, ct, sdtm_specs).findings()
+    return roundtrip(datasets, specs, ct, sdtm_specs)
