@@ -57,7 +57,7 @@ def _command_line() -> list[str]:
     parsed parameters."""
     import sys
 
-    from typer.main import get_current_context  # typer's own click (typer >= 0.2x carries one)
+    from typer.main import get_current_context  # type: ignore[attr-defined]  # typer's own (vendored) click
 
     argv0 = Path(sys.argv[0]) if sys.argv else Path()
     if argv0.name.startswith("inoconv") or argv0.parent.name == "converter":  # the script, or python -m converter.cli

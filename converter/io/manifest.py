@@ -195,7 +195,10 @@ def read_manifest_file(path: Path) -> Manifest | None:
             if isinstance(e, dict) and {"path", "sha256", "bytes"} <= set(e)
         )
 
-    specs = doc.get("specs") if isinstance(doc.get("specs"), dict) else {}
+    raw_specs = doc.get("specs")
+    specs: dict[str, Any] = raw_specs if isinstance(raw_specs, dict) else {}
+    raw_notes = doc.get("notes")
+    notes: dict[str, Any] = raw_notes if isinstance(raw_notes, dict) else {}
     return Manifest(
         version=str(doc.get("inoconv_version", "")),
         command=tuple(str(a) for a in doc.get("command", []) or []),
@@ -204,7 +207,7 @@ def read_manifest_file(path: Path) -> Manifest | None:
         specs_folder=str(specs.get("folder", "")),
         specs=entries(specs.get("files")),
         outputs=entries(doc.get("outputs")),
-        extra=doc.get("notes") if isinstance(doc.get("notes"), dict) else {},
+        extra=notes,
         kept=tuple(str(k) for k in doc.get("kept_not_ours", []) or [] if isinstance(k, str)),
     )
 
