@@ -12,6 +12,8 @@ import importlib.util
 import inspect
 import json
 import logging
+import shutil
+import subprocess
 import sys
 import threading
 import tracemalloc
@@ -203,6 +205,28 @@ def test_a_server_trickling_bytes_is_cut_at_the_deadline(headers_too: bool, tmp_
     assert tried == 2  # retried once (QUICK), then given up
     assert written and all(n < len(data) for n in written)  # the client left before the answer was complete
     assert journal_lines(fhir_dir) == []
+
+
+def test_tls_goes_through_the_same_deadline(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("`openssl` is not on PATH: no self-signed certificate for the loopback HTTPS server")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)  # fmt: skip
+    fhir_dir = write_fhir_dir(tmp_path / "up", 0)
+    with ScriptedServer(srv.Recorder(), tls=(cert, key)) as server:
+        assert server.url.startswith("https://")
+        refused = upload(fhir_dir, server.url, retry=QUICK)  # self-signed: refused unless --insecure
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.rejected[0].message
+        accepted = upload(fhir_dir, server.url, retry=QUICK, verify=False)
+        assert accepted.ok and accepted.sent == 1
+    body = json.dumps(srv.transaction_response(1)).encode()
+    with ScriptedServer(lambda r: srv.trickle(body, 0.3), tls=(cert, key)) as server:
+        summary = bounded(lambda: upload(fhir_dir, server.url, retry=QUICK, verify=False, timeout=1.5, force=True))
+        written = list(server.written)
+    assert "no complete answer within the 1.5s deadline" in summary.rejected[0].message
+    assert written and all(n < len(body) for n in written)
 
 
 # ---------------------------------------------------------------------------------------------------------

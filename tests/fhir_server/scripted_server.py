@@ -13,10 +13,12 @@ many bytes of each answer it managed to write before the client went away (``wri
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -92,7 +94,7 @@ def _chain(*parts: Iterable[bytes]) -> Iterator[bytes]:
 class ScriptedServer:
     """``with ScriptedServer(script) as srv:`` ... ``srv.url`` (``http://127.0.0.1:PORT/``)."""
 
-    def __init__(self, script: Callable[[Request], Reply]) -> None:
+    def __init__(self, script: Callable[[Request], Reply], tls: tuple[Path, Path] | None = None) -> None:
         self.script = script
         self.requests: list[Request] = []
         self.written: list[int] = []  # bytes of each answer written before it ended or the client left
@@ -131,11 +133,17 @@ class ScriptedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # (certificate, key) PEM files: HTTPS
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}/"
 
     def __enter__(self) -> ScriptedServer:
         self.thread.start()
