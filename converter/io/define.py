@@ -54,6 +54,7 @@ from lxml import etree
 
 from converter.errors import ConformanceError
 from converter.io.datasetjson import item_group_oid, item_oid
+from converter.io.xml_errors import describe_xml_error
 from converter.io.xpt import XPT_MAX_CHAR, atomic_file, char_lengths, is_char, numeric_values
 from converter.spec.model import Codelist, DatasetSpec, Origin, Terminology, ValueLevel, VariableSpec
 
@@ -752,8 +753,10 @@ def validate_define(path: Path | str) -> list[str]:
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     try:
         tree = etree.parse(str(path), parser)
-    except (etree.XMLSyntaxError, OSError) as exc:
-        return [f"{path}: {exc}"]
+    except etree.XMLSyntaxError as exc:
+        return [f"{path}: {describe_xml_error(exc)}"]
+    except OSError as exc:
+        return [f"{path}: cannot read: {exc.strerror or exc}"]
     return [f"{path}: {e}" for e in validate_define_tree(tree)]
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from converter.io.xml_errors import describe_xml_error
 from converter.io.xpt import atomic_file
 
 STYLESHEET_NAME = "define2-1.xsl"
@@ -84,8 +85,10 @@ def render_define_html(define_xml: Path | str, params: Mapping[str, str | int] |
     path = Path(define_xml)
     try:
         doc = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
-    except (OSError, etree.XMLSyntaxError) as exc:
-        raise DefineRenderError(f"{path}: cannot read define.xml: {exc}") from exc
+    except etree.XMLSyntaxError as exc:
+        raise DefineRenderError(f"{path}: cannot read define.xml: {describe_xml_error(exc)}") from exc
+    except OSError as exc:
+        raise DefineRenderError(f"{path}: cannot read define.xml: {exc.strerror or exc}") from exc
     xslt_params = {k: etree.XSLT.strparam(v) if isinstance(v, str) else str(int(v)) for k, v in (params or {}).items()}
     transform = _transform()
     try:

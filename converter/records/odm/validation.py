@@ -3,7 +3,6 @@ study; the root sniffer; syntax and XSD errors as problems."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,6 +12,7 @@ from typing import Any
 from lxml import etree
 
 from converter.errors import Problem, problem
+from converter.io.xml_errors import xml_error
 from converter.records.odm.collector import Collector
 from converter.records.odm.metadata import check_metadata
 from converter.records.odm.names import TAG_MDV, TAG_SUBJECT
@@ -69,12 +69,10 @@ def syntax_problems(file: str, err: etree.XMLSyntaxError) -> list[Problem]:
         note = _LIMIT_NOTE if rule == "limit" else ""
         out.append(problem(file, f"line {e.line}", "", "", rule, e.message.strip() + note))
     if not out:
-        msg = str(err.msg)
-        wrapped = re.fullmatch(r"line \d+: b'(.*)'", msg)  # lxml's text when a schema validates while parsing
-        msg = wrapped.group(1) if wrapped else msg
+        line, msg = xml_error(err)  # as text, never a bytes literal; the line once, in the record
         rule = _syntax_rule("", msg)
         note = _LIMIT_NOTE if rule == "limit" else ""
-        out.append(problem(file, f"line {err.lineno}" if err.lineno else "", "", "", rule, msg.strip() + note))
+        out.append(problem(file, f"line {line}" if line else "", "", "", rule, msg + note))
     return out
 
 
