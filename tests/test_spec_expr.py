@@ -76,6 +76,12 @@ REFUSED = {
     "AESER.str.len() > 2": "method call .len()",
     "AESER.str == 'Y'": "attribute access",
     "len(AESER) > 0": "the call len()",
+    "length(A, B) > 0": "length() takes 1 argument",
+    "contains(A, B)": "second argument of contains() must be a text literal",
+    "contains(A, text='x')": "given by position",
+    "round(A, 1.5)": "integer literal 0..15",
+    "round(A, 99)": "integer literal 0..15",
+    "round(__import__('os'))": "the call __import__()",
     "print": "builtin name 'print'",
     "__class__ == 1": "dunder name",
     "AESER[0] == 'Y'": "subscript",
@@ -210,6 +216,30 @@ def test_allowed_construct_equals_pandas_eval(text: str) -> None:
     pd.testing.assert_series_equal(got, want, check_names=False)
     mask = evaluate_mask(expr, FRAME)
     assert mask.dtype == bool and mask.tolist() == want.astype(object).where(want.notna(), False).astype(bool).tolist()
+
+
+FUNCTION_ORACLES = [
+    ("length(D) == 10", "D.str.len() == 10"),
+    ("length(D)", "D.str.len()"),
+    ("contains(A, 'x')", "A.str.contains('x', regex=False, na=False)"),
+    ("contains(D, '2020') and B > 0", "D.str.contains('2020', regex=False, na=False) and B > 0"),
+    ("B == round(B)", "B == B.round()"),
+]
+
+
+@pytest.mark.parametrize(("text", "old"), FUNCTION_ORACLES)
+def test_functions_equal_the_pandas_methods_they_replace(text: str, old: str) -> None:
+    got = evaluate(parse_expression(text, file="t.yaml", line=1), FRAME)
+    pd.testing.assert_series_equal(got, FRAME.eval(old, engine="python"), check_names=False, check_dtype=False)
+
+
+def test_round_is_half_away_from_zero_and_contains_is_literal() -> None:
+    frame = pd.DataFrame({"X": [0.5, 1.5, 2.5, -2.5, 2.675, np.nan], "T": ["A|B", "AB", None, "a|b", "x", "A|B"]})
+    assert evaluate(parse_expression("round(X)", file="f", line=1), frame).tolist()[:5] == [1.0, 2.0, 3.0, -3.0, 3.0]
+    assert evaluate(parse_expression("round(X, 2)", file="f", line=1), frame).tolist()[4] == 2.68
+    assert np.isnan(evaluate(parse_expression("round(X, 1)", file="f", line=1), frame).iloc[5])
+    hits = evaluate(parse_expression("contains(T, 'A|B')", file="f", line=1), frame)
+    assert hits.tolist() == [True, False, False, False, False, True]  # no pattern language, case-sensitive
 
 
 def test_every_expression_in_the_bundled_specs_equals_pandas_eval() -> None:

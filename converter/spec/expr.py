@@ -13,9 +13,11 @@ The language (:data:`CONSTRUCTS` lists it; ``docs/spec-reference.md`` is generat
 - ``COL in ['A', 'B']`` / ``COL not in (...)`` with a list or tuple of literals;
 - ``and``, ``or``, ``not`` and parentheses;
 - ``COL.isna()`` / ``COL.notna()``: whether a value is missing;
-- arithmetic ``+  -  *  /`` and unary ``-``.
+- arithmetic ``+  -  *  /`` and unary ``-``;
+- three functions (:data:`FUNCTIONS`): ``length(X)`` (characters of a text), ``contains(X, 'text')`` (holds the
+  text, literally: no pattern language) and ``round(X)`` / ``round(X, n)`` (half away from zero, as SAS ROUND).
 
-Anything else (attribute access other than the two methods, calls, ``@`` local variables, subscripts, lambdas,
+Anything else (attribute access other than the two methods, other calls, ``@`` local variables, subscripts, lambdas,
 comprehensions, builtin or dunder names, f-strings, ``:=``, ``is``, ``&``/``|``/``~``...) is a
 :class:`~converter.errors.SpecError` naming the file, the line and the construct. Column names are checked
 against the columns the rows will have wherever the spec loader knows them (:func:`check_columns`).
@@ -45,6 +47,7 @@ from converter.text import escape_controls, first_control
 
 __all__ = [
     "CONSTRUCTS",
+    "FUNCTIONS",
     "MAX_LENGTH",
     "Expr",
     "check_columns",
@@ -74,7 +77,16 @@ CONSTRUCTS: tuple[tuple[str, str, str], ...] = (
     (".isna() / .notna()", "RFXSTDTC.notna()", "whether a column's value is missing / present (on a column only)"),
     ("arithmetic", "(WEIGHT / HEIGHT / HEIGHT) * 10000", "+ - * / and unary -; a missing operand gives a missing "
      "result"),
+    ("length(X)", "length(AESTDTC) == 10", "the number of characters of a text value (missing for a missing value)"),
+    ("contains(X, 'text')", "contains(AEDECOD, 'DERMATITIS')", "whether a text value holds the literal text "
+     "(case-sensitive, no pattern language); false for a missing value"),
+    ("round(X) / round(X, n)", "VISITNUM == round(VISITNUM)", "a number rounded to n decimals (default 0), half "
+     "away from zero as SAS ROUND; missing for a missing value"),
 )  # fmt: skip
+
+#: the functions of the language: name -> (least, most arguments)
+FUNCTIONS: dict[str, tuple[int, int]] = {"length": (1, 1), "contains": (2, 2), "round": (1, 2)}
+_CALLS = "COL.isna(), COL.notna(), " + ", ".join(f"{f}()" for f in FUNCTIONS)
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
@@ -94,7 +106,6 @@ _METHODS = ("isna", "notna")
 _BUILTINS = frozenset(dir(builtins))
 _REFUSED_NODES: dict[type[ast.AST], str] = {
     ast.Attribute: "attribute access (only COL.isna() and COL.notna() are allowed)",
-    ast.Call: "a function call (only COL.isna() and COL.notna() are allowed)",
     ast.Subscript: "a subscript ([...])",
     ast.Slice: "a slice",
     ast.Lambda: "a lambda",
@@ -240,6 +251,8 @@ class _Checker:
 
     def _call(self, node: ast.Call, depth: int) -> str | None:
         fn = node.func
+        if isinstance(fn, ast.Name) and fn.id in FUNCTIONS:
+            return self._function(fn.id, node, depth)
         if not (isinstance(fn, ast.Attribute) and fn.attr in _METHODS):
             if isinstance(fn, ast.Name):
                 what = f"the call {fn.id}()"
@@ -247,12 +260,26 @@ class _Checker:
                 what = f"the method call .{fn.attr}()"
             else:
                 what = "a function call"
-            return f"{what} is not allowed (only COL.isna() and COL.notna())"
+            return f"{what} is not allowed (only {_CALLS})"
         if not isinstance(fn.value, ast.Name):
             return f".{fn.attr}() is allowed on a column name only"
         if node.args or node.keywords:
             return f".{fn.attr}() takes no arguments"
         return self._name(fn.value.id)
+
+    def _function(self, name: str, node: ast.Call, depth: int) -> str | None:
+        least, most = FUNCTIONS[name]
+        if node.keywords or not least <= len(node.args) <= most:
+            count = str(least) if least == most else f"{least} or {most}"
+            return f"{name}() takes {count} argument(s), given by position"
+        if name == "contains" and not (isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            return "the second argument of contains() must be a text literal"
+        if name == "round" and len(node.args) == 2:
+            digits = node.args[1]
+            ok = isinstance(digits, ast.Constant) and type(digits.value) is int and 0 <= digits.value <= 15
+            if not ok:
+                return "the second argument of round() must be an integer literal 0..15"
+        return self.check(node.args[0], depth + 1)
 
     def _compare(self, node: ast.Compare, depth: int) -> str | None:
         operands = [node.left, *node.comparators]
@@ -350,6 +377,8 @@ class _Eval:
             return node.value
         if isinstance(node, ast.Name):
             return self.column(node.id)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):  # a function of FUNCTIONS
+            return self.function(node.func.id, node.args)
         if isinstance(node, ast.Call):  # COL.isna() / COL.notna(), checked at parse
             assert isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
             col = self.column(node.func.value.id)
@@ -370,6 +399,22 @@ class _Eval:
         if isinstance(node, ast.Compare):
             return self.compare(node)
         raise AssertionError(f"unchecked node {type(node).__name__}")  # parse_expression refuses it
+
+    def function(self, name: str, args: list[ast.expr]) -> Any:
+        value = self.run(args[0])
+        series = value if isinstance(value, pd.Series) else pd.Series([value] * len(self.frame), index=self.frame.index)
+        if name == "length":
+            return series.astype(object).str.len()
+        if name == "contains":
+            text = ast.literal_eval(args[1])
+            hit = series.astype(object).str.contains(text, regex=False, na=False)
+            return hit.fillna(False).astype(bool)
+        digits = int(ast.literal_eval(args[1])) if len(args) > 1 else 0
+        num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        scale = 10.0**digits
+        scaled = np.abs(num) * scale
+        rounded = np.floor(scaled + 0.5 + 1e-9 * np.maximum(1.0, scaled)) / scale  # half away from zero (SAS)
+        return pd.Series(np.sign(num) * rounded, index=series.index, dtype="float64")
 
     def compare(self, node: ast.Compare) -> Any:
         left = self.run(node.left)

@@ -31,7 +31,7 @@ __all__ = ["main", "render_reference", "render_schema", "spec_schema", "write_re
 SCHEMA_ID = "https://inoconv.example/spec.schema.json"
 REFUSED = (
     "attribute access (other than `.isna()` / `.notna()` on a column)",
-    "function and method calls",
+    "function and method calls other than `length()`, `contains()` and `round()`",
     "`@name` references to Python variables",
     "subscripts and slices (`x[0]`)",
     "lambdas, comprehensions, generator expressions, conditional expressions (`a if c else b`)",
