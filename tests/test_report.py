@@ -232,7 +232,8 @@ def test_invalid_spec_lists_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "endpoints.yaml"
     path.write_text(
         "analysisSets: [{id: ALL, label: All, dataset: ADSL}]\n"
-        "dataSubsets: {F: {condition: {dataset: ADSL, variable: SEX, comparator: LIKE, value: [F]}}}\n"
+        "dataSubsets: {F: {condition: {dataset: ADSL, variable: SEX, comparator: LIKE, value: [F]}},\n"
+        "              X: {dataset: ADSL, where: \"AGE.apply(print)\"}}\n"
         "criteria: {exact: {label: exact}}\n"
         "analyses:\n"
         "  - {id: a, name: A, method: average, analysisSet: ALL}\n"
@@ -244,7 +245,7 @@ def test_invalid_spec_lists_every_problem(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as err:
         load_analysis_spec(path)
     text = "\n".join(err.value.messages)
-    for needle in ("comparator 'LIKE'", "method 'average'", "analysisSet 'NOPE'", "parameter 'OS'", "'at' is required",
+    for needle in ("comparator 'LIKE'", "dataSubsets.X", "method 'average'", "analysisSet 'NOPE'", "parameter 'OS'", "'at' is required",
                    "criterion 'close'", "source 'NOWHERE'"):  # fmt: skip
         assert needle in text, needle
     assert all(m.startswith(str(path)) for m in err.value.messages)
@@ -355,3 +356,28 @@ def test_no_trial_in_the_report_code() -> None:
     hits = [f"{p.name}:{i}: {line.strip()}" for p in sorted(folder.glob("*.py"))
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if words.search(line)]  # fmt: skip
     assert not hits, hits
+
+
+def test_flow_and_adverse_event_tables_from_the_spec() -> None:
+    from converter.report.tables import adverse_event_table, patient_flow, reconcile
+
+    adam = adam_frames()
+    adam["ADSL"]["RELDT"] = [19000.0, None, None, None, None, None]  # S-1 relapsed (a responder)
+    adam["ADSL"]["DTHFL"] = ["Y", "N", "N", "Y", "N", "N"]
+    flow = {s.key: (s.n, s.of) for s in patient_flow(adam["ADSL"])}
+    assert flow["treated"] == (6, 6) and flow["responded"] == (4, 6) and flow["no_response"] == (2, 6)
+    assert flow["mrd_negative"] == (2, 4) and flow["relapsed"] == (1, 4) and flow["died"] == (2, 6)
+    # S-5: grade 3 and grade 5 infection - worst grade 5, yet one grade 3-4 event
+    adae = pd.concat([adam["ADAE"], pd.DataFrame({"USUBJID": ["S-5", "S-5"], "ATOXGRN": [3, 5],
+                                                  "CQ02NAM": ["INFECTION", "INFECTION"]})], ignore_index=True)  # fmt: skip
+    table = adverse_event_table(adae, adam["ADSL"])
+    row = table.row("categories", "INFECTION")
+    assert row is not None and row.band == 2 and row.any == 2
+    assert sum(row.by_grade.get(g, 0) for g in (3, 4)) == 1 and row.by_grade[5] == 1
+    adam["ADAE"] = adae
+    ep = compute_endpoints(adam)
+    assert ep.get("grade34_infection").value == 2  # the end point counts any grade 3-4 event
+    report = {"endpoints": [e.as_dict() for e in ep.items]}
+    rec = {r.key: r for r in reconcile(report, table, load_analysis_spec())}
+    assert (rec["grade34_infection"].endpoint_value, rec["grade34_infection"].any_in_band,
+            rec["grade34_infection"].worst_in_band) == (2, 2, 1)  # fmt: skip

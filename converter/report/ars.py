@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from converter.report.endpoints import Endpoint, Endpoints
-from converter.report.spec import Analysis, AnalysisSpec, Compound, Condition, Expr
+from converter.report.spec import Analysis, AnalysisSpec, Compound, Condition, Expr, Where
 
 # method -> (name, description, [(operation, label, result pattern)])
 METHOD_OPERATIONS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
@@ -90,6 +90,8 @@ def _condition(expr: Expr) -> dict[str, Any]:
         if expr.value:
             cond["value"] = [str(v) for v in expr.value]
         return {"condition": cond}
+    if isinstance(expr, Where):  # not an ARS construct: the condition's text, as the spec states it
+        return {"condition": {"dataset": expr.dataset, "expression": expr.text()}}
     assert isinstance(expr, Compound)
     return {
         "compoundExpression": {"logicalOperator": expr.operator, "whereClauses": [_condition(p) for p in expr.parts]}

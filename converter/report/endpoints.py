@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import InputError, SpecError, problem
-from converter.report.spec import Analysis, AnalysisSpec, Compound, Expr, Parameter
+from converter.report.spec import Analysis, AnalysisSpec, Compound, Expr, Parameter, Where
 from converter.report.stats import clopper_pearson, kaplan_meier, logrank
+from converter.spec import evaluate_mask
 
 MISSING_GROUP = "missing"
 
@@ -104,6 +105,13 @@ def condition_mask(expr: Expr, df: pd.DataFrame, dataset: str) -> np.ndarray:
             return ~parts[0]
         combine = np.logical_and if expr.operator == "AND" else np.logical_or
         return np.asarray(combine.reduce(parts), dtype=bool)
+    if isinstance(expr, Where):
+        if expr.dataset and expr.dataset.upper() != dataset.upper():
+            raise SpecError([f"condition {expr.text()} is on {expr.dataset} but is applied to {dataset}"])
+        absent = sorted(expr.expression.names - set(df.columns))
+        if absent:
+            raise _missing_variable(dataset, absent[0], expr.text())
+        return evaluate_mask(expr.expression, df)
     if expr.dataset and expr.dataset.upper() != dataset.upper():
         raise SpecError([f"condition {expr.text()} is on {expr.dataset} but is applied to {dataset}"])
     if expr.variable not in df.columns:

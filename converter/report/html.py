@@ -60,10 +60,10 @@ tbody tr:nth-child(even) { background: #fafbfc; }
 .summary { display: flex; gap: 12px; flex-wrap: wrap; margin: 8px 0; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 150px; }
 .card b { display: block; font-size: 20px; }
-.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 14px; }
+.figures { display: grid; grid-template-columns: 1fr; gap: 14px; }  /* one a row: labels at >= 12 px */
 td .def { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
-figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
+figure img { width: 100%; max-width: 960px; height: auto; display: block; margin: 0 auto; }
 figcaption { font-size: 12.5px; color: var(--muted); margin-top: 4px; }
 .flow { display: flex; flex-direction: column; align-items: center; gap: 0; margin: 10px 0; }
 .flow .row { display: flex; gap: 18px; justify-content: center; align-items: stretch; }

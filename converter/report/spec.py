@@ -6,7 +6,9 @@ The report stage knows no trial; it reads this file. Its words are those of the 
 * ``analysisSets``: populations, each a dataset (ADSL) and an optional ``condition``;
 * ``dataSubsets``: named conditions, an ARS WhereClause ``{condition: {dataset, variable, comparator, value}}``
   or ``{compoundExpression: {logicalOperator: AND|OR|NOT, whereClauses: [...]}}``; comparators are ARS's
-  EQ NE GT GE LT LE IN NOTIN, plus MISSING / NOTMISSING (no value / a value);
+  EQ NE GT GE LT LE IN NOTIN, plus MISSING / NOTMISSING (no value / a value); or, where a condition reads
+  better as a formula, ``{dataset, where: "<expression>"}`` in the specs' closed expression language
+  (:func:`converter.spec.parse_expression`, parsed at load, evaluated column-wise);
 * ``analyses``: one per end point: ``id``, ``name``, ``description`` (the definition shown beside the value),
   ``method`` (one of :data:`METHODS`), the population and subset, what the method needs (``variable``,
   ``operation``, ``parameter``, ``at``, ``groupBy``, ``records``, ``denominator``) and ``published``
@@ -28,6 +30,8 @@ from typing import Any
 import yaml
 
 from converter.errors import SpecError
+from converter.spec import Expr as RowExpr
+from converter.spec import parse_expression
 
 SPEC_NAME = "endpoints.yaml"
 METHODS = ("count", "proportion", "summary", "km_median", "km_rate", "logrank", "followup_km")
@@ -58,7 +62,7 @@ class Compound:
     """An ARS compound expression over where clauses."""
 
     operator: str
-    parts: tuple[Condition | Compound, ...]
+    parts: tuple[Condition | Compound | Where, ...]
 
     def text(self) -> str:
         if self.operator == "NOT":
@@ -66,7 +70,18 @@ class Compound:
         return f" {self.operator} ".join(p.text() for p in self.parts)
 
 
-Expr = Condition | Compound
+@dataclass(frozen=True)
+class Where:
+    """A condition in the spec expression language (:mod:`converter.spec`), on one dataset's rows."""
+
+    dataset: str
+    expression: RowExpr
+
+    def text(self) -> str:
+        return self.expression.text
+
+
+Expr = Condition | Compound | Where
 
 
 @dataclass(frozen=True)
@@ -288,7 +303,14 @@ def _expr(c: _Checker, node: Any, where: str) -> Expr | None:
         if not kept or (op == "NOT" and len(kept) != 1):
             c.bad(where, "a compound expression needs where clauses (NOT exactly one)")
         return Compound(op, kept)
-    c.bad(where, "needs 'condition' or 'compoundExpression'")
+    if "where" in node:
+        try:
+            parsed = parse_expression(node["where"], file=str(c.path), line=0, where=where)
+        except SpecError as exc:
+            c.problems.extend(exc.messages)
+            return None
+        return Where(c.text(node, "dataset", where), parsed)
+    c.bad(where, "needs 'condition', 'compoundExpression' or 'where' (with its 'dataset')")
     return None
 
 
