@@ -25,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from converter.errors import InputError, problem
+from converter.text import escape_controls
 from converter.upload.answers import read_transaction_answer
 from converter.upload.auth import Secret, resolve_token, safe_url
 from converter.upload.bundles import (
@@ -175,7 +176,7 @@ class UploadRun:
                 answer.json()
                 break
             except ValueError:  # a 2xx whose body was garbled on the way: we do not know what happened
-                self.on_retry(f"{job.name}: HTTP {answer.status_code} with an unreadable body; retry")
+                self.on_retry(escape_controls(f"{job.name}: HTTP {answer.status_code} with an unreadable body; retry"))
                 self.http.pause(attempt)
         outcome = read_transaction_answer(job, answer, self.http.base, self.http.redact)
         self.journal.record_accepted(

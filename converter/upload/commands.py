@@ -166,7 +166,10 @@ class _progress:
         if p.event == "rejected":
             from rich.markup import escape
 
-            bar.console.print(f"[red]rejected[/red] {escape(f'{p.bundle}: {p.message}')}", highlight=False)
+            from converter.text import escape_controls
+
+            shown = escape(escape_controls(f"{p.bundle}: {p.message}"))
+            bar.console.print(f"[red]rejected[/red] {shown}", highlight=False)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
