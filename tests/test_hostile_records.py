@@ -166,3 +166,18 @@ def test_error_messages_never_hold_raw_control_characters() -> None:
     for exc in (SpecError(["spec\x1b[2J.yaml: bad", "two\nlines"]), ConformanceError(["value 'a\x00b'"])):
         assert all(first_control(line) is None for m in exc.messages for line in m.split("\n"))
     assert SpecError(["two\nlines"]).messages == ["two\nlines"]  # line breaks stay line breaks
+
+
+def test_stream_refuses_control_characters_too(csv_dir: Path, odm_file: Path, tmp_path: Path) -> None:
+    path = csv_dir / "ENROL.csv"
+    path.write_bytes(path.read_bytes().replace(b"\n1002,", b"\n1001\x002,"))
+    result = runner.invoke(app, ["stream", str(csv_dir), "--out", str(tmp_path / "s1"), "--workers", "1"])
+    assert result.exit_code == 2, result.output[-2000:]
+    assert "ENROL.csv:row 2:SUBJID: [control-character]" in result.output and "1001\\x002" in result.output
+    text = odm_file.read_text(encoding="utf-8")
+    anchor = 'ItemOID="IT.AE.AETERM" Value="'
+    at = text.index(anchor) + len(anchor)
+    odm_file.write_text(text[:at] + "\u0085" + text[at:], encoding="utf-8")
+    result = runner.invoke(app, ["stream", str(odm_file), "--out", str(tmp_path / "s2"), "--workers", "1"])
+    assert result.exit_code == 2, result.output[-2000:]
+    assert ":AETERM: [control-character]" in result.output and "\\x85" in result.output

@@ -140,7 +140,7 @@ def _decode_problem(file: str, data: bytes, err: UnicodeDecodeError) -> Problem:
     )
 
 
-def _header(text_start: str) -> list[str]:
+def header_names(text_start: str) -> list[str]:
     """The header's field names, parsed with the csv module (no pandas mangling of duplicates)."""
     reader = csv.reader(io.StringIO(text_start, newline=""))
     try:
@@ -338,7 +338,7 @@ def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
         return empty_raw(form, file), [_decode_problem(file, data, err)]
     if not data.strip():
         return empty_raw(form, file), [problem(file, "", "", "", "empty-file", "empty file: expected a header line")]
-    header = _header(head_text)
+    header = header_names(head_text)
     problems, missing = header_problems(file, header, form)
     frame, found = parse_rows(data, file, form, header)
     if frame is None:

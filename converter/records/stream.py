@@ -22,7 +22,7 @@ import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.records.checks import RawRead, RawTable, empty_raw
-from converter.records.csv_io import _header, form_file, form_files, header_problems, parse_rows
+from converter.records.csv_io import form_file, form_files, header_names, header_problems, parse_rows
 from converter.records.partitions import partition_of
 from converter.records.schema import Form, FormSchema
 
@@ -145,7 +145,7 @@ def spill_csv_form(path: Path, form: Form, parts: int, workdir: Path, chunk: int
         for head, piece, line, bad in _pieces(path, chunk):
             if header is None:
                 try:
-                    header = _header(head.decode("utf-8"))
+                    header = header_names(head.decode("utf-8"))
                 except UnicodeDecodeError:
                     return [problem(file, "line 1", "", "", "encoding", "not UTF-8 in the header line")]
                 if not header:
