@@ -362,6 +362,17 @@ def test_a_token_file_is_one_line_and_never_echoed(content: str, tmp_path: Path)
         assert upload(fhir_dir, "http://127.0.0.1:9/", token_file=path, dry_run=True).total_bundles == 2
 
 
+def test_server_token_and_file_problems_are_reported_together(tmp_path: Path) -> None:
+    fhir_dir = _with_entry(tmp_path / "a", {"method": "DELETE", "url": "Patient/p1"})
+    path = tmp_path / "token"
+    path.write_text(f"{TOKEN}\n{TOKEN}\n")
+    with pytest.raises(InputError) as err:
+        upload(fhir_dir, "http://fhir.example.org/", token_file=path)
+    rules = [p.rule for p in err.value.problems]
+    assert rules == ["insecure-http", "token-file", "request"], err.value.render()
+    assert shows_any(err.value.render()) == []
+
+
 def test_no_part_of_the_token_in_any_output_log_or_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:

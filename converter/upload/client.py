@@ -24,7 +24,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from converter.errors import InputError, problem
+from converter.errors import InputError, Problem, problem
 from converter.text import escape_controls
 from converter.upload.answers import read_transaction_answer
 from converter.upload.auth import Secret, resolve_token, safe_url
@@ -288,6 +288,39 @@ class UploadRun:
             raise exc
 
 
+def _checked_input(
+    fhir_dir: Path,
+    server: str,
+    token: str | Secret | None,
+    token_file: Path | None,
+    batch: int,
+    allow_delete: bool,
+    allow_insecure_http: bool,
+    dry_run: bool,
+) -> tuple[UploadPlan, Secret | None]:
+    """The plan and the token, or one :class:`InputError` with every problem of the server, token and files."""
+    problems: list[Problem] = []
+    context = ""
+    secret: Secret | None = None
+    if not dry_run:  # a dry run needs neither a server nor a token
+        try:
+            check_server(server, allow_insecure_http)
+        except InputError as exc:
+            problems += exc.problems
+        try:
+            secret = resolve_token(token, token_file)
+        except InputError as exc:
+            problems += exc.problems
+    try:
+        plan = plan_upload(fhir_dir, batch, allow_delete=allow_delete)
+    except InputError as exc:
+        problems += exc.problems
+        context = exc.context
+    if problems:
+        raise InputError(problems, context=context)
+    return plan, secret
+
+
 def upload(
     fhir_dir: Path,
     server: str,
@@ -324,9 +357,9 @@ def upload(
         raise InputError(
             problem("--max-answer-mib", "", "", max_answer_bytes, "option", "the answer limit must be positive")
         )
-    if not dry_run:
-        check_server(server, allow_insecure_http)  # before reading anything: a refused server is refused at once
-    plan = plan_upload(fhir_dir, batch, allow_delete=allow_delete)
+    plan, secret = _checked_input(
+        fhir_dir, server, token, token_file, batch, allow_delete, allow_insecure_http, dry_run
+    )
     summary = UploadSummary(
         server=safe_url(server),
         source=plan.source,
@@ -348,7 +381,6 @@ def upload(
         if progress is not None:
             progress(Progress("done", None, summary.total_bundles, 0, 0, 0, 0, 0, 0, 0.0, "dry run"))
         return summary
-    secret = resolve_token(token, token_file)
     jpath = Path(journal_path) if journal_path is not None else fhir_dir / JOURNAL_NAME
     summary.journal = str(jpath)
     stop_event = stop or threading.Event()
