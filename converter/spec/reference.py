@@ -149,13 +149,13 @@ def render_reference() -> str:
 
 
 # --- the JSON Schema -------------------------------------------------------------------------------------------
-_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
 
 
 def _kind_schema(kind: str) -> dict[str, Any]:
     if kind.startswith("enum:"):
         return {"enum": kind[5:].split("|")}
-    return {
+    kinds: dict[str, dict[str, Any]] = {
         "str": {"type": "string"},
         "strs": {"type": "array", "items": {"type": "string"}},
         "scalar": _SCALAR,
@@ -168,7 +168,8 @@ def _kind_schema(kind: str) -> dict[str, Any]:
         "sources": {"type": "array", "items": {"type": "object", "properties": {
             "dataset": {"type": "string"}, "date": {"type": "string"}, "filter": {"$ref": "#/$defs/expression"}},
             "required": ["dataset"]}},
-    }[kind]  # fmt: skip
+    }  # fmt: skip
+    return kinds[kind]
 
 
 def _rule_schema(rule: RuleDef) -> dict[str, Any]:
@@ -218,7 +219,7 @@ def _variable_schema(rule_ref: str) -> dict[str, Any]:
 
 
 def _dataset_schema() -> dict[str, Any]:
-    source = {
+    source: dict[str, Any] = {
         "type": "object",
         "properties": {
             "id": {"type": "string"},
