@@ -365,7 +365,7 @@ def test_reports(tmp_path: Path) -> None:
     raw = write_csv(fs, tmp_path / "f.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
     text = raw.decode("utf-8-sig")
-    assert text.splitlines()[0] == "rule_id,severity,dataset,variable,subject,row,message,count"
+    assert text.splitlines()[0] == "rule_id,severity,file,dataset,variable,subject,row,message,count"
     assert "ü" in text
     table = render_table(fs)
     assert "CORE-000351" in table and table.splitlines()[-1] == "1 error(s), 4 warning(s), 0 info"

@@ -109,6 +109,8 @@ RULES: dict[str, RuleDef] = dict(
         _r("INO-PKG-002", "error", "PACKAGE", "A dataset file could not be read"),
         _r("INO-PKG-003", "info", "PACKAGE", "A rule family was skipped (module or input not available)"),
         _r("INO-PKG-004", "info", "PACKAGE", "Specs or terminology could not be loaded; spec-based rules skipped"),
+        _r("INO-PKG-005", "error", "PACKAGE", "The Dataset-JSON and the XPT of one dataset differ"),
+        _r("INO-PKG-006", "error", "PACKAGE", "A Dataset-JSON file breaks the Dataset-JSON 1.1 rules"),
         _r("INO-DEFINE-001", "error", "DEFINE", "define.xml is not valid against the Define-XML 2.1 schema"),
         _r("INO-DEFINE-002", "error", "DEFINE", "define.xml disagrees with the datasets"),
         _r("INO-DEFINE-003", "warning", "DEFINE", "No define.xml in the SDTM/ADaM folder"),
@@ -117,7 +119,11 @@ RULES: dict[str, RuleDef] = dict(
         _r("INO-FHIR-003", "error", "FHIR", "FHIR identifier is not unique"),
         _r("INO-FHIR-004", "warning", "FHIR", "FHIR code system is not known"),
         _r("INO-FHIR-005", "error", "FHIR", "FHIR check failed"),
+        _r("INO-FHIR-006", "error", "FHIR", "FHIR file not readable (bad JSON, too large or deep, control characters)"),
+        _r("INO-FHIR-007", "error", "FHIR", "Two FHIR resources of one type have one id"),
         _r("INO-RT-001", "error", "ROUNDTRIP", "SDTM -> FHIR -> SDTM round trip changed data"),
+        _r("INO-RT-002", "error", "ROUNDTRIP", "SDTM -> FHIR -> SDTM round trip could not run"),
+        _r("INO-RT-003", "error", "ROUNDTRIP", "SDTM data not carried to FHIR and not listed as not mapped"),
     ]
 )
 
@@ -132,6 +138,7 @@ def finding(
     row: int | None = None,
     count: int = 1,
     severity: Severity | None = None,
+    file: str = "",
 ) -> Finding:
     rd = RULES[rule_id]
     return Finding(
@@ -143,6 +150,7 @@ def finding(
         row=row,
         message=message or rd.text,
         count=count,
+        file=file,
     )
 
 

@@ -1,7 +1,8 @@
 """Findings of ``inoconv validate``: one row per problem (or per group of like problems), and the report writers.
 
 A :class:`Finding` names the rule (a CDISC CORE id where the check corresponds to a published CORE rule, else an
-``INO-`` id of this project), its severity, and where: dataset, variable, subject, row (1-based, as a reviewer
+``INO-`` id of this project), its severity, and where: the file (relative to the folder validated: the dataset's
+``.xpt`` or ``.json``, ``define.xml``, a FHIR file), dataset, variable, subject, row (1-based, as a reviewer
 counts rows in a viewer). ``count`` says how many rows the finding stands for: the row-wise rules report the first
 :data:`MAX_ROWS_PER_GROUP` rows of a (rule, dataset, variable) one by one and the rest as one summary finding.
 
@@ -36,19 +37,23 @@ class Finding:
     row: int | None = None
     message: str = ""
     count: int = 1
+    file: str = ""  # the file the finding is about, relative to the folder validated
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        return {k: d[k] for k in FIELDS}
 
 
-FIELDS = tuple(f.name for f in fields(Finding))
+#: the columns of findings.csv and the keys of findings.json, in this order
+FIELDS = ("rule_id", "severity", "file", "dataset", "variable", "subject", "row", "message", "count")
+assert set(FIELDS) == {f.name for f in fields(Finding)}
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(
         findings,
-        key=lambda f: (rank.get(f.severity, 9), f.dataset, f.rule_id, f.variable, f.row or 0, f.subject),
+        key=lambda f: (rank.get(f.severity, 9), f.dataset, f.file, f.rule_id, f.variable, f.row or 0, f.subject),
     )
 
 
@@ -103,11 +108,12 @@ def render_table(findings: Sequence[Finding], limit: int | None = 200, width: in
     """A fixed-width table for the terminal, errors first, then a one-line summary."""
     rows = sort_findings(findings)
     shown = rows if limit is None else rows[:limit]
-    head = ("severity", "rule", "dataset", "variable", "subject", "row", "n", "message")
+    head = ("severity", "rule", "file", "dataset", "variable", "subject", "row", "n", "message")
     body = [
         (
             f.severity,
             f.rule_id,
+            f.file,
             f.dataset,
             f.variable,
             f.subject,

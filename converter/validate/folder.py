@@ -8,15 +8,18 @@ A folder is one of
 * the whole ``inoconv run`` output: subfolders ``sdtm/``, ``adam/``, ``fhir/`` (each validated as above, and
   the SDTM -> FHIR -> SDTM round trip reported in the same table).
 
-Readers and the Define-XML / FHIR checkers live elsewhere (``converter.io``, ``converter.fhir``); they are imported
-when needed, and a family whose module is absent is reported as skipped (INO-PKG-003, info), never as passed.
+Every deliverable found is read: when a dataset comes as both ``xx.xpt`` and ``xx.json``, the rules run on the
+XPT (the submission format) and the Dataset-JSON is checked against the Dataset-JSON 1.1 rules and compared with
+the XPT (:mod:`converter.validate.pairs`). Each finding names the file it is about (relative to the folder
+validated). The Define-XML, FHIR and round-trip checks are called directly (:mod:`converter.io.define`,
+:func:`converter.fhir.resource_checks.validate_fhir_folder`, :func:`converter.fhir.roundtrip.roundtrip_folder`);
+a check that fails to run is an error finding, never a silent skip.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Callable, Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +27,11 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from converter.errors import InputError, SpecError
 from converter.spec.model import DatasetSpec, Terminology
 from converter.validate.common import DatasetInfo, finding, info_from_meta
 from converter.validate.findings import Finding
+from converter.validate.pairs import check_dataset_json, compare_pair
 
 DATASET_SUFFIXES = (".xpt", ".json", ".ndjson")
 DEFINE_NAME = "define.xml"
@@ -34,18 +39,42 @@ DEFINE_NAME = "define.xml"
 
 @dataclass
 class Package:
-    """The datasets of one folder, read back to the data contract, with what the files say about them."""
+    """The datasets of one folder, read back to the data contract, with what the files say about them.
+
+    ``files``: the file each dataset's rules ran on (XPT where there is one); ``root``: the folder validated, that
+    finding files are named relative to.
+    """
 
     folder: Path
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     info: dict[str, DatasetInfo] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    root: Path | None = None
 
     @property
     def is_adam(self) -> bool:
         names = list(self.frames)
         return bool(names) and ("ADSL" in names or all(n.startswith("AD") for n in names))
+
+    def name_of(self, path: Path) -> str:
+        """``path`` as findings name it: relative to the folder validated."""
+        return relative(path, self.root or self.folder)
+
+    def with_files(self, findings: Iterable[Finding]) -> list[Finding]:
+        """``findings`` with the file of their dataset filled in where they name none."""
+        out: list[Finding] = []
+        for f in findings:
+            path = self.files.get(f.dataset) if not f.file else None
+            out.append(dataclasses.replace(f, file=self.name_of(path)) if path is not None else f)
+        return out
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 # --- what is in a folder ------------------------------------------------------------------------------------------
@@ -79,13 +108,21 @@ def fhir_files(folder: Path) -> list[Path]:
 
 def dataset_files(folder: Path) -> dict[str, Path]:
     """Dataset name -> file; XPT preferred (the submission format), Dataset-JSON where no XPT exists."""
-    out: dict[str, Path] = {}
+    return {name: paths[0] for name, paths in all_dataset_files(folder).items()}
+
+
+def all_dataset_files(folder: Path, strict: bool = True) -> dict[str, list[Path]]:
+    """Dataset name -> every file that delivers it: the XPT first, then Dataset-JSON (``.json``, ``.ndjson``).
+
+    ``strict=False`` (reading a package): also the ``.json`` files beside an XPT of the same name and those that
+    are not JSON at all, so that a broken Dataset-JSON is reported rather than passed over."""
+    out: dict[str, list[Path]] = {}
     for p in sorted(folder.glob("*.xpt")):
-        out[p.stem.upper()] = p
+        out.setdefault(p.stem.upper(), []).append(p)
     for p in sorted(folder.glob("*.json")) + sorted(folder.glob("*.ndjson")):
-        if p.stem.upper() not in out and is_dataset_json(p):
-            out[p.stem.upper()] = p
-    return out
+        if is_dataset_json(p) or (not strict and (p.stem.upper() in out or _json_head(p) is None)):
+            out.setdefault(p.stem.upper(), []).append(p)
+    return dict(sorted(out.items()))
 
 
 def detect(folder: Path) -> dict[str, Path]:
@@ -105,33 +142,50 @@ def detect(folder: Path) -> dict[str, Path]:
     if names:
         adam = "ADSL" in names or all(n.startswith("AD") for n in names)
         parts["adam" if adam else "sdtm"] = folder
-    if fhir_files(folder):
-        parts["fhir"] = folder
+    if fhir_files(folder) or any((folder / s).is_dir() and fhir_files(folder / s) for s in ("bundles", "ndjson")):
+        parts["fhir"] = folder  # resources, or the bundles/ and ndjson/ that inoconv fhir writes
     return parts
 
 
 # --- reading ----------------------------------------------------------------------------------------------------
-def read_package(folder: Path) -> Package:
-    pkg = Package(folder=folder)
-    for name, path in dataset_files(folder).items():
-        try:
-            if path.suffix.lower() == ".xpt":
-                from converter.io.xpt import read_xpt
+def _read(path: Path) -> tuple[pd.DataFrame, DatasetInfo]:
+    if path.suffix.lower() == ".xpt":
+        from converter.io.xpt import read_xpt
 
-                df, meta = read_xpt(path)
-            else:
-                from converter.io.datasetjson import read_dataset_json
+        df, meta = read_xpt(path)
+    else:
+        from converter.io.datasetjson import read_dataset_json
 
-                df, meta = read_dataset_json(path)
-        except ImportError as exc:
-            pkg.findings.append(finding("INO-PKG-003", name, message=f"no reader for {path.name}: {exc}"))
+        df, meta = read_dataset_json(path)
+    return df, info_from_meta(meta)
+
+
+def read_package(folder: Path, root: Path | None = None) -> Package:
+    """Every dataset file of ``folder``; a dataset in both formats is read twice and the two compared."""
+    pkg = Package(folder=folder, root=root)
+    for name, paths in all_dataset_files(folder, strict=False).items():
+        read: dict[Path, tuple[pd.DataFrame, DatasetInfo]] = {}
+        for path in paths:
+            where = pkg.name_of(path)
+            if path.suffix.lower() != ".xpt":
+                pkg.findings += check_dataset_json(path, name, where)
+            try:
+                read[path] = _read(path)
+            except InputError as exc:  # a broken file is a finding, not a crash
+                for p in exc.problems:
+                    msg = f"{p.record + ': ' if p.record else ''}{p.message}"
+                    pkg.findings.append(finding("INO-PKG-002", name, message=msg, file=where))
+            except Exception as exc:
+                msg = f"{type(exc).__name__}: {exc}"
+                pkg.findings.append(finding("INO-PKG-002", name, message=msg, file=where))
+        if not read:
             continue
-        except Exception as exc:  # a broken file is a finding, not a crash
-            pkg.findings.append(finding("INO-PKG-002", name, message=f"{path.name}: {type(exc).__name__}: {exc}"))
-            continue
-        pkg.frames[name] = df
-        pkg.info[name] = info_from_meta(meta)
-        pkg.files[name] = path
+        first = next(iter(read))
+        pkg.frames[name], pkg.info[name] = read[first]
+        pkg.files[name] = first
+        for other in list(read)[1:]:
+            if first.suffix.lower() == ".xpt":
+                pkg.findings += compare_pair(name, read[first], read[other], pkg.name_of(other))
     return pkg
 
 
@@ -162,131 +216,91 @@ def _load_adam_specs() -> tuple[dict[str, DatasetSpec] | None, list[Finding]]:
         return None, [finding("INO-PKG-004", "", message=f"ADaM specs not loaded ({first}); checked without")]
 
 
-def _import(module: str) -> Any | None:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 # --- Define-XML ---------------------------------------------------------------------------------------------------
 def check_define(pkg: Package, specs: Mapping[str, DatasetSpec] | None) -> list[Finding]:
+    from converter.io.define import crosscheck_define, validate_define
+
     path = pkg.folder / DEFINE_NAME
     if not path.exists():
         return [finding("INO-DEFINE-003", "", message=f"no {DEFINE_NAME} in {pkg.folder}")]
-    mod = _import("converter.io.define")
-    if mod is None:
-        return [finding("INO-PKG-003", "", message="Define-XML checks skipped: converter.io.define is not available")]
-    out = [finding("INO-DEFINE-001", "", message=str(m)) for m in mod.validate_define(path)]
+    where = pkg.name_of(path)
+    try:
+        out = [finding("INO-DEFINE-001", "", message=str(m), file=where) for m in validate_define(path)]
+    except Exception as exc:  # the check could not run: an error, never a pass
+        return [finding("INO-DEFINE-001", "", message=f"could not be checked: {type(exc).__name__}: {exc}", file=where)]
     pairs = {n: (df, specs[n]) for n, df in pkg.frames.items() if specs and n in specs}
     if pairs:
         try:
-            problems = mod.crosscheck_define(path, pairs)
+            problems = crosscheck_define(path, pairs)
         except Exception as exc:
             problems = [f"cross-check failed: {type(exc).__name__}: {exc}"]
         for p in problems:
             text = str(p)
             ds = text.split(":", 1)[0].split(".", 1)[0] if ":" in text else ""
-            out.append(finding("INO-DEFINE-002", ds if ds in pkg.frames else "", message=text))
+            out.append(finding("INO-DEFINE-002", ds if ds in pkg.frames else "", message=text, file=where))
     return out
 
 
-# --- FHIR and round trip (adapters over converter.fhir.*) ------------------------------------------------------------
-_FHIR_KINDS = (
-    ("reference", "INO-FHIR-002"),
-    ("identifier", "INO-FHIR-003"),
-    ("system", "INO-FHIR-004"),
-    ("code", "INO-FHIR-004"),
-    ("model", "INO-FHIR-001"),
-    ("schema", "INO-FHIR-001"),
-    ("invalid", "INO-FHIR-001"),
-)
+# --- FHIR and round trip -------------------------------------------------------------------------------------------
+#: the rule of a FHIR input problem (converter.fhir) -> the finding's rule id
+FHIR_RULES = {
+    "fhir-r4-model": "INO-FHIR-001",
+    "fhir-reference": "INO-FHIR-002",
+    "fhir-identifier": "INO-FHIR-003",
+    "fhir-code": "INO-FHIR-004",
+    "fhir-duplicate-id": "INO-FHIR-007",
+    "fhir-duplicate-subject": "INO-FHIR-003",
+    "json": "INO-FHIR-006",
+    "json-depth": "INO-FHIR-006",
+    "line-length": "INO-FHIR-006",
+    "file-size": "INO-FHIR-006",
+    "read": "INO-FHIR-006",
+    "fhir-input": "INO-FHIR-006",
+    "control-character": "INO-FHIR-006",
+}
 
 
-def adapt_result(item: Any, default_rule: str, dataset: str = "") -> Finding:
-    """A problem reported by another module (a string, a Finding-like object or a dict) as a Finding."""
-    if isinstance(item, Finding):
-        return item
-    if isinstance(item, Mapping):
-        get: Callable[[str], Any] = item.get
-    else:
+def check_fhir(folder: Path, root: Path | None = None) -> list[Finding]:
+    """R4 model validation, references, identifiers and ids of every resource under ``folder``."""
+    from converter.fhir.resource_checks import validate_fhir_folder
 
-        def get(key: str) -> Any:
-            return getattr(item, key, None)
-
-    message = str(get("message") or item)
-    kind = " ".join(str(get(k) or "") for k in ("rule_id", "rule", "kind", "code", "category")).lower()
-    rule = default_rule
-    if default_rule.startswith("INO-FHIR"):
-        rule = next((r for word, r in _FHIR_KINDS if word in kind), default_rule)
-    sev = str(get("severity") or "").lower()
-    severity = sev if sev in ("error", "warning", "info") else None
-    where = str(get("resource") or get("dataset") or dataset)
-    row = get("row")
-    return finding(
-        rule, where, str(get("variable") or get("path") or get("element") or ""), message,
-        subject=str(get("subject") or ""), row=row if isinstance(row, int) else None,
-        severity=severity,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-def _call_first(mod: Any, names: Iterable[str], *args: Any) -> tuple[bool, Any]:
-    for name in names:
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            try:
-                params = inspect.signature(fn).parameters
-                required = [p for p in params.values() if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                            p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
-                if len(required) > len(args):
-                    continue
-            except (TypeError, ValueError):
-                pass
-            return True, fn(*args)
-    return False, None
-
-
-def _as_items(result: Any) -> list[Any]:
-    if result is None:
-        return []
-    for attr in ("findings", "problems", "issues", "errors"):
-        if hasattr(result, attr) and not isinstance(result, Mapping):
-            return list(getattr(result, attr))
-    if isinstance(result, Mapping):
-        return [f"{k}: {v}" for k, v in result.items()] if result else []
-    if isinstance(result, str | bytes):
-        return [result]
-    return list(result)
-
-
-def check_fhir(folder: Path) -> list[Finding]:
-    mod = _import("converter.fhir.resource_checks")
-    if mod is None:
-        return [finding("INO-PKG-003", "", message="FHIR checks skipped: their module is not available")]
-    names = ("validate_fhir_folder", "validate_folder", "validate_fhir_dir", "validate_dir", "validate_path",
-             "validate_fhir", "validate")  # fmt: skip
+    root = root or folder
     try:
-        called, result = _call_first(mod, names, folder)
-    except Exception as exc:
-        return [finding("INO-FHIR-005", "", message=f"FHIR validation failed: {type(exc).__name__}: {exc}")]
-    if not called:
-        return [finding("INO-PKG-003", "", message="FHIR checks skipped: no entry point")]
-    return [adapt_result(i, "INO-FHIR-005") for i in _as_items(result)]
+        problems = validate_fhir_folder(folder)
+    except Exception as exc:  # the check could not run: an error finding, not a pass
+        msg = f"FHIR validation could not run: {type(exc).__name__}: {exc}"
+        return [finding("INO-FHIR-005", "", message=msg, file=relative(folder, root))]
+    out: list[Finding] = []
+    for p in problems:
+        where = ":".join(x for x in (p.record, p.field) if x)
+        value = f" (value '{p.value}')" if p.value else ""
+        msg = f"{where + ': ' if where else ''}{p.message}{value}"
+        rule = FHIR_RULES.get(p.rule, "INO-FHIR-005")
+        out.append(finding(rule, "", p.field, msg, file=relative(folder / p.file, root)))
+    return out
 
 
-def check_roundtrip(sdtm: Path, pkg: Package | None) -> list[Finding]:
-    mod = _import("converter.fhir.roundtrip")
-    if mod is None:
-        return [finding("INO-PKG-003", "", message="round trip skipped: converter.fhir.roundtrip is not available")]
+def check_roundtrip(sdtm: Path, pkg: Package | None = None) -> list[Finding]:
+    """SDTM -> FHIR -> SDTM on ``sdtm``: every value that came back different, every row missing, every dataset
+    or variable not carried and not listed as not mapped; a round trip that cannot run is an error finding."""
+    from converter.fhir.roundtrip import roundtrip_folder
+
+    name = pkg.name_of(sdtm) if pkg is not None else str(sdtm)
     try:
-        called, result = _call_first(mod, ("roundtrip_folder", "check_roundtrip", "roundtrip_report"), sdtm)
-        if not called and pkg is not None:
-            called, result = _call_first(mod, ("roundtrip_frames", "roundtrip_datasets", "roundtrip"), pkg.frames)
+        rt = roundtrip_folder(sdtm)
+    except InputError as exc:
+        return [finding("INO-RT-002", "", message=f"round trip could not read {p}", file=name) for p in exc.problems]
+    except SpecError as exc:
+        msg = "round trip could not run, the FHIR specs are invalid: " + "; ".join(exc.messages[:3])
+        return [finding("INO-RT-002", "", message=msg, file=name)]
     except Exception as exc:
-        return [finding("INO-RT-001", "", message=f"round trip failed: {type(exc).__name__}: {exc}")]
-    if not called:
-        return [finding("INO-PKG-003", "", message="round trip skipped: converter.fhir.roundtrip has no entry point")]
-    return [adapt_result(i, "INO-RT-001") for i in _as_items(result)]
+        return [finding("INO-RT-002", "", message=f"round trip failed: {type(exc).__name__}: {exc}", file=name)]
+    out: list[Finding] = []
+    for f in rt.findings():
+        rule = {"roundtrip-not-carried": "INO-RT-003"}.get(f["rule"], "INO-RT-001")
+        ds = f["dataset"] if f["rule"].startswith("roundtrip-") else ""
+        out.append(finding(rule, ds, f["variable"], f["message"], file="" if ds else name))
+    return pkg.with_files(out) if pkg is not None else out
 
 
 # --- the whole folder -----------------------------------------------------------------------------------------------
@@ -300,19 +314,19 @@ def validate_folder(folder: Path, *, roundtrip: bool = True) -> list[Finding]:
     out: list[Finding] = []
     sdtm_pkg: Package | None = None
     if "sdtm" in parts:
-        sdtm_pkg = read_package(parts["sdtm"])
+        sdtm_pkg = read_package(parts["sdtm"], folder)
         specs, ct, notes = _load_sdtm_specs()
         out += sdtm_pkg.findings + notes
-        out += run_sdtm_rules(sdtm_pkg.frames, specs, ct, sdtm_pkg.info)
+        out += sdtm_pkg.with_files(run_sdtm_rules(sdtm_pkg.frames, specs, ct, sdtm_pkg.info))
         out += check_define(sdtm_pkg, specs)
     if "adam" in parts:
-        adam_pkg = read_package(parts["adam"])
+        adam_pkg = read_package(parts["adam"], folder)
         adam_specs, notes = _load_adam_specs()
         out += adam_pkg.findings + notes
-        out += run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info)
+        out += adam_pkg.with_files(run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info))
         out += check_define(adam_pkg, adam_specs)
     if "fhir" in parts:
-        out += check_fhir(parts["fhir"])
+        out += check_fhir(parts["fhir"], folder)
     if roundtrip and "sdtm" in parts:
         out += check_roundtrip(parts["sdtm"], sdtm_pkg)
     return out
