@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import SpecError
-from converter.fhir.paths import FPath, PathError, parse_path
+from converter.fhir.paths import FPath, PathError, Step, parse_path
+from converter.fhir.resource_checks import r4b_path_problem
 from converter.paths import mappings_dir
 from converter.spec.expr import Expr, parse_expression
 from converter.spec.model import DatasetSpec
@@ -760,8 +761,6 @@ def check_paths_r4b(specs: FhirSpecs) -> list[str]:
 
     Imports fhir.resources (slow): meant for tests and ``--strict``, not for every run.
     """
-    from converter.fhir.resource_checks import r4b_path_problem
-
     problems: list[str] = []
     for s in specs.sources():
         base = parse_path("")
@@ -787,8 +786,6 @@ def check_paths_r4b(specs: FhirSpecs) -> list[str]:
 def _as_item(path: FPath) -> FPath:
     """The path of one item of the list at ``path`` (for checking child element paths)."""
     last = path.steps[-1]
-    from converter.fhir.paths import Step
-
     steps = (*path.steps[:-1], Step(last.name, index=0))
     return FPath(f"{path.text}[0]", steps)
 
@@ -809,8 +806,6 @@ def element_codelist(el: Element, dataset: str | None, sdtm_specs: Mapping[str, 
 
 def load_fhir_stage(mappings: Path | None = None) -> tuple[Any, Any, Any]:
     """(FHIR specs, CT, SDTM specs), checked: every SDTM spec variable mapped or listed as not mapped."""
-    from converter.errors import SpecError
-    from converter.paths import mappings_dir
     from converter.spec.loader import load_specs, load_terminology
 
     root = mappings or mappings_dir()
