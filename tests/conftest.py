@@ -1,9 +1,56 @@
-"""Shared fixtures. The test tree is importable (tests/ on sys.path) for small data helpers."""
+"""Shared fixtures. The test tree is importable (tests/ on sys.path) for small data helpers.
+
+Slow tests. ``python -m pytest`` (the README's command) runs the fast tests only: pyproject's ``addopts`` says
+``-m "not slow"``. ``python -m pytest -m slow`` runs the slow ones (``.ci/run`` runs both). A test is slow when it
+is marked ``@pytest.mark.slow`` in its module or listed in :data:`SLOW` below (whole modules or single tests
+that took tens of seconds on the 2-core CI machine, with the reason). Naming a test file or test on the command
+line (``python -m pytest tests/test_spark.py``) runs its slow tests too, unless ``-m`` is given there.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: module, or module::test (any parametrisation), -> why it is slow (seconds measured on the loaded 2-core machine)
+SLOW: dict[str, str] = {
+    "test_spark.py": "a local Spark session (JVM) and the chain on Spark: ~80 s to start, 50-120 s per cohort",
+    "test_browser.py": "headless Chromium",
+    "test_fhir_server.py": "a Medplum FHIR server on Node",
+    "test_upload_roundtrip.py": "a Medplum FHIR server on Node",
+    "test_install.py": "builds a wheel and a virtual environment: ~110 s",
+    "test_sdtm_property.py": "property test over many generated record sets: 77 s",
+    "test_records_io.py::test_random_valid_records_survive_odm_and_csv": "hypothesis, both readers: 315 s",
+    "test_fhir_roundtrip.py::test_pilot_round_trip_is_lossless": "the CDISC pilot's SDTM through FHIR and back: 116 s",
+    "test_fhir_roundtrip.py::test_cli_commands_on_an_sdtm_folder": "sdtm, fhir, tosdtm, roundtrip end to end: 51 s",
+    "test_fhir_stream.py::test_simulated_1000_subjects_streamed_equals_whole": "1,000 simulated subjects",
+    "test_stream.py::test_stream_equals_whole_on_a_simulated_cohort": "a simulated cohort streamed and converted whole",
+}
+
+
+def _slow_reason(item: pytest.Item) -> str | None:
+    module = item.path.name
+    name = item.name.split("[", 1)[0]
+    return SLOW.get(f"{module}::{name}") or SLOW.get(module)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests named on the command line run even when slow: the default ``-m "not slow"`` (from addopts) is
+    dropped when every argument is a test file or test id and ``-m`` was not given again on the command line."""
+    args = [a for a in config.args if not a.startswith("-")]
+    named = bool(args) and all(a.split("::", 1)[0].endswith(".py") for a in args)
+    given = any(a == "-m" or (a.startswith("-m") and not a.startswith("--")) for a in config.invocation_params.args)
+    if named and not given and config.option.markexpr == "not slow":
+        config.option.markexpr = ""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _slow_reason(item) is not None:
+            item.add_marker(pytest.mark.slow)
