@@ -322,6 +322,22 @@ def test_redirects_and_next_links_never_take_the_token_elsewhere(tmp_path: Path)
     assert "not re-sent as another method" in summary.rejected[0].message
 
 
+def test_environment_proxies_are_used_but_never_for_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fhir_dir = write_fhir_dir(tmp_path, 0)
+    token = "Zq7Xv2Lm9Rt4Kp8Wn3Hs"
+    with ScriptedServer(lambda r: srv.answer(403, b"")) as proxy, ScriptedServer(srv.Recorder()) as server:
+        for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        assert upload(fhir_dir, server.url, token=token, retry=QUICK).ok  # loopback: straight to the server
+        assert proxy.requests == []
+        summary = upload(fhir_dir, "https://fhir.invalid/r4", token=token, retry=QUICK, force=True)
+    assert summary.rejected and summary.sent == 0
+    assert [(r.method, r.path) for r in proxy.requests] == [("CONNECT", "fhir.invalid:443")] * 2  # tunnelled
+    assert all("authorization" not in r.headers for r in proxy.requests)  # the token is not the proxy's
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the token: one line, never shown, not even in part
 

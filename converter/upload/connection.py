@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import random
@@ -29,9 +28,9 @@ from converter.errors import InputError, problem
 from converter.text import escape_controls
 from converter.upload.auth import Secret, redact, safe_url
 from converter.upload.results import BundleRejection, Interrupted, RetryPolicy, UploadFailure, parse_retry_after
-from converter.upload.transport import DeadlineTransport, deadline
+from converter.upload.transport import DeadlineTransport, deadline, is_loopback
 
-__all__ = ["Answer", "FhirHttp", "check_server", "is_loopback", "origin_of"]
+__all__ = ["Answer", "FhirHttp", "check_server", "origin_of"]
 
 log = logging.getLogger("converter.upload")
 
@@ -58,16 +57,6 @@ class _RedactRecords(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def origin_of(url: str) -> tuple[str, str, int]:

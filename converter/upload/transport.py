@@ -14,6 +14,7 @@ backend; it uses the standard proxy variables (``HTTPS_PROXY``/``HTTP_PROXY``/``
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import ssl
 import threading
 import time
@@ -24,7 +25,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["DeadlineTransport", "deadline", "time_left"]
+__all__ = ["DeadlineTransport", "deadline", "is_loopback", "time_left"]
 
 _local = threading.local()
 
@@ -151,10 +152,22 @@ class _Body(httpx.SyncByteStream):
                 close()
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``) or a loopback address (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _env_proxy(url: str) -> httpcore.Proxy | None:
+    """The proxy of ``HTTPS_PROXY``/``HTTP_PROXY`` for ``url``, unless ``NO_PROXY`` or a loopback host."""
     parts = httpx.URL(url)
     host = parts.host
-    if not host or urllib.request.proxy_bypass(host):
+    if not host or is_loopback(host) or urllib.request.proxy_bypass(host):
         return None
     proxy = urllib.request.getproxies().get(parts.scheme)
     return httpcore.Proxy(proxy) if proxy else None

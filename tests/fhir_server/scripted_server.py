@@ -126,7 +126,7 @@ class ScriptedServer:
                     with outer.lock:
                         outer.written.append(n)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _any
+            do_GET = do_POST = do_PUT = do_DELETE = do_CONNECT = _any
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
