@@ -36,11 +36,12 @@ def _ndjson(*resources: Any) -> bytes:
 def _run(src: Path, out: Path, partitions: int, capsys: pytest.CaptureFixture[str]) -> tuple[int, set[tuple[str, ...]]]:
     """(exit code, {(file, record, field, rule)}) of ``inoconv tosdtm``; checks that only the report was written."""
     code = tosdtm_command(src, out, partitions=partitions)
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
     problems = pd.read_csv(out / "tosdtm-problems.csv", dtype=str, keep_default_na=False)
     if code == 2:
         assert sorted(p.name for p in out.iterdir()) == ["tosdtm-problems.csv"]
-        assert f"only the problem report ({out / 'tosdtm-problems.csv'})" in err
+        assert "no datasets written, only the problem report tosdtm-problems.csv in the output folder" in printed.err
+        assert f"problem report (every problem, nothing else written): {out / 'tosdtm-problems.csv'}" in printed.out
     return code, {(r.file, r.record, r.field, r.rule) for r in problems.itertuples()}
 
 

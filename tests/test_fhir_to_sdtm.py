@@ -140,8 +140,10 @@ def test_bad_input_is_reported_and_nothing_else_written(tmp_path: Path, capsys: 
     }
     _write(src, "c-bundle.json", bundle)
     code = tosdtm_command(src, tmp_path / "out")
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
     assert code == 2
+    assert str(tmp_path / "out" / "tosdtm-problems.csv") in printed.out  # where the report is
     problems = pd.read_csv(tmp_path / "out" / "tosdtm-problems.csv", dtype=str, keep_default_na=False)
     rows = {(r.file, r.record, r.field, r.rule) for r in problems.itertuples()}
     assert ("b-not-json.json", "", "", "json") in rows  # a bundle that is not JSON
@@ -149,7 +151,6 @@ def test_bad_input_is_reported_and_nothing_else_written(tmp_path: Path, capsys: 
     assert ("c-bundle.json", "entry[1] urn:uuid:2", "subject", "fhir-reference") in rows  # a subject not in the input
     assert ("c-bundle.json", "entry[2] urn:uuid:3", "seriousness", "fhir-code") in rows  # unknown code
     assert "problem(s) in the FHIR input; no datasets written, only the problem report" in err
-    assert str(tmp_path / "out" / "tosdtm-problems.csv") in err  # the message says where the report is
     # every problem, and nothing else: no datasets, no per-resource report, no rows for a subject not in the input
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["tosdtm-problems.csv"]
     # the whole conversion in memory still gives an outcome for every resource

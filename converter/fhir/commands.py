@@ -155,10 +155,9 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
     statuses = ["converted", "derived", "not converted", "invalid"]
     rows = [[t, *(str(d.get(s, 0)) for s in statuses)] for t, d in summary.items()]
     echo(_table(rows, ["resource type", *statuses]))
-    echo("")
-    if n_problems:
-        ds_rows = []  # nothing written but the problem report
-    echo(_table(ds_rows, ["dataset", "rows", "files"]))
+    if not n_problems:  # with problems nothing is written but the problem report
+        echo("")
+        echo(_table(ds_rows, ["dataset", "rows", "files"]))
     if reasons:
         echo(f"\nnot converted{'' if n_problems else ' (each listed in tosdtm-report.csv)'}:")
         for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
@@ -171,8 +170,9 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
         echo("note: resources not validated against the R4 models (--no-validate)")
     if not n_problems:
         return 0
-    report = out / "tosdtm-problems.csv"
-    _echo_err(f"{n_problems} problem(s) in the FHIR input; no datasets written, only the problem report ({report}):")
+    echo(f"problem report (every problem, nothing else written): {out / 'tosdtm-problems.csv'}")
+    _echo_err(f"{n_problems} problem(s) in the FHIR input; no datasets written, only the problem report "
+              "tosdtm-problems.csv in the output folder:")  # fmt: skip
     for line in _problem_lines(problems):
         _echo_err(line)
     if n_problems > len(problems):  # streamed: only the first ones are kept in memory
