@@ -4,7 +4,9 @@ The one binding of the options (:mod:`.options`) to the command line: ``inoconv 
 ``python -m converter.upload`` both register :func:`upload_command`.
 
 Exit codes: 0 all bundles accepted (or already accepted); 1 some bundle rejected or not sent; 2 bad input
-(missing directory, non-JSON bundle, bad option), nothing sent; 130 interrupted (rerun to resume).
+(missing directory, non-JSON bundle, an entry that is not a create/update - DELETE without --allow-delete -,
+plain http to a host that is not loopback, a token file that is not one line, a bad option), every problem
+listed and nothing sent; 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations
