@@ -122,7 +122,7 @@ def run_all(
     with output_folder(out, inputs=[source], overwrite=overwrite, command=command) as dest:
         show = dest.echo(echo)
         show(f"inoconv run: {source} -> {out}")
-        code = _run_stages(source, dest.path, show)
+        code = _run_stages(source, dest.path, show, out)
         _seal_stages(source, dest.path, out, command)
     return code
 
@@ -147,7 +147,8 @@ def _seal_stages(source: Path, work: Path, out: Path, command: list[str] | None)
         seal_folder(work / "validate", command=command, input_entries=entries(read), notes={"stage": "validate"})
 
 
-def _run_stages(source: Path, out: Path, echo: Echo) -> int:
+def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
+    """Every stage into ``out`` (the staging folder that becomes ``final``)."""
     summary: list[dict[str, object]] = []
     code = 0
     t0 = time.perf_counter()
@@ -164,7 +165,7 @@ def _run_stages(source: Path, out: Path, echo: Echo) -> int:
             return 0
 
         stages.append(("adam", adam_stage))
-        stages.append(("report", lambda: report_command(out / "adam", out / "report", echo)))
+        stages.append(("report", lambda: report_command(out / "adam", out / "report", echo, str(final / "adam"))))
     except ImportError:
         echo("(ADaM stage not available in this build)")
     try:
