@@ -157,3 +157,22 @@ def test_bad_input_is_reported_and_nothing_else_written(tmp_path: Path, capsys: 
     res = _convert(src)
     status = {o.where: o.status for o in res.outcomes}
     assert status["entry[0] urn:uuid:1"] == "invalid" and status["entry[2] urn:uuid:3"] == "converted"
+
+
+def test_sdtm_folder_reads_every_dataset(tmp_path: Path) -> None:
+    """A dataset only as Dataset-JSON beside XPTs is read; one only as CSV is a problem, not passed over."""
+    from converter.errors import InputError
+    from converter.fhir.sdtm_dir import read_sdtm_dir, write_sdtm_dir
+
+    dm = pd.DataFrame({"STUDYID": ["S"], "DOMAIN": ["DM"], "USUBJID": ["S-1"]})
+    xy = pd.DataFrame({"STUDYID": ["S"], "DOMAIN": ["XY"], "USUBJID": ["S-1"], "XYSEQ": [1.0]})
+    write_sdtm_dir({"DM": dm, "XY": xy}, tmp_path, {})
+    (tmp_path / "xy.xpt").unlink()  # as when the XPT v5 rules refuse a dataset: Dataset-JSON only
+    (tmp_path / "manifest.json").write_text('{"command": "inoconv tosdtm"}')  # the output folder's provenance
+    (tmp_path / "tosdtm-report.csv").write_text("file,where\n")
+    got = read_sdtm_dir(tmp_path)
+    assert sorted(got) == ["DM", "XY"] and list(got["XY"]["XYSEQ"]) == [1.0]
+    (tmp_path / "qs.csv").write_text("STUDYID,DOMAIN\nS,QS\n")
+    with pytest.raises(InputError) as err:
+        read_sdtm_dir(tmp_path)
+    assert [(p.file, p.rule) for p in err.value.problems] == [("qs.csv", "input")]

@@ -1,4 +1,4 @@
-"""SDTM folders at the edges of the FHIR stage: read ``*.xpt`` (else Dataset-JSON ``*.json``), write datasets.
+"""SDTM folders at the edges of the FHIR stage: read ``*.xpt`` (Dataset-JSON where no XPT), write datasets.
 
 Reading goes through :mod:`converter.io.xpt` / :mod:`converter.io.datasetjson` (both give the data contract:
 character ``str``/``None``, numbers float64). Writing (``inoconv tosdtm``) gives each dataset as Dataset-JSON and,
@@ -8,6 +8,7 @@ when the XPT v5 rules allow it, as XPT; datasets or variables without an SDTM sp
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,35 +19,41 @@ from converter.errors import InputError, Problem, problem
 from converter.io.csv_out import write_frame
 from converter.spec.model import DatasetSpec, Origin, VariableSpec
 
+_DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
+
 
 def read_sdtm_dir(folder: Path) -> dict[str, pd.DataFrame]:
-    """Every dataset of an SDTM folder: ``*.xpt`` when there are any, else Dataset-JSON ``*.json``/``*.ndjson``."""
+    """Every dataset of an SDTM folder: its ``.xpt``, else its Dataset-JSON ``.json``/``.ndjson`` (a dataset that
+    comes only as Dataset-JSON, as ``inoconv tosdtm`` leaves one the XPT v5 rules refuse, is read, not passed over).
+    A file that cannot be read is a problem (InputError, all of them together)."""
+    from converter.io.datasetjson import read_dataset_json
+    from converter.io.xpt import read_xpt
+
     if not folder.is_dir():
         raise InputError(problem(str(folder), "", "", "", "input", "not a folder (give the SDTM output folder)"))
     out: dict[str, pd.DataFrame] = {}
     probs: list[Problem] = []
     xpts = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xpt")
-    if xpts:
-        from converter.io.xpt import read_xpt
-
-        for p in xpts:
-            try:
-                df, meta = read_xpt(p)
-            except Exception as exc:  # a damaged file: report it with the others
-                probs.append(problem(p.name, "", "", "", "xpt", f"cannot read: {exc}"))
-                continue
-            out[(meta.name or p.stem).upper()] = df
-    else:
-        from converter.io.datasetjson import read_dataset_json
-
-        found = (x for x in folder.iterdir() if x.suffix.lower() in (".json", ".ndjson"))
-        for p in sorted(x for x in found if x.name != "manifest.json"):  # not the output folder's provenance
-            try:
-                df, meta = read_dataset_json(p)
-            except Exception as exc:
-                probs.append(problem(p.name, "", "", "", "dataset-json", f"cannot read as Dataset-JSON: {exc}"))
-                continue
-            out[(meta.name or p.stem).upper()] = df
+    for p in xpts:
+        try:
+            df, meta = read_xpt(p)
+        except Exception as exc:  # a damaged file: report it with the others
+            probs.append(problem(p.name, "", "", "", "xpt", f"cannot read: {exc}"))
+            continue
+        out[(meta.name or p.stem).upper()] = df
+    have = {p.stem.upper() for p in xpts}
+    found = (x for x in folder.iterdir() if x.suffix.lower() in (".json", ".ndjson") and x.stem.upper() not in have)
+    for p in sorted(x for x in found if x.name != "manifest.json"):  # not the output folder's provenance
+        try:
+            df, meta = read_dataset_json(p)
+        except Exception as exc:
+            probs.append(problem(p.name, "", "", "", "dataset-json", f"cannot read as Dataset-JSON: {exc}"))
+            continue
+        out[(meta.name or p.stem).upper()] = df
+    for p in sorted(folder.glob("*.csv")):  # a dataset only as CSV (tosdtm's fallback): not silently passed over
+        if _DATASET_NAME.match(p.stem) and p.stem.upper() not in out:
+            msg = "a dataset as CSV only: not read (give it as XPT or Dataset-JSON)"
+            probs.append(problem(p.name, "", "", "", "input", msg))
     if probs:
         raise InputError(probs, context=str(folder))
     if not out:
