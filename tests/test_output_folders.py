@@ -415,3 +415,19 @@ def test_version_and_flags_without_bool_metavar() -> None:
         code, text = invoke(command, "--help")
         assert code == 0 and ("--overwrite" in text or command == "upload")
         assert "<bool>" not in text and "BOOLEAN" not in text, command
+
+
+def test_the_upload_journal_survives_a_rerun_of_fhir(data: dict[str, Path], tmp_path: Path) -> None:
+    from converter.io.manifest import COMPANIONS
+    from converter.upload.journal import JOURNAL_NAME
+
+    assert JOURNAL_NAME in COMPANIONS
+    out = tmp_path / "fhir"
+    assert invoke("fhir", data["sdtm"], "--out", out)[0] == 0
+    (out / JOURNAL_NAME).write_text('{"accepted": "bundles/study.json"}\n')  # as `inoconv upload` leaves it
+    code, text = invoke("verify", out)
+    assert code == 0 and JOURNAL_NAME in text
+    code, text = invoke("fhir", data["sdtm"], "--out", out)
+    assert code == 0, text[-2000:]
+    assert (out / JOURNAL_NAME).read_text() == '{"accepted": "bundles/study.json"}\n'
+    assert invoke("verify", out)[0] == 0

@@ -26,8 +26,13 @@ MARKER = "inoconv output manifest"
 FORMAT_VERSION = 1
 # Files that describe or guard the folder rather than being its content: never listed, never "added".
 RUN_RECORDS = frozenset({MANIFEST_NAME, LOCK_NAME})
+# Files another inoconv command keeps in an output folder after it was written: `inoconv upload`'s journal
+# (converter.upload.journal.JOURNAL_NAME) in the FHIR folder. A re-run of the command that wrote the folder
+# keeps them (never deletes, never refuses because of them); verify names them without checking them.
+COMPANIONS = frozenset({".upload-journal.jsonl"})
 
 __all__ = [
+    "COMPANIONS",
     "LOCK_NAME",
     "MANIFEST_NAME",
     "RUN_RECORDS",
@@ -230,7 +235,7 @@ class VerifyReport:
         out = [f"changed: {p}" for p in self.changed]
         out += [f"missing: {p}" for p in self.missing]
         out += [f"added:   {p}" for p in self.added]
-        out += [f"not inoconv's (kept under --overwrite, not checked): {p}" for p in self.kept]
+        out += [f"kept, not checked (not inoconv's, or another command's journal): {p}" for p in self.kept]
         return out
 
 
@@ -255,8 +260,9 @@ def verify_path(path: Path) -> VerifyReport | None:
 def _verify(base: Path, manifest: Manifest, present: set[str]) -> VerifyReport:
     rep = VerifyReport(folder=base, manifest=manifest)
     listed = {e.path: e for e in manifest.outputs}
-    rep.kept = sorted(present & set(manifest.kept))
-    rep.added = sorted(present - set(listed) - set(manifest.kept))
+    companions = {r for r in present if Path(r).name in COMPANIONS}
+    rep.kept = sorted(present & (set(manifest.kept) | companions))
+    rep.added = sorted(present - set(listed) - set(rep.kept))
     for rel, entry in sorted(listed.items()):
         path = base / rel
         if rel not in present or not path.is_file():

@@ -37,6 +37,7 @@ from typing import Any
 from converter import __version__
 from converter.errors import InputError, problem
 from converter.io.manifest import (
+    COMPANIONS,
     LOCK_NAME,
     MANIFEST_NAME,
     FileEntry,
@@ -107,7 +108,7 @@ def _foreign(out: Path) -> tuple[Manifest | None, list[str]]:
     manifest = read_manifest(out)
     present = folder_files(out)
     listed = manifest.output_paths() if manifest is not None else set()
-    foreign = [r for r in present if r not in listed]
+    foreign = [r for r in present if r not in listed and Path(r).name not in COMPANIONS]
     if manifest is None and os.path.lexists(out / MANIFEST_NAME):
         foreign.append(MANIFEST_NAME)  # someone else's manifest.json is the user's file like any other
     dirs_needed = {str(Path(r).parent.as_posix()) for r in listed}
@@ -324,9 +325,10 @@ def output_folder(
             raise _renamed(exc, staging, out) from exc
         new = set(folder_files(staging))
         _, foreign = _foreign(out)
-        kept = [r for r in foreign if r not in new and not r.endswith("/")]
+        stay = [r for r in folder_files(out) if Path(r).name in COMPANIONS and r not in new]
+        kept = [r for r in foreign if r not in new and not r.endswith("/")] + stay
         seal_folder(staging, command=command, inputs=dest.inputs if hash_inputs else (), notes=dest.notes, kept=kept)
-        _move_in(staging, out, old, whole=not foreign)
+        _move_in(staging, out, old, whole=not foreign and not stay)
         staging = None
         done = True
     finally:
