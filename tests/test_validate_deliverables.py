@@ -141,3 +141,17 @@ def test_reports_have_a_file_column(tmp_path: Path) -> None:
     table = render_table([f])
     assert table.splitlines()[0].split()[:4] == ["severity", "rule", "file", "dataset"]
     assert "sdtm/ae.json" in table
+
+
+def test_specs_that_cannot_load_are_an_error(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import converter.sdtm.pipeline as pipeline
+    from converter.errors import SpecError
+
+    def broken() -> Any:
+        raise SpecError(["mappings/sdtm/dm.yaml: not a mapping"])
+
+    monkeypatch.setattr(pipeline, "load_sdtm_specs", broken)
+    found = [f for f in validate_folder(run, roundtrip=False) if f.rule_id == "INO-PKG-004"]
+    assert [(f.severity, f.message) for f in found] == [
+        ("error", "SDTM specs/CT not loaded (mappings/sdtm/dm.yaml: not a mapping); the spec-based rules could not run")
+    ]

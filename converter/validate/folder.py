@@ -197,7 +197,8 @@ def _load_sdtm_specs() -> tuple[dict[str, DatasetSpec] | None, Terminology | Non
         specs, ct, _ = load_sdtm_specs()
     except (SpecError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, None, [finding("INO-PKG-004", "", message=f"SDTM specs/CT not loaded ({first}); checked without")]
+        msg = f"SDTM specs/CT not loaded ({first}); the spec-based rules could not run"
+        return None, None, [finding("INO-PKG-004", "", message=msg, severity="error")]
     return specs, ct, []
 
 
@@ -213,7 +214,8 @@ def _load_adam_specs() -> tuple[dict[str, DatasetSpec] | None, list[Finding]]:
         return read_adam_specs(folder), []
     except (SpecError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, [finding("INO-PKG-004", "", message=f"ADaM specs not loaded ({first}); checked without")]
+        msg = f"ADaM specs not loaded ({first}); the spec-based rules could not run"
+        return None, [finding("INO-PKG-004", "", message=msg, severity="error")]
 
 
 # --- Define-XML ---------------------------------------------------------------------------------------------------
