@@ -387,11 +387,13 @@ class _Eval:
             combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
             acc = self.run(node.values[0])
             for v in node.values[1:]:
-                acc = combine(acc, self.run(v))
+                acc = _logical(combine, acc, self.run(v))
             return acc
         if isinstance(node, ast.UnaryOp):
             val = self.run(node.operand)
             if isinstance(node.op, ast.Not):
+                if isinstance(val, pd.Series) and val.dtype == np.bool_:
+                    return pd.Series(~val.to_numpy(), index=val.index)
                 return ~val if isinstance(val, pd.Series) else not val
             return -val if isinstance(node.op, ast.USub) else +val
         if isinstance(node, ast.BinOp):
@@ -428,10 +430,37 @@ class _Eval:
                 right = None
             else:
                 right = self.run(right_node)
-                part = _COMPARE[type(op)](left, right)
-            result = part if result is None else operator.and_(result, part)
+                part = _compare(type(op), left, right)
+            result = part if result is None else _logical(operator.and_, result, part)
             left = right
         return result
+
+
+def _logical(combine: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
+    """``and`` / ``or`` as pandas' ``&`` / ``|``; two plain boolean columns combined as arrays (same result)."""
+    if (
+        isinstance(left, pd.Series)
+        and isinstance(right, pd.Series)
+        and left.dtype == np.bool_
+        and right.dtype == np.bool_
+        and left.index.equals(right.index)
+    ):
+        return pd.Series(combine(left.to_numpy(), right.to_numpy()), index=left.index)
+    return combine(left, right)
+
+
+def _compare(op: type[ast.cmpop], left: Any, right: Any) -> Any:
+    """A comparison as pandas makes it. A text column ``==`` / ``!=`` a text literal is compared as a numpy
+    array (what pandas gives: a missing value is unequal), ~10x faster on object columns."""
+    fn = _COMPARE[op]
+    if op in (ast.Eq, ast.NotEq) and isinstance(right, str) and isinstance(left, pd.Series) and left.dtype == object:
+        try:
+            got = fn(left.to_numpy(), right)
+        except (TypeError, ValueError):  # a value numpy cannot compare (pd.NA): pandas decides
+            got = None
+        if isinstance(got, np.ndarray) and got.dtype == np.bool_ and got.shape == (len(left),):
+            return pd.Series(got, index=left.index)
+    return fn(left, right)
 
 
 def evaluate(expr: Expr, frame: pd.DataFrame, *, absent_as_null: bool = False) -> pd.Series:
