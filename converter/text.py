@@ -45,8 +45,14 @@ def control_mask(values: pd.Series, allow_tab: bool = False) -> np.ndarray:
     text value tested once; non-text values are never flagged)."""
     if len(values) == 0 or not (values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
         return np.zeros(len(values), dtype=bool)
-    codes, uniques = pd.factorize(values, sort=False)
     pat = _pattern(allow_tab)
+    try:  # the common case, no control character anywhere: one look at the column's text, no factorize
+        joined = "".join(filter(None, values.tolist()))
+        if joined.isprintable() or pat.search(joined) is None:  # printable (C speed) implies no Cc at all
+            return np.zeros(len(values), dtype=bool)
+    except TypeError:  # values that are not text: judged one by one below
+        pass
+    codes, uniques = pd.factorize(values, sort=False)
     hit = np.fromiter((isinstance(u, str) and pat.search(u) is not None for u in uniques), dtype=bool,
                       count=len(uniques))  # fmt: skip
     out = np.zeros(len(values), dtype=bool)
