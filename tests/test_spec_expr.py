@@ -417,3 +417,51 @@ def test_sdtm_specs_parse_expressions_once(tmp_path: Path) -> None:
            "variables": [{"name": "A", "label": "A", "type": "text", "rule": {"case": {"when": [["AESER == 'Y'", "Y"]]}}}]}  # fmt: skip
     parsed = parse_spec(doc, tmp_path / "xx.yaml")
     assert isinstance(parsed.variables[0].rules["*"].args["when"][0][0], Expr)
+
+
+# --- random expressions: the same values as pandas' eval, over frames with every kind of missing value ----------
+def _random_expression(rng: np.random.Generator, depth: int = 0) -> str:
+    text_cols, num_cols = ["S", "T"], ["N", "M", "I"]
+    words = ["'a'", "'b'", "'c'", '"a"']
+    kind = rng.integers(0, 7 if depth < 3 else 4)
+    if kind == 0:
+        return f"{rng.choice(text_cols)} {rng.choice(['==', '!='])} {rng.choice(words)}"
+    if kind == 1:
+        op = rng.choice(["==", "!=", "<", "<=", ">", ">="])
+        return f"{rng.choice(num_cols)} {op} {rng.choice(['0', '1', '2.5', '-1'])}"
+    if kind == 2:
+        items = ", ".join(rng.choice([*words, "None"], size=int(rng.integers(1, 4))))
+        return f"{rng.choice(text_cols)} {rng.choice(['in', 'not in'])} [{items}]"
+    if kind == 3:
+        return f"{rng.choice([*text_cols, *num_cols])}.{rng.choice(['isna', 'notna'])}()"
+    if kind == 4:
+        left, right = _random_expression(rng, depth + 1), _random_expression(rng, depth + 1)
+        return f"({left}) {rng.choice(['and', 'or'])} ({right})"
+    if kind == 5:
+        return f"not ({_random_expression(rng, depth + 1)})"
+    a, b = rng.choice(num_cols, size=2)
+    return f"({a} {rng.choice(['+', '-', '*', '/'])} {b}) {rng.choice(['>', '<=', '=='])} {rng.choice(['0', '1'])}"
+
+
+def test_random_expressions_equal_pandas_eval() -> None:
+    rng = np.random.default_rng(20240329)
+    n = 60
+    texts = np.array(["a", "b", "c", None, np.nan, ""], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "S": rng.choice(texts, n),
+            "T": pd.Series(rng.choice(np.array(["a", "b", pd.NA, None], dtype=object), n), dtype=object),
+            "N": rng.choice(np.array([0.0, 1.0, 2.5, -1.0, np.nan]), n),
+            "M": pd.array(rng.choice([0, 1, 2, -1], n), dtype="Int64"),
+            "I": rng.choice([0, 1, 2], n),
+        }
+    )
+    frame.loc[frame.index[::7], "M"] = pd.NA
+    seen = 0
+    for _ in range(400):
+        text = _random_expression(rng)
+        want = frame.eval(text, engine="python")
+        got = evaluate(parse_expression(text, file="r", line=1), frame)
+        pd.testing.assert_series_equal(got, want, check_names=False, obj=text)
+        seen += 1
+    assert seen == 400
