@@ -3,8 +3,8 @@
 The model is data: strata, response codes, terms with their MedDRA SOCs, grades, rates, time windows, the
 dosing schedule, the toxicities (each with a generator ``kind``) and where each drawn quantity is written
 (``records:``, roles -> forms.yaml form and fields). :func:`check_model` refuses a model whose codes are not
-codes of the fields they are written to, whose terms are undefined, or whose roles are missing, with every
-problem at once.
+codes of the fields they are written to, whose terms are undefined or carry a SOC that is not one of the 27
+MedDRA SOC names (``mappings/ct/meddra-soc.yaml``), or whose roles are missing, with every problem at once.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "check_model",
     "default_seed",
     "load_parameters",
+    "meddra_socs",
     "schedule",
     "simulation_path",
     "strata",
@@ -74,6 +75,8 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
     ),
     "labs": ("subject", "date", "test", "value", "unit"),
 }
+#: what a term of ``terms`` states
+TERM_KEYS = {"soc", "verbatim", "rel", "serious"}
 #: the toxicity generators, in the order they draw
 TOXICITY_KINDS = ("dose-or-transplant", "dose-related", "course-episodes", "term-episodes", "after-transplant")
 
@@ -104,6 +107,20 @@ def load_parameters(path: Path | None = None) -> dict[str, Any]:
 def default_seed(path: Path | None = None) -> int:
     """The calibrated default seed (``calibration.default_seed``): the bundled example is made with it."""
     return int(_load((path or simulation_path()).resolve())["calibration"]["default_seed"])
+
+
+def meddra_socs(path: Path | None = None) -> dict[str, int]:
+    """The MedDRA System Organ Classes (``mappings/ct/meddra-soc.yaml``): SOC name -> MedDRA SOC code."""
+    return dict(_socs((path or mappings_dir() / "ct" / "meddra-soc.yaml").resolve()))
+
+
+@lru_cache(maxsize=4)
+def _socs(path: Path) -> tuple[tuple[str, int], ...]:
+    doc = _load(path)
+    rows = doc.get("meddra_soc")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"code", "name"} <= set(r) for r in rows):
+        raise SpecError([f"{path}: meddra_soc: expected a list of {{code, name}}"])
+    return tuple((str(r["name"]), int(r["code"])) for r in rows)
 
 
 def strata(P: Mapping[str, Any]) -> tuple[str, ...]:
@@ -202,9 +219,23 @@ def check_model(P: Mapping[str, Any], schema: FormSchema) -> None:
             errors.append(f"{name} toxicity.{key}.lab: test {lab['test']!r} not in labs.units")
     if missing := sorted({u for u in used if u not in terms}):
         errors.append(f"{name}: terms {missing} used but not defined under `terms`")
+    socs = meddra_socs()
     for t, spec in terms.items():
-        if spec["rel"] not in codes("adverse_events", "relationship"):
-            errors.append(f"{name} terms.{t}: rel {spec['rel']!r} is not an AEREL code")
+        if not isinstance(spec, dict):
+            errors.append(f"{name} terms.{t}: expected {{soc, verbatim, rel, serious}}")
+            continue
+        if stray := sorted(str(k) for k in set(spec) - TERM_KEYS):
+            errors.append(
+                f"{name} terms.{t}: unknown keys {stray} (an unquoted comma in a flow mapping splits a value: quote it)"
+            )
+        if spec.get("soc") not in socs:
+            soc = spec.get("soc")
+            errors.append(f"{name} terms.{t}: soc {soc!r} is not a MedDRA SOC name (mappings/ct/meddra-soc.yaml)")
+        if spec.get("rel") not in codes("adverse_events", "relationship"):
+            errors.append(f"{name} terms.{t}: rel {spec.get('rel')!r} is not an AEREL code")
+    for key, tx in P["toxicity"].items():
+        if "soc" in tx and tx["soc"] not in socs:
+            errors.append(f"{name} toxicity.{key}: soc {tx['soc']!r} is not a MedDRA SOC name")
     if not errors:
         errors += _counted_terms_kept(P)
     if not {1, 2} <= {int(k) for k in tr["assessment_courses"]}:
