@@ -394,17 +394,19 @@ def output_file(
                           "or give --overwrite")  # fmt: skip
 
     inspect()
+    made = [d for d in [out.parent, *out.parent.parents] if not d.exists()]  # parents we create, deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _Lock(out.parent, out)
     lock.path = out.parent / f".{out.name}{LOCK_NAME}"
     lock_was_there = lock.path.exists()
-    lock.acquire()
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.inoconv-", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    staging: Path | None = Path(name)
+    staging: Path | None = None
+    done = False
     try:
+        lock.acquire()
         inspect()
-        assert staging is not None
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.inoconv-", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        staging = Path(name)
         yield staging
         if os.path.lexists(side):
             side.unlink()  # from here until the new manifest, the file does not look complete
@@ -418,14 +420,21 @@ def output_file(
             outputs=file_entries([out], base=out.parent),
         )  # fmt: skip
         write_manifest_file(side, manifest)
+        done = True
     finally:
         if staging is not None:
             with contextlib.suppress(OSError):
                 staging.unlink()
-        if not lock_was_there:
+        if not lock_was_there and lock.fd >= 0:
             with contextlib.suppress(OSError):
                 lock.path.unlink()
         lock.release()
+        if not done:
+            for d in made:  # the parents we made, when empty
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
 
 
 def _sidecar(side: Path) -> Manifest | None:
