@@ -169,7 +169,8 @@ def json_document(raw: bytes, name: str, where: str, sink: FromFhir) -> Any | No
         msg = f"objects and arrays nested {depth} levels deep (the limit of inoconv tosdtm is {MAX_DEPTH})"
         sink.problems.append(problem(name, where, "", "", "json-depth", msg))
         return None
-    if _MAYBE_CONTROL.search(raw) and _control_problems(data, name, where, sink):
+    maybe = (b"\\" in raw or b"\xc2" in raw) and _MAYBE_CONTROL.search(raw)  # memchr first: most lines have neither
+    if maybe and _control_problems(data, name, where, sink):
         return None
     return data
 
