@@ -7,9 +7,12 @@ items. Rows of one dataset from several resource types (DM from Patient and Rese
 source ``key``; study days that are not mapped are derived again (``not_mapped ... rederive``).
 
 Nothing is dropped silently: every input resource gets an :class:`Outcome` (converted, derived, not converted
-with the reason, invalid), and bad input (invalid JSON, a resource the R4 model rejects, a reference the
-conversion needs that does not resolve, an unknown code) is a :class:`~converter.errors.Problem` naming the
-file, the entry or line, and the element.
+with the reason, invalid), and bad input is a :class:`~converter.errors.Problem` naming the file, the entry or
+line, and the element: what :mod:`converter.fhir.fhir_input` refuses while reading (JSON, limits, control
+characters), two resources of one type with one id, a resource the R4 model rejects, a reference to a subject
+not in the input (or one the conversion needs that does not resolve), a second Patient for one subject, an
+unknown code. Reading is :mod:`converter.fhir.fhir_input`; typing, merging and ordering the rows into datasets
+is :mod:`converter.fhir.sdtm_assembly`.
 """
 
 from __future__ import annotations
