@@ -172,6 +172,39 @@ def ct_standards(ct: Terminology, main: str) -> list[Standard]:
     return out
 
 
+def _is_cdisc(cl: Codelist) -> bool:
+    return cl.code is not None and cl.source not in ("Sponsor", "SPONSOR") and not is_external(cl)
+
+
+def codelist_standard(cl: Codelist, cts: Sequence[Standard], default: Standard | None) -> Standard | None:
+    """The CT standard a CDISC codelist cites: its file's package ("ADaM CT 2024-03-29") when declared, else
+    ``default``; None for sponsor and external codelists (no ``def:StandardOID``)."""
+    if not _is_cdisc(cl):
+        return None
+    m = _CT_RE.search(cl.package or "")
+    if m:
+        for std in cts:
+            if (std.publishing_set or "").upper() == m[1].upper() and std.version == m[2]:
+                return std
+    return default
+
+
+def trial_title(frames: Mapping[str, pd.DataFrame]) -> str | None:
+    """The trial title of TS (``TSPARMCD = TITLE``), whole: TSVAL then its continuations TSVAL1, TSVAL2, ...
+    (SDTMIG: text over 200 characters goes on in TSVALn); None without TS or a title."""
+    ts = frames.get("TS")
+    if ts is None or "TSPARMCD" not in ts.columns or "TSVAL" not in ts.columns:
+        return None
+    rows = ts[ts["TSPARMCD"].astype("string") == "TITLE"]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    more = sorted((c for c in ts.columns if re.fullmatch(r"TSVAL\d+", str(c))), key=lambda c: int(str(c)[5:]))
+    parts = [row[c] for c in ["TSVAL", *more]]
+    title = "".join(str(v) for v in parts if isinstance(v, str) and v)
+    return title.strip() or None
+
+
 def item_group_class(spec: DatasetSpec) -> tuple[str, str | None] | None:
     """(def:Class Name, SubClass) for the spec's class, or None when it is not a Define-XML 2.1 class."""
     raw = (spec.cls or "").strip().upper()
@@ -478,6 +511,8 @@ def build_define(
     main_ig = igs[standard]
     cts = ct_standards(ct, standard)
     ct_std = next((s for s in cts if s.publishing_set == "SDTM"), cts[0] if cts else None)
+    ct_of = {cid: codelist_standard(ct.codelists[cid], cts, ct_std) for cid in _used_codelists(specs)}
+    cts = [s for s in cts if s in ct_of.values()]  # a CT standard is declared only when a codelist cites it
     acrf = acrf_href is not None
 
     root = etree.Element(_o("ODM"), nsmap=NSMAP)
@@ -495,7 +530,7 @@ def build_define(
     study = _set(etree.SubElement(root, _o("Study")), OID=study_oid)
     gv = etree.SubElement(study, _o("GlobalVariables"))
     etree.SubElement(gv, _o("StudyName")).text = study_name
-    etree.SubElement(gv, _o("StudyDescription")).text = study_description or study_name
+    etree.SubElement(gv, _o("StudyDescription")).text = study_description or trial_title(frames) or study_name
     etree.SubElement(gv, _o("ProtocolName")).text = protocol_name
     mdv = _set(
         etree.SubElement(study, _o("MetaDataVersion")),
@@ -567,8 +602,10 @@ def build_define(
                 vlds.append(vld)
                 wcds.extend(new_wcds)
                 itemdefs.extend(new_items)
-        if not adam:
-            _set(etree.SubElement(igd, _o("Alias")), Context="DomainDescription", Name=spec.label)
+        domain = str(spec.extra.get("domain", spec.name))
+        if not adam and domain != spec.name:  # only a split dataset names its domain (else the description shows twice)
+            description = str(spec.extra.get("domain_description", spec.label))
+            _set(etree.SubElement(igd, _o("Alias")), Context="DomainDescription", Name=description)
         cel = _set(etree.SubElement(igd, _d("Class")), Name=cls[0])
         if cls[1]:
             _set(etree.SubElement(cel, _d("SubClass")), Name=cls[1])
@@ -578,7 +615,7 @@ def build_define(
     for el in [*vlds, *wcds, *igds, *itemdefs]:
         mdv.append(el)
     for cid in _used_codelists(specs):
-        mdv.append(_codelist(ct.codelists[cid], ct_std))
+        mdv.append(_codelist(ct.codelists[cid], ct_of[cid]))
     for moid, (name, text) in methods.items():
         m = _set(etree.SubElement(mdv, _o("MethodDef")), OID=moid, Name=name, Type="Computation")
         _text(m, "Description", text)
@@ -696,7 +733,7 @@ def _codelist(cl: Codelist, ct_std: Standard | None) -> etree._Element:
         dictionary, version = external_dictionary(cl.source)
         _set(etree.SubElement(el, _o("ExternalCodeList")), Dictionary=dictionary, Version=version)
         return el
-    cdisc = cl.code is not None and cl.source not in ("Sponsor", "SPONSOR")
+    cdisc = _is_cdisc(cl)
     if cdisc and ct_std is not None:
         el.set(_d("StandardOID"), ct_std.oid)
     decoded = any(t.decode and t.decode != t.submission for t in cl.terms)

@@ -99,7 +99,15 @@ def render_define_html(define_xml: Path | str, params: Mapping[str, str | int] |
     out = bytes(result)
     if errors or not out.strip():
         raise DefineRenderError(f"{path}: the stylesheet failed: {'; '.join(errors) or 'empty output'}")
-    return out
+    return out.replace(b"</head>", VIEW_CSS + b"</head>", 1)
+
+
+#: added to the rendered page, after the stylesheet's own CSS (the stylesheet itself is not modified): its menu
+#: does not wrap (``#menu {white-space: nowrap}``, 20% wide), which cut a long study name off at the right
+VIEW_CSS = (
+    b'<style type="text/css">/* inoconv */ #menu .study-name {display: block; white-space: normal; '
+    b"overflow-wrap: anywhere;}</style>\n"
+)
 
 
 def write_define_html(define_xml: Path | str, out: Path | str | None = None) -> Path:

@@ -6,6 +6,7 @@ codelist that does not exist stops the run here, not half-way through a conversi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -34,7 +35,7 @@ from converter.spec.model import (
 )
 from converter.spec.rules import RuleDef, check_args, compile_expressions, normalise_args
 from converter.spec.vocabulary import vocabulary
-from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
+from converter.spec.yamlines import line_of, line_of_key, load_yaml_lines, strip_lines
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
 DATASET_KEYS = {
@@ -99,8 +100,17 @@ def _parse_rule(raw: Any, var: str, line: int, err: _Errors, rules: dict[str, Ru
     for msg in problems:
         err.add(at, f"variable {var}", msg)
     if not problems:
+        raw_args = raw.get(name)
+
+        def parse(text: str, what: str, key: str, index: int | None) -> Expr | None:
+            line = line_of_key(raw_args, key) or at
+            item = raw_args.get(key) if isinstance(raw_args, dict) else None
+            if key != "when" and index is not None and isinstance(item, list) and index < len(item):
+                line = line_of_key(item[index], "filter") or line  # a source of a list: its own line
+            return _expr(text, line, f"variable {var} {what}", err)
+
         before = len(err.items)
-        nargs = compile_expressions(rdef, nargs, lambda text, what: _expr(text, at, f"variable {var} {what}", err))
+        nargs = compile_expressions(rdef, nargs, parse)
         if len(err.items) > before:
             return None
     return Rule(name=name, args=nargs, line=at)
@@ -211,7 +221,7 @@ def _parse_source(raw: Any, err: _Errors) -> SourceSpec | None:
         return None
     sid = str(raw.get("id") or raw.get("form") or raw.get("dataset") or "ROWS")
     rows = tuple(strip_lines(r) for r in raw.get("rows") or ())
-    where = _expr(raw["where"], line, f"source {sid} where", err) if raw.get("where") is not None else None
+    where = _expr(raw["where"], line_of_key(raw, "where"), f"source {sid} where", err) if "where" in raw else None
     return SourceSpec(
         id=sid,
         form=raw.get("form"),
@@ -404,7 +414,7 @@ def _load_terminology_cached(stamps: tuple[tuple[str, int, int], ...], folder: P
         for cid, cl in _parse_codelists(doc, p, err).items():
             if cid in codelists:
                 err.add(line_of(doc), f"codelist {cid}", "defined in more than one file")
-            codelists[cid] = cl
+            codelists[cid] = dataclasses.replace(cl, package=str(doc.get("package") or ""))
         errors.extend(err.items)
     if errors:
         raise SpecError(errors)

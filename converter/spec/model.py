@@ -197,6 +197,7 @@ class Codelist:
     terms: tuple[Term, ...]
     data_type: str = "text"
     source: str = "CDISC/NCI"  # or "Sponsor", "MedDRA", "ISO 3166", ...
+    package: str = ""  # the CT package of its file, e.g. "ADaM CT 2024-03-29" (define.xml's CT standard)
 
     def submission_values(self) -> set[str]:
         return {t.submission for t in self.terms}
