@@ -145,8 +145,8 @@ def test_refused_in_a_spec_file_names_file_line_and_source(tmp_path: Path) -> No
     with pytest.raises(SpecError) as exc:
         load_spec(spec)
     text = "\n".join(exc.value.messages)
-    assert f"{spec}:5: source DONE where: expression" in text and "method call .startswith()" in text
-    assert f"{spec}:14: variable DSDECOD rule case when[0]: expression" in text and "call __import__()" in text
+    assert f"{spec}:7: source DONE where: expression" in text and "method call .startswith()" in text
+    assert f"{spec}:15: variable DSDECOD rule case when[0]: expression" in text and "call __import__()" in text
 
 
 # --- allowed constructs: the same values as pandas' eval (engine="python") gave ----------------------------

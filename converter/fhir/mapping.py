@@ -51,7 +51,7 @@ from converter.fhir.resource_checks import r4b_path_problem
 from converter.paths import mappings_dir
 from converter.spec.expr import Expr, parse_expression
 from converter.spec.model import DatasetSpec
-from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
+from converter.spec.yamlines import line_of, line_of_key, load_yaml_lines, strip_lines
 
 TRANSFORMS: dict[str, frozenset[str]] = {
     "string": frozenset(),
@@ -348,14 +348,14 @@ def _expr(text: Any, dataset: str | None, node: Any, ctx: _Ctx, what: str) -> Ex
     must be an SDTM variable name (an SDTM package need not hold them all: absent ones are missing values)."""
     if text is None or text == "":
         return None
-    line = line_of(node)
+    line = line_of_key(node, what)
     try:
         expr = parse_expression(_ds_subst(str(text), dataset), file=ctx.file.name, line=line, where=what)
     except SpecError as exc:
         ctx.err.items.extend(exc.messages)
         return None
     for name in sorted(n for n in expr.names if not _VAR.match(n)):
-        ctx.err.add(ctx.where(node), f"{what}: {name!r} in {expr.text!r} is not an SDTM variable name")
+        ctx.err.add(f"{ctx.file.name}:{line}", f"{what}: {name!r} in {expr.text!r} is not an SDTM variable name")
     return expr
 
 

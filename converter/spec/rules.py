@@ -269,11 +269,12 @@ def check_args(rule: RuleDef, args: dict[str, Any]) -> list[str]:
     return problems
 
 
-Parse = Callable[[str, str], Any]
+#: parses one expression: (text, what it is for the message, argument name, index in a list argument or None)
+Parse = Callable[[str, str, str, "int | None"], Any]
 
 
 def compile_expressions(rule: RuleDef, args: dict[str, Any], parse: Parse) -> dict[str, Any]:
-    """``args`` with every expression argument parsed once by ``parse(text, what)`` (a checked
+    """``args`` with every expression argument parsed once by ``parse`` (a checked
     :class:`~converter.spec.expr.Expr`): ``expr`` arguments, the conditions of ``cases``, the ``filter`` of
     each of ``sources``. Call after :func:`check_args` found no problem."""
     out = dict(args)
@@ -281,12 +282,12 @@ def compile_expressions(rule: RuleDef, args: dict[str, Any], parse: Parse) -> di
         key = declared.rstrip("?")
         value = out.get(key)
         if kind == "expr" and isinstance(value, str):
-            out[key] = parse(value, f"rule {rule.name} {key}")
+            out[key] = parse(value, f"rule {rule.name} {key}", key, None)
         elif kind == "cases" and isinstance(value, list):
-            out[key] = [[parse(p[0], f"rule {rule.name} {key}[{i}]"), p[1]] for i, p in enumerate(value)]
+            out[key] = [[parse(p[0], f"rule {rule.name} {key}[{i}]", key, i), p[1]] for i, p in enumerate(value)]
         elif kind == "sources" and isinstance(value, list):
             out[key] = [
-                {**s, "filter": parse(s["filter"], f"rule {rule.name} {key}[{i}] filter")}
+                {**s, "filter": parse(s["filter"], f"rule {rule.name} {key}[{i}] filter", key, i)}
                 if isinstance(s.get("filter"), str)
                 else s
                 for i, s in enumerate(value)

@@ -24,7 +24,16 @@ import yaml
 from converter.errors import SpecError
 from converter.text import escape_controls, first_control
 
-__all__ = ["LINE_KEY", "MAX_DEPTH", "MAX_EXPANDED_NODES", "line_of", "load_yaml_lines", "strip_lines"]
+__all__ = [
+    "LINE_KEY",
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "Line",
+    "line_of",
+    "line_of_key",
+    "load_yaml_lines",
+    "strip_lines",
+]
 
 #: most nodes a spec document may hold once every alias is expanded
 MAX_EXPANDED_NODES = 200_000
@@ -32,6 +41,20 @@ MAX_EXPANDED_NODES = 200_000
 MAX_DEPTH = 100
 
 LINE_KEY = "__line__"
+
+
+class Line(int):
+    """The line of a mapping (an int, as ``__line__`` always was) that also knows the line of each key's value."""
+
+    keys: dict[str, int]
+
+    def __new__(cls, line: int, keys: dict[str, int]) -> Line:
+        obj = super().__new__(cls, line)
+        obj.keys = keys
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Line, (int(self), self.keys))
 
 
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
@@ -49,7 +72,8 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
             None, None, f"duplicate key(s) {sorted(map(str, dupes))}", node.start_mark
         )
     mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
-    mapping[LINE_KEY] = node.start_mark.line + 1
+    values = {str(k.value): v.start_mark.line + 1 for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+    mapping[LINE_KEY] = Line(node.start_mark.line + 1, values)
     return mapping
 
 
@@ -134,6 +158,14 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def line_of(node: Any) -> int:
     return int(node.get(LINE_KEY, 0)) if isinstance(node, dict) else 0
+
+
+def line_of_key(node: Any, key: str) -> int:
+    """The line where the value of ``key`` starts in a loaded mapping (else the mapping's line, else 0)."""
+    line = node.get(LINE_KEY) if isinstance(node, dict) else None
+    if isinstance(line, Line):
+        return line.keys.get(key, int(line))
+    return line_of(node)
 
 
 def strip_lines(node: Any) -> Any:
