@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -484,6 +485,21 @@ def record_sets(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
                 rows.append(row)
         frame = pd.DataFrame(rows, columns=form.columns)
         frames[oid] = frame.drop_duplicates(subset=list(form.key)) if len(frame) else frame
+    # the cross-checks forms.yaml declares hold too: a required-if field gets a value where its condition holds;
+    # a subject-in condition is undone (another code) where the subject has no record in the other form
+    for r in schema.cross_checks.required_if:
+        df, f = frames[r.form], schema.forms[r.form].fields[r.field]
+        if not len(df):
+            continue
+        cond = pd.concat([df[c].isin(v) for c, v in r.when], axis=1).all(axis=1)
+        for i in df.index[cond & df[r.field].isna()]:
+            df.loc[i, r.field] = _value(draw, r.form, replace(f, required=True))
+    for s in schema.cross_checks.subjects:
+        if s.form == "*" or not s.when:
+            continue
+        df, (c, values) = frames[s.form], s.when[0]
+        bad = df[c].isin(values) & ~df["SUBJID"].isin(frames[s.in_form]["SUBJID"])
+        df.loc[bad, c] = next(k for k in schema.forms[s.form].fields[c].codes if k not in values)
     return normalise_all(frames, schema)
 
 
