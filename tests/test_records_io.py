@@ -340,7 +340,9 @@ def test_huge_field_is_refused_at_the_limit(tmp_path: Path, small: dict[str, pd.
     assert only(problems_of(folder), "limit").record == "line 2"
 
 
-def test_huge_odm_value_is_refused_by_the_xml_limit(tmp_path: Path, odm_file: Path) -> None:
+def test_huge_odm_value_is_refused_by_the_xml_limit(
+    tmp_path: Path, odm_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = odm_file.read_text(encoding="utf-8")
     at = text.index('Value="', text.index('ItemOID="IT.AE.AETERM"')) + len('Value="')
     big = tmp_path / "big.xml"
@@ -348,6 +350,15 @@ def test_huge_odm_value_is_refused_by_the_xml_limit(tmp_path: Path, odm_file: Pa
     for validate in (True, False):
         p = only(problems_of(big, validate=validate), "limit")
         assert p.file == str(big) and p.record.startswith("line ") and "10,000,000 bytes" in p.message
+    monkeypatch.setattr(odm.validation, "MAX_MARKUP_GAP", 1 << 20)  # refused by the byte scan, before lxml
+    runaway = tmp_path / "runaway.xml"
+    runaway.write_text(text[:at] + "y" * (2 << 20) + text[at:], encoding="utf-8")
+    line = text.count("\n", 0, text.rindex("<", 0, at)) + 1
+    for validate in (True, False):
+        p = only(problems_of(runaway, validate=validate), "limit")
+        assert p.record == f"line {line}" and "bytes without markup" in p.message
+    assert odm.odm_document_problems(runaway, load_forms())[0].rule == "limit"
+    monkeypatch.undo()
     nested = tmp_path / "deep.xml"
     end = text.index("</SubjectData>")
     deep = "<Annotation>" * 300 + "</Annotation>" * 300

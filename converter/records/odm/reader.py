@@ -12,7 +12,7 @@ from pathlib import Path
 from converter.errors import problem
 from converter.records.odm.collector import RX_GAP, Collector, Unsafe
 from converter.records.odm.names import NS, TAG_ODM, esc
-from converter.records.odm.validation import lxml_pass, sniff
+from converter.records.odm.validation import lxml_pass, markup_gap_problems, sniff
 from converter.records.odm.vocab import Vocab
 from converter.records.raw import RawRead, RawTable, empty_raw
 from converter.records.schema import FormSchema, load_forms
@@ -20,7 +20,7 @@ from converter.records.schema import FormSchema, load_forms
 RAW_BLOCK = 1 << 24
 #: text carried over without a whole subject in it, at most: past it the file is read by the lxml pass alone,
 #: whose limits (:data:`~converter.records.odm.validation.XML_NODE_LIMIT`) refuse an oversized value
-MAX_CARRY = 4 * RAW_BLOCK
+MAX_CARRY = 2 * RAW_BLOCK
 
 
 def _carried(text: str) -> str:
@@ -111,6 +111,9 @@ def read_odm(
     schema = schema or load_forms()
     vocab = Vocab.build(schema)
     file = str(path)
+    gap = markup_gap_problems(path)  # before anything parses the file
+    if gap:
+        return RawRead(tables=empty_tables(schema, file), problems=gap)
     root = sniff(path)
     if root is not None and root.tag != TAG_ODM:
         msg = f"not an ODM 1.3 document: the root element is {root.tag}"

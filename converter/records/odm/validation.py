@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from lxml import etree
 
 from converter.errors import Problem, problem
@@ -104,8 +105,54 @@ class Root:
     doctype: str
 
 
+#: the longest run of bytes without a "<" that is parsed at all: a text node or a start tag longer than this holds
+#: a value over libxml2's limit anyway, and libxml2's push parser would first buffer all of it (several times its
+#: size in memory) before saying so; refused by a byte scan of :data:`GAP_BLOCK` at a time, memory flat
+MAX_MARKUP_GAP = 16 * 1024 * 1024
+GAP_BLOCK = 1 << 24
+
+
+@lru_cache(maxsize=8)
+def _first_gap(file: str, mtime_ns: int, size: int, limit: int) -> int | None:
+    """Offset after the first "<" (or the start) that is followed by more than ``limit`` bytes without one."""
+    last = -1
+    with open(file, "rb") as fh:
+        base = 0
+        while block := fh.read(GAP_BLOCK):
+            marks = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 60) + base
+            bounds = np.concatenate(([last], marks))
+            over = np.flatnonzero(np.diff(bounds) - 1 > limit)
+            if len(over):
+                return int(bounds[over[0]]) + 1
+            if len(marks):
+                last = int(marks[-1])
+            base += len(block)
+    return last + 1 if size - last - 1 > limit else None
+
+
+def markup_gap_problems(path: Path) -> list[Problem]:
+    """A ``limit`` problem when the file has a run of more than :data:`MAX_MARKUP_GAP` bytes without markup."""
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    at = _first_gap(str(path), st.st_mtime_ns, st.st_size, MAX_MARKUP_GAP)
+    if at is None:
+        return []
+    with path.open("rb") as fh:
+        line = 1 + sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(min(GAP_BLOCK, at - fh.tell())), b""))
+    msg = (
+        f"more than {MAX_MARKUP_GAP:,} bytes without markup (a value or text node over the limit of about"
+        f" {XML_NODE_LIMIT:,} bytes, or not XML): refused before parsing"
+    )
+    return [problem(str(path), f"line {line}", "", "", "limit", msg)]
+
+
 def sniff(path: Path) -> Root | None:
-    """The root element and prolog of an XML file, or None when it does not start as XML."""
+    """The root element and prolog of an XML file, or None when it does not start as XML (or holds a run of
+    text over the limit: :func:`markup_gap_problems`)."""
+    if markup_gap_problems(path):
+        return None
     try:
         for _ev, el in etree.iterparse(
             str(path), events=("start",), no_network=True, resolve_entities=False, huge_tree=False, load_dtd=False
@@ -129,6 +176,9 @@ def lxml_pass(
     """One streaming lxml parse: well-formedness, XSD (when ``validate``), metadata and study checks, and
     with a ``collector`` the subjects too. Returns (problems, whether the XML was well-formed)."""
     file = str(path)
+    gap = markup_gap_problems(path)
+    if gap:
+        return gap, False
     vocab = Vocab.build(schema)
     problems: list[Problem] = []
     # no resolve_entities=False here: together with a schema it makes lxml swallow parse errors at the end
