@@ -45,6 +45,18 @@ Streaming validation reports no line numbers; when a file of at most ``LINE_LOOK
 validated a second time as a whole tree to report every XSD problem with its line. Documents with a DOCTYPE
 are refused (no DTDs, no entities).
 
+Hostile values: a SubjectKey or item value holding a control character (C0 and C1, DEL; a tab, ``&#9;``, is
+allowed) is refused with file, ``line N SubjectKey=K`` and field (rule ``control-character``, the one rule of
+:mod:`converter.text`), on the fast path column-wise and element by element on the slow one. Literal C0
+characters other than tab and line ends are not XML at all and are reported by the parse.
+
+Limits (each refused as a ``limit`` problem with its line, memory flat): a run of more than
+:data:`~converter.records.odm.validation.MAX_MARKUP_GAP` (16 MiB) without ``<`` is refused by a byte scan before
+any parse; every parse runs with lxml's ``huge_tree`` off, so libxml2 refuses an attribute value or text node
+over about 10,000,000 bytes (:data:`~converter.records.odm.validation.XML_NODE_LIMIT`) and nesting deeper than
+256; the raw reader carries at most :data:`~converter.records.odm.reader.MAX_CARRY` (32 Mi) characters while
+looking for the end of one subject, and the streaming cutter refuses a subject longer than that.
+
 The writer streams too: metadata first, then ``ClinicalData`` a chunk of subjects at a time, each chunk one
 ``str.join`` over an object matrix of prepared text pieces (no string built twice).
 """

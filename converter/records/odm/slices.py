@@ -102,7 +102,7 @@ def odm_slices(path: Path, subjects: int, read_size: int = 1 << 24) -> Iterator[
             if len(buf) - last > MAX_CARRY:
                 at = line + buf.count(b"\n", 0, last)
                 msg = (
-                    f"more than {MAX_CARRY} bytes without the end of a SubjectData: refused (the limit of one subject)"
+                    f"more than {MAX_CARRY} bytes without the end of a SubjectData: refused (the limit for one subject)"
                 )
                 raise InputError(problem(file, f"line {at}", "", "", "limit", msg))
             scan = max(scan, len(buf) - len(end_tag) + 1)
