@@ -17,10 +17,10 @@ import pandas as pd
 
 from converter.errors import InputError, Problem, problem
 from converter.records.checks import check_tables, typed_records
-from converter.records.raw import RawRead
 from converter.records.csv_io import read_csv_folder, write_csv
 from converter.records.model import Records
 from converter.records.odm import TAG_ODM, read_odm, sniff_root, write_odm
+from converter.records.raw import RawRead
 from converter.records.schema import FormSchema, load_forms
 
 Format = Literal["odm", "csv"]
