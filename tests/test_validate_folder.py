@@ -52,7 +52,8 @@ def write(result, folder: Path, datasets=None) -> Path:
 def test_clean_run_output_validates(sdtm, tmp_path: Path, capsys) -> None:
     write(sdtm, tmp_path / "run" / "sdtm")
     assert detect(tmp_path / "run") == {"sdtm": tmp_path / "run" / "sdtm"}
-    code = validate_command(tmp_path / "run", out=tmp_path / "report")
+    # the command takes the SDTM folder (a run folder needs adam/ or fhir/ beside sdtm/: io.package_kind)
+    code = validate_command(tmp_path / "run" / "sdtm", out=tmp_path / "report")
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "0 error(s)" in printed
