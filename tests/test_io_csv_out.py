@@ -68,3 +68,21 @@ def test_findings_csv_neutralises_text_from_the_data() -> None:
     row = next(iter(csv.DictReader(io.StringIO(text.lstrip("\ufeff")))))
     assert row["subject"] == "'=1+1" and row["message"] == "'@SUM(A1) is not a term" and row["file"] == "'-ae.xpt"
     assert row["row"] == "3" and row["rule_id"] == "CORE-000001"
+
+
+def test_every_csv_for_people_goes_through_csv_out() -> None:
+    """No module writes CSV with the csv module or DataFrame.to_csv directly, but csv_out itself and the CRF
+    record writer (interchange data, kept byte for byte: see converter/io/csv_out.py)."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "converter"
+    direct = re.compile(r"csv\.writer\(|csv\.DictWriter\(|\.to_csv\(")
+    allowed = {root / "io" / "csv_out.py", root / "records" / "csv_io.py"}
+    found = [
+        f"{p.relative_to(root)}:{n}"
+        for p in sorted(root.rglob("*.py"))
+        if p not in allowed
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if direct.search(line)
+    ]
+    assert found == []
