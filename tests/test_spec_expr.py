@@ -358,13 +358,22 @@ def test_alias_bomb_is_refused_with_file_and_line(tmp_path: Path) -> None:
     spec = tmp_path / "sdtm" / "dm.yaml"
     spec.parent.mkdir()
     spec.write_text(_bomb(), encoding="utf-8")  # 9**10 strings once expanded
+    import tracemalloc
+
+    tracemalloc.start()
     with pytest.raises(SpecError) as exc:
         load_yaml_lines(spec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2**20, f"{peak / 2**20:.1f} MiB to refuse a 1 KB file"  # refused on the node graph
     assert re.match(rf"{re.escape(str(spec))}:\d+: this node expands to more than 200,000 nodes", exc.value.messages[0])
     from converter.spec.loader import load_specs
 
     with pytest.raises(SpecError, match="alias"):
         load_specs(spec.parent)
+    spec.write_text(_bomb(30), encoding="utf-8")  # 9**31 nodes once expanded: refused all the same
+    with pytest.raises(SpecError, match="expands to more than"):
+        load_yaml_lines(spec)
 
 
 def test_small_aliases_recursion_and_control_characters(tmp_path: Path) -> None:
