@@ -15,7 +15,6 @@ place); 2 bad input or rules. The output folder follows the rule of every comman
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from converter.deid.residual import Leak, residual_check
 from converter.deid.rules import load_deid_rules
 from converter.deid.transform import deidentify
 from converter.errors import ConformanceError, InputError, problem
+from converter.io.csv_out import dict_writer
 
 __all__ = ["MARK_FILE", "deid_check_command", "deid_command", "is_deidentified"]
 
@@ -89,7 +89,7 @@ def _sha256(path: Path) -> str:
 
 def _write_report(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["dataset", "variable", "class", "rule", "changed", "note", "why"])
+        writer = dict_writer(fh, fieldnames=["dataset", "variable", "class", "rule", "changed", "note", "why"])
         writer.writeheader()
         writer.writerows(rows)
 
