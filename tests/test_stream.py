@@ -162,4 +162,4 @@ def test_cli_stream(tmp_path: Path) -> None:
     stats = orjson.loads((tmp_path / "o" / "stream.json").read_bytes())
     assert stats["subjects"] == 59 and stats["peak_rss_mib"]["largest_worker"] > 0
     res = CliRunner().invoke(app, ["stream", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")])
-    assert res.exit_code == 2 and "no such file" in res.output
+    assert res.exit_code == 2 and f"No such file or folder: {tmp_path / 'nothing'}" in res.output
