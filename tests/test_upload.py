@@ -297,7 +297,7 @@ def test_sigkill_midway_then_resume(fresh_fhir_server: str, tmp_path: Path) -> N
     configure(url, delayMs=120)  # a slow server: the upload takes a few seconds
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "converter.upload", str(fhir_dir), "--server", url, "--concurrency", "2", "-q"],
+        [sys.executable, "-m", "converter.upload", str(fhir_dir), "--server", url, "--concurrency", "2", "-q", "--identified"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -338,7 +338,7 @@ def test_ctrl_c_stops_cleanly_and_rerun_resumes(fresh_fhir_server: str, tmp_path
     configure(url, delayMs=100)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "converter.upload", str(fhir_dir), "--server", url, "--concurrency", "3", "-q"],
+        [sys.executable, "-m", "converter.upload", str(fhir_dir), "--server", url, "--concurrency", "3", "-q", "--identified"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -440,7 +440,7 @@ def test_bad_input_names_file_and_entry(tmp_path: Path) -> None:
 
     fhir_dir = write_fhir_dir(tmp_path / "a", 2)
     (fhir_dir / "bundles" / "subject-0002.json").write_text('{"resourceType": "Bundle", "type": ')
-    res = runner.invoke(app, [str(fhir_dir), "--server", "http://127.0.0.1:9/"])
+    res = runner.invoke(app, [str(fhir_dir), "--server", "http://127.0.0.1:9/", "--identified"])
     assert res.exit_code == 2, res.output
     assert "subject-0002.json" in res.output and "not valid JSON" in res.output
     assert isinstance(res.exception, SystemExit)
@@ -596,3 +596,27 @@ def test_a_web_page_answering_200_is_not_an_acceptance(tmp_path: Path) -> None:
     assert "not a transaction-response" in summary.rejected[0].message
     assert summary.retries >= 1  # unreadable 2xx bodies are retried first
     assert journal_lines(fhir_dir) == []
+
+
+def test_a_package_not_marked_deidentified_is_refused_unless_identified(tmp_path: Path) -> None:
+    """inoconv upload sends nothing from a FHIR folder without inoconv deid's mark, and says why."""
+    runner = CliRunner()
+    app = typer.Typer()
+    app.command()(upload_command)
+    fhir_dir = write_fhir_dir(tmp_path / "a", 2)
+    res = runner.invoke(app, [str(fhir_dir), "--server", "http://127.0.0.1:9/", "-q"])
+    assert res.exit_code == 2, res.output
+    assert "not marked de-identified" in res.output and "--identified" in res.output
+    assert not (fhir_dir / ".upload-journal.jsonl").exists()  # nothing was tried
+
+    def past_the_check(args: list[str]) -> str:
+        out = runner.invoke(app, [str(fhir_dir), "--server", "http://127.0.0.1:9/", "-q", "--max-attempts", "1", *args])
+        assert "not marked de-identified" not in out.output
+        return out.output
+
+    past_the_check(["--identified"])  # the user says the server may hold identifiable data
+    (fhir_dir / "deid.json").write_text(json.dumps({"deidentified": True, "residual_check": "passed"}))
+    past_the_check([])  # marked by inoconv deid
+    (fhir_dir / "deid.json").write_text(json.dumps({"deidentified": True, "residual_check": "failed"}))
+    res = runner.invoke(app, [str(fhir_dir), "--server", "http://127.0.0.1:9/", "-q"])
+    assert res.exit_code == 2 and "not marked de-identified" in res.output

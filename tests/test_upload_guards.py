@@ -284,7 +284,7 @@ def test_plain_http_only_to_loopback_unless_allowed(tmp_path: Path) -> None:
 
     from converter.cli import app
 
-    res = CliRunner().invoke(app, ["upload", str(fhir_dir), "--server", "http://10.1.2.3/fhir"])
+    res = CliRunner().invoke(app, ["upload", str(fhir_dir), "--server", "http://10.1.2.3/fhir", "--identified"])
     assert res.exit_code == 2 and "--allow-insecure-http" in res.output and "Traceback" not in res.output
 
 
@@ -418,7 +418,7 @@ def test_no_part_of_the_token_in_any_output_log_or_file(
     runner = CliRunner()
     outputs = []
     with ScriptedServer(echoing) as server:
-        args = ["upload", str(fhir_dir), "--server", server.url, "--concurrency", "1", "--max-attempts", "2"]
+        args = ["upload", str(fhir_dir), "--server", server.url, "--concurrency", "1", "--max-attempts", "2", "--identified"]
         res = runner.invoke(app, [*args, "--token-file", str(token_file)])
         outputs.append(res.output)
         assert res.exit_code == 1, res.output
@@ -482,7 +482,7 @@ def test_token_is_sent_but_never_shown(
     assert dead.rejected and "ConnectError" in dead.rejected[0].message
     from converter.cli import app
 
-    res = CliRunner().invoke(app, ["upload", str(fhir_dir), "--server", url, "--force", "--token", "x" + SECURED_TOKEN])
+    res = CliRunner().invoke(app, ["upload", str(fhir_dir), "--server", url, "--force", "--identified", "--token", "x" + SECURED_TOKEN])
     assert res.exit_code == 1 and "401" in res.output
     monkeypatch.delenv("INOCONV_FHIR_TOKEN")
 
@@ -561,10 +561,10 @@ def test_allowed_deletes_are_sent_and_counted(fresh_fhir_server: str, tmp_path: 
     from converter.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["upload", str(gone), "--server", url, "-q"])
+    res = runner.invoke(app, ["upload", str(gone), "--server", url, "-q", "--identified"])
     assert res.exit_code == 2 and "--allow-delete" in res.output
     assert count(url, "AdverseEvent") == 2  # nothing sent
-    res = runner.invoke(app, ["upload", str(gone), "--server", url, "-q", "--allow-delete"])
+    res = runner.invoke(app, ["upload", str(gone), "--server", url, "-q", "--allow-delete", "--identified"])
     assert res.exit_code == 0, res.output
     assert "1 resource(s) deleted" in res.output and "DELETE entr" in res.output
     assert count(url, "AdverseEvent") == 1

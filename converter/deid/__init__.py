@@ -3,10 +3,12 @@
 * :mod:`.rules`: load and check the rules (the closed rule vocabulary).
 * :mod:`.transform`: apply them, column-wise, one offset and one new identifier per subject.
 * :mod:`.residual`: what of the original still shows in a de-identified package.
+* :mod:`.mark`: the ``deid.json`` mark and :func:`is_deidentified`.
 * :mod:`.commands`: ``inoconv deid`` and ``inoconv deid-check``.
 """
 
-from converter.deid.commands import MARK_FILE, deid_check_command, deid_command, is_deidentified
+from converter.deid.commands import deid_check_command, deid_command
+from converter.deid.mark import MARK_FILE, is_deidentified
 from converter.deid.residual import Leak, residual_check
 from converter.deid.rules import DeidRules, load_deid_rules
 from converter.deid.transform import DeidResult, deidentify

@@ -24,30 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from converter.deid.mark import MARK_FILE
 from converter.deid.residual import Leak, residual_check
 from converter.deid.rules import load_deid_rules
 from converter.deid.transform import deidentify
 from converter.errors import ConformanceError, InputError, problem
 from converter.io.csv_out import dict_writer
 
-__all__ = ["MARK_FILE", "deid_check_command", "deid_command", "is_deidentified"]
+__all__ = ["deid_check_command", "deid_command"]
 
-MARK_FILE = "deid.json"
 _KEY_KIND = "inoconv de-identification key"
 
 Echo = Callable[[str], Any]
-
-
-def is_deidentified(folder: Path) -> bool:
-    """True when ``folder`` carries inoconv's de-identification mark with a passed residual check."""
-    mark = folder / MARK_FILE
-    if not mark.is_file():
-        return False
-    try:
-        doc = json.loads(mark.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(isinstance(doc, dict) and doc.get("deidentified") is True and doc.get("residual_check") == "passed")
 
 
 def _read_secret(key: Path) -> bytes | None:

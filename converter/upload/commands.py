@@ -47,6 +47,7 @@ def upload_command(
         bool, typer.Option("--allow-insecure-http", help=HELP["allow_insecure_http"])
     ] = DEFAULTS.allow_insecure_http,
     allow_delete: Annotated[bool, typer.Option("--allow-delete", help=HELP["allow_delete"])] = DEFAULTS.allow_delete,
+    identified: Annotated[bool, typer.Option("--identified", help=HELP["identified"])] = DEFAULTS.identified,
     max_answer_mib: Annotated[
         int, typer.Option("--max-answer-mib", min=1, max=4096, help=HELP["max_answer_mib"])
     ] = DEFAULTS.max_answer_mib,
@@ -62,8 +63,8 @@ def upload_command(
     options = UploadOptions(
         server=server, token=token, token_file=token_file, batch=batch, concurrency=concurrency, force=force,
         dry_run=dry_run, timeout=timeout, insecure=insecure, allow_insecure_http=allow_insecure_http,
-        allow_delete=allow_delete, max_answer_mib=max_answer_mib, journal=journal, max_attempts=max_attempts,
-        quiet=quiet,
+        allow_delete=allow_delete, identified=identified, max_answer_mib=max_answer_mib, journal=journal,
+        max_attempts=max_attempts, quiet=quiet,
     )  # fmt: skip
     code = run_upload(fhir_dir, options)
     if code:
@@ -74,7 +75,8 @@ def run_upload(fhir_dir: Path, options: UploadOptions) -> int:
     """Run the upload with ``options``, print the summary; the exit code (0, 1, 2 or 130)."""
     from rich.console import Console
 
-    from converter.errors import InputError
+    from converter.deid.mark import MARK_FILE, is_deidentified
+    from converter.errors import InputError, problem
     from converter.io.package_kind import expect_kind
     from converter.upload.auth import redact
     from converter.upload.client import upload
@@ -92,6 +94,11 @@ def run_upload(fhir_dir: Path, options: UploadOptions) -> int:
 
     try:
         expect_kind(Path(fhir_dir), "upload", ["fhir"])
+        if not o.dry_run and not o.identified and not is_deidentified(Path(fhir_dir)):
+            raise InputError(problem(str(fhir_dir), "", "", "", "not-deidentified",
+                                     f"is not marked de-identified (no {MARK_FILE} from `inoconv deid`): de-identify "
+                                     "the SDTM with `inoconv deid`, then `inoconv fhir` it, or give --identified when "
+                                     "this server may hold identifiable data"))  # fmt: skip
         with _progress(err, o.quiet or o.dry_run) as on_progress:
             summary = upload(
                 fhir_dir,

@@ -36,6 +36,7 @@ class UploadOptions:
     insecure: bool = False
     allow_insecure_http: bool = False
     allow_delete: bool = False
+    identified: bool = False
     max_answer_mib: int = 64
     journal: Path | None = None
     max_attempts: int = 6
@@ -61,6 +62,8 @@ HELP: dict[str, str] = {
     "insecure": "Do not verify the server's TLS certificate.",
     "allow_insecure_http": "Allow plain http:// to a host that is not loopback (token and data unencrypted).",
     "allow_delete": "Allow DELETE entries in the bundles (refused otherwise); the summary counts them.",
+    "identified": "Upload a package that is not marked de-identified by inoconv deid (the server may hold "
+    "identifiable data).",
     "max_answer_mib": "Largest answer read from the server, in MiB; a larger one is refused.",
     "journal": "Journal file (default FHIR_DIR/.upload-journal.jsonl).",
     "max_attempts": "Tries per bundle before giving up.",
