@@ -33,6 +33,7 @@ __all__ = [
     "OrderRule",
     "RequiredIfRule",
     "SubjectRule",
+    "at",
     "parse_cross_checks",
 ]
 
@@ -107,14 +108,14 @@ def parse_cross_checks(
     if raw is None:
         return CrossChecks(), errors
     if not isinstance(raw, list):
-        return CrossChecks(), [f"{path}:{line_of(raw)}: cross_checks: expected a list of checks"]
+        return CrossChecks(), [f"{at(path, line_of(raw))}: cross_checks: expected a list of checks"]
     order: list[OrderRule] = []
     subjects: list[SubjectRule] = []
     required: list[RequiredIfRule] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw):
         line = line_of(entry)
-        where = f"{path}:{line}: cross_checks[{i}]"
+        where = f"{at(path, line)}: cross_checks[{i}]"
         if not isinstance(entry, dict):
             errors.append(f"{where}: expected a mapping with rule, check and message")
             continue
@@ -170,6 +171,11 @@ def parse_cross_checks(
                 if when:
                     required.append(RequiredIfRule(rule, ref[0], ref[1], when, message, str(severity)))
     return CrossChecks(tuple(order), tuple(subjects), tuple(required)), errors
+
+
+def at(path: Path, line: int) -> str:
+    """``file:line`` (``file`` alone when the line is not known)."""
+    return f"{path}:{line}" if line else str(path)
 
 
 class _Errors:

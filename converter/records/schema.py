@@ -15,7 +15,7 @@ from typing import Any
 
 from converter.errors import SpecError
 from converter.paths import mappings_dir
-from converter.records.cross_spec import CrossChecks, parse_cross_checks
+from converter.records.cross_spec import CrossChecks, at, parse_cross_checks
 from converter.spec.yamlines import line_of, load_yaml_lines, strip_lines
 
 FIELD_TYPES = ("text", "integer", "float", "date")
@@ -121,14 +121,14 @@ def parse_forms(doc: dict[str, Any], path: Path) -> FormSchema:
             continue
         raw = strip_lines(raw_lines)
         if not isinstance(raw, dict):
-            raise SpecError([f"{path}:{line_of(raw_forms)}: form {oid}: expected a mapping"])
+            raise SpecError([f"{at(path, line_of(raw_forms))}: form {oid}: expected a mapping"])
         fields = {name: _field(oid, name, f, path) for name, f in (raw.get("fields") or {}).items()}
         key = tuple(raw.get("key") or ())
         for k in key:
             if k not in fields:
-                errors.append(f"{path}:{line_of(raw_lines)}: form {oid}: key field {k} is not a field of the form")
+                errors.append(f"{at(path, line_of(raw_lines))}: form {oid}: key field {k} is not a field of the form")
         if "SUBJID" not in fields:
-            errors.append(f"{path}:{line_of(raw_lines)}: form {oid}: every form needs SUBJID")
+            errors.append(f"{at(path, line_of(raw_lines))}: form {oid}: every form needs SUBJID")
         forms[oid] = Form(
             oid=oid,
             label=str(raw.get("label", oid)),
