@@ -1,0 +1,290 @@
+"""Define-XML 2.1 checked: against the official XSD (odmlib's copy, imports resolved locally, no network), its
+OID references the XSD does not check, and cross-checked with the datasets it describes (variables, lengths,
+codelists, value-level metadata, leaf files). Empty lists mean valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+from lxml import etree
+
+from converter.io.define_metadata import (
+    DEF_NS,
+    LENGTH_TYPES,
+    NS,
+    XLINK_NS,
+    number_digits,
+    odm_tag,
+    text_number_digits,
+    value_matches,
+    value_text,
+)
+from converter.io.xml_errors import describe_xml_error
+from converter.spec.model import DatasetSpec
+
+
+# --- validation ----------------------------------------------------------------------------------------------------
+def schema_path() -> Path:
+    import odmlib
+
+    return Path(odmlib.__file__).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+
+
+@lru_cache(maxsize=1)
+def _schema() -> etree.XMLSchema:
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XMLSchema(etree.parse(str(schema_path()), parser))
+
+
+def validate_define(path: Path | str) -> list[str]:
+    """Problems of a define.xml file: XML syntax, the Define-XML 2.1 XSD (odmlib's copy, imports resolved
+    locally, no network) and OID references the XSD does not check. Empty list: valid."""
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    try:
+        tree = etree.parse(str(path), parser)
+    except etree.XMLSyntaxError as exc:
+        return [f"{path}: {describe_xml_error(exc)}"]
+    except OSError as exc:
+        return [f"{path}: cannot read: {exc.strerror or exc}"]
+    return [f"{path}: {e}" for e in validate_define_tree(tree)]
+
+
+def validate_define_tree(tree: etree._ElementTree) -> list[str]:
+    schema = _schema()
+    errors = [] if schema.validate(tree) else [f"line {e.line}: {e.message}" for e in schema.error_log]
+    return errors + _reference_errors(tree)
+
+
+_REFS = (
+    ("odm:ItemRef", "ItemOID", ("odm:ItemDef",)),
+    ("odm:ItemRef", "MethodOID", ("odm:MethodDef",)),
+    ("odm:CodeListRef", "CodeListOID", ("odm:CodeList",)),
+    ("def:ValueListRef", "ValueListOID", ("def:ValueListDef",)),
+    ("def:WhereClauseRef", "WhereClauseOID", ("def:WhereClauseDef",)),
+    ("odm:RangeCheck", f"{{{DEF_NS}}}ItemOID", ("odm:ItemDef",)),
+    ("*", f"{{{DEF_NS}}}CommentOID", ("def:CommentDef",)),
+    ("*", f"{{{DEF_NS}}}StandardOID", ("def:Standard",)),
+)
+
+
+def _reference_errors(tree: etree._ElementTree) -> list[str]:
+    root = tree.getroot()
+    errors: list[str] = []
+    oids: dict[str, set[str]] = {}
+    for tag in ("odm:ItemDef", "odm:MethodDef", "odm:CodeList", "def:ValueListDef", "def:WhereClauseDef",
+                "def:CommentDef", "def:Standard", "odm:ItemGroupDef"):  # fmt: skip
+        found = [str(e.get("OID")) for e in root.iterfind(f".//{tag}", NS)]
+        errors += [
+            f"{tag} OID {dup} is defined more than once" for dup in sorted({o for o in found if found.count(o) > 1})
+        ]
+        oids[tag] = set(found)
+    for tag, attr, targets in _REFS:
+        for el in root.iterfind(f".//{tag}", NS):
+            ref = el.get(attr)
+            if ref is not None and not any(ref in oids[t] for t in targets):
+                errors.append(f"line {el.sourceline}: {attr.split('}')[-1]}={ref!r} refers to no {targets[0]}")
+    return errors
+
+
+# --- cross-check with the data -------------------------------------------------------------------------------------
+def crosscheck_define(define_path: Path | str, datasets: Mapping[str, tuple[pd.DataFrame, DatasetSpec]]) -> list[str]:
+    """Define-XML against the data it describes; empty list when they agree.
+
+    Every dataset and variable in the data is in define.xml and vice versa (same order); every codelist a spec
+    names is referenced and defined, and no defined codelist is unused; data values of a variable with an internal
+    codelist are terms of it; Length >= the longest value (text bytes, integer/float digits), also per value-level
+    item; each ``def:leaf`` file exists, and for ``.xpt`` files the XPT header agrees with define.xml (variables,
+    labels, character widths == Length).
+    """
+    path = Path(define_path)
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    root = etree.parse(str(path), parser).getroot()
+    problems: list[str] = []
+    itemdefs = {str(e.get("OID")): e for e in root.iterfind(".//odm:ItemDef", NS)}
+    codelists = {str(e.get("OID")): e for e in root.iterfind(".//odm:CodeList", NS)}
+    wheres = {str(e.get("OID")): e for e in root.iterfind(".//def:WhereClauseDef", NS)}
+    vlds = {str(e.get("OID")): e for e in root.iterfind(".//def:ValueListDef", NS)}
+    groups = {str(e.get("Name")): e for e in root.iterfind(".//odm:ItemGroupDef", NS)}
+    for name in sorted(set(datasets) - set(groups)):
+        problems.append(f"{name}: dataset is not in define.xml")
+    for name in sorted(set(groups) - set(datasets)):
+        problems.append(f"{name}: define.xml describes a dataset that is not in the data")
+    used_cl: set[str] = set()
+    for e in root.iterfind(".//odm:CodeListRef", NS):
+        used_cl.add(str(e.get("CodeListOID")))
+    for oid in sorted(set(codelists) - used_cl):
+        problems.append(f"codelist {oid} is defined in define.xml but no variable uses it")
+    for name, (df, spec) in datasets.items():
+        igd = groups.get(name)
+        if igd is None:
+            continue
+        refs = sorted(igd.iterfind("odm:ItemRef", NS), key=lambda r: int(r.get("OrderNumber") or 0))
+        defs = [itemdefs.get(str(r.get("ItemOID"))) for r in refs]
+        dnames = [
+            str(d.get("Name")) if d is not None else f"?{r.get('ItemOID')}" for d, r in zip(defs, refs, strict=True)
+        ]
+        cols = [str(c) for c in df.columns]
+        for v in [c for c in cols if c not in dnames]:
+            problems.append(f"{name}.{v}: variable is in the data but not in define.xml")
+        for v in [c for c in dnames if c not in cols]:
+            problems.append(f"{name}.{v}: variable is in define.xml but not in the data")
+        if set(cols) == set(dnames) and cols != dnames:
+            problems.append(f"{name}: define.xml order {dnames} differs from the data's {cols}")
+        for d in defs:
+            if d is None:
+                continue
+            var = str(d.get("Name"))
+            if var not in df.columns:
+                continue
+            problems += _check_item(name, var, d, df[var], codelists, spec)
+            vref = d.find("def:ValueListRef", NS)
+            if vref is not None:
+                problems += _check_vlm(name, var, df, vlds.get(str(vref.get("ValueListOID"))), itemdefs, wheres,
+                                       codelists)  # fmt: skip
+        problems += _check_leaf(name, igd, path.parent, itemdefs, refs)
+    return problems
+
+
+def _coded_values(cl: etree._Element) -> set[str] | None:
+    if cl.find("odm:ExternalCodeList", NS) is not None:
+        return None
+    return {str(i.get("CodedValue")) for i in cl if i.tag in (odm_tag("CodeListItem"), odm_tag("EnumeratedItem"))}
+
+
+def _values_as_text(col: pd.Series) -> list[str]:
+    out: list[str] = []
+    for v in col.to_numpy(dtype=object):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v == "":
+            continue
+        out.append(value_text(v))
+    return out
+
+
+def _check_length(where: str, item: etree._Element, values: list[str], numeric: bool) -> list[str]:
+    length = item.get("Length")
+    dtype = item.get("DataType")
+    if length is None or dtype not in LENGTH_TYPES or not values:
+        return []
+    if dtype == "text":
+        longest = max(len(v.encode("utf-8")) for v in values)
+    elif numeric:
+        longest = max(number_digits(float(v))[0] for v in values)
+    else:
+        longest = max(text_number_digits(v)[0] for v in values)
+    if longest > int(length):
+        return [f"{where}: define.xml Length {length} is shorter than the longest value ({longest})"]
+    return []
+
+
+def _check_item(
+    ds: str, var: str, item: etree._Element, col: pd.Series, codelists: dict[str, etree._Element], spec: DatasetSpec
+) -> list[str]:
+    where = f"{ds}.{var}"
+    problems: list[str] = []
+    numeric = not pd.api.types.is_object_dtype(col.dtype)
+    values = _values_as_text(col)
+    problems += _check_length(where, item, values, numeric)
+    ref = item.find("odm:CodeListRef", NS)
+    try:
+        want = spec.variable(var).codelist
+    except KeyError:
+        want = None
+    have = str(ref.get("CodeListOID")) if ref is not None else None
+    if want and have != f"CL.{want}":
+        problems.append(f"{where}: the spec names codelist {want} but define.xml references {have}")
+    if have and not want:
+        problems.append(f"{where}: define.xml references {have} but the spec names no codelist")
+    if have:
+        cl = codelists.get(have)
+        if cl is None:
+            problems.append(f"{where}: codelist {have} is referenced but not defined in define.xml")
+        else:
+            terms = _coded_values(cl)
+            if terms is not None:
+                missing = sorted(set(values) - terms)
+                if missing:
+                    problems.append(f"{where}: values {missing[:20]} are not in codelist {have}")
+    return problems
+
+
+def _check_vlm(
+    ds: str,
+    var: str,
+    df: pd.DataFrame,
+    vld: etree._Element | None,
+    itemdefs: dict[str, etree._Element],
+    wheres: dict[str, etree._Element],
+    codelists: dict[str, etree._Element],
+) -> list[str]:
+    if vld is None:
+        return [f"{ds}.{var}: def:ValueListRef points to no def:ValueListDef"]
+    problems: list[str] = []
+    numeric = not pd.api.types.is_object_dtype(df[var].dtype)
+    for iref in vld.iterfind("odm:ItemRef", NS):
+        item = itemdefs.get(str(iref.get("ItemOID")))
+        wref = iref.find("def:WhereClauseRef", NS)
+        wcd = wheres.get(str(wref.get("WhereClauseOID"))) if wref is not None else None
+        if item is None or wcd is None:
+            continue
+        mask = pd.Series(True, index=df.index)
+        desc = []
+        for rc in wcd.iterfind("odm:RangeCheck", NS):
+            by_item = itemdefs.get(str(rc.get(f"{{{DEF_NS}}}ItemOID")))
+            by = str(by_item.get("Name")) if by_item is not None else ""
+            vals = {str(c.text) for c in rc.iterfind("odm:CheckValue", NS)}
+            if by not in df.columns or rc.get("Comparator") not in ("EQ", "IN"):
+                mask[:] = False
+                continue
+            mask &= pd.Series([value_matches(x, vals) for x in df[by].to_numpy(dtype=object)], index=df.index)
+            desc.append(f"{by} in {sorted(vals)}")
+        where = f"{ds}.{var} [{', '.join(desc)}]"
+        values = _values_as_text(df.loc[mask.astype(bool), var])
+        problems += _check_length(where, item, values, numeric)
+        ref = item.find("odm:CodeListRef", NS)
+        if ref is not None and (cl := codelists.get(str(ref.get("CodeListOID")))) is not None:
+            terms = _coded_values(cl)
+            if terms is not None and (missing := sorted(set(values) - terms)):
+                problems.append(f"{where}: values {missing[:20]} are not in codelist {ref.get('CodeListOID')}")
+    return problems
+
+
+def _check_leaf(
+    ds: str, igd: etree._Element, base: Path, itemdefs: dict[str, etree._Element], refs: list[etree._Element]
+) -> list[str]:
+    leaf = igd.find("def:leaf", NS)
+    if leaf is None:
+        return [f"{ds}: ItemGroupDef has no def:leaf"]
+    href = str(leaf.get(f"{{{XLINK_NS}}}href"))
+    target = base / href
+    if not target.exists():
+        return [f"{ds}: def:leaf {href} does not exist beside define.xml"]
+    if target.suffix.lower() != ".xpt":
+        return []
+    problems: list[str] = []
+    _, meta = pyreadstat.read_xport(str(target), metadataonly=True)
+    xnames = list(meta.column_names)
+    defs = [itemdefs.get(str(r.get("ItemOID"))) for r in refs]
+    dnames = [str(d.get("Name")) for d in defs if d is not None]
+    if xnames != dnames:
+        problems.append(f"{ds}: {href} has variables {xnames}, define.xml {dnames}")
+    label = igd.findtext("odm:Description/odm:TranslatedText", namespaces=NS)
+    if (meta.file_label or "") != (label or ""):
+        problems.append(f"{ds}: {href} label {meta.file_label!r} differs from define.xml {label!r}")
+    labels = dict(zip(meta.column_names, meta.column_labels, strict=True))
+    for d in defs:
+        if d is None or str(d.get("Name")) not in labels:
+            continue
+        var = str(d.get("Name"))
+        dlabel = d.findtext("odm:Description/odm:TranslatedText", namespaces=NS) or ""
+        if (labels[var] or "") != dlabel:
+            problems.append(f"{ds}.{var}: {href} label {labels[var]!r} differs from define.xml {dlabel!r}")
+        width = meta.variable_storage_width.get(var)
+        if d.get("DataType") == "text" and d.get("Length") and width != int(str(d.get("Length"))):
+            problems.append(f"{ds}.{var}: {href} width {width} differs from define.xml Length {d.get('Length')}")
+    return problems
