@@ -180,3 +180,22 @@ def test_sink_helpers_give_the_same_checks_in_memory() -> None:
     items = fhir_input.parse_named({"x.ndjson": _ndjson(_patient(1), b"{oops", _patient(2))}, sink)
     assert [it.where for it in items] == ["line 1", "line 3"]
     assert [(p.file, p.record, p.rule) for p in sink.problems] == [("x.ndjson", "line 2", "json")]
+
+
+@pytest.mark.parametrize("partitions", ["0", "2"])
+def test_the_command_line(src: Path, tmp_path: Path, partitions: str) -> None:
+    """``inoconv tosdtm`` itself: exit 2, the problem with file, line and element, the report's final path, and
+    no dataset, no per-resource report in the output folder (only its provenance beside the problem report)."""
+    from typer.testing import CliRunner
+
+    from converter.cli import app
+
+    (src / "Patient.ndjson").write_bytes(_ndjson(_patient(1), _patient(2, gender="fe\u0007male")))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["tosdtm", str(src), "--out", str(out), "--partitions", partitions])
+    assert res.exit_code == 2, res.output
+    assert "Patient.ndjson:line 2:gender: [control-character]" in res.output and "\x07" not in res.output
+    assert f"problem report (every problem, nothing else written): {out / 'tosdtm-problems.csv'}" in res.output
+    assert "Traceback" not in res.output
+    written = {p.name for p in out.iterdir()}
+    assert "tosdtm-problems.csv" in written and not written - {"tosdtm-problems.csv", "manifest.json"}
