@@ -35,6 +35,7 @@ from converter.validate.pairs import check_dataset_json, compare_pair
 
 DATASET_SUFFIXES = (".xpt", ".json", ".ndjson")
 DEFINE_NAME = "define.xml"
+_HEAD_LIMIT = 16 * 1024 * 1024  # the longest first line of an .ndjson file read to tell what it is
 
 
 @dataclass
@@ -83,7 +84,7 @@ def _json_head(path: Path) -> dict[str, Any] | None:
     try:
         if path.suffix.lower() == ".ndjson":
             with path.open("rb") as fh:
-                line = fh.readline()
+                line = fh.readline(_HEAD_LIMIT)  # bounded: a first line of gigabytes is not read whole to sniff it
             doc = orjson.loads(line)
         else:
             doc = orjson.loads(path.read_bytes())
