@@ -117,8 +117,9 @@ def test_two_counts_of_grade_3_4_infection_side_by_side(run: tuple[Path, int, st
     page = (root / "report" / "index.html").read_text(encoding="utf-8")
     row = re.search(r'<tr data-key="grade34_infection"><td>[^<]*</td>(.*?)</tr>', page.split('id="reconciliation"')[1])
     assert row is not None
-    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))]
     endpoint, any_band, worst_band, any_grade = (int(c) for c in cells[:4])
     assert endpoint == any_band == 43 and worst_band < any_band <= any_grade
+    assert '<td class="num any-band match"><b>43</b>' in page  # the column the end point's definition matches
     ae_row = re.search(r'<tr data-term="INFECTION">(.*?)</tr>', page)
     assert ae_row is not None and f"{worst_band} (" in ae_row.group(1) and "43 (72.9%)" in ae_row.group(1)

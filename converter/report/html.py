@@ -240,11 +240,18 @@ def _endpoints_section(report: Mapping[str, Any], reconciled: Sequence[Reconcili
 def _reconciliation(items: Sequence[Reconciliation]) -> str:
     if not items:
         return ""
+
+    def cell(value: int, cls: str, match: bool) -> str:
+        shown = f"<b>{value}</b>" if match else str(value)
+        return f'<td class="num {cls}{" match" if match else ""}">{shown}</td>'
+
     rows = "".join(
         f'<tr data-key="{_e(r.key)}"><td>{_e(r.label)}</td>'
         f'<td class="num endpoint-value">{_e("" if r.endpoint_value is None else r.endpoint_value)}</td>'
-        f'<td class="num any-band">{r.any_in_band}</td><td class="num worst-band">{r.worst_in_band}</td>'
-        f'<td class="num">{r.any_grade}</td><td>{_e(r.table_row)}</td></tr>'
+        + cell(r.any_in_band, "any-band", r.column == "band")
+        + cell(r.worst_in_band, "worst-band", False)
+        + cell(r.any_grade, "any-grade", r.column == "any")
+        + f"<td>{_e(r.table_row)}</td></tr>"
         for r in items
     )
     return (
@@ -252,7 +259,8 @@ def _reconciliation(items: Sequence[Reconciliation]) -> str:
         '<p class="meta">The same events counted two ways. End point: a subject with at least one event in the '
         "grade band (column &quot;any event in band&quot;). Adverse-event table: each subject once, at the highest "
         "grade of their events (&quot;worst grade in band&quot;): a subject whose worst event is above the band is "
-        "counted there instead. Both columns come from the same records.</p>"
+        "counted there instead. Both columns come from the same records; the column the end point's definition "
+        "matches is in bold.</p>"
         '<table class="reconciliation"><thead><tr><th>End point</th><th class="num">End point value</th>'
         '<th class="num">Any event in band</th><th class="num">Worst grade in band</th>'
         f'<th class="num">Any grade</th><th>Adverse-event table row</th></tr></thead><tbody>{rows}</tbody></table>'
@@ -332,7 +340,7 @@ def _ae_section(table: AeTable | None, why: str = "") -> str:
     cols = "".join(f'<th class="num">Grade {g}</th>' for g in table.grades)
     if band:
         cols += f'<th class="num">Worst grade {band}</th><th class="num">Any grade {band} event</th>'
-    parts = [head, f'<p class="meta">Subjects (% of {table.n}). {_e(table.note)}</p>']
+    parts = [head, f'<p class="meta">n = {table.n}. {_e(table.note)}</p>']
     for _sid, title, column, rows in table.sections:
         body = []
         for r in rows:
