@@ -207,13 +207,16 @@ def describe(found: Found) -> str:
     return f"{what}: {found.evidence}" if found.kind == "unknown" else f"{what} ({found.evidence})"
 
 
-def expect_kind(path: Path, command: str, allowed: Collection[Kind]) -> Found:
+def expect_kind(path: Path, command: str, allowed: Collection[str]) -> Found:
     """What ``path`` holds, when it is one of ``allowed``; else an :class:`InputError` (exit 2) with the sentence
     "inoconv <command> expects <allowed>; found <what> (<evidence>): that is input for <command(s)>"."""
+    wanted_kinds = [k for k in KINDS if k in allowed]
+    if len(wanted_kinds) != len(set(allowed)):
+        raise ValueError(f"expect_kind: unknown kind(s) {sorted(set(allowed) - set(KINDS))}")  # a programming error
     found = inspect_path(path)
     if found.kind in allowed:
         return found
-    wanted = [_EXPECTED[k] for k in allowed]
+    wanted = [_EXPECTED[k] for k in wanted_kinds]
     expected = " or ".join(wanted) if len(wanted) < 3 else "; ".join(wanted[:-1]) + "; or " + wanted[-1]
     sentence = f"inoconv {command} expects {expected}; found {describe(found)}"
     if found.kind in _TAKEN_BY:
