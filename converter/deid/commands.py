@@ -30,7 +30,6 @@ from converter.deid.rules import load_deid_rules
 from converter.deid.transform import deidentify
 from converter.errors import ConformanceError, InputError, problem
 from converter.io.csv_out import dict_writer
-from converter.io.csv_out import dict_writer
 
 __all__ = ["deid_check_command", "deid_command"]
 
