@@ -115,7 +115,7 @@ def test_two_counts_of_grade_3_4_infection_side_by_side(run: tuple[Path, int, st
 
     root, _, _ = run
     page = (root / "report" / "index.html").read_text(encoding="utf-8")
-    row = re.search(r'<tr data-key="grade34_infection"><td>[^<]*</td>(.*?)</tr>', page.split('id="reconciliation"')[1])
+    row = re.search(r'<tr data-endpoint="grade34_infection"><td>[^<]*</td>(.*?)</tr>', page)
     assert row is not None
     cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))]
     endpoint, any_band, worst_band, any_grade = (int(c) for c in cells[:4])

@@ -246,7 +246,7 @@ def _reconciliation(items: Sequence[Reconciliation]) -> str:
         return f'<td class="num {cls}{" match" if match else ""}">{shown}</td>'
 
     rows = "".join(
-        f'<tr data-key="{_e(r.key)}"><td>{_e(r.label)}</td>'
+        f'<tr data-endpoint="{_e(r.key)}"><td>{_e(r.label)}</td>'
         f'<td class="num endpoint-value">{_e("" if r.endpoint_value is None else r.endpoint_value)}</td>'
         + cell(r.any_in_band, "any-band", r.column == "band")
         + cell(r.worst_in_band, "worst-band", False)
