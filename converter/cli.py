@@ -408,7 +408,9 @@ def verify(
     for line in rep.lines():
         typer.echo(line)
     m = rep.manifest
-    typer.echo(f"{path}: written by inoconv {m.version} at {m.created} ({' '.join(m.command[1:3])}); "
+    cmd = " ".join(m.command)
+    cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
+    typer.echo(f"{path}: written by inoconv {m.version} at {m.created} ({cmd}); "
                f"{rep.checked} of {len(m.outputs)} files re-hashed: "
                + ("intact" if rep.intact else f"{len(rep.changed)} changed, {len(rep.missing)} missing, "
                   f"{len(rep.added)} added"))  # fmt: skip
