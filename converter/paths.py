@@ -32,6 +32,12 @@ def mappings_dir() -> Path:
     return Path(env) if env else _bundled("mappings")
 
 
+def bundled_mappings_dir() -> Path:
+    """inoconv's own mappings folder (the installed copy, else the source tree's), whatever INOCONV_MAPPINGS says:
+    where a second study's specs find the standard sets they include (e.g. ``mappings/fhir/standard``)."""
+    return _bundled("mappings")
+
+
 def examples_dir() -> Path:
     env = os.environ.get("INOCONV_EXAMPLES")
     return Path(env) if env else _bundled("examples")

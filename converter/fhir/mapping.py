@@ -41,14 +41,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from converter.errors import SpecError
 from converter.fhir.paths import FPath, PathError, Step, parse_path
 from converter.fhir.resource_checks import r4b_path_problem
-from converter.paths import mappings_dir
+from converter.paths import bundled_mappings_dir, mappings_dir
 from converter.spec.expr import Expr, parse_expression
 from converter.spec.model import DatasetSpec
 from converter.spec.yamlines import line_of, line_of_key, load_yaml_lines, strip_lines
@@ -79,7 +79,7 @@ REQUESTS = ("conditional", "id")
 #: SDTM type of the values a transform gives back (for variables without an SDTM spec)
 RESULT_TYPES = {"integer": "integer", "decimal": "float", "number_code": "float"}
 
-_ELEMENT_KEYS = {"var", "path", "as", "when", "direction"} | set().union(*TRANSFORMS.values())
+_ELEMENT_KEYS = {"var", "path", "as", "when", "direction", "elsewhere"} | set().union(*TRANSFORMS.values())
 _SOURCE_KEYS = {
     "dataset", "level", "from", "where", "identifier", "request", "default", "match", "key", "direction",
     "elements", "children", "not_mapped",
@@ -111,6 +111,10 @@ class Element:
     when: Expr | None = None  # parsed at load (converter.spec.expr); absent variables count as missing
     direction: str = "both"
     where: str = ""  # "file:line" for messages
+    # FHIR -> SDTM: read only from resources written elsewhere (not recognised by their identifier as this
+    # source's own): an alternative such as --ORRES from valueQuantity, which would invent a value our own
+    # resources leave out on purpose (a derived row without an original result)
+    elsewhere: bool = False
 
     @property
     def to_fhir(self) -> bool:
@@ -278,6 +282,8 @@ class FhirSpecs:
     folder: Path
     # SDTM datasets intentionally not carried to FHIR (_common.yaml ``not_mapped_datasets``): name -> reason
     not_mapped_datasets: Mapping[str, str] = field(default_factory=dict)
+    # every spec file loaded: the folder's own, then those of the sets _common.yaml includes
+    files: tuple[Path, ...] = ()
 
     def sources(self) -> list[SourceSpec]:
         return [s for group in self.resources.values() for s in group]
@@ -436,6 +442,9 @@ def _parse_element(raw: Any, dataset: str | None, ctx: _Ctx) -> Element | None:
         ctx.err.add(where, f"as: {kind} works FHIR -> SDTM only (direction: to_sdtm)")
     if kind in TO_FHIR_ONLY and direction != "to_fhir":
         ctx.err.add(where, f"as: {kind} works SDTM -> FHIR only")
+    elsewhere = body.get("elsewhere", False)
+    if not isinstance(elsewhere, bool) or (elsewhere and direction != "to_sdtm"):
+        ctx.err.add(where, "elsewhere: true is for an alternative read FHIR -> SDTM (direction: to_sdtm)")
     try:
         path = parse_path(str(body.get("path", "")))
     except PathError as exc:
@@ -466,6 +475,7 @@ def _parse_element(raw: Any, dataset: str | None, ctx: _Ctx) -> Element | None:
         when=_expr(body.get("when"), dataset, raw, ctx, "when"),
         direction=str(direction),
         where=where,
+        elsewhere=elsewhere is True,
     )
 
 
@@ -627,7 +637,19 @@ def _parse_source(raw: Any, resource: str, ctx: _Ctx) -> SourceSpec | None:
 
 
 def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
-    """Every spec under ``mappings/fhir`` (``_common.yaml`` first), checked; raises SpecError with all problems."""
+    """Every spec under ``mappings/fhir`` (``_common.yaml`` first) and the sets it includes, checked; raises
+    SpecError with all problems.
+
+    ``_common.yaml`` ``include: [standard]`` adds the spec files of another folder (a path relative to this one, or
+    ``inoconv:fhir/standard`` for the folder in inoconv's own mappings, so a second study uses the standard set
+    without copying it). An included folder's ``_set.yaml`` may hold ``tables``, ``blocks`` (visible to every
+    spec; the study's own of the same name win) and ``supplemental_qualifiers`` (below). A source of the study's
+    own files replaces an included source of the same dataset: the study extends or overrides the standard set.
+
+    ``supplemental_qualifiers: {path, item, elements}`` (in ``_common.yaml`` or a ``_set.yaml``): every SDTM
+    domain's SUPP-- dataset rides on the resources of its parent domain (the first subject-level source of that
+    dataset, carried both ways) as that child group, unless a spec already carries the SUPP-- dataset itself.
+    """
     folder = folder or mappings_dir() / "fhir"
     err = _Errors()
     common_path = folder / "_common.yaml"
@@ -639,15 +661,27 @@ def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
         common = doc
     constants = {str(k): str(v) for k, v in strip_lines(common.get("constants") or {}).items()}
     cerr = _Errors()
-    common_tables = _subst_deep(strip_lines(common.get("tables") or {}), constants, "_common.yaml", cerr)
-    common_blocks = _subst_deep(common.get("blocks") or {}, constants, "_common.yaml", cerr)
+    sets = _included_sets(common, folder, cerr)
+    set_tables: dict[str, Any] = {}
+    set_blocks: dict[str, Any] = {}
+    supp_raw: Any = common.get("supplemental_qualifiers")
+    for _inc, doc in sets:
+        set_tables.update(_subst_deep(strip_lines(doc.get("tables") or {}), constants, "_set.yaml", cerr))
+        set_blocks.update(_subst_deep(doc.get("blocks") or {}, constants, "_set.yaml", cerr))
+        supp_raw = supp_raw if supp_raw is not None else doc.get("supplemental_qualifiers")
+    common_tables = {
+        **set_tables, **_subst_deep(strip_lines(common.get("tables") or {}), constants, "_common.yaml", cerr)
+    }  # fmt: skip
+    common_blocks = {**set_blocks, **_subst_deep(common.get("blocks") or {}, constants, "_common.yaml", cerr)}
     original = _subst(str(common.get("original_value", "${EXT}/sdtm-original-value")), constants, "_common.yaml", cerr)
     err.items.extend(cerr.items)
-    files = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("_"))
-    if not files:
+    own = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("_"))
+    included = [p for inc, _doc in sets for p in sorted(inc.glob("*.yaml")) if not p.name.startswith("_")]
+    if not own and not included:
         raise SpecError([f"{folder}: no FHIR spec files (*.yaml)"])
     resources: dict[str, list[SourceSpec]] = {}
-    for path in files:
+    from_set: set[int] = set()
+    for path in own + included:
         raw = load_yaml_lines(path)
         if not isinstance(raw, dict):
             err.add(path.name, "a spec must be a mapping with resource and sources")
@@ -665,7 +699,13 @@ def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
         sources = [s for s in (_parse_source(r, resource, ctx) for r in doc.get("sources") or ()) if s is not None]
         if not sources:
             err.add(path.name, "no sources")
+        if path not in own:
+            from_set.update(id(s) for s in sources)
         resources.setdefault(resource, []).extend(sources)
+    resources = _own_first(resources, from_set)
+    if supp_raw is not None:
+        ctx = _Ctx(file=common_path, constants=constants, tables=common_tables, blocks=common_blocks, err=err)
+        resources = _with_supp_children(resources, _subst_deep(supp_raw, constants, "_common.yaml", err), ctx)
     for rtype, group in resources.items():
         if sum(1 for s in group if s.default) > 1:
             err.add(rtype, "more than one source is the default for FHIR -> SDTM")
@@ -679,7 +719,73 @@ def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
         bundle_order=tuple(common.get("bundle_order") or ()),
         folder=folder,
         not_mapped_datasets=_not_mapped_datasets(common.get("not_mapped_datasets")),
+        files=tuple(own + included),
     )
+
+
+def _included_sets(common: Mapping[str, Any], folder: Path, err: _Errors) -> list[tuple[Path, dict[str, Any]]]:
+    """The folders ``_common.yaml`` ``include``s, each with its ``_set.yaml`` (``{}`` when it has none)."""
+    raw = strip_lines(common.get("include") or [])
+    if not isinstance(raw, list):
+        err.add("_common.yaml", "include must be a list of folders")
+        return []
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for entry in raw:
+        text = str(entry)
+        path = bundled_mappings_dir() / text[len("inoconv:") :] if text.startswith("inoconv:") else folder / text
+        if not path.is_dir():
+            err.add("_common.yaml", f"include {text!r}: no such folder ({path})")
+            continue
+        if path.resolve() == folder.resolve() or any(path.resolve() == p.resolve() for p, _d in out):
+            err.add("_common.yaml", f"include {text!r}: the folder is already loaded")
+            continue
+        doc: Any = load_yaml_lines(path / "_set.yaml") if (path / "_set.yaml").is_file() else {}
+        if not isinstance(doc, dict):
+            err.add(str(path / "_set.yaml"), "must be a mapping")
+            doc = {}
+        for key in sorted(set(doc) - {"tables", "blocks", "supplemental_qualifiers", "comment", "__line__"}):
+            err.add(str(path / "_set.yaml"), f"unknown key {key!r}")
+        out.append((path, doc))
+    return out
+
+
+def _own_first(resources: dict[str, list[SourceSpec]], from_set: set[int]) -> dict[str, list[SourceSpec]]:
+    """The study's own sources, and the included ones for datasets the study's files do not carry themselves."""
+    own = [s for group in resources.values() for s in group if id(s) not in from_set]
+    carried = {s.dataset for s in own if s.dataset} | {c.dataset for s in own for c in s.children}
+    out: dict[str, list[SourceSpec]] = {}
+    for rtype, group in resources.items():
+        kept = [s for s in group if id(s) not in from_set or s.dataset not in carried]
+        if kept:
+            out[rtype] = kept
+    return out
+
+
+def _with_supp_children(
+    resources: dict[str, list[SourceSpec]], raw: Any, ctx: _Ctx
+) -> dict[str, list[SourceSpec]]:
+    """Each domain's SUPP-- dataset as a child group of its parent's first source, where no spec carries it."""
+    if not isinstance(raw, dict):
+        ctx.err.add("_common.yaml", "supplemental_qualifiers must be {path, item, elements}")
+        return resources
+    carried = {s.dataset for g in resources.values() for s in g if s.dataset}
+    carried |= {c.dataset for g in resources.values() for s in g for c in s.children}
+    done: set[str] = set()
+    out: dict[str, list[SourceSpec]] = {}
+    for rtype, group in resources.items():
+        kept: list[SourceSpec] = []
+        for s in group:
+            ds = s.dataset
+            if ds and s.level == "subject" and s.direction == "both" and not ds.startswith("SUPP"):
+                supp = f"SUPP{ds}"
+                if supp not in carried and supp not in done:
+                    child = _parse_child({**raw, "dataset": supp, "link": "supp"}, ctx)
+                    if child is not None:
+                        s = replace(s, children=(*s.children, child))
+                        done.add(supp)
+            kept.append(s)
+        out[rtype] = kept
+    return out
 
 
 def _not_mapped_datasets(raw: Any) -> dict[str, str]:

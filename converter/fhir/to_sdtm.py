@@ -72,6 +72,7 @@ class Converter(Assembly):
         self.usubjid: dict[int, str | None] = {}  # id(Located) of a Patient -> USUBJID
         self.studyid: dict[int, str | None] = {}  # id(Located) of a ResearchStudy -> STUDYID
         self.subjects: dict[str, str] = {}  # USUBJID -> where its Patient is (kept over partitions)
+        self.ours: set[int] = set()  # id(Located) of resources recognised by a source's identifier system
         self._study = self._source_for("ResearchStudy")
 
     def _source_for(self, rtype: str) -> SourceSpec | None:
@@ -97,6 +98,7 @@ class Converter(Assembly):
         for s in sources:
             rx = self._system_re(s)
             if rx is not None and any(rx.match(x) for x in systems):
+                self.ours.add(id(it))
                 return s, ""
         for s in sources:
             if s.match and all(v in _all_values(it.resource, p) for p, v in s.match):
@@ -206,6 +208,8 @@ class Converter(Assembly):
             assert var is not None
             values = columns.setdefault(var, [None] * n)
             todo = [i for i in range(n) if values[i] is None]
+            if el.elsewhere:
+                todo = [i for i in todo if id(owners[i]) not in self.ours]
             if not todo:
                 continue
             frags = [matrix[i][2 * k] for i in todo]
@@ -234,12 +238,14 @@ class Converter(Assembly):
         nodes: list[Any] = [it.resource for it in items]
         refs = [e for e in s.elements if e.kind in ("subject_ref", "study_ref")]
         self._read_elements(refs, nodes, items, s.dataset, index, sink, columns, kinds)
+        # the elements first: they hold the exact values (a decimal VISITNUM 9.299999999999999 of an XPT is 9.3 in
+        # an identifier's text); the identifier's fields fill what no element gave (--SEQ)
+        rest = [e for e in s.elements if e.kind not in ("subject_ref", "study_ref")]
+        self._read_elements(rest, nodes, items, s.dataset, index, sink, columns, kinds)
         for var, vals in self._identifier_values(s, items, columns).items():
             columns.setdefault(var, [None] * n)
             _values_where_missing(columns[var], vals)
             kinds.setdefault(var, "identifier")
-        rest = [e for e in s.elements if e.kind not in ("subject_ref", "study_ref")]
-        self._read_elements(rest, nodes, items, s.dataset, index, sink, columns, kinds)
         if s.resource == "Patient":
             for i, it in enumerate(items):
                 u = self.usubjid[id(it)] = as_text(columns.get("USUBJID", [None] * n)[i])
