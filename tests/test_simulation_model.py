@@ -61,9 +61,9 @@ def test_a_soc_cut_at_its_comma_is_refused(tmp_path: Path) -> None:
         "soc: Respiratory, thoracic and mediastinal disorders",
     )
     with pytest.raises(SpecError) as err:
-        check_model(load_parameters(path), load_forms())
+        check_model(load_parameters(path), load_forms(), path)
     text = "\n".join(err.value.messages)
-    assert "terms.Respiratory failure: soc 'Respiratory' is not a MedDRA SOC name" in text
+    assert f"{path} terms.Respiratory failure: soc 'Respiratory' is not a MedDRA SOC name" in text
     assert "unknown keys ['thoracic and mediastinal disorders']" in text
 
 

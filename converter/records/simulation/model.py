@@ -134,10 +134,10 @@ def toxicity(P: Mapping[str, Any], kind: str) -> dict[str, Any]:
     return dict(found[0])
 
 
-def check_model(P: Mapping[str, Any], schema: FormSchema) -> None:
+def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = None) -> None:
     """Every problem of the model against the forms, raised together as a :class:`SpecError`."""
     errors: list[str] = []
-    name = "simulation.yaml"
+    name = str(path or simulation_path())
     rec = P.get("records") or {}
     for role, items in RECORD_ROLES.items():
         spec = rec.get(role)
@@ -237,14 +237,14 @@ def check_model(P: Mapping[str, Any], schema: FormSchema) -> None:
         if "soc" in tx and tx["soc"] not in socs:
             errors.append(f"{name} toxicity.{key}: soc {tx['soc']!r} is not a MedDRA SOC name")
     if not errors:
-        errors += _counted_terms_kept(P)
+        errors += _counted_terms_kept(P, name)
     if not {1, 2} <= {int(k) for k in tr["assessment_courses"]}:
         errors.append(f"{name} treatment.assessment_courses must include courses 1 and 2")
     if errors:
         raise SpecError(errors)
 
 
-def _counted_terms_kept(P: Mapping[str, Any]) -> list[str]:
+def _counted_terms_kept(P: Mapping[str, Any], name: str) -> list[str]:
     """Other events must not change a published count: no grade 3+ of a counted term or SOC."""
     errors: list[str] = []
     terms, tx = P["terms"], P["toxicity"].values()
@@ -253,11 +253,11 @@ def _counted_terms_kept(P: Mapping[str, Any]) -> list[str]:
     for t in tx:
         for term in t.get("terms") or []:
             if "soc" in t and terms[term]["soc"] != t["soc"]:
-                errors.append(f"simulation.yaml toxicity: term {term} is not of SOC {t['soc']}")
+                errors.append(f"{name} toxicity: term {term} is not of SOC {t['soc']}")
     for e in P["other_events"]:
         hi = max(int(gr) for gr in e["grades"])
         if hi >= 3 and (e["pt"] in counted_terms or terms[e["pt"]]["soc"] in counted_socs):
-            errors.append(f"simulation.yaml other_events {e['pt']}: grade 3+ would change a published count")
+            errors.append(f"{name} other_events {e['pt']}: grade 3+ would change a published count")
     return errors
 
 
