@@ -115,3 +115,24 @@ def test_the_engine_names_no_trial() -> None:
         if words.search(line)
     ]
     assert hits == []
+
+
+def test_inoconv_simulate_refuses_a_bad_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 2 with every problem, the model file named, nothing written, no traceback."""
+    from typer.testing import CliRunner
+
+    from converter.cli import app
+
+    other = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, other)
+    model = other / "records" / "simulation.yaml"
+    text = model.read_text(encoding="utf-8")
+    model.write_text(
+        text.replace("Cardiac arrest: {soc: Cardiac disorders,", "Cardiac arrest: {soc: Heart,"), encoding="utf-8"
+    )
+    monkeypatch.setenv("INOCONV_MAPPINGS", str(other))
+    out = tmp_path / "cohort"
+    res = CliRunner().invoke(app, ["simulate", "--n", "5", "--format", "csv", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert f"{model} terms.Cardiac arrest: soc 'Heart' is not a MedDRA SOC name" in res.output
+    assert "Traceback" not in res.output and not out.exists()
