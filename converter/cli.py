@@ -198,9 +198,9 @@ def sdtm(
     from converter.io.package_kind import expect_kind
 
     require_inputs([source])
-    expect_kind(source, "sdtm", ("records-csv", "records-odm"))
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:  # --out checked before the input is looked at
         dest = stack.enter_context(output_folder(out, inputs=[source], overwrite=overwrite, command=_command_line()))
+        expect_kind(source, "sdtm", ("records-csv", "records-odm"))
         pq = None
         if parquet is not None:  # a second output folder, under the same rule
             pq = stack.enter_context(
