@@ -233,7 +233,7 @@ def test_invalid_spec_lists_every_problem(tmp_path: Path) -> None:
     path.write_text(
         "analysisSets: [{id: ALL, label: All, dataset: ADSL}]\n"
         "dataSubsets: {F: {condition: {dataset: ADSL, variable: SEX, comparator: LIKE, value: [F]}},\n"
-        "              X: {dataset: ADSL, where: \"AGE.apply(print)\"}}\n"
+        '              X: {dataset: ADSL, where: "AGE.apply(print)"}}\n'
         "criteria: {exact: {label: exact}}\n"
         "analyses:\n"
         "  - {id: a, name: A, method: average, analysisSet: ALL}\n"
