@@ -381,3 +381,32 @@ def test_flow_and_adverse_event_tables_from_the_spec() -> None:
     rec = {r.key: r for r in reconcile(report, table, load_analysis_spec())}
     assert (rec["grade34_infection"].endpoint_value, rec["grade34_infection"].any_in_band,
             rec["grade34_infection"].worst_in_band) == (2, 2, 1)  # fmt: skip
+
+
+def test_risk_table_sits_under_the_ticks() -> None:
+    """Each number at risk is drawn at an x tick of the curve's axes (shared x), one row per curve."""
+    from converter.report.endpoints import SurvivalFit
+    from converter.report.render import km_figure
+    from converter.report.spec import Figure
+
+    t = np.array([2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 14.0, 20.0])
+    e = np.array([1, 0, 1, 1, 0, 0, 1, 0])
+    fit = SurvivalFit("OS", t, e, groups={"A": (t[:4], e[:4]), "B": (t[4:], e[4:])}, unit_label="Months")
+    fig = km_figure(fit, Figure("km", "Title", "Caption", "OS", ()), "note line")
+    try:
+        ax, risk = fig.axes
+        ticks = list(ax.get_xticks())
+        rows: dict[float, list[tuple[float, str]]] = {}
+        for text in risk.texts:
+            rows.setdefault(text.get_position()[1], []).append((text.get_position()[0], text.get_text()))
+        assert len(rows) == 2
+        for row in rows.values():
+            assert [x for x, _ in row] == ticks
+        by_y = sorted(rows.items(), reverse=True)  # first curve on top
+        for (_, row), times in zip(by_y, (t[:4], t[4:]), strict=True):  # at risk at x: follow-up time >= x
+            assert [n for _, n in row] == [str(int((times >= x).sum())) for x in ticks]
+        assert risk.get_xlim() == ax.get_xlim()
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
