@@ -15,11 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from converter.errors import SpecError
 from converter.paths import mappings_dir
 from converter.records.schema import FormSchema
+from converter.spec.yamlines import load_yaml_lines, strip_lines
 
 __all__ = [
     "RECORD_ROLES",
@@ -87,13 +86,7 @@ def simulation_path() -> Path:
 
 @lru_cache(maxsize=4)
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise SpecError([f"{path}: cannot read ({exc.strerror})"]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{path}: invalid YAML: {exc}"]) from None
+    doc = strip_lines(load_yaml_lines(path))  # the specs' loader: safe, alias expansion bounded, no controls
     if not isinstance(doc, dict):
         raise SpecError([f"{path}: not a simulation model (expected a mapping)"])
     return doc
