@@ -432,3 +432,15 @@ def test_the_upload_journal_survives_a_rerun_of_fhir(data: dict[str, Path], tmp_
     assert code == 0, text[-2000:]
     assert (out / JOURNAL_NAME).read_text() == '{"accepted": "bundles/study.json"}\n'
     assert invoke("verify", out)[0] == 0
+
+
+def test_out_dot_rewritten_in_place(data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "here"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    for _ in range(2):  # a new folder, then its own output: written file by file, the folder itself stays
+        code, text = invoke("adam", data["sdtm"], "--out", ".")
+        assert code == 0, text[-2000:]
+        assert Path.cwd() == out and out.is_dir() and (out / "manifest.json").exists()
+    assert invoke("verify", ".")[0] == 0
+    no_leftovers(tmp_path)

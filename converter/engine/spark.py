@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pandas as pd
 
-from converter.engine.stream import PartResult, StreamReport
+from converter.engine.stream import PartResult, StreamReport, csv_header_problems
 from converter.errors import Problem
 from converter.frames import none_for_missing, text_column
 from converter.records.checks import RawTable, check_tables, empty_raw, typed_records
@@ -512,6 +512,10 @@ def run_stream_spark(
             rep.fhir_counts[rtype] = data.count(b"\n")
         t = time.perf_counter()
         if fmt == "csv":
+            paths, structural = form_files(source, chain.forms)
+            structural = csv_header_problems(paths, chain.forms) + structural
+            if structural:  # as the local engine: every header checked before any Spark job runs
+                raise InputError(structural, context=str(source))
             long, files, missing, problems = read_csv_source(spark, source, chain.forms)
         else:  # an ODM file is one XML document: read and checked on the driver, then spread out
             recs = read_records(source, chain.forms, validate=validate)

@@ -123,10 +123,13 @@ def _foreign(out: Path) -> tuple[Manifest | None, list[str]]:
     return manifest, sorted(foreign)
 
 
-def _inspect(out: Path, overwrite: bool) -> Manifest | None:
-    """Refuse ``out`` unless it may be written; returns its earlier inoconv manifest (None: none, or empty)."""
+def _inspect(out: Path, overwrite: bool, shown: Path | None = None) -> Manifest | None:
+    """Refuse ``out`` unless it may be written; returns its earlier inoconv manifest (None: none, or empty).
+
+    ``shown``: the path as the user gave it, for the messages."""
+    named = out if shown is None else shown
     if os.path.lexists(out) and (out.is_symlink() and not out.is_dir()):
-        raise _refuse(out, "is a symbolic link to nothing or to a file, not a folder")
+        raise _refuse(named, "is a symbolic link to nothing or to a file, not a folder")
     for d in out.parents:  # the nearest existing parent must be a folder (else: "Not a directory", with its path)
         if os.path.lexists(d):
             if not d.is_dir():
@@ -135,19 +138,19 @@ def _inspect(out: Path, overwrite: bool) -> Manifest | None:
     if not out.exists():
         return None
     if not out.is_dir():
-        raise _refuse(out, "exists and is not a folder")
+        raise _refuse(named, "exists and is not a folder")
     manifest, foreign = _foreign(out)
     if not foreign or overwrite:
         return manifest
-    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
     if manifest is None:
-        why = (f"is not empty and has no inoconv manifest.json ({shown}); inoconv writes only into a new or "
+        why = (f"is not empty and has no inoconv manifest.json ({listed}); inoconv writes only into a new or "
                "empty folder or one it wrote itself; choose another --out, or give --overwrite to write into it "
                "(files of other names stay)")  # fmt: skip
     else:
-        why = (f"holds files inoconv did not write ({shown}; not in its manifest.json); move them away, choose "
+        why = (f"holds files inoconv did not write ({listed}; not in its manifest.json); move them away, choose "
                "another --out, or give --overwrite (they stay)")  # fmt: skip
-    raise _refuse(out, why)
+    raise _refuse(named, why)
 
 
 class _Lock:
@@ -296,13 +299,14 @@ def output_folder(
 
     Raises InputError (exit 2) for a refused folder, before anything is read.
     """
-    out = Path(out)
+    shown = Path(out)
+    out = Path(os.path.abspath(shown))  # "." and ".." become names a folder can be swapped by
     if out.is_symlink() and out.is_dir():
         out = _real(out)  # write into the folder the link points to; the link itself stays
     ins = [Path(p) for p in inputs]
     require_inputs(ins)
-    check_out_paths(out, ins, _specs_folder())
-    _inspect(out, overwrite)  # refuse early, before creating anything
+    check_out_paths(shown, ins, _specs_folder())
+    _inspect(out, overwrite, shown)  # refuse early, before creating anything
     made = [d for d in [out.parent, *out.parent.parents] if not d.exists()]  # parents we create, deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     created = False
@@ -310,15 +314,15 @@ def output_folder(
         with contextlib.suppress(FileExistsError):
             out.mkdir()
             created = True
-    lock = _Lock(out, out)
+    lock = _Lock(out, shown)
     lock_was_there = lock.path.exists()
     staging: Path | None = None
     done = False
     try:
         lock.acquire()
-        old = _inspect(out, overwrite)  # again, now that no other inoconv can change it
+        old = _inspect(out, overwrite, shown)  # again, now that no other inoconv can change it
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.inoconv-", suffix=".tmp", dir=out.parent))
-        dest = OutputFolder(final=out, path=staging, inputs=tuple(ins))
+        dest = OutputFolder(final=shown, path=staging, inputs=tuple(ins))
         try:
             yield dest
         except OSError as exc:  # name the file where it was going, not the staging folder
@@ -328,7 +332,9 @@ def output_folder(
         stay = [r for r in folder_files(out) if Path(r).name in COMPANIONS and r not in new]
         kept = [r for r in foreign if r not in new and not r.endswith("/")] + stay
         seal_folder(staging, command=command, inputs=dest.inputs if hash_inputs else (), notes=dest.notes, kept=kept)
-        _move_in(staging, out, old, whole=not foreign and not stay)
+        cwd = Path(os.getcwd())
+        inside = cwd == out or out in cwd.parents  # never swap away the folder a shell stands in
+        _move_in(staging, out, old, whole=not foreign and not stay and not inside)
         staging = None
         done = True
     finally:
