@@ -66,7 +66,9 @@ def test_spec_error_exits_2_before_reading_data(tmp_path: Path, monkeypatch: pyt
     bad = tmp_path / "mappings"
     shutil.copytree(root, bad)
     dm = bad / "sdtm" / "dm.yaml"
-    dm.write_text(dm.read_text().replace("rule: {ct: {field: SEX, codelist: SEX}}", "rule: {ct: {field: GENDER, codelist: SEX}}"))
+    dm.write_text(
+        dm.read_text().replace("rule: {ct: {field: SEX, codelist: SEX}}", "rule: {ct: {field: GENDER, codelist: SEX}}")
+    )
     monkeypatch.setenv("INOCONV_MAPPINGS", str(bad))
     from converter.records import schema
 
