@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from converter import __version__
-from converter.errors import InputError, problem
+from converter.errors import ConformanceError, InputError, problem
 from converter.io.manifest import (
     COMPANIONS,
     LOCK_NAME,
@@ -326,7 +326,11 @@ def output_folder(
         try:
             yield dest
         except OSError as exc:  # name the file where it was going, not the staging folder
-            raise _renamed(exc, staging, out) from exc
+            raise _renamed(exc, staging, shown) from exc
+        except ConformanceError as exc:
+            if any(str(staging) in m for m in exc.messages):
+                raise ConformanceError([m.replace(str(staging), str(shown)) for m in exc.messages]) from exc
+            raise
         new = set(folder_files(staging))
         _, foreign = _foreign(out)
         stay = [r for r in folder_files(out) if Path(r).name in COMPANIONS and r not in new]
