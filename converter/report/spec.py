@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from converter.errors import SpecError
 from converter.spec import Expr as RowExpr
 from converter.spec import parse_expression
+from converter.spec.yamlines import load_yaml_lines, strip_lines
 
 SPEC_NAME = "endpoints.yaml"
 METHODS = ("count", "proportion", "summary", "km_median", "km_rate", "logrank", "followup_km")
@@ -603,8 +602,5 @@ def load_analysis_spec(path: Path | None = None) -> AnalysisSpec:
                 f"published values as mappings/analysis/{SPEC_NAME} (see INOCONV_MAPPINGS)"
             ]
         )
-    try:
-        doc = yaml.safe_load(target.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{target}: not valid YAML: {exc}"]) from None
+    doc = strip_lines(load_yaml_lines(target))  # the specs' loader: safe, alias expansion bounded, no controls
     return parse_analysis_spec(doc, target)
