@@ -5,6 +5,8 @@ tests/records_factory.py (made for these tests, no licence restriction)."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -181,3 +183,19 @@ def test_stream_refuses_control_characters_too(csv_dir: Path, odm_file: Path, tm
     result = runner.invoke(app, ["stream", str(odm_file), "--out", str(tmp_path / "s2"), "--workers", "1"])
     assert result.exit_code == 2, result.output[-2000:]
     assert ":AETERM: [control-character]" in result.output and "\\x85" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="pyspark not installed (extra [spark])")
+@pytest.mark.skipif(shutil.which("java") is None, reason="no Java runtime for Spark")
+def test_spark_stream_refuses_control_characters_by_key(csv_dir: Path, tmp_path: Path) -> None:
+    path = csv_dir / "ENROL.csv"
+    path.write_bytes(path.read_bytes().replace(b"\n1002,", b"\n1002\x1b,").replace(b"Kantarjian", b"Kan\x00t", 1))
+    args = ["stream", str(csv_dir), "--engine", "spark", "--partitions", "2", "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output[-2000:]
+    found = [line.strip() for line in result.output.split("\n") if "[control-character]" in line]
+    assert any(line.startswith(f"{path.name}:SUBJID=1002\\x1b:SUBJID:") or ":SUBJID=1002\\x1b:SUBJID:" in line
+               for line in found), found  # fmt: skip
+    assert any(":INVNAM: [control-character]" in line and "\\x00" in line for line in found), found
+    assert all(first_control(line) is None for line in result.output.split("\n"))

@@ -35,6 +35,7 @@ from converter.engine.stream import PartResult, StreamReport, csv_header_problem
 from converter.errors import Problem
 from converter.frames import none_for_missing, text_column
 from converter.records.checks import RawTable, check_tables, empty_raw, typed_records
+from converter.records.csv_io import keyed_control_problems
 from converter.records.model import empty_frame
 from converter.records.partitions import is_study_level
 from converter.records.schema import FormSchema
@@ -123,8 +124,10 @@ def _run_partition(job: _Job, pdf: pd.DataFrame) -> pd.DataFrame:
         frame = none_for_missing(rows[list(form.columns)].reset_index(drop=True))
         tables[oid] = RawTable(form=oid, file=f"{oid}.csv", frame=frame)
     report = check_tables(tables, forms)
-    if report.errors:
-        payload = json.dumps([p.as_dict() for p in report.errors]).encode("utf-8")
+    errors = [p for oid, t in tables.items() for p in keyed_control_problems(t.frame, t.file, forms.forms[oid])]
+    errors += report.errors
+    if errors:
+        payload = json.dumps([p.as_dict() for p in errors]).encode("utf-8")
         return pd.DataFrame({DATASET_COL: [PROBLEMS], PAYLOAD_COL: [payload]})
     records = typed_records(tables, forms)
     datasets, acc = build_all(subject, records, ct, forms)
@@ -308,7 +311,9 @@ def chain_partition(job: _ChainJob, index: int, table: Any) -> tuple[PartResult,
 
     tables = _raw_tables(job, table)
     report = check_tables(tables, chain.forms)
-    res.problems = report.errors[:MAX_PROBLEMS]
+    forms = chain.forms.forms
+    controls = [p for oid, t in tables.items() for p in keyed_control_problems(t.frame, t.file, forms[oid])]
+    res.problems = (controls + report.errors)[:MAX_PROBLEMS]
     res.warnings = len(report.warnings)
     res.subjects = sorted(str(s) for s in table["SUBJID"].unique().to_pylist() if s is not None)
     del table
@@ -383,7 +388,10 @@ def chain_long(long: SparkDataFrame, n_parts: int, job: _ChainJob) -> SparkDataF
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table = pa.Table.from_batches(list(batches))
+        received = list(batches)
+        if not received:  # a task whose partition holds no subject gets no batch at all
+            return
+        table = pa.Table.from_batches(received)
         if not table.num_rows:
             return
         for index in sorted(pc.unique(table[PART_COL]).to_pylist()):  # one, unless the task keys are ignored

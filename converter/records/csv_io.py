@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -268,19 +268,32 @@ def _control_message(value: str) -> str:
     return f"control character {escape_controls(value[at])} at position {at + 1}: refused in a value (tab aside)"
 
 
-def control_problems(frame: pd.DataFrame, file: str, first_row: int = 1) -> list[Problem]:
+def control_problems(
+    frame: pd.DataFrame, file: str, first_row: int = 1, where: Callable[[int], str] | None = None
+) -> list[Problem]:
     """A problem (rule ``control-character``) per value of ``frame`` holding a control character, tab allowed;
-    column-wise, each distinct value tested once. ``first_row`` is the record number of the frame's first row."""
+    column-wise, each distinct value tested once. A row is named ``row N`` (``first_row`` is the record number
+    of the frame's first row) or by ``where(i)``."""
     out: list[Problem] = []
     for name in frame.columns:
         hits = np.flatnonzero(control_mask(frame[name], allow_tab=True))
         for i in hits[:MAX_LISTED].tolist():
             value = str(frame[name].iat[i])
-            out.append(problem(file, f"row {i + first_row}", str(name), value, CONTROL_RULE, _control_message(value)))
+            record = where(i) if where is not None else f"row {i + first_row}"
+            out.append(problem(file, record, str(name), value, CONTROL_RULE, _control_message(value)))
         if len(hits) > MAX_LISTED:
             more = f"{len(hits) - MAX_LISTED} more values with control characters in this column"
             out.append(problem(file, "", str(name), "", CONTROL_RULE, more))
     return out
+
+
+def keyed_control_problems(frame: pd.DataFrame, file: str, form: Form) -> list[Problem]:
+    """:func:`control_problems` for rows without row numbers (Spark), each named by its form's key fields."""
+
+    def where(i: int) -> str:
+        return " ".join(f"{k}={escape_controls(frame[k].iat[i])}" for k in form.key if k in frame.columns)
+
+    return control_problems(frame, file, where=where)
 
 
 def nul_problems(data: bytes, file: str, header: list[str], first_row: int = 1) -> list[Problem]:
@@ -315,7 +328,7 @@ def first_long_field(data: bytes, limit: int = MAX_FIELD_BYTES) -> int | None:
         return None
     buf = np.frombuffer(data, dtype=np.uint8)
     quotes = np.flatnonzero(buf == 34)
-    seps = np.flatnonzero((buf == 44) | (buf == 10) | (buf == 13))
+    seps = np.sort(np.concatenate([np.flatnonzero(buf == b) for b in (44, 10, 13)]))  # one mask at a time
     seps = seps[np.searchsorted(quotes, seps) % 2 == 0]
     bounds = np.concatenate(([-1], seps, [len(buf)]))
     gaps = np.diff(bounds) - 1
