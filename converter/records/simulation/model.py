@@ -51,6 +51,7 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
         "prior_transplant",
         "prior_agent",
     ),
+    "prior_therapy": ("subject", "number", "treatment"),
     "dosing": ("subject", "course", "drug", "day", "date", "dose", "unit", "frequency", "route"),
     "response": ("subject", "date", "course", "response", "marrow_blasts", "mrd", "mrd_level"),
     "transplant": ("subject", "date", "donor"),
@@ -74,6 +75,8 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
     ),
     "labs": ("subject", "date", "test", "value", "unit"),
 }
+#: roles a model may leave out (then the generator writes no such records)
+OPTIONAL_ROLES = frozenset({"prior_therapy"})
 #: what a term of ``terms`` states
 TERM_KEYS = {"soc", "verbatim", "rel", "serious"}
 #: the toxicity generators, in the order they draw
@@ -134,6 +137,8 @@ def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = No
     rec = P.get("records") or {}
     for role, items in RECORD_ROLES.items():
         spec = rec.get(role)
+        if spec is None and role in OPTIONAL_ROLES:
+            continue
         if not isinstance(spec, dict) or spec.get("form") not in schema.forms:
             errors.append(f"{name} records.{role}: needs `form`, a form of forms.yaml")
             continue

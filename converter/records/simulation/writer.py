@@ -86,7 +86,9 @@ class _Built:
 
     def put(self, role: str, m_rows: int, items: dict[str, Any]) -> None:
         """The ``m_rows`` records of a role: ``items`` by item name, written to the role's form and fields."""
-        spec = self.roles[role]
+        spec = self.roles.get(role)
+        if spec is None:  # an optional role the model leaves out
+            return
         form = self.schema.forms.get(spec["form"])
         if form is None:
             return
@@ -231,10 +233,13 @@ def _diagnosis(
     agent_ok = b.enrol >= day(pa["available"])
     agent = agent_ok & (rng.random(n) < by_stratum(pa["share"], S, b.stratum))
     reg = labels(dg["frontline"])[cat(rng, n, dg["frontline"])].astype(str)
+    names = [reg]
     for k in range(1, int(nprior.max())):
         name = labels(dg["later_regimens"])[cat(rng, n, dg["later_regimens"])].astype(str)
         name = np.where(agent & (k == nprior - 1), str(pa["regimen"]), name)
+        names.append(name)
         reg = np.where(k < nprior, np.char.add(np.char.add(reg, "; "), name), reg)
+    _prior_therapy_rows(names, nprior, ids, built)
     mb, te = dg["marrow_blasts"], dg["target_expression"]
     built.put(
         "diagnosis",
@@ -255,6 +260,24 @@ def _diagnosis(
         },
     )
     return wbc
+
+
+def _prior_therapy_rows(names: list[Any], nprior: IArr, ids: OArr, built: _Built) -> None:
+    """One prior-therapy row per prior regimen (the same draws as the diagnosis form's list; none of its own)."""
+    n = len(nprior)
+    k = np.arange(len(names), dtype=np.int64)
+    given = k[None, :] < nprior[:, None]
+    si, ki = np.nonzero(given)
+    table = np.asarray(names, dtype=object).T if n else np.empty((0, len(names)), dtype=object)
+    built.put(
+        "prior_therapy",
+        len(si),
+        {
+            "subject": ids[si],
+            "number": ki + 1,
+            "treatment": table[si, ki],
+        },
+    )
 
 
 def _dosing_rows(b: Baseline, o: Outcome, P: dict[str, Any], ids: OArr) -> tuple[int, dict[str, Any]]:
