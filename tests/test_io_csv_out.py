@@ -71,12 +71,13 @@ def test_findings_csv_neutralises_text_from_the_data() -> None:
 
 
 def test_every_csv_for_people_goes_through_csv_out() -> None:
-    """No module writes CSV with the csv module or DataFrame.to_csv directly, but csv_out itself and the CRF
-    record writer (interchange data, kept byte for byte: see converter/io/csv_out.py)."""
+    """No module writes a CSV file with the csv module or DataFrame.to_csv directly, but csv_out itself and the
+    CRF record writer (interchange data, kept byte for byte: see converter/io/csv_out.py)."""
     import re
 
     root = Path(__file__).resolve().parent.parent / "converter"
-    direct = re.compile(r"csv\.writer\(|csv\.DictWriter\(|\.to_csv\(")
+    # to_csv(<path>, ...) writes a file; to_csv() or to_csv(index=False, ...) only makes text (a digest, say)
+    direct = re.compile(r"csv\.writer\(|csv\.DictWriter\(|\.to_csv\((?!\s*(?:\w+=|\)))")
     allowed = {root / "io" / "csv_out.py", root / "records" / "csv_io.py"}
     found = [
         f"{p.relative_to(root)}:{n}"
