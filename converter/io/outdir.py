@@ -8,11 +8,14 @@ The rule (README, "Output folders"):
   replaced when every file in it is listed by that manifest. Anything else in it (a file inoconv did not
   write), or a non-empty folder without an inoconv manifest, is refused, naming the folder and why, unless
   ``overwrite`` (``--overwrite``) is given; then inoconv's files are written into it and every other file stays.
+  ``inoconv upload``'s journal (:data:`converter.io.manifest.COMPANIONS`) always stays.
 * An exclusive lock (``fcntl.flock`` on ``OUT/.inoconv-lock``) is held from the check to the end: a second
   command into the same folder fails at once.
 * Everything is built in a staging folder beside ``OUT`` (same file system); ``manifest.json`` is written
-  last, then the folder is put in place as a whole. A failure (bad input, disk full, a permission error)
-  removes the staging folder and leaves ``OUT`` as it was: never a partial folder that looks complete.
+  last, then the folder is put in place as a whole (file by file, the old manifest removed first, when files
+  must stay or ``OUT`` is the current folder). A failure (bad input, disk full, a permission error) removes the
+  staging folder and leaves ``OUT`` as it was: never a partial folder that looks complete.
+* :func:`output_file` is the same rule for a command whose output is one file (``OUT.manifest.json`` beside it).
 
 Usage::
 
