@@ -28,7 +28,7 @@ SDTM_CODELISTS = {
     "SEX", "RACE", "ETHNIC", "COUNTRY", "AGEU", "NY", "ND", "ROUTE", "UNIT", "FREQ", "DOMAIN", "EPOCH", "TOXGR",
     "AESEV", "OUT", "ACN", "NCOMPLT", "PROTMLST", "DSCAT", "LBTESTCD", "LBTEST", "SPECTYPE", "METHOD", "RSTESTCD",
     "RSTEST", "ONCRSR", "TSPARMCD", "TSPARM", "TPHASE", "TBLIND", "TCNTRL", "TINDTP", "TTYPE", "INTMODEL",
-    "INTTYPE", "STYPE", "SEXPOP",
+    "INTTYPE", "STYPE", "SEXPOP", "FRM", "NRIND",
 }  # fmt: skip
 ADAM_CODELISTS = {"DATEFL", "TIMEFL", "DTYPE", "PARAMTYP", "SBJTSTAT"}
 SPONSOR_CODELISTS = {
@@ -37,7 +37,7 @@ SPONSOR_CODELISTS = {
 }  # fmt: skip
 
 # CDISC codelists whose own C-code is not confirmed (TOXGR: believed C66784, CDASH links AETOXGR to C87162).
-NO_CODELIST_CODE = {"TOXGR", "SEXPOP"}
+NO_CODELIST_CODE = {"TOXGR", "SEXPOP", "NRIND"}
 
 # Terms of CDISC/ISO codelists without a C-code: sponsor extensions of extensible codelists, and CDISC terms
 # whose code could not be confirmed in any source searched (UNCONFIRMED in the YAML comments).
@@ -54,7 +54,9 @@ UNCONFIRMED = {
     "NCOMPLT": {"ADVERSE EVENT", "LACK OF EFFICACY", "PHYSICIAN DECISION"},
     "PROTMLST": {"INFORMED CONSENT OBTAINED"},
     "DSCAT": {"DISPOSITION EVENT", "PROTOCOL MILESTONE", "OTHER EVENT"},
-    "SPECTYPE": {"BLOOD"},
+    "SPECTYPE": {"BLOOD", "SERUM"},
+    "FRM": {"INJECTION", "TABLET"},
+    "NRIND": {"LOW", "NORMAL", "HIGH"},
     "RSTESTCD": {"BESTRSP"},
     "RSTEST": {"Best Overall Response"},
     "ONCRSR": {"NE"},
@@ -97,6 +99,13 @@ FORM_FIELD_CODELISTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("RESP", "RESP"): ("ONCRSR",),
     ("RESP", "MRDRES"): ("MRDRES", "ND"),  # NOT DONE -> LBSTAT
     ("AE", "AESER"): ("NY",),
+    ("AE", "AESDTH"): ("NY",),
+    ("AE", "AESLIFE"): ("NY",),
+    ("AE", "AESHOSP"): ("NY",),
+    ("AE", "AESDISAB"): ("NY",),
+    ("AE", "AESCONG"): ("NY",),
+    ("AE", "AESMIE"): ("NY",),
+    ("AE", "AEACN"): ("ACN",),
     ("AE", "AEREL"): ("REL",),
     ("AE", "AEOUT"): ("OUT",),
     ("AE", "AEVOD"): ("NY",),

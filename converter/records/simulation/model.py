@@ -10,7 +10,7 @@ MedDRA SOC names (``mappings/ct/meddra-soc.yaml``), or whose roles are missing, 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from converter.spec.yamlines import load_yaml_lines, strip_lines
 
 __all__ = [
     "RECORD_ROLES",
+    "ACTION_KEYS",
+    "MEDDRA_KEYS",
+    "SERIOUSNESS_CRITERIA",
     "TOXICITY_KINDS",
     "check_model",
     "default_seed",
@@ -33,6 +36,12 @@ __all__ = [
     "toxicity",
 ]
 
+#: the seriousness criteria of ``adverse_events.seriousness`` (ICH E2A), each an item of records.adverse_events
+SERIOUSNESS_CRITERIA = ("death", "life_threatening", "hospitalisation", "disability", "congenital", "medically_important")
+#: what a term of ``meddra`` states (codes: 8-digit MedDRA codes or null)
+MEDDRA_KEYS = ("llt", "llt_code", "pt_code", "hlt", "hlt_code", "hlgt", "hlgt_code")
+#: the keys of ``adverse_events.action``
+ACTION_KEYS = ("after_treatment", "fatal", "interrupted", "interrupt_from_grade", "other")
 #: per record role, the items the generator writes (each a field name in ``records.<role>``)
 RECORD_ROLES: dict[str, tuple[str, ...]] = {
     "enrolment": ("subject", "site", "consent", "enrolment", "investigator"),
@@ -72,6 +81,16 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
         "relationship",
         "outcome",
         "flag",
+        "llt",
+        "llt_code",
+        "pt_code",
+        "hlt",
+        "hlt_code",
+        "hlgt",
+        "hlgt_code",
+        "soc_code",
+        *SERIOUSNESS_CRITERIA,
+        "action",
     ),
     "labs": ("subject", "date", "test", "value", "unit"),
 }
@@ -231,6 +250,8 @@ def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = No
             errors.append(f"{name} terms.{t}: soc {soc!r} is not a MedDRA SOC name (mappings/ct/meddra-soc.yaml)")
         if spec.get("rel") not in codes("adverse_events", "relationship"):
             errors.append(f"{name} terms.{t}: rel {spec.get('rel')!r} is not an AEREL code")
+    errors += _meddra_problems(P, name)
+    errors += _ae_coding_problems(P, name, codes)
     for key, tx in P["toxicity"].items():
         if "soc" in tx and tx["soc"] not in socs:
             errors.append(f"{name} toxicity.{key}: soc {tx['soc']!r} is not a MedDRA SOC name")
@@ -240,6 +261,50 @@ def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = No
         errors.append(f"{name} treatment.assessment_courses must include courses 1 and 2")
     if errors:
         raise SpecError(errors)
+
+
+def _meddra_problems(P: Mapping[str, Any], name: str) -> list[str]:
+    """``meddra``: one entry per term of ``terms``, known keys, codes 8-digit integers or null."""
+    errors: list[str] = []
+    md = P.get("meddra") or {}
+    if not isinstance(md, dict):
+        return [f"{name} meddra: expected a mapping of terms"]
+    if missing := sorted(set(P["terms"]) - set(md)):
+        errors.append(f"{name} meddra: terms {missing} have no MedDRA coding (give null codes where unconfirmed)")
+    for t, spec in md.items():
+        if t not in P["terms"]:
+            errors.append(f"{name} meddra.{t}: not a term of `terms`")
+            continue
+        if not isinstance(spec, dict) or (stray := sorted(str(k) for k in set(spec) - set(MEDDRA_KEYS))):
+            errors.append(f"{name} meddra.{t}: expected keys among {list(MEDDRA_KEYS)}")
+            continue
+        for k in ("llt_code", "pt_code", "hlt_code", "hlgt_code"):
+            v = spec.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 10000000 <= v <= 99999999):
+                errors.append(f"{name} meddra.{t}.{k}: {v!r} is not an 8-digit MedDRA code")
+        if spec.get("llt") == t and spec.get("llt_code") != spec.get("pt_code"):
+            errors.append(f"{name} meddra.{t}: the LLT named as its PT carries the PT's code")
+    return errors
+
+
+def _ae_coding_problems(P: Mapping[str, Any], name: str, codes: Callable[[str, str], set[str]]) -> list[str]:
+    """``adverse_events.seriousness`` (grades per criterion) and ``adverse_events.action`` (AEACN codes)."""
+    errors: list[str] = []
+    az = P["adverse_events"]
+    ser = az.get("seriousness") or {}
+    if stray := sorted(set(ser) ^ set(SERIOUSNESS_CRITERIA)):
+        errors.append(f"{name} adverse_events.seriousness: expected exactly {list(SERIOUSNESS_CRITERIA)} (differs: {stray})")
+    covered = {int(g) for v in ser.values() for g in (v or [])}
+    if missing := sorted(set(range(1, 6)) - covered):
+        errors.append(f"{name} adverse_events.seriousness: a serious event of grade {missing} would meet no criterion")
+    act = az.get("action") or {}
+    if stray := sorted(set(act) ^ set(ACTION_KEYS)):
+        errors.append(f"{name} adverse_events.action: expected exactly {list(ACTION_KEYS)} (differs: {stray})")
+    allowed = codes("adverse_events", "action")
+    for k in ("after_treatment", "fatal", "interrupted", "other"):
+        if k in act and allowed and act[k] not in allowed:
+            errors.append(f"{name} adverse_events.action.{k}: {act[k]!r} is not an AEACN code of the AE form")
+    return errors
 
 
 def _counted_terms_kept(P: Mapping[str, Any], name: str) -> list[str]:

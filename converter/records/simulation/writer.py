@@ -34,7 +34,7 @@ from converter.records.simulation.draws import (
     uniform,
 )
 from converter.records.simulation.events import LabRows, draw_events
-from converter.records.simulation.model import schedule, strata
+from converter.records.simulation.model import MEDDRA_KEYS, meddra_socs, schedule, strata
 from converter.records.simulation.outcome import Outcome
 
 __all__ = ["write_records"]
@@ -419,6 +419,22 @@ def _ae_rows(
     ser_p = np.asarray([float(terms[t]["serious"]) for t in names])
     ser = (grade >= 4) | (rng.random(m) < ser_p[term])
     flagged = np.isin(term, [names.index(t) for t in az["flag_terms"]])
+    coding = _meddra_items(P, names, term)
+    criteria = {
+        crit: np.where(ser, choose(np.isin(grade, [int(g) for g in (grades or [])]), yes, no), None).astype(object)
+        for crit, grades in az["seriousness"].items()
+    }
+    act = az["action"]
+    after = st > o.eot_day[subj]
+    action = np.where(
+        after,
+        act["after_treatment"],
+        np.where(
+            fatal,
+            act["fatal"],
+            np.where(ser | (grade >= int(act["interrupt_from_grade"])), act["interrupted"], act["other"]),
+        ),
+    ).astype(object)
     return m, {
         "subject": ids[subj],
         "number": spid,
@@ -432,7 +448,26 @@ def _ae_rows(
         "relationship": rel[term],
         "outcome": out,
         "flag": choose(flagged, yes, no),
+        **coding,
+        **criteria,
+        "action": action,
     }
+
+
+def _meddra_items(P: dict[str, Any], names: list[str], term: IArr) -> dict[str, Any]:
+    """The MedDRA coding of each event (``meddra`` of the model; null where a code is unconfirmed) and the
+    SOC code of its primary SOC (mappings/ct/meddra-soc.yaml)."""
+    md, socs = P["meddra"], meddra_socs()
+    items: dict[str, Any] = {}
+    for key in MEDDRA_KEYS:
+        table = [md[t].get(key) for t in names]
+        if key.endswith("_code"):
+            vals = np.asarray([0 if v is None else int(v) for v in table], dtype=np.int64)[term]
+            items[key] = (vals, np.asarray([v is None for v in table], dtype=bool)[term])
+        else:
+            items[key] = np.asarray(table, dtype=object)[term]
+    items["soc_code"] = np.asarray([int(socs[P["terms"][t]["soc"]]) for t in names], dtype=np.int64)[term]
+    return items
 
 
 def _lab_rows(lb: LabRows, P: dict[str, Any], ids: OArr, start: IArr) -> tuple[int, dict[str, Any]]:
