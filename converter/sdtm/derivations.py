@@ -14,7 +14,7 @@ import pandas as pd
 from converter.frames import keep_where, null_column
 from converter.sdtm.context import RowContext, as_text
 
-__all__ = ["DERIVATIONS", "Derivation", "derivation", "first_present", "latest_date"]
+__all__ = ["DERIVATIONS", "Derivation", "derivation", "first_present", "group_date", "latest_date"]
 
 Derivation = Callable[[RowContext, dict[str, Any]], pd.Series]
 DERIVATIONS: dict[str, Derivation] = {}
@@ -45,3 +45,21 @@ def first_present(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
         col = as_text(ctx.target[name] if name in ctx.target else ctx.col(name))
         out = out.where(out.notna(), col)
     return out.astype(object)
+
+
+@derivation("group_date")
+def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
+    """The earliest (``fn: min``) or latest (``fn: max``) ISO 8601 date of another form's field over that form's
+    records with the row's subject and the same values of the ``by`` fields (e.g. a course's first and last
+    administration: ``{form: EXPOS, field: ADMDT, by: [COURSE], fn: min}``); dates compare as text at full
+    precision."""
+    by = ["SUBJID", *args.get("by", [])]
+    field_ = str(args["field"])
+    src = ctx.records[str(args["form"])][[*by, field_]].dropna()
+    src = src.assign(**{field_: as_text(src[field_])})
+    ordered = src.sort_values([field_, *by], kind="mergesort")
+    agg = ordered.drop_duplicates(by, keep="first" if args.get("fn", "min") == "min" else "last")
+    left = pd.DataFrame({k: as_text(ctx.col(k)) for k in by}, index=ctx.frame.index)
+    right = agg.assign(**{k: as_text(agg[k]) for k in by})
+    merged = left.merge(right, on=by, how="left", validate="many_to_one")
+    return pd.Series(merged[field_].to_numpy(dtype=object), index=ctx.frame.index)

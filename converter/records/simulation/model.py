@@ -96,6 +96,8 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
 }
 #: roles a model may leave out (then the generator writes no such records)
 OPTIONAL_ROLES = frozenset({"prior_therapy"})
+#: items a role may leave out (the prior regimens as one text, where the forms collect them one per record)
+OPTIONAL_ITEMS = frozenset({("diagnosis", "prior_regimen_names")})
 #: what a term of ``terms`` states
 TERM_KEYS = {"soc", "verbatim", "rel", "serious"}
 #: the toxicity generators, in the order they draw
@@ -163,6 +165,8 @@ def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = No
             continue
         fields = schema.forms[spec["form"]].fields
         for item in items:
+            if spec.get(item) is None and (role, item) in OPTIONAL_ITEMS:
+                continue
             if spec.get(item) not in fields:
                 errors.append(f"{name} records.{role}.{item}: {spec.get(item)!r} is not a field of {spec['form']}")
     kinds = [t.get("kind") for t in P["toxicity"].values()]

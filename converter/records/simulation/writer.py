@@ -94,7 +94,7 @@ class _Built:
             return
         fr = _Frame(form, m_rows)
         for item, values in items.items():
-            name = spec[item]
+            name = spec.get(item)
             if name in form.fields:
                 fr.set(name, values)
         self.frames[form.oid] = fr.frame()
