@@ -113,17 +113,28 @@ def test_adverse_events_carry_seriousness_outcome_grade_causality_and_vod() -> N
     assert outcomes <= {"resolved", "recovering", "ongoing", "resolvedWithSequelae", "fatal", "unknown"}
 
 
-def test_labs_with_loinc_ucum_and_mrd() -> None:
+def _short_name(o: dict[str, Any]) -> str:
+    """The SDTM test code an Observation carries on its code (${EXT}/sdtm-short-name)."""
+    return next(e["valueCode"] for e in o["code"]["extension"] if e["url"] == f"{EXT}/sdtm-short-name")
+
+
+def test_labs_with_ncit_loinc_ucum_and_mrd() -> None:
     obs = of_type("Observation")
-    codes = {c["code"] for o in obs for c in o["code"]["coding"]}
-    assert {"MRD", "OVRLRESP", "PLAT"} <= codes
-    plat = next(o for o in obs if any(c.get("code") == "PLAT" for c in o["code"]["coding"]))
+    assert {"MRD", "OVRLRESP", "PLAT"} <= {_short_name(o) for o in obs}
+    plat = next(o for o in obs if _short_name(o) == "PLAT")
+    # the CDISC term's NCIt concept (LBTESTCD PLAT = C51951 in CDISC CT) beside LOINC, the test name as text
+    assert {"system": NCIT, "code": "C51951", "display": "Platelets"} in plat["code"]["coding"]
     assert {"system": "http://loinc.org", "code": "777-3"} in plat["code"]["coding"]
+    assert plat["code"]["text"] == "Platelets"
     assert plat["valueQuantity"]["code"] == "10*9/L" and plat["valueQuantity"]["unit"] == "10^9/L"
-    mrd = next(o for o in obs if any(c.get("code") == "MRD" for c in o["code"]["coding"]))
+    mrd = next(o for o in obs if _short_name(o) == "MRD")
     assert "valueCodeableConcept" in mrd or mrd["status"] == "cancelled"
-    rsp = next(o for o in obs if any(c.get("code") == "OVRLRESP" for c in o["code"]["coding"]))
+    rsp = next(o for o in obs if _short_name(o) == "OVRLRESP")
+    assert {"system": NCIT, "code": "C96613", "display": "Overall Response"} in rsp["code"]["coding"]
     assert rsp["valueCodeableConcept"]["text"]
+    # no code system of the project's own: every coding is of a published terminology
+    systems = {c["system"] for o in obs for cc in (o["code"], *o.get("category", ())) for c in cc.get("coding", ())}
+    assert not any("inoconv" in s for s in systems), systems
 
 
 def test_ndjson_form_refers_by_type_and_id() -> None:

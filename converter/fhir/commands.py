@@ -77,14 +77,24 @@ def _write_csv(path: Path, rows: Iterable[Mapping[str, str]], fields: list[str])
 # --- inoconv fhir ---------------------------------------------------------------------------------------------------
 def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _echo) -> int:
     """SDTM folder -> ``OUT/bundles/*.json`` (study.json + one per subject) and ``OUT/ndjson/<Type>.ndjson``."""
-    from converter.fhir.sdtm_dir import read_sdtm_dir
+    from converter.deid.mark import MARK_FILE, is_deidentified
+    from converter.fhir.provenance import Origin
+    from converter.fhir.sdtm_dir import combine_split, read_sdtm_dir
     from converter.fhir.writer import write_fhir_dir
     from converter.io.package_kind import expect_kind
 
     expect_kind(Path(sdtm_dir), "fhir", ("sdtm",))
-    datasets = read_sdtm_dir(Path(sdtm_dir))
     specs, ct, sdtm_specs = load_fhir_stage()
-    rep = write_fhir_dir(datasets, Path(out), specs, ct, sdtm_specs, strict=strict)
+    sdtm = read_sdtm_dir(Path(sdtm_dir))
+    datasets, combined = combine_split(sdtm, specs.datasets())
+    for domain, names in sorted(combined.items()):
+        echo(f"{domain}: the split datasets {', '.join(names)} are carried as one domain")
+    deid = is_deidentified(Path(sdtm_dir))
+    origin = Origin.of(sdtm, Path(sdtm_dir).resolve().name, specs.files, deid)
+    mark = Path(sdtm_dir) / MARK_FILE if deid else None
+    rep = write_fhir_dir(datasets, Path(out), specs, ct, sdtm_specs, strict=strict, origin=origin, deid_mark=mark)
+    if deid:
+        echo(f"de-identified input: {MARK_FILE} copied, every resource labelled PSEUDED (pseudonymized)")
     rows = [[t, str(n)] for t, n in sorted(rep.counts.items())]
     echo(_table(rows, ["resource type", "resources"]))
     rate = rep.resources / rep.seconds if rep.seconds else 0.0

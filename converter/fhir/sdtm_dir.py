@@ -22,6 +22,11 @@ from converter.spec.model import DatasetSpec, Origin, VariableSpec
 _DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
 
 
+#: JSON files of an SDTM folder that are not datasets: the output folder's manifest (converter.io) and the
+#: de-identification mark ``inoconv deid`` writes (converter.deid.mark.MARK_FILE)
+_NOT_DATASETS = frozenset({"manifest.json", "deid.json"})
+
+
 def read_sdtm_dir(folder: Path) -> dict[str, pd.DataFrame]:
     """Every dataset of an SDTM folder: its ``.xpt``, else its Dataset-JSON ``.json``/``.ndjson`` (a dataset that
     comes only as Dataset-JSON, as ``inoconv tosdtm`` leaves one the XPT v5 rules refuse, is read, not passed over).
@@ -43,7 +48,7 @@ def read_sdtm_dir(folder: Path) -> dict[str, pd.DataFrame]:
         out[(meta.name or p.stem).upper()] = df
     have = {p.stem.upper() for p in xpts}
     found = (x for x in folder.iterdir() if x.suffix.lower() in (".json", ".ndjson") and x.stem.upper() not in have)
-    for p in sorted(x for x in found if x.name != "manifest.json"):  # not the output folder's provenance
+    for p in sorted(x for x in found if x.name not in _NOT_DATASETS):
         try:
             df, meta = read_dataset_json(p)
         except Exception as exc:

@@ -27,6 +27,7 @@ from converter.fhir.fhir_input import input_files, parse_named, read_input
 from converter.fhir.located import FromFhir, Located, Outcome
 from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, SourceSpec, element_codelist
 from converter.fhir.paths import FPath, PathSet, compile_getter, find_all
+from converter.fhir.provenance import is_inoconv_provenance
 from converter.fhir.resource_checks import (
     Index,
     check_ids,
@@ -349,6 +350,12 @@ class Converter(Assembly):
         plan: dict[int, list[Located]] = {}
         sources: dict[int, SourceSpec] = {}
         for it in valid:
+            if it.rtype == "Provenance" and is_inoconv_provenance(it.resource):
+                sink.outcomes.append(
+                    Outcome(it.file, it.where, it.rtype, _rid(it), "derived", "",
+                            "inoconv's Provenance of the conversion: where the data came from, not SDTM data")
+                )  # fmt: skip
+                continue
             s, reason = self.dispatch(it)
             if s is None:
                 sink.outcomes.append(Outcome(it.file, it.where, it.rtype, _rid(it), "not converted", "", reason))

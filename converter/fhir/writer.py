@@ -22,6 +22,7 @@ from converter.errors import ConformanceError, Problem
 from converter.fhir.bundles import iter_bundles
 from converter.fhir.mapping import FhirSpecs
 from converter.fhir.ndjson import NdjsonWriter
+from converter.fhir.provenance import Origin, stamp
 from converter.fhir.resource_checks import parse_conditional, validate_resource
 from converter.fhir.to_fhir import Builder, FhirResult, no_gc, subject_partitions
 from converter.spec.model import DatasetSpec, Terminology
@@ -169,8 +170,13 @@ def write_fhir_dir(
     sdtm_specs: Mapping[str, DatasetSpec] | None = None,
     strict: bool = False,
     partition: int = PARTITION,
+    origin: Origin | None = None,
+    deid_mark: Path | None = None,
 ) -> FhirWrite:
-    """Convert and write the whole FHIR output folder; returns counts and the problems of the input."""
+    """Convert and write the whole FHIR output folder; returns counts and the problems of the input.
+
+    ``origin``: every Bundle gets its Provenance (and, when de-identified, every resource the security label; see
+    :mod:`converter.fhir.provenance`). ``deid_mark``: the input's ``deid.json``, copied into the folder."""
     from converter.io.atomic import atomic_dir
 
     t0 = time.perf_counter()
@@ -180,15 +186,22 @@ def write_fhir_dir(
     with atomic_dir(out) as tmp:
         bdir = tmp / "bundles"
         bdir.mkdir()
+        if deid_mark is not None:
+            (tmp / deid_mark.name).write_bytes(deid_mark.read_bytes())
         taken: set[str] = set()
         with NdjsonWriter(tmp / "ndjson") as nd:
             with no_gc():
                 study = Builder(specs, ct, sdtm_specs).build(datasets, levels=("study",))
             made = frozenset(r.uuid for r in study.resources)
+            key = _study_key(study)
+            if origin is not None:
+                stamp(study, origin, key)
             _emit(study, specs, bdir, taken, nd, report, checks)
             for part in subject_partitions(datasets, partition):
                 with no_gc():
                     result = Builder(specs, ct, sdtm_specs).build(part, levels=("subject",), made_elsewhere=made)
+                if origin is not None:
+                    stamp(result, origin, key)
                 _emit(result, specs, bdir, taken, nd, report, checks)
         if checks is not None:
             report.invalid = checks.finish()
@@ -196,6 +209,11 @@ def write_fhir_dir(
                 raise ConformanceError(report.invalid[:200])
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _study_key(study: FhirResult) -> str:
+    """The conversion's study, for Provenance ids: the identifier values of its ResearchStudy resources."""
+    return ",".join(sorted(r.value for r in study.resources if r.rtype == "ResearchStudy"))
 
 
 def _emit(
