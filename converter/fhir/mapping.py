@@ -761,9 +761,7 @@ def _own_first(resources: dict[str, list[SourceSpec]], from_set: set[int]) -> di
     return out
 
 
-def _with_supp_children(
-    resources: dict[str, list[SourceSpec]], raw: Any, ctx: _Ctx
-) -> dict[str, list[SourceSpec]]:
+def _with_supp_children(resources: dict[str, list[SourceSpec]], raw: Any, ctx: _Ctx) -> dict[str, list[SourceSpec]]:
     """Each domain's SUPP-- dataset as a child group of its parent's first source, where no spec carries it."""
     if not isinstance(raw, dict):
         ctx.err.add("_common.yaml", "supplemental_qualifiers must be {path, item, elements}")

@@ -66,6 +66,38 @@ def read_sdtm_dir(folder: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
+def combine_split(
+    datasets: Mapping[str, pd.DataFrame], carried: set[str]
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+    """Split datasets (SDTMIG 4.1.7: LBCH, LBHE, QSCO ..., and their SUPPLBCH ...) put together as their domain.
+
+    A dataset the FHIR specs do not carry by its own name whose rows are all of one domain (DOMAIN, or RDOMAIN for
+    a SUPP--) that the specs do carry, and whose name is that domain's followed by up to four characters, joins
+    that domain: (the datasets, {domain: [the split datasets it holds]}). The rows keep their order, split by split.
+    FHIR -> SDTM gives the domain back as one dataset."""
+    groups: dict[str, list[str]] = {}
+    for name, df in datasets.items():
+        if name in carried:
+            continue
+        supp = name.startswith("SUPP")
+        col = "RDOMAIN" if supp else "DOMAIN"
+        if col not in df.columns or not len(df):
+            continue
+        values = set(df[col].dropna().astype(str).unique())
+        if len(values) != 1:
+            continue
+        domain = ("SUPP" if supp else "") + values.pop()
+        if domain != name and domain in carried and name.startswith(domain) and len(name) <= len(domain) + 4:
+            groups.setdefault(domain, []).append(name)
+    if not groups:
+        return dict(datasets), {}
+    out = {k: v for k, v in datasets.items() if not any(k in g for g in groups.values())}
+    for domain, names in groups.items():
+        parts = ([datasets[domain]] if domain in datasets else []) + [datasets[n] for n in sorted(names)]
+        out[domain] = pd.concat(parts, ignore_index=True)
+    return out, {d: sorted(n) for d, n in groups.items()}
+
+
 def _variable(name: str, col: pd.Series, order: int) -> VariableSpec:
     if pd.api.types.is_integer_dtype(col.dtype):
         vtype = "integer"

@@ -239,14 +239,18 @@ class Converter(Assembly):
         nodes: list[Any] = [it.resource for it in items]
         refs = [e for e in s.elements if e.kind in ("subject_ref", "study_ref")]
         self._read_elements(refs, nodes, items, s.dataset, index, sink, columns, kinds)
-        # the elements first: they hold the exact values (a decimal VISITNUM 9.299999999999999 of an XPT is 9.3 in
-        # an identifier's text); the identifier's fields fill what no element gave (--SEQ)
+        # the elements carried both ways first: they hold the exact values (a decimal VISITNUM 9.299999999999999
+        # of an XPT is 9.3 in an identifier's text); then the identifier's fields (--SEQ); then the alternatives
+        # read FHIR -> SDTM only (a Patient's id as USUBJID when no identifier of ours names it)
         rest = [e for e in s.elements if e.kind not in ("subject_ref", "study_ref")]
-        self._read_elements(rest, nodes, items, s.dataset, index, sink, columns, kinds)
+        exact = [e for e in rest if e.direction == "both"]
+        self._read_elements(exact, nodes, items, s.dataset, index, sink, columns, kinds)
         for var, vals in self._identifier_values(s, items, columns).items():
             columns.setdefault(var, [None] * n)
             _values_where_missing(columns[var], vals)
             kinds.setdefault(var, "identifier")
+        alternatives = [e for e in rest if e.direction != "both"]
+        self._read_elements(alternatives, nodes, items, s.dataset, index, sink, columns, kinds)
         if s.resource == "Patient":
             for i, it in enumerate(items):
                 u = self.usubjid[id(it)] = as_text(columns.get("USUBJID", [None] * n)[i])
