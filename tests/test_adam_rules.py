@@ -381,6 +381,17 @@ def test_tte_earliest_event_else_latest_censoring() -> None:
     assert vals(df["SRCSEQ"]) == [3, 2]
 
 
+def test_tte_a_censoring_states_its_own_evntdesc_and_cnsdtdsc() -> None:
+    # admiral's censor_source(set_values_to = exprs(EVNTDESC = "Alive", CNSDTDSC = "Alive During Study"))
+    spec = tte_spec()
+    adt = spec[2]["rule"]["tte"]
+    adt["censors"][0] = {**adt["censors"][0], "evntdesc": "ALIVE", "cnsdtdsc": "ALIVE DURING STUDY"}
+    df = build(spec, where="USUBJID != 'S-3'")
+    assert vals(df["CNSR"]) == [1, 0]
+    assert vals(df["EVNTDESC"]) == ["ALIVE", "RELAPSE"]  # the event keeps its description
+    assert vals(df["CNSDTDSC"]) == ["ALIVE DURING STUDY", None]
+
+
 def test_tte_without_any_date_is_a_problem() -> None:
     with pytest.raises(InputError, match="no event and no censoring date"):
         build(tte_spec())

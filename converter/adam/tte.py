@@ -52,6 +52,10 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
                         "SRCSEQ": pd.to_numeric(seq, errors="coerce").to_numpy(dtype=float),
                         "CNSR": int(src.get("cnsr", 0 if kind == "event" else 1)),
                         "EVNTDESC": src.get("description"),
+                        # admiral's set_values_to: a censoring's own EVNTDESC / CNSDTDSC (e.g. Alive / Alive
+                        # During Study); by default the description is the event's EVNTDESC or the censoring's CNSDTDSC
+                        "__evnt": src.get("evntdesc"),
+                        "__cnsd": src.get("cnsdtdsc"),
                         "SRCDOM": src.get("srcdom", src["dataset"]),
                         "SRCVAR": src.get("srcvar", src["date"]),
                     }
@@ -88,5 +92,10 @@ def _tte_attr(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     if attr in ("DESCRIPTION", "EVNTDESC", "CNSDTDSC"):
         desc = ch["EVNTDESC"].astype(object)
         keep = {"DESCRIPTION": np.ones(len(desc), dtype=bool), "EVNTDESC": ~censored, "CNSDTDSC": censored}[attr]
+        own = ch["__evnt" if attr == "EVNTDESC" else "__cnsd"].astype(object) if attr != "DESCRIPTION" else None
+        if own is not None and own.notna().any():  # a source that states its own EVNTDESC / CNSDTDSC
+            given = own.notna().to_numpy()
+            desc = desc.where(~given, own)
+            keep = keep | given
         return keep_where(desc, keep)
     return keep_where(ch[attr].astype(object), ch[attr].notna())

@@ -235,7 +235,9 @@ ADAM_ONLY: tuple[RuleDef, ...] = (
         "row",
         {"events": "sources", "censors": "sources", "start?": "str"},
         "time-to-event date: the earliest date over the event sources, else the latest over the censoring "
-        "sources; each source {dataset, date, filter?, seq?, description?, srcdom?, srcvar?, cnsr?}",
+        "sources; each source {dataset, date, filter?, seq?, description?, srcdom?, srcvar?, cnsr?, evntdesc?, "
+        "cnsdtdsc?} (evntdesc/cnsdtdsc: the record's own EVNTDESC/CNSDTDSC, as admiral's set_values_to, e.g. a "
+        "censoring Alive / Alive During Study)",
     ),
     RuleDef(
         "tte_attr",
@@ -339,7 +341,7 @@ def by_pairs(a: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-TTE_KEYS = {"dataset", "date", "filter", "seq", "description", "srcdom", "srcvar", "cnsr"}
+TTE_KEYS = {"dataset", "date", "filter", "seq", "description", "srcdom", "srcvar", "cnsr", "evntdesc", "cnsdtdsc"}
 TTE_ATTRS: tuple[str, ...] = ENUM_ARGS[("tte_attr", "attr")]
 
 
