@@ -372,6 +372,9 @@ def validate(
     fail_on: Annotated[str, typer.Option("--fail-on", help="error or warning")] = "error",
     out: Annotated[Path | None, typer.Option("--out", help="Where to write findings.json/.csv")] = None,
     overwrite: Overwrite = False,
+    meddra: Annotated[
+        Path | None, typer.Option("--meddra", help="MedDRA's MedAscii folder (llt.asc, pt.asc, mdhier.asc ...)")
+    ] = None,
 ) -> None:
     """Conformance report for a package: CDISC rules, define.xml, FHIR, round trip."""
     from converter.io.outdir import require_inputs
@@ -379,12 +382,12 @@ def validate(
 
     require_inputs([folder])
     if out is None:
-        code = validate_command(folder, fail_on=fail_on, out=None)
+        code = validate_command(folder, fail_on=fail_on, out=None, meddra=meddra)
     else:
         from converter.io.outdir import output_folder
 
         with output_folder(out, inputs=[folder], overwrite=overwrite, command=_command_line()) as dest:
-            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo))
+            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo), meddra=meddra)
     if code:
         raise typer.Exit(code)
 

@@ -15,11 +15,13 @@ def validate_command(
     fail_on: str = "error",
     out: Path | None = None,
     echo: Callable[[str], Any] = print,
+    meddra: Path | None = None,
 ) -> int:
     """0 when no errors were found (with ``fail_on="warning"``: no errors and no warnings), else 1.
 
     ``out``: folder for ``findings.json`` and ``findings.csv`` (UTF-8 with BOM, for Excel); nothing is written
-    when it is None. A missing folder or a bad ``fail_on`` is an input error (exit code 2).
+    when it is None. ``meddra``: the MedAscii folder of a MedDRA release; AE's terms and codes are checked
+    against it. A missing folder, a bad ``fail_on`` or a bad dictionary is an input error (exit code 2).
     """
     from converter.io.package_kind import expect_kind
     from converter.validate.folder import validate_folder
@@ -30,7 +32,11 @@ def validate_command(
     expect_kind(folder, "validate", ("sdtm", "adam", "fhir", "run"))
     if not folder.is_dir():
         raise InputError(problem(str(folder), "", "", "", "folder", "is not a folder (give the folder of the files)"))
-    findings = validate_folder(folder)
+    if meddra is not None:
+        from converter.validate.meddra import MeddraDictionary
+
+        MeddraDictionary.read(meddra)  # a bad dictionary is an input error (exit 2) before any rule runs
+    findings = validate_folder(folder, meddra=meddra)
     echo(f"inoconv validate: {folder}")
     echo(render_table(findings))
     if out is not None:

@@ -307,7 +307,7 @@ def check_roundtrip(sdtm: Path, pkg: Package | None = None) -> list[Finding]:
 
 
 # --- the whole folder -----------------------------------------------------------------------------------------------
-def validate_folder(folder: Path, *, roundtrip: bool = True) -> list[Finding]:
+def validate_folder(folder: Path, *, roundtrip: bool = True, meddra: Path | None = None) -> list[Finding]:
     from converter.validate.adam_rules import run_adam_rules
     from converter.validate.sdtm_rules import run_sdtm_rules
 
@@ -320,7 +320,7 @@ def validate_folder(folder: Path, *, roundtrip: bool = True) -> list[Finding]:
         sdtm_pkg = read_package(parts["sdtm"], folder)
         specs, ct, notes = _load_sdtm_specs()
         out += sdtm_pkg.findings + notes
-        out += sdtm_pkg.with_files(run_sdtm_rules(sdtm_pkg.frames, specs, ct, sdtm_pkg.info))
+        out += sdtm_pkg.with_files(run_sdtm_rules(sdtm_pkg.frames, specs, ct, sdtm_pkg.info, meddra))
         out += check_define(sdtm_pkg, specs)
     if "adam" in parts:
         adam_pkg = read_package(parts["adam"], folder)

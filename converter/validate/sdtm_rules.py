@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from converter.validate.common import (
     utf8_lengths,
 )
 from converter.validate.findings import Finding
+from converter.validate.sdtm_content import meddra_socs, run_content_rules
 
 Frames = Mapping[str, pd.DataFrame]
 TRIAL_DESIGN = {"TA", "TE", "TI", "TS", "TV", "TD", "TM"}
@@ -559,8 +561,10 @@ def run_sdtm_rules(
     specs: Mapping[str, DatasetSpec] | None = None,
     ct: Terminology | None = None,
     info: Mapping[str, DatasetInfo] | None = None,
+    meddra_dir: Path | None = None,
 ) -> list[Finding]:
-    """Every SDTM rule; the spec- and CT-based ones only when specs / terminology are given."""
+    """Every SDTM rule; the spec- and CT-based ones only when specs / terminology are given; MedDRA terms and
+    codes against the MedDRA dictionary in ``meddra_dir`` (MedDRA's ASCII files) when given."""
     out: list[Finding] = []
     if specs is not None:
         out += check_presence(frames, specs)
@@ -578,4 +582,5 @@ def run_sdtm_rules(
     out += check_study_days(frames)
     out += check_supp(frames)
     out += check_ts(frames)
+    out += run_content_rules(frames, meddra_socs(), meddra_dir)
     return out
