@@ -299,6 +299,21 @@ def report(
 
 @app.command()
 @handles_errors
+def guides(
+    out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "guides",
+    overwrite: Overwrite = False,
+) -> None:
+    """The reviewer's guides (cSDRG, ADRG) from the specs, as Markdown and HTML."""
+    from converter.guides import write_guides
+    from converter.io.outdir import output_folder
+
+    with output_folder(out, inputs=[], overwrite=overwrite, command=_command_line()) as dest:
+        for path in write_guides(dest.path):
+            typer.echo(f"wrote {path.name}")
+
+
+@app.command()
+@handles_errors
 def fhir(
     sdtm_dir: Annotated[Path, typer.Argument(help="SDTM folder")],
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "fhir",
