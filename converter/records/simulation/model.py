@@ -62,9 +62,9 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
     ),
     "prior_therapy": ("subject", "number", "treatment"),
     "dosing": ("subject", "course", "drug", "day", "date", "dose", "unit", "frequency", "route"),
-    "response": ("subject", "date", "course", "response", "marrow_blasts", "mrd", "mrd_level"),
+    "response": ("subject", "date", "course", "visit", "response", "marrow_blasts", "mrd", "mrd_level"),
     "transplant": ("subject", "date", "donor"),
-    "relapse": ("subject", "date", "site"),
+    "relapse": ("subject", "date", "visit", "site"),
     "end_of_treatment": ("subject", "date", "courses", "reason"),
     "follow_up": ("subject", "last_alive", "status"),
     "death": ("subject", "date", "cause"),
@@ -92,7 +92,7 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
         *SERIOUSNESS_CRITERIA,
         "action",
     ),
-    "labs": ("subject", "date", "test", "value", "unit"),
+    "labs": ("subject", "date", "visit", "test", "value", "unit"),
 }
 #: roles a model may leave out (then the generator writes no such records)
 OPTIONAL_ROLES = frozenset({"prior_therapy"})
@@ -254,6 +254,7 @@ def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = No
             errors.append(f"{name} terms.{t}: soc {soc!r} is not a MedDRA SOC name (mappings/ct/meddra-soc.yaml)")
         if spec.get("rel") not in codes("adverse_events", "relationship"):
             errors.append(f"{name} terms.{t}: rel {spec.get('rel')!r} is not an AEREL code")
+    errors += _visit_problems(P, name, codes)
     errors += _meddra_problems(P, name)
     errors += _ae_coding_problems(P, name, codes)
     for key, tx in P["toxicity"].items():
@@ -265,6 +266,21 @@ def check_model(P: Mapping[str, Any], schema: FormSchema, path: Path | None = No
         errors.append(f"{name} treatment.assessment_courses must include courses 1 and 2")
     if errors:
         raise SpecError(errors)
+
+
+def _visit_problems(P: Mapping[str, Any], name: str, codes: Callable[[str, str], set[str]]) -> list[str]:
+    """``treatment.visits``: screening, course (with ``{n}``) and follow-up, each a VISIT code of the forms."""
+    vz = P["treatment"].get("visits") or {}
+    if sorted(vz) != ["course", "follow_up", "screening"] or "{n}" not in str(vz.get("course")):
+        return [f"{name} treatment.visits: expected {{screening, course (with {{n}}), follow_up}}"]
+    kmax = int(P["treatment"]["max_courses"])
+    want = [vz["screening"], vz["follow_up"]] + [str(vz["course"]).format(n=k) for k in range(1, kmax + 1)]
+    errors = []
+    for role in ("labs", "response", "relapse"):
+        allowed = codes(role, "visit")
+        if bad := [v for v in want if v not in allowed]:
+            errors.append(f"{name} treatment.visits: {bad} are not VISIT codes of the {role} form")
+    return errors
 
 
 def _meddra_problems(P: Mapping[str, Any], name: str) -> list[str]:

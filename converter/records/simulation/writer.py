@@ -161,7 +161,8 @@ def write_records(b: Baseline, o: Outcome, rng: np.random.Generator, P: dict[str
     )
     wbc = _diagnosis(b, rng, P, ids, built, yes, no)
     built.put("dosing", *_dosing_rows(b, o, P, ids))
-    built.put("response", *_response_rows(o, rng, P, ids, b.start))
+    m_rs, rs_items = _response_rows(o, rng, P, ids, b.start)
+    built.put("response", m_rs, {**rs_items, "visit": visit_codes(P, b, o, o.rs_subj, o.rs_day)})
 
     tp = P["transplant"]
     sc = rows[o.sct]
@@ -182,6 +183,7 @@ def write_records(b: Baseline, o: Outcome, rng: np.random.Generator, P: dict[str
         {
             "subject": ids[rl],
             "date": date_strings(b.start[rl] + o.E[rl]),
+            "visit": visit_codes(P, b, o, rl, o.E[rl]),
             "site": labels(site)[cat(rng, len(rl), site)],
         },
     )
@@ -201,7 +203,7 @@ def write_records(b: Baseline, o: Outcome, rng: np.random.Generator, P: dict[str
         "death", len(dd), {"subject": ids[dd], "date": date_strings(b.start[dd] + o.D[dd]), "cause": ev.cause[dd]}
     )
     built.put("adverse_events", *_ae_rows(ev.ae, o, rng, P, ids, b.start, yes, no))
-    built.put("labs", *_lab_rows(ev.labs, P, ids, b.start))
+    built.put("labs", *_lab_rows(ev.labs, P, ids, b, o))
     return built.records()
 
 
@@ -470,7 +472,21 @@ def _meddra_items(P: dict[str, Any], names: list[str], term: IArr) -> dict[str, 
     return items
 
 
-def _lab_rows(lb: LabRows, P: dict[str, Any], ids: OArr, start: IArr) -> tuple[int, dict[str, Any]]:
+def visit_codes(P: dict[str, Any], b: Baseline, o: Outcome, subj: IArr, day: IArr) -> OArr:
+    """The visit (``treatment.visits``) of records of subjects ``subj`` on ``day`` (days from the first dose):
+    screening before the first dose, course n from its day 1 until the next course given starts, follow-up
+    after the end of treatment."""
+    vz = P["treatment"]["visits"]
+    starts = b.s[subj]
+    k_all = starts.shape[1]
+    given = np.arange(k_all)[None, :] < o.ncourse[subj][:, None]
+    k = ((starts <= day[:, None]) & given).sum(axis=1)
+    names = [str(vz["screening"])] + [str(vz["course"]).format(n=i) for i in range(1, k_all + 1)]
+    codes = np.asarray(names + [str(vz["follow_up"])], dtype=object)
+    return codes[np.where(day > o.eot_day[subj], k_all + 1, k)]
+
+
+def _lab_rows(lb: LabRows, P: dict[str, Any], ids: OArr, b: Baseline, o: Outcome) -> tuple[int, dict[str, Any]]:
     subj, day_, test = np.concatenate(lb.subj), np.concatenate(lb.day), np.concatenate(lb.test)
     value, prio = np.concatenate(lb.value), np.concatenate(lb.prio)
     order = np.lexsort((prio, test, day_, subj))
@@ -480,7 +496,8 @@ def _lab_rows(lb: LabRows, P: dict[str, Any], ids: OArr, start: IArr) -> tuple[i
     units = np.asarray([str(P["labs"]["units"][t]) for t in lb.tests], dtype=object)
     return len(subj), {
         "subject": ids[subj],
-        "date": date_strings(start[subj] + day_),
+        "date": date_strings(b.start[subj] + day_),
+        "visit": visit_codes(P, b, o, subj, day_),
         "test": np.asarray(lb.tests, dtype=object)[test],
         "value": value,
         "unit": units[test],
