@@ -1,4 +1,4 @@
-"""Property test of the command line on mutated input: whatever the bytes, a command answers 0, 1 or 2, never 3
+"""Property test of the command line (sdtm, stream, adam, fhir, tosdtm, validate, roundtrip, report) on mutated input: whatever the bytes, a command answers 0, 1 or 2, never 3
 (an internal error) and never a traceback; it leaves every input file byte for byte as it was and touches nothing
 outside its --out folder.
 
@@ -7,7 +7,7 @@ licence restriction): the CRF records as a CSV folder and as an ODM file, and th
 Bundles) folders the commands make of them. Each example copies one input, mutates one of its files (truncation,
 a flipped bit, a control character, a duplicated or a dropped line) or hands a command a folder of the wrong kind,
 and runs one command in-process (typer's CliRunner) from inside the example's own folder, with a fresh --out.
-Bounded and derandomised: the same 25 examples every run.
+Bounded and derandomised: the same 25 examples every run (about 65 s, so marked slow).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ runner = CliRunner()
 #: which input kinds each command is meant for (anything else is the "wrong kind" case)
 COMMANDS: dict[str, tuple[str, ...]] = {
     "sdtm": ("csv", "odm"),
+    "stream": ("csv", "odm"),
     "adam": ("sdtm", "dsj"),
     "fhir": ("sdtm",),
     "roundtrip": ("sdtm",),
@@ -131,6 +132,7 @@ def cases(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow  # about 65 s: the fixture's five commands and 25 runs
 @settings(
     max_examples=25,
     deadline=None,
@@ -156,6 +158,7 @@ def test_commands_on_mutated_input(inputs: dict[str, Path], case: dict[str, obje
             mutated = str(victim.relative_to(work))
         out = work / "out"
         args = [command, str(target)] + ([] if command == "roundtrip" else ["--out", str(out)])
+        args += ["--workers", "1"] if command == "stream" else []
         before = _snapshot(work, out)
         cwd = os.getcwd()
         os.chdir(work)  # anything written relative to the working folder would show up in the snapshot
