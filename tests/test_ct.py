@@ -33,7 +33,7 @@ SDTM_CODELISTS = {
 ADAM_CODELISTS = {"DATEFL", "TIMEFL", "DTYPE", "PARAMTYP", "SBJTSTAT"}
 SPONSOR_CODELISTS = {
     "REL", "DONOR", "PHSTAT", "CYTOGEN", "SALVLN", "MRDRES", "RSCAT", "RELSITE", "FUSTAT", "PRCAT",
-    "TTEPRMCD", "TTEPARM", "RSPRMCD", "RSPARM", "AGEGR1", "SALVGR1", "EVNTDESC", "CNSDTDSC",
+    "TTEPRMCD", "TTEPARM", "RSPRMCD", "RSPARM", "AGEGR1", "SALVGR1", "EVNTDESC", "CNSDTDSC", "MHCAT", "CMCAT",
 }  # fmt: skip
 
 # CDISC codelists whose own C-code is not confirmed (TOXGR: believed C66784, CDASH links AETOXGR to C87162).
@@ -48,7 +48,7 @@ SPONSOR_EXTENSIONS = {
     "ONCRSR": {"CRp", "CRi", "MCR", "NR", "RELAPSE"},
 }
 UNCONFIRMED = {
-    "DOMAIN": {"DM", "SE", "EX", "PR", "AE", "DS", "MH", "DD", "LB", "RS", "TA", "TE", "TI", "TS", "TV"},
+    "DOMAIN": {"DM", "SE", "SV", "EX", "PR", "AE", "DS", "MH", "DD", "LB", "RS", "TA", "TE", "TI", "TS", "TV"},
     "EPOCH": {"SCREENING", "TREATMENT", "FOLLOW-UP"},
     "ACN": {"DOSE NOT CHANGED", "DOSE REDUCED", "DRUG INTERRUPTED", "DRUG WITHDRAWN"},
     "NCOMPLT": {"ADVERSE EVENT", "LACK OF EFFICACY", "PHYSICIAN DECISION"},
@@ -64,7 +64,7 @@ UNCONFIRMED = {
     "TSPARMCD": {
         "ADDON", "AGEMAX", "AGEMIN", "LENGTH", "SEXPOP", "STOPRULE", "TCNTRL", "TDIGRP", "TITLE", "CURTRT",
         "FCNTRY", "ADAPT", "DCUTDTC", "DCUTDESC", "SSTDTC", "SENDTC", "ACTSUB", "HLTSUBJI", "SDTIGVER", "SDTMVER",
-        "REGID", "EXTTIND", "PDSTIND", "PDPSTIND", "PIPIND", "RDIND", "ONGOSIND", "OUTMSPRI", "OUTMSSEC",
+        "REGID", "EXTTIND", "PDSTIND", "PDPSTIND", "PIPIND", "RDIND", "ONGOSIND", "OUTMSPRI", "OUTMSSEC", "COMPTRT",
     },
     "TSPARM": {
         "Added on to Existing Treatments", "Planned Maximum Age of Subjects", "Planned Minimum Age of Subjects",
@@ -74,7 +74,7 @@ UNCONFIRMED = {
         "Actual Number of Subjects", "Healthy Subject Indicator", "SDTM IG Version", "SDTM Version",
         "Registry Identifier", "Extension Trial Indicator", "Pediatric Study Indicator",
         "Pediatric Postmarket Study Indicator", "Pediatric Investigation Plan Indicator", "Rare Disease Indicator",
-        "Ongoing Study Indicator", "Primary Outcome Measure", "Secondary Outcome Measure",
+        "Ongoing Study Indicator", "Primary Outcome Measure", "Secondary Outcome Measure", "Comparative Treatment Name",
     },
 }  # fmt: skip
 
@@ -116,8 +116,9 @@ FORM_FIELD_CODELISTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("EOT", "EOTRSN"): ("NCOMPLT",),
     ("FU", "FUSTAT"): ("FUSTAT",),
 }
-# Coded fields that are free text in SDTM (no codelist): EXDRUG -> EXTRT (UNII/sponsor text), DTHCAUS -> DD/DS text.
-FREE_TEXT_FIELDS = {("EXPOS", "DRUG"), ("DEATH", "DTHCAUS")}
+# Coded fields that are free text in SDTM (no codelist): EXDRUG -> EXTRT (UNII/sponsor text), DTHCAUS -> DD/DS text;
+# the EDC visit folders (VISIT) are the trial's own visit names (TV), not CDISC terms.
+FREE_TEXT_FIELDS = {("EXPOS", "DRUG"), ("DEATH", "DTHCAUS"), ("LAB", "VISIT"), ("RESP", "VISIT"), ("RELAPSE", "VISIT")}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from converter.frames import keep_where, null_column
-from converter.sdtm.context import RowContext, as_text
+from converter.sdtm.context import RowContext, as_text, full_dates
 
 __all__ = ["DERIVATIONS", "Derivation", "derivation", "first_present", "group_date", "latest_date"]
 
@@ -50,16 +50,31 @@ def first_present(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
 @derivation("group_date")
 def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     """The earliest (``fn: min``) or latest (``fn: max``) ISO 8601 date of another form's field over that form's
-    records with the row's subject and the same values of the ``by`` fields (e.g. a course's first and last
-    administration: ``{form: EXPOS, field: ADMDT, by: [COURSE], fn: min}``); dates compare as text at full
-    precision."""
+    records with the row's subject and the same values of the ``by`` fields, e.g. a course's first and last
+    administration: ``{form: EXPOS, field: ADMDT, by: [COURSE], fn: min}``. ``next: 1`` takes the group whose last
+    ``by`` field is the row's plus one (the next course); ``days`` shifts the date (``-1``: the day before);
+    ``fallback`` names a source field taken where no group matched. Dates compare as text at full precision;
+    a shifted date must be complete (a partial one gives null)."""
     by = ["SUBJID", *args.get("by", [])]
     field_ = str(args["field"])
     src = ctx.records[str(args["form"])][[*by, field_]].dropna()
     src = src.assign(**{field_: as_text(src[field_])})
     ordered = src.sort_values([field_, *by], kind="mergesort")
     agg = ordered.drop_duplicates(by, keep="first" if args.get("fn", "min") == "min" else "last")
-    left = pd.DataFrame({k: as_text(ctx.col(k)) for k in by}, index=ctx.frame.index)
+    keys = {k: ctx.col(k) for k in by}
+    step = int(args.get("next", 0))
+    if step:
+        last = by[-1]
+        keys[last] = pd.to_numeric(keys[last], errors="coerce") + step
+    left = pd.DataFrame({k: as_text(v) for k, v in keys.items()}, index=ctx.frame.index)
     right = agg.assign(**{k: as_text(agg[k]) for k in by})
     merged = left.merge(right, on=by, how="left", validate="many_to_one")
-    return pd.Series(merged[field_].to_numpy(dtype=object), index=ctx.frame.index)
+    out = pd.Series(merged[field_].to_numpy(dtype=object), index=ctx.frame.index)
+    days = int(args.get("days", 0))
+    if days:
+        shifted = full_dates(out) + pd.Timedelta(days=days)
+        out = pd.Series(shifted.dt.strftime("%Y-%m-%d").to_numpy(dtype=object), index=out.index)
+        out = out.where(shifted.notna().to_numpy(), None)
+    if args.get("fallback"):
+        out = out.where(out.notna(), as_text(ctx.col(str(args["fallback"]))))
+    return out.astype(object)
