@@ -19,6 +19,7 @@ from converter.errors import Problem, problem
 from converter.fhir.fhir_input import read_input
 from converter.fhir.located import FromFhir, Located
 from converter.fhir.paths import FPath
+from converter.fhir.terminology_checks import check_codings, check_profiles
 
 _TYPE_NAME = re.compile(r"abc\.([A-Za-z0-9]+)Type\b")
 _LOCAL = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
@@ -260,10 +261,11 @@ def validate_all(items: list[Located]) -> list[Problem]:
 
 def validate_fhir_folder(folder: Path) -> list[Problem]:
     """Every check of a FHIR folder written by ``inoconv fhir`` (its ``bundles/``, else ``ndjson/``; or any folder
-    or file ``inoconv tosdtm`` reads): R4 model validation, references, identifier uniqueness."""
+    or file ``inoconv tosdtm`` reads): R4 model validation, references, identifier uniqueness, and the offline
+    terminology and profile checks of :mod:`converter.fhir.terminology_checks`."""
     sink = FromFhir(datasets={})
     items = read_input(Path(folder), sink)
-    return sink.problems + validate_all(items)
+    return sink.problems + validate_all(items) + check_codings(items) + check_profiles(items)
 
 
 __all__ = [
