@@ -58,7 +58,7 @@ def test_every_variable_of_the_example_has_a_rule_and_every_identifier_is_replac
     dm = after["DM"]
     assert dm["BRTHDTC"].isna().all() and dm["INVNAM"].isna().all()
     assert not (set(dm["SITEID"]) & set(before["DM"]["SITEID"]))
-    assert (after["AE"]["AETERM"] == after["AE"]["AEDECOD"]).all()
+    assert (after["AE"]["AETERM"] == after["AE"]["AELLT"]).all()  # the verbatim text replaced by its coded LLT
     mark = json.loads((deid[0] / "deid.json").read_text())
     assert mark["deidentified"] is True and mark["residual_check"] == "passed" and mark["subjects"] == 59
     report = pd.read_csv(deid[0] / "deid-report.csv")
