@@ -51,7 +51,7 @@ def test_one_resource_per_sdtm_row() -> None:
     assert counts["AdverseEvent"] == len(ds["AE"])
     assert counts["Observation"] == len(ds["LB"]) + len(ds["RS"])
     assert counts["Procedure"] == len(ds["PR"])
-    assert counts["Condition"] == int((ds["SUPPDM"]["QNAM"] == "DIAGDTC").sum())
+    assert counts["Condition"] == len(ds["MH"])  # the disease under study is MH (MHCAT PRIMARY DIAGNOSIS)
     assert counts["ResearchStudy"] == 1
     assert built().problems == []
 
