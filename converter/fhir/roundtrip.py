@@ -215,7 +215,8 @@ def _normalised(col: pd.Series, numeric: bool) -> pd.Series:
     """Values ready to compare: numbers as float64 (NaN for missing), text as object with NaN for missing."""
     if numeric:
         return pd.to_numeric(col, errors="coerce").astype("float64")
-    out = col.astype(object)
+    # a text column may hold numbers (a result column typed by its values): compared as their text, as carried
+    out = col.astype(object).map(lambda v: v if isinstance(v, str) else as_text(v))
     return out.mask(out.isna() | (out == ""))
 
 

@@ -8,7 +8,6 @@ types give (DM from Patient and ResearchSubject, on the source ``key``), numbers
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ import pandas as pd
 
 from converter.fhir.located import FromFhir
 from converter.fhir.mapping import RESULT_TYPES, Element, FhirSpecs, rederivations
+from converter.fhir.study_days import as_submitted, study_days
 from converter.fhir.transforms import as_text
 from converter.spec.model import DatasetSpec
 
@@ -225,7 +225,6 @@ class Assembly:
         dm = out.get("DM")
         if dm is None or "RFSTDTC" not in dm.columns or "USUBJID" not in dm.columns:
             return
-        ref = {u: _day(r) for u, r in zip(dm["USUBJID"], dm["RFSTDTC"], strict=True)}
         for ds, rules in rederivations(self.specs).items():
             df = out.get(ds)
             if df is None or "USUBJID" not in df.columns:
@@ -234,29 +233,16 @@ class Assembly:
                 src = rule.get("study_day")
                 if not src or src not in df.columns:
                     continue
-                vals: list[int | None] = []
-                for u, d in zip(df["USUBJID"], df[src], strict=True):
-                    r0, d0 = ref.get(u), _day(d)
-                    if r0 is None or d0 is None:
-                        vals.append(None)
-                    else:
-                        delta = (d0 - r0).days
-                        vals.append(delta + 1 if delta >= 0 else delta)
-                df[var] = pd.array(vals, dtype="Int64")
+                derived = study_days(dm, df, src)
+                if var in df.columns:  # the submitted value, carried where it is not the derivation's
+                    df[var] = as_submitted(df[var], derived).array
+                else:
+                    df[var] = pd.array(derived, dtype="Int64")
             spec = self.sdtm_specs.get(ds)
             if spec is not None:
                 cols = [c for c in spec.column_names if c in df.columns]
                 cols += [c for c in df.columns if c not in cols]
                 out[ds] = df[cols]
-
-
-def _day(value: Any) -> dt.date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return dt.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
 
 
 __all__ = ["Assembly", "Part"]

@@ -29,6 +29,7 @@ from converter.errors import Problem, problem
 from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
 from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
 from converter.fhir.rowcode import Entry, compile_rows, literal
+from converter.fhir.study_days import submitted_days
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text
 from converter.spec.expr import Expr, evaluate_mask, filter_rows
 from converter.spec.model import DatasetSpec, Terminology
@@ -344,6 +345,7 @@ class Builder:
         made_elsewhere: frozenset[str] = frozenset(),
     ) -> FhirResult:
         """Resources of the sources at ``levels``; ``made_elsewhere``: ids of targets built in another call."""
+        datasets = submitted_days(datasets, self.specs)
         resources: list[Resource] = []
         for rtype in sorted(self.specs.resources, key=self.specs.type_rank):
             for source in self.specs.resources[rtype]:
