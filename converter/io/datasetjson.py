@@ -329,7 +329,8 @@ def read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
     character -> str/None ("" -> None), numbers -> float64, ISO dates with targetDataType integer -> SAS numbers.
 
     A file that is not Dataset-JSON (not JSON, truncated, not UTF-8, rows that do not fit the columns) raises
-    InputError naming the file and where in it."""
+    InputError naming the file and where in it; so does a name, label or character value holding a control
+    character (:func:`control_problems`: the rule of :mod:`converter.text`, tab allowed)."""
 
     try:
         return _read_dataset_json(path)

@@ -10,6 +10,7 @@ read are ``$``-separated, one record a line, with a trailing ``$``:
 
 The other files of the distribution (hlt.asc, hlt_pt.asc, hlgt.asc, hlgt_hlt.asc, soc.asc, soc_hlgt.asc) hold
 nothing mdhier.asc does not, and are not needed. Terms compare case-insensitively (SDTM often upper-cases them).
+An empty code field (a hand-made extract's unknown code; a release has none) is matched by name only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ REQUIRED_FILES = {
 
 def _read_asc(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
-        raise InputError(problem(str(path), "", "", "", "meddra", "MedDRA ASCII file missing (give the MedAscii folder)"))
+        raise InputError(
+            problem(str(path), "", "", "", "meddra", "MedDRA ASCII file missing (give the MedAscii folder)")
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -47,7 +50,7 @@ def _read_asc(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         if not line.strip():
             continue
         parts = line.split("$")
-        if len(parts) < len(columns) or not parts[0].isdigit():
+        if len(parts) < len(columns) or not (parts[0].isdigit() or parts[0] == ""):
             raise InputError(
                 problem(str(path), f"line {i}", columns[0], line[:60], "meddra",
                         f"not a MedDRA ASCII record ({len(columns)} $-separated fields, a numeric code first)")
@@ -56,9 +59,14 @@ def _read_asc(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(columns), dtype=object)
 
 
+def _codes(col: pd.Series) -> pd.Series:
+    """MedDRA codes as floats (an empty field - a hand-made extract's unknown code - is NaN: not checked)."""
+    return pd.to_numeric(col.str.strip(), errors="coerce").astype(float)
+
+
 @dataclass(frozen=True)
 class MeddraDictionary:
-    llt: pd.DataFrame  # llt_code (int), llt_name (upper), pt_code (int)
+    llt: pd.DataFrame  # llt_code, llt_name (upper), pt_code (codes as floats, NaN where empty)
     pt: pd.DataFrame  # pt_code, pt_name
     primary: pd.DataFrame  # per PT its primary path: hlt/hlgt/soc codes and names
 
@@ -69,20 +77,20 @@ class MeddraDictionary:
             raise InputError(problem(str(folder), "", "", "", "meddra", "is not a folder (the MedAscii folder)"))
         t = {name: _read_asc(folder / name, cols) for name, cols in REQUIRED_FILES.items()}
         llt = pd.DataFrame(
-            {"llt_code": t["llt.asc"].llt_code.astype(np.int64), "llt_name": t["llt.asc"].llt_name.str.upper(),
-             "pt_code": t["llt.asc"].pt_code.astype(np.int64)}
+            {"llt_code": _codes(t["llt.asc"].llt_code), "llt_name": t["llt.asc"].llt_name.str.upper(),
+             "pt_code": _codes(t["llt.asc"].pt_code)}
         )  # fmt: skip
-        pt = pd.DataFrame({"pt_code": t["pt.asc"].pt_code.astype(np.int64), "pt_name": t["pt.asc"].pt_name.str.upper()})
+        pt = pd.DataFrame({"pt_code": _codes(t["pt.asc"].pt_code), "pt_name": t["pt.asc"].pt_name.str.upper()})
         h = t["mdhier.asc"]
         h = h[h.primary_soc_fg.str.upper() == "Y"]
         primary = pd.DataFrame(
             {
-                "pt_code": h.pt_code.astype(np.int64),
-                **{f"{lv}_code": h[f"{lv}_code"].astype(np.int64) for lv in ("hlt", "hlgt", "soc")},
-                **{f"{lv}_name": h[f"{lv}_name"].str.upper() for lv in ("hlt", "hlgt", "soc")},
+                "pt_code": _codes(h.pt_code),
+                **{f"{lv}_code": _codes(h[f"{lv}_code"]) for lv in ("hlt", "hlgt", "soc")},
+                **{f"{lv}_name": h[f"{lv}_name"].str.upper().replace("", None) for lv in ("hlt", "hlgt", "soc")},
             }
-        ).drop_duplicates("pt_code")
-        return cls(llt.drop_duplicates("llt_code"), pt.drop_duplicates("pt_code"), primary)
+        ).drop_duplicates(["pt_code", "soc_code"])
+        return cls(llt.drop_duplicates(["llt_code", "llt_name"]), pt.drop_duplicates(["pt_code", "pt_name"]), primary)
 
     def check_ae(self, ae: pd.DataFrame) -> list[Finding]:
         """INO-SDTM-054: every LLT/PT code and name of AE as the dictionary has them, and the PT's primary path."""
@@ -98,8 +106,8 @@ class MeddraDictionary:
             return np.asarray([None if v is None else str(v).upper() for v in text_values(ae[var])], dtype=object)
 
         def lookup(codes: np.ndarray, table: pd.DataFrame, key: str, field: str) -> np.ndarray:
-            m = dict(zip(table[key].to_numpy(), table[field].to_numpy(), strict=True))
-            return np.asarray([m.get(int(c)) if not np.isnan(c) else None for c in codes], dtype=object)
+            m = {k: v for k, v in zip(table[key].to_numpy(), table[field].to_numpy(), strict=True) if not pd.isna(v)}
+            return np.asarray([m.get(float(c)) if not np.isnan(c) else None for c in codes], dtype=object)
 
         def report(var: str, bad: np.ndarray, msg: str, **vals: np.ndarray) -> None:
             out.extend(row_findings("INO-SDTM-054", "AE", var, ae, bad, msg, **vals))
@@ -111,7 +119,9 @@ class MeddraDictionary:
         given = col_names("AELLT")
         bad = has & (llt_name != None) & (given != None) & (given != llt_name)  # noqa: E711
         report("AELLT", bad, "AELLT {g!r} is not the name of LLT {c:.0f} ({w!r})", g=given, c=lltcd, w=llt_name)
-        llt_pt = lookup(lltcd, self.llt, "llt_code", "pt_code").astype(float)
+        llt_pt = np.asarray(
+            [np.nan if v is None else v for v in lookup(lltcd, self.llt, "llt_code", "pt_code")], dtype=float
+        )
         bad = has & ~np.isnan(llt_pt) & ~np.isnan(ptcd) & (llt_pt != ptcd)
         report("AEPTCD", bad, "AEPTCD {p:.0f} is not the PT of LLT {c:.0f} ({w:.0f})", p=ptcd, c=lltcd, w=llt_pt)
         pt_name = lookup(ptcd, self.pt, "pt_code", "pt_name")
@@ -123,14 +133,28 @@ class MeddraDictionary:
         known_pt = set(self.pt.pt_name)
         bad = ~hasp & (dec != None) & ~np.isin(dec.astype(str), list(known_pt))  # noqa: E711
         report("AEDECOD", bad, "AEDECOD {g!r} is not a MedDRA PT", g=dec)
-        for lv, name_var, code_var in (("hlt", "AEHLT", "AEHLTCD"), ("hlgt", "AEHLGT", "AEHLGTCD"), ("soc", "AESOC", "AESOCCD")):
-            want_code = lookup(ptcd, self.primary, "pt_code", f"{lv}_code").astype(float)
+        for lv, name_var, code_var in (
+            ("hlt", "AEHLT", "AEHLTCD"),
+            ("hlgt", "AEHLGT", "AEHLGTCD"),
+            ("soc", "AESOC", "AESOCCD"),
+        ):
+            want_code = np.asarray(
+                [np.nan if v is None else v for v in lookup(ptcd, self.primary, "pt_code", f"{lv}_code")], dtype=float
+            )
             want_name = lookup(ptcd, self.primary, "pt_code", f"{lv}_name")
             got_code, got_name = col_codes(code_var), col_names(name_var)
             bad = ~np.isnan(want_code) & ~np.isnan(got_code) & (got_code != want_code)
-            report(code_var, bad, f"{code_var} {{g:.0f}} is not the primary-path {lv.upper()} of PT {{p:.0f}} ({{w:.0f}})",
-                   g=got_code, p=ptcd, w=want_code)  # fmt: skip
+            what = f"the primary-path {lv.upper()} of PT"
+            report(
+                code_var,
+                bad,
+                f"{code_var} {{g:.0f}} is not {what} {{p:.0f}} ({{w:.0f}})",
+                g=got_code,
+                p=ptcd,
+                w=want_code,
+            )
             bad = (want_name != None) & (got_name != None) & (got_name != want_name)  # noqa: E711
-            report(name_var, bad, f"{name_var} {{g!r}} is not the primary-path {lv.upper()} of PT {{p:.0f}} ({{w!r}})",
-                   g=got_name, p=ptcd, w=want_name)  # fmt: skip
+            report(
+                name_var, bad, f"{name_var} {{g!r}} is not {what} {{p:.0f}} ({{w!r}})", g=got_name, p=ptcd, w=want_name
+            )
         return out

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from converter.spec.yamlines import load_yaml_lines, strip_lines
 from converter.paths import mappings_dir
+from converter.spec.yamlines import load_yaml_lines, strip_lines
 from converter.validate.common import finding, is_null, numbers, row_findings, text_values
 from converter.validate.findings import Finding
 from converter.validate.meddra import MeddraDictionary
@@ -40,7 +40,6 @@ AE_MEDDRA_PAIRS = (
 )
 #: SDTMIG 3.4 seriousness criteria of AE (CORE-000266 counts any of them)
 SERIOUS_CRITERIA = ("AESCAN", "AESCONG", "AESDISAB", "AESDTH", "AESHOSP", "AESLIFE", "AESOD", "AESMIE")
-
 
 
 def meddra_socs() -> dict[str, int] | None:
@@ -83,12 +82,14 @@ def check_meddra(
             want = np.asarray([socs.get(str(s), np.nan) if s is not None else np.nan for s in soc], dtype=float)
             got = numbers(ae["AESOCCD"])
             bad = known & ~np.isnan(got) & ~np.isnan(want) & (got != want)
-            out += row_findings("INO-SDTM-051", "AE", "AESOCCD", ae, bad, "AESOCCD {g:.0f} is not the code of {s!r} ({w:.0f})",
-                                g=got, s=soc, w=want)  # fmt: skip
+            msg = "AESOCCD {g:.0f} is not the code of {s!r} ({w:.0f})"
+            out += row_findings("INO-SDTM-051", "AE", "AESOCCD", ae, bad, msg, g=got, s=soc, w=want)
     if "AEBODSYS" in ae.columns:
         bod = text_values(ae["AEBODSYS"])
         bad = pd.Series(bod).ne(pd.Series(soc)).to_numpy() & ~is_null(ae["AESOC"])
-        out += row_findings("INO-SDTM-052", "AE", "AEBODSYS", ae, bad, "AEBODSYS {b!r} is not AESOC {s!r}", b=bod, s=soc)
+        out += row_findings(
+            "INO-SDTM-052", "AE", "AEBODSYS", ae, bad, "AEBODSYS {b!r} is not AESOC {s!r}", b=bod, s=soc
+        )
     if "AEBDSYCD" in ae.columns and "AESOCCD" in ae.columns:
         b, s = numbers(ae["AEBDSYCD"]), numbers(ae["AESOCCD"])
         bad = ~(np.isnan(b) & np.isnan(s)) & ~(b == s)
@@ -185,13 +186,19 @@ def check_visits(frames: Frames) -> list[Finding]:
         dom = name[:2]
         dtc = next((c for c in (f"{dom}DTC", f"{dom}STDTC") if c in df.columns), None)
         when = text_values(df[dtc]) if dtc else vn
-        out += row_findings("INO-SDTM-060", name, "VISITNUM", df, np.isnan(vn), "VISITNUM is null (record of {d})", d=when)
+        out += row_findings(
+            "INO-SDTM-060", name, "VISITNUM", df, np.isnan(vn), "VISITNUM is null (record of {d})", d=when
+        )
         if "VISIT" in df.columns:
             pairs = pd.DataFrame({"n": vn, "v": text_values(df["VISIT"])}).dropna()
             for a, b in (("n", "v"), ("v", "n")):
                 c = pairs.groupby(a)[b].nunique()
                 for v in c.index[c > 1]:
-                    out.append(finding("INO-SDTM-061", name, "VISITNUM", f"VISITNUM/VISIT: {v!r} pairs with {int(c[v])} values"))
+                    out.append(
+                        finding(
+                            "INO-SDTM-061", name, "VISITNUM", f"VISITNUM/VISIT: {v!r} pairs with {int(c[v])} values"
+                        )
+                    )
     return out
 
 
