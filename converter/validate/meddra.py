@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,7 +110,7 @@ class MeddraDictionary:
             m = {k: v for k, v in zip(table[key].to_numpy(), table[field].to_numpy(), strict=True) if not pd.isna(v)}
             return np.asarray([m.get(float(c)) if not np.isnan(c) else None for c in codes], dtype=object)
 
-        def report(var: str, bad: np.ndarray, msg: str, **vals: np.ndarray) -> None:
+        def report(var: str, bad: np.ndarray, msg: str, **vals: Any) -> None:
             out.extend(row_findings("INO-SDTM-054", "AE", var, ae, bad, msg, **vals))
 
         lltcd, ptcd = col_codes("AELLTCD"), col_codes("AEPTCD")

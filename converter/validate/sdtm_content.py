@@ -54,7 +54,7 @@ def meddra_socs() -> dict[str, int] | None:
 def _codes_ok(col: pd.Series) -> np.ndarray:
     """True where the value is null or a whole number of 8 digits."""
     v = numbers(col)
-    return np.isnan(v) | ((v == np.floor(v)) & (v >= 10_000_000) & (v <= 99_999_999))
+    return np.asarray(np.isnan(v) | ((v == np.floor(v)) & (v >= 10_000_000) & (v <= 99_999_999)), dtype=bool)
 
 
 def check_meddra(

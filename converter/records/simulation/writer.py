@@ -423,7 +423,9 @@ def _ae_rows(
     flagged = np.isin(term, [names.index(t) for t in az["flag_terms"]])
     coding = _meddra_items(P, names, term)
     criteria = {
-        crit: np.where(ser, choose(np.isin(grade, [int(g) for g in (grades or [])]), yes, no), None).astype(object)
+        crit: np.where(ser, choose(np.isin(grade, [int(g) for g in (grades or [])]), yes, no), np.asarray(None)).astype(
+            object
+        )
         for crit, grades in az["seriousness"].items()
     }
     act = az["action"]
@@ -483,7 +485,8 @@ def visit_codes(P: dict[str, Any], b: Baseline, o: Outcome, subj: IArr, day: IAr
     k = ((starts <= day[:, None]) & given).sum(axis=1)
     names = [str(vz["screening"])] + [str(vz["course"]).format(n=i) for i in range(1, k_all + 1)]
     codes = np.asarray(names + [str(vz["follow_up"])], dtype=object)
-    return codes[np.where(day > o.eot_day[subj], k_all + 1, k)]
+    out: OArr = codes[np.where(day > o.eot_day[subj], k_all + 1, k)]
+    return out
 
 
 def _lab_rows(lb: LabRows, P: dict[str, Any], ids: OArr, b: Baseline, o: Outcome) -> tuple[int, dict[str, Any]]:
