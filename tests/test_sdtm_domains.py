@@ -55,7 +55,14 @@ def test_cm_holds_every_prior_regimen_in_order_and_the_prespecified_question() -
         zip(usubjid(answered["SUBJID"]), answered["PRBLIN"], strict=True)
     )
     assert cm["CMDECOD"].isna().all()  # WHODrug is licensed: no dictionary term is invented
-    assert set(cm["CMCAT"]) == {"PRIOR CANCER THERAPY"}
+    assert set(cm["CMCAT"]) == {"PRIOR CANCER THERAPY", "SUPPORTIVE CARE"}
+    sup, con = cm[cm["CMCAT"] == "SUPPORTIVE CARE"], raw("CONMED")
+    assert len(sup) == len(con) > 0
+    got_sup = sorted(zip(sup["USUBJID"], sup["CMTRT"], sup["CMINDC"], sup["CMSTDTC"], sup["CMENDTC"], strict=True))
+    want_sup = zip(usubjid(con["SUBJID"]), con["CMTRT"], con["CMINDC"], con["CMSTDT"], con["CMENDT"], strict=True)
+    assert got_sup == sorted(want_sup)
+    assert (sup["CMSTDTC"] <= sup["CMENDTC"]).all() and set(sup["EPOCH"]) <= {"TREATMENT", "FOLLOW-UP"}
+    assert cm.loc[cm["CMCAT"] == "PRIOR CANCER THERAPY", "EPOCH"].isna().all()  # no dates, no epoch
     # CMSEQ 1..n per subject
     for _, g in cm.groupby("USUBJID"):
         assert sorted(g["CMSEQ"]) == list(range(1, len(g) + 1))

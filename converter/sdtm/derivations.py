@@ -73,8 +73,8 @@ def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     days = int(args.get("days", 0))
     if days:
         shifted = full_dates(out) + pd.Timedelta(days=days)
-        out = pd.Series(shifted.dt.strftime("%Y-%m-%d").to_numpy(dtype=object), index=out.index)
-        out = out.where(shifted.notna().to_numpy(), None)
+        text = shifted.dt.strftime("%Y-%m-%d").astype(object)
+        out = keep_where(text, shifted.notna())
     if args.get("fallback"):
         out = out.where(out.notna(), as_text(ctx.col(str(args["fallback"]))))
     return out.astype(object)

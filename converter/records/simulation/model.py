@@ -68,6 +68,7 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
         "prior_agent",
     ),
     "prior_therapy": ("subject", "number", "treatment"),
+    "supportive_care": ("subject", "number", "treatment", "indication", "start", "end"),
     "dosing": ("subject", "course", "drug", "day", "date", "dose", "unit", "frequency", "route"),
     "response": ("subject", "date", "course", "visit", "response", "marrow_blasts", "mrd", "mrd_level"),
     "transplant": ("subject", "date", "donor"),
@@ -102,7 +103,7 @@ RECORD_ROLES: dict[str, tuple[str, ...]] = {
     "labs": ("subject", "date", "visit", "test", "value", "unit"),
 }
 #: roles a model may leave out (then the generator writes no such records)
-OPTIONAL_ROLES = frozenset({"prior_therapy"})
+OPTIONAL_ROLES = frozenset({"prior_therapy", "supportive_care"})
 #: items a role may leave out (the prior regimens as one text, where the forms collect them one per record)
 OPTIONAL_ITEMS = frozenset({("diagnosis", "prior_regimen_names")})
 #: what a term of ``terms`` states

@@ -204,7 +204,36 @@ def write_records(b: Baseline, o: Outcome, rng: np.random.Generator, P: dict[str
     )
     built.put("adverse_events", *_ae_rows(ev.ae, o, rng, P, ids, b.start, yes, no))
     built.put("labs", *_lab_rows(ev.labs, P, ids, b, o))
+    built.put("supportive_care", *_supportive_care_rows(b, o, rng, P, ids))  # last: its draws change nothing else
     return built.records()
+
+
+def _supportive_care_rows(
+    b: Baseline, o: Outcome, rng: np.random.Generator, P: dict[str, Any], ids: OArr
+) -> tuple[int, dict[str, Any]]:
+    """One record per supportive-care agent a subject receives (``supportive_care`` of the model; none without)."""
+    agents = P.get("supportive_care") or []
+    n = b.n
+    if not agents or n == 0:
+        return 0, {"subject": np.empty(0, dtype=object)}
+    share = np.asarray([float(a["share"]) for a in agents])
+    given = rng.random((n, len(agents))) < share[None, :]
+    si, ai = np.nonzero(given)
+    first = b.start[si] + np.asarray([int(a.get("start_day", 0)) for a in agents], dtype=np.int64)[ai]
+    days = np.asarray([int(a.get("days", 0)) for a in agents], dtype=np.int64)[ai]
+    eot = b.start[si] + o.eot_day[si]
+    last = np.where(days > 0, first + days - 1, np.maximum(eot, first))
+    number = np.zeros(len(si), dtype=np.int64)
+    if len(si):
+        number = (np.arange(len(si)) - np.searchsorted(si, si)) + 1  # 1..k per subject (si is sorted)
+    return len(si), {
+        "subject": ids[si],
+        "number": number,
+        "treatment": np.asarray([str(a["treatment"]) for a in agents], dtype=object)[ai],
+        "indication": np.asarray([str(a.get("indication", "")) or None for a in agents], dtype=object)[ai],
+        "start": date_strings(first),
+        "end": date_strings(last),
+    }
 
 
 def _diagnosis(
