@@ -42,6 +42,10 @@ import pandas as pd
 import pyreadstat
 
 from converter.errors import ConformanceError
+from converter.io.sas_formats import SAS_EPOCH as SAS_EPOCH
+from converter.io.sas_formats import SasFormat as SasFormat
+from converter.io.sas_formats import parse_sas_format
+from converter.io.sas_formats import temporal_kind as temporal_kind
 from converter.io.xpt_values import control_problems, label_problems, value_problems
 from converter.spec.model import DatasetSpec, VariableSpec
 
@@ -55,57 +59,12 @@ IBM_MIN = 16.0**-65
 MAX_LISTED = 20  # rows listed per variable and rule; the rest are counted
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
-_SAS_FORMAT = re.compile(r"^(?P<name>\$?(?:[A-Z_](?:[A-Z0-9_]*[A-Z_])?)?)(?P<w>\d*)\.(?P<d>\d*)$")
 _LIBRARY_HEADER = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 _NAMESTR_HEADER = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
 _NAMESTR_SIZE = 140
 
-# SAS formats that make a number a date (days since 1960-01-01), a datetime (seconds) or a time (seconds).
-_DATE_FORMATS = frozenset(
-    {"DATE", "E8601DA", "IS8601DA", "B8601DA", "YYMMDD", "MMDDYY", "DDMMYY", "WORDDATE", "WORDDATX", "WEEKDATE",
-     "WEEKDATX", "MONYY", "YYMON", "DAY", "JULIAN", "NENGO", "YYQ", "EURDFDE", "MINGUO"}
-)  # fmt: skip
-_DATETIME_FORMATS = frozenset({"DATETIME", "E8601DT", "IS8601DT", "B8601DT", "DATEAMPM", "E8601DN"})
-_TIME_FORMATS = frozenset({"TIME", "TOD", "E8601TM", "IS8601TM", "B8601TM", "HHMM", "HOUR", "MMSS", "TIMEAMPM"})
-SAS_EPOCH = pd.Timestamp("1960-01-01")
-
 
 # --- shared helpers (also used by the Dataset-JSON and Define-XML writers) ------------------------------------------
-@dataclass(frozen=True)
-class SasFormat:
-    name: str  # "" for w.d, "$CHAR", "DATE", ...
-    width: int | None
-    decimals: int | None
-
-    def __str__(self) -> str:
-        w = "" if self.width is None else str(self.width)
-        d = "" if self.decimals is None else str(self.decimals)
-        return f"{self.name}{w}.{d}"
-
-
-def parse_sas_format(text: str) -> SasFormat | None:
-    """``DATE9.`` -> SasFormat("DATE", 9, None); ``8.2`` -> ("", 8, 2); None when not a SAS format."""
-    m = _SAS_FORMAT.match(text.strip().upper())
-    if not m or (not m["name"] and not m["w"]):
-        return None
-    return SasFormat(m["name"], int(m["w"]) if m["w"] else None, int(m["d"]) if m["d"] else None)
-
-
-def temporal_kind(fmt: str | None) -> str | None:
-    """'date' / 'datetime' / 'time' when a numeric variable's SAS format makes it one, else None."""
-    parsed = parse_sas_format(fmt) if fmt else None
-    if parsed is None:
-        return None
-    name = parsed.name
-    if name in _DATE_FORMATS or name.startswith(("YYMMDD", "MMDDYY", "DDMMYY")):
-        return "date"
-    if name in _DATETIME_FORMATS:
-        return "datetime"
-    if name in _TIME_FORMATS:
-        return "time"
-    return None
-
-
 def is_char(var: VariableSpec) -> bool:
     return not var.numeric
 
