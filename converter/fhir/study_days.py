@@ -69,7 +69,7 @@ def as_submitted(values: pd.Series, derived: list[int | None]) -> pd.Series:
     derivation."""
     out: list[int | None] = []
     for v, d in zip(values.astype(object), derived, strict=True):
-        if v is None or (isinstance(v, float) and v != v):
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
             out.append(d)
         elif isinstance(v, str):
             out.append(None if v.strip() in ("", ".") else round(float(v)))
