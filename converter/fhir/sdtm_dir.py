@@ -17,7 +17,7 @@ import pandas as pd
 
 from converter.errors import InputError, Problem, problem
 from converter.io.csv_out import write_frame
-from converter.spec.model import DatasetSpec, Origin, VariableSpec
+from converter.spec.model import DatasetSpec
 
 _DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
 
@@ -98,38 +98,26 @@ def combine_split(
     return out, {d: sorted(n) for d, n in groups.items()}
 
 
-def _variable(name: str, col: pd.Series, order: int) -> VariableSpec:
-    if pd.api.types.is_integer_dtype(col.dtype):
-        vtype = "integer"
-    elif pd.api.types.is_float_dtype(col.dtype):
-        vtype = "float"
-    else:
-        vtype = "text"
-    return VariableSpec(name=name, label=name, type=vtype, order=order, core="Perm", origin=Origin("Derived"), rules={})
-
-
 def spec_for(name: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec]) -> DatasetSpec:
-    """The SDTM spec of a dataset restricted to its columns (extra columns appended), or a minimal one."""
+    """The spec a dataset is written with, sized by its data: the trial's SDTM spec restricted to the columns it
+    declares, the SDTMIG 3.4 metadata (names, labels, types, order) for every other column and for a dataset the
+    trial specs do not describe (:func:`converter.spec.standards.ig_spec`). Character lengths are never the
+    trial's: each is the longest value (FDA: no longer than needed), so another study's data (STUDYID
+    "CDISCPILOT01") fits."""
+    from converter.spec.standards import ig_spec
+
+    standard = ig_spec(name, df)
     known = sdtm_specs.get(name)
-    if known is not None:
-        have = {v.name: v for v in known.variables if v.name in df.columns}
-        variables = list(have.values())
-        top = max((v.order for v in variables), default=0)
-        for i, c in enumerate(c for c in df.columns if c not in have):
-            variables.append(_variable(str(c), df[c], top + 1 + i))
-        keys = tuple(k for k in known.keys if k in df.columns)
-        return dataclasses.replace(known, variables=tuple(variables), keys=keys, sources=(), depends=())
-    variables = [_variable(str(c), df[c], i) for i, c in enumerate(df.columns, start=1)]
-    keys = tuple(k for k in ("STUDYID", "USUBJID", f"{name[:2]}SEQ") if k in df.columns)
-    return DatasetSpec(
-        name=name,
-        label=name,
-        cls="",
-        structure="",
-        standard="SDTMIG 3.4",
-        keys=keys,
-        variables=tuple(variables),
-    )
+    if known is None:
+        return standard
+    have = {v.name: dataclasses.replace(v, length=None) for v in known.variables if v.name in df.columns}
+    variables = list(have.values())
+    top = max((v.order for v in variables), default=0)
+    extra = [v for v in standard.ordered if v.name not in have]
+    for i, v in enumerate(extra):
+        variables.append(dataclasses.replace(v, order=top + 1 + i))
+    keys = tuple(k for k in known.keys if k in df.columns)
+    return dataclasses.replace(known, variables=tuple(variables), keys=keys, sources=(), depends=())
 
 
 def write_sdtm_dir(

@@ -93,7 +93,9 @@ def _reference_errors(tree: etree._ElementTree) -> list[str]:
 
 
 # --- cross-check with the data -------------------------------------------------------------------------------------
-def crosscheck_define(define_path: Path | str, datasets: Mapping[str, tuple[pd.DataFrame, DatasetSpec]]) -> list[str]:
+def crosscheck_define(
+    define_path: Path | str, datasets: Mapping[str, tuple[pd.DataFrame, DatasetSpec | None]]
+) -> list[str]:
     """Define-XML against the data it describes; empty list when they agree.
 
     Every dataset and variable in the data is in define.xml and vice versa (same order); every codelist a spec
@@ -183,7 +185,12 @@ def _check_length(where: str, item: etree._Element, values: list[str], numeric: 
 
 
 def _check_item(
-    ds: str, var: str, item: etree._Element, col: pd.Series, codelists: dict[str, etree._Element], spec: DatasetSpec
+    ds: str,
+    var: str,
+    item: etree._Element,
+    col: pd.Series,
+    codelists: dict[str, etree._Element],
+    spec: DatasetSpec | None,
 ) -> list[str]:
     where = f"{ds}.{var}"
     problems: list[str] = []
@@ -192,13 +199,13 @@ def _check_item(
     problems += _check_length(where, item, values, numeric)
     ref = item.find("odm:CodeListRef", NS)
     try:
-        want = spec.variable(var).codelist
+        want = spec.variable(var).codelist if spec is not None else None
     except KeyError:
         want = None
     have = str(ref.get("CodeListOID")) if ref is not None else None
     if want and have != f"CL.{want}":
         problems.append(f"{where}: the spec names codelist {want} but define.xml references {have}")
-    if have and not want:
+    if have and not want and spec is not None:  # no spec: the define.xml is the spec
         problems.append(f"{where}: define.xml references {have} but the spec names no codelist")
     if have:
         cl = codelists.get(have)

@@ -3,6 +3,7 @@
 
 * :mod:`.findings` - the :class:`Finding` (rule, severity, file, dataset, variable, subject, row) and the reports;
 * :mod:`.common` - the rule registry and shared helpers; :mod:`.sdtm_rules`, :mod:`.adam_rules` - the rules;
+* :mod:`.standard_rules` - any package against SDTMIG 3.4 (no trial spec); :mod:`.levels` - which spec applies;
 * :mod:`.folder` - what a folder holds, reading every deliverable, the Define-XML / FHIR / round-trip checks;
 * :mod:`.pairs` - a dataset delivered as XPT and as Dataset-JSON: do they say the same;
 * :mod:`.commands` - the command.
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
     from converter.validate.adam_rules import run_adam_rules
     from converter.validate.findings import Finding, exit_code, render_table, write_reports
     from converter.validate.folder import detect, read_package, validate_folder
+    from converter.validate.levels import sdtm_spec_level
     from converter.validate.pairs import check_dataset_json, compare_pair
     from converter.validate.sdtm_rules import run_sdtm_rules
+    from converter.validate.standard_rules import run_standard_level, run_standard_rules
 
 __all__ = [
     "Finding",
@@ -32,6 +35,9 @@ __all__ = [
     "render_table",
     "run_adam_rules",
     "run_sdtm_rules",
+    "run_standard_level",
+    "run_standard_rules",
+    "sdtm_spec_level",
     "validate_folder",
     "write_reports",
 ]
@@ -48,6 +54,9 @@ _WHERE = {
     "compare_pair": "pairs",
     "run_adam_rules": "adam_rules",
     "run_sdtm_rules": "sdtm_rules",
+    "run_standard_level": "standard_rules",
+    "run_standard_rules": "standard_rules",
+    "sdtm_spec_level": "levels",
 }
 
 

@@ -231,7 +231,11 @@ def check_define(pkg: Package, specs: Mapping[str, DatasetSpec] | None) -> list[
         out = [finding("INO-DEFINE-001", "", message=str(m), file=where) for m in validate_define(path)]
     except Exception as exc:  # the check could not run: an error, never a pass
         return [finding("INO-DEFINE-001", "", message=f"could not be checked: {type(exc).__name__}: {exc}", file=where)]
-    pairs = {n: (df, specs[n]) for n, df in pkg.frames.items() if specs and n in specs}
+    pairs: dict[str, tuple[pd.DataFrame, DatasetSpec | None]]
+    if specs is None:  # no spec given: the define.xml is the spec (lengths, codelists, labels, variables)
+        pairs = {n: (df, None) for n, df in pkg.frames.items()}
+    else:
+        pairs = {n: (df, specs[n]) for n, df in pkg.frames.items() if n in specs}
     if pairs:
         try:
             problems = crosscheck_define(path, pairs)
@@ -312,9 +316,22 @@ def check_roundtrip(sdtm: Path, pkg: Package | None = None) -> list[Finding]:
 
 
 # --- the whole folder -----------------------------------------------------------------------------------------------
-def validate_folder(folder: Path, *, roundtrip: bool = True, meddra: Path | None = None) -> list[Finding]:
+def merge_levels(specific: list[Finding], standard: list[Finding]) -> list[Finding]:
+    """The spec level's findings, then the standard level's that say something the spec level did not (same rule,
+    dataset, variable and row: the spec level's message is kept)."""
+    seen = {(f.rule_id, f.dataset, f.variable, f.row) for f in specific}
+    return specific + [f for f in standard if (f.rule_id, f.dataset, f.variable, f.row) not in seen]
+
+
+def validate_folder(
+    folder: Path, *, roundtrip: bool = True, meddra: Path | None = None, spec_dir: Path | None = None
+) -> list[Finding]:
+    """Every rule family that applies to ``folder``. SDTM: the standard level always; the spec level against
+    ``spec_dir``, else the package's define.xml, else none (:mod:`converter.validate.levels`)."""
     from converter.validate.adam_rules import run_adam_rules
+    from converter.validate.levels import sdtm_spec_level
     from converter.validate.sdtm_rules import run_sdtm_rules
+    from converter.validate.standard_rules import run_standard_rules
 
     parts = detect(folder)
     if not parts:
@@ -323,10 +340,13 @@ def validate_folder(folder: Path, *, roundtrip: bool = True, meddra: Path | None
     sdtm_pkg: Package | None = None
     if "sdtm" in parts:
         sdtm_pkg = read_package(parts["sdtm"], folder)
-        specs, ct, notes = _load_sdtm_specs()
-        out += sdtm_pkg.findings + notes
-        out += sdtm_pkg.with_files(run_sdtm_rules(sdtm_pkg.frames, specs, ct, sdtm_pkg.info, meddra))
-        out += check_define(sdtm_pkg, specs)
+        level = sdtm_spec_level(parts["sdtm"], spec_dir)
+        out += sdtm_pkg.findings + level.notes
+        standard = run_standard_rules(sdtm_pkg.frames, sdtm_pkg.info)  # the IG's rules
+        specific = run_sdtm_rules(sdtm_pkg.frames, level.specs, level.ct, sdtm_pkg.info, meddra)  # data (+ spec)
+        out += sdtm_pkg.with_files(merge_levels(specific, standard))
+        if level.define is not None:
+            out += check_define(sdtm_pkg, level.specs)
     if "adam" in parts:
         adam_pkg = read_package(parts["adam"], folder)
         adam_specs, notes = _load_adam_specs()

@@ -1,0 +1,206 @@
+"""Standard-level rules: any SDTM or ADaM package against the implementation guides, no trial spec needed.
+
+The metadata is the IGs' own (:mod:`converter.spec.standards`: SDTMIG 3.4, ADaMIG 1.3 ADSL/BDS). Per dataset the
+IG dataset it stands for (``LBCH`` -> LB, ``SUPPAE`` -> SUPPQUAL) gives
+
+* Required variables present (CORE-000355) and never null (CORE-000356); Expected variables present (CORE-000334);
+* the variable's type as the IG's (CORE-001082) and its label as the IG's (INO-STD-005);
+* variables neither in the IG domain nor, with the domain prefix as ``--``, in any IG domain of the same class
+  (INO-STD-004: the SDTMIG's stand-in for the model's list of allowed variables, cf. CORE-000550);
+* DOMAIN equal to the dataset's domain (INO-STD-003), RDOMAIN of a SUPP-- equal to its name's (INO-STD-003);
+* values of non-extensible CDISC codelists the IG binds a variable to, where the codelist ships in full
+  (INO-SDTM-030);
+* a dataset the IG does not describe (custom domain, OCCDS) is named once (INO-STD-001, info).
+
+The data-only SDTM rules (ISO 8601, --SEQ unique, USUBJID in DM, study days, SUPP-- parents, TS) are those of
+:mod:`converter.validate.sdtm_rules` without specs; :func:`run_standard_level` runs both. Pure functions over
+frames: nothing here reads files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from converter.spec.standards import IgDataset, ig_dataset, ig_domain, sdtmig
+from converter.validate.common import RULES, DatasetInfo, RuleDef, finding, is_null, row_findings, text_values
+from converter.validate.findings import Finding
+
+Frames = Mapping[str, pd.DataFrame]
+
+RULES.update(
+    {
+        r.id: r
+        for r in (
+            RuleDef(
+                "INO-STD-001",
+                "info",
+                "SDTM",
+                "Dataset not described by the IG shipped (custom domain or structure): only the data rules ran on it",
+            ),
+            RuleDef("CORE-001082", "error", "SDTM", "Variable type (Char/Num) in the dataset differs from the IG"),
+            RuleDef("INO-STD-003", "error", "SDTM", "DOMAIN (SUPP--: RDOMAIN) differs from the dataset's domain"),
+            RuleDef(
+                "INO-STD-004",
+                "warning",
+                "SDTM",
+                "Variable not in the IG domain nor in any IG domain of its class "
+                "(a non-standard variable belongs in SUPP--; cf. CORE-000550)",
+            ),
+            RuleDef("INO-STD-005", "warning", "SDTM", "Variable label differs from the IG label"),
+        )
+    }
+)
+
+#: SDTMIG classes whose domains share the general observation class variables (--GRPID, --STDTC, ...)
+_GENERAL = {"Interventions", "Events", "Findings", "Findings About"}
+
+
+def _class_variables() -> dict[str, set[str]]:
+    """Class -> every ``--XXX`` variable some IG domain of that class has (prefix replaced by ``--``)."""
+    out: dict[str, set[str]] = {}
+    for name, ds in sdtmig().datasets.items():
+        if ds.cls in _GENERAL:
+            out.setdefault(ds.cls, set()).update(
+                "--" + v[len(name) :] if v.startswith(name) else v for v in ds.variables
+            )
+    out["Findings About"] = out.get("Findings About", set()) | out.get("Findings", set())
+    return out
+
+
+def _is_adam(name: str) -> bool:
+    return name.upper().startswith("AD")
+
+
+def check_ig_variables(frames: Frames, info: Mapping[str, DatasetInfo] | None = None) -> list[Finding]:
+    """Presence, nulls, type, label and membership of every variable against the IG dataset."""
+    out: list[Finding] = []
+    info = info or {}
+    allowed = _class_variables()
+    for name, df in frames.items():
+        ig = ig_dataset(name, df)
+        if ig is None:
+            what = "ADaMIG 1.3 (ADSL, BDS)" if _is_adam(name) else "SDTMIG 3.4"
+            msg = f"{name} is not a dataset {what} describes: only the data rules ran on it"
+            out.append(finding("INO-STD-001", name, message=msg))
+            continue
+        out += _presence(name, df, ig)
+        out += _types_and_labels(name, df, ig, info.get(name))
+        if not _is_adam(name) and ig.cls in _GENERAL:
+            prefix = ig.name
+            for col in map(str, df.columns):
+                generic = "--" + col[len(prefix) :] if col.startswith(prefix) else col
+                if col not in ig.variables and generic not in allowed.get(ig.cls, set()):
+                    msg = f"{col} is not a variable of SDTMIG 3.4 {ig.name} nor of its class ({ig.cls})"
+                    out.append(finding("INO-STD-004", name, col, msg))
+    return out
+
+
+def _presence(name: str, df: pd.DataFrame, ig: IgDataset) -> list[Finding]:
+    out: list[Finding] = []
+    std = "ADaMIG 1.3 " + ig.name if _is_adam(name) else "SDTMIG 3.4 " + ig.name
+    for var in ig.variables.values():
+        if var.name not in df.columns:
+            if var.core == "Req":
+                out.append(finding("CORE-000355", name, var.name, f"Required variable {var.name} ({std}) is missing"))
+            elif var.core == "Exp":
+                out.append(finding("CORE-000334", name, var.name, f"Expected variable {var.name} ({std}) is missing"))
+            continue
+        if var.core == "Req" and len(df):
+            out += row_findings(
+                "CORE-000356", name, var.name, df, is_null(df[var.name]),
+                f"Required variable {var.name} ({std}) is null",
+            )  # fmt: skip
+    return out
+
+
+def _types_and_labels(name: str, df: pd.DataFrame, ig: IgDataset, meta: DatasetInfo | None) -> list[Finding]:
+    out: list[Finding] = []
+    for col in map(str, df.columns):
+        var = ig.variable(col)
+        if var is None:
+            continue
+        mcol = meta.column(col) if meta is not None else None
+        if mcol is not None:
+            numeric = mcol.numeric
+        elif bool(is_null(df[col]).all()):
+            continue  # an all-null column read from JSON says nothing about its type
+        else:
+            numeric = bool(pd.api.types.is_numeric_dtype(df[col].dtype)) and not pd.api.types.is_bool_dtype(
+                df[col].dtype
+            )
+        if numeric != var.numeric:
+            have = "Num" if numeric else "Char"
+            out.append(finding("CORE-001082", name, col, f"type {have} in the dataset, the IG says {var.type}"))
+        if mcol is not None and mcol.label and mcol.label != var.label:
+            out.append(finding("INO-STD-005", name, col, f"label {mcol.label!r}, the IG says {var.label!r}"))
+    return out
+
+
+def check_domain_values(frames: Frames) -> list[Finding]:
+    """DOMAIN is the dataset's domain (a split dataset: its first two characters); SUPP--: RDOMAIN its parent's."""
+    out: list[Finding] = []
+    for name, df in frames.items():
+        if _is_adam(name) or not len(df):
+            continue
+        supp = name.startswith("SUPP") and len(name) > 4
+        col = "RDOMAIN" if supp else "DOMAIN"
+        if col not in df.columns:
+            continue
+        want = name[4:] if supp else (ig_domain(name) or name)
+        if want not in sdtmig().datasets and not supp:
+            want = name
+        vals = text_values(df[col])
+        ok = {want, want[:2]} if supp else {want}
+        bad = np.array([v is not None and v not in ok for v in vals], dtype=bool)
+        out += row_findings("INO-STD-003", name, col, df, bad, f"{col} {{v!r}} in {name} (expected {want!r})", v=vals)
+    return out
+
+
+def check_ig_ct(frames: Frames) -> list[Finding]:
+    """Values of the non-extensible CDISC codelists the IG binds a variable to (the codelists shipped in full)."""
+    out: list[Finding] = []
+    codelists = sdtmig().codelists
+    for name, df in frames.items():
+        ig = ig_dataset(name, df)
+        if ig is None or _is_adam(name):
+            continue
+        for col in map(str, df.columns):
+            var = ig.variable(col)
+            if var is None or len(var.codelists) != 1 or var.codelists[0] not in codelists:
+                continue  # more than one codelist: which applies depends on the test (value level)
+            cl = codelists[var.codelists[0]]
+            if cl.extensible:
+                continue
+            vals = text_values(df[col])
+            bad = np.array([v is not None and v.strip() != "" and v not in cl.terms for v in vals], dtype=bool)
+            msg = f"{{v!r}} is not in non-extensible codelist {cl.submission} ({cl.code}, CDISC CT 2024-03-29)"
+            out += row_findings("INO-SDTM-030", name, col, df, bad, msg, v=vals)
+    return out
+
+
+def run_standard_rules(frames: Frames, info: Mapping[str, DatasetInfo] | None = None) -> list[Finding]:
+    """The IG rules of this module (the data-only SDTM rules are :func:`run_standard_level`'s)."""
+    return check_ig_variables(frames, info) + check_domain_values(frames) + check_ig_ct(frames)
+
+
+def run_standard_level(frames: Frames, info: Mapping[str, DatasetInfo] | None = None) -> list[Finding]:
+    """Everything that needs no trial spec: the IG rules and, for SDTM, the data-only rules."""
+    from converter.validate.sdtm_rules import run_sdtm_rules
+
+    sdtm = {k: v for k, v in frames.items() if not _is_adam(k)}
+    out = run_standard_rules(frames, info)
+    if sdtm:
+        out += run_sdtm_rules(sdtm, None, None, {k: v for k, v in (info or {}).items() if k in sdtm})
+    return out
+
+
+__all__ = [
+    "check_domain_values",
+    "check_ig_ct",
+    "check_ig_variables",
+    "run_standard_level",
+    "run_standard_rules",
+]
