@@ -390,19 +390,26 @@ def validate(
     meddra: Annotated[
         Path | None, typer.Option("--meddra", help="MedDRA's MedAscii folder (llt.asc, pt.asc, mdhier.asc ...)")
     ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", help="Spec level against these specs (a mappings folder or SDTM spec YAML files)"),
+    ] = None,
 ) -> None:
-    """Conformance report for a package: CDISC rules, define.xml, FHIR, round trip."""
+    """Conformance report for a package: the standard's rules (SDTMIG 3.4) on any package; the study's specs
+    (--spec, else the package's define.xml) on top; define.xml, FHIR, round trip."""
     from converter.io.outdir import require_inputs
     from converter.validate.commands import validate_command
 
     require_inputs([folder])
     if out is None:
-        code = validate_command(folder, fail_on=fail_on, out=None, meddra=meddra)
+        code = validate_command(folder, fail_on=fail_on, out=None, meddra=meddra, spec=spec)
     else:
         from converter.io.outdir import output_folder
 
         with output_folder(out, inputs=[folder], overwrite=overwrite, command=_command_line()) as dest:
-            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo), meddra=meddra)
+            code = validate_command(
+                folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo), meddra=meddra, spec=spec
+            )
     if code:
         raise typer.Exit(code)
 

@@ -16,12 +16,15 @@ def validate_command(
     out: Path | None = None,
     echo: Callable[[str], Any] = print,
     meddra: Path | None = None,
+    spec: Path | None = None,
 ) -> int:
     """0 when no errors were found (with ``fail_on="warning"``: no errors and no warnings), else 1.
 
     ``out``: folder for ``findings.json`` and ``findings.csv`` (UTF-8 with BOM, for Excel); nothing is written
     when it is None. ``meddra``: the MedAscii folder of a MedDRA release; AE's terms and codes are checked
-    against it. A missing folder, a bad ``fail_on`` or a bad dictionary is an input error (exit code 2).
+    against it. ``spec``: the specs of the spec level (else the package's define.xml; without either, only the
+    standard level runs). A missing folder, a bad ``fail_on``, a bad dictionary or a bad spec folder is an input
+    error (exit code 2).
     """
     from converter.io.package_kind import expect_kind
     from converter.validate.folder import validate_folder
@@ -36,7 +39,7 @@ def validate_command(
         from converter.validate.meddra import MeddraDictionary
 
         MeddraDictionary.read(meddra)  # a bad dictionary is an input error (exit 2) before any rule runs
-    findings = validate_folder(folder, meddra=meddra)
+    findings = validate_folder(folder, meddra=meddra, spec_dir=spec)
     echo(f"inoconv validate: {folder}")
     echo(render_table(findings))
     if out is not None:
