@@ -30,13 +30,21 @@ SLOW: dict[str, str] = {
     "test_fhir_roundtrip.py::test_cli_commands_on_an_sdtm_folder": "sdtm, fhir, tosdtm, roundtrip end to end: 51 s",
     "test_fhir_stream.py::test_simulated_1000_subjects_streamed_equals_whole": "1,000 simulated subjects",
     "test_stream.py::test_stream_equals_whole_on_a_simulated_cohort": "a simulated cohort streamed and converted whole",
+    # measured on the fast run (load average 20): 30-60 s each; a cheaper case of each stays in the fast tests
+    "test_cli_mutations.py": "25 mutated inputs through every command: ~65 s",
+    "test_fhir_stream.py::test_example_cohort_streamed_equals_whole[4]": "57 s ([1] stays fast)",
+    "test_fhir_stream.py::test_example_cohort_streamed_equals_whole[64]": "48 s ([1] stays fast)",
+    "test_fhir_provenance.py::test_a_deidentified_folder_carries_its_mark_and_label_on": "de-identify, then FHIR: 48 s",
+    "test_output_folders.py::test_overwrite_then_rerun_over_its_own_output[run]": "inoconv run twice: 43 s",
+    "test_fhir_terminology.py::test_inoconv_output_of_the_example_passes_and_an_invented_system_fails": "41 s",
 }
 
 
 def _slow_reason(item: pytest.Item) -> str | None:
+    """Listed as module::test[case] (that case), module::test (every case) or module (every test)."""
     module = item.path.name
     name = item.name.split("[", 1)[0]
-    return SLOW.get(f"{module}::{name}") or SLOW.get(module)
+    return SLOW.get(f"{module}::{item.name}") or SLOW.get(f"{module}::{name}") or SLOW.get(module)
 
 
 def pytest_configure(config: pytest.Config) -> None:
