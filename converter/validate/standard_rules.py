@@ -19,6 +19,7 @@ frames: nothing here reads files.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -58,7 +59,8 @@ RULES.update(
 _GENERAL = {"Interventions", "Events", "Findings", "Findings About"}
 
 
-def _class_variables() -> dict[str, set[str]]:
+@functools.cache
+def _class_variables() -> dict[str, frozenset[str]]:
     """Class -> every ``--XXX`` variable some IG domain of that class has (prefix replaced by ``--``)."""
     out: dict[str, set[str]] = {}
     for name, ds in sdtmig().datasets.items():
@@ -67,7 +69,7 @@ def _class_variables() -> dict[str, set[str]]:
                 "--" + v[len(name) :] if v.startswith(name) else v for v in ds.variables
             )
     out["Findings About"] = out.get("Findings About", set()) | out.get("Findings", set())
-    return out
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _is_adam(name: str) -> bool:
@@ -92,7 +94,7 @@ def check_ig_variables(frames: Frames, info: Mapping[str, DatasetInfo] | None = 
             prefix = ig.name
             for col in map(str, df.columns):
                 generic = "--" + col[len(prefix) :] if col.startswith(prefix) else col
-                if col not in ig.variables and generic not in allowed.get(ig.cls, set()):
+                if col not in ig.variables and generic not in allowed.get(ig.cls, frozenset()):
                     msg = f"{col} is not a variable of SDTMIG 3.4 {ig.name} nor of its class ({ig.cls})"
                     out.append(finding("INO-STD-004", name, col, msg))
     return out
