@@ -230,3 +230,18 @@ def test_rules_outside_the_vocabulary_are_spec_errors_with_their_line(tmp_path: 
         load_deid_rules(bad)
     text = "\n".join(exc.value.messages)
     assert "offset_days" in text and f"{bad}:3" in text and "shred" in text and f"{bad}:4" in text
+
+
+def test_a_verbatim_spelled_out_by_a_kept_dictionary_term_is_no_leak() -> None:
+    from converter.deid import residual_check
+
+    rules = load_deid_rules(RULES)
+    ae = pd.DataFrame({"STUDYID": ["S"], "DOMAIN": ["AE"], "USUBJID": ["S-1"], "AESEQ": [1.0],
+                       "AETERM": ["Mucositis"], "AELLT": ["Mucositis oral"], "AEDECOD": ["Stomatitis"]})  # fmt: skip
+    res = deidentify({"AE": ae}, rules, b"k" * 32)
+    assert res.datasets["AE"]["AETERM"].tolist() == ["Mucositis oral"]
+    assert residual_check({"AE": ae}, res.datasets, rules, written=res.datasets) == []
+    ae2 = ae.assign(AETERM="Sore mouth, bad")  # a verbatim no dictionary term spells out, left in the package
+    leaked = {"AE": res.datasets["AE"].assign(AELLT="Sore mouth, bad")}
+    assert [str(x) for x in residual_check({"AE": ae2}, None, rules, written=leaked)] == [
+        "AE:AELLT: holds an original AE.AETERM value"]
