@@ -353,6 +353,7 @@ class Converter(Assembly):
         index = Index([*valid, *context])
         plan: dict[int, list[Located]] = {}
         sources: dict[int, SourceSpec] = {}
+        self.ours.clear()  # ids of this call's items only (an id of a freed item may be reused)
         for it in valid:
             if it.rtype == "Provenance" and is_inoconv_provenance(it.resource):
                 sink.outcomes.append(
