@@ -1,13 +1,12 @@
 """The documented vocabulary: separate SDTM and ADaM registries, the generated reference page and JSON Schema
-(current, and every bundled spec valid against the schema), and the shape of the spec/sdtm/adam packages
-(no import cycles, function-level imports included; no module past ~600 lines; no private imports across modules).
+(current, and every bundled spec valid against the schema). The shape of the packages (layers, cycles, private
+names, module sizes) is tests/test_architecture.py's.
 
 Data: the bundled mappings/ of this repository.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 import subprocess
@@ -28,7 +27,6 @@ from converter.spec.rules import SDTM_RULES, SHARED
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 MAPPINGS = ROOT / "mappings"
-MINE = ("converter.spec", "converter.sdtm", "converter.adam")
 
 
 # --- registries ---------------------------------------------------------------------------------------------
@@ -133,103 +131,3 @@ def test_schema_refuses_what_the_loader_refuses() -> None:
     assert _broken("sdtm/dm.yaml", unknown_key)
     assert _broken("sdtm/ae.yaml", bad_type)
     assert not _broken("adam/adsl.yaml", lambda d: None)
-
-
-# --- the shape of the packages --------------------------------------------------------------------------------
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT).with_suffix("")
-    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-    return ".".join(parts)
-
-
-def _imports(path: Path) -> set[str]:
-    """Every converter module a file imports at run time, at module level or inside functions (imports under
-    ``if TYPE_CHECKING:`` run only for the type checker)."""
-    out: set[str] = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {
-        id(n)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-        for stmt in block.body
-        for n in ast.walk(stmt)
-    }
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.startswith("converter")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("converter"):
-            out.add(node.module)
-            out |= {f"{node.module}.{a.name}" for a in node.names}
-    return out
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The import cycles of a module graph (Tarjan's strongly connected components of more than one module)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    cycles: list[list[str]] = []
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                cycles.append(sorted(comp))
-
-    for m in sorted(graph):
-        if m not in index:
-            visit(m)
-    return sorted(cycles)
-
-
-def test_cycle_finder_finds_cycles() -> None:
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"f"}, "f": {"e"}, "g": set()}
-    assert _cycles(graph) == [["a", "b", "c"], ["e", "f"]]
-    assert _cycles({"a": {"b"}, "b": set()}) == []
-
-
-def test_no_import_cycle_through_spec_sdtm_adam(tmp_path: Path) -> None:
-    files = {_module_name(p): p for p in (ROOT / "converter").rglob("*.py")}
-    graph = {m: {i for i in _imports(p) if i in files and i != m} for m, p in files.items()}
-    mine = [c for c in _cycles(graph) if any(m.startswith(MINE) for m in c)]
-    assert mine == []
-    # the cycle this package had (algorithms -> derivations -> algorithms, hidden in a function) is found again
-    back = tmp_path / "derivations.py"
-    back.write_text("def f():\n    from converter.sdtm.algorithms import as_text\n", encoding="utf-8")
-    graph["converter.sdtm.derivations"] = {i for i in _imports(back) if i in files}
-    assert ["converter.sdtm.algorithms", "converter.sdtm.derivations"] in _cycles(graph)
-
-
-def test_modules_are_small_and_import_no_private_names() -> None:
-    for pkg in ("spec", "sdtm", "adam"):
-        for p in sorted((ROOT / "converter" / pkg).glob("*.py")):
-            lines = len(p.read_text(encoding="utf-8").splitlines())
-            assert lines <= 600, f"{p.relative_to(ROOT)}: {lines} lines"
-            tree = ast.parse(p.read_text(encoding="utf-8"))
-            private = [
-                f"{node.module}.{a.name}"
-                for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("converter")
-                for a in node.names
-                if a.name.startswith("_")
-            ]
-            assert private == [], f"{p.relative_to(ROOT)} imports private names {private}"

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from converter.records.schema import FormSchema
 from converter.spec.expr import Expr, check_columns
+from converter.spec.form_fields import FormsIndex
 from converter.spec.model import DatasetSpec, SourceSpec
 
 __all__ = ["expression_column_problems", "source_columns"]
@@ -30,7 +30,7 @@ _SOURCE_LISTS = {"extreme_date": ("sources",), "tte": ("events", "censors")}
 
 
 def source_columns(
-    src: SourceSpec, forms: FormSchema | None, datasets: Mapping[str, Collection[str]]
+    src: SourceSpec, forms: FormsIndex | None, datasets: Mapping[str, Collection[str]]
 ) -> set[str] | None:
     """The columns the rows of a source have (bare names), or None when unknown."""
     if src.rows:
@@ -53,7 +53,7 @@ def _check(expr: Any, columns: Collection[str] | None, where: str, out: list[str
 
 
 def expression_column_problems(
-    spec: DatasetSpec, forms: FormSchema | None, datasets: Mapping[str, Collection[str]]
+    spec: DatasetSpec, forms: FormsIndex | None, datasets: Mapping[str, Collection[str]]
 ) -> list[str]:
     """Messages for every column an expression of ``spec`` reads that its rows will not have.
 

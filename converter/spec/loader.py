@@ -15,9 +15,9 @@ from typing import Any
 
 from converter.errors import SpecError
 from converter.paths import mappings_dir
-from converter.records.schema import FormSchema
 from converter.spec.columns import expression_column_problems
 from converter.spec.expr import Expr, parse_expression
+from converter.spec.form_fields import FormsIndex
 from converter.spec.model import (
     CORE_VALUES,
     DATA_TYPES,
@@ -424,7 +424,7 @@ def _load_terminology_cached(stamps: tuple[tuple[str, int, int], ...], folder: P
 # --- cross-checks against the forms and terminology, before data ------------------------------------------------
 def check_specs(
     specs: dict[str, DatasetSpec],
-    forms: FormSchema | None,
+    forms: FormsIndex | None,
     ct: Terminology,
     upstream: Iterable[str] | Mapping[str, Collection[str]] = (),
 ) -> None:
@@ -500,8 +500,8 @@ def check_specs(
         raise SpecError(errors)
 
 
-def _field_known(name: str, src: SourceSpec, forms: FormSchema) -> bool:
+def _field_known(name: str, src: SourceSpec, forms: FormsIndex) -> bool:
     if "." in name:
         form, fld = name.split(".", 1)
         return form in forms.forms and fld in forms.forms[form].fields and form in (src.form, *src.join)
-    return any(name in forms.forms[f].fields for f in (src.form, *src.join) if f in forms.forms)
+    return any(name in forms.forms[f].fields for f in (src.form, *src.join) if f is not None and f in forms.forms)
