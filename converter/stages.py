@@ -76,7 +76,8 @@ def run_sdtm(
 def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Echo) -> Any:
     from pyspark.sql import SparkSession
 
-    from converter.engine.spark import collect_sdtm, local_session, read_csv_forms, records_to_long, sdtm_long
+    from converter.engine.spark import local_session, records_to_long
+    from converter.engine.spark_sdtm import collect_sdtm, read_csv_forms, sdtm_long
     from converter.records.schema import load_forms
     from converter.records.sources import detect_format, read_records
 
@@ -89,7 +90,7 @@ def _sdtm_on_spark(source: Path, partitions: int, parquet: Path | None, echo: Ec
             long = records_to_long(spark, read_records(source))
         result = collect_sdtm(sdtm_long(long, max(partitions, 2)))
         if parquet is not None:
-            from converter.engine.spark import write_parquet
+            from converter.engine.spark_sdtm import write_parquet
 
             write_parquet(result.datasets, str(parquet))
             echo(f"Spark: SDTM datasets written as Parquet to {parquet}")

@@ -49,6 +49,28 @@ def test_local_workers_run_the_drivers_interpreter(spark: Any) -> None:
     assert ran == [os.path.realpath(worker_python())] or ran == [worker_python()]
 
 
+@pytest.mark.parametrize("n_parts", [1, 2, 7, 64])
+def test_spark_partition_column_is_the_python_partition_function(spark: Any, n_parts: int) -> None:
+    """Spark keys rows by its SQL crc32 (it must run in the JVM); on 5,000 identifiers (ASCII, accented,
+    CJK, emoji, empty, long) it gives every subject the partition the local engine gives it."""
+    import random
+
+    import numpy as np
+
+    from converter.engine.spark import part_column
+    from converter.records.partitions import partition_of
+
+    rng = random.Random(20261202)
+    alphabet = "0123456789ABCDEFabc-_ éüßÅ漢字🙂"
+    ids = [f"{i:04d}" for i in range(2000)] + ["", "x" * 300, "NCT01371630-0001", "Zoë", "患者-7"]
+    ids += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24))) for _ in range(2995)]
+    sdf = spark.createDataFrame([(s,) for s in ids], "SUBJID string")
+    got = sdf.select("SUBJID", part_column(n_parts).alias("p")).toPandas()
+    want = partition_of(got["SUBJID"], n_parts)
+    assert len(got) == len(ids)
+    assert np.array_equal(got["p"].to_numpy(dtype=np.int64), want)
+
+
 def _same(local: SdtmResult, other: SdtmResult) -> None:
     assert list(local.datasets) == list(other.datasets)
     for name, df in local.datasets.items():
@@ -57,7 +79,8 @@ def _same(local: SdtmResult, other: SdtmResult) -> None:
 
 
 def _spark_sdtm(spark: Any, records: dict[str, pd.DataFrame], parts: int) -> SdtmResult:
-    from converter.engine.spark import collect_sdtm, records_to_long, sdtm_long
+    from converter.engine.spark import records_to_long
+    from converter.engine.spark_sdtm import collect_sdtm, sdtm_long
 
     return collect_sdtm(sdtm_long(records_to_long(spark, records), parts))
 

@@ -1,7 +1,11 @@
-"""The chain records -> SDTM -> ADaM -> FHIR NDJSON for one partition of subjects, as pure functions (no I/O).
+"""The chain records -> SDTM -> ADaM -> FHIR NDJSON for one partition of subjects.
 
-Every engine calls these same functions: the local streaming engine (:mod:`converter.engine.stream`) in worker
-processes, the Spark engine in its pandas UDFs. :func:`load_chain` loads and checks every spec once, before any
+:func:`run_partition` is THE per-partition function: every engine calls it, the local streaming engine
+(:mod:`converter.engine.stream`) in worker processes, the Spark engine (:mod:`converter.engine.spark`) in its
+Arrow UDFs; the engines only read a partition's raw tables, schedule partitions and merge what comes back. Its
+steps (:func:`sdtm_of`, :func:`adam_of`, :func:`ndjson_of`, :func:`findings_of`) are pure functions; what they
+produce is handed to a :class:`~converter.engine.outputs.PartitionFiles`, the one place that writes.
+:func:`load_chain` loads and checks every spec once, before any
 data is read, and builds what belongs to the study rather than to a subject: the trial-design datasets (TS, TA,
 TE) and the study-level FHIR resources.
 """
@@ -14,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from converter.engine.outputs import MAX_PROBLEMS, PartitionFiles, PartResult, peak_mib
 from converter.errors import Problem
 from converter.records.model import Records
+from converter.records.raw import RawRead
 
 FHIR_CHUNK = 500  # subjects whose resources are built at once (resources are dicts, far bigger than rows)
 
@@ -123,3 +129,70 @@ def findings_of(
         for f in found
         if with_study or f.dataset not in chain.study_sets
     ]
+
+
+def subjects_of(raw: RawRead) -> list[str]:
+    """Every subject identifier of a partition's raw tables, sorted."""
+    subj = [t.frame["SUBJID"] for t in raw.tables.values() if "SUBJID" in t.frame.columns and len(t.frame)]
+    return sorted(set(pd.concat(subj, ignore_index=True).dropna().astype(str))) if subj else []
+
+
+def run_partition(chain: Chain, index: int, raw: RawRead, files: PartitionFiles, rules: bool = True) -> PartResult:
+    """One partition of subjects, start to finish: the record checks of its raw tables (with the problems the
+    reader met), the typing, then :func:`sdtm_of`, :func:`adam_of`, with ``rules`` :func:`findings_of`, and
+    :func:`ndjson_of` when the chain has a FHIR stage, each result handed to ``files``. Findings on the
+    study-level datasets go to ``study_findings`` (the engine reports them once). Problems in the records stop
+    the partition before any file is written. CPU seconds per stage in ``seconds``."""
+    import time
+    from collections import Counter
+
+    from converter.records.checks import check_tables, typed_records
+
+    res = PartResult(index=index)
+    clock = time.process_time()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        res.seconds[stage] = res.seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    report = check_tables(raw.tables, chain.forms)
+    res.problems = (raw.problems + report.errors)[:MAX_PROBLEMS]
+    res.warnings = len(report.warnings)
+    res.subjects = subjects_of(raw)
+    if res.problems:
+        lap("read")
+        return res
+    records = typed_records(raw.tables, chain.forms, report.parsed)
+    raw.tables.clear()  # the typed records replace the raw text (the caller's RawRead is spent)
+    del report
+    lap("read")
+
+    frames, res.accounting = sdtm_of(chain, records)
+    del records
+    res.sdtm_rows = files.datasets("sdtm", frames)
+    lap("sdtm")
+
+    adam = adam_of(chain, frames)
+    res.adam_checks = adam.checks
+    res.adam_rows = files.datasets("adam", adam.datasets)
+    lap("adam")
+    if rules:
+        found = findings_of(chain, frames, adam.datasets, with_study=True)
+        res.study_findings = [f for f in found if f.dataset in chain.study_sets]
+        found = [f for f in found if f.dataset not in chain.study_sets]
+        res.rule_counts = dict(Counter(f"{f.severity}:{f.rule_id}" for f in found))
+        res.findings = found[:MAX_PROBLEMS]
+        lap("validate")
+    del adam
+
+    if chain.fhir is not None:
+        for lines, problems in ndjson_of(chain, frames):
+            res.fhir_problems += problems[: MAX_PROBLEMS - len(res.fhir_problems)]
+            for rtype, n in files.ndjson(lines).items():
+                res.fhir_counts[rtype] = res.fhir_counts.get(rtype, 0) + n
+        files.close()
+        lap("fhir")
+    res.peak_rss_mib = peak_mib()
+    return res

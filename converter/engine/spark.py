@@ -1,21 +1,18 @@
-"""The conversion on Apache Spark: the same per-subject functions, run as pandas UDFs.
+"""The conversion on Apache Spark: the same per-partition function as the local engine, run in Arrow UDFs.
 
-Two entry points. :func:`run_stream_spark` (``inoconv stream --engine spark``) runs the whole chain, records ->
-SDTM -> ADaM -> FHIR NDJSON, on each subject partition inside one ``mapInArrow`` UDF, calling the same
-functions as the local streaming engine (:mod:`converter.engine.chain`), and each task writes its partition's
-files into the shared output folder in the layout of ``inoconv stream``; only counts, accounting and problems
-travel back to the driver. :func:`sdtm_long` / :func:`collect_sdtm` (``inoconv sdtm --engine spark``) build
-the SDTM datasets only and bring them to the driver, for the submission package.
+:func:`run_stream_spark` (``inoconv stream --engine spark``) runs the whole chain, records -> SDTM -> ADaM ->
+FHIR NDJSON, on each subject partition inside one ``mapInArrow`` UDF: :func:`chain_partition` reads the
+partition's raw tables and calls :func:`converter.engine.chain.run_partition`, the function the local streaming
+engine calls, and each task writes its partition's files into the shared output folder in the layout of
+``inoconv stream`` (:mod:`converter.engine.outputs`); only counts, accounting and problems travel back to the
+driver. ``inoconv sdtm --engine spark`` (SDTM only, brought to the driver) is :mod:`converter.engine.spark_sdtm`.
 
 The CRF forms are read by Spark (CSV with every field as text), stacked into one long table with a ``__form__``
-column, and keyed by a subject partition number computed in Spark with the same CRC-32 as the local engine
-(:func:`converter.records.partitions.partition_of`). For ``inoconv stream`` a shuffle gives each task exactly one
-partition and ``mapInArrow`` turns only each form's own columns into pandas (:func:`chain_long`). For
-``inoconv sdtm`` each group runs in ``applyInPandas`` the record checks, the typing and the spec engine, and
-returns one row per dataset holding its rows as exact text in an Arrow IPC blob; :func:`collect_sdtm` turns
-that into the typed datasets, and :func:`write_parquet` writes them by dataset. :func:`main` is the driver
-program of a cluster job (``spark-submit``) and of ``python -m converter.engine.spark``.
-No mapping is implemented twice.
+column, and keyed by a subject partition number computed in Spark (:func:`part_column`) with the same CRC-32 as
+the local engine (:func:`converter.records.partitions.partition_of`; a test compares the two on many
+identifiers). A shuffle gives each task exactly one partition and ``mapInArrow`` turns only each form's own
+columns into pandas (:func:`chain_long`). :func:`main` is the driver program of a cluster job
+(``spark-submit``) and of ``python -m converter.engine.spark``. No mapping is implemented twice.
 """
 
 from __future__ import annotations
@@ -31,17 +28,24 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pandas as pd
 
-from converter.engine.stream import PartResult, StreamReport, csv_header_problems
+from converter.engine.outputs import (
+    PartitionFiles,
+    PartResult,
+    StreamReport,
+    add_study_findings,
+    finish_run,
+    merge_result,
+    ndjson_dir,
+    peak_mib,
+)
+from converter.engine.stream import csv_header_problems
 from converter.errors import Problem
 from converter.frames import none_for_missing, text_column
-from converter.records.checks import RawTable, check_tables, empty_raw, typed_records
+from converter.records.checks import RawTable, empty_raw
 from converter.records.csv_io import keyed_control_problems
-from converter.records.model import empty_frame
-from converter.records.partitions import is_study_level
+from converter.records.raw import RawRead
 from converter.records.schema import FormSchema
-from converter.sdtm.build import Accounting, build_all, cast_column, finalise
-from converter.sdtm.pipeline import SdtmResult, load_sdtm_specs
-from converter.spec.model import DatasetSpec, Terminology
+from converter.sdtm.build import Accounting
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -84,81 +88,9 @@ def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
             os.environ.pop("PYSPARK_PYTHON", None)
 
 
-def _to_text(df: pd.DataFrame) -> pd.DataFrame:
+def text_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Every column as exact text (numbers by their shortest exact form), None for missing."""
     return pd.DataFrame({c: text_column(df[c]) for c in df.columns}, index=df.index)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What every task needs: picklable, shipped to the executors with the UDF."""
-
-    mappings: str | None
-
-
-def _ipc(df: pd.DataFrame) -> bytes:
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _from_ipc(blob: bytes) -> pd.DataFrame:
-    import pyarrow as pa
-
-    frame: pd.DataFrame = pa.ipc.open_stream(blob).read_all().to_pandas()
-    return frame
-
-
-def _run_partition(job: _Job, pdf: pd.DataFrame) -> pd.DataFrame:
-    """One subject partition: checks, typing, every subject-level dataset. Returns one row per dataset
-    (an Arrow IPC blob of its rows as exact text), plus problems or the source-record accounting."""
-    specs, ct, forms = load_sdtm_specs(Path(job.mappings) if job.mappings else None)
-    subject = {n: s for n, s in specs.items() if not is_study_level(s)}
-    tables: dict[str, RawTable] = {}
-    for oid, form in forms.forms.items():
-        rows = pdf[pdf[FORM_COL] == oid]
-        frame = none_for_missing(rows[list(form.columns)].reset_index(drop=True))
-        tables[oid] = RawTable(form=oid, file=f"{oid}.csv", frame=frame)
-    report = check_tables(tables, forms)
-    errors = [p for oid, t in tables.items() for p in keyed_control_problems(t.frame, t.file, forms.forms[oid])]
-    errors += report.errors
-    if errors:
-        payload = json.dumps([p.as_dict() for p in errors]).encode("utf-8")
-        return pd.DataFrame({DATASET_COL: [PROBLEMS], PAYLOAD_COL: [payload]})
-    records = typed_records(tables, forms)
-    datasets, acc = build_all(subject, records, ct, forms)
-    names = [n for n, df in datasets.items() if len(df)]
-    blobs = [_ipc(_to_text(datasets[n])) for n in names]
-    acc_rows = [
-        {"form": a.form, "records": a.records, "mapped": int(a.mapped.sum()), "targets": a.targets,
-         "left_out": a.left_out}
-        for a in acc.forms.values()
-    ]  # fmt: skip
-    names.append(ACCOUNTING)
-    blobs.append(json.dumps(acc_rows).encode("utf-8"))
-    return pd.DataFrame({DATASET_COL: names, PAYLOAD_COL: blobs})
-
-
-def read_csv_forms(spark: SparkSession, folder: str, forms: FormSchema) -> SparkDataFrame:
-    """The CSV record folder as one long Spark table: every field as text, plus ``__form__``."""
-    from functools import reduce
-
-    from pyspark.sql import functions as F
-
-    frames = []
-    for oid, form in forms.forms.items():
-        path = f"{folder.rstrip('/')}/{oid}.csv"
-        sdf = spark.read.csv(path, header=True, inferSchema=False, emptyValue=None, encoding="UTF-8",
-                             multiLine=True, escape='"')  # fmt: skip
-        for c in form.columns:
-            if c not in sdf.columns:
-                sdf = sdf.withColumn(c, F.lit(None).cast("string"))
-        frames.append(sdf.select(*form.columns).withColumn(FORM_COL, F.lit(oid)))
-    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
 def records_to_long(spark: SparkSession, records: Mapping[str, pd.DataFrame]) -> SparkDataFrame:
@@ -169,7 +101,7 @@ def records_to_long(spark: SparkSession, records: Mapping[str, pd.DataFrame]) ->
 
     frames = []
     for oid, df in records.items():
-        text = _to_text(df)
+        text = text_frame(df)
         schema = T.StructType([T.StructField(c, T.StringType()) for c in text.columns])
         sdf = spark.createDataFrame(none_for_missing(text), schema=schema)
         from pyspark.sql import functions as F
@@ -178,79 +110,6 @@ def records_to_long(spark: SparkSession, records: Mapping[str, pd.DataFrame]) ->
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
-def sdtm_long(long: SparkDataFrame, n_parts: int, mappings: Path | None = None) -> SparkDataFrame:
-    """The SDTM rows of every subject-level dataset, as a long text table, computed per subject partition."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    load_sdtm_specs(mappings)  # spec errors on the driver, before any task starts
-    job = _Job(mappings=str(mappings) if mappings else None)
-    part = F.pmod(F.crc32(F.encode(F.col("SUBJID"), "UTF-8")), F.lit(max(n_parts, 1))).cast("int")
-    schema = T.StructType([T.StructField(DATASET_COL, T.StringType()), T.StructField(PAYLOAD_COL, T.BinaryType())])
-
-    def udf(pdf: pd.DataFrame) -> pd.DataFrame:
-        return _run_partition(job, pdf.drop(columns=[PART_COL]))
-
-    return long.withColumn(PART_COL, part).groupBy(PART_COL).applyInPandas(udf, schema=schema)
-
-
-def _typed(text: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    cols = {}
-    for v in spec.variables:
-        raw = text[v.name] if v.name in text.columns else pd.Series([None] * len(text), dtype=object)
-        cols[v.name] = cast_column(pd.to_numeric(raw) if v.numeric else raw, v.type)
-    return finalise(pd.DataFrame(cols, index=text.index), spec)
-
-
-def collect_sdtm(result: SparkDataFrame, mappings: Path | None = None) -> SdtmResult:
-    """Bring the long result to the driver as typed SDTM datasets (plus study-level ones), like the local engine."""
-    from converter.errors import InputError, Problem
-
-    specs, ct, forms = load_sdtm_specs(mappings)
-    pdf = result.toPandas()
-    problems = pdf[pdf[DATASET_COL] == PROBLEMS]
-    if len(problems):
-        found = [Problem(**p) for payload in problems[PAYLOAD_COL] for p in json.loads(bytes(payload))]
-        raise InputError(found, context="records (Spark engine)")
-    return _assemble(pdf, specs, ct, forms)
-
-
-def _assemble(pdf: pd.DataFrame, specs: dict[str, DatasetSpec], ct: Terminology, forms: FormSchema) -> SdtmResult:
-    import numpy as np
-
-    from converter.sdtm.build import FormAccount
-
-    study = {n: s for n, s in specs.items() if is_study_level(s)}
-    empty = {oid: empty_frame(f) for oid, f in forms.forms.items()}
-    study_sets, _ = build_all(study, empty, ct, forms)
-    datasets: dict[str, pd.DataFrame] = {}
-    for name, spec in specs.items():
-        if name in study_sets:
-            datasets[name] = study_sets[name]
-        else:
-            blobs = [_from_ipc(bytes(b)) for b in pdf.loc[pdf[DATASET_COL] == name, PAYLOAD_COL]]
-            rows = pd.concat(blobs, ignore_index=True) if blobs else pd.DataFrame(columns=spec.column_names)
-            datasets[name] = _typed(rows, spec)
-    accounting = Accounting()
-    for payload in pdf.loc[pdf[DATASET_COL] == ACCOUNTING, PAYLOAD_COL]:
-        part = Accounting()
-        for a in json.loads(bytes(payload)):
-            mapped = np.zeros(a["records"], dtype=bool)
-            mapped[: a["mapped"]] = True
-            part.forms[a["form"]] = FormAccount(a["form"], a["records"], mapped, a["targets"], a["left_out"])
-        accounting.merge(part)
-    return SdtmResult(datasets=datasets, specs=specs, ct=ct, accounting=accounting, forms=forms)
-
-
-def write_parquet(datasets: Mapping[str, pd.DataFrame], out: str) -> None:
-    """Typed datasets as Parquet, one folder per dataset (``out/<DATASET>/part-0.parquet``)."""
-    for name, df in datasets.items():
-        folder = Path(out) / name
-        folder.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(folder / "part-0.parquet", index=False)
-
-
-# --- the whole chain: inoconv stream --engine spark ------------------------------------------------------------
 RESULT_COL, KEY_COL = "__result__", "__task__"
 
 
@@ -284,84 +143,19 @@ def _raw_tables(job: _ChainJob, table: Any) -> dict[str, RawTable]:
     return tables
 
 
-def chain_partition(job: _ChainJob, index: int, table: Any) -> tuple[PartResult, list[Any]]:
-    """One subject partition, start to finish, inside a Spark task: the record checks and typing, then
-    :func:`~converter.engine.chain.sdtm_of`, :func:`~converter.engine.chain.adam_of` and
-    :func:`~converter.engine.chain.ndjson_of`, each result written as ``inoconv stream`` writes it
-    (``sdtm/<DS>/part-NNNNN.parquet``, ``adam/...``, ``fhir/ndjson/<Type>.NNNNN.ndjson``) under ``job.work``,
-    and with ``job.rules`` the conformance rules (:func:`~converter.engine.chain.findings_of`). Returns the
-    partition's result and its findings on the study-level datasets."""
-    import time
-    from collections import Counter
-
-    from converter.engine.chain import adam_of, findings_of, ndjson_of, sdtm_of
-    from converter.engine.stream import MAX_PROBLEMS, _peak_mib, _write_parquet
-    from converter.records.checks import check_tables, typed_records
-
-    chain = job.chain
-    work = Path(job.work)
-    res = PartResult(index=index)
-    clock = time.process_time()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.process_time()
-        res.seconds[stage] = res.seconds.get(stage, 0.0) + now - clock
-        clock = now
+def chain_partition(job: _ChainJob, index: int, table: Any) -> PartResult:
+    """One subject partition inside a Spark task: its raw tables read from the Arrow table (with the control
+    characters of its key fields, which the local readers check while reading), then
+    :func:`converter.engine.chain.run_partition`, the files written under ``job.work`` as ``inoconv stream``
+    writes them."""
+    from converter.engine.chain import run_partition
 
     tables = _raw_tables(job, table)
-    report = check_tables(tables, chain.forms)
-    forms = chain.forms.forms
-    controls = [p for oid, t in tables.items() for p in keyed_control_problems(t.frame, t.file, forms[oid])]
-    res.problems = (controls + report.errors)[:MAX_PROBLEMS]
-    res.warnings = len(report.warnings)
-    res.subjects = sorted(str(s) for s in table["SUBJID"].unique().to_pylist() if s is not None)
     del table
-    if res.problems:
-        lap("read")
-        return res, []
-    records = typed_records(tables, chain.forms, report.parsed)
-    del tables, report
-    lap("read")
-
-    frames, res.accounting = sdtm_of(chain, records)
-    del records
-    res.sdtm_rows = _write_parquet(frames, work / "sdtm", index)
-    lap("sdtm")
-
-    adam = adam_of(chain, frames)
-    res.adam_checks = adam.checks
-    res.adam_rows = _write_parquet(adam.datasets, work / "adam", index)
-    lap("adam")
-    study_findings: list[Any] = []
-    if job.rules:  # findings on the study-level datasets are kept by the driver from one partition only
-        found = findings_of(chain, frames, adam.datasets, with_study=True)
-        study_findings = [f for f in found if f.dataset in chain.study_sets]
-        found = [f for f in found if f.dataset not in chain.study_sets]
-        res.rule_counts = dict(Counter(f"{f.severity}:{f.rule_id}" for f in found))
-        res.findings = found[:MAX_PROBLEMS]
-        lap("validate")
-    del adam
-
-    if chain.fhir is not None:
-        folder = work / "fhir" / "ndjson"
-        folder.mkdir(parents=True, exist_ok=True)
-        files: dict[str, Any] = {}
-        try:
-            for lines, problems in ndjson_of(chain, frames):
-                res.fhir_problems += problems[: MAX_PROBLEMS - len(res.fhir_problems)]
-                for rtype, data in lines.items():
-                    fh = files.get(rtype)
-                    if fh is None:
-                        fh = files[rtype] = open(folder / f"{rtype}.{index:05d}.ndjson", "wb")  # noqa: SIM115
-                    fh.write(data)
-                    res.fhir_counts[rtype] = res.fhir_counts.get(rtype, 0) + data.count(b"\n")
-        finally:
-            for fh in files.values():
-                fh.close()
-        lap("fhir")
-    res.peak_rss_mib = _peak_mib()
-    return res, study_findings
+    forms = job.chain.forms.forms
+    controls = [p for oid, t in tables.items() for p in keyed_control_problems(t.frame, t.file, forms[oid])]
+    with PartitionFiles(Path(job.work), index) as files:
+        return run_partition(job.chain, index, RawRead(tables, controls), files, job.rules)
 
 
 def part_column(n_parts: int) -> Any:
@@ -497,13 +291,11 @@ def run_stream_spark(
     import time
 
     from converter.engine.chain import load_chain
-    from converter.engine.stream import _Context, _finish, _merge, _peak_mib
     from converter.errors import InputError
     from converter.io.atomic import atomic_dir
     from converter.records.csv_io import form_files
     from converter.records.sources import detect_format, read_records
     from converter.records.stream import count_subjects
-    from converter.sdtm.build import Accounting
 
     wall0 = time.perf_counter()
     fmt = detect_format(source)
@@ -513,7 +305,7 @@ def run_stream_spark(
     rep.wall_seconds["specs"] = time.perf_counter() - t
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as work:
-        nd = work / "fhir" / "ndjson"
+        nd = ndjson_dir(work)
         nd.mkdir(parents=True, exist_ok=True)
         for rtype, data in chain.study_ndjson.items():
             (nd / f"{rtype}.study.ndjson").write_bytes(data)
@@ -546,25 +338,20 @@ def run_stream_spark(
         accounting = Accounting()
         subjects_seen: set[str] = set()
         worker_peak = 0.0
-        study_findings: list[Any] | None = None
-        for res, study in sorted(results, key=lambda r: r[0].index):
+        study: list[Any] = []
+        for res in sorted(results, key=lambda r: r.index):
             problems += res.problems
             subjects_seen.update(res.subjects)
             rep.partitions += 1
             worker_peak = max(worker_peak, res.peak_rss_mib)
             if not res.problems:
-                _merge(rep, res, accounting)
-                if study_findings is None:
-                    study_findings = study
-        for f in study_findings or []:
-            rep.findings.append(f)
-            rule = f"{f.severity}:{f.rule_id}"
-            rep.rule_counts[rule] = rep.rule_counts.get(rule, 0) + 1
+                merge_result(rep, res, accounting, study)
+        add_study_findings(rep, study)
         if problems:
             raise InputError(problems, context=str(source))
         rep.subjects = len(subjects_seen)
-        _finish(work, _Context(chain=chain, work=work, out=shown_as or out, rules=rules), rep, accounting)
-        rep.peak_rss_mib = {"driver": _peak_mib(), "largest_worker": worker_peak}
+        finish_run(work, chain.study_sets, rules, shown_as or out, rep, accounting)
+        rep.peak_rss_mib = {"driver": peak_mib(), "largest_worker": worker_peak}
         rep.wall_seconds["total"] = time.perf_counter() - wall0
         stats = {**rep.as_dict(), "engine": "spark", "master": spark.sparkContext.master}
         (work / "stream.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2))

@@ -29,25 +29,31 @@ import os
 import resource
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
 
-from converter.engine.chain import Chain, adam_of, findings_of, load_chain, ndjson_of, sdtm_of
+from converter.engine.chain import Chain, load_chain, run_partition
+from converter.engine.outputs import (
+    PartitionFiles,
+    PartResult,
+    StreamReport,
+    add_study_findings,
+    finish_run,
+    merge_result,
+    ndjson_dir,
+    peak_mib,
+)
 from converter.errors import InputError, Problem, problem
-from converter.io.csv_out import dict_writer
 from converter.records.odm import OdmSlice
 from converter.records.schema import FormSchema
 from converter.records.stream import CsvPlan
 
 Echo = Callable[[str], Any]
 SUBJECTS_PER_PARTITION = 2000
-MAX_PROBLEMS = 1000
 
 
 @dataclass
@@ -60,73 +66,12 @@ class _Context:
     rules: bool = True
 
 
-@dataclass
-class PartResult:
-    """One partition's outcome: counts, accounting and problems (only small things cross processes)."""
-
-    index: int
-    subjects: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    warnings: int = 0
-    accounting: Any = None
-    sdtm_rows: dict[str, int] = field(default_factory=dict)
-    adam_rows: dict[str, int] = field(default_factory=dict)
-    adam_checks: list[str] = field(default_factory=list)
-    fhir_counts: dict[str, int] = field(default_factory=dict)
-    fhir_problems: list[Problem] = field(default_factory=list)
-    findings: list[Any] = field(default_factory=list)  # conformance findings (the first MAX_PROBLEMS)
-    rule_counts: dict[str, int] = field(default_factory=dict)  # "severity:rule" -> findings
-    seconds: dict[str, float] = field(default_factory=dict)
-    peak_rss_mib: float = 0.0
-
-
-@dataclass
-class StreamReport:
-    partitions: int = 0
-    subjects: int = 0
-    records: int = 0
-    rejected: int = 0
-    sdtm_rows: dict[str, int] = field(default_factory=dict)
-    adam_rows: dict[str, int] = field(default_factory=dict)
-    fhir_counts: dict[str, int] = field(default_factory=dict)
-    adam_checks: list[str] = field(default_factory=list)
-    fhir_problems: list[Problem] = field(default_factory=list)
-    findings: list[Any] = field(default_factory=list)
-    rule_counts: dict[str, int] = field(default_factory=dict)
-    warnings: int = 0
-    cpu_seconds: dict[str, float] = field(default_factory=dict)
-    wall_seconds: dict[str, float] = field(default_factory=dict)
-    peak_rss_mib: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "partitions": self.partitions,
-            "subjects": self.subjects,
-            "source_records": self.records,
-            "rejected_records": self.rejected,
-            "sdtm_rows": dict(sorted(self.sdtm_rows.items())),
-            "adam_rows": dict(sorted(self.adam_rows.items())),
-            "fhir_resources": dict(sorted(self.fhir_counts.items())),
-            "adam_check_failures": self.adam_checks[:100],
-            "fhir_problems": len(self.fhir_problems),
-            "conformance_findings": dict(sorted(self.rule_counts.items())),
-            "warnings": self.warnings,
-            "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
-            "wall_seconds": {k: round(v, 2) for k, v in self.wall_seconds.items()},
-            "peak_rss_mib": self.peak_rss_mib,
-        }
-
-
 _CTX: _Context | None = None
 
 
 def _init_worker(ctx: _Context) -> None:
     global _CTX
     _CTX = ctx
-
-
-def _peak_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # --- the parts of a source ---------------------------------------------------------------------------------------
@@ -157,82 +102,13 @@ def _read_part(ctx: _Context, part: _Part) -> Any:
 
 
 # --- one partition, start to finish ------------------------------------------------------------------------------
-def _write_parquet(frames: dict[str, pd.DataFrame], root: Path, index: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name, df in frames.items():
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(folder / f"part-{index:05d}.parquet", index=False)
-        counts[name] = len(df)
-    return counts
-
-
 def convert_partition(part: _Part) -> PartResult:
-    """Read, check and convert one partition; write its SDTM, ADaM and NDJSON files. Runs in a worker."""
-    from converter.records.checks import check_tables, typed_records
-
+    """Read one partition and run :func:`converter.engine.chain.run_partition` on it, its files written under the
+    staging folder. Runs in a worker."""
     ctx = _CTX
     assert ctx is not None
-    chain = ctx.chain
-    res = PartResult(index=part.index)
-    clock = time.process_time()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.process_time()
-        res.seconds[stage] = res.seconds.get(stage, 0.0) + now - clock
-        clock = now
-
-    raw = _read_part(ctx, part)
-    report = check_tables(raw.tables, chain.forms)
-    res.problems = (raw.problems + report.errors)[:MAX_PROBLEMS]
-    res.warnings = len(report.warnings)
-    subj = [t.frame["SUBJID"] for t in raw.tables.values() if "SUBJID" in t.frame.columns and len(t.frame)]
-    res.subjects = sorted(set(pd.concat(subj, ignore_index=True).dropna().astype(str))) if subj else []
-    if res.problems:
-        lap("read")
-        return res
-    records = typed_records(raw.tables, chain.forms, report.parsed)
-    del raw, report
-    lap("read")
-
-    frames, res.accounting = sdtm_of(chain, records)
-    del records
-    res.sdtm_rows = _write_parquet(frames, ctx.work / "sdtm", part.index)
-    lap("sdtm")
-
-    adam = adam_of(chain, frames)
-    res.adam_checks = adam.checks
-    res.adam_rows = _write_parquet(adam.datasets, ctx.work / "adam", part.index)
-    lap("adam")
-    if ctx.rules:
-        found = findings_of(chain, frames, adam.datasets, with_study=part.index == 0)
-        res.rule_counts = dict(Counter(f"{f.severity}:{f.rule_id}" for f in found))
-        res.findings = found[:MAX_PROBLEMS]
-        lap("validate")
-    del adam
-
-    if chain.fhir is not None:
-        files: dict[str, Any] = {}
-        try:
-            for lines, problems in ndjson_of(chain, frames):
-                res.fhir_problems += problems[: MAX_PROBLEMS - len(res.fhir_problems)]
-                for rtype, data in lines.items():
-                    fh = files.get(rtype)
-                    if fh is None:
-                        fh = files[rtype] = open(_ndjson_dir(ctx.work) / f"{rtype}.{part.index:05d}.ndjson", "wb")  # noqa: SIM115
-                    fh.write(data)
-                    res.fhir_counts[rtype] = res.fhir_counts.get(rtype, 0) + data.count(b"\n")
-        finally:
-            for fh in files.values():
-                fh.close()
-        lap("fhir")
-    res.peak_rss_mib = _peak_mib()
-    return res
-
-
-def _ndjson_dir(work: Path) -> Path:
-    return work / "fhir" / "ndjson"
+    with PartitionFiles(ctx.work, part.index) as files:
+        return run_partition(ctx.chain, part.index, _read_part(ctx, part), files, ctx.rules)
 
 
 # --- the whole run -----------------------------------------------------------------------------------------------
@@ -326,13 +202,14 @@ def run_stream(
     with atomic_dir(out) as work:
         t = time.perf_counter()
         ctx = _Context(chain=load_chain(fhir=fhir), work=work, out=shown_as or out, rules=rules)
-        _ndjson_dir(work).mkdir(parents=True, exist_ok=True)
+        ndjson_dir(work).mkdir(parents=True, exist_ok=True)
         for rtype, data in ctx.chain.study_ndjson.items():
-            (_ndjson_dir(work) / f"{rtype}.study.ndjson").write_bytes(data)
+            (ndjson_dir(work) / f"{rtype}.study.ndjson").write_bytes(data)
             rep.fhir_counts[rtype] = data.count(b"\n")
         rep.wall_seconds["specs"] = time.perf_counter() - t
         problems: list[Problem] = []
         accounting = Accounting()
+        study: list[Any] = []
         seen: dict[str, int] = {}
         with _pool(workers, ctx) as pool:
             doc_check: concurrent.futures.Future[list[Problem]] | None = None
@@ -363,7 +240,7 @@ def run_stream(
                 if res.problems:
                     echo(f"partition {res.index}: {len(res.problems)} problems")
                     continue
-                _merge(rep, res, accounting)
+                merge_result(rep, res, accounting, study)
                 echo(
                     f"partition {res.index}: {len(res.subjects)} subjects, {sum(res.sdtm_rows.values())} SDTM rows, "
                     f"{sum(res.fhir_counts.values())} resources ({res.peak_rss_mib:.0f} MiB)"
@@ -374,10 +251,11 @@ def run_stream(
         if problems:
             raise InputError(problems, context=str(source))
         shutil.rmtree(work / ".spill", ignore_errors=True)
+        add_study_findings(rep, study)
         rep.subjects = len(seen)
-        _finish(work, ctx, rep, accounting)
+        finish_run(work, ctx.chain.study_sets, ctx.rules, ctx.out, rep, accounting)
         rep.peak_rss_mib = {
-            "parent": _peak_mib(),
+            "parent": peak_mib(),
             "largest_worker": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         }
         rep.wall_seconds["total"] = time.perf_counter() - wall0
@@ -403,47 +281,5 @@ def _bounded_map(
         yield f.result()
 
 
-def _merge(rep: StreamReport, res: PartResult, accounting: Any) -> None:
-    accounting.merge(res.accounting)
-    for target, src in ((rep.sdtm_rows, res.sdtm_rows), (rep.adam_rows, res.adam_rows),
-                        (rep.fhir_counts, res.fhir_counts)):  # fmt: skip
-        for k, v in src.items():
-            target[k] = target.get(k, 0) + v
-    for k, sec in res.seconds.items():
-        rep.cpu_seconds[k] = rep.cpu_seconds.get(k, 0.0) + sec
-    rep.adam_checks += res.adam_checks
-    rep.fhir_problems += res.fhir_problems
-    rep.findings += res.findings[: MAX_PROBLEMS - len(rep.findings)]
-    for rule, n in res.rule_counts.items():
-        rep.rule_counts[rule] = rep.rule_counts.get(rule, 0) + n
-    rep.warnings += res.warnings
-
-
-def _finish(work: Path, ctx: _Context, rep: StreamReport, accounting: Any) -> None:
-    """Study-level datasets and resources, accounting, the NDJSON manifest."""
-    counts = _write_parquet(ctx.chain.study_sets, work / "sdtm", 0)
-    for k, v in counts.items():
-        rep.sdtm_rows[k] = rep.sdtm_rows.get(k, 0) + v
-    rows = accounting.rows()
-    rep.records = sum(int(r["records"]) for r in rows)
-    rep.rejected = accounting.rejected()
-    if ctx.rules:
-        from converter.validate.findings import write_reports
-
-        write_reports(rep.findings, work / "validate")
-    with (work / "accounting.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = dict_writer(fh, fieldnames=["form", "records", "in_target_rows", "rejected", "targets", "reasons"])
-        w.writeheader()
-        w.writerows(rows)
-    nd = _ndjson_dir(work)
-    if nd.is_dir():  # a Bulk Data style manifest beside (not among) the NDJSON files
-        output = [{"type": f.name.split(".", 1)[0], "url": f"ndjson/{f.name}"} for f in sorted(nd.glob("*.ndjson"))]
-        manifest = {"transactionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request": str(ctx.out),
-                    "requiresAccessToken": False, "output": output, "error": []}  # fmt: skip
-        (nd.parent / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-
-
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
-
-
