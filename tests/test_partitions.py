@@ -29,3 +29,15 @@ def test_partitioned_sdtm_equals_whole(n_parts: int) -> None:
     for name, df in whole.datasets.items():
         pd.testing.assert_frame_equal(df, parted.datasets[name], check_dtype=True)
     assert whole.accounting.rows() == parted.accounting.rows()
+
+
+def test_partition_number_is_crc32_of_the_utf8_text() -> None:
+    """CRC-32's standard check value (0xCBF43926 for '123456789'), and the same number for a key however it
+    arrives (``partition_of`` over a Series, one key at a time as the FHIR reader's router asks)."""
+    from converter.records.partitions import partition_number
+
+    assert partition_number("123456789", 1 << 32) == 0xCBF43926
+    assert partition_number("123456789", 1000) == 0xCBF43926 % 1000
+    assert partition_number("anything", 1) == 0
+    ids = pd.Series(["0001", "Zoë", "患者-7", "", "Patient/42"])
+    assert partition_of(ids, 7).tolist() == [partition_number(s, 7) for s in ids]

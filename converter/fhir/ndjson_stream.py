@@ -35,7 +35,6 @@ import re
 import shutil
 import tempfile
 import time
-import zlib
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from converter.fhir.resource_checks import identifiers_of, parse_conditional
 from converter.fhir.to_fhir import no_gc
 from converter.fhir.to_sdtm import Converter
 from converter.io.csv_out import dict_writer
+from converter.records.partitions import partition_number
 from converter.spec.model import DatasetSpec, Terminology
 
 #: subject reference elements tried after the spec's (types without a spec: Encounter, Claim, MedicationRequest...)
@@ -95,7 +95,7 @@ class Router:
         return m is not None and "USUBJID" in m.groupdict()
 
     def part_of(self, key: str) -> int:
-        return zlib.crc32(key.encode("utf-8")) % self.partitions
+        return partition_number(key, self.partitions)
 
     def key_of(
         self,

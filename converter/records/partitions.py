@@ -3,7 +3,8 @@
 Every mapping is a pure function of one subject's data (trial-design datasets built from inline protocol rows
 are the only study-level ones), so converting partition by partition gives the same datasets as converting
 everything at once. The partition of a subject depends only on its identifier (CRC-32), so it is stable across
-runs and engines (the Spark engine uses the same function).
+runs and engines: :func:`partition_number` is THE partition function (the local engines, the FHIR NDJSON
+reader's router; Spark computes the same CRC-32 in the JVM, and a test compares the two).
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ from converter.spec.model import DatasetSpec
 Frames = dict[str, pd.DataFrame]
 
 
+def partition_number(key: str, n_parts: int) -> int:
+    """The partition 0..n_parts-1 of one key: CRC-32 of its UTF-8 bytes modulo ``n_parts``."""
+    return zlib.crc32(key.encode("utf-8")) % n_parts if n_parts > 1 else 0
+
+
 def partition_of(ids: pd.Series, n_parts: int) -> np.ndarray:
-    """Stable partition number 0..n_parts-1 of each subject identifier."""
+    """Stable partition number 0..n_parts-1 of each subject identifier (:func:`partition_number` of its text)."""
     if n_parts <= 1:
         return np.zeros(len(ids), dtype=np.int64)
     codes, uniques = pd.factorize(ids.astype(str), sort=False)
-    per_unique = np.fromiter((zlib.crc32(u.encode("utf-8")) % n_parts for u in uniques), dtype=np.int64,
+    per_unique = np.fromiter((partition_number(u, n_parts) for u in uniques), dtype=np.int64,
                              count=len(uniques))  # fmt: skip
     out: np.ndarray = per_unique[codes]
     return out
