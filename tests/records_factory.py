@@ -49,14 +49,24 @@ def small_records(schema: FormSchema | None = None) -> Records:
         "DIAG": _frame(
             [
                 {"SUBJID": "1001", "DIAGDT": "2010-05", "SALVLN": "1", "PHSTAT": "NEGATIVE", "CYTOGEN": "DIPLOID",
-                 "BMBLAST": 65.0, "CD22PCT": 95.0, "WBC": 3.2, "NPRIOR": 1, "PRIORREG": "HYPER-CVAD",
-                 "PRSCT": "N", "PRBLIN": "N"},
+                 "BMBLAST": 65.0, "CD22PCT": 95.0, "WBC": 3.2, "NPRIOR": 1, "PRSCT": "N", "PRBLIN": "N"},
                 {"SUBJID": "1002", "DIAGDT": "2011-01-10", "SALVLN": "3+", "PHSTAT": "POSITIVE",
                  "CYTOGEN": "T(9;22)", "BMBLAST": 80.5, "CD22PCT": 88.0, "WBC": None, "NPRIOR": 3,
-                 "PRIORREG": 'HYPER-CVAD; "BLINA" <2 cycles>\tthen POMP', "PRSCT": "Y", "PRBLIN": "Y"},
+                 "PRSCT": "Y", "PRBLIN": "Y"},
                 {"SUBJID": "1003", "DIAGDT": "2009", "SALVLN": "2", "PHSTAT": "NEGATIVE", "CYTOGEN": "KMT2A",
-                 "BMBLAST": 0.1, "CD22PCT": 100.0, "WBC": 1e-05, "NPRIOR": 2, "PRIORREG": None, "PRSCT": "N",
+                 "BMBLAST": 0.1, "CD22PCT": 100.0, "WBC": 1e-05, "NPRIOR": 2, "PRSCT": "N",
                  "PRBLIN": None},
+            ]
+        ),
+        "PRIORTX": _frame(
+            [
+                {"SUBJID": "1001", "PTSPID": 1, "PTTRT": "HYPER-CVAD", "PTSTDT": "2010-06", "PTENDT": "2011-03"},
+                {"SUBJID": "1002", "PTSPID": 1, "PTTRT": "HYPER-CVAD", "PTSTDT": None, "PTENDT": None},
+                {"SUBJID": "1002", "PTSPID": 2, "PTTRT": '"BLINA" <2 cycles>\tthen POMP', "PTSTDT": "2011",
+                 "PTENDT": "2011-12-31"},
+                {"SUBJID": "1002", "PTSPID": 3, "PTTRT": "BLINATUMOMAB", "PTSTDT": None, "PTENDT": None},
+                {"SUBJID": "1003", "PTSPID": 1, "PTTRT": "AUGMENTED BFM", "PTSTDT": "2009", "PTENDT": None},
+                {"SUBJID": "1003", "PTSPID": 2, "PTTRT": "FLAG-IDA", "PTSTDT": None, "PTENDT": None},
             ]
         ),
         "EXPOS": _frame(
