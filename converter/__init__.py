@@ -5,3 +5,5 @@ Every trial-specific fact lives in the YAML specs under ``mappings/``; this pack
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

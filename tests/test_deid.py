@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from converter.deid import deid_check_command, deid_command, deidentify, load_deid_rules
+from converter.deid import deidentify, load_deid_rules
+from converter.deid.commands import deid_check_command, deid_command
 from converter.deid.transform import subject_offsets
 from converter.errors import InputError, SpecError
 from converter.io.package import read_package

@@ -4,10 +4,10 @@
 * :mod:`.transform`: apply them, column-wise, one offset and one new identifier per subject.
 * :mod:`.residual`: what of the original still shows in a de-identified package.
 * :mod:`.mark`: the ``deid.json`` mark and :func:`is_deidentified`.
-* :mod:`.commands`: ``inoconv deid`` and ``inoconv deid-check``.
+* :mod:`.commands`: ``inoconv deid`` and ``inoconv deid-check`` (CLI-level: not imported here, so the stages
+  that use de-identification never load the CLI).
 """
 
-from converter.deid.commands import deid_check_command, deid_command
 from converter.deid.mark import MARK_FILE, is_deidentified
 from converter.deid.residual import Leak, residual_check
 from converter.deid.rules import DeidRules, load_deid_rules
@@ -18,8 +18,6 @@ __all__ = [
     "DeidResult",
     "DeidRules",
     "Leak",
-    "deid_check_command",
-    "deid_command",
     "deidentify",
     "is_deidentified",
     "load_deid_rules",

@@ -3,10 +3,10 @@
 ``mappings/analysis/endpoints.yaml`` (:mod:`converter.report.spec`) says what to compute; :mod:`.endpoints`
 computes it with the exact statistics of :mod:`.stats`; :mod:`.published` compares; :mod:`.render` writes
 report.md, report.json (with :mod:`.ars`'s ARS-shaped reportingEvent) and the figures; :mod:`.html` and
-:mod:`.tables` the reviewer's page; :mod:`.commands` is ``inoconv report``.
+:mod:`.tables` the reviewer's page; :mod:`.commands` is ``inoconv report`` (CLI-level: not
+imported here, so library code importing the stage never loads the CLI).
 """
 
-from converter.report.commands import report_command
 from converter.report.endpoints import Endpoint, Endpoints, compute_endpoints
 from converter.report.html import write_index_html, write_run_view
 from converter.report.published import Comparison, compare, published_values
@@ -26,7 +26,6 @@ __all__ = [
     "load_analysis_spec",
     "logrank",
     "published_values",
-    "report_command",
     "write_index_html",
     "write_report",
     "write_run_view",
