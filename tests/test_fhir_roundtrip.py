@@ -83,7 +83,8 @@ def test_cli_commands_on_an_sdtm_folder(tmp_path: Path, capsys: pytest.CaptureFi
     rt = compare(read_sdtm_dir(sdtm), back, specs(), ex.specs)
     assert rt.ok, rt.render()
     report = pd.read_csv(tmp_path / "back" / "tosdtm-report.csv")
-    assert set(report["status"]) == {"converted"}  # the disease Conditions are MH rows now, carried both ways
+    assert set(report["status"]) == {"converted", "derived"}  # derived: inoconv's Provenance (the disease
+    # Conditions are MH rows now, carried both ways)
 
 
 def test_what_is_not_carried_is_listed_or_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
