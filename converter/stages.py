@@ -154,7 +154,7 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     code = 0
     t0 = time.perf_counter()
     counts = run_sdtm(source, out / "sdtm", echo)
-    summary.append({"stage": "sdtm", "output": str(out / "sdtm"), "result": f"{len(counts)} datasets"})
+    summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
 
     stages: list[tuple[str, Callable[[], int]]] = []
     try:
@@ -180,7 +180,7 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
         t = time.perf_counter()
         rc = int(fn())
         code = max(code, rc)
-        summary.append({"stage": name, "output": str(out / name), "result": "ok" if rc == 0 else f"exit {rc}"})
+        summary.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
         echo(f"{name}: {time.perf_counter() - t:.1f} s")
     echo("--- validate")
     from converter.report.html import write_run_view
@@ -190,7 +190,7 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     findings = validate_folder(out)
     write_reports(findings, out / "validate")
     errors = sum(1 for f in findings if f.severity == "error")
-    summary.append({"stage": "validate", "output": str(out / "validate"), "result": f"{errors} errors"})
+    summary.append({"stage": "validate", "output": str(final / "validate"), "result": f"{errors} errors"})
     code = max(code, 1 if errors else 0)
     if (out / "report").exists():
         write_run_view(out)  # report/index.html again, now with the findings linked into define.html
