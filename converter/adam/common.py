@@ -36,6 +36,7 @@ __all__ = [
     "key_frame",
     "lookup_values",
     "match_keys",
+    "order_positions",
     "partial_dates",
     "pick",
     "report_rows",
@@ -82,11 +83,13 @@ def sas_round(values: pd.Series, digits: int) -> pd.Series:
 
 def iso_to_sas(col: pd.Series) -> pd.Series:
     """Complete ISO 8601 dates (YYYY-MM-DD, any time part ignored) -> SAS day numbers (float64, NaN otherwise)."""
-    txt = text_column(col)
-    head = txt.str.slice(0, 10)
+    codes, uniques = pd.factorize(text_column(col).to_numpy(dtype=object), use_na_sentinel=True)
+    head = pd.Series(uniques, dtype=object).str.slice(0, 10)  # each distinct text parsed once
     ok = head.str.len().eq(10).fillna(False).astype(bool)
     parsed = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
-    return ((parsed - SAS_EPOCH).dt.days).astype("float64")
+    days = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
+    out = np.full(len(codes), np.nan) if not len(days) else np.where(codes < 0, np.nan, days.take(np.maximum(codes, 0)))
+    return pd.Series(out, index=col.index, dtype="float64")
 
 
 def as_sas_date(col: pd.Series) -> pd.Series:
@@ -132,14 +135,15 @@ def sortable(col: pd.Series) -> pd.Series:
     return as_text(col)
 
 
-def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False, by: Sequence[str] = ()) -> pd.DataFrame:
-    """``df`` ordered by the order items, then by every other column's content (content-determined order).
+def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = False,
+                    by: Sequence[str] = ()) -> np.ndarray:  # fmt: skip
+    """Row positions of ``df`` in the order of the order items, then of every other column's content.
 
     Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``). The
-    content tie-break is computed only when records of one ``by`` group tie on every order item.
+    content tie-break is computed only when records of one ``by`` group tie on every order item. Only the key
+    columns are sorted; the caller takes the rows it needs (usually one per group, not the whole frame).
     """
-    if df.empty:
-        return df
+    n = len(df)
     keys: dict[str, pd.Series] = {}
     ascending: list[bool] = []
     used: set[str] = set()
@@ -156,28 +160,40 @@ def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False, 
         used.add(var)
         keys[f"__o{i}"] = col
         ascending.append(asc != descending)
+    if n == 0:
+        return np.arange(0)
     groups = pd.DataFrame({**{f"__b{j}": as_text(df[b]) for j, b in enumerate(by)}, **keys}, index=df.index)
-    tied = len(df) > 1 if groups.shape[1] == 0 else bool(groups.duplicated(keep=False).any())
+    tied = n > 1 if groups.shape[1] == 0 else bool(groups.duplicated(keep=False).any())
     if tied:  # break ties on content, never on row position
         for j, c in enumerate(sorted(set(df.columns) - used)):
             col = sortable(df[c])
             keys[f"__t{j}"] = col if col.dtype.kind == "f" else col.fillna("")
             ascending.append(not descending)
     if not keys:
+        return np.arange(n)
+    kf = pd.DataFrame(keys).reset_index(drop=True)
+    return kf.sort_values(list(kf.columns), ascending=ascending, na_position="last", kind="mergesort").index.to_numpy()
+
+
+def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False, by: Sequence[str] = ()) -> pd.DataFrame:
+    """``df`` ordered by the order items, then by every other column's content (content-determined order);
+    see :func:`order_positions`."""
+    if df.empty:
         return df
-    kf = pd.DataFrame(keys, index=df.index)
-    order_idx = kf.sort_values(list(kf.columns), ascending=ascending, na_position="last", kind="mergesort").index
-    return df.loc[order_idx]
+    return df.iloc[order_positions(df, order, descending, by)]
 
 
 def pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str) -> pd.DataFrame:
     """The first (or last) record per ``by`` group in the order of ``order`` (nulls never win)."""
     if mode not in ("first", "last"):
         raise ValueError(f"mode must be first or last (got {mode!r})")
-    ranked = sort_keys(df, order, descending=(mode == "last"), by=by)
+    if df.empty:
+        return df
+    pos = order_positions(df, order, descending=(mode == "last"), by=by)
     if not by:
-        return ranked.head(1)
-    return ranked.groupby(list(by), sort=False, dropna=False).head(1)
+        return df.iloc[pos[:1]]
+    first = ~df[list(by)].iloc[pos].duplicated(keep="first").to_numpy()  # one row per group, in ranked order
+    return df.iloc[pos[first]]
 
 
 def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
@@ -203,13 +219,22 @@ def lookup_values(left: pd.DataFrame, right: pd.DataFrame, values: pd.Series) ->
     if left.shape[1] == 0:  # no keys: the one selected record applies to every row
         v = values.iloc[0]
         return constant_column(v, n, left.index), pd.Series(True, index=left.index)
-    r = right.assign(__v=values.to_numpy(dtype=object), __hit=True)
-    merged = left.merge(r, on=list(left.columns), how="left", validate="many_to_one")
-    hit = merged["__hit"].eq(True).fillna(False).to_numpy(dtype=bool)
-    return (
-        pd.Series(merged["__v"].to_numpy(dtype=object), index=left.index, dtype=object),
-        pd.Series(hit, index=left.index),
-    )
+    rindex = _key_index(right)
+    if not rindex.is_unique:
+        raise ValueError(f"{int(rindex.duplicated().sum())} right records share their keys (a many-to-one "
+                         "lookup needs one record per key)")  # fmt: skip
+    at = rindex.get_indexer(_key_index(left))  # -1: no record with these keys (null keys match null keys)
+    hit = at >= 0
+    out = values.to_numpy(dtype=object).take(np.where(hit, at, 0)) if len(values) else np.full(n, None, object)
+    out[~hit] = np.nan
+    return pd.Series(out, index=left.index, dtype=object), pd.Series(hit, index=left.index)
+
+
+def _key_index(keys: pd.DataFrame) -> pd.Index:
+    """The key columns as one index (a plain index for one key, else a MultiIndex) for hash lookups."""
+    if keys.shape[1] == 1:
+        return pd.Index(keys.iloc[:, 0].to_numpy(dtype=object), dtype=object)
+    return pd.MultiIndex.from_arrays([keys[c].to_numpy(dtype=object) for c in keys.columns])
 
 
 def report_rows(ctx: RowContext, rows: np.ndarray, field: str, values: pd.Series, rule: str, msg: str) -> None:

@@ -42,7 +42,30 @@ def impute_dates(
         raise ValueError(f"highest must be D or M (got {highest!r})")
     if is_numeric(dtc):
         return Imputed(as_sas_date(dtc), null_column(len(dtc), dtc.index))
-    txt = text_column(dtc).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(text_column(dtc).to_numpy(dtype=object), use_na_sentinel=True)
+    u_value, u_low, u_high, u_flags = _impute_distinct(uniques, impute, highest)
+    missing = codes < 0  # each distinct text parsed once, then spread over its rows
+    at = np.where(missing, 0, codes)
+    value, low, high = (np.where(missing, np.nan, arr.take(at)) if len(arr) else np.full(len(codes), np.nan)
+                        for arr in (u_value, u_low, u_high))  # fmt: skip
+    flags = u_flags.take(at) if len(u_flags) else np.full(len(codes), None, dtype=object)
+    flags[missing] = None
+    imputed = pd.notna(flags)
+    for bound in not_before:
+        b = as_sas_date(bound).to_numpy(dtype=float)
+        use = imputed & ~np.isnan(b) & (b >= low) & (b <= high) & (value < b)
+        value[use] = b[use]
+    for bound in not_after:
+        b = as_sas_date(bound).to_numpy(dtype=float)
+        use = imputed & ~np.isnan(b) & (b >= low) & (b <= high) & (value > b)
+        value[use] = b[use]
+    return Imputed(pd.Series(value, index=dtc.index, dtype="float64"), pd.Series(flags, index=dtc.index, dtype=object))
+
+
+def _impute_distinct(
+    txt: np.ndarray, impute: str | None, highest: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct ISO text: the SAS date (imputed or not), the lowest and highest date it can mean, the flag."""
     n = len(txt)
     value = np.full(n, np.nan)
     low = np.full(n, np.nan)
@@ -53,9 +76,7 @@ def impute_dates(
     def day(y: int, m: int, d: int) -> float:
         return float((_dt.date(y, m, d) - epoch).days)
 
-    for i, t in enumerate(txt):  # per value: partial dates need calendar arithmetic
-        if t is None:
-            continue
+    for i, t in enumerate(txt):  # per distinct value: partial dates need calendar arithmetic
         m = _ISO.match(str(t))
         if not m:
             continue
@@ -81,16 +102,7 @@ def impute_dates(
             flags[i] = None
             continue
         value[i] = {"first": low[i], "last": high[i], "mid": mid}[impute]
-    imputed = pd.notna(flags)
-    for bound in not_before:
-        b = as_sas_date(bound).to_numpy(dtype=float)
-        use = imputed & ~np.isnan(b) & (b >= low) & (b <= high) & (value < b)
-        value[use] = b[use]
-    for bound in not_after:
-        b = as_sas_date(bound).to_numpy(dtype=float)
-        use = imputed & ~np.isnan(b) & (b >= low) & (b <= high) & (value > b)
-        value[use] = b[use]
-    return Imputed(pd.Series(value, index=dtc.index, dtype="float64"), pd.Series(flags, index=dtc.index, dtype=object))
+    return value, low, high, flags
 
 
 def _imputed(ctx: RowContext, a: dict[str, Any]) -> Imputed:
