@@ -72,15 +72,29 @@ def core_issues(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """CORE id -> {message, datasets: {dataset: issues}, variables: [...]} for every rule with issues."""
     out: dict[str, dict[str, Any]] = {}
     for s in report.get("Issue_Summary", []):
+        if str(s.get("message", "")).startswith("rule evaluation error"):
+            continue  # CORE could not run the rule (its library metadata are stand-ins): an execution error
         rule = out.setdefault(s["core_id"], {"message": s["message"], "datasets": {}, "variables": set()})
         rule["datasets"][s["dataset"].upper().removesuffix(".XPT")] = s["issues"]
     for d in report.get("Issue_Details", []):
-        if d["core_id"] in out:
+        if d["core_id"] in out and not str(d.get("message", "")).startswith("rule evaluation error"):
             for v in d.get("variables") or []:
                 out[d["core_id"]]["variables"].add(str(v))
     for r in out.values():
         r["variables"] = sorted(r["variables"])
     return out
+
+
+#: CORE rules whose issues on the pilot are artefacts of the offline cache (read with the reason), not the pilot's
+NOT_APPLICABLE = {
+    "CORE-000550": "the cache's library metadata are stand-ins (cdisc-core-cache/SOURCE.txt): the model's lists of "
+    "allowed variables per class are missing, so standard DM/SE/SV variables are reported; inoconv checks the same "
+    "with the SDTMIG's class variables (INO-STD-004) and finds none on the pilot",
+    "CORE-000852": "variable order against the model: the same stand-in metadata (SOURCE.txt names it)",
+    "CORE-000767": "compares AEDECOD/DSDECOD with FAOBJ of a parent FA record; the package has no FA dataset",
+}
+#: an inoconv finding on the same dataset and variable that is not the same problem (reported as not found)
+INCIDENTAL = {"CORE-000097": "INO-STD-005"}
 
 
 def inoconv_findings(sdtm: Path) -> tuple[float, list[Any]]:
@@ -109,10 +123,16 @@ def compare(core: dict[str, dict[str, Any]], found: list[Any]) -> list[dict[str,
         else:
             ids = sorted(
                 {i for d in datasets for v in (rule["variables"] or [""]) for i in by_place.get((d, v), set())}
+                - {INCIDENTAL.get(rid, "")}
             )
             how = "other id" if ids else "not found"
-        rows.append({"core_id": rid, "datasets": rule["datasets"], "variables": rule["variables"],
-                     "message": rule["message"], "inoconv": how, "inoconv_ids": ids})  # fmt: skip
+        if rid in NOT_APPLICABLE and how == "not found":
+            how = "not applicable"
+        row = {"core_id": rid, "datasets": rule["datasets"], "variables": rule["variables"],
+               "message": rule["message"], "inoconv": how, "inoconv_ids": ids}  # fmt: skip
+        if how == "not applicable":
+            row["reason"] = NOT_APPLICABLE[rid]
+        rows.append(row)
     return rows
 
 
@@ -122,6 +142,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="folder for the pilot's XPT files and CORE's report (kept)")
     ap.add_argument("--datasets", help="comma-separated subset of the pilot's datasets (default: all)")
     ap.add_argument("--json", type=Path, help="write the comparison here")
+    ap.add_argument("--core-report", type=Path, help="CORE's core.json of an earlier run on the same datasets")
     ns = ap.parse_args()
     work = ns.keep or Path(tempfile.mkdtemp(prefix="bench-core-"))
     sdtm = work / "sdtm"
@@ -132,7 +153,10 @@ def main() -> None:
             if p.stem not in keep:
                 p.unlink()
     names = sorted(p.stem.upper() for p in sdtm.glob("*.xpt"))
-    core_s, report = run_core(ns.core, sdtm, work / "core")
+    if ns.core_report:
+        core_s, report = float("nan"), json.loads(ns.core_report.read_text(encoding="utf-8"))
+    else:
+        core_s, report = run_core(ns.core, sdtm, work / "core")
     ino_s, found = inoconv_findings(sdtm)
     core = core_issues(report)
     rows = compare(core, found)

@@ -245,3 +245,66 @@ def test_core_pilot_fixture_is_read_and_each_core_rule_is_accounted_for() -> Non
         assert rule["inoconv"] in ("same id", "other id", "not found", "not applicable"), rule
         if rule["inoconv"] == "not applicable":
             assert rule.get("reason"), rule
+
+
+# --- the cross-dataset rules CORE reports on the pilot: each fails on a pilot-shaped row and passes on a clean one --
+def test_dm_against_the_trial_arms() -> None:
+    from converter.validate.standard_data import check_dm_arms
+
+    ta = pd.DataFrame({"ARMCD": ["Pbo"], "ARM": ["Placebo"]})
+    assert check_dm_arms({"DM": dm(), "TA": ta}) == []
+    fail = dm(ARMCD="Scrnfail", ARM="Screen Failure", ACTARMCD="Scrnfail", ACTARM="Screen Failure", RFENDTC=None)
+    got = ids(check_dm_arms({"DM": fail, "TA": ta}))
+    assert {r for r, _, _ in got} == {"CORE-000210", "CORE-000208", "CORE-000047", "CORE-000209", "CORE-000115",
+                                      "CORE-000191"}  # fmt: skip
+    got = ids(check_dm_arms({"DM": dm(ACTARMCD="Xan_Lo", ACTARM="Xanomeline Low Dose"), "TA": ta}))
+    assert ("CORE-000655", "DM", "ACTARMCD") in got and ("CORE-000656", "DM", "ACTARM") in got
+
+
+def test_population_flags_belong_in_adsl() -> None:
+    from converter.validate.standard_data import check_suppdm_population
+
+    supp = pd.DataFrame({"RDOMAIN": ["DM", "DM"], "USUBJID": ["S-1", "S-1"], "QNAM": ["SAFETY", "RACEOTH"]})
+    got = check_suppdm_population({"SUPPDM": supp})
+    assert [(f.rule_id, f.row) for f in got] == [("CORE-000211", 1)]
+
+
+def test_ae_outcome_end_and_death() -> None:
+    from converter.validate.standard_data import check_ae_outcome
+
+    ae = pd.DataFrame({"USUBJID": ["01-701-1015"] * 3, "AEOUT": ["NOT RECOVERED/NOT RESOLVED", "FATAL", "FATAL"],
+                       "AEENDTC": ["2014-02-01", "2014-03-01", None]})  # fmt: skip
+    got = [(f.rule_id, f.row) for f in check_ae_outcome({"AE": ae, "DM": dm(DTHDTC="2014-03-01")})]
+    assert got == [("CORE-000657", 1), ("CORE-000841", 3)]
+
+
+def test_body_system_code_soc_and_history_dates() -> None:
+    from converter.validate.standard_data import check_bodsys_code, check_bodsys_soc, check_mh_before_start
+
+    ae = pd.DataFrame({"AEBODSYS": ["CARDIAC DISORDERS", None], "AEBDSYCD": [None, None]})
+    assert [(f.rule_id, f.row) for f in check_bodsys_code({"AE": ae})] == [("CORE-000024", 1)]
+    mh = pd.DataFrame({"USUBJID": ["01-701-1015"] * 3, "MHSTDTC": ["2013", "2014-01", "2014-01-02"],
+                       "MHBODSYS": ["A", "B", "C"], "MHSOC": ["A", "X", "C"]})  # fmt: skip
+    assert [f.row for f in check_mh_before_start({"MH": mh, "DM": dm()})] == [2, 3]  # at the precision both give
+    assert [(f.rule_id, f.row) for f in check_bodsys_soc({"MH": mh})] == [("INO-STD-006", 2)]
+
+
+def test_observation_columns_and_standard_results() -> None:
+    from converter.validate.standard_data import check_observation_columns, check_stresc_stresn
+
+    sc = pd.DataFrame({"USUBJID": ["S-1", "S-1"], "SCTESTCD": ["EDULEVEL"] * 2, "SCSTRESC": ["16", "09"],
+                       "SCSTRESN": [16.0, 9.0]})  # fmt: skip
+    assert [(f.rule_id, f.row) for f in check_stresc_stresn({"SC": sc})] == [("CORE-000732", 2)]
+    assert ids(check_observation_columns({"SC": sc})) == {("CORE-000701", "SC", "EPOCH")}
+    mh = pd.DataFrame({"USUBJID": ["S-1"], "MHSTDTC": ["2013"]})
+    assert ids(check_observation_columns({"MH": mh})) == {("CORE-000328", "MH", "MHSTDY")}  # MH: no EPOCH rule
+    assert check_observation_columns({"SC": sc.assign(EPOCH="SCREENING")}) == []
+
+
+def test_core_pilot_rules_inoconv_finds_under_the_same_id_are_implemented() -> None:
+    """Every rule the stored comparison says inoconv reports under CORE's id is in the registry with that id."""
+    from converter.validate.common import RULES
+
+    doc = json.loads((FIXTURES / "core_pilot.json").read_text(encoding="utf-8"))
+    same = [r["core_id"] for r in doc["core"]["rules_with_issues"] if r["inoconv"] == "same id"]
+    assert len(same) >= 15 and not [r for r in same if r not in RULES]

@@ -184,8 +184,13 @@ def check_ig_ct(frames: Frames) -> list[Finding]:
 
 
 def run_standard_rules(frames: Frames, info: Mapping[str, DatasetInfo] | None = None) -> list[Finding]:
-    """The IG rules of this module (the data-only SDTM rules are :func:`run_standard_level`'s)."""
-    return check_ig_variables(frames, info) + check_domain_values(frames) + check_ig_ct(frames)
+    """The IG rules of this module and the cross-dataset rules of :mod:`converter.validate.standard_data` (the
+    data-only SDTM rules are :func:`run_standard_level`'s)."""
+    from converter.validate.standard_data import run_standard_data_rules
+
+    sdtm = {k: v for k, v in frames.items() if not _is_adam(k)}
+    out = check_ig_variables(frames, info) + check_domain_values(frames) + check_ig_ct(frames)
+    return out + run_standard_data_rules(sdtm)
 
 
 def run_standard_level(frames: Frames, info: Mapping[str, DatasetInfo] | None = None) -> list[Finding]:
