@@ -283,6 +283,7 @@ def test_body_system_code_soc_and_history_dates() -> None:
 
     ae = pd.DataFrame({"AEBODSYS": ["CARDIAC DISORDERS", None], "AEBDSYCD": [None, None]})
     assert [(f.rule_id, f.row) for f in check_bodsys_code({"AE": ae})] == [("CORE-000024", 1)]
+    assert check_bodsys_code({"MH": pd.DataFrame({"MHBODSYS": ["X"]})}) == []  # no MHBDSYCD: not this rule
     mh = pd.DataFrame({"USUBJID": ["01-701-1015"] * 3, "MHSTDTC": ["2013", "2014-01", "2014-01-02"],
                        "MHBODSYS": ["A", "B", "C"], "MHSOC": ["A", "X", "C"]})  # fmt: skip
     assert [f.row for f in check_mh_before_start({"MH": mh, "DM": dm()})] == [2, 3]  # at the precision both give
@@ -296,8 +297,9 @@ def test_observation_columns_and_standard_results() -> None:
                        "SCSTRESN": [16.0, 9.0]})  # fmt: skip
     assert [(f.rule_id, f.row) for f in check_stresc_stresn({"SC": sc})] == [("CORE-000732", 2)]
     assert ids(check_observation_columns({"SC": sc})) == {("CORE-000701", "SC", "EPOCH")}
-    mh = pd.DataFrame({"USUBJID": ["S-1"], "MHSTDTC": ["2013"]})
-    assert ids(check_observation_columns({"MH": mh})) == {("CORE-000328", "MH", "MHSTDY")}  # MH: no EPOCH rule
+    mh = pd.DataFrame({"USUBJID": ["S-1"], "MHSTDTC": ["2013"], "MHENDTC": ["2014"]})
+    got = ids(check_observation_columns({"MH": mh}))  # MH: no EPOCH rule
+    assert got == {("CORE-000328", "MH", "MHSTDY"), ("CORE-000776", "MH", "MHENDY")}
     assert check_observation_columns({"SC": sc.assign(EPOCH="SCREENING")}) == []
 
 

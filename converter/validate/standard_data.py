@@ -4,7 +4,8 @@ Each function is one CORE rule (the id is CORE's; the text in the registry follo
 trial arms (CORE-000210/208/047/209), arm values that belong in ARMNRS (CORE-000115), planned vs actual arm
 (CORE-000655/656, warnings), RFENDTC with an arm (CORE-000191), population flags in SUPPDM (CORE-000211), AE
 outcome vs end date and death date (CORE-000657, CORE-000841), --BODSYS without --BDSYCD (CORE-000024), medical
-history starting on/after the reference start (CORE-000236), --STDY absent beside --STDTC (CORE-000328), EPOCH
+history starting on/after the reference start (CORE-000236), --STDY/--ENDY absent beside --STDTC/--ENDTC
+(CORE-000328/000776), EPOCH
 absent or null in a general-observation dataset (CORE-000701), --STRESC not numeric with --STRESN populated
 (CORE-000732). Pure functions over frames, column-wise.
 """
@@ -42,7 +43,8 @@ RULES.update(
             RuleDef("CORE-000024", "error", "SDTM", "--BODSYS is not empty and --BDSYCD is empty"),
             RuleDef("CORE-000236", "warning", "SDTM", "MHSTDTC is on or after DM.RFSTDTC (medical history is "
                     "the history before the trial)"),
-            RuleDef("CORE-000328", "error", "SDTM", "--STDY is not in the dataset although --STDTC is"),
+            RuleDef("CORE-000328", "warning", "SDTM", "--STDY (Perm) is not in the dataset although --STDTC is"),
+            RuleDef("CORE-000776", "warning", "SDTM", "--ENDY (Perm) is not in the dataset although --ENDTC is"),
             RuleDef("CORE-000701", "warning", "SDTM", "EPOCH is missing for a clinical subject-level observation"),
             RuleDef("CORE-000732", "error", "SDTM", "--STRESC is not numeric but --STRESN is not empty"),
             RuleDef("INO-STD-006", "warning", "SDTM", "--BODSYS differs from the primary SOC --SOC (cf. CORE-000264; "
@@ -131,9 +133,9 @@ def check_bodsys_code(frames: Frames) -> list[Finding]:
     for name, df in frames.items():
         prefix = name[:2]
         bod, code = f"{prefix}BODSYS", f"{prefix}BDSYCD"
-        if bod not in df.columns:
-            continue
-        bad = ~is_null(df[bod]) & (is_null(df[code]) if code in df.columns else np.ones(len(df), dtype=bool))
+        if bod not in df.columns or code not in df.columns:
+            continue  # --BDSYCD absent: CORE-000334 (an Expected variable) where the IG expects it, not this rule
+        bad = ~is_null(df[bod]) & is_null(df[code])
         out += row_findings("CORE-000024", name, code, df, bad, f"{bod} {{b!r}} without {code}", b=_col(df, bod))
     return out
 
@@ -166,7 +168,8 @@ def check_mh_before_start(frames: Frames) -> list[Finding]:
 
 
 def check_observation_columns(frames: Frames) -> list[Finding]:
-    """--STDY beside --STDTC (CORE-000328); EPOCH in clinical observation datasets (CORE-000701)."""
+    """--STDY beside --STDTC (CORE-000328), --ENDY beside --ENDTC (CORE-000776); EPOCH in clinical observation
+    datasets (CORE-000701)."""
     out: list[Finding] = []
     for name, df in frames.items():
         cls = _class(name)
@@ -174,6 +177,9 @@ def check_observation_columns(frames: Frames) -> list[Finding]:
         has_start = f"{prefix}STDTC" in df.columns and f"{prefix}STDY" not in df.columns and "USUBJID" in df.columns
         if has_start and (cls in _OBSERVATION or cls == "Special Purpose"):
             out.append(finding("CORE-000328", name, f"{prefix}STDY", f"{prefix}STDTC is there, {prefix}STDY not"))
+        has_end = f"{prefix}ENDTC" in df.columns and f"{prefix}ENDY" not in df.columns and "USUBJID" in df.columns
+        if has_end and (cls in _OBSERVATION or cls == "Special Purpose"):
+            out.append(finding("CORE-000776", name, f"{prefix}ENDY", f"{prefix}ENDTC is there, {prefix}ENDY not"))
         if cls in _OBSERVATION and "USUBJID" in df.columns and ig_domain(name) not in ("MH", "DD", "PP") and len(df):
             if "EPOCH" not in df.columns:
                 out.append(finding("CORE-000701", name, "EPOCH", f"{name} has no EPOCH variable"))
