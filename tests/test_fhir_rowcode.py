@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from converter.fhir.paths import Cache, compile_setter, parse_path
+from converter.fhir.path_setters import Cache, compile_setter
+from converter.fhir.paths import parse_path
 from converter.fhir.rowcode import Entry, compile_rows
 
 PATH_SETS = [

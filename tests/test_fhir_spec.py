@@ -12,7 +12,8 @@ from test_fhir_data import example, specs
 
 from converter.errors import SpecError
 from converter.fhir.mapping import check_coverage, check_paths_r4b, coverage, load_fhir_specs, parse_template
-from converter.fhir.paths import PathSet, compile_getter, compile_setter, parse_path
+from converter.fhir.path_setters import compile_setter
+from converter.fhir.paths import PathSet, compile_getter, parse_path
 from converter.paths import mappings_dir
 from converter.spec.model import Origin, VariableSpec
 

@@ -1,6 +1,6 @@
 """Row programs: the setters of a source's paths compiled into one Python function that fills every row.
 
-:func:`converter.fhir.paths.compile_setter` gives one closure per path, called once per value with lookups
+:func:`converter.fhir.path_setters.compile_setter` gives one closure per path, called once per value with lookups
 (``node.get``) at every step. For a fixed list of paths written in a fixed order, which nodes exist at any moment
 of a row follows from which values the row has, so a generated function can keep each node in a local variable
 (created on the first value that needs it) and place every value with one or two plain statements:

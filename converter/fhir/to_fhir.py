@@ -27,7 +27,8 @@ import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
-from converter.fhir.paths import Cache, FPath, Setter3, Step, compile_appender, compile_setter
+from converter.fhir.path_setters import Cache, Setter3, compile_appender, compile_setter
+from converter.fhir.paths import FPath, Step
 from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.study_days import submitted_days
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text
