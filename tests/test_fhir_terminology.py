@@ -137,10 +137,14 @@ def test_inoconv_output_of_the_example_passes_and_an_invented_system_fails(tmp_p
     ours = [f for f in check_fhir(out) if f.rule_id in {"INO-FHIR-008", "INO-FHIR-009", "INO-FHIR-010", "INO-FHIR-011"}]
     assert ours == []
     conditions = [json.loads(line) for line in (out / "ndjson" / "Condition.ndjson").open()]
-    # the disease under study claims mCODE PrimaryCancerCondition; medical history (MH) claims nothing
-    study = [c for c in conditions if c["identifier"][0]["system"].endswith(":study-condition")]
+
+    # the disease under study (coded SNOMED CT 277571004) claims mCODE PrimaryCancerCondition; nothing else claims it
+    def is_all(c: dict[str, Any]) -> bool:
+        return any(x.get("system") == SCT and x.get("code") == "277571004" for x in c["code"].get("coding", []))
+
+    study = [c for c in conditions if is_all(c)]
     assert study and all(c["meta"]["profile"] == [MCODE_PCC] for c in study)
-    assert all("meta" not in c for c in conditions if c not in study)
+    assert all("profile" not in c.get("meta", {}) for c in conditions if not is_all(c))
     # the same folder with one invented code system: an error finding naming the file and the element
     bundle_file = next(p for p in sorted((out / "bundles").glob("*.json")) if p.name != "study.json")
     bundle = json.loads(bundle_file.read_text())

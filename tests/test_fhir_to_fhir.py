@@ -107,8 +107,13 @@ def test_adverse_events_carry_seriousness_outcome_grade_causality_and_vod() -> N
         )
         grade = sub(a, f"{EXT}/ctcae-grade")
         assert grade["coding"][0]["system"] == NCIT and grade["text"] in "12345"
-        assert a["suspectEntity"][0]["causality"][0]["assessment"]["text"]
-        assert a["event"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/mdr"
+        assessment = a["suspectEntity"][0]["causality"][0]["assessment"]
+        assert assessment.get("text") or assessment["coding"][0]["code"] == "Possible"
+        # MedDRA: a coding only with its code; a PT whose code is not known rides on meddra-term-uncoded
+        codings = a["event"].get("coding", [])
+        uncoded = [e for e in a["event"].get("extension", []) if e["url"] == f"{EXT}/meddra-term-uncoded"]
+        assert all(c["system"] == "http://terminology.hl7.org/CodeSystem/mdr" and c["code"] for c in codings)
+        assert bool(codings) != bool(uncoded), a["event"]
     outcomes = {a["outcome"]["coding"][0]["code"] for a in aes if "outcome" in a}
     assert outcomes <= {"resolved", "recovering", "ongoing", "resolvedWithSequelae", "fatal", "unknown"}
 
