@@ -92,7 +92,7 @@ RULES: dict[str, RuleDef] = dict(
         _r("INO-SDTM-050", "error", "SDTM", "MedDRA code is not an 8-digit number"),
         _r("INO-SDTM-051", "error", "SDTM", "AESOC/AESOCCD is not one of the 27 MedDRA SOCs, or name and code differ"),
         _r("INO-SDTM-052", "error", "SDTM", "AEBODSYS/AEBDSYCD differ from the primary SOC AESOC/AESOCCD"),
-        _r("INO-SDTM-053", "error", "SDTM", "MedDRA coding inconsistent within the dataset (one term, two codes or paths)"),
+        _r("INO-SDTM-053", "error", "SDTM", "MedDRA coding inconsistent in the dataset (one term, two codes or paths)"),
         _r("INO-SDTM-054", "error", "SDTM", "MedDRA term or code not in the given MedDRA dictionary, or not its path"),
         _r("CORE-000026", "error", "SDTM", "--TPT is present in the dataset but --TPTNUM is not"),
         _r("CORE-000685", "error", "SDTM", "--TPT is populated but --TPTNUM is null"),

@@ -513,7 +513,7 @@ def visit_codes(P: dict[str, Any], b: Baseline, o: Outcome, subj: IArr, day: IAr
     given = np.arange(k_all)[None, :] < o.ncourse[subj][:, None]
     k = ((starts <= day[:, None]) & given).sum(axis=1)
     names = [str(vz["screening"])] + [str(vz["course"]).format(n=i) for i in range(1, k_all + 1)]
-    codes = np.asarray(names + [str(vz["follow_up"])], dtype=object)
+    codes = np.asarray([*names, str(vz["follow_up"])], dtype=object)
     out: OArr = codes[np.where(day > o.eot_day[subj], k_all + 1, k)]
     return out
 
