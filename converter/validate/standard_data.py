@@ -40,7 +40,8 @@ RULES.update(
             RuleDef("CORE-000211", "error", "SDTM", "Population flag in SUPPDM (belongs in ADSL)"),
             RuleDef("CORE-000657", "error", "SDTM", "AEENDTC is populated when AEOUT = NOT RECOVERED/NOT RESOLVED"),
             RuleDef("CORE-000841", "error", "SDTM", "AEOUT = FATAL but AEENDTC is not DM.DTHDTC"),
-            RuleDef("CORE-000024", "error", "SDTM", "--BODSYS is not empty and --BDSYCD is empty"),
+            RuleDef("CORE-000024", "warning", "SDTM", "--BODSYS is not empty and --BDSYCD is empty (a code not "
+                    "confirmed is left null, never guessed: a warning)"),
             RuleDef("CORE-000236", "warning", "SDTM", "MHSTDTC is on or after DM.RFSTDTC (medical history is "
                     "the history before the trial)"),
             RuleDef("CORE-000328", "warning", "SDTM", "--STDY (Perm) is not in the dataset although --STDTC is"),
