@@ -1,7 +1,8 @@
 """One rule for control characters, for every reader and every message.
 
 A value that holds a control character (Unicode category ``Cc``: the C0 controls U+0000-U+001F, DEL U+007F and
-the C1 controls U+0080-U+009F) is refused at input, naming file, record and field: a NUL truncates a value in C
+the C1 controls U+0080-U+009F; and the noncharacters U+FFFE/U+FFFF, which no XML document can hold) is refused
+at input, naming file, record and field: a NUL truncates a value in C
 libraries (the CSV and XPT writers among them) and can merge two keys into one; the others reach terminals and
 spreadsheets as commands. Tab is the one exception, and only where the format allows it (``allow_tab=True``).
 
@@ -25,9 +26,10 @@ __all__ = [
 
 CONTROL_RULE = "control-character"
 
-_CONTROLS = "\x00-\x1f\x7f-\x9f"
+# Cc, plus the two noncharacters U+FFFE and U+FFFF, which no XML document (ODM, define.xml) can hold either
+_CONTROLS = "\x00-\x1f\x7f-\x9f\ufffe\uffff"
 _ANY = re.compile(f"[{_CONTROLS}]")
-_NO_TAB = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_NO_TAB = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def _pattern(allow_tab: bool) -> re.Pattern[str]:

@@ -13,7 +13,6 @@ Rules (the ``rule`` of each :class:`~converter.errors.Problem`; short and stable
 ``range``                 a number below the field's ``min`` or above its ``max``
 ``length``                text longer than the field's ``length``
 ``code``                  a value outside the field's ``codes``
-``character``             a control character (not tab/line end) in text: cannot be kept in XML
 ``date``                  not an ISO 8601 calendar date (``2013-02-30`` included)
 ``partial-date``          ``YYYY`` / ``YYYY-MM`` in a field without ``partial: true``
 ``duplicate-key``         a second record with the same key (the form's ``key``)
@@ -64,7 +63,6 @@ __all__ = [
 
 #: integers are kept exactly (Int64 and float64 round trips): magnitudes from here on are rejected
 INT_LIMIT = 10**15
-_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _NOT_PLAIN_DECIMAL = re.compile(r"[^0-9.\0]")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -297,17 +295,6 @@ def _check_table(table: RawTable, form: Form, sink: ProblemSink) -> dict[Any, An
                     [f"{len(v)} characters" for v in vals[long]],
                     "length",
                     f"{f.label}: longer than {f.length} characters",
-                )
-            if _joined_has(vals, _CONTROL):
-                ctl = np.fromiter((_CONTROL.search(v) is not None for v in vals), bool, len(vals))
-                sink.add(
-                    table,
-                    form,
-                    idx[ctl],
-                    name,
-                    [repr(v) for v in vals[ctl]],
-                    "character",
-                    f"{f.label}: contains a control character",
                 )
             parsed[name] = arr
             parsed[("typed", name)] = _with_none(arr, have)
