@@ -310,3 +310,20 @@ def test_core_pilot_rules_inoconv_finds_under_the_same_id_are_implemented() -> N
     doc = json.loads((FIXTURES / "core_pilot.json").read_text(encoding="utf-8"))
     same = [r["core_id"] for r in doc["core"]["rules_with_issues"] if r["inoconv"] == "same id"]
     assert len(same) >= 15 and not [r for r in same if r not in RULES]
+
+
+def test_foreign_unplanned_visit_number_is_kept_as_a_float(tmp_path: Path) -> None:
+    """The trial's spec types VISITNUM integer; the pilot's unscheduled visit 3.5 is a number the IG's Num allows."""
+    from converter.fhir.sdtm_dir import spec_for, write_sdtm_dir
+    from converter.io.xpt import read_xpt
+    from converter.sdtm.pipeline import load_sdtm_specs
+
+    specs, _, _ = load_sdtm_specs()
+    sv = pd.DataFrame({"STUDYID": ["CDISCPILOT01"] * 2, "DOMAIN": ["SV"] * 2, "USUBJID": ["01-701-1015"] * 2,
+                       "VISITNUM": [3.0, 3.5], "VISIT": ["WEEK 2", "UNSCHEDULED 3.1"],
+                       "SVSTDTC": ["2014-01-16", "2014-01-20"]})  # fmt: skip
+    if "SV" in specs:
+        assert spec_for("SV", sv, specs).variable("VISITNUM").type == "float"
+    files, notes = write_sdtm_dir({"SV": sv}, tmp_path, specs)
+    assert "sv.xpt" in files["SV"], notes
+    assert list(read_xpt(tmp_path / "sv.xpt")[0]["VISITNUM"]) == [3.0, 3.5]

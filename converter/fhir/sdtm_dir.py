@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from converter.errors import InputError, Problem, problem
 from converter.io.csv_out import write_frame
-from converter.spec.model import DatasetSpec
+from converter.spec.model import DatasetSpec, VariableSpec
 
 _DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
 
@@ -98,6 +99,16 @@ def combine_split(
     return out, {d: sorted(n) for d, n in groups.items()}
 
 
+def _sized(var: VariableSpec, col: pd.Series) -> VariableSpec:
+    """``var`` with its length left to the data; an integer the data does not hold (another study's VISITNUM 3.5)
+    becomes a float, as the IG's Num allows."""
+    if var.type == "integer":
+        values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=float)
+        if len(values) and not bool(np.all(np.floor(values) == values)):
+            return dataclasses.replace(var, length=None, type="float")
+    return dataclasses.replace(var, length=None)
+
+
 def spec_for(name: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec]) -> DatasetSpec:
     """The spec a dataset is written with, sized by its data: the trial's SDTM spec restricted to the columns it
     declares, the SDTMIG 3.4 metadata (names, labels, types, order) for every other column and for a dataset the
@@ -110,7 +121,7 @@ def spec_for(name: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec])
     known = sdtm_specs.get(name)
     if known is None:
         return standard
-    have = {v.name: dataclasses.replace(v, length=None) for v in known.variables if v.name in df.columns}
+    have = {v.name: _sized(v, df[v.name]) for v in known.variables if v.name in df.columns}
     variables = list(have.values())
     top = max((v.order for v in variables), default=0)
     extra = [v for v in standard.ordered if v.name not in have]
