@@ -13,7 +13,6 @@ Bundle form (``urn:uuid:...``, or a conditional reference to a resource of anoth
 
 from __future__ import annotations
 
-import copy
 import gc
 import hashlib
 import re
@@ -31,7 +30,7 @@ from converter.fhir.path_setters import Cache, Setter3, compile_appender, compil
 from converter.fhir.paths import FPath, Step
 from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.study_days import submitted_days
-from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text
+from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text, json_copy
 from converter.spec.expr import Expr, evaluate_mask, filter_rows
 from converter.spec.model import DatasetSpec, Terminology
 
@@ -490,11 +489,11 @@ class Builder:
             if e.is_const:
                 mask = next(it) if e.has_mask else [True] * len(roots)
                 deep = isinstance(e.const, dict | list)
-                vals = [None if m is None else copy.deepcopy(e.const) if deep else e.const for m in mask]
+                vals = [None if m is None else json_copy(e.const) if deep else e.const for m in mask]
             else:
                 vals = next(it)
                 if e.shared:
-                    vals = [copy.deepcopy(v) if isinstance(v, dict | list) else v for v in vals]
+                    vals = [json_copy(v) if isinstance(v, dict | list) else v for v in vals]
             for root, val, cache in zip(roots, vals, caches, strict=True):
                 if val is not None:
                     setter(root, val, cache)
@@ -622,7 +621,7 @@ class Builder:
                 continue
             frags = fwd.frags
             if el.kind in SHARED:
-                frags = [copy.deepcopy(f) if isinstance(f, dict | list) else f for f in frags]
+                frags = [json_copy(f) if isinstance(f, dict | list) else f for f in frags]
             for e, col in self._with_fallback(_item_path(el.path), frags, fwd.originals, el.path):
                 assert col is not None
                 plan.append((compile_setter(e.path), col))
@@ -636,7 +635,7 @@ class Builder:
             body = bodies[p]
             if body is None:
                 continue
-            holder: JsonDict = {"item": copy.deepcopy(template)}
+            holder: JsonDict = {"item": json_copy(template)}
             cache: Cache = {}
             for setter, vals in plan:
                 val = vals[i]
@@ -668,12 +667,12 @@ class Builder:
         if any(not e.path.steps for e, _col in plan):  # a value that is the item itself
             holder_plan = [(replace(e, path=_item_path(e.path)), col) for e, col in plan]
             rows = [i for i, p in enumerate(parents) if p is not None and bodies[p] is not None]
-            holders: list[JsonDict] = [{"item": copy.deepcopy(template)} for _ in rows]
+            holders: list[JsonDict] = [{"item": json_copy(template)} for _ in rows]
             self._fill(holders, holder_plan, rows, frozenset({"item"}))
             items: list[Any] = [h["item"] for h in holders]
         else:
             rows = [i for i, p in enumerate(parents) if p is not None and bodies[p] is not None]
-            copy_of = dict if _flat(template) else copy.deepcopy
+            copy_of = dict if _flat(template) else json_copy
             items = [copy_of(template) for _ in rows]
             self._fill(items, plan, rows if len(rows) < len(parents) else None, frozenset(template))
         append = compile_appender(child.path) if child.mode == "list" else None
