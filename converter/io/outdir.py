@@ -14,7 +14,9 @@ The rule (README, "Output folders"):
 * Everything is built in a staging folder beside ``OUT`` (same file system); ``manifest.json`` is written
   last, then the folder is put in place as a whole (file by file, the old manifest removed first, when files
   must stay or ``OUT`` is the current folder). A failure (bad input, disk full, a permission error) removes the
-  staging folder and leaves ``OUT`` as it was: never a partial folder that looks complete.
+  staging folder and leaves ``OUT`` as it was: never a partial folder that looks complete. The staging folder's
+  name carries the process id (``.OUT.inoconv-PID-XXXX.tmp``): one left by a killed process (``kill -9``) is
+  removed by the next command into ``OUT`` (:func:`remove_stale_staging`), and nothing else is.
 * :func:`output_file` is the same rule for a command whose output is one file (``OUT.manifest.json`` beside it).
 
 Usage::
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,6 +63,7 @@ __all__ = [
     "missing_path",
     "output_file",
     "output_folder",
+    "remove_stale_staging",
     "require_inputs",
     "seal_folder",
     "sidecar_manifest",
@@ -261,7 +265,7 @@ def seal_folder(
 def _move_in(staging: Path, out: Path, old: Manifest | None, whole: bool) -> None:
     """Put the finished staging folder in place of ``out``; ``whole``: ``out`` holds only inoconv's files."""
     if whole:
-        parked = Path(tempfile.mkdtemp(prefix=f".{out.name}.inoconv-old-", suffix=".tmp", dir=out.parent))
+        parked = Path(tempfile.mkdtemp(prefix=_staging_prefix(out, "old-"), suffix=".tmp", dir=out.parent))
         parked.rmdir()
         os.rename(out, parked)
         try:
@@ -324,7 +328,8 @@ def output_folder(
     try:
         lock.acquire()
         old = _inspect(out, overwrite, shown)  # again, now that no other inoconv can change it
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.inoconv-", suffix=".tmp", dir=out.parent))
+        remove_stale_staging(out)
+        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(out), suffix=".tmp", dir=out.parent))
         dest = OutputFolder(final=shown, path=staging, inputs=tuple(ins))
         try:
             yield dest
@@ -357,6 +362,47 @@ def output_folder(
                 except OSError:
                     break
         lock.release()
+
+
+def _staging_prefix(out: Path, kind: str = "") -> str:
+    """``.NAME.inoconv-[old-]PID-``: the staging (or parked) folder beside ``out`` names the process that made it."""
+    return f".{out.name}.inoconv-{kind}{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders a killed inoconv (``kill -9``, power loss) left beside ``out``.
+
+    Only folders named by inoconv's own pattern for this ``out`` (``.NAME.inoconv-[old-]PID-XXXX.tmp``, not a
+    symbolic link) whose process ``PID`` is gone; nothing else, not a file, not another name, not a folder of a
+    live process. Called with ``out``'s lock held. Returns what was removed."""
+    pattern = re.compile(r"\." + re.escape(out.name) + r"\.inoconv-(?:old-)?(\d+)-[A-Za-z0-9_]+\.tmp")
+    removed: list[Path] = []
+    try:
+        names = os.listdir(out.parent)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        path = out.parent / name
+        pid = int(m.group(1))
+        if pid == os.getpid() or _alive(pid) or path.is_symlink() or not path.is_dir():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            removed.append(path)
+    return removed
 
 
 def _renamed(exc: OSError, staging: Path, out: Path) -> OSError:
