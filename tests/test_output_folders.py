@@ -64,6 +64,7 @@ COMMANDS: dict[str, tuple[Args, tuple[int, ...]]] = {
     "tosdtm": (lambda d, o: ["tosdtm", d["fhir"], "--out", o], (0,)),
     "validate": (lambda d, o: ["validate", d["sdtm"], "--out", o], (0, 1)),
     "run": (lambda d, o: ["run", d["csv"], "--out", o], (0, 1)),
+    "guides": (lambda d, o: ["guides", "--out", o], (0,)),
 }
 # the input path each command reads (for the overlap checks)
 INPUT = {"sdtm": "csv", "stream": "csv", "adam": "sdtm", "report": "adam", "fhir": "sdtm", "tosdtm": "fhir",
