@@ -4,6 +4,7 @@ the element named, and nothing but ``tosdtm-problems.csv`` written; the whole co
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,8 @@ def _run(src: Path, out: Path, partitions: int, capsys: pytest.CaptureFixture[st
     problems = pd.read_csv(out / "tosdtm-problems.csv", dtype=str, keep_default_na=False)
     if code == 2:
         assert sorted(p.name for p in out.iterdir()) == ["tosdtm-problems.csv"]
-        assert "no datasets written, only the problem report tosdtm-problems.csv in the output folder" in printed.err
-        assert f"problem report (every problem, nothing else written): {out / 'tosdtm-problems.csv'}" in printed.out
+        assert "no datasets written, only the problem report tosdtm-problems.csv (and the folder's manifest.json" in printed.err
+        assert f"problem report (every problem; no datasets written): {out / 'tosdtm-problems.csv'}" in printed.out
     return code, {(r.file, r.record, r.field, r.rule) for r in problems.itertuples()}
 
 
@@ -195,7 +196,12 @@ def test_the_command_line(src: Path, tmp_path: Path, partitions: str) -> None:
     res = CliRunner().invoke(app, ["tosdtm", str(src), "--out", str(out), "--partitions", partitions])
     assert res.exit_code == 2, res.output
     assert "Patient.ndjson:line 2:gender: [control-character]" in res.output and "\x07" not in res.output
-    assert f"problem report (every problem, nothing else written): {out / 'tosdtm-problems.csv'}" in res.output
+    assert f"problem report (every problem; no datasets written): {out / 'tosdtm-problems.csv'}" in res.output
     assert "Traceback" not in res.output
-    written = {p.name for p in out.iterdir()}
-    assert "tosdtm-problems.csv" in written and not written - {"tosdtm-problems.csv", "manifest.json"}
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "tosdtm-problems.csv"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [o["path"] for o in manifest["outputs"]] == ["tosdtm-problems.csv"]  # it lists the report, nothing else
+    assert CliRunner().invoke(app, ["verify", str(out)]).exit_code == 0
+    again = CliRunner().invoke(app, ["tosdtm", str(src), "--out", str(out), "--partitions", partitions])
+    assert again.exit_code == 2, again.output  # a re-run replaces its own report (no --overwrite needed)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "tosdtm-problems.csv"]

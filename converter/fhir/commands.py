@@ -5,8 +5,9 @@
   ConformanceError (exit 1, nothing written).
 * ``inoconv tosdtm FHIR_PATH --out DIR [--partitions N] [--no-validate]`` -> :func:`tosdtm_command`: 0 converted;
   2 bad input (see :mod:`converter.fhir.fhir_input`; resources the R4 models reject, references to subjects not
-  in the input, two resources with one id, a second Patient for one subject, unknown codes): then DIR holds
-  nothing but ``DIR/tosdtm-problems.csv``, every problem with file, line or entry and element. What could not be
+  in the input, two resources with one id, a second Patient for one subject, unknown codes): then DIR holds no
+  dataset, only ``DIR/tosdtm-problems.csv`` (every problem with file, line or entry and element) and the CLI's
+  output-folder ``manifest.json`` listing it. What could not be
   converted is listed resource by resource (``DIR/tosdtm-report.csv``: every input resource with its outcome),
   not counted as bad input. The datasets are Dataset-JSON ``<name>.json`` and, where the XPT v5 rules allow,
   ``<name>.xpt``; with ``--partitions N`` the input is streamed in N partitions of subjects and each dataset is
@@ -180,9 +181,9 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
         echo("note: resources not validated against the R4 models (--no-validate)")
     if not n_problems:
         return 0
-    echo(f"problem report (every problem, nothing else written): {out / 'tosdtm-problems.csv'}")
+    echo(f"problem report (every problem; no datasets written): {out / 'tosdtm-problems.csv'}")
     _echo_err(f"{n_problems} problem(s) in the FHIR input; no datasets written, only the problem report "
-              "tosdtm-problems.csv in the output folder:")  # fmt: skip
+              "tosdtm-problems.csv (and the folder's manifest.json, its provenance) in the output folder:")  # fmt: skip
     for line in _problem_lines(problems):
         _echo_err(line)
     if n_problems > len(problems):  # streamed: only the first ones are kept in memory
