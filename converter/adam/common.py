@@ -193,7 +193,8 @@ def pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str) -
     if not by:
         return df.iloc[pos[:1]]
     first = ~df[list(by)].iloc[pos].duplicated(keep="first").to_numpy()  # one row per group, in ranked order
-    return df.iloc[pos[first]]
+    chosen: pd.DataFrame = df.iloc[pos[first]]
+    return chosen
 
 
 def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:

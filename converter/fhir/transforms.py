@@ -402,6 +402,7 @@ def json_copy(value: Any) -> Any:
         return tuple(json_copy(v) for v in value)
     return value
 
+
 FORWARD: dict[str, Callable[..., Forward]] = {
     "string": fwd_string,
     "code": fwd_code,

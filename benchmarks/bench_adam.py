@@ -1,0 +1,92 @@
+"""SDTM -> ADaM: CPU per subject of ``sdtm_to_adam`` on a simulated cohort, and where it goes per rule.
+
+    python -m benchmarks.bench_adam [N_SUBJECTS] [--repeat R]
+
+The cohort is simulated and converted to SDTM once (not timed); ``sdtm_to_adam`` then runs once to warm up and
+``R`` times (default 3), and the best CPU time of this process is reported (the machine is shared: CPU time is
+steadier than wall time, and the minimum is the least disturbed run). The per-rule table wraps every row rule
+of the registry with a timer for one extra run (the wrapper adds a little to each call). The target of issue 19
+is 0.2 ms of CPU per subject.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks._common import peak_rss_mib, table
+
+
+def _args(argv: list[str]) -> tuple[int, int]:
+    rest = list(argv)
+    repeat = 3
+    if "--repeat" in rest:
+        i = rest.index("--repeat")
+        repeat = int(rest[i + 1])
+        del rest[i : i + 2]
+    return (int(rest[0]) if rest else 2000), repeat
+
+
+def main() -> None:
+    n, repeat = _args(sys.argv[1:])
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from converter.adam.pipeline import sdtm_to_adam
+    from converter.records.simulate import simulate
+    from converter.sdtm import context
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    t0 = time.perf_counter()
+    sdtm = dict(records_to_sdtm(simulate(n, seed=3), partitions=1).datasets)
+    print(f"{n} subjects simulated and converted to SDTM in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    result = sdtm_to_adam(sdtm)  # warm-up (imports, caches)
+    best = float("inf")
+    for _ in range(repeat):
+        c = time.process_time()
+        result = sdtm_to_adam(sdtm)
+        best = min(best, time.process_time() - c)
+    rows_out = {k: len(v) for k, v in result.datasets.items()}
+
+    spent: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
+    original = dict(context.ROW)
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(ctx: Any, a: Any) -> Any:
+            c = time.process_time()
+            try:
+                return fn(ctx, a)
+            finally:
+                spent[(name, f"{ctx.spec.name}.{ctx.var.name}")] += time.process_time() - c
+
+        return run
+
+    for name, fn in original.items():
+        context.ROW[name] = timed(name, fn)
+    try:
+        sdtm_to_adam(sdtm)
+    finally:
+        context.ROW.update(original)
+    per_rule: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for (rule, _var), s in spent.items():
+        per_rule[rule] += s
+
+    print(f"\nSDTM -> ADaM, {n} subjects, rows out {rows_out}")
+    print(f"best of {repeat}: {best:.3f} s CPU = {best / n * 1000:.3f} ms per subject (target 0.2); "
+          f"peak RSS {peak_rss_mib()} MiB")  # fmt: skip
+    print(f"row rules: {sum(spent.values()):.3f} s of the timed run; by rule:")
+    print(table([{"rule": r, "cpu_s": f"{s:.3f}"} for r, s in _top(per_rule)], ["rule", "cpu_s"]))
+    print("slowest variables:")
+    print(table([{"variable": v, "rule": r, "cpu_s": f"{s:.3f}"} for (r, v), s in _top(spent)],
+                ["variable", "rule", "cpu_s"]))  # fmt: skip
+
+
+def _top(d: dict[Any, float], k: int = 10) -> list[tuple[Any, float]]:
+    return sorted(d.items(), key=lambda kv: -kv[1])[:k]
+
+
+if __name__ == "__main__":
+    main()
