@@ -94,6 +94,35 @@ def test_adtte_parameters(adam: AdamResult, sdtm: dict[str, pd.DataFrame]) -> No
     assert cut is not None and (events["ADT"] <= cut).all()
 
 
+def test_adtte_dor_counts_death_from_any_cause_and_censorings_are_described(adam: AdamResult,
+                                                                            sdtm: dict[str, pd.DataFrame]) -> None:
+    tte = adam.datasets["ADTTE"]
+    adsl = adam.datasets["ADSL"].set_index("USUBJID")
+    dor = tte[tte["PARAMCD"] == "DOR"].set_index("USUBJID")
+    rfs = tte[tte["PARAMCD"] == "RFS"].set_index("USUBJID")
+    # the FDA definition: relapse or death from any cause; a responder who died without relapse is an event
+    died = dor.index[adsl.loc[dor.index, "DTHFL"].eq("Y").to_numpy()]
+    assert len(died) > 0
+    relapsed = set(sdtm["RS"].loc[sdtm["RS"]["RSSTRESC"] == "RELAPSE", "USUBJID"])
+    died_no_relapse = [u for u in died if u not in relapsed]
+    assert died_no_relapse, "the example has responders who died without relapse"
+    assert (dor.loc[died_no_relapse, "CNSR"] == 0).all()
+    assert (dor.loc[died_no_relapse, "EVNTDESC"] == "DEATH").all()
+    # measured from the first response, DOR and RFS coincide on this definition
+    cols = ["STARTDT", "ADT", "AVAL", "CNSR", "EVNTDESC", "SRCDOM", "SRCSEQ"]
+    pd.testing.assert_frame_equal(dor[cols].sort_index(), rfs.loc[dor.index, cols].sort_index())
+    # admiralonco: a censored record carries its censoring's description in EVNTDESC as in CNSDTDSC
+    cens = tte[tte["CNSR"] == 1]
+    assert len(cens) > 0 and cens["EVNTDESC"].notna().all()
+    assert (cens["EVNTDESC"] == cens["CNSDTDSC"]).all()
+    assert set(cens["CNSDTDSC"]) == {"LAST KNOWN ALIVE DATE", "LAST RESPONSE ASSESSMENT"}
+    # ASEQ: 1..n per subject in PARAMN order
+    ordered = tte.sort_values(["USUBJID", "PARAMN"])
+    expected = ordered.groupby("USUBJID").cumcount() + 1
+    assert (ordered["ASEQ"].astype(int) == expected).all()
+    assert not tte.duplicated(["USUBJID", "ASEQ"]).any()
+
+
 def test_adae_categories_and_flags(adam: AdamResult) -> None:
     ae = adam.datasets["ADAE"]
     cats = {c: set(ae[c].dropna()) for c in ("CQ01NAM", "CQ02NAM", "CQ03NAM", "CQ04NAM")}

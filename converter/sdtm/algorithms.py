@@ -210,7 +210,7 @@ def _seq(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     keyed = df[sort_cols].copy()
     for c in sort_cols:  # sort numbers as numbers, text as text, nulls last
         if keyed[c].dtype == object:
-            keyed[c] = keyed[c].fillna("\uffff")
+            keyed[c] = keyed[c].where(keyed[c].notna(), "\uffff")  # no fillna: it would downcast (FutureWarning)
     ranked = keyed.sort_values(sort_cols, kind="mergesort", na_position="last")
     seq = ranked.groupby(by, sort=False).cumcount() + 1
     return seq.reindex(df.index).astype("float64")
