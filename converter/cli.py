@@ -30,6 +30,9 @@ DEFAULT_OUT = Path("inoconv-out")
 OVERWRITE_HELP = ("Write into a non-empty --out that inoconv did not write (its files of other names stay; "
                   "same names are replaced)")  # fmt: skip
 Overwrite = Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn either when output is not a terminal)")
+]
 
 
 def _flags_without_metavar() -> None:
@@ -186,11 +189,13 @@ def sdtm(
     parquet: Annotated[Path | None, typer.Option("--parquet", help="Spark: also write Parquet by dataset here")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODM XSD validation (huge files)")] = False,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Records -> SDTM: XPT v5, Dataset-JSON and define.xml, driven by mappings/sdtm."""
     import contextlib
 
     from converter.io.outdir import output_folder, require_inputs
+    from converter.io.progress import progress_bar
     from converter.stages import run_sdtm
 
     if engine not in ("local", "spark"):
@@ -206,8 +211,9 @@ def sdtm(
             pq = stack.enter_context(
                 output_folder(parquet, inputs=[source, out], overwrite=overwrite, command=_command_line())
             ).path
+        tick = stack.enter_context(progress_bar("sdtm", quiet=quiet))
         run_sdtm(source, dest.path, echo=dest.echo(typer.echo), engine=engine, partitions=partitions, parquet=pq,
-                 validate=not no_validate)  # fmt: skip
+                 validate=not no_validate, progress=tick)  # fmt: skip
 
 
 @app.command()
@@ -225,6 +231,7 @@ def stream(
         int | None, typer.Option("--partitions", min=1, help="Spark: subject partitions (default: one per --subjects)")
     ] = None,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Registry-sized input: records -> SDTM -> ADaM -> FHIR NDJSON, a partition of subjects at a time.
 
@@ -243,10 +250,12 @@ def stream(
                                   echo=dest.echo(typer.echo), shown_as=out)  # fmt: skip
         else:
             from converter.engine.stream import run_stream
+            from converter.io.progress import progress_bar
 
-            rep = run_stream(source, dest.path, workers=workers, subjects_per_partition=subjects,
-                             validate=not no_validate, fhir=not no_fhir, rules=not no_rules,
-                             echo=dest.echo(typer.echo), shown_as=out)  # fmt: skip
+            with progress_bar("stream", quiet=quiet) as tick:
+                rep = run_stream(source, dest.path, workers=workers, subjects_per_partition=subjects,
+                                 validate=not no_validate, fhir=not no_fhir, rules=not no_rules,
+                                 echo=dest.echo(typer.echo), shown_as=out, progress=tick)  # fmt: skip
     typer.echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "
@@ -319,13 +328,18 @@ def fhir(
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = DEFAULT_OUT / "fhir",
     strict: Annotated[bool, typer.Option("--strict", help="Validate every resource with the R4 models")] = False,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """SDTM -> FHIR R4: a transaction Bundle per subject plus the study, and NDJSON per resource type."""
     from converter.fhir.commands import fhir_command
     from converter.io.outdir import output_folder
+    from converter.io.progress import progress_bar
 
-    with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite, command=_command_line()) as dest:
-        code = fhir_command(sdtm_dir, dest.path, strict, dest.echo(typer.echo))
+    with (
+        output_folder(out, inputs=[sdtm_dir], overwrite=overwrite, command=_command_line()) as dest,
+        progress_bar("fhir", quiet=quiet) as tick,
+    ):
+        code = fhir_command(sdtm_dir, dest.path, strict, dest.echo(typer.echo), progress=tick)
     if code:
         raise typer.Exit(code)
 
@@ -342,14 +356,19 @@ def tosdtm(
         bool, typer.Option("--no-validate", help="Trusted input: skip the R4 model check of each resource")
     ] = False,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """FHIR R4 bundles or NDJSON -> SDTM datasets; reports what it cannot convert, resource by resource."""
     from converter.fhir.commands import tosdtm_command
     from converter.io.outdir import output_folder
+    from converter.io.progress import progress_bar
 
-    with output_folder(out, inputs=[fhir_path], overwrite=overwrite, command=_command_line()) as dest:
+    with (
+        output_folder(out, inputs=[fhir_path], overwrite=overwrite, command=_command_line()) as dest,
+        progress_bar("tosdtm", quiet=quiet) as tick,
+    ):
         code = tosdtm_command(fhir_path, dest.path, echo=dest.echo(typer.echo), partitions=partitions,
-                              validate=not no_validate)  # fmt: skip
+                              validate=not no_validate, progress=tick)  # fmt: skip
     if code:
         raise typer.Exit(code)
 
@@ -394,22 +413,27 @@ def validate(
         Path | None,
         typer.Option("--spec", help="Spec level against these specs (a mappings folder or SDTM spec YAML files)"),
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Conformance report for a package: the standard's rules (SDTMIG 3.4) on any package; the study's specs
     (--spec, else the package's define.xml) on top; define.xml, FHIR, round trip."""
     from converter.io.outdir import require_inputs
+    from converter.io.progress import progress_bar
     from converter.validate.commands import validate_command
 
     require_inputs([folder])
     if out is None:
-        code = validate_command(folder, fail_on=fail_on, out=None, meddra=meddra, spec=spec)
+        with progress_bar("validate", quiet=quiet) as tick:
+            code = validate_command(folder, fail_on=fail_on, out=None, meddra=meddra, spec=spec, progress=tick)
     else:
         from converter.io.outdir import output_folder
 
-        with output_folder(out, inputs=[folder], overwrite=overwrite, command=_command_line()) as dest:
-            code = validate_command(
-                folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo), meddra=meddra, spec=spec
-            )
+        with (
+            output_folder(out, inputs=[folder], overwrite=overwrite, command=_command_line()) as dest,
+            progress_bar("validate", quiet=quiet) as tick,
+        ):
+            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo),
+                                    meddra=meddra, spec=spec, progress=tick)  # fmt: skip
     if code:
         raise typer.Exit(code)
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from converter.io.progress import Tick, no_progress
+
 Echo = Callable[[str], Any]
 
 
@@ -30,8 +32,11 @@ def run_sdtm(
     partitions: int = 1,
     parquet: Path | None = None,
     validate: bool = True,
+    progress: Tick = no_progress,
 ) -> dict[str, int]:
     """Records (ODM-XML or CSV folder) -> SDTM package in ``out``; returns rows per dataset.
+
+    ``progress``: ticked per step (read the records, convert them, write the package).
 
     ``engine="spark"`` runs the same per-subject conversion on Spark (a CSV folder is read by Spark itself;
     an ODM file is read here first), ``partitions`` subject groups at a time.
@@ -42,6 +47,7 @@ def run_sdtm(
 
     load_sdtm_specs()  # spec errors stop the run before any data is read
     t0 = time.perf_counter()
+    progress(0, total=3, step="reading the records" if engine == "local" else "on Spark")
     if engine == "spark":
         result = _sdtm_on_spark(source, partitions, parquet, echo)
     else:
@@ -51,7 +57,9 @@ def run_sdtm(
             echo(f"warning: {w}")
         if len(warnings) > 50:
             echo(f"warning: ... and {len(warnings) - 50} more")
+        progress(step="records -> SDTM")
         result = records_to_sdtm(records, partitions=partitions)
+    progress(step="writing the package")
     acc_rows = result.accounting.rows()
     echo("Source records accounted for:")
     echo(_table(acc_rows, ["form", "records", "in_target_rows", "rejected", "targets", "reasons"]))
@@ -68,6 +76,7 @@ def run_sdtm(
         study_name=result.forms.study.name,
         protocol_name=result.forms.study.protocol,
     )
+    progress(step="done")
     counts = {name: len(df) for name, df in result.datasets.items()}
     echo(f"SDTM: {len(counts)} datasets, {sum(counts.values())} rows -> {out} ({time.perf_counter() - t0:.1f} s)")
     return counts

@@ -48,6 +48,7 @@ from converter.engine.outputs import (
     peak_mib,
 )
 from converter.errors import InputError, Problem, problem
+from converter.io.progress import Tick, no_progress
 from converter.records.odm import OdmSlice
 from converter.records.schema import FormSchema
 from converter.records.stream import CsvPlan
@@ -183,12 +184,13 @@ def run_stream(
     rules: bool = True,
     echo: Echo = print,
     shown_as: Path | None = None,
+    progress: Tick = no_progress,
 ) -> StreamReport:
     """Convert ``source`` (ODM-XML file or CSV folder) partition by partition into ``out`` (see the module doc).
 
     Raises InputError with every problem of the input (nothing is written then). ``out`` must not exist or be
     empty (the CLI gives the staging folder of :func:`converter.io.outdir.output_folder`; ``shown_as`` is the
-    folder it becomes, named in the Bulk Data manifest)."""
+    folder it becomes, named in the Bulk Data manifest). ``progress``: ticked once per partition converted."""
     from converter.io.atomic import atomic_dir
     from converter.io.package_kind import expect_kind
     from converter.records.sources import detect_format
@@ -223,12 +225,16 @@ def run_stream(
                 doc_check = pool.submit(odm_document_problems, source, ctx.chain.forms, validate)
                 parts: Iterator[_Part] | list[_Part] = _odm_parts(source, subjects_per_partition)
             else:
+                progress(0, step="spilling the form files")
                 parts, problems = _csv_parts(pool, source, ctx, subjects_per_partition, echo)
                 rep.wall_seconds["spill"] = time.perf_counter() - t
+                progress(0, total=len(parts))
+            progress(0, step="partitions")
             t = time.perf_counter()
             done = 0
             for res in _bounded_map(pool, convert_partition, parts, 2 * max(1, workers)):
                 done += 1
+                progress()
                 rep.partitions += 1
                 problems += res.problems
                 for s in res.subjects:

@@ -29,6 +29,7 @@ from typing import Any
 from converter.errors import Problem
 from converter.fhir.mapping import load_fhir_stage
 from converter.io.csv_out import dict_writer
+from converter.io.progress import Tick, no_progress
 
 Echo = Callable[[str], Any]
 
@@ -76,8 +77,12 @@ def _write_csv(path: Path, rows: Iterable[Mapping[str, str]], fields: list[str])
 
 
 # --- inoconv fhir ---------------------------------------------------------------------------------------------------
-def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _echo) -> int:
-    """SDTM folder -> ``OUT/bundles/*.json`` (study.json + one per subject) and ``OUT/ndjson/<Type>.ndjson``."""
+def fhir_command(
+    sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _echo, progress: Tick = no_progress
+) -> int:
+    """SDTM folder -> ``OUT/bundles/*.json`` (study.json + one per subject) and ``OUT/ndjson/<Type>.ndjson``.
+
+    ``progress``: ticked per step (read the SDTM folder, write the Bundles and NDJSON)."""
     from converter.deid.mark import MARK_FILE, is_deidentified
     from converter.fhir.provenance import Origin
     from converter.fhir.sdtm_dir import combine_split, read_sdtm_dir
@@ -86,7 +91,9 @@ def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _
 
     expect_kind(Path(sdtm_dir), "fhir", ("sdtm",))
     specs, ct, sdtm_specs = load_fhir_stage()
+    progress(0, total=2, step="reading the SDTM folder")
     sdtm = read_sdtm_dir(Path(sdtm_dir))
+    progress(step="writing Bundles and NDJSON" + (" (--strict: every resource checked)" if strict else ""))
     datasets, combined = combine_split(sdtm, specs.datasets())
     for domain, names in sorted(combined.items()):
         echo(f"{domain}: the split datasets {', '.join(names)} are carried as one domain")
@@ -94,6 +101,7 @@ def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _
     origin = Origin.of(sdtm, Path(sdtm_dir).resolve().name, specs.files, deid)
     mark = Path(sdtm_dir) / MARK_FILE if deid else None
     rep = write_fhir_dir(datasets, Path(out), specs, ct, sdtm_specs, strict=strict, origin=origin, deid_mark=mark)
+    progress(step="done")
     if deid:
         echo(f"de-identified input: {MARK_FILE} copied, every resource labelled PSEUDED (pseudonymized)")
     rows = [[t, str(n)] for t, n in sorted(rep.counts.items())]
@@ -108,13 +116,21 @@ def fhir_command(sdtm_dir: Path, out: Path, strict: bool = False, echo: Echo = _
 
 
 # --- inoconv tosdtm -------------------------------------------------------------------------------------------------
-def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: int = 0, validate: bool = True) -> int:
+def tosdtm_command(
+    fhir_path: Path,
+    out: Path,
+    echo: Echo = _echo,
+    partitions: int = 0,
+    validate: bool = True,
+    progress: Tick = no_progress,
+) -> int:
     """FHIR (a Bundle/resource JSON file, an NDJSON file, or a folder of them) -> SDTM datasets in ``out``.
 
     ``partitions`` > 0: streamed in that many partitions of subjects (memory follows one partition), the datasets
     written as Parquet parts ``out/<DS>/part-NNNNN.parquet`` with ``out/parts.json`` (see
     :mod:`converter.fhir.ndjson_stream`); 0 (default): converted whole, written as Dataset-JSON and XPT.
     ``validate``: every resource through the R4 models first (off for trusted input: about 7x faster).
+    ``progress``: ticked per step (read and convert, write).
     """
     from converter.io.atomic import atomic_dir
     from converter.io.package_kind import expect_kind
@@ -123,11 +139,13 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
     specs, ct, sdtm_specs = load_fhir_stage()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    progress(0, total=2, step="FHIR -> SDTM" + (f" in {partitions} partitions" if partitions > 0 else ""))
     if partitions > 0:
         from converter.fhir.ndjson_stream import stream_to_parts
 
         with atomic_dir(out) as tmp:
             sm = stream_to_parts(Path(fhir_path), tmp, specs, ct, sdtm_specs, partitions, validate)
+        progress(2, step="done")
         problems, n_problems = sm.first_problems, sm.problems
         summary, reasons, notes = sm.statuses, sm.reasons, sm.notes
         ds_rows = [[n, str(r), f"{sm.files[n]} Parquet part(s) in {n}/"] for n, r in sm.rows.items()]
@@ -141,6 +159,7 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
         from converter.fhir.to_sdtm import convert_path
 
         res = convert_path(Path(fhir_path), specs, ct, sdtm_specs, validate=validate)
+        progress(step="writing the SDTM datasets")
         with atomic_dir(out) as tmp:  # the folder appears whole, without files of an earlier run
             files, write_notes = ({}, []) if res.problems else write_sdtm_dir(res.datasets, tmp, sdtm_specs)
             if not res.problems:  # bad input: nothing but the problem report
@@ -154,6 +173,7 @@ def tosdtm_command(fhir_path: Path, out: Path, echo: Echo = _echo, partitions: i
                 (p.as_dict() for p in res.problems),
                 ["file", "record", "field", "value", "rule", "message"],
             )
+        progress(step="done")
         problems, n_problems = res.problems, len(res.problems)
         summary = res.summary()
         reasons = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import InputError, problem
+from converter.io.progress import Tick, no_progress
 from converter.validate.findings import exit_code, render_table, write_reports
 
 
@@ -17,6 +18,7 @@ def validate_command(
     echo: Callable[[str], Any] = print,
     meddra: Path | None = None,
     spec: Path | None = None,
+    progress: Tick = no_progress,
 ) -> int:
     """0 when no errors were found (with ``fail_on="warning"``: no errors and no warnings), else 1.
 
@@ -24,7 +26,7 @@ def validate_command(
     when it is None. ``meddra``: the MedAscii folder of a MedDRA release; AE's terms and codes are checked
     against it. ``spec``: the specs of the spec level (else the package's define.xml; without either, only the
     standard level runs). A missing folder, a bad ``fail_on``, a bad dictionary or a bad spec folder is an input
-    error (exit code 2).
+    error (exit code 2). ``progress``: ticked per step (the rules, the reports).
     """
     from converter.io.package_kind import expect_kind
     from converter.validate.folder import validate_folder
@@ -39,10 +41,13 @@ def validate_command(
         from converter.validate.meddra import MeddraDictionary
 
         MeddraDictionary.read(meddra)  # a bad dictionary is an input error (exit 2) before any rule runs
+    progress(0, total=2, step=f"rules on {folder.name}")
     findings = validate_folder(folder, meddra=meddra, spec_dir=spec)
+    progress(step="reports")
     echo(f"inoconv validate: {folder}")
     echo(render_table(findings))
     if out is not None:
         paths = write_reports(findings, Path(out))
         echo("reports: " + ", ".join(str(p) for p in paths))
+    progress(step="done")
     return exit_code(findings, fail_on)
