@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import time
 import logging
 import shutil
 import subprocess
@@ -258,6 +259,9 @@ def test_the_default_limit_refuses_a_300_mb_answer(tmp_path: Path) -> None:
     assert DEFAULTS.max_answer_bytes == 64 * MIB
     with ScriptedServer(lambda r: srv.endless(total)) as server:
         summary = bounded(lambda: upload(fhir_dir, server.url, retry=QUICK))
+        deadline = time.monotonic() + 30  # the server's handler notices the closed connection on its next write
+        while not server.written and time.monotonic() < deadline:
+            time.sleep(0.05)
         written = list(server.written)
     assert "more than 67,108,864 bytes" in summary.rejected[0].message
     assert written and written[0] < 100 * MIB  # the client stopped reading near the limit, far before 300 MB
