@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-import time
 import logging
 import shutil
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
