@@ -74,6 +74,25 @@ def test_adsl_derivations(adam: AdamResult, sdtm: dict[str, pd.DataFrame]) -> No
     assert (adsl.set_index("USUBJID")["TRTSDT"] == first_dose.reindex(adsl["USUBJID"])).all()
 
 
+def test_adsl_arm_treatment_codes_end_of_study_and_death_flag(adam: AdamResult,
+                                                              sdtm: dict[str, pd.DataFrame]) -> None:
+    adsl = adam.datasets["ADSL"].set_index("USUBJID")
+    dm = sdtm["DM"].set_index("USUBJID").reindex(adsl.index)
+    assert (adsl["ARMCD"] == dm["ARMCD"]).all() and (adsl["ACTARMCD"] == dm["ACTARMCD"]).all()
+    assert (adsl["TRT01PN"] == 1).all()
+    treated = adsl["ACTARMCD"] == "INO-MHCVD"
+    assert (adsl.loc[treated, "TRT01AN"] == 1).all() and adsl.loc[~treated, "TRT01AN"].isna().all()
+    ds = sdtm["DS"]
+    eos = ds[ds["DSSCAT"] == "END OF STUDY"].set_index("USUBJID")["DSSTDTC"]
+    eos_days = (pd.to_datetime(eos) - pd.Timestamp("1960-01-01")).dt.days
+    assert (adsl.loc[eos.index, "EOSDT"] == eos_days).all()
+    assert adsl.loc[adsl["EOSSTT"] == "ONGOING", "EOSDT"].isna().all()
+    dead = adsl["DTHFL"] == "Y"
+    dthdtc = (pd.to_datetime(dm.loc[dead, "DTHDTC"]) - pd.Timestamp("1960-01-01")).dt.days
+    assert (adsl.loc[dead, "DTHDT"] == dthdtc).all()
+    assert adsl["DTHDTF"].isna().all()  # every death date of the example is complete: nothing imputed
+
+
 def test_adtte_parameters(adam: AdamResult, sdtm: dict[str, pd.DataFrame]) -> None:
     tte = adam.datasets["ADTTE"]
     adsl = adam.datasets["ADSL"]
