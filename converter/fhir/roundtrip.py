@@ -211,9 +211,20 @@ def _same(a: Any, b: Any, numeric: bool) -> bool:
     return bool(a == b)
 
 
+def _float(v: Any) -> float | None:
+    if v is None or v is pd.NA:
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _normalised(col: pd.Series, numeric: bool) -> pd.Series:
     """Values ready to compare: numbers as float64 (NaN for missing), text as object with NaN for missing."""
     if numeric:
+        if col.dtype == object:  # text numbers: Python's float (pandas' fast parser can be 1 ulp off)
+            col = col.map(_float)
         return pd.to_numeric(col, errors="coerce").astype("float64")
     # a text column may hold numbers (a result column typed by its values): compared as their text, as carried
     out = col.astype(object).map(lambda v: v if isinstance(v, str) else as_text(v))
