@@ -47,7 +47,11 @@ def _found(findings: list[Finding]) -> set[tuple[str, str, str, str]]:
 
 
 def test_the_clean_package_has_no_findings_and_names_files(run: Path) -> None:
-    assert validate_folder(run) == []
+    found = validate_folder(run)
+    # no errors; what remains are warnings of the standard level (SDTMIG 3.4 where the trial's specs differ from
+    # it) and of the content rules, each naming the file it is about
+    assert [f for f in found if f.severity == "error"] == []
+    assert all(f.file.startswith("sdtm/") for f in found if f.dataset), found
     assert (run / "sdtm" / "ae.xpt").is_file() and (run / "sdtm" / "ae.json").is_file()
 
 

@@ -92,8 +92,9 @@ def sdtm_spec_level(folder: Path, spec_dir: Path | None = None) -> SpecLevel:
             specs, ct, forms = load_sdtm_specs()
         except (SpecError, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            msg = f"SDTM specs/CT not loaded ({first}); checked against {DEFINE_NAME} instead"
-            return SpecLevel(DEFINE_NAME, None, None, define, [finding("INO-PKG-004", "", message=msg)])
+            msg = f"SDTM specs/CT not loaded ({first}); the spec-based rules could not run"
+            note = finding("INO-PKG-004", "", message=msg, severity="error")  # the define.xml is checked instead
+            return SpecLevel(DEFINE_NAME, None, None, define, [note])
         if forms.study.oid == study:
             return SpecLevel(f"the specs of {study} ({DEFINE_NAME} made from them)", specs, ct, define)
     return SpecLevel(DEFINE_NAME, None, None, define)
