@@ -8,272 +8,63 @@ Identity: each resource's id is ``uuid5(NAMESPACE, "<Type>|<identifier system>|<
 business identifier, so output is the same on every run and references can be written before their target is
 built. References are shared dicts per target (:class:`RefTable`): one switch turns every reference into the
 Bundle form (``urn:uuid:...``, or a conditional reference to a resource of another Bundle) or the NDJSON form
-(``Type/id``).
+(``Type/id``). Ids, references and results are :mod:`converter.fhir.resource_ids`, the column helpers
+:mod:`converter.fhir.frame_values`; both re-exported here.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
-import re
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from converter.errors import Problem, problem
-from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, Template, element_codelist
+from converter.fhir.frame_values import (
+    column_values,
+    eval_mask,
+    query,
+    render,
+    row_label,
+    subject_partitions,
+    text_values,
+    with_columns,
+)
+from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, element_codelist
 from converter.fhir.path_setters import Cache, Setter3, compile_appender, compile_setter
 from converter.fhir.paths import FPath, Step
+from converter.fhir.resource_ids import (
+    NAMESPACE,
+    FhirResult,
+    JsonDict,
+    RefTable,
+    Resource,
+    identifier_query,
+    resource_uuid,
+    resource_uuids,
+)
 from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.study_days import submitted_days
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text, json_copy
-from converter.spec.expr import Expr, evaluate_mask, filter_rows
+from converter.spec.expr import Expr
 from converter.spec.model import DatasetSpec, Terminology
 
-NAMESPACE = uuid.UUID("5b0e7c52-3a0e-4d8e-9f31-6f1c0f7d2a90")  # fixed: ids and fullUrls stable across runs
-_TEMPLATE_FIELD = re.compile(r"\{([A-Z][A-Z0-9_]*)(?::(lower|upper))?\}")
-
-JsonDict = dict[str, Any]
-
-
-_NS_BYTES = NAMESPACE.bytes
-_SAFE = re.compile(r"^[A-Za-z0-9:/@\-._~]*$")
-
-
-_VARIANT = {f"{i:x}": f"{(i & 0x3) | 0x8:x}" for i in range(16)}  # the RFC 4122 variant bits on a hex digit
-
-
-def resource_uuid(rtype: str, system: str, value: str) -> str:
-    """``str(uuid.uuid5(NAMESPACE, "<Type>|<system>|<value>"))``, computed without the UUID object."""
-    x = hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|{value}".encode()).hexdigest()
-    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
-
-
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def resource_uuids(rtype: str, systems: list[str], values: list[str]) -> list[str]:
-    """:func:`resource_uuid` of each (system, value) pair: the hash of the common prefix taken once, the digests
-    turned into UUID text a column at a time."""
-    if not values:
-        return []
-    bases: dict[str, Any] = {}
-    digests: list[bytes] = []
-    for system, value in zip(systems, values, strict=True):
-        base = bases.get(system)
-        if base is None:
-            base = bases[system] = hashlib.sha1(_NS_BYTES + f"{rtype}|{system}|".encode())
-        h = base.copy()
-        h.update(value.encode())
-        digests.append(h.digest()[:16])
-    raw = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    hexes = np.empty((len(raw), 32), dtype=np.uint8)
-    hexes[:, 0::2] = _HEX[raw >> 4]
-    hexes[:, 1::2] = _HEX[raw & 0x0F]
-    text = np.full((len(raw), 36), ord("-"), dtype=np.uint8)
-    for a, b, c in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
-        text[:, c : c + b - a] = hexes[:, a:b]
-    joined = text.tobytes().decode("ascii")
-    return [joined[i : i + 36] for i in range(0, len(joined), 36)]
-
-
-def search_escape(value: str) -> str:
-    """FHIR search token escaping (``\\|``, ``\\,``, ``\\$``) and percent-encoding for a query string."""
-    if _SAFE.match(value):
-        return value
-    from urllib.parse import quote
-
-    escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
-    return quote(escaped, safe=":/@-._~\\")
-
-
-def identifier_query(system: str, value: str) -> str:
-    return f"identifier={search_escape(system)}|{search_escape(value)}"
-
-
-class RefTable:
-    """One shared ``{"reference": ...}`` dict per target; :meth:`use` rewrites them all at once."""
-
-    def __init__(self) -> None:
-        self._refs: dict[str, tuple[JsonDict, str, str | None]] = {}
-        self.mode = "bundle"
-
-    def ref(self, rtype: str, target: str, conditional: str | None) -> JsonDict:
-        got = self._refs.get(target)
-        if got is None:
-            d: JsonDict = {"reference": self._text(rtype, target, conditional, self.mode)}
-            self._refs[target] = (d, rtype, conditional)
-            return d
-        return got[0]
-
-    @staticmethod
-    def _text(rtype: str, target: str, conditional: str | None, mode: str) -> str:
-        if mode == "ndjson":
-            return f"{rtype}/{target}"
-        return conditional or f"urn:uuid:{target}"
-
-    def use(self, mode: str) -> None:
-        """``bundle``: ``urn:uuid:`` (conditional for targets in another Bundle); ``ndjson``: ``Type/id``."""
-        if mode not in ("bundle", "ndjson"):
-            raise ValueError(mode)
-        self.mode = mode
-        for target, (d, rtype, cond) in self._refs.items():
-            d["reference"] = self._text(rtype, target, cond, mode)
-
-    def targets(self) -> dict[str, str]:
-        return {t: rtype for t, (_d, rtype, _c) in self._refs.items()}
-
-
-@dataclass(slots=True)
-class Resource:
-    rtype: str
-    body: JsonDict
-    uuid: str
-    subject: str | None  # USUBJID: the subject's Bundle; None: the study Bundle
-    system: str
-    value: str
-    request: str  # conditional | id
-    source: str
-
-    @property
-    def request_url(self) -> str:
-        if self.request == "id":
-            return f"{self.rtype}/{self.uuid}"
-        return f"{self.rtype}?{identifier_query(self.system, self.value)}"
-
-
-@dataclass
-class FhirResult:
-    resources: list[Resource]
-    refs: RefTable
-    problems: list[Problem] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.resources:
-            out[r.rtype] = out.get(r.rtype, 0) + 1
-        return dict(sorted(out.items()))
-
-
-# --- column helpers ----------------------------------------------------------------------------------------------
-def column_values(df: pd.DataFrame, var: str) -> list[Any]:
-    """A column as Python values, ``None`` for missing (NaN, NA, empty string)."""
-    col = df[var]
-    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
-        arr = col.to_numpy(dtype=object, copy=True)  # text only: no numpy scalars to unwrap
-        arr[np.asarray(col.isna(), dtype=bool) | (arr == "")] = None
-        return list(arr.tolist())
-    mask = col.isna().tolist()
-    vals = col.astype(object).tolist()
-    if col.dtype == object:
-        return [
-            None if m or (isinstance(v, str) and v == "") else (v.item() if isinstance(v, np.generic) else v)
-            for v, m in zip(vals, mask, strict=True)
-        ]
-    return [None if m else v for v, m in zip(vals, mask, strict=True)]
-
-
-def text_values(df: pd.DataFrame, var: str) -> list[str | None]:
-    """A column as SDTM text (:func:`as_text` of each value); text columns need no conversion."""
-    col = df[var]
-    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
-        return column_values(df, var)
-    if col.dtype.kind in "iuf" and len(col):  # whole numbers (--SEQ): str(int(v)), as as_text gives them
-        nan = np.asarray(col.isna(), dtype=bool)
-        arr = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        vals = arr[~nan]
-        if np.all(np.isfinite(vals)) and np.all(np.abs(vals) < 1e15) and np.all(vals == np.floor(vals)):
-            texts = list(map(str, vals.astype(np.int64).tolist()))
-            if not nan.any():
-                return texts  # type: ignore[return-value]
-            out: list[str | None] = [None] * len(arr)
-            for i, t in zip(np.flatnonzero(~nan).tolist(), texts, strict=True):
-                out[i] = t
-            return out
-    return [as_text(x) for x in column_values(df, var)]
-
-
-def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
-    """``df`` with any missing named column added as all-missing (an absent variable is simply absent)."""
-    missing = [n for n in names if n not in df.columns]
-    if not missing:
-        return df
-    extra = pd.DataFrame({n: pd.Series([None] * len(df), index=df.index, dtype=object) for n in missing})
-    return pd.concat([df, extra], axis=1)
-
-
-def eval_mask(df: pd.DataFrame, expr: Expr) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Where a spec condition holds (parsed at load; an absent variable is all missing, False where missing)."""
-    return evaluate_mask(expr, df, absent_as_null=True)
-
-
-def query(df: pd.DataFrame, expr: Expr | None) -> pd.DataFrame:
-    return filter_rows(df, expr, absent_as_null=True)
-
-
-def _pieces(template: Template) -> list[str | tuple[str, str | None]]:
-    out: list[str | tuple[str, str | None]] = []
-    pos = 0
-    for m in _TEMPLATE_FIELD.finditer(template.text):
-        if m.start() > pos:
-            out.append(template.text[pos : m.start()])
-        out.append((m.group(1), m.group(2)))
-        pos = m.end()
-    if pos < len(template.text):
-        out.append(template.text[pos:])
-    return out
-
-
-Texts = Callable[[pd.DataFrame, str], list[str | None]]
-
-
-def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> list[str | None]:
-    """A template per row; ``None`` where a field's variable is missing (whole columns at a time).
-
-    ``texts``: how a column is read as text (:func:`text_values`, or a memo of it)."""
-    n = len(df)
-    pieces = _pieces(template)
-    if any(isinstance(pc, tuple) and pc[0] not in df.columns for pc in pieces):
-        return [None] * n
-    cols: list[list[str | None] | str] = []
-    for pc in pieces:
-        if isinstance(pc, str):
-            cols.append(pc)
-            continue
-        var, case = pc
-        col = texts(df, var)
-        if case is not None:
-            memo: dict[str | None, str | None] = {None: None}
-            for x in col:
-                if x not in memo:
-                    memo[x] = x.lower() if case == "lower" else x.upper()  # type: ignore[union-attr]
-            col = [memo[x] for x in col]
-        cols.append(col)
-    if len(cols) == 1 and not isinstance(cols[0], str):
-        return list(cols[0])
-    result: list[str | None] = [""] * n
-    for c in cols:
-        if isinstance(c, str):
-            result = [None if r is None else r + c for r in result]
-        else:
-            result = [None if r is None or x is None else r + x for r, x in zip(result, c, strict=True)]
-    return result
-
-
-def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
-    parts = []
-    for k in keys:
-        if k in df.columns:
-            v = df[k].iloc[i]
-            if not (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA):
-                parts.append(f"{k}={as_text(v)}")
-    return f"row {i + 1}" + (f" ({', '.join(parts)})" if parts else "")
+__all__ = [
+    "NAMESPACE",
+    "Builder",
+    "FhirResult",
+    "RefTable",
+    "Resource",
+    "column_values",
+    "no_gc",
+    "resource_uuid",
+    "sdtm_to_fhir",
+    "subject_partitions",
+    "with_columns",
+]
 
 
 _BODY_KEYS = frozenset({"resourceType", "id"})
@@ -793,23 +584,3 @@ def sdtm_to_fhir(
     """Every resource the specs make from the SDTM frames (plain dicts), with the problems found on the way."""
     with no_gc():
         return Builder(specs, ct, sdtm_specs).build(datasets)
-
-
-def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Iterator[dict[str, pd.DataFrame]]:
-    """The subject-level datasets (those with USUBJID) cut into groups of ``size`` subjects, in USUBJID order."""
-    groups: dict[str, dict[Any, Any]] = {}
-    subjects: set[Any] = set()
-    for name, df in datasets.items():
-        if "USUBJID" in df.columns and len(df):
-            g: dict[Any, Any] = dict(df.groupby("USUBJID", sort=False, dropna=True).indices)
-            groups[name] = g
-            subjects |= set(g)
-    ordered = sorted(subjects, key=str)
-    for start in range(0, len(ordered), max(1, size)):
-        chunk = ordered[start : start + size]
-        part: dict[str, pd.DataFrame] = {}
-        for name, gi in groups.items():
-            idx = [gi[u] for u in chunk if u in gi]
-            if idx:
-                part[name] = datasets[name].iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
-        yield part

@@ -1,0 +1,153 @@
+"""Column helpers of the FHIR builder (:mod:`converter.fhir.to_fhir`): SDTM columns as Python values or text,
+row filters, identifier templates rendered a whole column at once, a row's label for problems, and the SDTM
+datasets cut into groups of subjects (:func:`subject_partitions`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from converter.fhir.mapping import Template
+from converter.fhir.transforms import as_text
+from converter.spec.expr import Expr, evaluate_mask, filter_rows
+
+_TEMPLATE_FIELD = re.compile(r"\{([A-Z][A-Z0-9_]*)(?::(lower|upper))?\}")
+
+
+def column_values(df: pd.DataFrame, var: str) -> list[Any]:
+    """A column as Python values, ``None`` for missing (NaN, NA, empty string)."""
+    col = df[var]
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        arr = col.to_numpy(dtype=object, copy=True)  # text only: no numpy scalars to unwrap
+        arr[np.asarray(col.isna(), dtype=bool) | (arr == "")] = None
+        return list(arr.tolist())
+    mask = col.isna().tolist()
+    vals = col.astype(object).tolist()
+    if col.dtype == object:
+        return [
+            None if m or (isinstance(v, str) and v == "") else (v.item() if isinstance(v, np.generic) else v)
+            for v, m in zip(vals, mask, strict=True)
+        ]
+    return [None if m else v for v, m in zip(vals, mask, strict=True)]
+
+
+def text_values(df: pd.DataFrame, var: str) -> list[str | None]:
+    """A column as SDTM text (:func:`as_text` of each value); text columns need no conversion."""
+    col = df[var]
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        return column_values(df, var)
+    if col.dtype.kind in "iuf" and len(col):  # whole numbers (--SEQ): str(int(v)), as as_text gives them
+        nan = np.asarray(col.isna(), dtype=bool)
+        arr = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        vals = arr[~nan]
+        if np.all(np.isfinite(vals)) and np.all(np.abs(vals) < 1e15) and np.all(vals == np.floor(vals)):
+            texts = list(map(str, vals.astype(np.int64).tolist()))
+            if not nan.any():
+                return texts  # type: ignore[return-value]
+            out: list[str | None] = [None] * len(arr)
+            for i, t in zip(np.flatnonzero(~nan).tolist(), texts, strict=True):
+                out[i] = t
+            return out
+    return [as_text(x) for x in column_values(df, var)]
+
+
+def with_columns(df: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """``df`` with any missing named column added as all-missing (an absent variable is simply absent)."""
+    missing = [n for n in names if n not in df.columns]
+    if not missing:
+        return df
+    extra = pd.DataFrame({n: pd.Series([None] * len(df), index=df.index, dtype=object) for n in missing})
+    return pd.concat([df, extra], axis=1)
+
+
+def eval_mask(df: pd.DataFrame, expr: Expr) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Where a spec condition holds (parsed at load; an absent variable is all missing, False where missing)."""
+    return evaluate_mask(expr, df, absent_as_null=True)
+
+
+def query(df: pd.DataFrame, expr: Expr | None) -> pd.DataFrame:
+    return filter_rows(df, expr, absent_as_null=True)
+
+
+def _pieces(template: Template) -> list[str | tuple[str, str | None]]:
+    out: list[str | tuple[str, str | None]] = []
+    pos = 0
+    for m in _TEMPLATE_FIELD.finditer(template.text):
+        if m.start() > pos:
+            out.append(template.text[pos : m.start()])
+        out.append((m.group(1), m.group(2)))
+        pos = m.end()
+    if pos < len(template.text):
+        out.append(template.text[pos:])
+    return out
+
+
+Texts = Callable[[pd.DataFrame, str], list[str | None]]
+
+
+def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> list[str | None]:
+    """A template per row; ``None`` where a field's variable is missing (whole columns at a time).
+
+    ``texts``: how a column is read as text (:func:`text_values`, or a memo of it)."""
+    n = len(df)
+    pieces = _pieces(template)
+    if any(isinstance(pc, tuple) and pc[0] not in df.columns for pc in pieces):
+        return [None] * n
+    cols: list[list[str | None] | str] = []
+    for pc in pieces:
+        if isinstance(pc, str):
+            cols.append(pc)
+            continue
+        var, case = pc
+        col = texts(df, var)
+        if case is not None:
+            memo: dict[str | None, str | None] = {None: None}
+            for x in col:
+                if x not in memo:
+                    memo[x] = x.lower() if case == "lower" else x.upper()  # type: ignore[union-attr]
+            col = [memo[x] for x in col]
+        cols.append(col)
+    if len(cols) == 1 and not isinstance(cols[0], str):
+        return list(cols[0])
+    result: list[str | None] = [""] * n
+    for c in cols:
+        if isinstance(c, str):
+            result = [None if r is None else r + c for r in result]
+        else:
+            result = [None if r is None or x is None else r + x for r, x in zip(result, c, strict=True)]
+    return result
+
+
+def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
+    parts = []
+    for k in keys:
+        if k in df.columns:
+            v = df[k].iloc[i]
+            if not (v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA):
+                parts.append(f"{k}={as_text(v)}")
+    return f"row {i + 1}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Iterator[dict[str, pd.DataFrame]]:
+    """The subject-level datasets (those with USUBJID) cut into groups of ``size`` subjects, in USUBJID order."""
+    groups: dict[str, dict[Any, Any]] = {}
+    subjects: set[Any] = set()
+    for name, df in datasets.items():
+        if "USUBJID" in df.columns and len(df):
+            g: dict[Any, Any] = dict(df.groupby("USUBJID", sort=False, dropna=True).indices)
+            groups[name] = g
+            subjects |= set(g)
+    ordered = sorted(subjects, key=str)
+    for start in range(0, len(ordered), max(1, size)):
+        chunk = ordered[start : start + size]
+        part: dict[str, pd.DataFrame] = {}
+        for name, gi in groups.items():
+            idx = [gi[u] for u in chunk if u in gi]
+            if idx:
+                part[name] = datasets[name].iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
+        yield part
