@@ -142,6 +142,19 @@ def test_adtte_dor_counts_death_from_any_cause_and_censorings_are_described(adam
     assert not tte.duplicated(["USUBJID", "ASEQ"]).any()
 
 
+def test_adae_carries_the_meddra_hierarchy_of_ae(adam: AdamResult, sdtm: dict[str, pd.DataFrame]) -> None:
+    ae = adam.datasets["ADAE"].set_index(["USUBJID", "AESEQ"]).sort_index()
+    src = sdtm["AE"].set_index(["USUBJID", "AESEQ"]).sort_index()
+    names = ["AELLT", "AELLTCD", "AEDECOD", "AEPTCD", "AEHLT", "AEHLTCD", "AEHLGT", "AEHLGTCD",
+             "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD"]
+    assert [c for c in adam.datasets["ADAE"].columns if c in names] == names  # OCCDS order: LLT up to SOC
+    for c in names:
+        left, right = ae[c].astype(object), src.loc[ae.index, c].astype(object)
+        assert (left.isna() == right.isna()).all(), c
+        assert (left.dropna().astype(str) == right.dropna().astype(str).str.replace(r"\.0$", "", regex=True)).all(), c
+    assert ae["AESOCCD"].notna().all() and ae["AELLTCD"].notna().any()
+
+
 def test_adae_categories_and_flags(adam: AdamResult) -> None:
     ae = adam.datasets["ADAE"]
     cats = {c: set(ae[c].dropna()) for c in ("CQ01NAM", "CQ02NAM", "CQ03NAM", "CQ04NAM")}
