@@ -327,3 +327,35 @@ def test_foreign_unplanned_visit_number_is_kept_as_a_float(tmp_path: Path) -> No
     files, notes = write_sdtm_dir({"SV": sv}, tmp_path, specs)
     assert "sv.xpt" in files["SV"], notes
     assert list(read_xpt(tmp_path / "sv.xpt")[0]["VISITNUM"]) == [3.0, 3.5]
+
+
+# --- .ci/core_gate.py: CORE's rules with issues must be reviewed ----------------------------------------------------
+def test_core_gate(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    report = {
+        "Issue_Summary": [
+            {"core_id": "CORE-000767", "dataset": "AE", "issues": 3, "message": "FAOBJ ..."},
+            {"core_id": "CORE-000334", "dataset": "AE", "issues": 1, "message": "rule evaluation error - x"},
+        ],
+        "Rules_Report": [{"status": "EXECUTION ERROR"}],
+    }
+    (tmp_path / "core.json").write_text(json.dumps(report), encoding="utf-8")
+
+    def gate(listed: str) -> tuple[int, str]:
+        (tmp_path / "reviewed.txt").write_text(listed, encoding="utf-8")
+        args = [sys.executable, str(root / ".ci" / "core_gate.py"), str(tmp_path / "core.json"),
+                str(tmp_path / "reviewed.txt")]  # fmt: skip
+        p = subprocess.run(args, capture_output=True, text=True, check=False)
+        return p.returncode, p.stdout
+
+    assert gate("# nothing reviewed\n")[0] == 1  # an unreviewed rule fails; the execution error does not
+    code, out = gate("CORE-000767 no FA dataset\n")
+    assert code == 0 and "1 execution errors" in out
+    assert gate("CORE-000767\n")[0] == 1  # listed without a reason
+    assert gate("CORE-000767 no FA dataset\nCORE-000001 gone\n")[0] == 1  # listed, no longer reported
+    reviewed = (root / ".ci" / "core-reviewed.txt").read_text(encoding="utf-8").splitlines()
+    rows = [r for r in reviewed if r.strip() and not r.startswith("#")]
+    assert rows and all(r.startswith("CORE-") and len(r.split(" ", 1)[1]) > 20 for r in rows)
