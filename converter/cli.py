@@ -97,11 +97,18 @@ def _main(
     """Spec-driven converter between clinical-trial data standards."""
 
 
+def _echo(msg: str) -> None:
+    """Print to stdout with every control character escaped (paths, values and names are the user's)."""
+    from converter.text import escape_controls_lines
+
+    typer.echo(escape_controls_lines(msg))
+
+
 def _echo_err(msg: str) -> None:
-    from converter.text import escape_controls
+    from converter.text import escape_controls_lines
 
     # a file name, a value or a library's message may hold control characters: never print one raw
-    typer.echo("\n".join(escape_controls(line) for line in msg.split("\n")), err=True)
+    typer.echo(escape_controls_lines(msg), err=True)
 
 
 def handles_errors(fn: F) -> F:
@@ -176,7 +183,7 @@ def simulate(
             records = run_sim(n=n, seed=DEFAULT_SEED if seed is None else seed)
             write_records(records, dest.path, "csv", creation_datetime=created)
     rows = sum(len(df) for df in records.values())
-    typer.echo(f"wrote {n} subjects, {rows} records in {len(records)} forms to {out} ({fmt})")
+    _echo(f"wrote {n} subjects, {rows} records in {len(records)} forms to {out} ({fmt})")
 
 
 @app.command()
@@ -212,7 +219,7 @@ def sdtm(
                 output_folder(parquet, inputs=[source, out], overwrite=overwrite, command=_command_line())
             ).path
         tick = stack.enter_context(progress_bar("sdtm", quiet=quiet))
-        run_sdtm(source, dest.path, echo=dest.echo(typer.echo), engine=engine, partitions=partitions, parquet=pq,
+        run_sdtm(source, dest.path, echo=dest.echo(_echo), engine=engine, partitions=partitions, parquet=pq,
                  validate=not no_validate, progress=tick)  # fmt: skip
 
 
@@ -247,7 +254,7 @@ def stream(
 
             rep = stream_on_spark(source, dest.path, partitions=partitions, subjects_per_partition=subjects,
                                   validate=not no_validate, fhir=not no_fhir, rules=not no_rules, cores=workers,
-                                  echo=dest.echo(typer.echo), shown_as=out)  # fmt: skip
+                                  echo=dest.echo(_echo), shown_as=out)  # fmt: skip
         else:
             from converter.engine.stream import run_stream
             from converter.io.progress import progress_bar
@@ -255,21 +262,21 @@ def stream(
             with progress_bar("stream", quiet=quiet) as tick:
                 rep = run_stream(source, dest.path, workers=workers, subjects_per_partition=subjects,
                                  validate=not no_validate, fhir=not no_fhir, rules=not no_rules,
-                                 echo=dest.echo(typer.echo), shown_as=out, progress=tick)  # fmt: skip
-    typer.echo(
+                                 echo=dest.echo(_echo), shown_as=out, progress=tick)  # fmt: skip
+    _echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "
         f"{sum(rep.adam_rows.values())} ADaM rows, {sum(rep.fhir_counts.values())} FHIR resources -> {out} "
         f"({rep.wall_seconds['total']:.1f} s)"
     )
     for line in rep.adam_checks[:20]:
-        typer.echo(f"ADaM check failed: {line}", err=True)
+        _echo_err(f"ADaM check failed: {line}")
     for prob in rep.fhir_problems[:20]:
-        typer.echo(f"FHIR: {prob}", err=True)
+        _echo_err(f"FHIR: {prob}")
     errors = {k: v for k, v in rep.rule_counts.items() if k.startswith("error:")}
     if rep.rule_counts:
         listed = ", ".join(f"{k} x{v}" for k, v in sorted(rep.rule_counts.items()))
-        typer.echo(f"conformance findings (validate/findings.csv): {listed}")
+        _echo(f"conformance findings (validate/findings.csv): {listed}")
     if rep.adam_checks or rep.fhir_problems or errors:
         raise typer.Exit(1)
 
@@ -286,7 +293,7 @@ def adam(
     from converter.io.outdir import output_folder
 
     with output_folder(out, inputs=[sdtm_dir], overwrite=overwrite, command=_command_line()) as dest:
-        adam_command(sdtm_dir, dest.path, dest.echo(typer.echo))
+        adam_command(sdtm_dir, dest.path, dest.echo(_echo))
 
 
 @app.command()
@@ -301,7 +308,7 @@ def report(
     from converter.report.commands import report_command
 
     with output_folder(out, inputs=[adam_dir], overwrite=overwrite, command=_command_line()) as dest:
-        code = report_command(adam_dir, dest.path, dest.echo(typer.echo))
+        code = report_command(adam_dir, dest.path, dest.echo(_echo))
     if code:
         raise typer.Exit(code)
 
@@ -318,7 +325,7 @@ def guides(
 
     with output_folder(out, inputs=[], overwrite=overwrite, command=_command_line()) as dest:
         for path in write_guides(dest.path):
-            typer.echo(f"wrote {path.name}")
+            _echo(f"wrote {path.name}")
 
 
 @app.command()
@@ -339,7 +346,7 @@ def fhir(
         output_folder(out, inputs=[sdtm_dir], overwrite=overwrite, command=_command_line()) as dest,
         progress_bar("fhir", quiet=quiet) as tick,
     ):
-        code = fhir_command(sdtm_dir, dest.path, strict, dest.echo(typer.echo), progress=tick)
+        code = fhir_command(sdtm_dir, dest.path, strict, dest.echo(_echo), progress=tick)
     if code:
         raise typer.Exit(code)
 
@@ -367,7 +374,7 @@ def tosdtm(
         output_folder(out, inputs=[fhir_path], overwrite=overwrite, command=_command_line()) as dest,
         progress_bar("tosdtm", quiet=quiet) as tick,
     ):
-        code = tosdtm_command(fhir_path, dest.path, echo=dest.echo(typer.echo), partitions=partitions,
+        code = tosdtm_command(fhir_path, dest.path, echo=dest.echo(_echo), partitions=partitions,
                               validate=not no_validate, progress=tick)  # fmt: skip
     if code:
         raise typer.Exit(code)
@@ -383,7 +390,7 @@ def roundtrip(
     from converter.io.outdir import require_inputs
 
     require_inputs([sdtm_dir])
-    code = roundtrip_command(sdtm_dir)
+    code = roundtrip_command(sdtm_dir, echo=_echo)
     if code:
         raise typer.Exit(code)
 
@@ -424,7 +431,8 @@ def validate(
     require_inputs([folder])
     if out is None:
         with progress_bar("validate", quiet=quiet) as tick:
-            code = validate_command(folder, fail_on=fail_on, out=None, meddra=meddra, spec=spec, progress=tick)
+            code = validate_command(folder, fail_on=fail_on, out=None, echo=_echo, meddra=meddra, spec=spec,
+                                    progress=tick)  # fmt: skip
     else:
         from converter.io.outdir import output_folder
 
@@ -432,7 +440,7 @@ def validate(
             output_folder(out, inputs=[folder], overwrite=overwrite, command=_command_line()) as dest,
             progress_bar("validate", quiet=quiet) as tick,
         ):
-            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(typer.echo),
+            code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(_echo),
                                     meddra=meddra, spec=spec, progress=tick)  # fmt: skip
     if code:
         raise typer.Exit(code)
@@ -455,11 +463,11 @@ def verify(
         raise InputError(problem(str(path), "", "", "", "verify", "has no inoconv manifest.json (inoconv did not "
                                  "write it, or it was written before manifests existed)"))  # fmt: skip
     for line in rep.lines():
-        typer.echo(line)
+        _echo(line)
     m = rep.manifest
     cmd = " ".join(m.command)
     cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
-    typer.echo(f"{path}: written by inoconv {m.version} at {m.created} ({cmd}); "
+    _echo(f"{path}: written by inoconv {m.version} at {m.created} ({cmd}); "
                f"{rep.checked} of {len(m.outputs)} files re-hashed: "
                + ("intact" if rep.intact else f"{len(rep.changed)} changed, {len(rep.missing)} missing, "
                   f"{len(rep.added)} added"))  # fmt: skip
@@ -481,7 +489,7 @@ def deid(
     """De-identify an SDTM package by the rules in mappings/deid (PhUSE shape), with a residual check."""
     from converter.deid.commands import deid_command
 
-    code = deid_command(sdtm_dir, out, key=key, k=k, echo=typer.echo, overwrite=overwrite)
+    code = deid_command(sdtm_dir, out, key=key, k=k, echo=_echo, overwrite=overwrite)
     if code:
         raise typer.Exit(code)
 
@@ -495,7 +503,7 @@ def deid_check(
     """Residual check: does a de-identified package still hold an identifier of the original? Exit 1 if so."""
     from converter.deid.commands import deid_check_command
 
-    if deid_check_command(deid_dir, original, echo=typer.echo):
+    if deid_check_command(deid_dir, original, echo=_echo):
         raise typer.Exit(1)
 
 
@@ -509,7 +517,7 @@ def run(
     """Every stage on the bundled example (or SOURCE): records -> SDTM -> ADaM -> report, SDTM -> FHIR."""
     from converter.stages import run_all
 
-    code = run_all(source, out, echo=typer.echo, overwrite=overwrite, command=_command_line())
+    code = run_all(source, out, echo=_echo, overwrite=overwrite, command=_command_line())
     if code:
         raise typer.Exit(code)
 

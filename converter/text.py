@@ -21,6 +21,7 @@ __all__ = [
     "CONTROL_RULE",
     "control_mask",
     "escape_controls",
+    "escape_controls_lines",
     "first_control",
 ]
 
@@ -72,3 +73,9 @@ def escape_controls(value: Any) -> str:
     """``str(value)`` with every control character (tab, CR and LF included) shown as an escape."""
     text = "" if value is None else str(value)
     return _ANY.sub(_escape_one, text) if _ANY.search(text) else text
+
+
+def escape_controls_lines(message: Any) -> str:
+    """A message for the terminal: every line through :func:`escape_controls`, the line breaks between them kept
+    (a multi-line table stays a table; a CR, tab or escape in a user's name or value is shown, not obeyed)."""
+    return "\n".join(escape_controls(line) for line in str(message).split("\n"))

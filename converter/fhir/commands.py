@@ -30,16 +30,17 @@ from converter.errors import Problem
 from converter.fhir.mapping import load_fhir_stage
 from converter.io.csv_out import dict_writer
 from converter.io.progress import Tick, no_progress
+from converter.text import escape_controls_lines
 
 Echo = Callable[[str], Any]
 
 
 def _echo(msg: str) -> None:
-    print(msg)
+    print(escape_controls_lines(msg))
 
 
 def _echo_err(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    print(escape_controls_lines(msg), file=sys.stderr)  # problems quote the user's values and file names
 
 
 def _problem_lines(problems: Iterable[Problem], limit: int = 50) -> list[str]:
