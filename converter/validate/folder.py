@@ -28,7 +28,7 @@ import orjson
 import pandas as pd
 
 from converter.errors import InputError, SpecError
-from converter.spec.model import DatasetSpec, Terminology
+from converter.spec.model import DatasetSpec
 from converter.validate.common import DatasetInfo, finding, info_from_meta
 from converter.validate.findings import Finding
 from converter.validate.pairs import check_dataset_json, compare_pair
@@ -188,19 +188,6 @@ def read_package(folder: Path, root: Path | None = None) -> Package:
             if first.suffix.lower() == ".xpt":
                 pkg.findings += compare_pair(name, read[first], read[other], pkg.name_of(other))
     return pkg
-
-
-def _load_sdtm_specs() -> tuple[dict[str, DatasetSpec] | None, Terminology | None, list[Finding]]:
-    from converter.errors import SpecError
-    from converter.sdtm.pipeline import load_sdtm_specs
-
-    try:
-        specs, ct, _ = load_sdtm_specs()
-    except (SpecError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        msg = f"SDTM specs/CT not loaded ({first}); the spec-based rules could not run"
-        return None, None, [finding("INO-PKG-004", "", message=msg, severity="error")]
-    return specs, ct, []
 
 
 def _load_adam_specs() -> tuple[dict[str, DatasetSpec] | None, list[Finding]]:
