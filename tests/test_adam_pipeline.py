@@ -182,6 +182,27 @@ def test_adrs_best_response(adam: AdamResult) -> None:
     assert (neg == adsl.loc[bor.index, "MRDNEGFL"].eq("Y")).all()
 
 
+def test_adrs_parameters_visits_mrd_and_aseq(adam: AdamResult, sdtm: dict[str, pd.DataFrame]) -> None:
+    rs = adam.datasets["ADRS"]
+    assert set(rs["PARAMCD"]) == {"OVR", "BOR", "MRD"}
+    ovr = rs[rs["PARAMCD"] == "OVR"]
+    src = sdtm["RS"][sdtm["RS"]["RSTESTCD"] == "OVRLRESP"].set_index(["USUBJID", "RSSEQ"])
+    assert len(ovr) == len(src)
+    keyed = ovr.set_index(["USUBJID", "SRCSEQ"])
+    assert (keyed["AVISIT"] == src.loc[keyed.index, "VISIT"]).all()
+    assert (keyed["AVISITN"].astype(float) == src.loc[keyed.index, "VISITNUM"].astype(float)).all()
+    bor = rs[rs["PARAMCD"] == "BOR"]
+    assert bor["AVISIT"].isna().all() and bor["AVISITN"].isna().all()
+    lb = sdtm["LB"]
+    mrd_src = lb[(lb["LBTESTCD"] == "MRD") & lb["LBSTRESC"].isin(["NEGATIVE", "POSITIVE"])].set_index(["USUBJID", "LBSEQ"])
+    mrd = rs[rs["PARAMCD"] == "MRD"].set_index(["USUBJID", "SRCSEQ"])
+    assert len(mrd) == len(mrd_src) and (mrd["SRCDOM"] == "LB").all()
+    assert (mrd["AVALC"] == mrd_src.loc[mrd.index, "LBSTRESC"]).all()
+    assert (mrd["AVAL"] == np.where(mrd["AVALC"] == "NEGATIVE", 0.0, 1.0)).all()
+    ordered = rs.sort_values(["USUBJID", "PARAMN", "ADT", "SRCSEQ"])
+    assert (ordered["ASEQ"].astype(int) == ordered.groupby("USUBJID").cumcount() + 1).all()
+
+
 def test_independent_of_row_order(sdtm: dict[str, pd.DataFrame], adam: AdamResult) -> None:
     rng = random.Random(11)
     shuffled = {
