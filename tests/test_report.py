@@ -73,6 +73,7 @@ def adam_frames() -> dict[str, pd.DataFrame]:
             "CQ02NAM": [None, None, None, "INFECTION", None],
             "CQ03NAM": [None, None, None, None, None],
             "CQ04NAM": [None, None, None, None, "VOD"],
+            "TRTEMFL": ["Y", "Y", None, "Y", None],
         }
     )
     days = np.array([2.0, 3.0, 4.0, 6.0, 8.0, 10.0]) * DAYS_PER_MONTH
@@ -89,6 +90,8 @@ def test_compute_endpoints_on_small_adam() -> None:
     assert got["treated"].value == 6 and got["female"].value == 3 and got["age_median"].value == 45
     assert got["overall_response"].value == 4 and got["overall_response"].n == 6
     assert got["complete_response"].value == 2
+    # the VOD record is outside the treatment-emergent window: counted (any time on study), 0 beside it
+    assert got["vod"].value == 1 and got["vod"].also == {"treatment-emergent (TRTEMFL = Y)": 0}
     assert got["mrd_negative_among_responders"].value == 0.5 and got["mrd_negative_among_responders"].n == 4
     assert got["asct"].value == 2
     assert got["grade34_thrombocytopenia_prolonged"].value == 1  # S-2 is grade 2
@@ -262,11 +265,12 @@ dataSubsets:
   OLD: {condition: {dataset: ADSL, variable: AGE, comparator: GE, value: [65]}}
   SEVERE: {condition: {dataset: ADAE, variable: AESEV, comparator: IN, value: [SEVERE]}}
 criteria: {exact: {label: exact}, weeks: {label: '+-1 week', tolerance: 1}}
+windows: {ANY: {label: any time}}
 analyses:
   - {id: old, name: Aged 65 or over, method: proportion, value: count, analysisSet: FAS, dataSubset: OLD,
      published: {value: 2, criterion: exact, source: PAPER, location: table 1}}
   - {id: severe, name: Severe AE, method: proportion, value: proportion, analysisSet: FAS,
-     records: {dataset: ADAE, dataSubsets: [SEVERE]}}
+     records: {dataset: ADAE, dataSubsets: [SEVERE], window: ANY}}
   - {id: pfs_median, name: PFS median (weeks), method: km_median, parameter: PFS,
      published: {value: 4, criterion: weeks, source: PAPER, location: figure 2}}
   - {id: pfs_arm, name: PFS by arm, method: logrank, parameter: PFS, groupBy: {variable: TRT01P}}
@@ -369,7 +373,8 @@ def test_flow_and_adverse_event_tables_from_the_spec() -> None:
     assert flow["mrd_negative"] == (2, 4) and flow["relapsed"] == (1, 4) and flow["died"] == (2, 6)
     # S-5: grade 3 and grade 5 infection - worst grade 5, yet one grade 3-4 event
     adae = pd.concat([adam["ADAE"], pd.DataFrame({"USUBJID": ["S-5", "S-5"], "ATOXGRN": [3, 5],
-                                                  "CQ02NAM": ["INFECTION", "INFECTION"]})], ignore_index=True)  # fmt: skip
+                                                  "CQ02NAM": ["INFECTION", "INFECTION"],
+                                                  "TRTEMFL": ["Y", "Y"]})], ignore_index=True)  # fmt: skip
     table = adverse_event_table(adae, adam["ADSL"])
     row = table.row("categories", "INFECTION")
     assert row is not None and row.band == 2 and row.any == 2
@@ -410,3 +415,55 @@ def test_risk_table_sits_under_the_ticks() -> None:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+
+def test_a_records_end_point_names_its_window_and_population(tmp_path: Path) -> None:
+    import yaml
+
+    from converter.errors import SpecError
+    from converter.report.spec import parse_analysis_spec
+
+    doc = yaml.safe_load(SECOND_TRIAL)
+    severe = next(a for a in doc["analyses"] if a["id"] == "severe")
+    del severe["records"]["window"]
+    with pytest.raises(SpecError, match="records needs 'window'"):
+        parse_analysis_spec(doc, tmp_path / "endpoints.yaml")
+    severe["records"]["window"] = "ON_TREATMENT"
+    with pytest.raises(SpecError, match="window 'ON_TREATMENT' is not defined under 'windows'"):
+        parse_analysis_spec(doc, tmp_path / "endpoints.yaml")
+    severe["records"]["window"] = "ANY"
+    del severe["analysisSet"]
+    with pytest.raises(SpecError, match="records needs 'analysisSet'"):
+        parse_analysis_spec(doc, tmp_path / "endpoints.yaml")
+
+
+def test_safety_end_points_show_the_treatment_emergent_count_beside(tmp_path: Path) -> None:
+    """Each safety end point counts over its stated window (any time on study, as published) and reports the
+    treatment-emergent count beside it, computed from the same records with TRTEMFL = Y."""
+    import numpy as np
+
+    from converter.adam.pipeline import sdtm_to_adam
+    from converter.records.simulate import DEFAULT_SEED, simulate
+    from converter.report.endpoints import compute_endpoints
+    from converter.report.spec import load_analysis_spec
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    adam = sdtm_to_adam(records_to_sdtm(simulate(59, DEFAULT_SEED)).datasets).datasets
+    spec = load_analysis_spec()
+    eps = compute_endpoints(adam, spec)
+    ae, adsl = adam["ADAE"], adam["ADSL"]
+    saf = set(adsl.loc[adsl["SAFFL"] == "Y", "USUBJID"])
+    vod = eps.get("vod")
+    assert vod.window == spec.windows["ON_STUDY"].label
+    te_label = spec.windows["TREATMENT_EMERGENT"].label
+    is_vod = (ae["CQ04NAM"] == "VOD").to_numpy()
+    te = (ae["TRTEMFL"] == "Y").to_numpy()
+    assert vod.value == len(set(ae.loc[is_vod, "USUBJID"]) & saf)
+    assert vod.also == {te_label: len(set(ae.loc[is_vod & te, "USUBJID"]) & saf)}
+    assert vod.also[te_label] < vod.value  # most VODs start after transplant, outside the window
+    for key in ("grade34_thrombocytopenia_prolonged", "grade34_infection", "grade34_hyperbilirubinemia"):
+        ep = eps.get(key)
+        assert set(ep.also) == {te_label} and 0 <= ep.also[te_label] <= (ep.value or 0)
+    g34 = np.isin(ae["ATOXGRN"].astype(float), [3, 4])
+    inf = (ae["CQ02NAM"] == "INFECTION").to_numpy() & g34
+    assert eps.get("grade34_infection").also[te_label] == len(set(ae.loc[inf & te, "USUBJID"]) & saf)

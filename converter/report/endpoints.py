@@ -47,6 +47,8 @@ class Endpoint:
     analysis: str = ""  # the analysis id in the spec (a group's end point: the grouped analysis)
     group: str = ""  # the group's value, for an end point of a groupBy
     extra: dict[str, float | None] = field(default_factory=dict)  # further operation results (e.g. chi-square)
+    window: str = ""  # a records end point: the label of the time window it counts in
+    also: dict[str, int] = field(default_factory=dict)  # the same count in other windows (label -> subjects)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -167,7 +169,7 @@ def _subject_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.Dat
     assert a.analysis_set is not None
     pop = population(spec, adam, a.analysis_set)
     dataset = spec.analysis_sets[a.analysis_set].dataset
-    common = {"key": a.id, "label": a.name, "analysis": a.id}
+    common: dict[str, Any] = {"key": a.id, "label": a.name, "analysis": a.id}
     if a.method == "summary":
         assert a.variable is not None
         if a.variable not in pop.columns:
@@ -179,13 +181,31 @@ def _subject_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.Dat
     hit = np.ones(len(denom), dtype=bool)
     if a.data_subset:
         hit &= subset_mask(spec, a.data_subset, denom, dataset)
+    extra: dict[str, Any] = {}
     if a.records_subsets:
         rec_name = str(a.records_dataset)
         rec = _dataset(adam, rec_name, f"end point {a.id}")
         keep = np.logical_and.reduce([subset_mask(spec, s, rec, rec_name) for s in a.records_subsets])
-        subjects = rec["USUBJID"].to_numpy(dtype=object)[np.asarray(keep, dtype=bool)]
-        hit &= denom["USUBJID"].isin(subjects).to_numpy(dtype=bool)
+        keep = np.asarray(keep, dtype=bool)
+
+        def with_records(window: str) -> np.ndarray:
+            inside = keep.copy()
+            for s in spec.windows[window].subsets:
+                inside &= np.asarray(subset_mask(spec, s, rec, rec_name), dtype=bool)
+            subjects = rec["USUBJID"].to_numpy(dtype=object)[inside]
+            return denom["USUBJID"].isin(subjects).to_numpy(dtype=bool)
+
+        if a.window is not None:
+            hit &= with_records(a.window)
+            extra["window"] = spec.windows[a.window].label
+        else:
+            hit &= denom["USUBJID"].isin(rec["USUBJID"].to_numpy(dtype=object)[keep]).to_numpy(dtype=bool)
+        base = np.ones(len(denom), dtype=bool)  # the subjects the figure counts from, before the records
+        if a.data_subset:
+            base &= subset_mask(spec, a.data_subset, denom, dataset)
+        extra["also"] = {spec.windows[w].label: int((base & with_records(w)).sum()) for w in a.also_windows}
     k, n = int(hit.sum()), len(denom)
+    common = {**common, **extra}
     if a.method == "count":
         return Endpoint(kind="count", value=float(k), n=n, **common)  # type: ignore[arg-type]
     ci = clopper_pearson(k, n)

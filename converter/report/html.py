@@ -210,6 +210,9 @@ def _endpoints_section(report: Mapping[str, Any], reconciled: Sequence[Reconcili
         rows.append(
             f'<tr data-key="{_e(ep.get("key"))}" data-within="{within}"><td>{_e(ep.get("label"))}'
             + (f'<span class="def">{_e(definition)}</span>' if definition else "")
+            + (f'<span class="def">Window: {_e(ep.get("window"))}.'
+               + "".join(f" {_e(label)}: {_e(k)} subjects." for label, k in (ep.get("also") or {}).items())
+               + "</span>" if ep.get("window") else "")
             + f'</td><td class="num measured">{_e(format_measured(ep))}</td><td class="num">{_e(format_ci(ep))}</td>'
             f'<td class="num">{_e(ep.get("n") if ep.get("n") is not None else "")}</td>'
             f'<td class="num">{_e(ep.get("events") if ep.get("events") is not None else "")}</td>'

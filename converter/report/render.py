@@ -94,6 +94,8 @@ def markdown(endpoints: Endpoints, comparisons: Sequence[Comparison], source: st
         crit = c.criterion if c else "-"
         status = ("yes" if c.within else "**NO**") if c else "-"
         note = f" ({ep.note})" if ep.note and ep.kind != "count" else ""
+        if ep.window:  # a records end point: its window, and the same count in the other windows it names
+            note += f" (window: {ep.window}" + "".join(f"; {label}: {k}" for label, k in ep.also.items()) + ")"
         lines.append(
             f"| {ep.label} | {format_value(ep)}{note} | {ep.n if ep.n is not None else ''} | "
             f"{ep.events if ep.events is not None else ''} | {pub} | {crit} | {status} |"

@@ -13,6 +13,10 @@ The report stage knows no trial; it reads this file. Its words are those of the 
   ``method`` (one of :data:`METHODS`), the population and subset, what the method needs (``variable``,
   ``operation``, ``parameter``, ``at``, ``groupBy``, ``records``, ``denominator``) and ``published``
   (``value``, ``criterion`` - a key of ``criteria`` - ``source`` - a ``referenceDocuments`` id - ``location``);
+* ``windows``: time windows over the records a ``records`` end point counts (``label``, ``dataSubsets``: the
+  records inside; none: any time on study). ``records`` names its ``window`` and its ``analysisSet`` (the
+  population): a safety figure states both; ``alsoWindows`` gives the same count in other windows, shown beside
+  the figure (e.g. the treatment-emergent count of an end point published over the whole study);
 * ``parameters``: time-to-event parameters (dataset, PARAMCD, time and censor variables, unit of ``units``);
 * ``units``: conversions as data (e.g. months = days / 30.4375);
 * ``figures``, ``patientFlow``, ``adverseEvents``: what the plots, the flow boxes and the AE table show.
@@ -51,6 +55,7 @@ from converter.report.spec_model import (
     Published,
     Unit,
     Where,
+    Window,
 )
 from converter.spec import parse_expression
 from converter.spec.yamlines import load_yaml_lines, strip_lines
@@ -78,6 +83,7 @@ __all__ = [
     "Published",
     "Unit",
     "Where",
+    "Window",
     "analysis_spec_path",
     "load_analysis_spec",
     "parse_analysis_spec",
@@ -201,6 +207,17 @@ def _analysis(c: _Checker, node: Any, i: int, spec: dict[str, Any]) -> Analysis 
             c.bad(where, f"records subset '{s}' is not defined under 'dataSubsets'")
     if method in ("count", "proportion") and node.get("dataSubset") is None and not rec_subsets:
         c.bad(where, f"method {method} needs 'dataSubset' or 'records'")
+    windows = spec["windows"]
+    window = records.get("window")
+    also = tuple(str(w) for w in c.items(records.get("alsoWindows"), f"{where}.records.alsoWindows"))
+    if rec_subsets and window is None:
+        c.bad(where, f"records needs 'window' (one of {', '.join(windows) or 'the windows, none defined'}): an end "
+                     "point counting records states the time window it counts in")  # fmt: skip
+    for w in ([str(window)] if window is not None else []) + list(also):
+        if w not in windows:
+            c.bad(where, f"window '{w}' is not defined under 'windows' ({', '.join(windows)})")
+    if rec_subsets and a_set is None:
+        c.bad(where, "records needs 'analysisSet': an end point counting records names its population")
     operation = node.get("operation")
     if method == "summary" and (operation not in SUMMARY_OPERATIONS or not node.get("variable")):
         c.bad(where, f"method summary needs 'variable' and 'operation' (one of {', '.join(SUMMARY_OPERATIONS)})")
@@ -235,6 +252,8 @@ def _analysis(c: _Checker, node: Any, i: int, spec: dict[str, Any]) -> Analysis 
         denominator=node.get("denominator"),
         records_dataset=records.get("dataset"),
         records_subsets=rec_subsets,
+        window=None if window is None else str(window),
+        also_windows=also,
         variable=node.get("variable"),
         operation=operation,
         unit=str(node.get("unit", "")),
@@ -380,7 +399,16 @@ def parse_analysis_spec(doc: Any, path: Path) -> AnalysisSpec:
             unit,
             str(p.get("xlabel", "")),
         )
-    ctx = {"sets": sets, "subsets": subsets, "parameters": params, "criteria": criteria, "docs": docs}
+    windows: dict[str, Window] = {}
+    for wid, w in c.mapping(doc.get("windows", {}), "windows").items():
+        w = c.mapping(w, f"windows.{wid}")
+        wsubs = tuple(str(x) for x in c.items(w.get("dataSubsets"), f"windows.{wid}.dataSubsets"))
+        for x in wsubs:
+            if x not in subsets:
+                c.bad(f"windows.{wid}", f"data subset '{x}' is not defined under 'dataSubsets'")
+        windows[str(wid)] = Window(str(wid), c.text(w, "label", f"windows.{wid}"), wsubs)
+    ctx = {"sets": sets, "subsets": subsets, "parameters": params, "criteria": criteria, "docs": docs,
+           "windows": windows}
     analyses = [a for i, n in enumerate(c.items(doc.get("analyses"), "analyses")) if (a := _analysis(c, n, i, ctx))]
     if not analyses:
         c.bad("analyses", "no end points are defined")
@@ -436,6 +464,7 @@ def parse_analysis_spec(doc: Any, path: Path) -> AnalysisSpec:
         flow_rows=rows,
         flow_note=note,
         adverse_events=ae,
+        windows=windows,
     )
 
 

@@ -95,6 +95,16 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A time window over the records of a `records` end point: `dataSubsets` the records inside it (none: every
+    record, any time on study). An end point counting records names its window; `alsoWindows` are shown beside."""
+
+    id: str
+    label: str
+    subsets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Analysis:
     id: str
     name: str
@@ -105,6 +115,8 @@ class Analysis:
     denominator: str | None = None
     records_dataset: str | None = None
     records_subsets: tuple[str, ...] = ()
+    window: str | None = None  # records end points: the window the figure counts in (a `windows` id)
+    also_windows: tuple[str, ...] = ()  # the same count in these windows, shown beside (not compared)
     variable: str | None = None
     operation: str | None = None
     unit: str = ""
@@ -200,6 +212,7 @@ class AnalysisSpec:
     flow_rows: tuple[tuple[tuple[str, bool], ...], ...] = ()
     flow_note: str = ""
     adverse_events: AeSpec | None = None
+    windows: dict[str, Window] = field(default_factory=dict)
 
     def analysis(self, key: str) -> Analysis:
         for a in self.analyses:
