@@ -8,6 +8,7 @@
 * --TPT / --TPTNUM pairs (CORE-000026, CORE-000685), one-to-one;
 * --STAT = NOT DONE has --REASND (CORE-000774);
 * VISITNUM on every record of a dataset that carries visits, VISITNUM / VISIT one-to-one;
+* remission responses (CR/CRp/CRi) against the blood counts near their date (:mod:`.response_counts`);
 (The SDTMIG's Expected variables per domain are checked by the standard level, :mod:`.standard_rules`.)
 
 Pure functions over ``{dataset name: DataFrame}``, vectorised per column; each returns findings.
@@ -26,6 +27,7 @@ from converter.spec.yamlines import load_yaml_lines, strip_lines
 from converter.validate.common import finding, is_null, numbers, row_findings, text_values
 from converter.validate.findings import Finding
 from converter.validate.meddra import MeddraDictionary
+from converter.validate.response_counts import check_response_counts
 
 Frames = Mapping[str, pd.DataFrame]
 
@@ -213,4 +215,5 @@ def run_content_rules(
         + check_timepoints(frames)
         + check_not_done(frames)
         + check_visits(frames)
+        + check_response_counts(frames)
     )

@@ -1,0 +1,102 @@
+"""Haematological recovery behind a remission response: a CR, CRp or CRi in RS has blood counts in LB on or near
+its date, and they agree with the category (the criteria for acute leukaemia remission the ALL trials use,
+Kantarjian/Jabbour; NCCN ALL):
+
+======== ==================================== ==========================
+category absolute neutrophil count (NEUT)      platelets (PLAT)
+======== ==================================== ==========================
+CR       >= 1.0 x 10^9/L                      >= 100 x 10^9/L
+CRp      >= 1.0 x 10^9/L                      < 100 x 10^9/L
+CRi      < 1.0 x 10^9/L                       any
+======== ==================================== ==========================
+
+For each such response (RS, RSSTRESC in CR/CRp/CRi) the count of each test nearest its date within
+:data:`WINDOW_DAYS` days (LBSTRESN in 10^9/L) is taken: none of a test is INO-SDTM-062, a count that contradicts
+the category INO-SDTM-063. Pure function over ``{dataset name: DataFrame}``, column-wise (one merge per test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from converter.validate.common import row_findings, text_values
+from converter.validate.findings import Finding
+
+__all__ = ["CRITERIA", "WINDOW_DAYS", "check_response_counts"]
+
+#: days either side of the response date a count may be from
+WINDOW_DAYS = 7
+#: category -> test -> (lowest allowed, highest allowed exclusive); None: no bound (10^9/L)
+CRITERIA: dict[str, dict[str, tuple[float | None, float | None]]] = {
+    "CR": {"NEUT": (1.0, None), "PLAT": (100.0, None)},
+    "CRp": {"NEUT": (1.0, None), "PLAT": (None, 100.0)},
+    "CRi": {"NEUT": (None, 1.0), "PLAT": (None, None)},
+}
+_UNITS = {"10^9/L", "10*9/L", "10^3/uL", "10*3/uL", "GI/L"}  # the same magnitude (UCUM and common spellings)
+
+
+def _text(col: pd.Series) -> pd.Series:
+    return pd.Series(text_values(col), index=col.index, dtype=object)
+
+
+def _nearest(resp: pd.DataFrame, lb: pd.DataFrame, test: str) -> pd.Series:
+    """Per response row (index of ``resp``): the value of ``test`` nearest its date within the window, else NaN."""
+    rows = lb[lb["LBTESTCD"] == test]
+    if rows.empty:
+        return pd.Series(np.nan, index=resp.index)
+    left = resp[["USUBJID", "__d"]].reset_index()
+    m = left.merge(rows[["USUBJID", "__d", "__v"]], on="USUBJID", suffixes=("", "_lb"))
+    m["__gap"] = (m["__d_lb"] - m["__d"]).abs().dt.days
+    m = m[m["__gap"] <= WINDOW_DAYS].sort_values(["index", "__gap", "__d_lb"], kind="mergesort")
+    best = m.drop_duplicates("index").set_index("index")["__v"]
+    return best.reindex(resp.index).astype("float64")
+
+
+def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
+    rs, lb = frames.get("RS"), frames.get("LB")
+    if rs is None or lb is None or not {"RSSTRESC", "RSDTC", "USUBJID"} <= set(rs.columns):
+        return []
+    if not {"LBTESTCD", "LBSTRESN", "LBDTC", "USUBJID"} <= set(lb.columns):
+        return []
+    rs = rs.reset_index(drop=True)
+    cats = _text(rs["RSSTRESC"])
+    is_resp = cats.isin(list(CRITERIA)).to_numpy(dtype=bool)
+    if not is_resp.any():
+        return []
+    resp = rs[is_resp].copy()
+    resp["__d"] = pd.to_datetime(_text(resp["RSDTC"]).str[:10], errors="coerce", format="%Y-%m-%d")
+    resp = resp[resp["__d"].notna()]
+    lab = lb[_text(lb["LBTESTCD"]).isin(["NEUT", "PLAT"]).to_numpy(dtype=bool)].copy()
+    if "LBSTRESU" in lab.columns:
+        unit = _text(lab["LBSTRESU"])
+        lab = lab[(unit.isna() | unit.isin(list(_UNITS))).to_numpy(dtype=bool)]
+    lab["__d"] = pd.to_datetime(_text(lab["LBDTC"]).str[:10], errors="coerce", format="%Y-%m-%d")
+    lab["__v"] = pd.to_numeric(lab["LBSTRESN"], errors="coerce")
+    lab = lab[lab["__d"].notna() & lab["__v"].notna()]
+    lab["LBTESTCD"] = _text(lab["LBTESTCD"])
+    dated = np.zeros(len(rs), dtype=bool)
+    dated[resp.index.to_numpy()] = True
+    out: list[Finding] = []
+    for test in ("NEUT", "PLAT"):
+        value = _nearest(resp, lab, test).reindex(rs.index)
+        lo = cats.map(lambda c, t=test: CRITERIA[c][t][0] if c in CRITERIA else None).astype("float64")
+        hi = cats.map(lambda c, t=test: CRITERIA[c][t][1] if c in CRITERIA else None).astype("float64")
+        bounded = (lo.notna() | hi.notna()).to_numpy(dtype=bool)
+        missing = dated & bounded & value.isna().to_numpy(dtype=bool)
+        bad = dated & value.notna().to_numpy(dtype=bool) & (
+            (lo.notna() & (value < lo)) | (hi.notna() & (value >= hi))).to_numpy(dtype=bool)  # fmt: skip
+        need = [(f">= {a:g}" if not np.isnan(a) else f"< {b:g}") for a, b in zip(lo, hi, strict=True)]
+        out += row_findings(
+            "INO-SDTM-062", "RS", "RSSTRESC", rs, missing,
+            "{c} on {d}: no {t} count in LB within {w} days of the response",
+            c=cats, d=_text(rs["RSDTC"]), t=[test] * len(rs), w=[WINDOW_DAYS] * len(rs),
+        )  # fmt: skip
+        out += row_findings(
+            "INO-SDTM-063", "RS", "RSSTRESC", rs, bad,
+            "{c} on {d}: the nearest {t} count is {v} x 10^9/L; {c} needs {t} {n}",
+            c=cats, d=_text(rs["RSDTC"]), t=[test] * len(rs), v=value.round(2), n=need,
+        )  # fmt: skip
+    return out
