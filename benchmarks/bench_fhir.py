@@ -44,8 +44,8 @@ def main() -> None:
     n, k = _args(sys.argv[1:])
     from converter.fhir.bundles import iter_bundles
     from converter.fhir.mapping import load_fhir_specs
-    from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
     from converter.fhir.resource_checks import model_class
+    from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
     from converter.fhir.writer import write_ndjson_partition
     from converter.records.simulate import simulate
     from converter.sdtm.pipeline import records_to_sdtm
