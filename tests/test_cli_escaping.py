@@ -43,6 +43,15 @@ def test_a_control_character_in_folder_names_is_printed_escaped(tmp_path: Path) 
     assert "sd\\x07tm" in res.output
     _clean(res.output)
 
+    fhir = tmp_path / "fh\x1b]0;titleir"
+    res = runner.invoke(app, ["fhir", str(sdtm), "--out", str(fhir)])
+    assert res.exit_code == 0, res.output
+    _clean(res.output)
+    res = runner.invoke(app, ["upload", str(fhir), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "dry run:" in res.output
+    _clean(res.output)
+
 
 def test_tosdtm_tables_and_paths_escaped(tmp_path: Path) -> None:
     src = tmp_path / "fh\rir"

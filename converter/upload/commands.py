@@ -189,13 +189,16 @@ def _report(out: Console, summary: UploadSummary) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from converter.text import escape_controls, escape_controls_lines
+
     s = summary
-    if s.dry_run:
-        out.print(f"dry run: {s.total_bundles} bundle(s) from {s.source}/ are valid transaction Bundles; nothing sent")
+    if s.dry_run:  # the folder and the server are the user's: never markup, never a raw control character
+        out.print(escape_controls(f"dry run: {s.total_bundles} bundle(s) from {s.source}/ are valid transaction "
+                                  "Bundles; nothing sent"), markup=False)  # fmt: skip
     deletes = bool(s.planned_deletes or s.deleted)
     kinds = (s.planned, s.planned_deletes, s.created, s.updated, s.unchanged, s.deleted)
     types = sorted(set().union(*kinds))
-    table = Table(title=None if s.dry_run else escape(f"upload to {s.server}"))
+    table = Table(title=None if s.dry_run else escape(escape_controls(f"upload to {s.server}")))
     table.add_column("resource type")
     table.add_column("in bundles", justify="right")
     if deletes:
@@ -215,7 +218,7 @@ def _report(out: Console, summary: UploadSummary) -> None:
     out.print(table)
     if s.dry_run:
         for note in s.notes:
-            out.print(note, markup=False)
+            out.print(escape_controls_lines(note), markup=False)
         return
     deleted = sum(s.deleted.values())
     out.print(
@@ -228,8 +231,8 @@ def _report(out: Console, summary: UploadSummary) -> None:
     for rej in s.rejected:
         out.print(rej.render(), markup=False, highlight=False)
     for note in s.notes:
-        out.print(note, markup=False)
+        out.print(escape_controls_lines(note), markup=False)
     if s.journal:
-        out.print(f"journal: {s.journal}", markup=False)
+        out.print(escape_controls(f"journal: {s.journal}"), markup=False)
     if s.interrupted:
         out.print("interrupted: rerun the same command to resume")
