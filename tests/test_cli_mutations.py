@@ -1,13 +1,16 @@
-"""Property test of the command line (sdtm, stream, adam, fhir, tosdtm, validate, roundtrip, report) on mutated input: whatever the bytes, a command answers 0, 1 or 2, never 3
+"""Property test of the command line (run, simulate, sdtm, stream, adam, fhir, tosdtm, validate, roundtrip, report,
+deid, verify) on mutated input: whatever the bytes, a command answers 0, 1 or 2, never 3
 (an internal error) and never a traceback; it leaves every input file byte for byte as it was and touches nothing
 outside its --out folder.
 
 The inputs are built once per module from a 5-subject synthetic cohort (`inoconv simulate --n 5`, made here; no
 licence restriction): the CRF records as a CSV folder and as an ODM file, and the SDTM, ADaM and FHIR (NDJSON and
-Bundles) folders the commands make of them. Each example copies one input, mutates one of its files (truncation,
+Bundles) folders the commands make of them, and a copy of the mappings folder (``simulate``'s input: its CRF
+forms and simulation model, given through INOCONV_MAPPINGS). Each example copies one input, mutates one of its files (truncation,
 a flipped bit, a control character, a duplicated or a dropped line) or hands a command a folder of the wrong kind,
 and runs one command in-process (typer's CliRunner) from inside the example's own folder, with a fresh --out.
-Bounded and derandomised: the same 25 examples every run (about 65 s, so marked slow).
+Bounded and derandomised: the same 30 examples every run, and one explicit example each for run, simulate, deid
+and verify (2-4 min on a loaded 2-core machine, so marked slow).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from typer.testing import CliRunner
 
 from converter.cli import app
@@ -38,8 +41,12 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "validate": ("sdtm", "adam"),
     "report": ("adam",),
     "tosdtm": ("ndjson", "bundles"),
+    "run": ("csv", "odm"),
+    "simulate": ("mappings",),
+    "deid": ("sdtm",),
+    "verify": ("sdtm", "adam"),
 }
-KINDS = ("csv", "odm", "sdtm", "dsj", "adam", "ndjson", "bundles")
+KINDS = ("csv", "odm", "sdtm", "dsj", "adam", "ndjson", "bundles", "mappings")
 #: the files of an input that a mutation may hit
 SUFFIXES = {
     "csv": (".csv",),
@@ -49,6 +56,7 @@ SUFFIXES = {
     "adam": (".xpt", ".json"),
     "ndjson": (".ndjson",),
     "bundles": (".json",),
+    "mappings": ("forms.yaml", "simulation.yaml"),  # what simulate reads
 }
 CONTROLS = (b"\x00", b"\x1b[2J", b"\x7f", "\u0085".encode(), b"\r", b"\x0c")
 MUTATIONS = ("none", "truncate", "flip", "control", "duplicate-line", "drop-line")
@@ -71,7 +79,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copytree(base / "sdtm", dsj)
     for p in dsj.glob("*.xpt"):
         p.unlink()
+    from converter.paths import mappings_dir
+
+    shutil.copytree(mappings_dir(), base / "mappings")
     return {
+        "mappings": base / "mappings",
         "csv": base / "csv",
         "odm": base / "records.xml",
         "sdtm": base / "sdtm",
@@ -132,9 +144,17 @@ def cases(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
-@pytest.mark.slow  # about 65 s: the fixture's five commands and 25 runs
+def _case(command: str, kind: str, how: str, file: int = 0, where: float = 0.5) -> dict[str, object]:
+    return {"command": command, "kind": kind, "how": how, "file": file, "where": where, "bit": 3, "control": b"\x00"}
+
+
+@pytest.mark.slow  # 2-4 min: the fixture's five commands and 34 runs
+@example(case=_case("run", "csv", "drop-line", file=1))
+@example(case=_case("simulate", "mappings", "flip", file=1, where=0.3))
+@example(case=_case("deid", "sdtm", "truncate", file=2))
+@example(case=_case("verify", "adam", "control", file=1))
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -150,20 +170,25 @@ def test_commands_on_mutated_input(inputs: dict[str, Path], case: dict[str, obje
             shutil.copytree(source, target)
         else:
             shutil.copy2(source, target)
-        candidates = [p for p in _files(target) if p.suffix in SUFFIXES[kind]]
+        candidates = [p for p in _files(target) if p.name.endswith(SUFFIXES[kind])]
         mutated = ""
         if how != "none" and candidates:
             victim = candidates[int(case["file"]) % len(candidates)]  # type: ignore[call-overload]
             victim.write_bytes(_mutate(victim.read_bytes(), how, case["where"], case["bit"], case["control"]))  # type: ignore[arg-type]
             mutated = str(victim.relative_to(work))
         out = work / "out"
-        args = [command, str(target)] + ([] if command == "roundtrip" else ["--out", str(out)])
+        env = {}
+        if command == "simulate":  # its input is the mappings folder (forms and simulation model)
+            args = [command, "--n", "3", "--seed", "1", "--format", "csv", "--out", str(out)]
+            env["INOCONV_MAPPINGS"] = str(target)
+        else:
+            args = [command, str(target)] + ([] if command in ("roundtrip", "verify") else ["--out", str(out)])
         args += ["--workers", "1"] if command == "stream" else []
         before = _snapshot(work, out)
         cwd = os.getcwd()
         os.chdir(work)  # anything written relative to the working folder would show up in the snapshot
         try:
-            result = runner.invoke(app, args)
+            result = runner.invoke(app, args, env=env)
         finally:
             os.chdir(cwd)
         said = f"{command} on {kind} ({how} {mutated}): exit {result.exit_code}\n{result.output[-3000:]}"
