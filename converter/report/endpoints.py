@@ -176,7 +176,7 @@ def _subject_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.Dat
             raise _missing_variable(dataset, a.variable, f"end point {a.id}")
         x = pd.to_numeric(pop[a.variable], errors="coerce")
         value = float(getattr(x, str(a.operation))())
-        return Endpoint(kind="summary", value=value if np.isfinite(value) else None, n=len(pop), unit=a.unit, **common)  # type: ignore[arg-type]
+        return Endpoint(kind="summary", value=value if np.isfinite(value) else None, n=len(pop), unit=a.unit, **common)
     denom = pop[subset_mask(spec, a.denominator, pop, dataset)] if a.denominator else pop
     hit = np.ones(len(denom), dtype=bool)
     if a.data_subset:
@@ -207,11 +207,11 @@ def _subject_analysis(spec: AnalysisSpec, a: Analysis, adam: Mapping[str, pd.Dat
     k, n = int(hit.sum()), len(denom)
     common = {**common, **extra}
     if a.method == "count":
-        return Endpoint(kind="count", value=float(k), n=n, **common)  # type: ignore[arg-type]
+        return Endpoint(kind="count", value=float(k), n=n, **common)
     ci = clopper_pearson(k, n)
     if a.value_kind == "proportion":
-        return Endpoint(kind="rate", value=k / n if n else None, n=n, ci=ci, note=f"{k}/{n}", **common)  # type: ignore[arg-type]
-    return Endpoint(kind="count", value=float(k), n=n, ci=ci, **common)  # type: ignore[arg-type]
+        return Endpoint(kind="rate", value=k / n if n else None, n=n, ci=ci, note=f"{k}/{n}", **common)
+    return Endpoint(kind="count", value=float(k), n=n, ci=ci, **common)
 
 
 def _tte(spec: AnalysisSpec, p: Parameter, adam: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

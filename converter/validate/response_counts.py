@@ -82,8 +82,8 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
     out: list[Finding] = []
     for test in ("NEUT", "PLAT"):
         value = _nearest(resp, lab, test).reindex(rs.index)
-        lo = cats.map(lambda c, t=test: CRITERIA[c][t][0] if c in CRITERIA else None).astype("float64")
-        hi = cats.map(lambda c, t=test: CRITERIA[c][t][1] if c in CRITERIA else None).astype("float64")
+        lo = pd.to_numeric(cats.map({c: b[test][0] for c, b in CRITERIA.items()}), errors="coerce").astype("float64")
+        hi = pd.to_numeric(cats.map({c: b[test][1] for c, b in CRITERIA.items()}), errors="coerce").astype("float64")
         bounded = (lo.notna() | hi.notna()).to_numpy(dtype=bool)
         missing = dated & bounded & value.isna().to_numpy(dtype=bool)
         bad = dated & value.notna().to_numpy(dtype=bool) & (
