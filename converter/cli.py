@@ -165,7 +165,7 @@ def simulate(
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Write a synthetic cohort calibrated to the published aggregates of NCT01371630."""
+    """Write a synthetic cohort calibrated to the trial's published aggregates (mappings/records/simulation.yaml)."""
     from converter.records.simulate import DEFAULT_SEED
     from converter.records.simulate import simulate as run_sim
     from converter.records.sources import write_records

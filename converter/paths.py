@@ -44,7 +44,13 @@ def examples_dir() -> Path:
 
 
 def example_study_dir() -> Path:
-    return examples_dir() / "nct01371630"
+    """The bundled example study: the one folder under the examples folder that holds records (``odm/`` or
+    ``csv/``); with several, the first by name (``INOCONV_EXAMPLES`` may name a study folder itself)."""
+    root = examples_dir()
+    if (root / "odm").is_dir() or (root / "csv").is_dir():
+        return root
+    studies = sorted(p for p in root.iterdir() if (p / "odm").is_dir() or (p / "csv").is_dir()) if root.is_dir() else []
+    return studies[0] if studies else root
 
 
 def published_facts() -> Path:
