@@ -203,9 +203,22 @@ def write_records(b: Baseline, o: Outcome, rng: np.random.Generator, P: dict[str
         "death", len(dd), {"subject": ids[dd], "date": date_strings(b.start[dd] + o.D[dd]), "cause": ev.cause[dd]}
     )
     built.put("adverse_events", *_ae_rows(ev.ae, o, rng, P, ids, b.start, yes, no))
+    care = _supportive_care_rows(b, o, rng, P, ids)  # its draws change nothing else
+    _response_counts(ev.labs, rng, P, o, rs_items["response"])  # after every other draw: derived values
     built.put("labs", *_lab_rows(ev.labs, P, ids, b, o))
-    built.put("supportive_care", *_supportive_care_rows(b, o, rng, P, ids))  # last: its draws change nothing else
+    built.put("supportive_care", *care)
     return built.records()
+
+
+def _response_counts(labs: LabRows, rng: np.random.Generator, P: dict[str, Any], o: Outcome, codes: OArr) -> None:
+    """The blood counts on each remission assessment's date that agree with its category (labs.response_counts:
+    category -> test -> [low, high], uniform); priority -1: they replace a routine count of the same day and test."""
+    spec = P["labs"].get("response_counts") or {}
+    for cat_code, tests in spec.items():
+        sel = np.flatnonzero(codes == str(cat_code))
+        for test, (lo, hi) in tests.items():
+            v = float(lo) + rng.random(len(sel)) * (float(hi) - float(lo))
+            labs.add(o.rs_subj[sel], o.rs_day[sel], str(test), np.round(v, int(P["labs"]["decimals"][test])), -1)
 
 
 def _supportive_care_rows(
