@@ -52,3 +52,13 @@ def test_the_nearest_count_decides_and_a_missing_count_is_reported() -> None:
     got = _rules(frames)
     assert [(r, s) for r, s, _ in got] == [("INO-SDTM-062", "S1")]
     assert "no PLAT count" in got[0][2]
+
+
+def test_the_simulated_example_supports_every_remission_category() -> None:
+    """The simulator draws counts on each CR/CRp/CRi assessment that agree with it (labs.response_counts)."""
+    from converter.records.simulate import DEFAULT_SEED, simulate
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    sdtm = records_to_sdtm(simulate(59, DEFAULT_SEED)).datasets
+    assert set(sdtm["RS"]["RSSTRESC"]) >= {"CR", "CRp", "CRi"}
+    assert check_response_counts(sdtm) == []

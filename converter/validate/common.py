@@ -102,7 +102,7 @@ RULES: dict[str, RuleDef] = dict(
         _r("INO-SDTM-060", "warning", "SDTM", "VISITNUM is null on a record of a dataset that carries visits"),
         _r("INO-SDTM-061", "error", "SDTM", "VISITNUM and VISIT are not one-to-one within the dataset"),
         _r("INO-SDTM-062", "warning", "SDTM", "A CR, CRp or CRi response has no ANC or platelet count near its date"),
-        _r("INO-SDTM-063", "warning", "SDTM", "A CR, CRp or CRi response's blood counts contradict its category"),
+        _r("INO-SDTM-063", "error", "SDTM", "A CR, CRp or CRi response's blood counts contradict its category"),
         # --- ADaM (the CORE cache holds no ADaM rules: all project ids) ----------------------------------------
         _r("INO-ADAM-001", "error", "ADAM", "ADSL is missing from the ADaM package"),
         _r("INO-ADAM-002", "error", "ADAM", "ADSL has more than one record per USUBJID"),

@@ -12,7 +12,8 @@ CRi      < 1.0 x 10^9/L                       any
 
 For each such response (RS, RSSTRESC in CR/CRp/CRi) the count of each test nearest its date within
 :data:`WINDOW_DAYS` days (LBSTRESN in 10^9/L) is taken: none of a test is INO-SDTM-062, a count that contradicts
-the category INO-SDTM-063. Pure function over ``{dataset name: DataFrame}``, column-wise (one merge per test).
+the category INO-SDTM-063 (an error: the response is not what the data show; a missing count is a
+warning). Pure function over ``{dataset name: DataFrame}``, column-wise (one merge per test).
 """
 
 from __future__ import annotations
