@@ -55,6 +55,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             "report": _invoke(["report", str(out / "adam"), "--out", str(out / "report")]),
             "fhir": _invoke(["fhir", str(out / "sdtm"), "--out", str(out / "fhir"), "--strict"]),
         }
+        outputs["roundtrip"] = _invoke(["roundtrip", str(out / "sdtm")])
         for stage in ("sdtm", "adam", "fhir"):
             outputs[f"validate-{stage}"] = _invoke(
                 ["validate", str(out / stage), "--out", str(out / f"validate-{stage}")]
@@ -174,6 +175,12 @@ def test_fhir_one_patient_per_subject(run: Run) -> None:
     study = json.loads((nd / "ResearchStudy.ndjson").read_text(encoding="utf-8").splitlines()[0])
     assert sorted(a["name"] for a in study["arm"]) == ["DRUGX", "PBO"]
     assert len(list((run.out / "fhir" / "bundles").glob("*.json"))) == 13  # study.json + one per subject
+
+
+def test_the_copied_fhir_specs_round_trip_the_second_trial(run: Run) -> None:
+    """SDTM -> FHIR -> SDTM with the fixture's FHIR specs (the standard set included from inoconv's own)."""
+    text = run.outputs["roundtrip"]
+    assert "0 different" in text and "0 NOT CARRIED" in text and "lossless for every mapped variable" in text
 
 
 def test_every_package_validates_without_errors(run: Run) -> None:
