@@ -22,12 +22,17 @@ def test_example_uploaded_read_back_and_converted_equals_the_sdtm(fresh_fhir_ser
     fspecs, ct, sdtm_specs = load_fhir_stage()
     sdtm = example()
     out = tmp_path / "fhir"
-    rep = write_fhir_dir(sdtm.datasets, out, fspecs, ct, sdtm_specs)
+    from converter.fhir.provenance import Origin
+
+    origin = Origin.of(sdtm.datasets, "sdtm", [], deidentified=False)  # as `inoconv fhir` stamps every Bundle
+    rep = write_fhir_dir(sdtm.datasets, out, fspecs, ct, sdtm_specs, origin=origin)
     summary = upload(out, fresh_fhir_server, concurrency=2)
     assert summary.ok, (summary.rejected[:3], summary.not_sent)
     types = sorted(p.stem for p in (out / "ndjson").glob("*.ndjson"))
     counts = {t: count_resources(fresh_fhir_server, t) for t in types}
     assert counts == rep.counts  # exactly one copy of every resource on the server
+    provenance = list(fetch_all(fresh_fhir_server, "Provenance", {"_count": "500"}))
+    assert provenance and all(p["target"] and p["agent"] and p.get("entity") for p in provenance)  # issue 18
 
     back_dir = tmp_path / "from-server"
     back_dir.mkdir()
