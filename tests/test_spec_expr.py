@@ -268,12 +268,25 @@ def test_every_expression_in_the_bundled_specs_equals_pandas_eval() -> None:
         expr = parse_expression(text, file="spec", line=1)
         values = ["DEATH", "RELAPSE", "CR", "Y", "N", "OVRLRESP", "MRD", "NEGATIVE", "TITLE", None, np.nan]
         frame = pd.DataFrame({n: rng.choice(np.array(values, dtype=object), 40) for n in sorted(expr.names)})
-        if "EXDOSE" in frame.columns:
-            frame["EXDOSE"] = rng.choice([0.0, 1.5, np.nan], 40)
-        if "AEGRADE" in frame.columns:
-            frame["AEGRADE"] = rng.choice([1.0, 5.0, np.nan], 40)
+        for name in _compared_with_numbers(text):  # numeric columns (EXDOSE > 0, AEGRADE == 5, ...)
+            frame[name] = rng.choice([0.0, 1.5, 5.0, np.nan], 40)
         want = frame.eval(text, engine="python")
         pd.testing.assert_series_equal(evaluate(expr, frame), want, check_names=False)
+
+
+def _compared_with_numbers(text: str) -> set[str]:
+    """Names that the expression compares with a number literal, or uses in arithmetic."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text, mode="eval")):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+            if any(isinstance(x, ast.Constant) and isinstance(x.value, int | float) for x in parts):
+                found.update(x.id for x in parts if isinstance(x, ast.Name))
+        elif isinstance(node, ast.BinOp):
+            found.update(x.id for x in (node.left, node.right) if isinstance(x, ast.Name))
+    return found
 
 
 def test_filter_rows_and_absent_columns() -> None:
