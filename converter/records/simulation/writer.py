@@ -236,6 +236,8 @@ def _supportive_care_rows(
     days = np.asarray([int(a.get("days", 0)) for a in agents], dtype=np.int64)[ai]
     eot = b.start[si] + o.eot_day[si]
     last = np.where(days > 0, first + days - 1, np.maximum(eot, first))
+    alive = b.start[si] + o.L[si]  # nothing is given after the last day the subject is known alive
+    first, last = np.minimum(first, alive), np.minimum(last, alive)
     number = np.zeros(len(si), dtype=np.int64)
     if len(si):
         number = (np.arange(len(si)) - np.searchsorted(si, si)) + 1  # 1..k per subject (si is sorted)
