@@ -348,6 +348,7 @@ def synthetic_adam(seed: int = 20180201) -> dict[str, pd.DataFrame]:
     add([0, 1, 2], "", "Nausea", 1)
     adae = pd.DataFrame(rows)
     adae["CQ01NAM"] = adae["CQ01NAM"].replace("", None)
+    adae["TRTEMFL"] = "Y"  # the analysis spec's treatment-emergent window (every synthetic event within it)
     adae = adae.reindex(columns=[*adae.columns.drop(list(cq.values()), errors="ignore"), *cq.values()])
     tte = []
     for paramcd, subset in (("OS", idx), ("RFS", idx[resp])):
