@@ -475,6 +475,11 @@ def _value(draw: st.DrawFn, form: str, f: Field) -> object:
             "ENRLDT": ("2001-07-01", "2001-12-31"),
             "DTHDT": ("2030-01-01", "2031-12-31"),
             "AEENDT": ("2011-01-01", "2019-12-31"),
+            # start before end (the date-order cross-checks of CONMED and PRIORTX)
+            "CMSTDT": ("2002-01-01", "2005-12-31"),
+            "CMENDT": ("2006-01-01", "2010-12-31"),
+            "PTSTDT": ("2002-01-01", "2005-12-31"),
+            "PTENDT": ("2006-01-01", "2010-12-31"),
         }
         lo, hi = window.get(f.name, ("2002-01-01", "2010-12-31"))
         return _date(draw, lo, hi, f.partial)
