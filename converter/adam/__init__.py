@@ -12,8 +12,9 @@ The names below are imported when first used (pandas and the specs load only the
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.adam.pipeline import AdamResult, check_adam_specs, load_adam_specs, read_adam_specs, sdtm_to_adam
@@ -23,10 +24,4 @@ __all__ = ["AdamResult", "check_adam_specs", "load_adam_specs", "read_adam_specs
 _WHERE = {name: "pipeline" for name in __all__}
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.adam' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"converter.adam.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -19,8 +19,9 @@ name of a module of the package.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.fhir.located import FromFhir, Located, Outcome
@@ -66,10 +67,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.fhir' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"converter.fhir.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

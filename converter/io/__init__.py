@@ -9,8 +9,9 @@ module of the package.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.io.atomic import atomic_dir, atomic_write
@@ -72,10 +73,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.io' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"converter.io.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

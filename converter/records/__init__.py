@@ -8,8 +8,9 @@ The names below are imported when first used; none is also the name of a module 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.records.checks import CheckReport, check_tables, typed_records
@@ -62,10 +63,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.records' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"converter.records.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

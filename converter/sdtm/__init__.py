@@ -11,8 +11,9 @@ The names below are imported when first used (pandas and the specs load only the
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.sdtm.build import Accounting, build_all, build_dataset
@@ -39,10 +40,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.sdtm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"converter.sdtm.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

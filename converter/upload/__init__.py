@@ -18,8 +18,9 @@ does not load httpx.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.upload.auth import Secret, redact, resolve_token
@@ -77,14 +78,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.upload' has no attribute {name!r}")
-    try:
-        found = importlib.import_module(f"converter.upload.{module}")
-    except AttributeError as exc:  # not "no such name": a failure inside the module, shown as such
-        raise ImportError(f"converter.upload.{module}: {exc}") from exc
-    value = getattr(found, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -13,8 +13,9 @@ The names below are imported when first used (pandas and the readers load only t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from converter.lazy import lazy_names
 
 if TYPE_CHECKING:
     from converter.validate.adam_rules import run_adam_rules
@@ -60,10 +61,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converter.validate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"converter.validate.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)
