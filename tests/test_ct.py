@@ -36,8 +36,9 @@ SPONSOR_CODELISTS = {
     "TTEPRMCD", "TTEPARM", "RSPRMCD", "RSPARM", "AGEGR1", "SALVGR1", "EVNTDESC", "CNSDTDSC", "MHCAT", "CMCAT",
 }  # fmt: skip
 
-# CDISC codelists whose own C-code is not confirmed (TOXGR: believed C66784, CDASH links AETOXGR to C87162).
-NO_CODELIST_CODE = {"TOXGR", "SEXPOP", "NRIND"}
+# CDISC codelists whose own C-code is not confirmed (TOXGR: no such codelist in SDTM CT 2022-03-25; CDASH links
+# AETOXGR to C87162).
+NO_CODELIST_CODE = {"TOXGR"}
 
 # Terms of CDISC/ISO codelists without a C-code: sponsor extensions of extensible codelists, and CDISC terms
 # whose code could not be confirmed in any source searched (UNCONFIRMED in the YAML comments).
@@ -45,38 +46,14 @@ SPONSOR_EXTENSIONS = {
     "NCOMPLT": {"PROCEEDED TO TRANSPLANT"},
     "LBTESTCD": {"MRD", "MRDLVL", "CD22"},
     "LBTEST": {"Minimal Residual Disease", "Minimal Residual Disease Level", "CD22 Expression on Blasts"},
-    "ONCRSR": {"CRp", "CRi", "MCR", "NR", "RELAPSE"},
+    "ONCRSR": {"CRp", "MCR", "RELAPSE"},
 }
+# Not terms of SDTM CT 2022-03-25 (the newest package text read), so their codes are unconfirmed.
 UNCONFIRMED = {
-    "DOMAIN": {"DM", "SE", "SV", "EX", "PR", "AE", "DS", "MH", "DD", "LB", "RS", "TA", "TE", "TI", "TS", "TV"},
-    "EPOCH": {"SCREENING", "TREATMENT", "FOLLOW-UP"},
-    "ACN": {"DOSE NOT CHANGED", "DOSE REDUCED", "DRUG INTERRUPTED", "DRUG WITHDRAWN"},
-    "NCOMPLT": {"ADVERSE EVENT", "LACK OF EFFICACY", "PHYSICIAN DECISION"},
-    "PROTMLST": {"INFORMED CONSENT OBTAINED"},
-    "DSCAT": {"DISPOSITION EVENT", "PROTOCOL MILESTONE", "OTHER EVENT"},
-    "SPECTYPE": {"BLOOD", "SERUM"},
-    "FRM": {"INJECTION", "TABLET"},
-    "NRIND": {"LOW", "NORMAL", "HIGH"},
-    "RSTESTCD": {"BESTRSP"},
-    "RSTEST": {"Best Overall Response"},
-    "ONCRSR": {"NE"},
     "TCNTRL": {"HISTORICAL"},
-    "TSPARMCD": {
-        "ADDON", "AGEMAX", "AGEMIN", "LENGTH", "SEXPOP", "STOPRULE", "TCNTRL", "TDIGRP", "TITLE", "CURTRT",
-        "FCNTRY", "ADAPT", "DCUTDTC", "DCUTDESC", "SSTDTC", "SENDTC", "ACTSUB", "HLTSUBJI", "SDTIGVER", "SDTMVER",
-        "REGID", "EXTTIND", "PDSTIND", "PDPSTIND", "PIPIND", "RDIND", "ONGOSIND", "OUTMSPRI", "OUTMSSEC", "COMPTRT",
-    },
-    "TSPARM": {
-        "Added on to Existing Treatments", "Planned Maximum Age of Subjects", "Planned Minimum Age of Subjects",
-        "Trial Length", "Sex of Participants", "Study Stop Rules", "Control Type", "Diagnosis Group", "Trial Title",
-        "Current Therapy or Treatment", "Planned Country of Investigational Sites", "Adaptive Design",
-        "Data Cutoff Date", "Data Cutoff Description", "Study Start Date", "Study End Date",
-        "Actual Number of Subjects", "Healthy Subject Indicator", "SDTM IG Version", "SDTM Version",
-        "Registry Identifier", "Extension Trial Indicator", "Pediatric Study Indicator",
-        "Pediatric Postmarket Study Indicator", "Pediatric Investigation Plan Indicator", "Rare Disease Indicator",
-        "Ongoing Study Indicator", "Primary Outcome Measure", "Secondary Outcome Measure", "Comparative Treatment Name",
-    },
-}  # fmt: skip
+    "TSPARMCD": {"ONGOSIND"},
+    "TSPARM": {"Ongoing Study Indicator"},
+}
 
 
 def _allowed_without_code(cid: str) -> set[str]:
