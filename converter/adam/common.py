@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from converter.adam.shared import shared
 from converter.errors import problem
 from converter.frames import constant_column, keep_where, null_column, text_column
 from converter.sdtm.context import RowContext, as_text
@@ -30,12 +31,14 @@ __all__ = [
     "SAS_EPOCH",
     "UNIT_DAYS",
     "as_sas_date",
+    "dates_of",
     "env_of",
     "is_numeric",
     "iso_to_sas",
     "key_frame",
     "lookup_values",
     "match_keys",
+    "matched",
     "order_positions",
     "partial_dates",
     "pick",
@@ -43,9 +46,12 @@ __all__ = [
     "right_rows",
     "sas_round",
     "sas_to_iso",
+    "shared_pick",
     "sibling_rule",
     "sort_keys",
     "sortable",
+    "take_matched",
+    "text_of",
     "value_of",
 ]
 
@@ -135,14 +141,37 @@ def sortable(col: pd.Series) -> pd.Series:
     return as_text(col)
 
 
+def text_of(df: pd.DataFrame, col: str) -> pd.Series:
+    """``as_text`` of a column of ``df``, shared within a build (see :mod:`converter.adam.shared`)."""
+    return shared(("text", col), (df,), lambda: as_text(df[col]))
+
+
+def dates_of(df: pd.DataFrame, col: str) -> pd.Series:
+    """``as_sas_date`` of a column of ``df``, shared within a build."""
+    return shared(("dates", col), (df,), lambda: as_sas_date(df[col]))
+
+
+def _sortable_of(df: pd.DataFrame, col: str) -> pd.Series:
+    return shared(("sortable", col), (df,), lambda: sortable(df[col]))
+
+
+def _order_key(order: Sequence[Any]) -> tuple[Any, ...]:
+    """The order items as a hashable value (what they say, not where the spec says it)."""
+    return tuple((str(i["var"]), tuple(str(v) for v in i.get("rank") or []), bool(i.get("desc")))
+                 if isinstance(i, dict) else str(i) for i in order or [])  # fmt: skip
+
+
 def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = False,
-                    by: Sequence[str] = ()) -> np.ndarray:  # fmt: skip
+                    by: Sequence[str] = (), *, share: bool = False) -> np.ndarray:  # fmt: skip
     """Row positions of ``df`` in the order of the order items, then of every other column's content.
 
     Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``). The
     content tie-break is computed only when records of one ``by`` group tie on every order item. Only the key
-    columns are sorted; the caller takes the rows it needs (usually one per group, not the whole frame).
+    columns are sorted; the caller takes the rows it needs (usually one per group, not the whole frame). With
+    ``share`` (a frame no rule changes: a right dataset or rows of it) the column texts are shared in the build.
     """
+    text_of_df = (lambda c: text_of(df, c)) if share else (lambda c: as_text(df[c]))
+    sortable_of_df = (lambda c: _sortable_of(df, c)) if share else (lambda c: sortable(df[c]))
     n = len(df)
     keys: dict[str, pd.Series] = {}
     ascending: list[bool] = []
@@ -151,22 +180,22 @@ def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = F
         if isinstance(item, dict):
             var = str(item["var"])
             rank = {str(v): j for j, v in enumerate(item.get("rank") or [])}
-            col = as_text(df[var]).map(rank).astype("float64")
+            col = text_of_df(var).map(rank).astype("float64")
             asc = not bool(item.get("desc"))
         else:
             var = order_var(str(item))
-            col = sortable(df[var])
+            col = sortable_of_df(var)
             asc = not is_descending(str(item))
         used.add(var)
         keys[f"__o{i}"] = col
         ascending.append(asc != descending)
     if n == 0:
         return np.arange(0)
-    groups = pd.DataFrame({**{f"__b{j}": as_text(df[b]) for j, b in enumerate(by)}, **keys}, index=df.index)
+    groups = pd.DataFrame({**{f"__b{j}": text_of_df(b) for j, b in enumerate(by)}, **keys}, index=df.index)
     tied = n > 1 if groups.shape[1] == 0 else bool(groups.duplicated(keep=False).any())
     if tied:  # break ties on content, never on row position
         for j, c in enumerate(sorted(set(df.columns) - used)):
-            col = sortable(df[c])
+            col = sortable_of_df(c)
             keys[f"__t{j}"] = col if col.dtype.kind == "f" else col.fillna("")
             ascending.append(not descending)
     if not keys:
@@ -189,7 +218,20 @@ def pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str) -
         raise ValueError(f"mode must be first or last (got {mode!r})")
     if df.empty:
         return df
-    pos = order_positions(df, order, descending=(mode == "last"), by=by)
+    return _pick(df, by, order, mode, share=False)
+
+
+def shared_pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str) -> pd.DataFrame:
+    """:func:`pick` on a frame no rule changes (a right dataset or rows of it), shared within a build."""
+    if mode not in ("first", "last"):
+        raise ValueError(f"mode must be first or last (got {mode!r})")
+    if df.empty:
+        return df
+    return shared(("pick", tuple(by), _order_key(order), mode), (df,), lambda: _pick(df, by, order, mode, share=True))
+
+
+def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, share: bool) -> pd.DataFrame:
+    pos = order_positions(df, order, descending=(mode == "last"), by=by, share=share)
     if not by:
         return df.iloc[pos[:1]]
     first = ~df[list(by)].iloc[pos].duplicated(keep="first").to_numpy()  # one row per group, in ranked order
@@ -201,7 +243,8 @@ def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     name = a["dataset"]
     if name not in ctx.built:
         raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: dataset {name} is not available (add it to depends)")
-    return filter_rows(ctx.built[name], a.get("filter"))
+    frame, condition = ctx.built[name], a.get("filter")
+    return shared(("rows", condition), (frame,), lambda: filter_rows(frame, condition))
 
 
 def match_keys(ctx: RowContext, a: dict[str, Any], right: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -229,6 +272,52 @@ def lookup_values(left: pd.DataFrame, right: pd.DataFrame, values: pd.Series) ->
     out = values.to_numpy(dtype=object).take(np.where(hit, at, 0)) if len(values) else np.full(n, None, object)
     out[~hit] = np.nan
     return pd.Series(out, index=left.index, dtype=object), pd.Series(hit, index=left.index)
+
+
+def matched(ctx: RowContext, a: dict[str, Any], right: pd.DataFrame, unique: bool = True) -> np.ndarray:
+    """Per source row: the position in ``right`` of the record with the same ``by`` keys (as text; -1: none).
+
+    With ``unique`` the right records must have distinct keys (a many-to-one lookup), else any record with the
+    keys matches (the position is then meaningful only as found / not found). Without keys every row matches
+    the first record. The key texts, indexes and positions are shared within a build.
+    """
+    n = len(ctx.frame)
+    if len(right) == 0:
+        return np.full(n, -1, dtype=np.intp)
+    pairs = by_pairs(a)
+    if not pairs:
+        return np.zeros(n, dtype=np.intp)
+    lefts = tuple(value_of(ctx, lft) for lft, _ in pairs)
+    lindex = shared(("keys",), lefts, lambda: _index_of([shared(("text",), (s,), lambda s=s: as_text(s))
+                                                         for s in lefts]))  # fmt: skip
+    cols = tuple(rgt for _, rgt in pairs)
+    rindex = shared(("keys", cols), (right,), lambda: _index_of([text_of(right, c) for c in cols]))
+    if unique and not rindex.is_unique:
+        raise ValueError(f"{int(rindex.duplicated().sum())} right records share their keys (a many-to-one "
+                         "lookup needs one record per key)")  # fmt: skip
+    if not unique:
+        rindex = shared(("distinct",), (rindex,), rindex.unique)
+    at: np.ndarray = shared(("at",), (lindex, rindex), lambda: rindex.get_indexer(lindex))
+    return at
+
+
+def take_matched(values: pd.Series, at: np.ndarray, index: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per row: the value at position ``at`` of ``values`` (NaN where ``at`` is -1), and whether one matched;
+    as :func:`lookup_values` gives them."""
+    n = len(at)
+    hit = at >= 0
+    if len(values) == 0:
+        return null_column(n, index), pd.Series(hit, index=index)
+    out = values.to_numpy(dtype=object).take(np.where(hit, at, 0))
+    out[~hit] = np.nan
+    return pd.Series(out, index=index, dtype=object), pd.Series(hit, index=index)
+
+
+def _index_of(cols: Sequence[pd.Series]) -> pd.Index:
+    """Key columns (text) as one index (a plain index for one key, else a MultiIndex) for hash lookups."""
+    if len(cols) == 1:
+        return pd.Index(cols[0].to_numpy(dtype=object), dtype=object)
+    return pd.MultiIndex.from_arrays([c.to_numpy(dtype=object) for c in cols])
 
 
 def _key_index(keys: pd.DataFrame) -> pd.Index:

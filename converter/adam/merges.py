@@ -15,11 +15,13 @@ from converter.adam.common import (
     key_frame,
     lookup_values,
     match_keys,
+    matched,
     partial_dates,
-    pick,
     report_rows,
     right_rows,
     sas_round,
+    shared_pick,
+    take_matched,
     value_of,
 )
 from converter.frames import constant_column, null_column
@@ -34,9 +36,8 @@ __all__: list[str] = []  # rule implementations register themselves (converter.s
 def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     right = right_rows(ctx, a)
     pairs = by_pairs(a)
-    chosen = pick(right, [r for _, r in pairs], a.get("order") or [], a.get("mode", "first"))
-    left, rkeys = match_keys(ctx, a, chosen)
-    out, hit = lookup_values(left, rkeys, chosen[a["var"]])
+    chosen = shared_pick(right, [r for _, r in pairs], a.get("order") or [], a.get("mode", "first"))
+    out, hit = take_matched(chosen[a["var"]], matched(ctx, a, chosen), ctx.frame.index)
     if a.get("as") == "date":
         bad = hit & partial_dates(out)
         if bad.any():
@@ -69,12 +70,9 @@ def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("merge_flag")
 def _merge_flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    right = right_rows(ctx, a)
-    left, rkeys = match_keys(ctx, a, right)
-    rkeys = rkeys.drop_duplicates()
-    _, hit = lookup_values(left, rkeys, pd.Series(np.ones(len(rkeys)), index=rkeys.index))
-    out = constant_column(a.get("false"), len(hit), hit.index)
-    out[hit.to_numpy(dtype=bool)] = a.get("true", "Y")
+    hit = matched(ctx, a, right_rows(ctx, a), unique=False) >= 0
+    out = constant_column(a.get("false"), len(hit), ctx.frame.index)
+    out[hit] = a.get("true", "Y")
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from converter.adam import algorithms as alg
+from converter.adam.shared import shared_results
 from converter.errors import SpecError
 from converter.paths import mappings_dir
 from converter.sdtm.build import build_all
@@ -144,7 +145,8 @@ def sdtm_to_adam(
     checks: bool = True,
 ) -> AdamResult:
     specs, ct = load_adam_specs(specs_dir, ct_dir, upstream={n: list(df.columns) for n, df in sdtm.items()})
-    datasets, _ = build_all(specs, {}, ct, None, upstream=dict(sdtm))
+    with shared_results():  # what several variables read is computed once per build
+        datasets, _ = build_all(specs, {}, ct, None, upstream=dict(sdtm))
     found = key_problems(datasets, specs)
     if checks:
         found += cross_checks(datasets, sdtm)
