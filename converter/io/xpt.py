@@ -512,10 +512,16 @@ def read_xpt(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
     A file that is not a readable SAS transport file (truncated, empty, another format) raises InputError
     naming the file, not the reader library's exception; so does a character value or label holding a control
     character (:mod:`converter.io.xpt_values`: found in the raw bytes, since pyreadstat ends a value at NUL).
+    Bytes read before in this process are not parsed again (:mod:`converter.io.read_cache`).
     """
+    from converter.io.read_cache import by_content
+
+    return by_content(Path(path), "xpt", _read_checked)
+
+
+def _read_checked(p: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     from converter.errors import InputError, problem
 
-    p = Path(path)
     try:
         if p.stat().st_size == 0:
             raise InputError(problem(str(p), "", "", "", "xpt", "empty file: not a SAS transport (XPT) file"))
