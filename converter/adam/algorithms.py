@@ -6,7 +6,8 @@ table), the implementations live by responsibility and register themselves on im
 - :mod:`converter.adam.dates`: ``date``, ``date_flag``, ``datetime``, ``time_flag``, ``duration``, ``rel_day``,
   ``trtemfl``;
 - :mod:`converter.adam.derive`: ``group``, ``compute``, ``extreme_flag``;
-- :mod:`converter.adam.tte`: ``tte``, ``tte_attr``.
+- :mod:`converter.adam.tte`: ``tte``, ``tte_attr``;
+- :mod:`converter.adam.response`: ``extreme_event``, ``event_attr``, ``relative_flag``.
 
 Importing this module registers every ADaM rule implementation (it does not change any vocabulary: an SDTM spec
 naming an ADaM rule is refused whatever is imported). The names below are the public surface the ADaM
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from converter.adam import derive as _derive  # noqa: F401 - registers group, compute, extreme_flag
 from converter.adam import merges as _merges  # noqa: F401 - registers the merge rules
+from converter.adam import response as _response  # noqa: F401 - registers extreme_event, event_attr, relative_flag
 from converter.adam.common import (
     MONTH_DAYS,
     SAS_EPOCH,
@@ -37,6 +39,7 @@ from converter.spec.adam_rules import (
     ENUM_ARGS,
     ROW_NAME_ARGS,
     TTE_ATTRS,
+    check_events,
     check_tte_sources,
     dataset_names,
     enum_problems,
@@ -53,6 +56,7 @@ __all__ = [
     "Imputed",
     "ImputedDatetime",
     "as_sas_date",
+    "check_events",
     "check_tte_sources",
     "dataset_names",
     "enum_problems",

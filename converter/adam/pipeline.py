@@ -99,7 +99,10 @@ def check_adam_specs(specs: Mapping[str, DatasetSpec], upstream: Mapping[str, Co
                         errors.append(f"{at} reads {name}, which is neither an earlier variable nor a source column")
                 if rule.name == "tte":
                     errors += [f"{at}: {m}" for m in alg.check_tte_sources(rule.args)]
-                companions = {"date_flag": ("date", "datetime"), "time_flag": ("datetime",), "tte_attr": ("tte",)}
+                if rule.name == "extreme_event":
+                    errors += [f"{at}: {m}" for m in alg.check_events(rule.args)]
+                companions = {"date_flag": ("date", "datetime"), "time_flag": ("datetime",), "tte_attr": ("tte",),
+                              "event_attr": ("extreme_event",)}  # fmt: skip
                 if rule.name in companions:
                     needs = companions[rule.name]
                     of = str(rule.args.get("of"))
@@ -182,7 +185,9 @@ def data_cut(adam: Mapping[str, pd.DataFrame], sdtm: Mapping[str, pd.DataFrame])
 
 
 def _seq_var(name: str, df: pd.DataFrame) -> str | None:
-    for cand in (f"{name}SEQ", f"{name[2:]}SEQ" if name.startswith("AD") else ""):
+    """The sequence variable SRCSEQ cites: --SEQ of an SDTM dataset, ASEQ of an ADaM one (e.g. ADRS's PD record)."""
+    adam = name.startswith("AD")
+    for cand in ("ASEQ" if adam else "", f"{name}SEQ", f"{name[2:]}SEQ" if adam else ""):
         if cand and cand in df.columns:
             return cand
     return None

@@ -25,6 +25,10 @@ rule                admiral counterpart                          typical use
                     ``censor_source``                             event sources, else latest censoring date
 ``tte_attr``        the ``set_values_to`` of those sources        CNSR, EVNTDESC, SRCDOM, SRCVAR, SRCSEQ
 ``extreme_flag``    ``derive_var_extreme_flag``                   AOCCFL, AOCCPFL, ANL01FL (first/last/worst)
+``relative_flag``   ``derive_var_relative_flag``                  ANL02FL: assessments up to the first PD
+``extreme_event``   ``derive_extreme_event`` + ``event`` /        BOR, CBOR, RSP, CRSP, CB, PD, LSTA: the first
+                    ``event_joined`` (confirmation)               event in order over a list of events
+``event_attr``      the variables kept from the chosen record     ADT, RSSEQ, AVISIT of the BOR record
 ==================  ===========================================  =================================================
 
 Dates in ADaM are SAS day counts (days since 1960-01-01) in integer variables with a ``DATE9.`` format (datetimes:
@@ -51,11 +55,15 @@ _DESC = re.compile(r"^desc\((?P<var>[A-Za-z_][A-Za-z0-9_.]*)\)$")
 
 __all__ = [
     "ADAM_RULES",
+    "CONFIRM_KEYS",
     "ENUM_ARGS",
+    "EVENT_COLUMNS",
+    "EVENT_KEYS",
     "ROW_NAME_ARGS",
     "TTE_ATTRS",
     "TTE_KEYS",
     "by_pairs",
+    "check_events",
     "check_tte_sources",
     "dataset_names",
     "enum_problems",
@@ -254,6 +262,55 @@ ADAM_ONLY: tuple[RuleDef, ...] = (
         "`filter`, ordered by `order` (first/last occurrence, worst record)",
         targets=names_of("by", "order"),
     ),
+    RuleDef(
+        "relative_flag",
+        "dataset",
+        {
+            "by": "strs",
+            "order": "list",
+            "condition": "expr",
+            "selection": "enum:before|after",
+            "mode?": "enum:first|last",
+            "inclusive?": "scalar",
+            "flag_no_ref?": "scalar",
+            "value?": "scalar",
+        },
+        "`value` (default Y) on the records of each `by` group before (or `selection: after`) its reference "
+        "record, the first (or `mode: last`) record meeting `condition` in the order of `order`; the reference "
+        "record itself too unless `inclusive: false`; a group without a reference record is flagged whole "
+        "unless `flag_no_ref: false` (e.g. ANL02FL: the assessments up to and including the first PD)",
+        targets=names_of("by", "order"),
+    ),
+    RuleDef(
+        "extreme_event",
+        "row",
+        {
+            "dataset": "str",
+            "events": "sources",
+            "order": "list",
+            "by?": "list",
+            "filter?": "expr",
+            "mode?": "enum:first|last",
+            "missing?": "scalar",
+        },
+        "per key (default USUBJID), the record chosen over a list of `events` among the records of `dataset` "
+        "meeting `filter`: each event [{filter?, value | value_of, confirm?, description?}] names the records "
+        "it accepts and the value it gives (a constant, or a column of the record); the accepted records of "
+        "every event are ordered by `order` (items may name `event`, the event's position from 1, and `value`) "
+        "and the first (or `mode: last`) gives the value; `missing` where no event has a record. `confirm` "
+        "{var, date, values, min_days, allowed, max?, not_after?} accepts a record only if a later record "
+        "(by `date`) has a `var` in `values` at least `min_days` after it, and every record after it up to "
+        "the first such one has a `var` in `allowed`, at most `max` {value: n} of a value, and no value after "
+        "another that `not_after` {value: [values]} forbids (admiral's event_joined, join_type after, "
+        "first_cond_upper)",
+    ),
+    RuleDef(
+        "event_attr",
+        "row",
+        {"of": "str", "var?": "str"},
+        "a column (`var`, default the variable's own name) of the record an `extreme_event` rule chose for "
+        "variable `of` (null where no event had a record)",
+    ),
 )
 #: the ADaM vocabulary: the shared rules, then the ADaM rules
 ADAM_RULES: dict[str, RuleDef] = {
@@ -274,6 +331,7 @@ ROW_NAME_ARGS: dict[str, tuple[str, ...]] = {
     "trtemfl": ("start", "trt_start", "end", "trt_end", "start_dtc"),
     "tte": ("start",),
     "tte_attr": ("of",),
+    "event_attr": ("of",),
 }
 
 
@@ -317,6 +375,15 @@ def dataset_names(rule: str, args: dict[str, Any]) -> list[tuple[str, str]]:
         out += [(str(args["dataset"]), v) for v in ("USUBJID", "QNAM", "QVAL", "IDVAR", "IDVARVAL")]
     elif rule == "extreme_date":
         out += [(str(s["dataset"]), str(s["date"])) for s in args.get("sources") or [] if isinstance(s, dict)]
+    elif rule == "extreme_event":
+        ds = str(args["dataset"])
+        out += [(ds, right) for _, right in by_pairs(args)]
+        out += [(ds, v) for v in names_of("order")(args) if v not in EVENT_COLUMNS]
+        for ev in args.get("events") or []:
+            if isinstance(ev, dict):
+                out += [(ds, str(ev["value_of"]))] if ev.get("value_of") else []
+                conf = ev.get("confirm")
+                out += [(ds, str(conf[k])) for k in ("var", "date") if conf.get(k)] if isinstance(conf, dict) else []
     elif rule == "tte":
         for kind in ("events", "censors"):
             for s in args.get(kind) or []:
@@ -338,6 +405,43 @@ def by_pairs(a: dict[str, Any]) -> list[tuple[str, str]]:
     for item in raw or []:
         left, _, right = str(item).partition("=")
         out.append((left.strip(), (right or left).strip()))
+    return out
+
+
+#: the columns an ``extreme_event`` order may name besides the dataset's: the event's position (from 1), its value
+EVENT_COLUMNS = ("event", "value")
+EVENT_KEYS = {"filter", "value", "value_of", "confirm", "description"}
+CONFIRM_KEYS = {"var", "date", "values", "min_days", "allowed", "max", "not_after"}
+_CONFIRM_REQUIRED = ("var", "date", "values", "min_days", "allowed")
+
+
+def check_events(args: dict[str, Any]) -> list[str]:
+    """Problems with an ``extreme_event`` rule's events (for spec checks before data)."""
+    out: list[str] = [] if args.get("events") else ["extreme_event: events must list at least one event"]
+    for i, ev in enumerate(args.get("events") or []):
+        body = {k: v for k, v in ev.items() if k != "__line__"} if isinstance(ev, dict) else {}
+        out += [f"extreme_event events[{i}]: unknown key {k!r} (allowed: {', '.join(sorted(EVENT_KEYS))})"
+                for k in sorted(set(body) - EVENT_KEYS)]  # fmt: skip
+        if ("value" in body) == ("value_of" in body):
+            out.append(f"extreme_event events[{i}]: give exactly one of value, value_of")
+        if "confirm" not in body:
+            continue
+        conf = body["confirm"]
+        if not isinstance(conf, dict):
+            out.append(f"extreme_event events[{i}]: confirm must be a mapping")
+            continue
+        keys = set(conf) - {"__line__"}
+        out += [f"extreme_event events[{i}] confirm: unknown key {k!r} (allowed: {', '.join(sorted(CONFIRM_KEYS))})"
+                for k in sorted(keys - CONFIRM_KEYS)]  # fmt: skip
+        out += [f"extreme_event events[{i}] confirm: {k} is required" for k in _CONFIRM_REQUIRED if k not in keys]
+        for k in ("values", "allowed"):
+            if k in conf and not (isinstance(conf[k], list) and all(isinstance(x, str) for x in conf[k])):
+                out.append(f"extreme_event events[{i}] confirm: {k} must be a list of texts")
+        if "min_days" in conf and not (isinstance(conf["min_days"], int) and not isinstance(conf["min_days"], bool)):
+            out.append(f"extreme_event events[{i}] confirm: min_days must be an integer")
+        for k in ("max", "not_after"):
+            if k in conf and not isinstance(conf[k], dict):
+                out.append(f"extreme_event events[{i}] confirm: {k} must be a mapping")
     return out
 
 

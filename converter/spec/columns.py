@@ -8,7 +8,8 @@ Checked before any data is read (:func:`converter.spec.loader.check_specs`), wit
 - ``subject_agg`` ``where``: the fields of the rule's form;
 - a ``filter`` of ``merge``/``merge_flag``/``merge_summary`` and of the ``sources``/``events``/``censors`` of
   ``extreme_date``/``tte``: the variables of the dataset named beside it;
-- ``extreme_flag`` ``filter``: every variable of the dataset but the flag itself.
+- ``filter`` of ``extreme_event`` and of its ``events``: the variables of the rule's ``dataset``;
+- ``extreme_flag`` ``filter``, ``relative_flag`` ``condition``: every variable of the dataset but the flag itself.
 
 Where the columns of a dataset are not known (an input dataset named without its columns), its expressions are
 checked when it is known, i.e. when the data is read (the ADaM loader passes the SDTM columns).
@@ -84,7 +85,14 @@ def expression_column_problems(
                         if isinstance(item, dict):
                             ds = datasets.get(str(item.get("dataset")))
                             _check(item.get("filter"), ds, f"{where} {key}[{i}]", out)
-            elif rule.name == "extreme_flag":
-                _check(a.get("filter"), [n for n in all_vars if n != v.name], where, out)
+            elif rule.name == "extreme_event":
+                ds = datasets.get(str(a.get("dataset")))
+                _check(a.get("filter"), ds, where, out)
+                for i, item in enumerate(a.get("events") or ()):
+                    if isinstance(item, dict):
+                        _check(item.get("filter"), ds, f"{where} events[{i}]", out)
+            elif rule.name in ("extreme_flag", "relative_flag"):
+                _check(a.get("filter" if rule.name == "extreme_flag" else "condition"),
+                       [n for n in all_vars if n != v.name], where, out)  # fmt: skip
         earlier.add(v.name)
     return list(dict.fromkeys(out))

@@ -50,7 +50,9 @@ WHERE_USED = (
     ("`extreme_date.sources[].filter`, `tte.events[].filter`, `tte.censors[].filter`", "ADaM",
      "the variables of the source's `dataset`"),
     ("`compute.expr`", "ADaM", "the source columns and every variable before this one"),
-    ("`extreme_flag.filter`", "ADaM", "every variable of the dataset but the flag itself"),
+    ("`extreme_event.filter`, `extreme_event.events[].filter`", "ADaM", "the variables of the rule's `dataset`"),
+    ("`extreme_flag.filter`, `relative_flag.condition`", "ADaM", "every variable of the dataset but the flag "
+     "itself"),
     ("`sources[].where`, `children[].where`, `elements[].when`", "FHIR", "SDTM variables of the dataset "
      "(`--` stands for its prefix); a variable the package lacks counts as missing"),
 )  # fmt: skip
