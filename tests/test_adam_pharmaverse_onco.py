@@ -18,7 +18,7 @@ variable is written by ``python tests/test_adam_pharmaverse_onco.py`` into bench
   CBOR, CBCP, DEATH, LSTA, MDIS), matched on USUBJID, PARAMCD and (OVR) RSSEQ: every derived variable equal on
   every record except
   - REGION1 and the 8 ADSL variables above (ADRS carries ADSL's variables);
-  - CBCP of 01-701-1118 (17 variables of that one record): the subject's confirmed best response is PR (a PR
+  - CBCP of 01-701-1118 (15 variables of that one record): the subject's confirmed best response is PR (a PR
     confirmed 42 days later with one NE in between; the reference's CBOR says PR too), so CBCP is Y; the
     reference's CBCP is N for all 306 subjects because ad_adrs.R derives it in the same pipe as CBOR with
     ``dataset_add = adrs``, the dataset before that pipe, which has no CBOR records yet.
@@ -196,14 +196,25 @@ def test_adtte(built: dict[str, pd.DataFrame]) -> None:
 
 
 def match_table(got: dict[str, pd.DataFrame]) -> str:
-    """The match rate per dataset and variable, as a Markdown table (for benchmarks/RESULTS.md)."""
+    """The match rate per dataset and variable, then ADRS per parameter, as Markdown tables (benchmarks/RESULTS.md)."""
     lines = ["| dataset | variable | matched records | equal | note |", "| --- | --- | --- | --- | --- |"]
     for name, (_t, key) in DATASETS.items():
         res = compare(keyed(name, got[name]), reference(name), key)
         n = res.pop("__matched__")["records"]
         for var, r in res.items():
-            share = "not derived" if r["share"] is None else f"{100 * r['share']:.1f}%"
+            share = "not derived" if r["share"] is None else f"{100 * r['share']:.2f}%"
             lines.append(f"| {name} | {var} | {n} | {share} | {'' if not r['differ'] else r['examples'][0]} |")
+    lines += ["", "| ADRS parameter | records (reference = built) | records with every derived variable equal |",
+              "| --- | --- | --- |"]  # fmt: skip
+    ref, ours = reference("ADRS"), keyed("ADRS", got["ADRS"])
+    skip = ADSL_NOT_DERIVED | {"REGION1", "USUBJID", "PARAMCD", "KEYSEQ"}
+    m = ref.merge(ours, on=["USUBJID", "PARAMCD", "KEYSEQ"], suffixes=("_ref", "_new"))
+    same = np.ones(len(m), dtype=bool)
+    for c in [c for c in ref.columns if c not in skip]:
+        a, b = _norm(m[f"{c}_ref"]), _norm(m[f"{c}_new"])
+        same &= ((a.astype(object) == b.astype(object)) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+    for param, part in m.assign(__same=same).groupby("PARAMCD"):
+        lines.append(f"| {param} | {len(part)} | {int(part['__same'].sum())} |")
     return "\n".join(lines)
 
 
