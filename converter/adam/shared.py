@@ -1,4 +1,4 @@
-"""Results shared between the variables of one ADaM build.
+"""Results shared between the variables of one ADaM build (and between the rules of one validation run).
 
 Several variables read the same right dataset with the same filter, order and keys (ADSL reads EX, RS, DS and PR
 a few times each; every Predecessor variable merges from ADSL by USUBJID). Inside :func:`shared_results` (one
@@ -8,7 +8,8 @@ a column's key text or SAS dates, the lookup positions of one key set in another
 Entries are keyed by the identity of the objects they were computed from and hold those objects, so an identity
 is never reused while its entry lives; the rules never change a built dataset, a source frame or a computed
 column in place, so an entry stays true for the whole build. Outside :func:`shared_results` nothing is kept and
-every call computes afresh. What a caller gets from here is shared: it must not be changed in place.
+every call computes afresh. What a caller gets from here is shared: it must not be changed in place. The
+conformance rules use the same machinery for a column's texts (:func:`converter.validate.common.coded`).
 """
 
 from __future__ import annotations

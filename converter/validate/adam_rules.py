@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from converter.spec.model import DatasetSpec
-from converter.validate.common import DatasetInfo, finding, numbers, row_findings, text_values
+from converter.validate.common import DatasetInfo, finding, numbers, row_findings, shared_results, text_values
 from converter.validate.findings import Finding
 from converter.validate.sdtm_rules import SpecRuleIds, check_metadata, check_presence
 
@@ -126,6 +126,15 @@ def run_adam_rules(
     frames: Frames,
     specs: Mapping[str, DatasetSpec] | None = None,
     info: Mapping[str, DatasetInfo] | None = None,
+) -> list[Finding]:
+    """Every ADaM rule; the spec-based ones only when specs are given. A column's texts are made once for all
+    the rules (:func:`~converter.validate.common.coded`)."""
+    with shared_results():
+        return _run_adam_rules(frames, specs, info)
+
+
+def _run_adam_rules(
+    frames: Frames, specs: Mapping[str, DatasetSpec] | None, info: Mapping[str, DatasetInfo] | None
 ) -> list[Finding]:
     out: list[Finding] = []
     if specs:

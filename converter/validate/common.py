@@ -16,7 +16,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from converter.adam.shared import shared, shared_results
 from converter.validate.findings import MAX_ROWS_PER_GROUP, Finding, Severity
+
+__all__ = [
+    "RULES",
+    "Coded",
+    "ColumnInfo",
+    "DatasetInfo",
+    "RuleDef",
+    "coded",
+    "complete_date",
+    "finding",
+    "info_from_meta",
+    "is_null",
+    "is_numeric_column",
+    "iso_after",
+    "iso_datetime_ok",
+    "iso_duration_ok",
+    "numbers",
+    "row_findings",
+    "shared_results",
+    "study_day",
+    "text_values",
+    "utf8_lengths",
+]
 
 
 @dataclass(frozen=True)
@@ -227,27 +251,51 @@ def _text_value(v: Any) -> str | None:
     return s if s != "" else None
 
 
-def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:
-    """The column as an object array of ``str`` or ``None`` (numbers formatted without a trailing .0).
+@dataclass(frozen=True)
+class Coded:
+    """A column as codes into the texts of its distinct values: ``texts[codes]`` is :func:`text_values`.
 
-    Whole columns at a time: text is taken as it is, anything else is converted once per distinct value."""
-    values = col.to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        out = values.copy()
-        out[np.asarray(pd.isna(values), dtype=bool)] = None
-        out[out == ""] = None
-        return out
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    ``texts`` ends with a ``None`` that code -1 (a missing value) takes. A rule that decides per value decides
+    once per distinct text (:meth:`per_text`) and spreads the answer over the rows.
+    """
+
+    codes: np.ndarray[Any, np.dtype[np.intp]]
+    texts: np.ndarray[Any, np.dtype[np.object_]]
+
+    def values(self) -> np.ndarray[Any, np.dtype[np.object_]]:
+        result: np.ndarray[Any, np.dtype[np.object_]] = self.texts[self.codes]
+        return result
+
+    def per_text(self, fn: Any, dtype: Any = bool) -> np.ndarray[Any, Any]:
+        """``fn(text)`` for every row, computed once per distinct text (``fn`` sees ``None`` for missing)."""
+        return np.array([fn(t) for t in self.texts], dtype=dtype)[self.codes]
+
+
+def coded(col: pd.Series) -> Coded:
+    """The column's :class:`Coded` form; within a rules run (:func:`shared_results`) made once per column."""
+    return shared(("coded",), (col,), lambda: _coded(col))
+
+
+def _coded(col: pd.Series) -> Coded:
+    if col.dtype.kind in "iufb":  # numbers (NumPy or nullable): factorised as they are
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    else:  # text is taken as it is, anything else converted once per distinct value
+        codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
     texts = np.array([*(_text_value(u) for u in uniques), None], dtype=object)
-    result: np.ndarray[Any, np.dtype[np.object_]] = texts[codes]  # code -1 (missing) takes the final None
-    return result
+    return Coded(np.asarray(codes, dtype=np.intp), texts)
+
+
+def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """The column as an object array of ``str`` or ``None`` (numbers formatted without a trailing .0; empty text
+    is None). Whole columns at a time: each distinct value is converted once."""
+    return coded(col).values()
 
 
 def is_null(col: pd.Series) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    vals = text_values(col)
-    codes, uniques = pd.factorize(vals, use_na_sentinel=True)
-    blank = np.array([*(not u.strip() for u in uniques), True], dtype=bool)
-    result: np.ndarray[Any, np.dtype[np.bool_]] = blank[codes]
+    """True where the value is missing, empty or blank."""
+    c = coded(col)
+    blank = np.array([t is None or not t.strip() for t in c.texts], dtype=bool)
+    result: np.ndarray[Any, np.dtype[np.bool_]] = blank[c.codes]
     return result
 
 

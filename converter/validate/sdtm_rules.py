@@ -19,6 +19,7 @@ import pandas as pd
 from converter.spec.model import DatasetSpec, Terminology
 from converter.validate.common import (
     DatasetInfo,
+    coded,
     complete_date,
     finding,
     is_null,
@@ -28,9 +29,9 @@ from converter.validate.common import (
     iso_duration_ok,
     numbers,
     row_findings,
+    shared_results,
     study_day,
     text_values,
-    utf8_lengths,
 )
 from converter.validate.findings import Finding
 from converter.validate.sdtm_content import meddra_socs, run_content_rules
@@ -182,8 +183,8 @@ def check_metadata(
                 )
                 continue
             if not var.numeric:
-                vals = text_values(series)
-                nbytes = utf8_lengths(vals)
+                col = coded(series)
+                nbytes = col.per_text(lambda t: len(t.encode("utf-8")) if t is not None else 0, np.int64)
                 if var.length:
                     out += row_findings(
                         ids.value_too_long, name, var.name, df, nbytes > var.length,
@@ -564,7 +565,19 @@ def run_sdtm_rules(
     meddra_dir: Path | None = None,
 ) -> list[Finding]:
     """Every SDTM rule; the spec- and CT-based ones only when specs / terminology are given; MedDRA terms and
-    codes against the MedDRA dictionary in ``meddra_dir`` (MedDRA's ASCII files) when given."""
+    codes against the MedDRA dictionary in ``meddra_dir`` (MedDRA's ASCII files) when given. A column's texts
+    are made once for all the rules (:func:`~converter.validate.common.coded`)."""
+    with shared_results():
+        return _run_sdtm_rules(frames, specs, ct, info, meddra_dir)
+
+
+def _run_sdtm_rules(
+    frames: Frames,
+    specs: Mapping[str, DatasetSpec] | None,
+    ct: Terminology | None,
+    info: Mapping[str, DatasetInfo] | None,
+    meddra_dir: Path | None,
+) -> list[Finding]:
     out: list[Finding] = []
     if specs is not None:
         out += check_presence(frames, specs)
