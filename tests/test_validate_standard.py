@@ -85,13 +85,52 @@ def test_codelists_shipped_are_whole_and_coded() -> None:
     assert cls["C66742"].submission == "NY" and cls["C66742"].terms == {"N", "NA", "U", "Y"}
     assert {"F", "M", "U"} <= cls["C66731"].terms and not cls["C66731"].extensible
     assert all(c.startswith("C") and c[1:].isdigit() for c in cls)
+    # CT 2024-03-29 as NCI EVS publishes it: RACE (8 terms), AESEV, OUT, ACN non-extensible; EPOCH, NCOMPLT,
+    # ROUTE, UNIT extensible
+    assert cls["C74457"].terms >= {"WHITE", "ASIAN", "NOT REPORTED"} and len(cls["C74457"].terms) == 8
+    assert cls["C66769"].terms == {"MILD", "MODERATE", "SEVERE"} and not cls["C66769"].extensible
+    assert "NOT RECOVERED/NOT RESOLVED" in cls["C66768"].terms and "DRUG WITHDRAWN" in cls["C66767"].terms
+    assert "SCREENING" in cls["C99079"].terms and cls["C99079"].extensible
+    assert "COMPLETED" in cls["C66727"].terms and "ORAL" in cls["C66729"].terms and "mg" in cls["C71620"].terms
+    # every codelist a shipped variable names is shipped, SDTM and ADaM alike
+    named = {c for std in (sdtmig(), adamig()) for d in std.datasets.values() for v in d.variables.values()
+             for c in v.codelists}  # fmt: skip
+    assert named and not named - set(cls)
+    assert cls["C81224"].package == "ADaM CT 2024-03-29" and "LOCF" in cls["C81224"].terms  # DTYPE
+
+
+def test_ct_terms_carry_nci_codes() -> None:
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).parent.parent / "converter" / "spec" / "cdisc-ct-2024-03-29.yaml").read_text(
+        encoding="utf-8"))  # fmt: skip
+    sex = dict((s, c) for c, s in doc["codelists"]["C66731"]["terms"])
+    assert sex == {"F": "C16576", "M": "C20197", "U": "C17998", "INTERSEX": "C45908"}
+    assert all(str(c).startswith("C") for cl in doc["codelists"].values() for c, _ in cl["terms"])
 
 
 def test_adamig_structures() -> None:
     ad = adamig().datasets
-    assert set(ad) == {"ADSL", "BDS"}
+    assert set(ad) == {"ADSL", "BDS", "TTE", "OCCDS", "OCCDS-AE"}
     assert ad["ADSL"].variable("USUBJID").core == "Req"  # type: ignore[union-attr]
     assert ad["BDS"].variable("PARAMCD") is not None and ad["BDS"].variable("AVAL") is not None
+    assert ad["BDS"].variable("CNSR").core == "Cond" and ad["TTE"].variable("CNSR").core == "Req"  # type: ignore
+    assert ad["OCCDS"].variable("--DECOD").core == "Cond" and ad["OCCDS-AE"].variable("--DECOD").core == "Req"  # type: ignore
+
+
+def test_adam_datasets_find_their_structure() -> None:
+    from converter.spec.standards import adam_structure, ig_dataset
+
+    assert (
+        adam_structure("ADTTE") == "TTE" and adam_structure("ADEFF", pd.DataFrame(columns=["PARAMCD", "CNSR"])) == "TTE"
+    )
+    assert adam_structure("ADLB", pd.DataFrame(columns=["PARAMCD", "AVAL"])) == "BDS"
+    assert adam_structure("ADAE") == "OCCDS-AE" and adam_structure("ADCM") == "OCCDS" and adam_structure("ADXY") is None
+    adae = ig_dataset("ADAE")
+    assert adae is not None and adae.variable("AESEQ").core == "Req"  # type: ignore[union-attr]
+    assert adae.variable("AETERM").label == "Reported Term for the Adverse Event"  # type: ignore[union-attr]
+    adcm = ig_dataset("ADCM")
+    assert adcm is not None and adcm.variable("CMTERM") is None  # Interventions: no --TERM in SDTM CM
 
 
 def test_licence_and_source_are_shipped() -> None:
@@ -144,7 +183,65 @@ def test_domain_value_and_rdomain() -> None:
 def test_non_extensible_codelist_values() -> None:
     got = check_ig_ct({"DM": dm(SEX="Female", AGEU="YEARS")})
     assert ids(got) == {("INO-SDTM-030", "DM", "SEX")} and "C66731" in got[0].message
-    assert check_ig_ct({"DM": dm(RACE="MARTIAN")}) == []  # RACE's codelist is not shipped in full: not judged
+    got = check_ig_ct({"DM": dm(RACE="MARTIAN")})  # RACE (C74457) is shipped whole now and is not extensible
+    assert ids(got) == {("INO-SDTM-030", "DM", "RACE")} and got[0].severity == "error"
+    assert check_ig_ct({"DM": dm(RACE="BLACK OR AFRICAN AMERICAN", ETHNIC="NOT REPORTED")}) == []
+
+
+def _ae(**change: object) -> pd.DataFrame:
+    row = {"STUDYID": "CDISCPILOT01", "DOMAIN": "AE", "USUBJID": "01-701-1015", "AESEQ": 1.0, "AETERM": "ERYTHEMA",
+           "AEDECOD": "ERYTHEMA", "AESEV": "MILD", "AESER": "N", "AEOUT": "RECOVERED/RESOLVED",
+           "AEACN": "DOSE NOT CHANGED", "EPOCH": "TREATMENT", "AESTDTC": "2014-01-03"}  # fmt: skip
+    row.update(change)
+    return pd.DataFrame([row])
+
+
+def test_ae_codelists_error_and_extensible_warning() -> None:
+    assert check_ig_ct({"AE": _ae()}) == []
+    got = check_ig_ct({"AE": _ae(AESEV="GRADE 2", AEOUT="RESOLVED", AEACN="STOPPED")})
+    assert ids(got) == {("INO-SDTM-030", "AE", v) for v in ("AESEV", "AEOUT", "AEACN")}
+    got = check_ig_ct({"AE": _ae(EPOCH="RANDOMISATION")})  # EPOCH (C99079) is extensible: a sponsor term warns
+    assert ids(got) == {("INO-SDTM-031", "AE", "EPOCH")} and got[0].severity == "warning"
+    assert "extensible codelist EPOCH (C99079)" in got[0].message
+
+
+def test_result_variables_are_left_to_the_value_level() -> None:
+    lb = pd.DataFrame({"STUDYID": ["S"], "DOMAIN": ["LB"], "USUBJID": ["S-1"], "LBSEQ": [1.0], "LBTESTCD": ["ALB"],
+                       "LBTEST": ["Albumin"], "LBSTRESC": ["4.1"], "LBNRIND": ["NORMAL"]})  # fmt: skip
+    assert check_ig_ct({"LB": lb}) == []  # LBSTRESC's codelist applies to some tests only
+    got = ids(check_ig_ct({"LB": lb.assign(LBTESTCD="ALBX", LBNRIND="NORMALISH")}))
+    assert got == {("INO-SDTM-031", "LB", "LBTESTCD"), ("INO-SDTM-031", "LB", "LBNRIND")}
+
+
+def test_adam_codelists_and_required_variables() -> None:
+    adsl = pd.DataFrame({"STUDYID": ["S"], "USUBJID": ["S-1"], "SUBJID": ["1"], "SITEID": ["701"], "AGE": [63.0],
+                         "AGEU": ["YEARS"], "SEX": ["F"], "RACE": ["WHITE"]})  # fmt: skip
+    assert check_ig_ct({"ADSL": adsl}) == []
+    assert ids(check_ig_ct({"ADSL": adsl.assign(SEX="W")})) == {("INO-ADAM-030", "ADSL", "SEX")}
+    adae = pd.DataFrame({"STUDYID": ["S"], "USUBJID": ["S-1"], "AESEQ": [1.0], "AETERM": ["ERYTHEMA"],
+                         "AESEV": ["MILD"], "AESER": ["N"]})  # fmt: skip
+    got = ids(check_ig_variables({"ADAE": adae}))
+    missing = {v for r, d, v in got if r == "INO-ADAM-008" and d == "ADAE"}
+    assert {"AEDECOD", "AEBODSYS", "AESOC", "TRTEMFL", "AEREL"} <= missing and "AESEQ" not in missing
+    assert ids(check_ig_ct({"ADAE": adae.assign(AESER="YES")})) == {("INO-ADAM-030", "ADAE", "AESER")}  # NY
+    # OCCDS --SEV: (AESEV) or (SEVRS); SEVRS is extensible, so a value in neither is a warning
+    assert ids(check_ig_ct({"ADAE": adae.assign(AESEV="GRADE 1")})) == {("INO-ADAM-031", "ADAE", "AESEV")}
+    adtte = pd.DataFrame({"STUDYID": ["S"], "USUBJID": ["S-1"], "PARAMCD": ["OS"], "PARAM": ["Overall Survival"],
+                          "AVAL": [120.0], "CNSR": [0.0]})  # fmt: skip
+    got = ids(check_ig_variables({"ADTTE": adtte.drop(columns=["CNSR"])}))
+    assert ("INO-ADAM-008", "ADTTE", "CNSR") in got
+    assert not {v for r, _, v in ids(check_ig_variables({"ADTTE": adtte})) if r == "INO-ADAM-008"}
+    got = ids(check_ig_variables({"ADTTE": adtte.drop(columns=["AVAL"])}))
+    assert ("INO-ADAM-008", "ADTTE", "AVAL") in got  # the time to event
+    # ADaM Req means included, not populated on every record (a TRTEMFL is Y or null)
+    assert not [g for g in ids(check_ig_variables({"ADAE": adae.assign(TRTEMFL=None)})) if g[0] == "CORE-000356"]
+
+
+def test_adam_placeholder_names_are_matched() -> None:
+    adsl = pd.DataFrame({"STUDYID": ["S"], "USUBJID": ["S-1"], "SUBJID": ["1"], "SITEID": ["701"], "AGE": [63.0],
+                         "AGEU": ["YEARS"], "SEX": ["F"], "RACE": ["WHITE"], "TRT01P": ["Placebo"]})  # fmt: skip
+    assert ("INO-ADAM-008", "ADSL", "TRTxxP") not in ids(check_ig_variables({"ADSL": adsl}))
+    assert ("INO-ADAM-008", "ADSL", "TRTxxP") in ids(check_ig_variables({"ADSL": adsl.drop(columns=["TRT01P"])}))
 
 
 def test_ig_spec_sizes_by_the_data_and_labels_from_the_ig() -> None:

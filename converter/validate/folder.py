@@ -314,7 +314,8 @@ def validate_folder(
     folder: Path, *, roundtrip: bool = True, meddra: Path | None = None, spec_dir: Path | None = None
 ) -> list[Finding]:
     """Every rule family that applies to ``folder``. SDTM: the standard level always; the spec level against
-    ``spec_dir``, else the package's define.xml, else none (:mod:`converter.validate.levels`)."""
+    ``spec_dir``, else the package's define.xml, else none (:mod:`converter.validate.levels`). ADaM: the standard
+    level (ADaMIG 1.3, OCCDS 1.1, CDISC CT) and the ADaM rules with the project's ADaM specs."""
     from converter.validate.adam_rules import run_adam_rules
     from converter.validate.levels import sdtm_spec_level
     from converter.validate.sdtm_rules import run_sdtm_rules
@@ -338,7 +339,9 @@ def validate_folder(
         adam_pkg = read_package(parts["adam"], folder)
         adam_specs, notes = _load_adam_specs()
         out += adam_pkg.findings + notes
-        out += adam_pkg.with_files(run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info))
+        adam_standard = run_standard_rules(adam_pkg.frames, adam_pkg.info)  # ADaMIG 1.3 / OCCDS 1.1 / CT
+        adam_specific = run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info)
+        out += adam_pkg.with_files(merge_levels(adam_specific, adam_standard))
         out += check_define(adam_pkg, adam_specs)
     if "fhir" in parts:
         out += check_fhir(parts["fhir"], folder)

@@ -5,12 +5,18 @@ IG dataset it stands for (``LBCH`` -> LB, ``SUPPAE`` -> SUPPQUAL) gives
 
 * Required variables present (CORE-000355) and never null (CORE-000356); Expected variables present (CORE-000334);
 * the variable's type as the IG's (CORE-001082) and its label as the IG's (INO-STD-005);
+* ADaM datasets under the ADaM rules' ids (CORE's are SDTMIG rules): Req missing INO-ADAM-008, type INO-ADAM-014,
+  label INO-ADAM-013 (the spec level's ids: a finding both levels make is reported once);
 * variables neither in the IG domain nor, with the domain prefix as ``--``, in any IG domain of the same class
   (INO-STD-004: the SDTMIG's stand-in for the model's list of allowed variables, cf. CORE-000550);
 * DOMAIN equal to the dataset's domain (INO-STD-003), RDOMAIN of a SUPP-- equal to its name's (INO-STD-003);
-* values of non-extensible CDISC codelists the IG binds a variable to, where the codelist ships in full
-  (INO-SDTM-030);
-* a dataset the IG does not describe (custom domain, OCCDS) is named once (INO-STD-001, info).
+* values of the CDISC codelists (CT 2024-03-29, shipped complete) the IG binds a variable to: not in a
+  non-extensible codelist an error (INO-SDTM-030; ADaM INO-ADAM-030), not in an extensible one a warning (a
+  sponsor term: INO-SDTM-031 / INO-ADAM-031); result variables (role Result Qualifier, e.g. --STRESC) are left to
+  the value level, where the test says which codelist applies;
+* ADaM: ADSL and BDS (ADaMIG 1.3), TTE (its TIME-TO-EVENT subclass: ADTTE), OCCDS v1.1 (ADAE: its ADVERSE EVENT
+  subclass core; ADCM, ADMH ...);
+* a dataset the IG does not describe (custom domain, other ADaM) is named once (INO-STD-001, info).
 
 The data-only SDTM rules (ISO 8601, --SEQ unique, USUBJID in DM, study days, SUPP-- parents, TS) are those of
 :mod:`converter.validate.sdtm_rules` without specs; :func:`run_standard_level` runs both. Pure functions over
@@ -20,6 +26,7 @@ frames: nothing here reads files.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -51,6 +58,20 @@ RULES.update(
                 "(a non-standard variable belongs in SUPP--; cf. CORE-000550)",
             ),
             RuleDef("INO-STD-005", "warning", "SDTM", "Variable label differs from the IG label"),
+            RuleDef(
+                "INO-ADAM-030",
+                "error",
+                "ADAM",
+                "Value not in a non-extensible CDISC codelist the ADaM standard "
+                "binds the variable to (cf. Pinnacle 21 CT2001)",
+            ),
+            RuleDef(
+                "INO-ADAM-031",
+                "warning",
+                "ADAM",
+                "Value not in an extensible CDISC codelist the ADaM standard "
+                "binds the variable to (a sponsor term; cf. Pinnacle 21 CT2002)",
+            ),
         )
     }
 )
@@ -84,7 +105,7 @@ def check_ig_variables(frames: Frames, info: Mapping[str, DatasetInfo] | None = 
     for name, df in frames.items():
         ig = ig_dataset(name, df)
         if ig is None:
-            what = "ADaMIG 1.3 (ADSL, BDS)" if _is_adam(name) else "SDTMIG 3.4"
+            what = "ADaMIG 1.3 / ADaM OCCDS 1.1 (ADSL, BDS, TTE, OCCDS)" if _is_adam(name) else "SDTMIG 3.4"
             msg = f"{name} is not a dataset {what} describes: only the data rules ran on it"
             out.append(finding("INO-STD-001", name, message=msg))
             continue
@@ -100,17 +121,37 @@ def check_ig_variables(frames: Frames, info: Mapping[str, DatasetInfo] | None = 
     return out
 
 
+#: ADaM name placeholders (ADaMIG 1.3 Section 2.9: xx and zz are 01-99, y and w are 1-9)
+_PLACEHOLDER = re.compile(r"xx|zz|y|w")
+
+
+def _present(var: str, columns: set[str]) -> bool:
+    """The variable, or for an ADaM name with a placeholder (TRTxxP) any column it stands for (TRT01P)."""
+    if var in columns:
+        return True
+    if not _PLACEHOLDER.search(var):
+        return False
+    pattern = re.compile("^" + _PLACEHOLDER.sub(lambda m: r"\d\d" if len(m.group()) == 2 else "[1-9]", var) + "$")
+    return any(pattern.match(c) for c in columns)
+
+
 def _presence(name: str, df: pd.DataFrame, ig: IgDataset) -> list[Finding]:
     out: list[Finding] = []
-    std = "ADaMIG 1.3 " + ig.name if _is_adam(name) else "SDTMIG 3.4 " + ig.name
+    adam = _is_adam(name)
+    std = ("ADaM OCCDS 1.1 " if ig.name.startswith("OCCDS") else "ADaMIG 1.3 ") + ig.name if adam \
+        else "SDTMIG 3.4 " + ig.name  # fmt: skip
+    columns = set(map(str, df.columns))
     for var in ig.variables.values():
-        if var.name not in df.columns:
+        if not _present(var.name, columns):
             if var.core == "Req":
-                out.append(finding("CORE-000355", name, var.name, f"Required variable {var.name} ({std}) is missing"))
+                rule = "INO-ADAM-008" if adam else "CORE-000355"
+                out.append(finding(rule, name, var.name, f"Required variable {var.name} ({std}) is missing"))
             elif var.core == "Exp":
                 out.append(finding("CORE-000334", name, var.name, f"Expected variable {var.name} ({std}) is missing"))
             continue
-        if var.core == "Req" and len(df):
+        # SDTM Req: never null (SDTMIG 4.1.5). ADaM Req: "the variable must be included in the dataset" (ADaMIG
+        # 1.3 Section 3): a flag such as TRTEMFL is Y or null, so ADaM nulls are not judged here.
+        if var.core == "Req" and len(df) and not adam:
             out += row_findings(
                 "CORE-000356", name, var.name, df, is_null(df[var.name]),
                 f"Required variable {var.name} ({std}) is null",
@@ -135,9 +176,11 @@ def _types_and_labels(name: str, df: pd.DataFrame, ig: IgDataset, meta: DatasetI
             )
         if numeric != var.numeric:
             have = "Num" if numeric else "Char"
-            out.append(finding("CORE-001082", name, col, f"type {have} in the dataset, the IG says {var.type}"))
-        if mcol is not None and mcol.label and mcol.label != var.label:
-            out.append(finding("INO-STD-005", name, col, f"label {mcol.label!r}, the IG says {var.label!r}"))
+            rule = "INO-ADAM-014" if _is_adam(name) else "CORE-001082"
+            out.append(finding(rule, name, col, f"type {have} in the dataset, the IG says {var.type}"))
+        if mcol is not None and mcol.label and var.label and mcol.label != var.label:
+            rule = "INO-ADAM-013" if _is_adam(name) else "INO-STD-005"
+            out.append(finding(rule, name, col, f"label {mcol.label!r}, the IG says {var.label!r}"))
     return out
 
 
@@ -162,24 +205,35 @@ def check_domain_values(frames: Frames) -> list[Finding]:
 
 
 def check_ig_ct(frames: Frames) -> list[Finding]:
-    """Values of the non-extensible CDISC codelists the IG binds a variable to (the codelists shipped in full)."""
+    """Values against the CDISC codelists the IG binds a variable to (CT 2024-03-29, complete): a value outside a
+    non-extensible codelist is an error, outside an extensible one a warning (a sponsor term must be defined by the
+    sponsor). A variable bound to several codelists takes their union; result variables are left to the value
+    level."""
     out: list[Finding] = []
-    codelists = sdtmig().codelists
     for name, df in frames.items():
         ig = ig_dataset(name, df)
-        if ig is None or _is_adam(name):
+        if ig is None or not len(df):
             continue
+        codelists = sdtmig().codelists
         for col in map(str, df.columns):
             var = ig.variable(col)
-            if var is None or len(var.codelists) != 1 or var.codelists[0] not in codelists:
-                continue  # more than one codelist: which applies depends on the test (value level)
-            cl = codelists[var.codelists[0]]
-            if cl.extensible:
+            if var is None or not var.codelists or var.role == "Result Qualifier":
                 continue
+            lists = [codelists[c] for c in var.codelists if c in codelists]
+            if len(lists) != len(var.codelists):
+                continue  # a codelist not shipped: not judged
+            terms = frozenset().union(*(cl.terms for cl in lists))
             vals = text_values(df[col])
-            bad = np.array([v is not None and v.strip() != "" and v not in cl.terms for v in vals], dtype=bool)
-            msg = f"{{v!r}} is not in non-extensible codelist {cl.submission} ({cl.code}, CDISC CT 2024-03-29)"
-            out += row_findings("INO-SDTM-030", name, col, df, bad, msg, v=vals)
+            bad = ~pd.isna(vals) & ~pd.Series(vals, dtype=object).isin(terms).to_numpy()
+            if not bad.any():
+                continue
+            extensible = any(cl.extensible for cl in lists)
+            kind = "extensible" if extensible else "non-extensible"
+            which = " or ".join(f"{cl.submission} ({cl.code})" for cl in lists)
+            msg = f"{{v!r}} is not in {kind} codelist {which}, CDISC CT 2024-03-29"
+            family = "ADAM" if _is_adam(name) else "SDTM"
+            rule = f"INO-{family}-{'031' if extensible else '030'}"
+            out += row_findings(rule, name, col, df, bad, msg, v=vals)
     return out
 
 
