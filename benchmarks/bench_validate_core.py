@@ -94,7 +94,10 @@ NOT_APPLICABLE = {
     "CORE-000767": "compares AEDECOD/DSDECOD with FAOBJ of a parent FA record; the package has no FA dataset",
 }
 #: an inoconv finding on the same dataset and variable that is not the same problem (reported as not found)
-INCIDENTAL = {"CORE-000097": "INO-STD-005"}
+INCIDENTAL = {
+    "CORE-000097": "INO-STD-005",
+    "CORE-000767": "INO-SDTM-031",  # DSDECOD sponsor terms (FINAL LAB VISIT) vs CORE's FAOBJ comparison
+}
 
 
 def inoconv_findings(sdtm: Path) -> tuple[float, list[Any]]:
