@@ -235,3 +235,17 @@ def test_validate_meddra_option_refuses_a_file_not_in_the_format(tmp_path: Path)
     )
     assert res.exit_code == 2
     assert "pt.asc" in res.output and "line 1" in res.output
+
+
+def test_the_meddra_fixture_is_what_its_documented_step_makes(tmp_path: Path) -> None:
+    # tools/make_meddra_fixture.py remakes llt/pt/mdhier.asc from the simulation model's MedDRA coding: a code added
+    # to mappings/records/simulation.yaml without remaking the fixture fails here
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_meddra_fixture", ROOT / "tools" / "make_meddra_fixture.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.write_fixture(ROOT, tmp_path)
+    for name in ("llt.asc", "pt.asc", "mdhier.asc"):
+        assert (tmp_path / name).read_bytes() == (MEDDRA / name).read_bytes(), name
