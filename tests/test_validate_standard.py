@@ -203,6 +203,21 @@ def test_ae_codelists_error_and_extensible_warning() -> None:
     got = check_ig_ct({"AE": _ae(EPOCH="RANDOMISATION")})  # EPOCH (C99079) is extensible: a sponsor term warns
     assert ids(got) == {("INO-SDTM-031", "AE", "EPOCH")} and got[0].severity == "warning"
     assert "extensible codelist EPOCH (C99079)" in got[0].message
+    # a sponsor term the study's spec/define.xml declares for that codelist passes; a non-extensible list cannot grow
+    assert check_ig_ct({"AE": _ae(EPOCH="RANDOMISATION")}, {"C99079": frozenset({"RANDOMISATION"})}) == []
+    got = check_ig_ct({"AE": _ae(AESEV="GRADE 2")}, {"C66769": frozenset({"GRADE 2"})})
+    assert ids(got) == {("INO-SDTM-030", "AE", "AESEV")}
+
+
+def test_sponsor_terms_come_from_the_study_terminology() -> None:
+    from converter.spec.model import Codelist, Term, Terminology
+    from converter.validate.standard_rules import sponsor_terms
+
+    ct = Terminology("SDTM CT 2024-03-29", {
+        "EPOCH": Codelist("EPOCH", "Epoch", "C99079", True, (Term("SCREENING", "C202487"), Term("INDUCTION", None))),
+        "MINE": Codelist("MINE", "Sponsor list", None, True, (Term("X", None),)),
+    })  # fmt: skip
+    assert sponsor_terms(ct) == {"C99079": frozenset({"SCREENING", "INDUCTION"})} and sponsor_terms(None) == {}
 
 
 def test_result_variables_are_left_to_the_value_level() -> None:

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from converter.spec.model import Terminology
 from converter.spec.standards import IgDataset, ig_dataset, ig_domain, sdtmig
 from converter.validate.common import RULES, DatasetInfo, RuleDef, finding, is_null, row_findings, text_values
 from converter.validate.findings import Finding
@@ -204,11 +205,21 @@ def check_domain_values(frames: Frames) -> list[Finding]:
     return out
 
 
-def check_ig_ct(frames: Frames) -> list[Finding]:
+def sponsor_terms(ct: Terminology | None) -> dict[str, frozenset[str]]:
+    """CDISC codelist C-code -> the terms the study's terminology (its spec or define.xml) gives that codelist:
+    what the sponsor declares, extensions of an extensible codelist included."""
+    out: dict[str, frozenset[str]] = {}
+    for cl in ct.codelists.values() if ct is not None else ():
+        if cl.code:
+            out[cl.code] = out.get(cl.code, frozenset()) | cl.submission_values()
+    return out
+
+
+def check_ig_ct(frames: Frames, extensions: Mapping[str, frozenset[str]] | None = None) -> list[Finding]:
     """Values against the CDISC codelists the IG binds a variable to (CT 2024-03-29, complete): a value outside a
     non-extensible codelist is an error, outside an extensible one a warning (a sponsor term must be defined by the
-    sponsor). A variable bound to several codelists takes their union; result variables are left to the value
-    level."""
+    sponsor: ``extensions``, C-code -> terms, are the ones the study's spec or define.xml declares, and pass). A
+    variable bound to several codelists takes their union; result variables are left to the value level."""
     out: list[Finding] = []
     for name, df in frames.items():
         ig = ig_dataset(name, df)
@@ -223,6 +234,7 @@ def check_ig_ct(frames: Frames) -> list[Finding]:
             if len(lists) != len(var.codelists):
                 continue  # a codelist not shipped: not judged
             terms = frozenset().union(*(cl.terms for cl in lists))
+            terms |= frozenset().union(*((extensions or {}).get(cl.code, frozenset()) for cl in lists if cl.extensible))
             vals = text_values(df[col])
             bad = ~pd.isna(vals) & ~pd.Series(vals, dtype=object).isin(terms).to_numpy()
             if not bad.any():
@@ -237,13 +249,16 @@ def check_ig_ct(frames: Frames) -> list[Finding]:
     return out
 
 
-def run_standard_rules(frames: Frames, info: Mapping[str, DatasetInfo] | None = None) -> list[Finding]:
+def run_standard_rules(
+    frames: Frames, info: Mapping[str, DatasetInfo] | None = None, ct: Terminology | None = None
+) -> list[Finding]:
     """The IG rules of this module and the cross-dataset rules of :mod:`converter.validate.standard_data` (the
-    data-only SDTM rules are :func:`run_standard_level`'s)."""
+    data-only SDTM rules are :func:`run_standard_level`'s). ``ct``: the study's terminology, when a spec or
+    define.xml gives one (its sponsor terms of extensible codelists are declared, not warned about)."""
     from converter.validate.standard_data import run_standard_data_rules
 
     sdtm = {k: v for k, v in frames.items() if not _is_adam(k)}
-    out = check_ig_variables(frames, info) + check_domain_values(frames) + check_ig_ct(frames)
+    out = check_ig_variables(frames, info) + check_domain_values(frames) + check_ig_ct(frames, sponsor_terms(ct))
     return out + run_standard_data_rules(sdtm)
 
 
@@ -264,4 +279,5 @@ __all__ = [
     "check_ig_variables",
     "run_standard_level",
     "run_standard_rules",
+    "sponsor_terms",
 ]
