@@ -171,16 +171,62 @@ def _seal_stages(source: Path, work: Path, out: Path, command: list[str] | None)
         seal_folder(work / "validate", command=command, input_entries=entries(read), notes={"stage": "validate"})
 
 
+def _fhir_side(out: Path) -> tuple[list[str], int, list[Any]]:
+    """The FHIR stage, then validate's FHIR check and SDTM -> FHIR -> SDTM round trip: all they read is ``sdtm/``
+    and what this writes, so they run beside ADaM and the report. Gives its lines (to be shown in order), the
+    stage's exit code and the findings (:func:`converter.validate.folder.validate_folder`'s last two families)."""
+    from converter.fhir.commands import fhir_command
+    from converter.validate.folder import validate_folder
+
+    lines: list[str] = ["--- fhir"]
+    clock = _Clock()
+    rc = int(fhir_command(out / "sdtm", out / "fhir", False, lines.append) or 0)
+    lines.append(clock.lap("fhir"))
+    findings = validate_folder(out, families=("fhir", "roundtrip"))
+    lines.append(clock.lap("fhir checks"))  # validate's share, done here
+    return lines, rc, findings
+
+
 def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
-    """Every stage into ``out`` (the staging folder that becomes ``final``)."""
+    """Every stage into ``out`` (the staging folder that becomes ``final``).
+
+    After SDTM, FHIR and its checks run in a child process (:mod:`converter.io.forked`; one after the other where
+    that is not possible) while ADaM, the report and validate's SDTM and ADaM rules run here; the child's lines are
+    shown in the stages' order and its findings join the others in :func:`validate_folder`'s order, so the output
+    files are the same either way."""
+    from converter.io.forked import Job, start
+
     summary: list[dict[str, object]] = []
-    code = 0
     t0 = time.perf_counter()
     clock = _Clock()
     counts = run_sdtm(source, out / "sdtm", echo)
     echo(clock.lap("sdtm"))
     summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
 
+    fhir: Job[tuple[list[str], int, list[Any]]] | None = None
+    try:
+        import converter.fhir.commands  # noqa: F401 - the stage exists in this build
+
+        fhir = start(lambda: _fhir_side(out))
+    except ImportError:
+        pass
+    try:
+        return _after_sdtm(out, echo, final, fhir, summary, clock, t0)
+    finally:
+        if fhir is not None:
+            fhir.cancel()  # a stage here failed: the child is not waited for
+
+
+def _after_sdtm(
+    out: Path,
+    echo: Echo,
+    final: Path,
+    fhir: Any,
+    summary: list[dict[str, object]],
+    clock: _Clock,
+    t0: float,
+) -> int:
+    code = 0
     stages: list[tuple[str, Callable[[], int]]] = []
     try:
         from converter.adam.commands import adam_command
@@ -194,12 +240,6 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
         stages.append(("report", lambda: report_command(out / "adam", out / "report", echo, str(final / "adam"))))
     except ImportError:
         echo("(ADaM stage not available in this build)")
-    try:
-        from converter.fhir.commands import fhir_command
-
-        stages.append(("fhir", lambda: fhir_command(out / "sdtm", out / "fhir", False, echo) or 0))
-    except ImportError:
-        echo("(FHIR stage not available in this build)")
     for name, fn in stages:
         echo(f"--- {name}")
         clock.lap()
@@ -207,13 +247,22 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
         code = max(code, rc)
         summary.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
         echo(clock.lap(name))
+    late: list[Any] = []
+    if fhir is None:
+        echo("(FHIR stage not available in this build)")
+    else:
+        lines, rc, late = fhir.result()
+        for line in lines:
+            echo(line)
+        code = max(code, rc)
+        summary.append({"stage": "fhir", "output": str(final / "fhir"), "result": "ok" if rc == 0 else f"exit {rc}"})
     echo("--- validate")
     clock.lap()
     from converter.report.html import write_run_view
     from converter.validate.findings import write_reports
     from converter.validate.folder import validate_folder
 
-    findings = validate_folder(out)
+    findings = validate_folder(out, families=("sdtm", "adam")) + late
     write_reports(findings, out / "validate")
     errors = sum(1 for f in findings if f.severity == "error")
     summary.append({"stage": "validate", "output": str(final / "validate"), "result": f"{errors} errors"})

@@ -310,32 +310,50 @@ def merge_levels(specific: list[Finding], standard: list[Finding]) -> list[Findi
     return specific + [f for f in standard if (f.rule_id, f.dataset, f.variable, f.row) not in seen]
 
 
+#: the parts of a validation, in the order of their findings
+FAMILIES = ("sdtm", "adam", "fhir", "roundtrip")
+
+
 def validate_folder(
-    folder: Path, *, roundtrip: bool = True, meddra: Path | None = None, spec_dir: Path | None = None
+    folder: Path,
+    *,
+    roundtrip: bool = True,
+    meddra: Path | None = None,
+    spec_dir: Path | None = None,
+    families: tuple[str, ...] = FAMILIES,
 ) -> list[Finding]:
     """Every rule family that applies to ``folder``. SDTM: the standard level always; the spec level against
     ``spec_dir``, else the package's define.xml, else none (:mod:`converter.validate.levels`). ADaM: the standard
-    level (ADaMIG 1.3, OCCDS 1.1, CDISC CT) and the ADaM rules with the project's ADaM specs."""
+    level (ADaMIG 1.3, OCCDS 1.1, CDISC CT) and the ADaM rules with the project's ADaM specs.
+
+    ``families``: only these of :data:`FAMILIES` (``inoconv run`` checks FHIR and the round trip beside the rest).
+    The findings of calls with families that share none, put together in the order of :data:`FAMILIES`, are those
+    of one call with them all; a folder with nothing to validate is reported by the call that has ``sdtm``."""
     from converter.validate.adam_rules import run_adam_rules
     from converter.validate.levels import sdtm_spec_level
     from converter.validate.sdtm_rules import run_sdtm_rules
     from converter.validate.standard_rules import run_standard_rules
 
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown validation families {unknown}; known: {', '.join(FAMILIES)}")
     parts = detect(folder)
     if not parts:
+        if "sdtm" not in families:
+            return []
         return [finding("INO-PKG-001", "", message=f"{folder}: no SDTM/ADaM datasets or FHIR resources found")]
     out: list[Finding] = []
     sdtm_pkg: Package | None = None
-    if "sdtm" in parts:
+    if "sdtm" in parts and "sdtm" in families:
         sdtm_pkg = read_package(parts["sdtm"], folder)
         level = sdtm_spec_level(parts["sdtm"], spec_dir)
         out += sdtm_pkg.findings + level.notes
-        standard = run_standard_rules(sdtm_pkg.frames, sdtm_pkg.info, level.ct)  # the IG's rules
+        standard = run_standard_rules(sdtm_pkg.frames, sdtm_pkg.info)  # the IG's rules
         specific = run_sdtm_rules(sdtm_pkg.frames, level.specs, level.ct, sdtm_pkg.info, meddra)  # data (+ spec)
         out += sdtm_pkg.with_files(merge_levels(specific, standard))
         if level.define is not None:
             out += check_define(sdtm_pkg, level.specs)
-    if "adam" in parts:
+    if "adam" in parts and "adam" in families:
         adam_pkg = read_package(parts["adam"], folder)
         adam_specs, notes = _load_adam_specs()
         out += adam_pkg.findings + notes
@@ -343,8 +361,16 @@ def validate_folder(
         adam_specific = run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info)
         out += adam_pkg.with_files(merge_levels(adam_specific, adam_standard))
         out += check_define(adam_pkg, adam_specs)
-    if "fhir" in parts:
+    if "fhir" in parts and "fhir" in families:
         out += check_fhir(parts["fhir"], folder)
-    if roundtrip and "sdtm" in parts:
-        out += check_roundtrip(parts["sdtm"], sdtm_pkg)
+    if roundtrip and "sdtm" in parts and "roundtrip" in families:
+        out += check_roundtrip(parts["sdtm"], sdtm_pkg or _files_only(parts["sdtm"], folder))
     return out
+
+
+def _files_only(folder: Path, root: Path) -> Package:
+    """The package as :func:`read_package` names its files (the first file of each dataset), nothing read: what
+    the round trip's findings need when the SDTM rules run in another call. (A first file that cannot be read
+    stops the round trip itself, whose findings then name the folder.)"""
+    files = {name: paths[0] for name, paths in all_dataset_files(folder, strict=False).items()}
+    return Package(folder=folder, root=root, files=files)

@@ -1,0 +1,88 @@
+"""converter.io.forked: a function run in a forked child gives back its value or its exception, as run here would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from converter.errors import ConformanceError, InputError, problem
+from converter.io import forked
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+
+
+@pytest.fixture(params=["fork", "here"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "fork":
+        if not hasattr(os, "fork"):
+            pytest.skip("no os.fork on this platform")
+        monkeypatch.setattr(forked, "parallel", lambda: True)
+    else:
+        monkeypatch.setenv("INOCONV_WORKERS", "1")
+    return str(request.param)
+
+
+def test_the_value_comes_back_and_the_child_writes_files(mode: str, tmp_path: Path) -> None:
+    def work() -> tuple[int, list[str]]:
+        (tmp_path / "made.txt").write_text(f"by {os.getpid()}", encoding="utf-8")
+        return os.getpid(), ["a line"] * 5000  # more than a pipe holds
+
+    job = forked.start(work)
+    pid, lines = job.result()
+    assert lines == ["a line"] * 5000
+    assert (pid != os.getpid()) == (mode == "fork")
+    assert (tmp_path / "made.txt").read_text(encoding="utf-8") == f"by {pid}"
+
+
+def test_exceptions_come_back_with_their_class_and_content(mode: str) -> None:
+    def bad_input() -> None:
+        raise InputError([problem("dm.xpt", "row 3", "AGE", "x", "type", "not a number")], context="sdtm")
+
+    with pytest.raises(InputError) as exc:
+        forked.start(bad_input).result()
+    assert exc.value.context == "sdtm"
+    assert [p.message for p in exc.value.problems] == ["not a number"]
+    assert str(exc.value) == "sdtm: 1 problem(s) in the input\n  dm.xpt:row 3:AGE: [type] not a number (value 'x')"
+
+    def not_conformant() -> None:
+        raise ConformanceError(["AE.AETERM: too long", "DM: no spec"])
+
+    with pytest.raises(ConformanceError) as cexc:
+        forked.start(not_conformant).result()
+    assert cexc.value.messages == ["AE.AETERM: too long", "DM: no spec"]
+    assert cexc.value.exit_code == 1
+
+
+@needs_fork
+def test_a_child_that_dies_is_an_error_not_a_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forked, "parallel", lambda: True)
+    job = forked.start(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(forked.ChildFailed, match="without a result"):
+        job.result()
+
+
+@needs_fork
+def test_cancel_stops_a_running_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(forked, "parallel", lambda: True)
+    marker = tmp_path / "finished"
+    job = forked.start(lambda: (time.sleep(30), marker.write_text("x")))
+    pid = job.pid
+    assert pid is not None
+    job.cancel()
+    assert job.pid is None and not marker.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and waited for: no such process any more
+
+
+def test_one_worker_or_no_fork_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INOCONV_WORKERS", "1")
+    assert not forked.parallel()
+    job = forked.start(os.getpid)
+    assert job.pid is None and job.result() == os.getpid()
+    monkeypatch.delenv("INOCONV_WORKERS")
+    monkeypatch.delattr(os, "fork", raising=False)
+    assert not forked.parallel()
