@@ -35,6 +35,7 @@ __all__ = [
     "iso_datetime_ok",
     "iso_duration_ok",
     "numbers",
+    "pair_per_text",
     "row_findings",
     "shared_results",
     "study_day",
@@ -281,8 +282,41 @@ def _coded(col: pd.Series) -> Coded:
         codes, uniques = pd.factorize(col, use_na_sentinel=True)
     else:  # text is taken as it is, anything else converted once per distinct value
         codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-    texts = np.array([*(_text_value(u) for u in uniques), None], dtype=object)
+    texts = np.empty(len(uniques) + 1, dtype=object)  # the final None: code -1
+    texts[:-1] = _texts_of(np.asarray(uniques, dtype=object))
     return Coded(np.asarray(codes, dtype=np.intp), texts)
+
+
+def _texts_of(uniques: np.ndarray[Any, np.dtype[np.object_]]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """:func:`_text_value` of each distinct value (none missing), whole arrays at a time where they are all text
+    or all whole numbers of a safe size."""
+    out = np.empty(len(uniques), dtype=object)
+    kind = pd.api.types.infer_dtype(uniques, skipna=False) if len(uniques) else "empty"
+    if kind in ("string", "empty"):
+        out[:] = uniques
+        out[out == ""] = None
+        return out
+    if kind in ("integer", "floating", "mixed-integer-float"):
+        nums = uniques.astype(float)
+        whole = np.isfinite(nums) & (nums == np.round(nums)) & (np.abs(nums) < 1e15)
+        if kind == "integer":
+            whole &= np.array([abs(int(v)) < 10**15 for v in uniques], dtype=bool)  # exact beyond float's 2**53
+        out[whole] = nums[whole].astype(np.int64).astype(str).astype(object)
+        rest = np.flatnonzero(~whole)
+        out[rest] = [_text_value(uniques[i]) for i in rest]
+        return out
+    out[:] = [_text_value(u) for u in uniques]
+    return out
+
+
+def pair_per_text(a: Coded, b: Coded, fn: Any, dtype: Any = bool) -> np.ndarray[Any, Any]:
+    """``fn(text_a, text_b)`` for every row of two columns of one frame, computed once per distinct pair."""
+    nb = len(b.texts)
+    pair = (a.codes % len(a.texts)) * nb + (b.codes % nb)  # code -1 -> the final None
+    distinct, at = np.unique(pair, return_inverse=True)
+    answers = np.array([fn(a.texts[p // nb], b.texts[p % nb]) for p in distinct], dtype=dtype)
+    result: np.ndarray[Any, Any] = answers[at.reshape(-1)] if len(pair) else np.zeros(0, dtype=dtype)
+    return result
 
 
 def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:

@@ -28,9 +28,9 @@ from converter.validate.common import (
     iso_datetime_ok,
     iso_duration_ok,
     numbers,
+    pair_per_text,
     row_findings,
     shared_results,
-    study_day,
     text_values,
 )
 from converter.validate.findings import Finding
@@ -254,10 +254,16 @@ def check_iso_dates(frames: Frames) -> list[Finding]:
     out: list[Finding] = []
     for name, df in frames.items():
         for col in _dtc_columns(df):
-            vals = text_values(df[col])
-            bad = np.array([v is not None and not iso_datetime_ok(v) for v in vals], dtype=bool)
-            out += row_findings("CORE-000547", name, col, df, bad, "{v!r} is not a valid ISO 8601 date/time", v=vals)
+            values = coded(df[col])
+            bad = values.per_text(lambda v: v is not None and not iso_datetime_ok(v))
+            if bad.any():
+                out += row_findings("CORE-000547", name, col, df, bad, "{v!r} is not a valid ISO 8601 date/time",
+                                    v=values.values())  # fmt: skip
     return out
+
+
+def _start_after_end(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and iso_datetime_ok(a) and iso_datetime_ok(b) and iso_after(a, b)
 
 
 def check_start_end(frames: Frames) -> list[Finding]:
@@ -269,24 +275,31 @@ def check_start_end(frames: Frames) -> list[Finding]:
             end = col[:-5] + "ENDTC"
             if end not in df.columns:
                 continue
-            s, e = text_values(df[col]), text_values(df[end])
-            bad = np.array(
-                [a is not None and b is not None and iso_datetime_ok(a) and iso_datetime_ok(b) and iso_after(a, b)
-                 for a, b in zip(s, e, strict=True)], dtype=bool,
-            )  # fmt: skip
-            out += row_findings("CORE-000718", name, col, df, bad, f"{col} {{s}} is after {end} {{e}}", s=s, e=e)
+            bad = pair_per_text(coded(df[col]), coded(df[end]), _start_after_end)
+            if bad.any():
+                s, e = text_values(df[col]), text_values(df[end])
+                out += row_findings("CORE-000718", name, col, df, bad, f"{col} {{s}} is after {end} {{e}}", s=s, e=e)
     dm = frames.get("DM")
     if dm is not None and {"RFSTDTC", "RFENDTC"} <= set(dm.columns):
         s, e = text_values(dm["RFSTDTC"]), text_values(dm["RFENDTC"])
-        bad = np.array(
-            [
-                a is not None and b is not None and iso_datetime_ok(a) and iso_datetime_ok(b) and iso_after(a, b)
-                for a, b in zip(s, e, strict=True)
-            ],
-            dtype=bool,
-        )
+        bad = pair_per_text(coded(dm["RFSTDTC"]), coded(dm["RFENDTC"]), _start_after_end)
         out += row_findings("CORE-000711", "DM", "RFSTDTC", dm, bad, "RFSTDTC {s} is after RFENDTC {e}", s=s, e=e)
     return out
+
+
+def _valid_date(v: str | None) -> bool:
+    return v is not None and iso_datetime_ok(v)
+
+
+def _per_subject(subj: np.ndarray, texts: np.ndarray, how: str) -> dict[str, str]:
+    """The earliest (``min``) or latest (``max``) text per subject, as text compares."""
+    if not len(subj):
+        return {}
+    codes, distinct = pd.factorize(texts)
+    ordered = np.sort(np.asarray(distinct, dtype=object))  # the distinct texts in text order
+    rank = np.searchsorted(ordered, np.asarray(distinct, dtype=object))[codes]
+    agg = pd.Series(rank).groupby(pd.Series(subj, dtype=object), sort=False, dropna=False).agg(how)
+    return dict(zip(agg.index, ordered[agg.to_numpy()], strict=True))
 
 
 def check_dm_ex(frames: Frames) -> list[Finding]:
@@ -294,19 +307,16 @@ def check_dm_ex(frames: Frames) -> list[Finding]:
     dm, ex = frames.get("DM"), frames.get("EX")
     if dm is None or ex is None or "USUBJID" not in dm.columns or not {"USUBJID", "EXSTDTC"} <= set(ex.columns):
         return []
-    starts = pd.Series(text_values(ex["EXSTDTC"]), dtype=object)
-    ends = pd.Series(text_values(ex["EXENDTC"]), dtype=object) if "EXENDTC" in ex.columns else starts
+    start_col = coded(ex["EXSTDTC"])
+    end_col = coded(ex["EXENDTC"]) if "EXENDTC" in ex.columns else start_col
     subj = ex["USUBJID"].to_numpy(dtype=object)
-    first: dict[str, str] = {}
-    last: dict[str, str] = {}
-    for u, a, b in zip(subj, starts, ends, strict=True):
-        if u is None:
-            continue
-        for v in (a, b):
-            if v is not None and iso_datetime_ok(v) and (u not in last or v > last[u]):
-                last[u] = v
-        if a is not None and iso_datetime_ok(a) and (u not in first or a < first[u]):
-            first[u] = a
+    known = subj != None  # noqa: E711 - elementwise: the rows whose USUBJID is not None
+    starts, ends = start_col.values(), end_col.values()
+    start_ok = known & start_col.per_text(_valid_date)
+    end_ok = known & end_col.per_text(_valid_date)
+    first = _per_subject(subj[start_ok], starts[start_ok], "min")
+    last = _per_subject(np.concatenate([subj[start_ok], subj[end_ok]]),
+                        np.concatenate([starts[start_ok], ends[end_ok]]), "max")  # fmt: skip
     out: list[Finding] = []
     dm_subj = dm["USUBJID"].to_numpy(dtype=object)
 
@@ -346,10 +356,7 @@ def check_dm_ex(frames: Frames) -> list[Finding]:
             f=[first.get(u) for u in dm_subj],
         )
     if "RFENDTC" in dm.columns:
-        last_start: dict[str, str] = {}
-        for u, a in zip(subj, starts, strict=True):
-            if u is not None and a is not None and iso_datetime_ok(a) and (u not in last_start or a > last_start[u]):
-                last_start[u] = a
+        last_start = _per_subject(subj[start_ok], starts[start_ok], "max")
         re_ = text_values(dm["RFENDTC"])
         bad = np.array(
             [u in last_start and re_[i] is not None and iso_datetime_ok(re_[i]) and iso_after(last_start[u], re_[i])
@@ -373,6 +380,26 @@ _DY_RULES = {"": ("CORE-000529", "CORE-000354"), "ST": ("CORE-000552", "CORE-000
              "EN": ("CORE-000553", "CORE-000139")}  # fmt: skip
 
 
+def _day_number(text: str | None) -> float:
+    """The day number (proleptic ordinal) of a value whose date portion is complete, else NaN."""
+    d = complete_date(text)
+    return float(d.toordinal()) if d is not None else np.nan
+
+
+def _subject_values(subjects: pd.Series, ref: Mapping[str, str | None], memo: dict[str, float]) -> np.ndarray:
+    """Per row: the day number of the subject's reference date ``ref[USUBJID]`` (NaN: none or incomplete),
+    looked up once per distinct subject (``memo`` keeps them across datasets)."""
+    subj = subjects.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(subj, use_na_sentinel=True)
+    per = np.array([memo[u] if u in memo else memo.setdefault(u, _day_number(ref.get(u))) for u in uniques],
+                   dtype=float)  # fmt: skip
+    out = per[codes] if len(per) else np.full(len(subj), np.nan)
+    for i in np.flatnonzero(codes < 0):  # a missing USUBJID: looked up as it is (None, NaN)
+        out[i] = _day_number(ref.get(subj[i]))
+    result: np.ndarray = out
+    return result
+
+
 def check_study_days(frames: Frames) -> list[Finding]:
     """--DY/--STDY/--ENDY: non-zero integers (CORE-000558), equal to the SDTMIG algorithm from --DTC and RFSTDTC
     when both dates are complete, and null when either is incomplete."""
@@ -381,6 +408,7 @@ def check_study_days(frames: Frames) -> list[Finding]:
     ref: dict[str, str | None] = {}
     if dm is not None and {"USUBJID", "RFSTDTC"} <= set(dm.columns):
         ref = dict(zip(dm["USUBJID"].to_numpy(dtype=object), text_values(dm["RFSTDTC"]), strict=True))
+    ref_days: dict[str, float] = {}  # the subject's RFSTDTC as a day number (NaN: none or incomplete)
     for name, df in frames.items():
         for col in map(str, df.columns):
             m = _DY.match(col)
@@ -395,17 +423,14 @@ def check_study_days(frames: Frames) -> list[Finding]:
             if dtc not in df.columns or "USUBJID" not in df.columns or not ref:
                 continue
             calc_rule, partial_rule = _DY_RULES[kind]
-            dates = text_values(df[dtc])
-            subj = df["USUBJID"].to_numpy(dtype=object)
-            want = np.full(len(df), np.nan)
-            incomplete = np.zeros(len(df), dtype=bool)
-            for i in np.flatnonzero(present & ~bad0):
-                d, r = complete_date(dates[i]), complete_date(ref.get(subj[i]))
-                if d is None or r is None:
-                    incomplete[i] = True
-                else:
-                    want[i] = study_day(d, r)
-            wrong = present & ~bad0 & ~incomplete & (want != dy)
+            dates = coded(df[dtc])
+            day = dates.per_text(_day_number, float)
+            rday = _subject_values(df["USUBJID"], ref, ref_days)
+            checked = present & ~bad0
+            incomplete = checked & (np.isnan(day) | np.isnan(rday))
+            delta = day - rday
+            want = np.where(checked & ~incomplete, np.where(delta >= 0, delta + 1, delta), np.nan)
+            wrong = checked & ~incomplete & (want != dy)
             out += row_findings(
                 calc_rule, name, col, df, wrong, f"{col} is {{d:g}}, the SDTMIG algorithm gives {{w:g}}", d=dy, w=want
             )
@@ -416,7 +441,7 @@ def check_study_days(frames: Frames) -> list[Finding]:
                 df,
                 incomplete,
                 f"{col} populated, {dtc} {{v!r}} or RFSTDTC incomplete",
-                v=dates,
+                v=dates.values(),
             )
     return out
 
@@ -431,14 +456,13 @@ def check_ct(frames: Frames, specs: Mapping[str, DatasetSpec], ct: Terminology) 
         for var in spec.variables:
             if var.name not in df.columns:
                 continue
-            vals = text_values(df[var.name])
+            values = coded(df[var.name])
             targets: list[tuple[str, np.ndarray]] = []
             if var.codelist:
                 targets.append((var.codelist, np.ones(len(df), dtype=bool)))
             for vl in var.value_level:
                 if vl.codelist and vl.by in df.columns:
-                    by = text_values(df[vl.by])
-                    targets.append((vl.codelist, np.array([b == vl.value for b in by], dtype=bool)))
+                    targets.append((vl.codelist, coded(df[vl.by]).per_text(lambda b, want=vl.value: b == want)))
             for cid, where in targets:
                 cl = ct.codelists.get(cid)
                 if cl is None:
@@ -451,10 +475,13 @@ def check_ct(frames: Frames, specs: Mapping[str, DatasetSpec], ct: Terminology) 
                 ):
                     continue
                 allowed = cl.submission_values()
-                bad = where & np.array([v is not None and v not in allowed for v in vals], dtype=bool)
+                bad = where & values.per_text(lambda v, allowed=allowed: v is not None and v not in allowed)
+                if not bad.any():
+                    continue
                 rule = "INO-SDTM-031" if cl.extensible else "INO-SDTM-030"
                 kind = "extensible" if cl.extensible else "non-extensible"
-                out += row_findings(rule, name, var.name, df, bad, f"{{v!r}} is not in {kind} codelist {cid}", v=vals)
+                out += row_findings(rule, name, var.name, df, bad, f"{{v!r}} is not in {kind} codelist {cid}",
+                                    v=values.values())  # fmt: skip
     return out
 
 
@@ -465,6 +492,22 @@ def _key_text(v: object) -> str | None:
     if isinstance(v, float | np.floating) and float(v).is_integer():
         return str(int(v))
     return str(v).strip() or None
+
+
+def _key_texts(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the column's values and :func:`_key_text` of each distinct value (a final None for code -1)."""
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, np.array([*(_key_text(u) for u in uniques), None], dtype=object)
+
+
+def _parent_keys(parent: pd.DataFrame, idvar: str | None) -> set[tuple[str | None, str | None]]:
+    """(USUBJID, IDVAR value) of every record of a SUPP's parent dataset, as key texts."""
+    if "USUBJID" not in parent.columns or not len(parent):
+        return set()
+    su, tu = _key_texts(parent["USUBJID"])
+    sv, tv = _key_texts(parent[idvar]) if idvar else (np.full(len(parent), -1), np.array([None], dtype=object))
+    pairs = np.unique((su % len(tu)) * len(tv) + (sv % len(tv)))  # each distinct pair once (-1: the final None)
+    return {(tu[p // len(tv)], tv[p % len(tv)]) for p in pairs}
 
 
 def check_supp(frames: Frames) -> list[Finding]:
@@ -491,9 +534,7 @@ def check_supp(frames: Frames) -> list[Finding]:
                 continue
             key = (rdom[i] or "", iv or "")
             if key not in parent_keys:
-                ps: list[object] = list(parent["USUBJID"]) if "USUBJID" in parent.columns else []
-                pv: list[object] = list(parent[iv]) if iv else [None] * len(ps)
-                parent_keys[key] = {(_key_text(u), _key_text(v)) for u, v in zip(ps, pv, strict=True)}
+                parent_keys[key] = _parent_keys(parent, iv)
             if (subj[i], idval[i] if iv else None) not in parent_keys[key]:
                 orphan[i] = True
         out += row_findings(
