@@ -131,6 +131,12 @@ def test_adam_datasets_find_their_structure() -> None:
     assert adae.variable("AETERM").label == "Reported Term for the Adverse Event"  # type: ignore[union-attr]
     adcm = ig_dataset("ADCM")
     assert adcm is not None and adcm.variable("CMTERM") is None  # Interventions: no --TERM in SDTM CM
+    # a dataset without a trial spec is written with these labels and types (ig_spec)
+    spec = ig_spec("ADTTE", pd.DataFrame({"USUBJID": ["S-1"], "PARAMCD": ["OS"], "CNSR": [0]}))
+    assert spec.variable("CNSR").label == "Censor" and spec.variable("CNSR").numeric
+    assert ig_spec("ADAE", pd.DataFrame({"AETERM": ["X"]})).variable("AETERM").label == (
+        "Reported Term for the Adverse Event"
+    )
 
 
 def test_licence_and_source_are_shipped() -> None:
