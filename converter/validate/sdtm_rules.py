@@ -35,6 +35,7 @@ from converter.validate.common import (
 )
 from converter.validate.findings import Finding
 from converter.validate.sdtm_content import meddra_socs, run_content_rules
+from converter.validate.supp_rules import check_supp
 
 Frames = Mapping[str, pd.DataFrame]
 TRIAL_DESIGN = {"TA", "TE", "TI", "TS", "TV", "TD", "TM"}
@@ -482,78 +483,6 @@ def check_ct(frames: Frames, specs: Mapping[str, DatasetSpec], ct: Terminology) 
                 kind = "extensible" if cl.extensible else "non-extensible"
                 out += row_findings(rule, name, var.name, df, bad, f"{{v!r}} is not in {kind} codelist {cid}",
                                     v=values.values())  # fmt: skip
-    return out
-
-
-# --- supplemental qualifiers ------------------------------------------------------------------------------------
-def _key_text(v: object) -> str | None:
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return None
-    if isinstance(v, float | np.floating) and float(v).is_integer():
-        return str(int(v))
-    return str(v).strip() or None
-
-
-def _key_texts(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of the column's values and :func:`_key_text` of each distinct value (a final None for code -1)."""
-    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-    return codes, np.array([*(_key_text(u) for u in uniques), None], dtype=object)
-
-
-def _parent_keys(parent: pd.DataFrame, idvar: str | None) -> set[tuple[str | None, str | None]]:
-    """(USUBJID, IDVAR value) of every record of a SUPP's parent dataset, as key texts."""
-    if "USUBJID" not in parent.columns or not len(parent):
-        return set()
-    su, tu = _key_texts(parent["USUBJID"])
-    sv, tv = _key_texts(parent[idvar]) if idvar else (np.full(len(parent), -1), np.array([None], dtype=object))
-    pairs = np.unique((su % len(tu)) * len(tv) + (sv % len(tv)))  # each distinct pair once (-1: the final None)
-    return {(tu[p // len(tv)], tv[p % len(tv)]) for p in pairs}
-
-
-def check_supp(frames: Frames) -> list[Finding]:
-    out: list[Finding] = []
-    for name, df in frames.items():
-        if not name.startswith("SUPP") or not {"RDOMAIN", "USUBJID"} <= set(df.columns):
-            continue
-        rdom = text_values(df["RDOMAIN"])
-        subj = text_values(df["USUBJID"])
-        idvar = text_values(df["IDVAR"]) if "IDVAR" in df.columns else np.full(len(df), None, dtype=object)
-        idval = text_values(df["IDVARVAL"]) if "IDVARVAL" in df.columns else np.full(len(df), None, dtype=object)
-        no_parent_ds = np.zeros(len(df), dtype=bool)
-        bad_idvar = np.zeros(len(df), dtype=bool)
-        orphan = np.zeros(len(df), dtype=bool)
-        parent_keys: dict[tuple[str, str], set[tuple[str | None, str | None]]] = {}
-        for i in range(len(df)):
-            parent = frames.get(rdom[i] or "")
-            if parent is None:
-                no_parent_ds[i] = True
-                continue
-            iv = idvar[i]
-            if iv is not None and iv not in parent.columns:
-                bad_idvar[i] = True
-                continue
-            key = (rdom[i] or "", iv or "")
-            if key not in parent_keys:
-                parent_keys[key] = _parent_keys(parent, iv)
-            if (subj[i], idval[i] if iv else None) not in parent_keys[key]:
-                orphan[i] = True
-        out += row_findings(
-            "CORE-000457", name, "RDOMAIN", df, no_parent_ds, "RDOMAIN {r!r} is not a dataset of the package", r=rdom
-        )
-        out += row_findings(
-            "CORE-000712", name, "IDVAR", df, bad_idvar, "IDVAR {v!r} is not a variable of {r}", v=idvar, r=rdom
-        )
-        out += row_findings(
-            "CORE-000206", name, "IDVARVAL", df, orphan,
-            "no {r} record with USUBJID {u}{k}", r=rdom, u=subj,
-            k=[f" and {a}={b}" if a else "" for a, b in zip(idvar, idval, strict=True)],
-        )  # fmt: skip
-        if "QNAM" in df.columns:
-            keys = pd.DataFrame({"r": rdom, "u": subj, "iv": idvar, "vv": idval, "q": text_values(df["QNAM"])})
-            dup = keys.duplicated(keep=False).to_numpy()
-            out += row_findings(
-                "CORE-000551", name, "QNAM", df, dup, "QNAM {q} twice for the same parent record", q=keys["q"]
-            )
     return out
 
 
