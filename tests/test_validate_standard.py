@@ -243,7 +243,8 @@ def test_adam_codelists_and_required_variables() -> None:
                          "AESEV": ["MILD"], "AESER": ["N"]})  # fmt: skip
     got = ids(check_ig_variables({"ADAE": adae}))
     missing = {v for r, d, v in got if r == "INO-ADAM-008" and d == "ADAE"}
-    assert {"AEDECOD", "AEBODSYS", "AESOC", "TRTEMFL", "AEREL"} <= missing and "AESEQ" not in missing
+    assert {"AEDECOD", "AEBODSYS", "AESOC", "TRTEMFL", "AEREL", "AESTDTC", "ASTDT"} <= missing
+    assert not missing & {"AESEQ", "ASTTM", "SRCDOM"}  # present; Cond; "Not used" in the ADVERSE EVENT subclass
     assert ids(check_ig_ct({"ADAE": adae.assign(AESER="YES")})) == {("INO-ADAM-030", "ADAE", "AESER")}  # NY
     # OCCDS --SEV: (AESEV) or (SEVRS); SEVRS is extensible, so a value in neither is a warning
     assert ids(check_ig_ct({"ADAE": adae.assign(AESEV="GRADE 1")})) == {("INO-ADAM-031", "ADAE", "AESEV")}
