@@ -348,7 +348,7 @@ def validate_folder(
         sdtm_pkg = read_package(parts["sdtm"], folder)
         level = sdtm_spec_level(parts["sdtm"], spec_dir)
         out += sdtm_pkg.findings + level.notes
-        standard = run_standard_rules(sdtm_pkg.frames, sdtm_pkg.info)  # the IG's rules
+        standard = run_standard_rules(sdtm_pkg.frames, sdtm_pkg.info, level.ct)  # the IG's rules
         specific = run_sdtm_rules(sdtm_pkg.frames, level.specs, level.ct, sdtm_pkg.info, meddra)  # data (+ spec)
         out += sdtm_pkg.with_files(merge_levels(specific, standard))
         if level.define is not None:
