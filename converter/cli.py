@@ -360,7 +360,10 @@ def tosdtm(
         int, typer.Option("--partitions", min=0, help="Stream in N partitions of subjects (Parquet parts); 0: whole")
     ] = 0,
     no_validate: Annotated[
-        bool, typer.Option("--no-validate", help="Trusted input: skip the R4 model check of each resource")
+        bool, typer.Option("--no-validate", help="Trusted input: skip the R4 check of each resource")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Check each resource with the R4B models (slow), not the fast check")
     ] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -375,7 +378,7 @@ def tosdtm(
         progress_bar("tosdtm", quiet=quiet) as tick,
     ):
         code = tosdtm_command(fhir_path, dest.path, echo=dest.echo(_echo), partitions=partitions,
-                              validate=not no_validate, progress=tick)  # fmt: skip
+                              validate=not no_validate, progress=tick, strict=strict)  # fmt: skip
     if code:
         raise typer.Exit(code)
 
@@ -420,6 +423,9 @@ def validate(
         Path | None,
         typer.Option("--spec", help="Spec level against these specs (a mappings folder or SDTM spec YAML files)"),
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Check FHIR resources with the R4B models (slow), not the fast check")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Conformance report for a package: the standard's rules (SDTMIG 3.4) on any package; the study's specs
@@ -432,7 +438,7 @@ def validate(
     if out is None:
         with progress_bar("validate", quiet=quiet) as tick:
             code = validate_command(folder, fail_on=fail_on, out=None, echo=_echo, meddra=meddra, spec=spec,
-                                    progress=tick)  # fmt: skip
+                                    progress=tick, strict=strict)  # fmt: skip
     else:
         from converter.io.outdir import output_folder
 
@@ -441,7 +447,7 @@ def validate(
             progress_bar("validate", quiet=quiet) as tick,
         ):
             code = validate_command(folder, fail_on=fail_on, out=dest.path, echo=dest.echo(_echo),
-                                    meddra=meddra, spec=spec, progress=tick)  # fmt: skip
+                                    meddra=meddra, spec=spec, progress=tick, strict=strict)  # fmt: skip
     if code:
         raise typer.Exit(code)
 

@@ -336,8 +336,10 @@ class PartitionedConversion:
         partitions: int = 8,
         validate: bool = True,
         workdir: Path | None = None,
+        strict: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.strict = strict
         self.specs = specs
         self.ct = ct
         self.sdtm_specs = sdtm_specs
@@ -353,7 +355,7 @@ class PartitionedConversion:
         with tempfile.TemporaryDirectory(prefix="inoconv-tosdtm-", dir=self.workdir) as tmp:
             router = Router(self.specs, self.partitions)
             routed = self.routed = route(self.path, Path(tmp), router, self.sink)
-            conv = Converter(self.specs, self.ct, self.sdtm_specs, self.validate)
+            conv = Converter(self.specs, self.ct, self.sdtm_specs, self.validate, self.strict)
             study_sink = FromFhir(datasets={})
             with no_gc():
                 study = conv.validated(read_spill(routed.study), study_sink)
@@ -431,6 +433,7 @@ def stream_to_parts(
     validate: bool = True,
     keep: int = 50,
     workdir: Path | None = None,
+    strict: bool = False,
 ) -> StreamSummary:
     """FHIR under ``path`` -> ``out/<DS>/part-NNNNN.parquet``, ``out/tosdtm-report.csv``, ``out/tosdtm-problems.csv``.
 
@@ -442,7 +445,7 @@ def stream_to_parts(
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     summary = StreamSummary(partitions=max(1, partitions))
-    conv = PartitionedConversion(path, specs, ct, sdtm_specs, partitions, validate, workdir)
+    conv = PartitionedConversion(path, specs, ct, sdtm_specs, partitions, validate, workdir, strict)
     with (
         open(out / "tosdtm-report.csv", "w", newline="", encoding="utf-8") as rfh,
         open(out / "tosdtm-problems.csv", "w", newline="", encoding="utf-8") as pfh,

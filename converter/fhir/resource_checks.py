@@ -2,8 +2,9 @@
 
 The R4B models of fhir.resources implement R4 (4.0.1) resources plus R4B's few additions; the package's default
 models are R5, which differ (e.g. ResearchSubject.subject instead of R4's ``individual``), so they are never used
-here. Validation is slow (about a thousand resources a second): it runs in tests, under ``inoconv fhir
---strict`` and on input to ``inoconv tosdtm``, never in the fast SDTM -> FHIR path.
+here. Model validation is slow (about a thousand resources a second): it runs in tests and under ``--strict``
+(``inoconv fhir``, ``inoconv tosdtm``, ``inoconv validate``); by default ``inoconv tosdtm`` and ``inoconv validate``
+check resources with the fast structure check of :mod:`converter.fhir.structure` (the models are its oracle).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from converter.errors import Problem, problem
 from converter.fhir.fhir_input import read_input
 from converter.fhir.located import FromFhir, Located
 from converter.fhir.paths import FPath
+from converter.fhir.structure import check_resources
 from converter.fhir.terminology_checks import check_codings, check_profiles
 
 _TYPE_NAME = re.compile(r"abc\.([A-Za-z0-9]+)Type\b")
@@ -93,7 +95,8 @@ def validate_resource(res: Any) -> list[tuple[str, str]]:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "__root__")
             out.append((loc or rtype, str(e.get("msg", ""))[:300]))
         return out
-    except (ValueError, TypeError) as exc:  # model-level checks that raise outside pydantic's collection
+    except (ValueError, TypeError, KeyError) as exc:  # raised outside pydantic's collection (KeyError: fhir_core
+        # looking up the model of an unknown contained resourceType)
         return [(rtype, str(exc)[:300])]
     return []
 
@@ -247,11 +250,20 @@ def check_ids(items: Iterable[Located]) -> list[Problem]:
     return out
 
 
-def validate_all(items: list[Located]) -> list[Problem]:
-    """R4 model validation of every resource, then references and identifiers across all of them."""
+def structure_problems(items: list[Located], strict: bool = False) -> list[list[tuple[str, str]]]:
+    """(element, message) of each item's R4 problems: by the fast structure check of
+    :mod:`converter.fhir.structure`, or (``strict``) by the fhir.resources R4B models."""
+    if strict:
+        return [validate_resource(it.resource) for it in items]
+    return check_resources([it.resource for it in items])
+
+
+def validate_all(items: list[Located], strict: bool = False) -> list[Problem]:
+    """R4 validation of every resource (the structure check; ``strict``: the R4B models), then references and
+    identifiers across all of them."""
     out: list[Problem] = []
-    for it in items:
-        for element, msg in validate_resource(it.resource):
+    for it, errs in zip(items, structure_problems(items, strict), strict=True):
+        for element, msg in errs:
             out.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
     out.extend(check_references(items))
     out.extend(check_identifiers(items))
@@ -259,13 +271,14 @@ def validate_all(items: list[Located]) -> list[Problem]:
     return out
 
 
-def validate_fhir_folder(folder: Path) -> list[Problem]:
+def validate_fhir_folder(folder: Path, strict: bool = False) -> list[Problem]:
     """Every check of a FHIR folder written by ``inoconv fhir`` (its ``bundles/``, else ``ndjson/``; or any folder
-    or file ``inoconv tosdtm`` reads): R4 model validation, references, identifier uniqueness, and the offline
-    terminology and profile checks of :mod:`converter.fhir.terminology_checks`."""
+    or file ``inoconv tosdtm`` reads): R4 validation (the structure check; ``strict``: the R4B models),
+    references, identifier uniqueness, and the offline terminology and profile checks of
+    :mod:`converter.fhir.terminology_checks`."""
     sink = FromFhir(datasets={})
     items = read_input(Path(folder), sink)
-    return sink.problems + validate_all(items) + check_codings(items) + check_profiles(items)
+    return sink.problems + validate_all(items, strict) + check_codings(items) + check_profiles(items)
 
 
 __all__ = [
@@ -279,6 +292,7 @@ __all__ = [
     "model_class",
     "parse_conditional",
     "r4b_path_problem",
+    "structure_problems",
     "validate_all",
     "validate_fhir_folder",
     "validate_resource",

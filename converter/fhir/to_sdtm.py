@@ -9,7 +9,8 @@ source ``key``; study days that are not mapped are derived again (``not_mapped .
 Nothing is dropped silently: every input resource gets an :class:`Outcome` (converted, derived, not converted
 with the reason, invalid), and bad input is a :class:`~converter.errors.Problem` naming the file, the entry or
 line, and the element: what :mod:`converter.fhir.fhir_input` refuses while reading (JSON, limits, control
-characters), two resources of one type with one id, a resource the R4 model rejects, a reference to a subject
+characters), two resources of one type with one id, a resource that is not valid R4 (the structure check of
+:mod:`converter.fhir.structure`; the R4B models under ``strict``), a reference to a subject
 not in the input (or one the conversion needs that does not resolve), a second Patient for one subject, an
 unknown code. Reading is :mod:`converter.fhir.fhir_input`; typing, merging and ordering the rows into datasets
 is :mod:`converter.fhir.sdtm_assembly`.
@@ -34,7 +35,7 @@ from converter.fhir.resource_checks import (
     identifiers_of,
     iter_references,
     parse_conditional,
-    validate_resource,
+    structure_problems,
 )
 from converter.fhir.sdtm_assembly import Assembly, Part
 from converter.fhir.to_fhir import no_gc
@@ -58,10 +59,12 @@ class Converter(Assembly):
         ct: Terminology | None = None,
         sdtm_specs: Mapping[str, DatasetSpec] | None = None,
         validate: bool = True,
+        strict: bool = False,
     ) -> None:
         self.specs = specs
         self.sdtm_specs = sdtm_specs or {}
         self.validate = validate
+        self.strict = strict
         self.ctx = TransformContext(
             ct=ct,
             tables=specs.tables,
@@ -318,12 +321,12 @@ class Converter(Assembly):
 
     # -- the whole input ------------------------------------------------------------------------------------------
     def validated(self, items: list[Located], sink: FromFhir) -> list[Located]:
-        """The items the R4 models accept (all of them without ``validate``); the others get an outcome."""
+        """The items that are valid R4 (all of them without ``validate``): by the structure check of
+        :mod:`converter.fhir.structure`, or (``strict``) by the R4B models; the others get an outcome."""
         if not self.validate:
             return list(items)
         valid: list[Located] = []
-        for it in items:
-            errs = validate_resource(it.resource)
+        for it, errs in zip(items, structure_problems(items, self.strict), strict=True):
             if errs:
                 for element, msg in errs:
                     sink.problems.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
@@ -453,11 +456,14 @@ def fhir_to_sdtm(
     sdtm_specs: Mapping[str, DatasetSpec] | None = None,
     validate: bool = True,
     sink: FromFhir | None = None,
+    strict: bool = False,
 ) -> FromFhir:
-    """SDTM frames from FHIR resources, with an outcome for every resource and the problems of the input."""
+    """SDTM frames from FHIR resources, with an outcome for every resource and the problems of the input.
+
+    ``validate``: each resource checked first (``strict``: by the R4B models, else by the structure check)."""
     sink = sink or FromFhir(datasets={})
     with no_gc():
-        return Converter(specs, ct, sdtm_specs, validate).convert(items, sink)
+        return Converter(specs, ct, sdtm_specs, validate, strict).convert(items, sink)
 
 
 def convert_path(
@@ -466,13 +472,14 @@ def convert_path(
     ct: Terminology | None = None,
     sdtm_specs: Mapping[str, DatasetSpec] | None = None,
     validate: bool = True,
+    strict: bool = False,
 ) -> FromFhir:
     """The whole input under ``path`` converted at once (see :mod:`converter.fhir.fhir_input` for what it reads)."""
     sink = FromFhir(datasets={})
     with no_gc():
         items = read_input(path, sink)
     sink.problems.extend(check_ids(items))
-    return fhir_to_sdtm(items, specs, ct, sdtm_specs, validate, sink)
+    return fhir_to_sdtm(items, specs, ct, sdtm_specs, validate, sink, strict)
 
 
 def parse_items(named: Mapping[str, bytes]) -> tuple[list[Located], FromFhir]:

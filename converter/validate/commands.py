@@ -19,6 +19,7 @@ def validate_command(
     meddra: Path | None = None,
     spec: Path | None = None,
     progress: Tick = no_progress,
+    strict: bool = False,
 ) -> int:
     """0 when no errors were found (with ``fail_on="warning"``: no errors and no warnings), else 1.
 
@@ -26,7 +27,8 @@ def validate_command(
     when it is None. ``meddra``: the MedAscii folder of a MedDRA release; AE's terms and codes are checked
     against it. ``spec``: the specs of the spec level (else the package's define.xml; without either, only the
     standard level runs). A missing folder, a bad ``fail_on``, a bad dictionary or a bad spec folder is an input
-    error (exit code 2). ``progress``: ticked per step (the rules, the reports).
+    error (exit code 2). ``progress``: ticked per step (the rules, the reports). ``strict``: FHIR resources
+    checked with the R4B models rather than the fast structure check.
     """
     from converter.io.package_kind import expect_kind
     from converter.validate.folder import validate_folder
@@ -42,7 +44,7 @@ def validate_command(
 
         MeddraDictionary.read(meddra)  # a bad dictionary is an input error (exit 2) before any rule runs
     progress(0, total=2, step=f"rules on {folder.name}")
-    findings = validate_folder(folder, meddra=meddra, spec_dir=spec)
+    findings = validate_folder(folder, meddra=meddra, spec_dir=spec, strict=strict)
     progress(step="reports")
     echo(f"inoconv validate: {folder}")
     echo(render_table(findings))

@@ -259,13 +259,14 @@ FHIR_RULES = {
 }
 
 
-def check_fhir(folder: Path, root: Path | None = None) -> list[Finding]:
-    """R4 model validation, references, identifiers and ids of every resource under ``folder``."""
+def check_fhir(folder: Path, root: Path | None = None, strict: bool = False) -> list[Finding]:
+    """R4 validation (the fast structure check; ``strict``: the R4B models), references, identifiers and ids of
+    every resource under ``folder``."""
     from converter.fhir.resource_checks import validate_fhir_folder
 
     root = root or folder
     try:
-        problems = validate_fhir_folder(folder)
+        problems = validate_fhir_folder(folder, strict)
     except Exception as exc:  # the check could not run: an error finding, not a pass
         msg = f"FHIR validation could not run: {type(exc).__name__}: {exc}"
         return [finding("INO-FHIR-005", "", message=msg, file=relative(folder, root))]
@@ -321,10 +322,12 @@ def validate_folder(
     meddra: Path | None = None,
     spec_dir: Path | None = None,
     families: tuple[str, ...] = FAMILIES,
+    strict: bool = False,
 ) -> list[Finding]:
     """Every rule family that applies to ``folder``. SDTM: the standard level always; the spec level against
     ``spec_dir``, else the package's define.xml, else none (:mod:`converter.validate.levels`). ADaM: the standard
-    level (ADaMIG 1.3, OCCDS 1.1, CDISC CT) and the ADaM rules with the project's ADaM specs.
+    level (ADaMIG 1.3, OCCDS 1.1, CDISC CT) and the ADaM rules with the project's ADaM specs. FHIR: the fast
+    structure check (``strict``: the R4B models), references, identifiers, codings.
 
     ``families``: only these of :data:`FAMILIES` (``inoconv run`` checks FHIR and the round trip beside the rest).
     The findings of calls with families that share none, put together in the order of :data:`FAMILIES`, are those
@@ -362,7 +365,7 @@ def validate_folder(
         out += adam_pkg.with_files(merge_levels(adam_specific, adam_standard))
         out += check_define(adam_pkg, adam_specs)
     if "fhir" in parts and "fhir" in families:
-        out += check_fhir(parts["fhir"], folder)
+        out += check_fhir(parts["fhir"], folder, strict)
     if roundtrip and "sdtm" in parts and "roundtrip" in families:
         out += check_roundtrip(parts["sdtm"], sdtm_pkg or _files_only(parts["sdtm"], folder))
     return out
