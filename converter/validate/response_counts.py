@@ -62,42 +62,58 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
         return []
     if not {"LBTESTCD", "LBSTRESN", "LBDTC", "USUBJID"} <= set(lb.columns):
         return []
-    rs = rs.reset_index(drop=True)
-    cats = _text(rs["RSSTRESC"])
+    n = len(rs)
+    cats = pd.Series(text_values(rs["RSSTRESC"]), dtype=object)  # by row position, as every array below
     is_resp = cats.isin(list(CRITERIA)).to_numpy(dtype=bool)
     if not is_resp.any():
         return []
-    resp = rs[is_resp].copy()
-    resp["__d"] = pd.to_datetime(_text(resp["RSDTC"]).str[:10], errors="coerce", format="%Y-%m-%d")
+    rsdtc = text_values(rs["RSDTC"])
+    at = np.flatnonzero(is_resp)  # only the columns the check reads are taken
+    resp = pd.DataFrame({"USUBJID": rs["USUBJID"].to_numpy(dtype=object)[at], "__d": _day(rsdtc[at]).to_numpy()},
+                        index=at)  # fmt: skip
     resp = resp[resp["__d"].notna()]
-    lab = lb[_text(lb["LBTESTCD"]).isin(["NEUT", "PLAT"]).to_numpy(dtype=bool)].copy()
-    if "LBSTRESU" in lab.columns:
-        unit = _text(lab["LBSTRESU"])
-        lab = lab[(unit.isna() | unit.isin(list(_UNITS))).to_numpy(dtype=bool)]
-    lab["__d"] = pd.to_datetime(_text(lab["LBDTC"]).str[:10], errors="coerce", format="%Y-%m-%d")
-    lab["__v"] = pd.to_numeric(lab["LBSTRESN"], errors="coerce")
+    tests = text_values(lb["LBTESTCD"])
+    keep = pd.Series(tests, dtype=object).isin(["NEUT", "PLAT"]).to_numpy(dtype=bool)
+    if "LBSTRESU" in lb.columns:
+        unit = pd.Series(text_values(lb["LBSTRESU"]), dtype=object)
+        keep &= (unit.isna() | unit.isin(list(_UNITS))).to_numpy(dtype=bool)
+    rows = np.flatnonzero(keep)
+    lab = pd.DataFrame({
+        "USUBJID": lb["USUBJID"].to_numpy(dtype=object)[rows],
+        "__d": _day(text_values(lb["LBDTC"])[rows]).to_numpy(),
+        "__v": pd.to_numeric(lb["LBSTRESN"].iloc[rows], errors="coerce").to_numpy(),
+        "LBTESTCD": tests[rows],
+    })  # fmt: skip
     lab = lab[lab["__d"].notna() & lab["__v"].notna()]
-    lab["LBTESTCD"] = _text(lab["LBTESTCD"])
-    dated = np.zeros(len(rs), dtype=bool)
+    dated = np.zeros(n, dtype=bool)
     dated[resp.index.to_numpy()] = True
+    positions = pd.RangeIndex(n)
     out: list[Finding] = []
     for test in ("NEUT", "PLAT"):
-        value = _nearest(resp, lab, test).reindex(rs.index)
+        value = _nearest(resp, lab, test).reindex(positions)
         lo = pd.to_numeric(cats.map({c: b[test][0] for c, b in CRITERIA.items()}), errors="coerce").astype("float64")
         hi = pd.to_numeric(cats.map({c: b[test][1] for c, b in CRITERIA.items()}), errors="coerce").astype("float64")
         bounded = (lo.notna() | hi.notna()).to_numpy(dtype=bool)
         missing = dated & bounded & value.isna().to_numpy(dtype=bool)
         bad = dated & value.notna().to_numpy(dtype=bool) & (
             (lo.notna() & (value < lo)) | (hi.notna() & (value >= hi))).to_numpy(dtype=bool)  # fmt: skip
-        need = [(f">= {a:g}" if not np.isnan(a) else f"< {b:g}") for a, b in zip(lo, hi, strict=True)]
+        need = np.full(n, None, dtype=object)  # the criterion, written for the rows reported only
+        for i in np.flatnonzero(bad):
+            a, b = lo.iloc[i], hi.iloc[i]
+            need[i] = f">= {a:g}" if not np.isnan(a) else f"< {b:g}"
         out += row_findings(
             "INO-SDTM-062", "RS", "RSSTRESC", rs, missing,
             "{c} on {d}: no {t} count in LB within {w} days of the response",
-            c=cats, d=_text(rs["RSDTC"]), t=[test] * len(rs), w=[WINDOW_DAYS] * len(rs),
+            c=cats, d=rsdtc, t=np.full(n, test, dtype=object), w=np.full(n, WINDOW_DAYS, dtype=object),
         )  # fmt: skip
         out += row_findings(
             "INO-SDTM-063", "RS", "RSSTRESC", rs, bad,
             "{c} on {d}: the nearest {t} count is {v} x 10^9/L; {c} needs {t} {n}",
-            c=cats, d=_text(rs["RSDTC"]), t=[test] * len(rs), v=value.round(2), n=need,
+            c=cats, d=rsdtc, t=np.full(n, test, dtype=object), v=value.round(2), n=need,
         )  # fmt: skip
     return out
+
+
+def _day(texts: np.ndarray) -> pd.Series:
+    """ISO 8601 texts -> the date of their first 10 characters (NaT where none)."""
+    return pd.to_datetime(pd.Series(texts, dtype=object).str[:10], errors="coerce", format="%Y-%m-%d")
