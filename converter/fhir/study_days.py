@@ -24,9 +24,11 @@ def study_days(dm: pd.DataFrame, df: pd.DataFrame, dtc: str) -> list[int | None]
     if "RFSTDTC" not in dm.columns or "USUBJID" not in dm.columns or dtc not in df.columns:
         return [None] * len(df)
     ref = {u: _day(r) for u, r in zip(dm["USUBJID"], dm["RFSTDTC"], strict=True)}
+    dates = df[dtc].tolist()
+    day = {d: _day(d) for d in set(dates)}  # dates repeat: each distinct one parsed once
     vals: list[int | None] = []
-    for u, d in zip(df["USUBJID"], df[dtc], strict=True):
-        r0, d0 = ref.get(u), _day(d)
+    for u, d in zip(df["USUBJID"].tolist(), dates, strict=True):
+        r0, d0 = ref.get(u), day[d]
         if r0 is None or d0 is None:
             vals.append(None)
         else:
