@@ -23,6 +23,11 @@ PATH_SETS = [
     ["category[coding.system=o].coding[system=o].code", "category[coding.system=c]", "category[coding.system=d]"],
     ["suspectEntity[0].instance.display", "suspectEntity[0].causality[0].assessment", "suspectEntity[2].x"],
     ["a[k=1]", "a[k=2]", "a[k=1]", "b.c", "b"],
+    # one list reached by selectors of different keys, or by position then by selector (items never mistaken)
+    ["category[coding.system=o].coding[system=o].code", "category[id=c].text", "category[id=d].text",
+     "category[coding.system=o].coding[system=o].display"],
+    ["identifier[0].value", "identifier[1].system", "identifier[use=s].value", "identifier[use=s].system"],
+    ["extension[url=a].valueString", "extension[k=z].v", "extension[url=b].extension[url=x].valueString"],
 ]  # fmt: skip
 
 
@@ -68,6 +73,18 @@ def test_unsupported_paths_fall_back() -> None:
     assert compile_rows([Entry(parse_path("identifier[0]")), Entry(parse_path("identifier[system=x].value"))]) is None
     # a node written, then gone below
     assert compile_rows([Entry(parse_path("code")), Entry(parse_path("code.text"))]) is None
+    # an item reached by position after a selector may have added one (the position depends on the values)
+    assert (
+        compile_rows([Entry(parse_path("identifier[use=s].value")), Entry(parse_path("identifier[0].value"))]) is None
+    )
+    # a selector that may find the item another selector made (it has a coding), or an item written as a whole
+    mixed = ["category[id=c].coding[system=o].code", "category[coding.system=o].text"]
+    assert compile_rows([Entry(parse_path(p)) for p in mixed]) is None
+    assert (
+        compile_rows([Entry(parse_path("category[id=c]")), Entry(parse_path("category[coding.system=o].text"))]) is None
+    )
+    # the mixed lists the specs use compile
+    assert compile_rows([Entry(parse_path(p)) for p in PATH_SETS[6]]) is not None
 
 
 def test_ndjson_partition_is_the_ndjson_of_the_folder(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ class _Node:
     list_var: str | None = None  # items of a list: the list's local variable
     descents: list[int] = field(default_factory=list)  # entries going below this node
     assigns: list[int] = field(default_factory=list)  # entries writing at this node
+    depth: int = 0  # the index of its step in the paths
 
 
 def literal(value: Any) -> str | None:
@@ -102,6 +103,8 @@ class _Compiler:
         self.nodes: dict[tuple[int, Step], _Node] = {}
         self.lists: dict[tuple[int, str], tuple[str, str | None, str]] = {}  # -> (kind, key, var)
         self.plains: set[tuple[int, str]] = {(id(self.root), k) for k in root_keys}
+        self.items: dict[tuple[int, str], list[_Node]] = {}  # list -> the nodes that are its items
+        self.mixed: set[tuple[int, str]] = set()  # lists reached by steps of different kinds
         self.order: list[_Node] = []
         self.leaves: list[_Node] = []
         for i, e in enumerate(entries):
@@ -114,6 +117,8 @@ class _Compiler:
             leaf = self._child(node, e.path.steps[-1])
             leaf.assigns.append(i)
             self.leaves.append(leaf)
+        for pk in self.mixed:
+            self._check_mixed(self.items[pk])
         for n in self.order:
             if n.descents and n.assigns and max(n.descents) > min(n.assigns):
                 raise _Unsupported(f"{n.step}: written before a path goes below it")
@@ -121,6 +126,43 @@ class _Compiler:
             kind, key = _kind(n.step)
             if n.assigns and kind == "simple" and any(entries[i].dict_selector_key for i in n.assigns):
                 raise _Unsupported(f"{n.step}: a dict value holds the selector key {key}")
+
+    def _check_mixed(self, nodes: list[_Node]) -> None:
+        """A list reached by selectors of different keys, or by position and by selector: the setters find an
+        item by scanning the list, the program by the step that made it. They agree when no selector can match
+        an item another step made (nothing is written at the items themselves, and the keys any item can hold
+        are its selector's and the first steps of the paths below it), and when every item reached by position
+        is reached before any selector adds an item."""
+        if any(n.assigns for n in nodes):
+            raise _Unsupported("a value written at an item of a list reached by different kinds of step")
+        by_position = [i for n in nodes if _kind(n.step)[0] == "index" for i in n.descents]  # type: ignore[arg-type]
+        by_selector = [i for n in nodes if _kind(n.step)[0] != "index" for i in n.descents]  # type: ignore[arg-type]
+        if by_position and by_selector and max(by_position) > min(by_selector):
+            raise _Unsupported("an item reached by position after a selector added one")
+        keys = {id(n): self._item_keys(n) for n in nodes}
+        for b in nodes:
+            assert b.step is not None
+            if b.step.index is not None:
+                continue
+            for a in nodes:
+                if a is not b and self._may_match(b.step, a, keys[id(a)]):
+                    raise _Unsupported(f"{b.step} may find the item {a.step} made")
+
+    def _item_keys(self, node: _Node) -> set[str]:
+        assert node.step is not None
+        keys = {k for k, _v in node.step.select if "." not in k}
+        keys |= {self.entries[i].path.steps[node.depth + 1].name for i in node.descents}
+        return keys
+
+    @staticmethod
+    def _may_match(st: Step, other: _Node, other_keys: set[str]) -> bool:
+        assert other.step is not None
+        fixed = {k: v for k, v in other.step.select if "." not in k}
+        for k, want in st.select:
+            head = k.split(".")[0]
+            if head not in other_keys or (k in fixed and fixed[k] != want):
+                return False  # a key the other item never has, or holds with another value
+        return True
 
     def _child(self, parent: _Node, st: Step) -> _Node:
         got = self.nodes.get((id(parent), st))
@@ -140,12 +182,26 @@ class _Compiler:
             if have is None:
                 have = self.lists[pk] = (kind, key, f"l{len(self.lists)}")
             elif have[:2] != (kind, key):
-                raise _Unsupported(f"{st.name}: list reached by different kinds of step")
+                self.mixed.add(pk)
             list_var = have[2]
-        node = _Node(f"n{len(self.nodes)}", parent, st, list_var)
+        node = _Node(f"n{len(self.nodes)}", parent, st, list_var, depth=0 if parent.step is None else parent.depth + 1)
         self.nodes[(id(parent), st)] = node
+        if list_var is not None:
+            self.items.setdefault(pk, []).append(node)
         self.order.append(node)
         return node
+
+    def as_is(self) -> tuple[bool, ...]:
+        """Per entry: is a dict value written as it is? True where the entry alone writes its node and nothing
+        goes below it, and the write tests nothing of the value (no merge into an earlier node, no selector key
+        added): there, like any value that is not a dict, only whether it is present shapes the rest."""
+        out: list[bool] = []
+        for i, leaf in enumerate(self.leaves):
+            assert leaf.step is not None
+            kind, _key = _kind(leaf.step)
+            only = leaf.assigns == [i] and not leaf.descents
+            out.append(only and (kind in ("plain", "index") or not _pairs(leaf.step)))
+        return tuple(out)
 
     # -- code ------------------------------------------------------------------------------------------------------
     # Each local (node or list) is, at a given entry, surely unset (no earlier entry touched it), surely set (an
@@ -338,3 +394,15 @@ def compile_rows(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset
     prog.__doc__ = code
     _CACHE[key] = prog
     return prog
+
+
+_AS_IS: dict[Any, tuple[bool, ...] | None] = {}
+
+
+def dicts_as_is(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset()) -> tuple[bool, ...] | None:
+    """Per entry, whether the row program writes a dict value as it is (see :meth:`_Compiler.as_is`): where it
+    does not, the value's content decides what the row becomes. ``None`` when :func:`compile_rows` is ``None``."""
+    key = (root_keys, tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, e.shared) for e in entries))
+    if key not in _AS_IS:
+        _AS_IS[key] = None if compile_rows(entries, root_keys) is None else _Compiler(entries, root_keys).as_is()
+    return _AS_IS[key]

@@ -75,13 +75,13 @@ def _flat(template: JsonDict) -> bool:
 
 
 def _selector_checked(e: Entry, col: list[Any] | None) -> Entry:
-    """The entry, flagged when a dict value holds the key of its last (selector) step: the item would then not
-    be the one the selector finds again."""
+    """The entry, flagged when a dict value holds the key of its last (selector) step with another value than
+    the selector's: the item would then not be the one the selector finds again."""
     last = e.path.last
     if col is None or last is None or len(last.select) != 1 or "." in last.select[0][0]:
         return e
-    key = last.select[0][0]
-    if any(type(v) is dict and key in v for v in col):
+    key, want = last.select[0]
+    if any(type(v) is dict and key in v and v[key] != want for v in col):
         return replace(e, dict_selector_key=True)
     return e
 
