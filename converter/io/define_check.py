@@ -160,8 +160,10 @@ def _coded_values(cl: etree._Element) -> set[str] | None:
 
 
 def _values_as_text(col: pd.Series) -> list[str]:
+    """The distinct values of ``col`` as define.xml writes them, missing ones left out (the checks here need the
+    longest and the set of values, so each distinct value is converted once, not each row)."""
     out: list[str] = []
-    for v in col.to_numpy(dtype=object):
+    for v in pd.unique(col.to_numpy(dtype=object)):
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v == "":
             continue
         out.append(value_text(v))

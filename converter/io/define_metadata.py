@@ -245,9 +245,10 @@ def numeric_lengths(col: pd.Series | None, var_type: str) -> tuple[int | None, i
     finite = values[np.isfinite(values)]
     if not len(finite):
         return None, None
+    distinct = np.unique(finite).tolist()  # the maxima below need each value once
     if var_type == "integer":
-        return max(len(str(abs(int(v)))) for v in finite.tolist()), None
-    digits = [number_digits(v) for v in finite.tolist()]
+        return max(len(str(abs(int(v)))) for v in distinct), None
+    digits = [number_digits(v) for v in distinct]
     return max(d[0] for d in digits), max(d[1] for d in digits)
 
 
