@@ -83,7 +83,7 @@ def test_adsl_arm_treatment_codes_end_of_study_and_death_flag(adam: AdamResult,
     treated = adsl["ACTARMCD"] == "INO-MHCVD"
     assert (adsl.loc[treated, "TRT01AN"] == 1).all() and adsl.loc[~treated, "TRT01AN"].isna().all()
     ds = sdtm["DS"]
-    eos = ds[ds["DSSCAT"] == "END OF STUDY"].set_index("USUBJID")["DSSTDTC"]
+    eos = ds[ds["DSSCAT"] == "STUDY PARTICIPATION"].set_index("USUBJID")["DSSTDTC"]
     eos_days = (pd.to_datetime(eos) - pd.Timestamp("1960-01-01")).dt.days
     assert (adsl.loc[eos.index, "EOSDT"] == eos_days).all()
     assert adsl.loc[adsl["EOSSTT"] == "ONGOING", "EOSDT"].isna().all()

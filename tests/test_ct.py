@@ -32,7 +32,7 @@ SDTM_CODELISTS = {
 }  # fmt: skip
 ADAM_CODELISTS = {"DATEFL", "TIMEFL", "DTYPE", "PARAMTYP", "SBJTSTAT"}
 SPONSOR_CODELISTS = {
-    "REL", "DONOR", "PHSTAT", "CYTOGEN", "SALVLN", "MRDRES", "RSCAT", "RELSITE", "FUSTAT", "PRCAT",
+    "REL", "DONOR", "PHSTAT", "CYTOGEN", "SALVLN", "MRDRES", "RELSITE", "FUSTAT", "PRCAT",
     "TTEPRMCD", "TTEPARM", "RSPRMCD", "RSPARM", "AGEGR1", "SALVGR1", "EVNTDESC", "CNSDTDSC", "MHCAT", "CMCAT",
 }  # fmt: skip
 
@@ -47,12 +47,11 @@ SPONSOR_EXTENSIONS = {
     "LBTESTCD": {"MRD", "MRDLVL", "CD22"},
     "LBTEST": {"Minimal Residual Disease", "Minimal Residual Disease Level", "CD22 Expression on Blasts"},
     "ONCRSR": {"CRp", "MCR", "RELAPSE"},
+    "ONCRSCAT": {"MD ANDERSON ALL RESPONSE CRITERIA"},
 }
 # Not terms of SDTM CT 2022-03-25 (the newest package text read), so their codes are unconfirmed.
 UNCONFIRMED = {
     "TCNTRL": {"HISTORICAL"},
-    "TSPARMCD": {"ONGOSIND"},
-    "TSPARM": {"Ongoing Study Indicator"},
 }
 
 
@@ -344,3 +343,31 @@ def test_spec_codelist_references_resolve(ct: Terminology) -> None:
             if cid not in ct.codelists:
                 missing.add(f"{p.relative_to(ROOT)}:{cid}")
     assert not missing, sorted(missing)
+
+
+def test_terms_agree_with_the_shipped_ct_package(ct: Terminology) -> None:
+    """Every CDISC codelist of the study CT that the shipped CT 2024-03-29 (converter/spec/cdisc-ct-2024-03-29.yaml,
+    the NCI EVS export) also holds: same extensibility, each term's C-code that of the package (a concept recoded
+    after an older package, such as EPOCH SCREENING C48262 -> C202487, fails here), and a term the package lacks
+    only as an allow-listed sponsor extension of an extensible codelist."""
+    package = yaml.safe_load((ROOT / "converter" / "spec" / "cdisc-ct-2024-03-29.yaml").read_text(encoding="utf-8"))
+    shipped = package["codelists"]
+    problems, compared = [], 0
+    for cid, cl in ct.codelists.items():
+        if cl.code not in shipped:
+            continue
+        compared += 1
+        ref = shipped[cl.code]
+        codes = {str(sub): code for code, sub in ref["terms"]}
+        if cl.extensible != bool(ref["extensible"]):
+            problems.append(f"{cid}: extensible {cl.extensible}, the package says {ref['extensible']}")
+        for t in cl.terms:
+            if t.submission in codes:
+                if t.code not in (None, codes[t.submission]):
+                    problems.append(f"{cid}.{t.submission}: {t.code}, the package has {codes[t.submission]}")
+                elif t.code is None:
+                    problems.append(f"{cid}.{t.submission}: no code, the package has {codes[t.submission]}")
+            elif t.submission not in SPONSOR_EXTENSIONS.get(cid, set()):
+                problems.append(f"{cid}.{t.submission}: not a term of {cl.code} and not a listed sponsor extension")
+    assert compared >= 20, f"only {compared} codelists compared: the shipped package was not read as expected"
+    assert not problems, problems
