@@ -1,6 +1,7 @@
 """Column helpers of the FHIR builder (:mod:`converter.fhir.to_fhir`): SDTM columns as Python values or text,
-row filters, identifier templates rendered a whole column at once, a row's label for problems, and the SDTM
-datasets cut into groups of subjects (:func:`subject_partitions`).
+row filters, identifier templates rendered a whole column at once, a row's label for problems, the SDTM
+datasets cut into groups of subjects (:func:`subject_partitions`), and the rows of a child group linked to their
+parent rows (:func:`link_children`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.fhir.mapping import Template
+from converter.errors import Problem, problem
+from converter.fhir.mapping import ChildSpec, SourceSpec, Template
 from converter.fhir.transforms import as_text
 from converter.spec.expr import Expr, evaluate_mask, filter_rows
 
@@ -151,3 +153,63 @@ def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Itera
             if idx:
                 part[name] = datasets[name].iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
         yield part
+
+
+def link_children(
+    child: ChildSpec, source: SourceSpec, parent: pd.DataFrame, cdf: pd.DataFrame
+) -> tuple[list[int | None], list[Problem]]:
+    """The parent row of each child row (``None``, reported, when there is none), and those reports."""
+    problems: list[Problem] = []
+
+    def orphan(i: int, msg: str) -> None:
+        label = row_label(cdf, i, ["USUBJID", "IDVAR", "IDVARVAL", "QNAM", "TSPARMCD", "DSSEQ"])
+        problems.append(problem(child.dataset, label, "", "", "fhir-link", f"not carried to FHIR: {msg}"))
+
+    n = len(cdf)
+    out: list[int | None] = [None] * n
+    ptype = source.dataset or "study"
+    if child.supp:
+        usub_p = [as_text(v) for v in column_values(parent, "USUBJID")] if "USUBJID" in parent.columns else []
+        usub_c = [as_text(v) for v in column_values(with_columns(cdf, ["USUBJID"]), "USUBJID")]
+        cdf2 = with_columns(cdf, ["IDVAR", "IDVARVAL"])
+        idvar = [as_text(v) for v in column_values(cdf2, "IDVAR")]
+        idval = [as_text(v) for v in column_values(cdf2, "IDVARVAL")]
+        by_subject: dict[str, list[int]] = {}
+        for j, u in enumerate(usub_p):
+            if u is not None:
+                by_subject.setdefault(u, []).append(j)
+        index: dict[str, dict[tuple[str, str], int]] = {}
+        for i in range(n):
+            u = usub_c[i]
+            rows = by_subject.get(u or "", [])
+            if idvar[i] is None:
+                if len(rows) == 1:
+                    out[i] = rows[0]
+                elif len(rows) > 1:
+                    orphan(i, f"IDVAR is empty but {ptype} has {len(rows)} rows for the subject")
+                    continue
+            else:
+                iv = idvar[i]
+                assert iv is not None
+                if iv not in parent.columns:
+                    orphan(i, f"IDVAR {iv} is not a variable of {ptype}")
+                    continue
+                if iv not in index:
+                    vals = [as_text(v) for v in column_values(parent, iv)]
+                    index[iv] = {(a, b): j for j, (a, b) in enumerate(zip(usub_p, vals, strict=True)) if a and b}
+                out[i] = index[iv].get((u or "", idval[i] or ""))
+            if out[i] is None:
+                orphan(i, f"no {ptype} row of the subject with {idvar[i]} = {idval[i]}")
+        return out, problems
+    pkeys = list(child.link.values())
+    ckeys = list(child.link.keys())
+    pcols = [[as_text(v) for v in column_values(with_columns(parent, pkeys), k)] for k in pkeys]
+    ccols = [[as_text(v) for v in column_values(with_columns(cdf, ckeys), k)] for k in ckeys]
+    pindex: dict[tuple[str | None, ...], int] = {}
+    for j in range(len(parent)):
+        pindex.setdefault(tuple(c[j] for c in pcols), j)
+    for i in range(n):
+        out[i] = pindex.get(tuple(c[i] for c in ccols))
+        if out[i] is None:
+            orphan(i, f"no {ptype} row with {', '.join(ckeys)} = {', '.join(str(c[i]) for c in ccols)}")
+    return out, problems

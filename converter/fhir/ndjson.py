@@ -55,6 +55,14 @@ class NdjsonWriter:
         self.close()
 
 
+def _lines(rs: list[Resource]) -> bytes:
+    """The resources' NDJSON, each line ending in a newline: the lines made as text, the dicts through orjson."""
+    dumps = orjson.dumps
+    lines = [r.line if r.line is not None else dumps(r.body) for r in rs]
+    lines.append(b"")  # the last newline
+    return b"\n".join(lines)
+
+
 def ndjson_chunks(result: FhirResult) -> dict[str, bytes]:
     """Each type's NDJSON lines (type -> bytes, every line ending in a newline), by subject (study-level first),
     then in build order; the references must already be in NDJSON form."""
@@ -65,24 +73,22 @@ def ndjson_chunks(result: FhirResult) -> dict[str, bytes]:
             by_type[r.rtype] = [r]
         else:
             got.append(r)
-    dumps = orjson.dumps
-    newline = orjson.OPT_APPEND_NEWLINE
     out: dict[str, bytes] = {}
     for rtype, rs in by_type.items():
         subjects = [r.subject or "" for r in rs]
         if any(a > b for a, b in itertools.pairwise(subjects)):  # stable: build order within a subject
             rs = [rs[i] for i in sorted(range(len(rs)), key=subjects.__getitem__)]
-        out[rtype] = b"".join([dumps(r.body, option=newline) for r in rs])
+        out[rtype] = _lines(rs)
     return out
 
 
 def ndjson_lines(result: FhirResult) -> dict[str, bytes]:
     """The NDJSON files of a result in memory: type -> bytes."""
     result.refs.use("ndjson")
-    out: dict[str, list[bytes]] = {}
+    out: dict[str, list[Resource]] = {}
     for r in result.resources:
-        out.setdefault(r.rtype, []).append(orjson.dumps(r.body))
-    return {t: b"\n".join(lines) + b"\n" for t, lines in out.items()}
+        out.setdefault(r.rtype, []).append(r)
+    return {t: _lines(rs) for t, rs in out.items()}
 
 
 def read_ndjson(path: Path) -> Iterator[tuple[int, Any, str | None]]:

@@ -123,6 +123,7 @@ class Resource:
     value: str
     request: str  # conditional | id
     source: str
+    line: bytes | None = None  # made as text (Builder(text=True)): the NDJSON line, and ``body`` is empty
 
     @property
     def request_url(self) -> str:

@@ -20,12 +20,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.fhir.frame_values import (
     column_values,
     eval_mask,
+    link_children,
     query,
     render,
     row_label,
@@ -33,6 +35,7 @@ from converter.fhir.frame_values import (
     text_values,
     with_columns,
 )
+from converter.fhir.line_templates import Tail, row_lines
 from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, element_codelist
 from converter.fhir.path_setters import Cache, Setter3, compile_appender, compile_setter
 from converter.fhir.paths import FPath, Step
@@ -106,8 +109,10 @@ class Builder:
         specs: FhirSpecs,
         ct: Terminology | None = None,
         sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+        text: bool = False,
     ) -> None:
         self.specs = specs
+        self.text = text  # resources as NDJSON lines (Resource.line), not dicts
         self.sdtm_specs = sdtm_specs or {}
         self.ctx = TransformContext(
             ct=ct,
@@ -117,6 +122,8 @@ class Builder:
             ucum=specs.constants.get("UCUM", "http://unitsofmeasure.org"),
         )
         self.refs = RefTable()
+        if text:
+            self.refs.use("ndjson")
         self.problems: list[Problem] = []
         # columns read in this source: (what, id(frame), var) -> (frame, values); the frame kept so its id stays its
         self._memo: dict[tuple[str, int, str | Expr], tuple[pd.DataFrame, Any]] = {}
@@ -349,27 +356,74 @@ class Builder:
         m_systems: list[str] = systems  # type: ignore[assignment]  # made rows: never None
         m_values: list[str] = values  # type: ignore[assignment]
         uuids = resource_uuids(rtype, m_systems, m_values)
-        made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
         if source.level == "subject" and "USUBJID" in df.columns:
             subjects = list(self._texts(df, "USUBJID"))
             if rows is not None:
                 subjects = [subjects[i] for i in rows]
         else:
             subjects = [None] * len(made)
+        present = [False] * n
+        for i in made:
+            present[i] = True
+        groups = [(c, self._child(c, source, df, present, datasets)) for c in source.children
+                  if c.direction in ("both", "to_fhir")]  # fmt: skip
         request, name = source.request, source.name
-        out = [
+        lines = self._lines(rtype, plan, rows, made, uuids, groups) if self.text else None
+        if lines is not None:
+            return [
+                Resource(rtype, {}, u, subj, s, v, request, name, line)
+                for u, subj, s, v, line in zip(uuids, subjects, m_systems, m_values, lines, strict=True)
+            ]
+        made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
+        self._fill(made_bodies, plan, rows, _BODY_KEYS)
+        bodies: dict[int, JsonDict] = dict(zip(made, made_bodies, strict=True))  # by row of the source
+        for child, items in groups:
+            append = compile_appender(child.path) if child.mode == "list" else None
+            put = compile_setter(child.path) if child.mode == "first" else None
+            done: set[int] = set()
+            for p, item in items:
+                if append is not None:
+                    append(bodies[p], item, {})
+                elif put is not None and p not in done:
+                    put(bodies[p], item, {})
+                    done.add(p)
+        if self.text:  # paths the templates do not follow: the dicts, serialised
+            return [
+                Resource(rtype, {}, u, subj, s, v, request, name, orjson.dumps(body))
+                for body, u, subj, s, v in zip(made_bodies, uuids, subjects, m_systems, m_values, strict=True)
+            ]
+        return [
             Resource(rtype, body, u, subj, s, v, request, name)
             for body, u, subj, s, v in zip(made_bodies, uuids, subjects, m_systems, m_values, strict=True)
         ]
-        self._fill(made_bodies, plan, rows, _BODY_KEYS)
-        if source.children:
-            bodies: list[JsonDict | None] = [None] * n
-            for i, body in zip(made, made_bodies, strict=True):
-                bodies[i] = body
-            for child in source.children:
-                if child.direction in ("both", "to_fhir"):
-                    self._child(child, source, df, bodies, datasets)
-        return out
+
+    def _lines(
+        self,
+        rtype: str,
+        plan: list[tuple[Entry, list[Any] | None]],
+        rows: list[int] | None,
+        made: list[int],
+        uuids: list[str],
+        groups: list[tuple[ChildSpec, list[tuple[int, Any]]]],
+    ) -> list[bytes] | None:
+        """The resources' NDJSON lines from text templates (:mod:`converter.fhir.line_templates`); ``None``
+        where those do not follow the paths (then the dicts are built and serialised)."""
+        tails: list[Tail] = []
+        for child, items in groups:  # items of a child group: appended to a list at one plain step
+            steps = child.path.steps
+            if child.mode != "list" or len(steps) != 1 or not steps[0].plain:
+                return None
+            if any(e.path.steps == steps for e, _col in plan):
+                return None  # a value written where the items go: what it is decides
+            joined: dict[int, list[bytes]] = {}
+            for p, item in items:
+                joined.setdefault(p, []).append(orjson.dumps(item))
+            tails.append(Tail(steps[0].name, [b",".join(joined[i]) if i in joined else None for i in made]))
+        entries = [_selector_checked(e, col) for e, col in plan]
+        cols = [col if rows is None else [col[i] for i in rows] for _e, col in plan if col is not None]
+        root: JsonDict = {"resourceType": rtype, "id": None}
+        ids = [f'"{u}"'.encode() for u in uuids]
+        return row_lines(len(uuids), entries, cols, root, {"id": ids}, tails, _BODY_KEYS)
 
     # -- child rows riding on the resources of a source ----------------------------------------------------------
     def _child(
@@ -377,22 +431,24 @@ class Builder:
         child: ChildSpec,
         source: SourceSpec,
         parent: pd.DataFrame,
-        bodies: list[JsonDict | None],
+        present: list[bool],
         datasets: Mapping[str, pd.DataFrame],
-    ) -> None:
+    ) -> list[tuple[int, Any]]:
+        """The items of a child group, each with the parent row it goes to, in order (parents made only)."""
         if child.when_absent and child.when_absent in datasets and not datasets[child.when_absent].empty:
-            return
+            return []
         cdf = datasets.get(child.dataset)
         if cdf is None or cdf.empty:
-            return
+            return []
         cdf = query(cdf, child.where)
         if child.distinct:
             cols = list(dict.fromkeys([*child.link, *child.distinct]))
             cdf = with_columns(cdf, cols)[cols].drop_duplicates()
         cdf = cdf.reset_index(drop=True)
         if cdf.empty:
-            return
-        parents = self._link(child, source, parent, cdf)
+            return []
+        parents, orphans = link_children(child, source, parent, cdf)
+        self.problems.extend(orphans)
         keys = ["USUBJID", "IDVAR", "IDVARVAL", "QNAM", *child.link, *child.distinct]
         keys = [k for k in dict.fromkeys(keys) if k in cdf.columns][:4]
 
@@ -400,9 +456,18 @@ class Builder:
             return row_label(cdf, i, keys)
 
         template = dict(child.item) if child.item else {}
+        rows = [i for i, p in enumerate(parents) if p is not None and present[p]]
         if literal(template) is not None:
-            self._child_rows(child, cdf, parents, bodies, template, label)
-            return
+            items = self._child_rows(child, cdf, parents, rows, template, label)
+        else:
+            items = self._child_items(child, cdf, rows, template, label)
+        return [(p, item) for p, item in zip((parents[i] for i in rows), items, strict=True)
+                if not (item == {} or (isinstance(item, dict) and item == template)) and p is not None]  # fmt: skip
+
+    def _child_items(
+        self, child: ChildSpec, cdf: pd.DataFrame, rows: list[int], template: JsonDict, label: Callable[[int], str]
+    ) -> list[Any]:
+        """Child items from a template that is not plain JSON: the setters, value by value."""
         plan: list[tuple[Setter3, list[Any]]] = []
         for el in child.elements:
             if not el.to_fhir:
@@ -416,40 +481,26 @@ class Builder:
             for e, col in self._with_fallback(_item_path(el.path), frags, fwd.originals, el.path):
                 assert col is not None
                 plan.append((compile_setter(e.path), col))
-        append = compile_appender(child.path) if child.mode == "list" else None
-        put = compile_setter(child.path) if child.mode == "first" else None
-        done: set[int] = set()
-        for i in range(len(cdf)):
-            p = parents[i]
-            if p is None:
-                continue
-            body = bodies[p]
-            if body is None:
-                continue
+        items: list[Any] = []
+        for i in rows:
             holder: JsonDict = {"item": json_copy(template)}
             cache: Cache = {}
             for setter, vals in plan:
                 val = vals[i]
                 if val is not None:
                     setter(holder, val, cache)
-            item = holder["item"]
-            if item == {} or (isinstance(item, dict) and item == template):
-                continue
-            if append is not None:
-                append(body, item, {})
-            elif put is not None and p not in done:
-                put(body, item, {})
-                done.add(p)
+            items.append(holder["item"])
+        return items
 
     def _child_rows(
         self,
         child: ChildSpec,
         cdf: pd.DataFrame,
         parents: list[int | None],
-        bodies: list[JsonDict | None],
+        rows: list[int],
         template: JsonDict,
         label: Callable[[int], str],
-    ) -> None:
+    ) -> list[Any]:
         """Child items built from a plain JSON template, column-wise (see :meth:`_fill`)."""
         plan: list[tuple[Entry, list[Any] | None]] = []
         for el in child.elements:
@@ -457,87 +508,13 @@ class Builder:
                 plan.extend(self._entries(el, el.path, cdf, child.dataset, label))
         if any(not e.path.steps for e, _col in plan):  # a value that is the item itself
             holder_plan = [(replace(e, path=_item_path(e.path)), col) for e, col in plan]
-            rows = [i for i, p in enumerate(parents) if p is not None and bodies[p] is not None]
             holders: list[JsonDict] = [{"item": json_copy(template)} for _ in rows]
             self._fill(holders, holder_plan, rows, frozenset({"item"}))
-            items: list[Any] = [h["item"] for h in holders]
-        else:
-            rows = [i for i, p in enumerate(parents) if p is not None and bodies[p] is not None]
-            copy_of = dict if _flat(template) else json_copy
-            items = [copy_of(template) for _ in rows]
-            self._fill(items, plan, rows if len(rows) < len(parents) else None, frozenset(template))
-        append = compile_appender(child.path) if child.mode == "list" else None
-        put = compile_setter(child.path) if child.mode == "first" else None
-        done: set[int] = set()
-        for i, item in zip(rows, items, strict=True):
-            if item == {} or (isinstance(item, dict) and item == template):
-                continue
-            p = parents[i]
-            assert p is not None
-            body = bodies[p]
-            assert body is not None
-            if append is not None:
-                append(body, item, {})
-            elif put is not None and p not in done:
-                put(body, item, {})
-                done.add(p)
-
-    def _link(self, child: ChildSpec, source: SourceSpec, parent: pd.DataFrame, cdf: pd.DataFrame) -> list[int | None]:
-        """The parent row of each child row (``None``, reported, when there is none)."""
-        n = len(cdf)
-        out: list[int | None] = [None] * n
-        ptype = source.dataset or "study"
-        if child.supp:
-            usub_p = [as_text(v) for v in column_values(parent, "USUBJID")] if "USUBJID" in parent.columns else []
-            usub_c = [as_text(v) for v in column_values(with_columns(cdf, ["USUBJID"]), "USUBJID")]
-            cdf2 = with_columns(cdf, ["IDVAR", "IDVARVAL"])
-            idvar = [as_text(v) for v in column_values(cdf2, "IDVAR")]
-            idval = [as_text(v) for v in column_values(cdf2, "IDVARVAL")]
-            by_subject: dict[str, list[int]] = {}
-            for j, u in enumerate(usub_p):
-                if u is not None:
-                    by_subject.setdefault(u, []).append(j)
-            index: dict[str, dict[tuple[str, str], int]] = {}
-            for i in range(n):
-                u = usub_c[i]
-                rows = by_subject.get(u or "", [])
-                if idvar[i] is None:
-                    if len(rows) == 1:
-                        out[i] = rows[0]
-                    elif len(rows) > 1:
-                        self._orphan(child, cdf, i, f"IDVAR is empty but {ptype} has {len(rows)} rows for the subject")
-                        continue
-                else:
-                    iv = idvar[i]
-                    assert iv is not None
-                    if iv not in parent.columns:
-                        self._orphan(child, cdf, i, f"IDVAR {iv} is not a variable of {ptype}")
-                        continue
-                    if iv not in index:
-                        vals = [as_text(v) for v in column_values(parent, iv)]
-                        index[iv] = {(a, b): j for j, (a, b) in enumerate(zip(usub_p, vals, strict=True)) if a and b}
-                    out[i] = index[iv].get((u or "", idval[i] or ""))
-                if out[i] is None:
-                    self._orphan(child, cdf, i, f"no {ptype} row of the subject with {idvar[i]} = {idval[i]}")
-            return out
-        pkeys = list(child.link.values())
-        ckeys = list(child.link.keys())
-        pcols = [[as_text(v) for v in column_values(with_columns(parent, pkeys), k)] for k in pkeys]
-        ccols = [[as_text(v) for v in column_values(with_columns(cdf, ckeys), k)] for k in ckeys]
-        pindex: dict[tuple[str | None, ...], int] = {}
-        for j in range(len(parent)):
-            pindex.setdefault(tuple(c[j] for c in pcols), j)
-        for i in range(n):
-            out[i] = pindex.get(tuple(c[i] for c in ccols))
-            if out[i] is None:
-                self._orphan(
-                    child, cdf, i, f"no {ptype} row with {', '.join(ckeys)} = {', '.join(str(c[i]) for c in ccols)}"
-                )
-        return out
-
-    def _orphan(self, child: ChildSpec, cdf: pd.DataFrame, i: int, msg: str) -> None:
-        label = row_label(cdf, i, ["USUBJID", "IDVAR", "IDVARVAL", "QNAM", "TSPARMCD", "DSSEQ"])
-        self.problems.append(problem(child.dataset, label, "", "", "fhir-link", f"not carried to FHIR: {msg}"))
+            return [h["item"] for h in holders]
+        copy_of = dict if _flat(template) else json_copy
+        items = [copy_of(template) for _ in rows]
+        self._fill(items, plan, rows if len(rows) < len(parents) else None, frozenset(template))
+        return items
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def _check_targets(self, resources: list[Resource], made_elsewhere: frozenset[str]) -> None:

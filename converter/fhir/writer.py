@@ -148,12 +148,14 @@ def write_ndjson_partition(
 
         if "study" in levels:
             with no_gc():
-                emit(Builder(specs, ct, sdtm_specs).build(datasets, levels=("study",), made_elsewhere=made_elsewhere))
+                study = Builder(specs, ct, sdtm_specs, text=True)
+                emit(study.build(datasets, levels=("study",), made_elsewhere=made_elsewhere))
         if "subject" in levels:
             elsewhere = made_elsewhere | frozenset(made)
             for part in subject_partitions(datasets, chunk):
                 with no_gc():
-                    emit(Builder(specs, ct, sdtm_specs).build(part, levels=("subject",), made_elsewhere=elsewhere))
+                    built = Builder(specs, ct, sdtm_specs, text=True)
+                    emit(built.build(part, levels=("subject",), made_elsewhere=elsewhere))
     finally:
         if owned:
             writer.close()

@@ -1,0 +1,234 @@
+"""NDJSON lines straight from a source's columns: one text template per row shape, no dicts per resource.
+
+The row program of a source (:mod:`converter.fhir.rowcode`) builds each resource as dicts, and serialising them
+costs about as much again. But what a row program does with a value depends only on whether it is present and
+whether it is a dict; and a dict the program writes as it is (:func:`converter.fhir.rowcode.dicts_as_is`) is,
+like any other value, only placed. So rows that agree on which values are present (and on the content of the few
+dicts that something merges into) are the same JSON but for the text of those values: one *shape*.
+
+Per shape, the row program runs once on a row whose values are markers (strings no value text holds); that row
+serialised and cut at the markers is the shape's template. Each row is its template with the JSON text of its own
+values in the holes, each distinct value serialised once by orjson. Concatenating orjson's compact text of the
+parts is orjson's text of the whole, so the lines are byte for byte what ``orjson.dumps`` gives for the dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from operator import is_not, itemgetter
+from typing import Any
+
+import numpy as np
+import orjson
+
+from converter.fhir.rowcode import Entry, compile_rows, dicts_as_is
+
+__all__ = ["Tail", "row_lines", "value_texts"]
+
+JsonDict = dict[str, Any]
+
+_OPEN, _CLOSE = "\ue000", "\ue001"  # Unicode private use: the markers' brackets
+_HOLE = re.compile(f'"{_OPEN}(\\d+){_CLOSE}"')
+_SIMPLE = frozenset({str, int, float, bool})
+
+
+def _marker(hole: int) -> str:
+    return f"{_OPEN}{hole}{_CLOSE}"
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Items appended, after every entry is written, to the list at ``key`` of each row (child groups, as
+    :func:`converter.fhir.path_setters.compile_appender` of a one-step path does): per row the items' JSON
+    joined by commas, ``None`` where the row has none."""
+
+    key: str
+    texts: list[bytes | None]
+
+
+def _factorize(values: Sequence[Any]) -> tuple[Sequence[Any], dict[Any, Any]]:
+    """(a key per value, key -> a value with that key) where values of one key have the same JSON: the values
+    themselves in a column of one scalar type, else their identity (dicts, lists, mixed types)."""
+    try:
+        distinct = set(values)
+    except TypeError:  # dicts
+        distinct = None
+    if distinct is not None:
+        kinds = set(map(type, distinct))
+        kinds.discard(type(None))
+        if len(kinds) <= 1 and kinds <= _SIMPLE:  # 1, 1.0 and True never meet
+            return values, {v: v for v in distinct}
+    ids = list(map(id, values))
+    return ids, dict(zip(ids, values, strict=True))
+
+
+def value_texts(values: Sequence[Any], content: bool = False) -> tuple[list[bytes | None], list[int]]:
+    """The JSON text (orjson's bytes) of each value (``None`` for ``None``; each distinct value serialised
+    once) and a code per value: 0 absent, 1 present; under ``content`` a dict's code is its text's (2...)."""
+    keys, distinct = _factorize(values)
+    text_of = {k: None if v is None else orjson.dumps(v) for k, v in distinct.items()}
+    seen: dict[bytes | None, int] = {}
+    code_of = {
+        k: 0 if v is None else seen.setdefault(text_of[k], len(seen) + 2) if content and type(v) is dict else 1
+        for k, v in distinct.items()
+    }
+    return list(map(text_of.__getitem__, keys)), list(map(code_of.__getitem__, keys))
+
+
+@dataclass
+class _Column:
+    hole: int | None  # the marker's number (None: a mask)
+    texts: list[bytes | None] | None  # the values' JSON (None for a mask)
+    content: bool  # its dicts shape the row by their content (they are merged into, or get keys)
+
+
+def row_lines(
+    n: int,
+    entries: Sequence[Entry],
+    cols: Sequence[list[Any]],
+    root: JsonDict,
+    root_texts: dict[str, list[bytes]],
+    tails: Sequence[Tail] = (),
+    root_keys: frozenset[str] = frozenset(),
+) -> list[bytes] | None:
+    """The JSON text (bytes) of each of the ``n`` rows, as ``orjson.dumps`` gives it for the dict the row program makes
+    (``None`` when the paths need the setters, or a template cannot be made).
+
+    ``entries``/``cols`` as :func:`converter.fhir.rowcode.compile_rows` takes them; every row starts as a copy
+    of ``root``, whose keys named in ``root_texts`` hold per row the JSON text given there (the id); ``tails``
+    are appended last."""
+    prog = compile_rows(entries, root_keys)
+    as_is = dicts_as_is(entries, root_keys)
+    if prog is None or as_is is None:
+        return None
+    if n == 0:
+        return []
+    columns: list[_Column] = []
+    codes: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    it = iter(cols)
+    for e, plain in zip(entries, as_is, strict=True):
+        if e.is_const and not e.has_mask:
+            continue
+        col = next(it)
+        if e.is_const:
+            columns.append(_Column(None, None, False))
+            codes.append(_present(col))
+            continue
+        content = not plain and any(type(v) is dict for v in col)
+        texts, present = value_texts(col, content)
+        columns.append(_Column(len(columns), texts, content))
+        codes.append(np.asarray(present, dtype=np.int64))
+    sources: dict[int, Sequence[bytes | None]] = {c.hole: c.texts for c in columns if c.hole is not None and c.texts}
+    first_fixed = len(columns)  # the root's and the tails' holes are numbered after the columns'
+    for i, key in enumerate(root_texts):
+        sources[first_fixed + i] = root_texts[key]
+    for i, t in enumerate(tails, start=first_fixed + len(root_texts)):
+        sources[i] = t.texts
+        codes.append(_present(t.texts))
+    inverse, firsts = _shapes(codes, n)
+
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(firsts) + 1)).tolist()
+    order_list = order.tolist()
+    lines: list[bytes] = []  # in the order of ``order``: shape after shape
+    for g, first in enumerate(firsts):
+        made = _template(prog, columns, cols, first, root, list(root_texts), tails, first_fixed)
+        if made is None:
+            return None
+        fmt, hole_order = made
+        rows = order_list[bounds[g] : bounds[g + 1]]
+        if not hole_order:
+            lines.extend([fmt] * len(rows))
+            continue
+        if len(rows) == 1:
+            lines.append(fmt % tuple(sources[h][rows[0]] for h in hole_order))
+            continue
+        pick = itemgetter(*rows)
+        lines.extend([fmt % t for t in zip(*[pick(sources[h]) for h in hole_order], strict=True)])
+    if n == 1:
+        return lines
+    back = np.empty(n, dtype=np.int64)
+    back[order] = np.arange(n, dtype=np.int64)
+    return list(itemgetter(*back.tolist())(lines))
+
+
+def _present(values: Sequence[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """1 where a value is present, 0 where it is None."""
+    missing = values.count(None) if isinstance(values, list) else sum(v is None for v in values)
+    if missing == 0:
+        return np.ones(len(values), dtype=np.int64)
+    if missing == len(values):
+        return np.zeros(len(values), dtype=np.int64)
+    return np.fromiter(map(is_not, values, repeat(None)), dtype=np.bool_, count=len(values)).astype(np.int64)
+
+
+def _shapes(codes: list[np.ndarray[Any, np.dtype[np.int64]]], n: int) -> tuple[np.ndarray[Any, Any], list[int]]:
+    """Each row's shape number (0...) and the first row of each shape."""
+    varying = [c for c in codes if c.min() != c.max()]
+    if not varying:
+        return np.zeros(n, dtype=np.int64), [0]
+    words: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    word = np.zeros(n, dtype=np.int64)
+    bits = 0
+    for c in varying:  # codes packed into 62-bit words
+        width = max(1, int(c.max()).bit_length())
+        if bits + width > 62 and bits:
+            words.append(word)
+            word = np.zeros(n, dtype=np.int64)
+            bits = 0
+        word |= c << bits
+        bits += width
+    words.append(word)
+    if len(words) == 1:
+        _u, first, inverse = np.unique(words[0], return_index=True, return_inverse=True)
+    else:
+        _u, first, inverse = np.unique(np.stack(words, axis=1), axis=0, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first.tolist()
+
+
+def _template(
+    prog: Any,
+    columns: list[_Column],
+    cols: Sequence[list[Any]],
+    row: int,
+    root: JsonDict,
+    root_keys: list[str],
+    tails: Sequence[Tail],
+    first_fixed: int,
+) -> tuple[bytes, list[int]] | None:
+    """``(format, holes in text order)`` of the shape of ``row``: the row program run on markers."""
+    args: list[list[Any]] = []
+    placed: list[int] = []
+    for c, col in zip(columns, cols, strict=True):
+        v = col[row]
+        if v is None:
+            args.append([None])
+        elif c.hole is None:  # a mask: only its presence counts
+            args.append([True])
+        elif c.content and type(v) is dict:
+            assert c.texts is not None
+            args.append([orjson.loads(c.texts[row] or b"null")])  # a copy: the program may write into it
+        else:
+            args.append([_marker(c.hole)])
+            placed.append(c.hole)
+    body = dict(root)
+    for i, key in enumerate(root_keys):
+        body[key] = _marker(first_fixed + i)
+        placed.append(first_fixed + i)
+    prog([body], *args)
+    for j, t in enumerate(tails, start=first_fixed + len(root_keys)):
+        if t.texts[row] is not None:  # the marker, one item, stands for the row's items joined by commas
+            lst = body.get(t.key)
+            if not isinstance(lst, list):
+                lst = body[t.key] = []
+            lst.append(_marker(j))
+            placed.append(j)
+    parts = _HOLE.split(orjson.dumps(body).decode())
+    lits, found = parts[0::2], [int(h) for h in parts[1::2]]
+    if len(set(found)) < len(found) or not set(found) <= set(placed) or any(_OPEN in s or _CLOSE in s for s in lits):
+        return None  # a marker repeated, or the specs' own text holding one: no template (a value written over
+        # by a later one is rightly missing)
+    return b"%s".join(s.encode().replace(b"%", b"%%") for s in lits), found

@@ -1,0 +1,123 @@
+"""NDJSON lines from text templates (converter.fhir.line_templates) are byte for byte orjson's text of the dicts
+the row programs make, and the builder's text mode writes the NDJSON its dicts give."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from converter.fhir.line_templates import Tail, row_lines, value_texts
+from converter.fhir.paths import parse_path
+from converter.fhir.rowcode import Entry, compile_rows
+
+PATH_SETS = [
+    ["identifier[0]", "status", "status", "code.coding[system=s].code", "code.coding[system=s].display", "code.text"],
+    ["valueQuantity.value", "valueQuantity", "extension[url=a].valueString", "extension[url=b].valueString"],
+    ["extension[url=a].extension[url=x].valueString", "extension[url=c].valueBoolean",
+     "extension[url=a].extension[url=y].valueString", "_birthDate", "birthDate"],
+    ["category[coding.system=o].coding[system=o].code", "category[coding.system=c]", "category[coding.system=d]"],
+    ["suspectEntity[0].instance.display", "suspectEntity[0].causality[0].assessment", "suspectEntity[2].x"],
+    ["a[k=1]", "a[k=2]", "a[k=1]", "b.c", "b"],
+    ["category[coding.system=o].coding[system=o].code", "category[id=c].text", "category[id=d].text"],
+    ["identifier[0].value", "identifier[1].system", "identifier[use=s].value", "extension"],
+    ["medicationCodeableConcept.coding[system=r]", "medicationCodeableConcept.coding[system=n]", "dosage.dose.value",
+     "dosage.dose", "extension[url=e].valueString"],
+]  # fmt: skip
+
+SHARED: list[Any] = [{"text": "t"}, {"unit": "mg", "code": "mg"}, {"coding": [{"system": "q", "code": "1"}]}]
+
+
+def _value(rng: random.Random, path: str) -> Any:
+    r = rng.random()
+    if r < 0.3:
+        return None
+    if r < 0.65:
+        return rng.choice(["x", "y", 'q"uo\\te', "50%s", "\u00e9t\u00e9", 1, 2.5, 1.0, True, False, 0])
+    if path.endswith("[system=r]"):
+        return {"system": "r", "code": rng.choice(["1", "2"])}  # a dict holding the selector's own key
+    if r < 0.85:
+        return rng.choice(SHARED)  # one object for many rows, as the transforms give them
+    return {"system": "s", "value": str(rng.randrange(1000))}  # a fresh dict per row (identifiers)
+
+
+def _dicts(
+    entries: list[Entry], cols: list[list[Any]], n: int, tails: list[Tail], items: list[list[Any]]
+) -> list[bytes]:
+    prog = compile_rows(entries, frozenset({"resourceType", "id"}))
+    assert prog is not None
+    roots: list[dict[str, Any]] = [{"resourceType": "X", "id": f"u{i}"} for i in range(n)]
+    with_cols = [e for e in entries if not e.is_const or e.has_mask]
+    prog(roots, *[[copy.deepcopy(v) if not e.shared else v for v in c] for e, c in zip(with_cols, cols, strict=True)])
+    for t, per_row in zip(tails, items, strict=True):
+        for root, its in zip(roots, per_row, strict=True):
+            if its:
+                lst = root.get(t.key)
+                if not isinstance(lst, list):
+                    lst = root[t.key] = []
+                lst.extend(its)
+    return [orjson.dumps(r) for r in roots]
+
+
+@pytest.mark.parametrize("paths", PATH_SETS)
+@pytest.mark.parametrize("seed", range(5))
+def test_lines_are_the_json_of_the_dicts(paths: list[str], seed: int) -> None:
+    rng = random.Random(seed)
+    entries = [Entry(parse_path(p), shared=rng.random() < 0.5) for p in paths]
+    # a constant everywhere, and one where a column says (its percent sign must survive the template)
+    entries += [Entry(parse_path("meta.tag"), const=[{"code": "50%"}], is_const=True),
+                Entry(parse_path("language"), const="en", is_const=True, has_mask=True)]  # fmt: skip
+    n = 400
+    cols = [[_value(rng, e.path.text) for _ in range(n)] for e in entries if not e.is_const]
+    cols.append([rng.choice([None, "m"]) for _ in range(n)])  # the mask of the last constant
+    if compile_rows(entries, frozenset({"resourceType", "id"})) is None:
+        pytest.fail(f"{paths}: the row programs should compile these paths")
+    items = [[[{"url": "c", "valueString": str(rng.randrange(5))} for _ in range(rng.choice([0, 0, 1, 3]))]
+              for _ in range(n)] for _ in range(2)]  # fmt: skip
+    tails = [Tail("extension", [b",".join(orjson.dumps(i) for i in its) or None for its in per_row])
+             for per_row in items]  # fmt: skip
+    shared_before = orjson.dumps(cols)
+    ids = [orjson.dumps(f"u{i}") for i in range(n)]
+    got = row_lines(n, entries, cols, {"resourceType": "X", "id": None}, {"id": ids}, tails,
+                    frozenset({"resourceType", "id"}))  # fmt: skip
+    assert orjson.dumps(cols) == shared_before  # values are never written into
+    assert got is not None
+    assert got == _dicts(entries, cols, n, tails, items)
+
+
+def test_a_marker_in_the_specs_text_is_no_template() -> None:
+    entries = [Entry(parse_path("text"), const="\ue0001\ue001", is_const=True), Entry(parse_path("status"))]
+    got = row_lines(2, entries, [["a", None]], {"resourceType": "X", "id": None}, {"id": [b'"1"', b'"2"']})
+    assert got is None
+
+
+def test_value_texts_keep_types_apart() -> None:
+    texts, present = value_texts([1, 1.0, True, None, "1", 1])
+    assert texts == [b"1", b"1.0", b"true", None, b'"1"', b"1"]
+    assert present == [1, 1, 1, 0, 1, 1]
+    d = {"a": 1}
+    texts, codes = value_texts([d, None, {"a": 1}, "x", d], content=True)
+    assert texts == [b'{"a":1}', None, b'{"a":1}', b'"x"', b'{"a":1}']
+    assert codes[0] == codes[2] == codes[4] >= 2 and codes[1] == 0 and codes[3] == 1
+
+
+def test_text_mode_gives_the_ndjson_of_the_dicts() -> None:
+    from converter.fhir.mapping import load_fhir_stage
+    from converter.fhir.ndjson import ndjson_lines
+    from converter.fhir.to_fhir import Builder
+    from converter.records.simulate import simulate
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    datasets = records_to_sdtm(simulate(40, seed=11)).datasets
+    stage = load_fhir_stage()
+    dicts = Builder(*stage).build(datasets)
+    text = Builder(*stage, text=True).build(datasets)
+    assert all(r.line is not None for r in text.resources)
+    assert [(r.rtype, r.uuid, r.subject) for r in text.resources] == [
+        (r.rtype, r.uuid, r.subject) for r in dicts.resources
+    ]
+    assert text.problems == dicts.problems
+    assert ndjson_lines(text) == ndjson_lines(dicts)
