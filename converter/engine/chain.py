@@ -63,7 +63,7 @@ def load_chain(fhir: bool = True) -> Chain:
         from converter.fhir.to_fhir import Builder
 
         fhir_stage = load_fhir_stage()
-        result = Builder(*fhir_stage).build(study_sets, levels=("study",))
+        result = Builder(*fhir_stage, text=True).build(study_sets, levels=("study",))
         made = frozenset(r.uuid for r in result.resources)
         study_ndjson = ndjson_lines(result)
     return Chain(
@@ -107,7 +107,7 @@ def ndjson_of(
         return
     for part in subject_partitions(sdtm, chunk):
         with no_gc():
-            result = Builder(*chain.fhir).build(part, levels=("subject",), made_elsewhere=chain.made)
+            result = Builder(*chain.fhir, text=True).build(part, levels=("subject",), made_elsewhere=chain.made)
         yield ndjson_lines(result), result.problems
 
 
