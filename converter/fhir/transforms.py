@@ -72,6 +72,7 @@ def as_text(v: Any) -> str | None:
 
 _NONE_TYPE = type(None)
 _TEXT_TYPES = frozenset({str, _NONE_TYPE})
+_HASHABLE = frozenset({str, int, float, bool})
 
 
 def as_texts(values: Sequence[Any]) -> list[str | None]:
@@ -115,7 +116,14 @@ def _fallback(el: Element) -> bool:
 
 
 def fwd_string(el: Element, values: Sequence[Any], ctx: TransformContext) -> Forward:
-    return Forward([v if v.__class__ is str else as_text(v) for v in values])  # text columns: no conversion
+    kinds = set(map(type, values))
+    if kinds <= _TEXT_TYPES:  # text columns: no conversion
+        return Forward(list(values))
+    kinds.discard(_NONE_TYPE)
+    if len(kinds) == 1 and kinds <= _HASHABLE:  # one type (numbers): each distinct value converted once
+        text_of = {v: as_text(v) for v in set(values)}
+        return Forward(list(map(text_of.__getitem__, values)))
+    return Forward([v if v.__class__ is str else as_text(v) for v in values])
 
 
 def _per_value(el: Element, values: Sequence[Any], convert: Callable[[Any], tuple[Any, str | None]]) -> Forward:
