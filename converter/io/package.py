@@ -182,10 +182,10 @@ def write_package(
         for spec in used:
             df = datasets[spec.name]
             xpt_name, json_name = files[spec.name]
-            write_xpt(df, spec, staging / xpt_name)
+            write_xpt(df, spec, staging / xpt_name, checked=True)  # check_package ran both checks above
             write_dataset_json(
                 df, spec, staging / json_name, study_oid=study_oid, metadata_version_oid=mdv,
-                metadata_ref=DEFINE_NAME, originator=originator, created=created,
+                metadata_ref=DEFINE_NAME, originator=originator, created=created, checked=True,
             )  # fmt: skip
             staged += [(staging / xpt_name, "xpt", spec.name, len(df)),
                        (staging / json_name, "dataset-json", spec.name, len(df))]  # fmt: skip

@@ -421,9 +421,10 @@ def _frame_for_writer(df: pd.DataFrame, spec: DatasetSpec, widths: dict[str, int
     return pd.DataFrame(cols)
 
 
-def write_xpt(df: pd.DataFrame, spec: DatasetSpec, path: Path | str) -> Path:
-    """Check, then write ``df`` as SAS XPORT version 5 at ``path`` (atomically). Raises ConformanceError."""
-    problems = check_for_xpt(df, spec)
+def write_xpt(df: pd.DataFrame, spec: DatasetSpec, path: Path | str, *, checked: bool = False) -> Path:
+    """Check, then write ``df`` as SAS XPORT version 5 at ``path`` (atomically). Raises ConformanceError.
+    ``checked=True``: the caller has just run :func:`check_for_xpt` on this frame and spec and it found nothing."""
+    problems = [] if checked else check_for_xpt(df, spec)
     if problems:
         raise ConformanceError(problems)
     path = Path(path)
