@@ -7,7 +7,8 @@ table), the implementations live by responsibility and register themselves on im
   ``trtemfl``;
 - :mod:`converter.adam.derive`: ``group``, ``compute``, ``extreme_flag``;
 - :mod:`converter.adam.tte`: ``tte``, ``tte_attr``;
-- :mod:`converter.adam.response`: ``extreme_event``, ``event_attr``, ``relative_flag``.
+- :mod:`converter.adam.response`: ``extreme_event``, ``event_attr``, ``relative_flag``;
+- :mod:`converter.adam.records`: ``extreme_record``, ``record_attr``.
 
 Importing this module registers every ADaM rule implementation (it does not change any vocabulary: an SDTM spec
 naming an ADaM rule is refused whatever is imported). The names below are the public surface the ADaM
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from converter.adam import derive as _derive  # noqa: F401 - registers group, compute, extreme_flag
 from converter.adam import merges as _merges  # noqa: F401 - registers the merge rules
+from converter.adam import records as _records  # noqa: F401 - registers extreme_record, record_attr
 from converter.adam import response as _response  # noqa: F401 - registers extreme_event, event_attr, relative_flag
 from converter.adam.common import (
     MONTH_DAYS,
@@ -40,6 +42,7 @@ from converter.spec.adam_rules import (
     ROW_NAME_ARGS,
     TTE_ATTRS,
     check_events,
+    check_records,
     check_tte_sources,
     dataset_names,
     enum_problems,
@@ -57,6 +60,7 @@ __all__ = [
     "ImputedDatetime",
     "as_sas_date",
     "check_events",
+    "check_records",
     "check_tte_sources",
     "dataset_names",
     "enum_problems",

@@ -4,7 +4,10 @@ The engine is the SDTM one (:func:`converter.sdtm.build.build_all`): an ADaM spe
 sources (an SDTM dataset or an ADaM dataset built before), its rules come from the shared vocabulary plus the
 ADaM rules of :mod:`converter.adam.algorithms`. A variable with origin ``Predecessor`` and no rule is copied:
 from the source row when the predecessor is the source dataset, else merged by USUBJID from the dataset named
-in ``origin.source`` (e.g. ``ADSL.TRTSDT`` onto ADAE records). No I/O here.
+in ``origin.source`` (e.g. ``ADSL.TRTSDT`` onto ADAE records). A spec marked ``intermediate: true`` is a
+working dataset (admiral's ``ex_ext``, ``ovr``): built and read by later datasets like any other, but kept out of
+the package (:attr:`AdamResult.intermediate`, not in ``datasets``/``specs``, so neither written nor in define.xml).
+No I/O here.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class AdamResult:
     specs: dict[str, DatasetSpec]
     ct: Terminology
     checks: list[str] = field(default_factory=list)  # cross-dataset check failures (empty: all passed)
+    intermediate: dict[str, pd.DataFrame] = field(default_factory=dict)  # working datasets (not in the package)
 
 
 def _predecessor_rules(var: VariableSpec, spec: DatasetSpec) -> dict[str, Rule]:
@@ -101,8 +105,10 @@ def check_adam_specs(specs: Mapping[str, DatasetSpec], upstream: Mapping[str, Co
                     errors += [f"{at}: {m}" for m in alg.check_tte_sources(rule.args)]
                 if rule.name == "extreme_event":
                     errors += [f"{at}: {m}" for m in alg.check_events(rule.args)]
+                if rule.name == "extreme_record":
+                    errors += [f"{at}: {m}" for m in alg.check_records(rule.args)]
                 companions = {"date_flag": ("date", "datetime"), "time_flag": ("datetime",), "tte_attr": ("tte",),
-                              "event_attr": ("extreme_event",)}  # fmt: skip
+                              "event_attr": ("extreme_event",), "record_attr": ("extreme_record",)}  # fmt: skip
                 if rule.name in companions:
                     needs = companions[rule.name]
                     of = str(rule.args.get("of"))
@@ -117,10 +123,12 @@ def check_adam_specs(specs: Mapping[str, DatasetSpec], upstream: Mapping[str, Co
         raise SpecError(errors)
 
 
-def read_adam_specs(specs_dir: Path | None = None) -> dict[str, DatasetSpec]:
+def read_adam_specs(specs_dir: Path | None = None, *, intermediate: bool = False) -> dict[str, DatasetSpec]:
     """The ADaM specs as files state them (ADaM rules registered, Predecessor rules made explicit), without the
-    checks against data: for readers of an ADaM package (types, labels) and the validator's metadata checks."""
-    return {n: prepare_spec(s) for n, s in load_specs(specs_dir or mappings_dir() / "adam").items()}
+    checks against data: for readers of an ADaM package (types, labels) and the validator's metadata checks. The
+    specs of intermediate (working) datasets, which no package holds, only with ``intermediate``."""
+    specs = load_specs(specs_dir or mappings_dir() / "adam")
+    return {n: prepare_spec(s) for n, s in specs.items() if intermediate or not s.intermediate}
 
 
 def load_adam_specs(
@@ -131,7 +139,7 @@ def load_adam_specs(
     ``upstream`` maps each input (SDTM) dataset to its columns; without it, the SDTM specs define them.
     """
     root = mappings_dir()
-    specs = read_adam_specs(specs_dir)
+    specs = read_adam_specs(specs_dir, intermediate=True)
     ct = load_terminology(ct_dir or root / "ct")
     if upstream is None:
         upstream = {n: s.column_names for n, s in load_specs(root / "sdtm").items()}
@@ -153,7 +161,14 @@ def sdtm_to_adam(
     found = key_problems(datasets, specs)
     if checks:
         found += cross_checks(datasets, sdtm)
-    return AdamResult(datasets=datasets, specs=specs, ct=ct, checks=found)
+    working = {n for n, s in specs.items() if s.intermediate}
+    return AdamResult(
+        datasets={n: df for n, df in datasets.items() if n not in working},
+        specs={n: s for n, s in specs.items() if n not in working},
+        ct=ct,
+        checks=found,
+        intermediate={n: df for n, df in datasets.items() if n in working},
+    )
 
 
 # --- checks across datasets ------------------------------------------------------------------------------------

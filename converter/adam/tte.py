@@ -1,6 +1,11 @@
 """Time to event: ``tte`` (the earliest date over the event sources, else the latest over the censoring sources:
 admiral's ``derive_param_tte`` with ``event_source``/``censor_source``) and ``tte_attr`` (CNSR, EVNTDESC, SRCDOM,
-SRCVAR, SRCSEQ of the record chosen)."""
+SRCVAR, SRCSEQ of the record chosen).
+
+Ties on one date: events go to the earliest-listed source (and its lowest ``seq``), as admiral; censorings too by
+default, or with ``ties: last`` to the latest-listed source (and its highest ``seq``), as admiral's
+``derive_param_tte`` documents ("If there are multiple records with the same last date, then the last record in
+the order specified in the ``censor_conditions`` argument is selected")."""
 
 from __future__ import annotations
 
@@ -64,7 +69,13 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     allc = pd.concat(cands, ignore_index=True).dropna(subset=["ADT"])
     # events: earliest date first; censorings: latest date first; then source order and sequence number
     allc["__o"] = np.where(allc["kind"] == 0, allc["ADT"], -allc["ADT"])
-    allc = allc.sort_values(["k", "kind", "__o", "src", "SRCSEQ"], kind="mergesort", na_position="last")
+    order = ["k", "kind", "__o", "src", "SRCSEQ"]
+    if a.get("ties", "first") == "last":  # censorings on one date: the latest-listed source, its last record
+        censor = (allc["kind"] == 1).to_numpy()
+        allc["__s"] = np.where(censor, -allc["src"], allc["src"])
+        allc["__q"] = np.where(censor, -allc["SRCSEQ"], allc["SRCSEQ"])
+        order = ["k", "kind", "__o", "__s", "__q"]
+    allc = allc.sort_values(order, kind="mergesort", na_position="last")
     best = allc.groupby("k", sort=False).head(1).set_index("k")
     subj = as_text(value_of(ctx, "USUBJID"))
     out = best.reindex(subj.to_numpy(dtype=object))

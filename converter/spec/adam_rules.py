@@ -29,6 +29,9 @@ rule                admiral counterpart                          typical use
 ``extreme_event``   ``derive_extreme_event`` + ``event`` /        BOR, CBOR, RSP, CRSP, CB, PD, LSTA: the first
                     ``event_joined`` (confirmation)               event in order over a list of events
 ``event_attr``      the variables kept from the chosen record     ADT, RSSEQ, AVISIT of the BOR record
+``extreme_record``  ``derive_vars_extreme_event`` + ``event``s    DTHCAUS: a fatal AE's term, else a death in DS
+                    in several source datasets                    (the first event in order), LSTALVDT
+``record_attr``     another of the ``set_values_to`` variables    DTHDOM: the domain of the DTHCAUS record
 ==================  ===========================================  =================================================
 
 Dates in ADaM are SAS day counts (days since 1960-01-01) in integer variables with a ``DATE9.`` format (datetimes:
@@ -59,17 +62,20 @@ __all__ = [
     "ENUM_ARGS",
     "EVENT_COLUMNS",
     "EVENT_KEYS",
+    "RECORD_EVENT_KEYS",
     "ROW_NAME_ARGS",
     "TTE_ATTRS",
     "TTE_KEYS",
     "by_pairs",
     "check_events",
+    "check_records",
     "check_tte_sources",
     "dataset_names",
     "enum_problems",
     "is_descending",
     "names_of",
     "order_var",
+    "record_set_names",
     "row_names",
 ]
 
@@ -241,9 +247,11 @@ ADAM_ONLY: tuple[RuleDef, ...] = (
     RuleDef(
         "tte",
         "row",
-        {"events": "sources", "censors": "sources", "start?": "str"},
+        {"events": "sources", "censors": "sources", "start?": "str", "ties?": "enum:first|last"},
         "time-to-event date: the earliest date over the event sources, else the latest over the censoring "
-        "sources; each source {dataset, date, filter?, seq?, description?, srcdom?, srcvar?, cnsr?, evntdesc?, "
+        "sources (of censorings on the same date, the earliest-listed source's, or with `ties: last` the "
+        "latest-listed one's, as admiral's derive_param_tte; events on one date: the earliest-listed); each "
+        "source {dataset, date, filter?, seq?, description?, srcdom?, srcvar?, cnsr?, evntdesc?, "
         "cnsdtdsc?} (evntdesc/cnsdtdsc: the record's own EVNTDESC/CNSDTDSC, as admiral's set_values_to, e.g. a "
         "censoring Alive / Alive During Study)",
     ),
@@ -311,6 +319,24 @@ ADAM_ONLY: tuple[RuleDef, ...] = (
         "a column (`var`, default the variable's own name) of the record an `extreme_event` rule chose for "
         "variable `of` (null where no event had a record)",
     ),
+    RuleDef(
+        "extreme_record",
+        "row",
+        {"events": "sources", "order": "list", "by?": "list", "mode?": "enum:first|last", "missing?": "scalar"},
+        "per key (default USUBJID; 'A=B' renames), the record chosen over the records of several datasets: each "
+        "event {dataset, filter?, set} accepts the records of its dataset meeting `filter` and sets variables "
+        "(`set`: variable -> a column of the dataset, {value: constant} or {date: column}, a SAS date from a "
+        "complete date); the accepted records of all events are ordered by `order` (items name `set` variables "
+        "and `event`, the event's position from 1) and the first (or `mode: last`) gives the variable its own "
+        "`set` value; `missing` where no event has a record (admiral's derive_vars_extreme_event)",
+    ),
+    RuleDef(
+        "record_attr",
+        "row",
+        {"of": "str", "var?": "str", "missing?": "scalar"},
+        "another `set` variable (`var`, default the variable's own name) of the record an `extreme_record` rule "
+        "chose for variable `of`; null where that record's event sets none, `missing` where no event had a record",
+    ),
 )
 #: the ADaM vocabulary: the shared rules, then the ADaM rules
 ADAM_RULES: dict[str, RuleDef] = {
@@ -332,6 +358,7 @@ ROW_NAME_ARGS: dict[str, tuple[str, ...]] = {
     "tte": ("start",),
     "tte_attr": ("of",),
     "event_attr": ("of",),
+    "record_attr": ("of",),
 }
 
 
@@ -355,7 +382,7 @@ def enum_problems(rule: str, args: dict[str, Any]) -> list[str]:
 def row_names(rule: str, args: dict[str, Any]) -> list[str]:
     """Names of row variables a row rule reads (for checks before data)."""
     names: list[str] = list(names_of(*ROW_NAME_ARGS.get(rule, ()))(args))
-    if rule in ("merge", "merge_flag", "merge_summary"):
+    if rule in ("merge", "merge_flag", "merge_summary", "extreme_record"):
         names += [left for left, _ in by_pairs(args)]
     if rule == "merge" and args.get("fallback"):
         names.append(str(args["fallback"]))
@@ -384,6 +411,14 @@ def dataset_names(rule: str, args: dict[str, Any]) -> list[tuple[str, str]]:
                 out += [(ds, str(ev["value_of"]))] if ev.get("value_of") else []
                 conf = ev.get("confirm")
                 out += [(ds, str(conf[k])) for k in ("var", "date") if conf.get(k)] if isinstance(conf, dict) else []
+    elif rule == "extreme_record":
+        for ev in args.get("events") or []:
+            if isinstance(ev, dict) and "dataset" in ev:
+                ds = str(ev["dataset"])
+                out += [(ds, right) for _, right in by_pairs(args)]
+                for spec in _record_sets(ev).values():
+                    col = spec if isinstance(spec, str) else spec.get("date") if isinstance(spec, dict) else None
+                    out += [(ds, str(col))] if col else []
     elif rule == "tte":
         for kind in ("events", "censors"):
             for s in args.get(kind) or []:
@@ -442,6 +477,49 @@ def check_events(args: dict[str, Any]) -> list[str]:
         for k in ("max", "not_after"):
             if k in conf and not isinstance(conf[k], dict):
                 out.append(f"extreme_event events[{i}] confirm: {k} must be a mapping")
+    return out
+
+
+RECORD_EVENT_KEYS = {"dataset", "filter", "set"}
+
+
+def _record_sets(ev: dict[str, Any]) -> dict[str, Any]:
+    given = ev.get("set")
+    return {k: v for k, v in given.items() if k != "__line__"} if isinstance(given, dict) else {}
+
+
+def record_set_names(args: dict[str, Any]) -> list[str]:
+    """The variables an ``extreme_record`` rule's events set, in the order they first appear."""
+    names = [k for ev in args.get("events") or [] if isinstance(ev, dict) for k in _record_sets(ev)]
+    return list(dict.fromkeys(names))
+
+
+def check_records(args: dict[str, Any]) -> list[str]:
+    """Problems with an ``extreme_record`` rule's events and order (for spec checks before data)."""
+    out: list[str] = [] if args.get("events") else ["extreme_record: events must list at least one event"]
+    reserved = {"event", *(right for _, right in by_pairs(args))}
+    for i, ev in enumerate(args.get("events") or []):
+        body = {k: v for k, v in ev.items() if k != "__line__"} if isinstance(ev, dict) else {}
+        out += [f"extreme_record events[{i}]: unknown key {k!r} (allowed: {', '.join(sorted(RECORD_EVENT_KEYS))})"
+                for k in sorted(set(body) - RECORD_EVENT_KEYS)]  # fmt: skip
+        out += [f"extreme_record events[{i}]: {k} is required" for k in ("dataset", "set") if k not in body]
+        if "set" in body and not isinstance(body["set"], dict):
+            out.append(f"extreme_record events[{i}]: set must be a mapping variable -> column")
+        for name, spec in _record_sets(body).items():
+            at = f"extreme_record events[{i}] set {name}"
+            if name in reserved:
+                out.append(f"{at}: {name} is a key or `event`, it cannot be set")
+            if isinstance(spec, dict):
+                keys = set(spec) - {"__line__"}
+                if len(keys) != 1 or not keys <= {"value", "date"}:
+                    out.append(f"{at}: give a column, {{value: constant}} or {{date: column}}")
+            elif not isinstance(spec, str):
+                out.append(f"{at}: give a column, {{value: constant}} or {{date: column}}")
+    known = {"event", *record_set_names(args)}
+    for item in args.get("order") or []:
+        var = order_var(item) if isinstance(item, str) else str(item.get("var")) if isinstance(item, dict) else ""
+        if var not in known:
+            out.append(f"extreme_record order: {var or item!r} is neither `event` nor a variable the events set")
     return out
 
 

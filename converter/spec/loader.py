@@ -39,7 +39,7 @@ from converter.spec.yamlines import line_of, line_of_key, load_yaml_lines, strip
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
 DATASET_KEYS = {
-    "dataset", "label", "class", "structure", "standard", "keys", "depends", "sources", "supp",
+    "dataset", "label", "class", "structure", "standard", "keys", "depends", "intermediate", "sources", "supp",
     "variables", "comment", "extra",
 }  # fmt: skip
 VARIABLE_KEYS = {
@@ -274,6 +274,11 @@ def parse_spec(doc: Any, path: Path) -> DatasetSpec:
         for sid in v.rules:
             if sid != "*" and sid not in ids:
                 err.add(v.line, f"variable {v.name}", f"rules name source {sid!r}, which is not in sources {ids}")
+    intermediate = doc.get("intermediate", False)
+    if not isinstance(intermediate, bool):
+        err.add(line_of_key(doc, "intermediate"), "", f"intermediate must be true or false, got {intermediate!r}")
+    elif intermediate and not str(doc.get("standard", "")).upper().startswith("ADAM"):
+        err.add(line_of_key(doc, "intermediate"), "", "only an ADaM spec can be intermediate (a working dataset)")
     err.raise_if_any()
     return DatasetSpec(
         name=name,
@@ -285,6 +290,7 @@ def parse_spec(doc: Any, path: Path) -> DatasetSpec:
         variables=tuple(variables),  # file order = computation order; `order` gives the output order
         sources=tuple(sources),
         depends=tuple(doc.get("depends") or ()),
+        intermediate=intermediate is True,
         supp=supp,
         comment=doc.get("comment"),
         path=path,

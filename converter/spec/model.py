@@ -9,6 +9,9 @@ One YAML file per target dataset::
     standard: SDTMIG 3.4             # or ADaMIG 1.3
     keys: [STUDYID, USUBJID]         # sort keys = Define-XML KeySequence
     depends: []                      # datasets that must be built first (e.g. [DM] for --DY)
+    intermediate: false              # ADaM only: a working dataset, built for later datasets to read (as
+                                     #   admiral's ex_ext or ovr) but not part of the package (no file, not in
+                                     #   define.xml); default false
     sources:                         # where rows come from; each yields rows of the dataset
       - id: DEMOG                    # source id (defaults to the form); rules may differ per source
         form: DEMOG                  # CRF form that drives the rows (one row per form record) ...
@@ -151,6 +154,7 @@ class DatasetSpec:
     variables: tuple[VariableSpec, ...]
     sources: tuple[SourceSpec, ...] = ()
     depends: tuple[str, ...] = ()
+    intermediate: bool = False  # a working dataset: built and read by later datasets, not written (ADaM only)
     supp: SuppSpec | None = None
     comment: str | None = None
     path: Path | None = None

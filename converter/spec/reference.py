@@ -246,6 +246,11 @@ def _dataset_schema() -> dict[str, Any]:
         "standard": {"type": "string", "description": "SDTMIG x.y (SDTM rules) or ADaMIG x.y (ADaM rules)"},
         "keys": names,
         "depends": names,
+        "intermediate": {
+            "type": "boolean",
+            "description": "ADaM only: a working dataset, built for later datasets to read, not written to the "
+            "package nor described in define.xml (default false)",
+        },
         "sources": {"type": "array", "items": source},
         "supp": {
             "type": "object",

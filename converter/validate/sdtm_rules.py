@@ -89,6 +89,8 @@ def check_presence(frames: Frames, specs: Mapping[str, DatasetSpec], ids: SpecRu
     """Datasets of the spec present; Req/Exp (ADaM: Req/Cond) variables present; Req variables never null."""
     out: list[Finding] = []
     for name, spec in specs.items():
+        if spec.intermediate and name not in frames:
+            continue  # a working dataset (ADaM ``intermediate: true``): no package holds it
         if name not in frames:
             if name == "DM" and ids is SDTM_IDS:
                 out.append(finding("INO-SDTM-001", name))
