@@ -110,11 +110,32 @@ VIEW_CSS = (
 )
 
 
+#: define.xml bytes (SHA-256) -> their rendering, the last few: ``inoconv run`` renders each package's define.html
+#: when the package is written and again for the run's view (:func:`write_define_views`), from the same bytes
+_RENDERED: dict[bytes, bytes] = {}
+_RENDERED_KEEP = 4
+
+
 def write_define_html(define_xml: Path | str, out: Path | str | None = None) -> Path:
-    """Write ``define.html`` (default: beside define.xml, named after it) rendered with the stylesheet."""
+    """Write ``define.html`` (default: beside define.xml, named after it) rendered with the stylesheet.
+
+    The same define.xml bytes rendered before in this process are not rendered again (the stylesheet is fixed);
+    a target that already holds the rendering is left as it is."""
     src = Path(define_xml)
     target = Path(out) if out is not None else src.with_suffix(".html")
-    html = render_define_html(src)
+    try:
+        key: bytes | None = hashlib.sha256(src.read_bytes()).digest()
+    except OSError:
+        key = None  # render_define_html says what is wrong with the file
+    html = _RENDERED.get(key) if key is not None else None
+    if html is None:
+        html = render_define_html(src)
+        if key is not None:
+            while len(_RENDERED) >= _RENDERED_KEEP:
+                del _RENDERED[next(iter(_RENDERED))]
+            _RENDERED[key] = html
+    elif target.is_file() and target.read_bytes() == html:
+        return target
     with atomic_file(target) as fh:
         fh.write(html)
     return target
