@@ -7,27 +7,26 @@ the templates do, ADRS reads ``rs_onco_recist`` / ``tu_onco_recist`` (8 subjects
 What matches and why the rest differs (asserted below, so a regression shows; the match rate per dataset and
 variable is written by ``python tests/test_adam_pharmaverse_onco.py`` into benchmarks/RESULTS.md's table):
 
-* ADSL (306 subjects, 56 reference variables besides USUBJID): 48 derived, every one equal on every subject except
-  - REGION1 (306): the reference holds the text "NA" for every subject (its template's region map does not know
-    DM's COUNTRY codes, and R's NA was exported as text); the spec maps USA/CAN to North America as the
-    template means to.
-  - not derived (8): TRTSDTM/TRTSTMF/TRTEDTM/TRTETMF (datetimes of first/last exposure with time imputation: the
-    vocabulary's ``merge`` gives dates, not datetimes), DTHCAUS/DTHCGR1/DTHDOM/DTHB30FL (cause of death chosen
-    over AE and DS records by admiral's derive_vars_extreme_event: no rule chooses among several sources' values).
+* ADSL (306 subjects, 56 reference variables besides USUBJID): all 56 derived, every one equal on every subject
+  except REGION1 (306): the reference holds the text "NA" for every subject (its template's region map does not
+  know DM's COUNTRY codes, and R's NA was exported as text); the spec maps USA/CAN to North America as the template
+  means to. TRTSDTM/TRTEDTM (and TRTSTMF/TRTETMF) are merged from EX_EXT, the exposure records with datetimes
+  (the template's ``ex_ext``: derive_vars_dtm), an intermediate dataset; DTHCAUS/DTHDOM come from
+  ``extreme_record`` (derive_vars_extreme_event over AE and DS), DTHCGR1 and DTHB30FL from ``case``.
 * ADRS (3,694 records: 22 OVR assessments and 12 parameters x 306 subjects: PD, RSP, CB, BOR, BCP, CRSP, CCB,
   CBOR, CBCP, DEATH, LSTA, MDIS), matched on USUBJID, PARAMCD and (OVR) RSSEQ: every derived variable equal on
   every record except
-  - REGION1 and the 8 ADSL variables above (ADRS carries ADSL's variables);
+  - REGION1 (ADRS carries ADSL's variables);
   - CBCP of 01-701-1118 (15 variables of that one record): the subject's confirmed best response is PR (a PR
     confirmed 42 days later with one NE in between; the reference's CBOR says PR too), so CBCP is Y; the
     reference's CBCP is N for all 306 subjects because ad_adrs.R derives it in the same pipe as CBOR with
     ``dataset_add = adrs``, the dataset before that pipe, which has no CBOR records yet.
-* ADTTE (512 records: OS 254, PFS 254, RSD 4; 20 reference variables): every variable equal on every record
-  except EVNTDESC/CNSDTDSC/SRCVAR of 01-708-1236's OS: the date last known alive equals the randomisation date;
-  admiral takes the later-listed censoring source on a tie (Randomization), the rule the earlier one (Alive).
+* ADTTE (512 records: OS 254, PFS 254, RSD 4; 20 reference variables): every variable equal on every record.
+  01-708-1236's OS is censored on a tie (the date last known alive equals the randomisation date): the spec's
+  ``ties: last`` takes the later-listed censoring source (Randomization) as admiral's derive_param_tte does.
 
-ADOVR, the working dataset of the assessments that ADRS's parameters read (admiral's ``ovr``), is built too; it
-has no counterpart in pharmaverseadam (its records are ADRS's OVR records).
+ADOVR (the assessments ADRS's parameters read, admiral's ``ovr``) and EX_EXT are intermediate datasets: built for
+the later datasets, not in the package (``AdamResult.intermediate``); pharmaverseadam has no counterpart.
 """
 
 from __future__ import annotations
@@ -52,7 +51,10 @@ DATASETS = {
     "ADRS": ("adrs_onco", ["USUBJID", "PARAMCD", "KEYSEQ"]),
     "ADTTE": ("adtte_onco", ["USUBJID", "PARAMCD"]),
 }
-ADSL_NOT_DERIVED = {"TRTSDTM", "TRTSTMF", "TRTEDTM", "TRTETMF", "DTHCAUS", "DTHCGR1", "DTHDOM", "DTHB30FL"}
+#: the ADSL variables not derived (none left)
+ADSL_NOT_DERIVED: set[str] = set()
+#: the datasets built but not in the package
+INTERMEDIATE = {"ADOVR", "EX_EXT"}
 
 
 def sdtm() -> dict[str, pd.DataFrame]:
@@ -83,11 +85,18 @@ def built() -> dict[str, pd.DataFrame]:
     # the checks across datasets pass: one ADSL record per DM subject, every event date is that of the record its
     # SRCDOM/SRCVAR/SRCSEQ cites (ADRS's DEATH and PD records by their ASEQ)
     assert result.checks == []
-    return {name: keyed(name, df) for name, df in result.datasets.items()}
+    # the package: the three reference datasets; the working datasets apart, with no spec in the package
+    assert set(result.datasets) == set(result.specs) == set(DATASETS)
+    assert set(result.intermediate) == INTERMEDIATE
+    return {name: keyed(name, df) for name, df in {**result.datasets, **result.intermediate}.items()}
 
 
 def _norm(col: pd.Series) -> pd.Series:
-    """Both sides on one footing: dates (datetime.date in the reference) as SAS day numbers, text as str/None."""
+    """Both sides on one footing: dates (datetime.date in the reference) as SAS day numbers, datetimes (UTC
+    timestamps in the reference) as SAS seconds, text as str/None."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype) or str(col.dtype).startswith("datetime64"):
+        naive = col.dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
+        return ((naive - pd.Timestamp("1960-01-01")).dt.total_seconds()).astype("float64")
     if col.dtype == object and col.dropna().map(lambda v: isinstance(v, dt.date)).any():
         return col.map(lambda v: (v - EPOCH).days if isinstance(v, dt.date) else np.nan).astype("float64")
     if col.dtype == object:
@@ -136,6 +145,17 @@ def test_adsl(built: dict[str, pd.DataFrame]) -> None:
     # the derivations that decide populations and dates agree on every subject
     for var in ("SAFFL", "TRTSDT", "TRTEDT", "TRTDURD", "EOSSTT", "EOSDT", "RANDDT", "DTHDT", "LSTALVDT", "AGEGR1"):
         assert result[var]["share"] == 1.0, var
+    # datetimes of first/last exposure (time imputed: 00:00:00 / 23:59:59, flag H) and the cause of death
+    for var in ("TRTSDTM", "TRTSTMF", "TRTEDTM", "TRTETMF", "DTHCAUS", "DTHDOM", "DTHCGR1", "DTHB30FL"):
+        assert result[var]["share"] == 1.0, var
+    assert set(ours["TRTSTMF"].dropna()) == {"H"} and ours["TRTSTMF"].notna().sum() == 254
+    first = ours.set_index("USUBJID").loc["01-701-1015"]
+    assert first["TRTSDTM"] == first["TRTSDT"] * 86400 and first["TRTEDTM"] == first["TRTEDT"] * 86400 + 86399
+    deaths = ours[ours["DTHDOM"].notna()].sort_values("USUBJID")
+    assert deaths[["USUBJID", "DTHCAUS", "DTHDOM", "DTHCGR1", "DTHB30FL"]].values.tolist() == [
+        ["01-701-1211", "SUDDEN DEATH", "AE", "ADVERSE EVENT", None],
+        ["01-704-1445", "COMPLETED SUICIDE", "AE", "ADVERSE EVENT", None],
+        ["01-710-1083", "MYOCARDIAL INFARCTION", "AE", "ADVERSE EVENT", "Y"]]  # fmt: skip
 
 
 #: the variables of the one ADRS record that differs (CBOR of 01-701-1118 is PR: CBCP Y here, N in the reference)
@@ -184,13 +204,14 @@ def test_adtte(built: dict[str, pd.DataFrame]) -> None:
     result = compare(ours, ref, ["USUBJID", "PARAMCD"])
     assert result["__matched__"]["records"] == 512
     assert _not_derived(result) == set()
-    assert _differ(result) == {"EVNTDESC": 1, "CNSDTDSC": 1, "SRCVAR": 1}
-    m = ref.merge(ours, on=["USUBJID", "PARAMCD"], suffixes=("_ref", "_new"))
-    tie = m[m["EVNTDESC_ref"] != m["EVNTDESC_new"]]
-    assert tie[["USUBJID", "PARAMCD", "EVNTDESC_ref", "EVNTDESC_new"]].values.tolist() == [
-        ["01-708-1236", "OS", "Randomization", "Alive"]]  # fmt: skip
+    assert _differ(result) == {}
+    # the tie: 01-708-1236's date last known alive is its randomisation date; `ties: last` takes the later-listed
+    # censoring source, Randomization, as admiral does
     adsl = built["ADSL"].set_index("USUBJID")
-    assert adsl.loc["01-708-1236", "LSTALVDT"] == adsl.loc["01-708-1236", "RANDDT"]  # the tie
+    assert adsl.loc["01-708-1236", "LSTALVDT"] == adsl.loc["01-708-1236", "RANDDT"]
+    tie = ours[(ours["USUBJID"] == "01-708-1236") & (ours["PARAMCD"] == "OS")]
+    assert tie[["CNSR", "EVNTDESC", "CNSDTDSC", "SRCVAR"]].values.tolist() == [
+        [1, "Randomization", "Randomization", "RANDDT"]]  # fmt: skip
     for var in ("ADT", "AVAL", "CNSR", "STARTDT", "ASEQ", "SRCDOM", "SRCSEQ"):
         assert result[var]["share"] == 1.0, var
 
