@@ -82,3 +82,20 @@ def test_the_least_recently_used_is_dropped_past_the_total(tmp_path: Path, monke
     read_xpt(paths[0])  # dropped: parsed again
     read_xpt(paths[2])  # kept
     assert read_cache.stats() == {"parsed": 4, "reused": 1, "cached": 2}
+
+
+def test_dataset_json_is_cached_apart_from_xpt(tmp_path: Path) -> None:
+    from converter.io.datasetjson import read_dataset_json, write_dataset_json
+
+    path = write_dataset_json(make_frame(), make_spec(), tmp_path / "adsl.json")
+    xpt = write_xpt(make_frame(), make_spec(), tmp_path / "adsl.xpt")
+    df1, meta1 = read_dataset_json(path)
+    meta1.extra["datasetJSONVersion"] = "changed by the caller"
+    df2, meta2 = read_dataset_json(path)
+    read_xpt(xpt)
+    assert read_cache.stats() == {"parsed": 2, "reused": 1, "cached": 2}
+    pd.testing.assert_frame_equal(df1, df2, check_exact=True)
+    assert meta2.extra["datasetJSONVersion"] == "1.1.0"
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(InputError, match=r"adsl\.json"):
+        read_dataset_json(path)

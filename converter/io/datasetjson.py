@@ -332,8 +332,14 @@ def read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
 
     A file that is not Dataset-JSON (not JSON, truncated, not UTF-8, rows that do not fit the columns) raises
     InputError naming the file and where in it; so does a name, label or character value holding a control
-    character (:func:`control_problems`: the rule of :mod:`converter.text`, tab allowed)."""
+    character (:func:`control_problems`: the rule of :mod:`converter.text`, tab allowed). Bytes read before in
+    this process are not parsed again (:mod:`converter.io.read_cache`)."""
+    from converter.io.read_cache import by_content
 
+    return by_content(Path(path), "dataset-json", _read_checked)
+
+
+def _read_checked(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     try:
         return _read_dataset_json(path)
     except InputError:

@@ -15,6 +15,7 @@ recently used dropped first), so large packages are simply read each time.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import threading
@@ -36,10 +37,11 @@ _stats = {"parsed": 0, "reused": 0}
 
 
 def _copy_meta(meta: M) -> M:
-    """A frozen dataclass with a mutable ``extra`` dict gets its own dict; anything else is returned as it is."""
+    """A frozen dataclass with a mutable ``extra`` dict gets its own (deep) copy; anything else is returned as it
+    is."""
     extra = getattr(meta, "extra", None)
     if dataclasses.is_dataclass(meta) and not isinstance(meta, type) and isinstance(extra, dict):
-        return dataclasses.replace(meta, extra=dict(extra))
+        return dataclasses.replace(meta, extra=copy.deepcopy(extra))
     return meta
 
 
