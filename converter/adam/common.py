@@ -44,8 +44,10 @@ __all__ = [
     "pick",
     "report_rows",
     "right_rows",
+    "rows_of",
     "sas_round",
     "sas_to_iso",
+    "series_text",
     "shared_pick",
     "sibling_rule",
     "sort_keys",
@@ -89,8 +91,10 @@ def sas_round(values: pd.Series, digits: int) -> pd.Series:
 
 def iso_to_sas(col: pd.Series) -> pd.Series:
     """Complete ISO 8601 dates (YYYY-MM-DD, any time part ignored) -> SAS day numbers (float64, NaN otherwise)."""
-    codes, uniques = pd.factorize(text_column(col).to_numpy(dtype=object), use_na_sentinel=True)
-    head = pd.Series(uniques, dtype=object).str.slice(0, 10)  # each distinct text parsed once
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = pd.Series(uniques, dtype=object)  # each distinct value parsed once; only text can be a date
+    is_text = np.array([isinstance(v, str) for v in uniques], dtype=bool)
+    head = texts.where(is_text, None).str.slice(0, 10)
     ok = head.str.len().eq(10).fillna(False).astype(bool)
     parsed = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
     days = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
@@ -167,16 +171,16 @@ def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = F
 
     Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``). The
     content tie-break is computed only when records of one ``by`` group tie on every order item. Only the key
-    columns are sorted; the caller takes the rows it needs (usually one per group, not the whole frame). With
-    ``share`` (a frame no rule changes: a right dataset or rows of it) the column texts are shared in the build.
+    columns are sorted, as integer codes (:func:`_sort_codes`, the order pandas' stable multi-column sort
+    gives); the caller takes the rows it needs (usually one per group, not the whole frame). With ``share`` (a
+    frame no rule changes: a right dataset or rows of it) the column texts are shared in the build.
     """
     text_of_df = (lambda c: text_of(df, c)) if share else (lambda c: as_text(df[c]))
     sortable_of_df = (lambda c: _sortable_of(df, c)) if share else (lambda c: sortable(df[c]))
     n = len(df)
-    keys: dict[str, pd.Series] = {}
-    ascending: list[bool] = []
+    keys: list[np.ndarray] = []
     used: set[str] = set()
-    for i, item in enumerate(order or []):
+    for item in order or []:
         if isinstance(item, dict):
             var = str(item["var"])
             rank = {str(v): j for j, v in enumerate(item.get("rank") or [])}
@@ -187,21 +191,44 @@ def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = F
             col = sortable_of_df(var)
             asc = not is_descending(str(item))
         used.add(var)
-        keys[f"__o{i}"] = col
-        ascending.append(asc != descending)
+        keys.append(_sort_codes(col, asc != descending))
     if n == 0:
         return np.arange(0)
-    groups = pd.DataFrame({**{f"__b{j}": text_of_df(b) for j, b in enumerate(by)}, **keys}, index=df.index)
-    tied = n > 1 if groups.shape[1] == 0 else bool(groups.duplicated(keep=False).any())
+    groups = [pd.factorize(text_of_df(b).to_numpy(dtype=object))[0] + 1 for b in by] + keys
+    tied = n > 1 if not groups else bool(pd.Series(_combined(groups)).duplicated().any())
     if tied:  # break ties on content, never on row position
-        for j, c in enumerate(sorted(set(df.columns) - used)):
+        for c in sorted(set(df.columns) - used):
             col = sortable_of_df(c)
-            keys[f"__t{j}"] = col if col.dtype.kind == "f" else col.fillna("")
-            ascending.append(not descending)
+            keys.append(_sort_codes(col if col.dtype.kind == "f" else col.fillna(""), not descending))
     if not keys:
         return np.arange(n)
-    kf = pd.DataFrame(keys).reset_index(drop=True)
-    return kf.sort_values(list(kf.columns), ascending=ascending, na_position="last", kind="mergesort").index.to_numpy()
+    positions: np.ndarray = np.argsort(_combined(keys), kind="stable")
+    return positions
+
+
+def _sort_codes(col: pd.Series, ascending: bool) -> np.ndarray:
+    """Integer codes of a column (float64 or text) that sort as pandas sorts it: the codes of its sorted
+    distinct values, nulls after every value whichever the direction (``na_position="last"``)."""
+    values = col.to_numpy() if col.dtype.kind == "f" else col.to_numpy(dtype=object)
+    codes, distinct = pd.factorize(values, sort=True, use_na_sentinel=True)
+    n = len(distinct)
+    null = codes < 0
+    return np.where(null, n, codes if ascending else n - codes - 1)
+
+
+def _combined(codes: Sequence[np.ndarray]) -> np.ndarray:
+    """One int64 key per row that orders (and equates) rows as the non-negative ``codes`` do, the first array
+    first (a mixed radix; compressed to the ranks of its distinct values before it could overflow)."""
+    key = codes[0].astype(np.int64)
+    span = int(key.max()) + 1 if len(key) else 1
+    for c in codes[1:]:
+        width = int(c.max()) + 1 if len(c) else 1
+        if span * width >= 2**62:
+            distinct, at = np.unique(key, return_inverse=True)
+            key, span = at.reshape(-1).astype(np.int64), len(distinct)
+        key = key * width + c
+        span *= width
+    return key
 
 
 def sort_keys(df: pd.DataFrame, order: Sequence[Any], descending: bool = False, by: Sequence[str] = ()) -> pd.DataFrame:
@@ -243,8 +270,18 @@ def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     name = a["dataset"]
     if name not in ctx.built:
         raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: dataset {name} is not available (add it to depends)")
-    frame, condition = ctx.built[name], a.get("filter")
+    return rows_of(ctx.built[name], a.get("filter"))
+
+
+def rows_of(frame: pd.DataFrame, condition: Any) -> pd.DataFrame:
+    """The rows of a dataset no rule changes (SDTM input, an ADaM dataset built before) where ``condition`` (a
+    parsed spec expression, or None) holds; shared within a build."""
     return shared(("rows", condition), (frame,), lambda: filter_rows(frame, condition))
+
+
+def series_text(col: pd.Series) -> pd.Series:
+    """``as_text`` of a column no rule changes (a source column, a variable computed before), shared in a build."""
+    return shared(("text",), (col,), lambda: as_text(col))
 
 
 def match_keys(ctx: RowContext, a: dict[str, Any], right: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -288,8 +325,7 @@ def matched(ctx: RowContext, a: dict[str, Any], right: pd.DataFrame, unique: boo
     if not pairs:
         return np.zeros(n, dtype=np.intp)
     lefts = tuple(value_of(ctx, lft) for lft, _ in pairs)
-    lindex = shared(("keys",), lefts, lambda: _index_of([shared(("text",), (s,), lambda s=s: as_text(s))
-                                                         for s in lefts]))  # fmt: skip
+    lindex = shared(("keys",), lefts, lambda: _index_of([series_text(s) for s in lefts]))
     cols = tuple(rgt for _, rgt in pairs)
     rindex = shared(("keys", cols), (right,), lambda: _index_of([text_of(right, c) for c in cols]))
     if unique and not rindex.is_unique:

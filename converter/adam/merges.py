@@ -12,6 +12,7 @@ import pandas as pd
 
 from converter.adam.common import (
     as_sas_date,
+    dates_of,
     key_frame,
     lookup_values,
     match_keys,
@@ -19,15 +20,17 @@ from converter.adam.common import (
     partial_dates,
     report_rows,
     right_rows,
+    rows_of,
     sas_round,
+    series_text,
     shared_pick,
     take_matched,
+    text_of,
     value_of,
 )
 from converter.frames import constant_column, null_column
 from converter.sdtm.context import RowContext, as_text, row_rule
 from converter.spec.adam_rules import by_pairs
-from converter.spec.expr import filter_rows
 
 __all__: list[str] = []  # rule implementations register themselves (converter.sdtm.context.ROW)
 
@@ -132,11 +135,14 @@ def _supp(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 @row_rule("extreme_date")
 def _extreme_date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     mode = a.get("mode", "last")
-    parts: list[pd.DataFrame] = []
-    for src in a["sources"]:
-        df = filter_rows(ctx.built[src["dataset"]], src.get("filter"))
-        dates = as_sas_date(df[src["date"]]).to_numpy()
-        parts.append(pd.DataFrame({"k": as_text(df["USUBJID"]).to_numpy(), "d": dates}))
-    allp = pd.concat(parts, ignore_index=True).dropna(subset=["d"])
-    agg = allp.groupby("k")["d"].max() if mode == "last" else allp.groupby("k")["d"].min()
-    return as_text(value_of(ctx, "USUBJID")).map(agg).astype(object)
+    keys: list[np.ndarray] = []
+    days: list[np.ndarray] = []
+    for src in a["sources"]:  # rows, key texts and SAS dates shared with the other rules reading them
+        df = rows_of(ctx.built[src["dataset"]], src.get("filter"))
+        keys.append(text_of(df, "USUBJID").to_numpy(dtype=object))
+        days.append(dates_of(df, src["date"]).to_numpy(dtype=float))
+    k, d = np.concatenate(keys), np.concatenate(days)
+    dated = ~np.isnan(d)
+    by_subject = pd.Series(d[dated]).groupby(k[dated])
+    agg = by_subject.max() if mode == "last" else by_subject.min()
+    return series_text(value_of(ctx, "USUBJID")).map(agg).astype(object)

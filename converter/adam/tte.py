@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import as_sas_date, report_rows, sibling_rule, value_of
+from converter.adam.common import dates_of, report_rows, rows_of, series_text, sibling_rule, text_of, value_of
 from converter.frames import keep_where
 from converter.sdtm.context import RowContext, as_text, row_rule
 from converter.spec.adam_rules import TTE_ATTRS
-from converter.spec.expr import filter_rows
 
 __all__ = ["tte_choice"]
 
@@ -45,13 +44,13 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     cands: list[pd.DataFrame] = []
     for kind, items in (("event", a["events"]), ("censor", a["censors"])):
         for i, src in enumerate(items):
-            df = filter_rows(ctx.built[src["dataset"]], src.get("filter"))
+            df = rows_of(ctx.built[src["dataset"]], src.get("filter"))  # shared with the other rules
             seq = df[src["seq"]] if src.get("seq") else pd.Series(np.nan, index=df.index)
             cands.append(
                 pd.DataFrame(
                     {
-                        "k": as_text(df["USUBJID"]).to_numpy(dtype=object),
-                        "ADT": as_sas_date(df[src["date"]]).to_numpy(dtype=float),
+                        "k": text_of(df, "USUBJID").to_numpy(dtype=object),
+                        "ADT": dates_of(df, src["date"]).to_numpy(dtype=float),
                         "kind": 0 if kind == "event" else 1,
                         "src": i,
                         "SRCSEQ": pd.to_numeric(seq, errors="coerce").to_numpy(dtype=float),
@@ -77,7 +76,7 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
         order = ["k", "kind", "__o", "__s", "__q"]
     allc = allc.sort_values(order, kind="mergesort", na_position="last")
     best = allc.groupby("k", sort=False).head(1).set_index("k")
-    subj = as_text(value_of(ctx, "USUBJID"))
+    subj = series_text(value_of(ctx, "USUBJID"))
     out = best.reindex(subj.to_numpy(dtype=object))
     out.index = ctx.frame.index
     return out
