@@ -519,7 +519,7 @@ def check_records(args: dict[str, Any]) -> list[str]:
     for item in args.get("order") or []:
         var = order_var(item) if isinstance(item, str) else str(item.get("var")) if isinstance(item, dict) else ""
         if var not in known:
-            out.append(f"extreme_record order: {var or item!r} is neither `event` nor a variable the events set")
+            out.append(f"extreme_record order: {var or repr(item)} is neither `event` nor a variable the events set")
     return out
 
 
