@@ -107,6 +107,12 @@ def fhir_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*")) if p.is_file() and is_fhir_file(p)]
 
 
+def _has_fhir_file(folder: Path) -> bool:
+    """``bool(fhir_files(folder))``, reading files only up to the first FHIR one (a run's bundles/ holds one file
+    per subject, each read whole to tell what it is)."""
+    return any(p.is_file() and is_fhir_file(p) for p in sorted(folder.glob("*")))
+
+
 def dataset_files(folder: Path) -> dict[str, Path]:
     """Dataset name -> file; XPT preferred (the submission format), Dataset-JSON where no XPT exists."""
     return {name: paths[0] for name, paths in all_dataset_files(folder).items()}
@@ -143,7 +149,9 @@ def detect(folder: Path) -> dict[str, Path]:
     if names:
         adam = "ADSL" in names or all(n.startswith("AD") for n in names)
         parts["adam" if adam else "sdtm"] = folder
-    if fhir_files(folder) or any((folder / s).is_dir() and fhir_files(folder / s) for s in ("bundles", "ndjson")):
+    if _has_fhir_file(folder) or any(
+        (folder / s).is_dir() and _has_fhir_file(folder / s) for s in ("bundles", "ndjson")
+    ):
         parts["fhir"] = folder  # resources, or the bundles/ and ndjson/ that inoconv fhir writes
     return parts
 
