@@ -100,3 +100,15 @@ def test_many_tie_columns() -> None:
     for descending in (False, True):
         got = order_positions(df, ["D"], descending)
         assert got.tolist() == _reference(df, ["D"], descending, []).tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pick_is_first_row_of_each_group_in_order(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    df = _frame(rng, int(rng.integers(1, 50)))
+    df.loc[df.index[::7], "USUBJID"] = np.nan  # NaN beside None: groups as pandas forms them
+    for mode in ("first", "last"):
+        for by in (["USUBJID"], ["USUBJID", "N"], ["RESP", "TXT"]):
+            pos = _reference(df, ["DTC", "desc(SEQ)"], mode == "last", by)
+            want = df.iloc[pos[~df[by].iloc[pos].duplicated(keep="first").to_numpy()]]
+            pd.testing.assert_frame_equal(pick(df, by, ["DTC", "desc(SEQ)"], mode), want)
