@@ -117,7 +117,7 @@ def _imputed(ctx: RowContext, a: dict[str, Any]) -> Imputed:
 
 @row_rule("date")
 def _date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    return _imputed(ctx, a).dates.astype(object)
+    return _imputed(ctx, a).dates
 
 
 @row_rule("date_flag")
@@ -220,7 +220,7 @@ def _imputed_dtm(ctx: RowContext, a: dict[str, Any]) -> ImputedDatetime:
 
 @row_rule("datetime")
 def _datetime(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    return _imputed_dtm(ctx, a).seconds.astype(object)
+    return _imputed_dtm(ctx, a).seconds
 
 
 @row_rule("time_flag")
@@ -243,7 +243,7 @@ def _duration(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
         out = np.floor(out)
     if a.get("round") is not None:
         out = sas_round(out, int(a["round"]))
-    return out.astype(object)
+    return out
 
 
 @row_rule("rel_day")
@@ -251,7 +251,7 @@ def _rel_day(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     d = as_sas_date(value_of(ctx, a["date"]))
     ref = as_sas_date(value_of(ctx, a["ref"]))
     diff = d - ref
-    return diff.where(diff < 0, diff + 1).astype(object)
+    return diff.where(diff < 0, diff + 1)
 
 
 @row_rule("trtemfl")

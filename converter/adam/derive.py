@@ -67,7 +67,7 @@ def _compute(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     out = pd.to_numeric(pd.Series(res, index=env.index), errors="coerce").astype("float64")
     if a.get("round") is not None:
         out = sas_round(out, int(a["round"]))
-    return out.astype(object)
+    return out
 
 
 # --- dataset-phase flags ---------------------------------------------------------------------------------------

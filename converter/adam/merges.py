@@ -46,7 +46,7 @@ def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
         if bad.any():
             report_rows(ctx, np.flatnonzero(bad.to_numpy()), a["var"], out, "merge",
                     f"partial date from {a['dataset']}.{a['var']}: state an imputation with a date rule")  # fmt: skip
-        out = as_sas_date(out).astype(object)
+        out = as_sas_date(out)
     elif a.get("as") not in (None, "value"):
         raise ValueError(f"{ctx.spec.name}.{ctx.var.name}: merge `as` must be value or date")
     if "values" in a:
@@ -67,7 +67,7 @@ def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     if a.get("fallback"):
         alt = value_of(ctx, a["fallback"])
         alt = as_sas_date(alt) if a.get("as") == "date" else alt
-        out = out.where(out.notna(), alt.astype(object))
+        out = out.astype(object).where(out.notna(), alt.astype(object))
     return out
 
 
@@ -145,4 +145,4 @@ def _extreme_date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     dated = ~np.isnan(d)
     by_subject = pd.Series(d[dated]).groupby(k[dated])
     agg = by_subject.max() if mode == "last" else by_subject.min()
-    return series_text(value_of(ctx, "USUBJID")).map(agg).astype(object)
+    return series_text(value_of(ctx, "USUBJID")).map(agg)

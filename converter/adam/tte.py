@@ -89,7 +89,7 @@ def _tte(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     if none.any():
         report_rows(ctx, np.flatnonzero(none.to_numpy()), "USUBJID", as_text(value_of(ctx, "USUBJID")), "tte",
                 "no event and no censoring date in any source")  # fmt: skip
-    return ch["ADT"].astype(object)
+    return ch["ADT"]
 
 
 @row_rule("tte_attr")
