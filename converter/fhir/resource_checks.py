@@ -159,18 +159,31 @@ class Index:
     """Finds the target of a reference among loaded resources: by fullUrl, by Type/id, by identifier."""
 
     def __init__(self, items: Iterable[Located]) -> None:
+        self.items = list(items)
         self.by_url: dict[str, Located] = {}
         self.by_id: dict[str, Located] = {}
-        self.by_ident: dict[tuple[str, str, str], list[Located]] = {}
+        self._by_ident: dict[tuple[str, str, str], list[Located]] | None = None  # made at the first use
         self._memo: dict[str, tuple[Located | None, str | None]] = {}
-        for it in items:
+        by_id = self.by_id
+        for it in self.items:
             if it.full_url:
                 self.by_url.setdefault(it.full_url, it)
-            rid = it.resource.get("id")
-            if isinstance(rid, str):
-                self.by_id.setdefault(f"{it.rtype}/{rid}", it)
-            for system, value in identifiers_of(it.resource):
-                self.by_ident.setdefault((it.rtype, system, value), []).append(it)
+            res = it.resource
+            rid = res.get("id")
+            if rid.__class__ is str:
+                key = f"{res.get('resourceType', '')}/{rid}"
+                if key not in by_id:
+                    by_id[key] = it
+
+    @property
+    def by_ident(self) -> dict[tuple[str, str, str], list[Located]]:
+        """(type, system, value) -> the resources with that identifier."""
+        if self._by_ident is None:
+            self._by_ident = {}
+            for it in self.items:
+                for system, value in identifiers_of(it.resource):
+                    self._by_ident.setdefault((it.rtype, system, value), []).append(it)
+        return self._by_ident
 
     def resolve(self, ref: str) -> tuple[Located | None, str | None]:
         """(target, None) or (None, why not)."""

@@ -18,8 +18,10 @@ import pandas as pd
 from converter.fhir.located import FromFhir
 from converter.fhir.mapping import RESULT_TYPES, Element, FhirSpecs, rederivations
 from converter.fhir.study_days import as_submitted, study_days
-from converter.fhir.transforms import as_text
+from converter.fhir.transforms import as_texts
 from converter.spec.model import DatasetSpec
+
+_NUMBERS = frozenset({int, float, bool, type(None)})
 
 
 @dataclass
@@ -125,19 +127,22 @@ class Assembly:
     def _typed(self, ds: str, var: str, vals: list[Any], kind: str | None) -> pd.Series:
         t = self._sdtm_type(ds, var, kind)
         if t in ("integer", "float"):
-            nums: list[float] = []
-            for v in vals:
-                try:
-                    nums.append(float(v) if v is not None else np.nan)
-                except (TypeError, ValueError):
-                    nums.append(np.nan)
-            arr = np.array(nums, dtype="float64")
+            if set(map(type, vals)) <= _NUMBERS:  # JSON numbers (None: NaN), converted at once
+                arr = np.array(vals, dtype="float64")
+            else:  # text and anything else: float() of each, NaN where it has no number
+                nums: list[float] = []
+                for v in vals:
+                    try:
+                        nums.append(float(v) if v is not None else np.nan)
+                    except (TypeError, ValueError):
+                        nums.append(np.nan)
+                arr = np.array(nums, dtype="float64")
             finite = arr[~np.isnan(arr)]
             if t == "integer" and np.all(np.mod(finite, 1) == 0):
-                return pd.Series(pd.array([None if np.isnan(x) else int(x) for x in arr], dtype="Int64"))
+                return pd.Series(pd.array(arr, dtype="Int64"))
             return pd.Series(arr)
         obj = np.empty(len(vals), dtype=object)
-        obj[:] = [as_text(v) for v in vals]
+        obj[:] = as_texts(vals)
         return pd.Series(obj, dtype=object)
 
     def _var_order(self) -> dict[str, list[str]]:

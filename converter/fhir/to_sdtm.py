@@ -73,6 +73,7 @@ class Converter(Assembly):
             ucum=specs.constants.get("UCUM", "http://unitsofmeasure.org"),
         )
         self._sys_re: dict[int, re.Pattern[str]] = {}
+        self._sys_hits: dict[tuple[int, str], bool] = {}
         self.usubjid: dict[int, str | None] = {}  # id(Located) of a Patient -> USUBJID
         self.studyid: dict[int, str | None] = {}  # id(Located) of a ResearchStudy -> STUDYID
         self.subjects: dict[str, str] = {}  # USUBJID -> where its Patient is (kept over partitions)
@@ -93,6 +94,15 @@ class Converter(Assembly):
             got = self._sys_re[id(s)] = s.identifier.system.regex()
         return got
 
+    def _system_matches(self, s: SourceSpec, system: str) -> bool:
+        """Whether an identifier system is the source's (remembered per source and system)."""
+        key = (id(s), system)
+        got = self._sys_hits.get(key)
+        if got is None:
+            rx = self._system_re(s)
+            got = self._sys_hits[key] = rx is not None and rx.match(system) is not None
+        return got
+
     # -- dispatch -------------------------------------------------------------------------------------------------
     def dispatch(self, it: Located) -> tuple[SourceSpec | None, str]:
         sources = self.specs.resources.get(it.rtype)
@@ -100,8 +110,7 @@ class Converter(Assembly):
             return None, f"no FHIR spec for {it.rtype} under mappings/fhir"
         systems = [s for s, _v in identifiers_of(it.resource)]
         for s in sources:
-            rx = self._system_re(s)
-            if rx is not None and any(rx.match(x) for x in systems):
+            if systems and any(self._system_matches(s, x) for x in systems):
                 self.ours.add(id(it))
                 return s, ""
         for s in sources:
@@ -113,27 +122,36 @@ class Converter(Assembly):
         return None, f"matches no source of the {it.rtype} spec ({', '.join(x.name for x in sources)})"
 
     # -- references -----------------------------------------------------------------------------------------------
-    def _ref_value(self, ref: Any, it: Located, el: Element, index: Index, sink: FromFhir, kind: str) -> str | None:
-        if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
-            return None
-        text = ref["reference"]
+    def _ref_values(
+        self, frags: list[Any], owners: list[Located], el: Element, index: Index, sink: FromFhir, kind: str
+    ) -> list[str | None]:
+        """The USUBJID (``subject_ref``) or STUDYID (``study_ref``) of each reference in ``frags``; a reference
+        text is resolved once, each resource whose reference fails gets its problem."""
+        memo: dict[str, tuple[str | None, str | None]] = {}
+        out: list[str | None] = []
+        for ref, it in zip(frags, owners, strict=True):
+            text = ref.get("reference") if ref.__class__ is dict else None
+            if text.__class__ is not str:
+                out.append(None)
+                continue
+            got = memo.get(text)
+            if got is None:
+                got = memo[text] = self._ref_value(text, el, index, kind)
+            value, why = got
+            if why is not None:
+                sink.problems.append(problem(it.file, it.where, str(el.path), text, "fhir-reference", why))
+            out.append(value)
+        return out
+
+    def _ref_value(self, text: str, el: Element, index: Index, kind: str) -> tuple[str | None, str | None]:
+        """(the value a reference text gives, why it is a problem or None)."""
         target, why = index.resolve(text)
         table = self.usubjid if kind == "subject_ref" else self.studyid
         want = "Patient" if kind == "subject_ref" else "ResearchStudy"
         if target is not None:
             if target.rtype != want:
-                sink.problems.append(
-                    problem(
-                        it.file,
-                        it.where,
-                        str(el.path),
-                        text,
-                        "fhir-reference",
-                        f"refers to a {target.rtype}, not a {want}",
-                    )
-                )
-                return None
-            return table.get(id(target))
+                return None, f"refers to a {target.rtype}, not a {want}"
+            return table.get(id(target)), None
         # not in the input. A study: what a conditional reference itself says (STUDYID). A subject: bad input,
         # since the rows would belong to a subject without its DM row (and without the Patient's data).
         cond = parse_conditional(text)
@@ -142,10 +160,9 @@ class Converter(Assembly):
             if cond[0] == want and rx is not None and rx.match(cond[1]):
                 m = self._study.identifier.value.regex().match(cond[2])
                 if m and "STUDYID" in m.groupdict():
-                    return m.group("STUDYID")
+                    return m.group("STUDYID"), None
         what = "a subject not in the input" if kind == "subject_ref" else "dangling reference"
-        sink.problems.append(problem(it.file, it.where, str(el.path), text, "fhir-reference", f"{what}: {why}"))
-        return None
+        return None, f"{what}: {why}"
 
     # -- one source -----------------------------------------------------------------------------------------------
     def _identifier_values(
@@ -206,34 +223,41 @@ class Converter(Assembly):
             paths.append(e.path)
             paths.append(e.path.fallback() or e.path)
         ps = PathSet(paths)
-        matrix = [ps.get_all(node) for node in nodes]
+        cols: list[Any] = list(zip(*[ps.get_all(node) for node in nodes], strict=True)) or [()] * len(paths)
         for k, el in enumerate(els):
             var = el.var
             assert var is not None
             values = columns.setdefault(var, [None] * n)
-            todo = [i for i in range(n) if values[i] is None]
-            if el.elsewhere:
-                todo = [i for i in todo if id(owners[i]) not in self.ours]
-            if not todo:
+            # the rows still without a value (None: every row, the common case, without a list of row numbers)
+            todo: list[int] | None = None if values.count(None) == n else [i for i, v in enumerate(values) if v is None]
+            if el.elsewhere and self.ours:
+                todo = [i for i in (range(n) if todo is None else todo) if id(owners[i]) not in self.ours]
+            if todo is not None and not todo:
                 continue
-            frags = [matrix[i][2 * k] for i in todo]
-            no_holder = el.path.fallback() is None or all(matrix[i][2 * k + 1] is None for i in todo)
-            if el.kind != "present" and no_holder and all(f is None for f in frags):
+            col, hcol = cols[2 * k], cols[2 * k + 1]
+            frags = list(col) if todo is None else [col[i] for i in todo]
+            has_fallback = el.path.fallback() is not None
+            holders = (list(hcol) if todo is None else [hcol[i] for i in todo]) if has_fallback else None
+            no_holder = holders is None or holders.count(None) == len(holders)
+            if el.kind != "present" and no_holder and frags.count(None) == len(frags):
                 continue
+            rows = range(n) if todo is None else todo
             if el.kind in ("subject_ref", "study_ref"):
-                new = [
-                    self._ref_value(f, owners[i], el, index, sink, el.kind) for f, i in zip(frags, todo, strict=True)
-                ]
+                new = self._ref_values(frags, [owners[i] for i in rows], el, index, sink, el.kind)
             else:
-                holders = [matrix[i][2 * k + 1] for i in todo] if el.path.fallback() is not None else None
                 new, probs = inverse(el, frags, holders, self.ctx, element_codelist(el, dataset, self.sdtm_specs))
                 for j, msg in probs:
-                    it = owners[todo[j]]
+                    it = owners[rows[j]]
                     sink.problems.append(problem(it.file, it.where, str(el.path), "", "fhir-code", msg))
-            for j, i in enumerate(todo):
-                if new[j] is not None:
-                    values[i] = new[j]
-                    kinds.setdefault(var, el.kind)
+            if new.count(None) == len(new):
+                continue
+            kinds.setdefault(var, el.kind)
+            if todo is None:
+                values[:] = new
+            else:
+                for j, i in enumerate(todo):
+                    if new[j] is not None:
+                        values[i] = new[j]
 
     def _source_rows(self, s: SourceSpec, items: list[Located], index: Index, sink: FromFhir) -> list[Part]:
         n = len(items)
@@ -411,9 +435,13 @@ class Converter(Assembly):
         for key, its in plan.items():
             s = sources[key]
             tops = read.get(s.resource, set())
+            known = _SKIP_TOP | tops | {f"_{t}" for t in tops}  # (a key outside it may still be "__x" of a top)
             for it in its:
-                for k, v in it.resource.items():
-                    if k in _SKIP_TOP or k.lstrip("_") in tops:
+                res = it.resource
+                if res.keys() <= known:
+                    continue
+                for k, v in res.items():
+                    if k in known or k.lstrip("_") in tops:
                         continue
                     d = unread.setdefault(s.resource, {})
                     d[k] = d.get(k, 0) + 1
@@ -476,10 +504,10 @@ def convert_path(
 ) -> FromFhir:
     """The whole input under ``path`` converted at once (see :mod:`converter.fhir.fhir_input` for what it reads)."""
     sink = FromFhir(datasets={})
-    with no_gc():
+    with no_gc():  # for the checks too: a collection would scan every resource read
         items = read_input(path, sink)
-    sink.problems.extend(check_ids(items))
-    return fhir_to_sdtm(items, specs, ct, sdtm_specs, validate, sink, strict)
+        sink.problems.extend(check_ids(items))
+        return fhir_to_sdtm(items, specs, ct, sdtm_specs, validate, sink, strict)
 
 
 def parse_items(named: Mapping[str, bytes]) -> tuple[list[Located], FromFhir]:
