@@ -146,6 +146,14 @@ def _primitive_check(tname: str) -> _Check:
     return _string_check(tname)
 
 
+_NOTHING: set[str] = set()  # the remembered values of elements that remember none (never added to)
+
+
+def _no_check(v: Any) -> str | None:
+    """The primitive check of a complex element (never called: its values are walked)."""
+    return None
+
+
 # --- compiled element tables --------------------------------------------------------------------------------------
 class _Type:
     """One resource or data type: element name -> (is list, primitive check or None, complex type name)."""
@@ -160,7 +168,7 @@ class _Type:
         self.choices = choices  # (stem, member names, required)
         # for the boolean pass: element -> (is list, kind, primitive check, remembered good values, type name);
         # kind 0 complex, 1 string-like primitive, 2 other primitive, 3 a resource's resourceType
-        self.fast: dict[str, tuple[bool, int, _Check | None, set[str] | None, str]] = {}
+        self.fast: dict[str, tuple[bool, int, _Check, set[str], str]] = {}
         self.required_names = frozenset(alts[0] for alts in required)
         self.choice_sets = [(members, req) for _stem, members, req in choices]
 
@@ -192,12 +200,12 @@ def _tables() -> tuple[dict[str, _Type], frozenset[str]]:
     for t in types.values():
         for el, (is_list, chk, tname) in t.elements.items():
             if chk is None:
-                t.fast[el] = (is_list, 0, None, None, tname)
+                t.fast[el] = (is_list, 0, _no_check, _NOTHING, tname)
             else:
                 good = getattr(chk, "good", None)
-                t.fast[el] = (is_list, 1 if good is not None else 2, chk, good, tname)
+                t.fast[el] = (is_list, 1 if good is not None else 2, chk, good if good is not None else _NOTHING, tname)
     for rname in data["resources"]:
-        types[rname].fast["resourceType"] = (False, 3, None, None, "")
+        types[rname].fast["resourceType"] = (False, 3, _no_check, _NOTHING, "")
     return types, frozenset(data["resources"])
 
 
@@ -318,19 +326,19 @@ def _ok(node: dict[str, Any], t: _Type, types: dict[str, _Type]) -> bool:
                         return False
             elif kind == 1:
                 for x in v:
-                    if x.__class__ is not str or (x not in good and chk(x) is not None):  # type: ignore[operator]
+                    if x.__class__ is not str or (x not in good and chk(x) is not None):
                         return False
             else:
                 for x in v:
-                    if chk(x) is not None:  # type: ignore[misc]
+                    if chk(x) is not None:
                         return False
         elif is_list:
             return False
         elif kind == 1:
-            if v.__class__ is not str or (v not in good and chk(v) is not None):  # type: ignore[operator]
+            if v.__class__ is not str or (v not in good and chk(v) is not None):
                 return False
         elif kind == 2:
-            if v is None or chk(v) is not None:  # type: ignore[misc]
+            if v is None or chk(v) is not None:
                 return False
             if k == "reference" and t.name == "Reference" and not _reference_ok(v):
                 return False
@@ -416,7 +424,7 @@ def _column_ok(nodes: list[dict[str, Any]], t: _Type, types: dict[str, _Type], r
             if not _column_ok(col, types[tname], types, resources):
                 return False
         else:
-            if not _prim_column_ok(col, kind, chk, good, tname):  # type: ignore[arg-type]
+            if not _prim_column_ok(col, kind, chk, good, tname):
                 return False
             if k == "reference" and t.name == "Reference" and not all(map(_reference_ok, set(col))):
                 return False

@@ -60,7 +60,7 @@ def _element(info: Any) -> list[Any]:
     tname = m.group(1) if m else _primitive(ann)
     if tname is None:
         raise ValueError(f"no FHIR type for the annotation {text}")
-    extra = info.json_schema_extra or {}
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     required = info.is_required() or bool(extra.get("element_required")) or bool(extra.get("one_of_many_required"))
     return [tname, int(is_list), int(required), str(extra.get("one_of_many") or "")]
 
@@ -88,7 +88,7 @@ def generate() -> dict[str, Any]:
         cls = get_fhir_model_class(name)
         els: dict[str, list[Any]] = {}
         for key, info in cls.model_fields.items():
-            extra = info.json_schema_extra or {}
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             alias = info.alias or key
             if key == "fhir_comments":
                 continue
