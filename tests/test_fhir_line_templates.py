@@ -97,7 +97,7 @@ def test_a_marker_in_the_specs_text_is_no_template() -> None:
 def test_value_texts_keep_types_apart() -> None:
     texts, present = value_texts([1, 1.0, True, None, "1", 1])
     assert texts == [b"1", b"1.0", b"true", None, b'"1"', b"1"]
-    assert present == [1, 1, 1, 0, 1, 1]
+    assert present.tolist() == [1, 1, 1, 0, 1, 1]
     d = {"a": 1}
     texts, codes = value_texts([d, None, {"a": 1}, "x", d], content=True)
     assert texts == [b'{"a":1}', None, b'{"a":1}', b'"x"', b'{"a":1}']
@@ -121,3 +121,29 @@ def test_text_mode_gives_the_ndjson_of_the_dicts() -> None:
     ]
     assert text.problems == dicts.problems
     assert ndjson_lines(text) == ndjson_lines(dicts)
+
+
+def test_factored_columns_are_the_column_values() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from converter.fhir.frame_values import column_factors, column_values
+
+    df = pd.DataFrame(
+        {
+            "text": ["b", None, "", "a", "b", np.nan],
+            "num": [1.5, np.nan, 2.0, 1.5, 0.0, 3.0],
+            "mixed": [1.0, "1", None, "x", 2, None],
+            "negzero": [0.0, -0.0, 1.0, np.nan, 0.0, 2.0],
+        }
+    )
+    for var in ("text", "num"):
+        f = column_factors(df, var)
+        assert f is not None
+        want = column_values(df, var)
+        assert list(f) == want and [type(v) for v in f] == [type(v) for v in want]
+        assert [f[i] for i in range(len(f))] == want
+        assert list(f.take([3, 0])) == [want[3], want[0]]
+        assert list(f.where(np.array([True, False] * 3))) == [v if i % 2 == 0 else None for i, v in enumerate(want)]
+    assert column_factors(df, "mixed") is None  # 1.0 and 2 would be one type's values no more
+    assert column_factors(df, "negzero") is None  # -0.0 and 0.0 are one key but two JSON texts

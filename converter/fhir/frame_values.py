@@ -7,8 +7,8 @@ parent rows (:func:`link_children`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,76 @@ def column_values(df: pd.DataFrame, var: str) -> list[Any]:
             for v, m in zip(vals, mask, strict=True)
         ]
     return [None if m else v for v, m in zip(vals, mask, strict=True)]
+
+
+class Factored(Sequence[Any]):
+    """A column as codes into its distinct values, so that what is done once per distinct value (a transform, a
+    JSON text) need not be done again per row; row by row (a sequence) only when read so."""
+
+    __slots__ = ("_rows", "codes", "distinct")
+
+    def __init__(self, codes: np.ndarray[Any, np.dtype[np.intp]], distinct: list[Any]) -> None:
+        self.codes = codes
+        self.distinct = distinct
+        self._rows: list[Any] | None = None
+
+    def rows(self) -> list[Any]:
+        """The values row by row (made once)."""
+        if self._rows is None:
+            table = np.empty(len(self.distinct), dtype=object)
+            for i, v in enumerate(self.distinct):  # one by one: a list among the values stays one object
+                table[i] = v
+            self._rows = table[self.codes].tolist()
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return self.rows()[i]
+        return self.distinct[self.codes[i]]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows())
+
+    def take(self, rows: list[int]) -> Factored:
+        """The rows ``rows``, in that order."""
+        return Factored(self.codes[rows], self.distinct)
+
+    def where(self, mask: np.ndarray[Any, np.dtype[np.bool_]]) -> Factored:
+        """None where ``mask`` is False."""
+        distinct = [*self.distinct, None]
+        return Factored(np.where(mask, self.codes, len(distinct) - 1), distinct)
+
+
+def column_factors(df: pd.DataFrame, var: str) -> Factored | None:
+    """:func:`column_values` as a :class:`Factored` column, for text and float columns (None for the others, and
+    where the distinct values would not be the values: several types in one column, a negative zero)."""
+    col = df[var]
+    if col.dtype == object:
+        arr = col.to_numpy(dtype=object)
+    elif col.dtype == np.float64:
+        arr = col.to_numpy()
+        if bool(((arr == 0) & np.signbit(arr)).any()):
+            return None
+    else:
+        return None
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN, None, NA -> -1
+    distinct: list[Any] = [
+        None if (type(u) is str and u == "") else (u.item() if isinstance(u, np.generic) else u)
+        for u in uniques.tolist()
+    ]
+    kinds = set(map(type, distinct))
+    kinds.discard(type(None))
+    if len(kinds) > 1:
+        return None
+    distinct.append(None)
+    return Factored(np.where(codes < 0, len(distinct) - 1, codes), distinct)
 
 
 def text_values(df: pd.DataFrame, var: str) -> list[str | None]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from converter.fhir.frame_values import Factored
 from converter.fhir.rowcode import Entry, compile_rows, dicts_as_is
 
 __all__ = ["Tail", "row_lines", "value_texts"]
@@ -33,6 +34,7 @@ JsonDict = dict[str, Any]
 _OPEN, _CLOSE = "\ue000", "\ue001"  # Unicode private use: the markers' brackets
 _HOLE = re.compile(f'"{_OPEN}(\\d+){_CLOSE}"')
 _SIMPLE = frozenset({str, int, float, bool})
+_Codes = np.ndarray[Any, np.dtype[np.int64]]
 
 
 def _marker(hole: int) -> str:
@@ -65,30 +67,37 @@ def _factorize(values: Sequence[Any]) -> tuple[Sequence[Any], dict[Any, Any]]:
     return ids, dict(zip(ids, values, strict=True))
 
 
-def value_texts(values: Sequence[Any], content: bool = False) -> tuple[list[bytes | None], list[int]]:
+def value_texts(values: Sequence[Any], content: bool = False) -> tuple[Sequence[bytes | None], _Codes]:
     """The JSON text (orjson's bytes) of each value (``None`` for ``None``; each distinct value serialised
     once) and a code per value: 0 absent, 1 present; under ``content`` a dict's code is its text's (2...)."""
+    n = len(values)
+    if isinstance(values, Factored):  # the distinct values known: their texts, then row by row
+        texts, codes = value_texts(values.distinct, content)
+        return Factored(values.codes, list(texts)), codes[values.codes]
     keys, distinct = _factorize(values)
+    if not content and len(distinct) * 2 > n:  # mostly distinct (identifiers): row by row
+        dumps = orjson.dumps
+        return [None if v is None else dumps(v) for v in values], _present(values)
     text_of = {k: None if v is None else orjson.dumps(v) for k, v in distinct.items()}
     seen: dict[bytes | None, int] = {}
     code_of = {
         k: 0 if v is None else seen.setdefault(text_of[k], len(seen) + 2) if content and type(v) is dict else 1
         for k, v in distinct.items()
     }
-    return list(map(text_of.__getitem__, keys)), list(map(code_of.__getitem__, keys))
+    return list(map(text_of.__getitem__, keys)), np.fromiter(map(code_of.__getitem__, keys), np.int64, n)
 
 
 @dataclass
 class _Column:
     hole: int | None  # the marker's number (None: a mask)
-    texts: list[bytes | None] | None  # the values' JSON (None for a mask)
+    texts: Sequence[bytes | None] | None  # the values' JSON (None for a mask)
     content: bool  # its dicts shape the row by their content (they are merged into, or get keys)
 
 
 def row_lines(
     n: int,
     entries: Sequence[Entry],
-    cols: Sequence[list[Any]],
+    cols: Sequence[Sequence[Any]],
     root: JsonDict,
     root_texts: dict[str, list[bytes]],
     tails: Sequence[Tail] = (),
@@ -107,7 +116,7 @@ def row_lines(
     if n == 0:
         return []
     columns: list[_Column] = []
-    codes: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    codes: list[_Codes] = []
     it = iter(cols)
     for e, plain in zip(entries, as_is, strict=True):
         if e.is_const and not e.has_mask:
@@ -117,11 +126,16 @@ def row_lines(
             columns.append(_Column(None, None, False))
             codes.append(_present(col))
             continue
-        content = not plain and any(type(v) is dict for v in col)
+        content = not plain and dict in set(map(type, col.distinct if isinstance(col, Factored) else col))
         texts, present = value_texts(col, content)
         columns.append(_Column(len(columns), texts, content))
-        codes.append(np.asarray(present, dtype=np.int64))
-    sources: dict[int, Sequence[bytes | None]] = {c.hole: c.texts for c in columns if c.hole is not None and c.texts}
+        codes.append(present)
+    factored = {c.hole: c.texts for c in columns if c.hole is not None and isinstance(c.texts, Factored)}
+    sources: dict[int, Sequence[bytes | None]] = {
+        c.hole: c.texts.rows() if isinstance(c.texts, Factored) else c.texts
+        for c in columns
+        if c.hole is not None and c.texts is not None
+    }
     first_fixed = len(columns)  # the root's and the tails' holes are numbered after the columns'
     for i, key in enumerate(root_texts):
         sources[first_fixed + i] = root_texts[key]
@@ -138,10 +152,22 @@ def row_lines(
         made = _template(prog, columns, cols, first, root, list(root_texts), tails, first_fixed)
         if made is None:
             return None
-        fmt, hole_order = made
+        lits, found = made
         rows = order_list[bounds[g] : bounds[g + 1]]
+        group = order[bounds[g] : bounds[g + 1]]
+        # a value the same in every row of the shape goes into its template: fewer holes to fill per row
+        same = {h for h in found if h in factored and _constant(factored[h], group)}
+        fmt = lits[0].replace(b"%", b"%%")
+        hole_order: list[int] = []
+        for h, lit in zip(found, lits[1:], strict=True):
+            if h in same:
+                fmt += (sources[h][rows[0]] or b"").replace(b"%", b"%%")
+            else:
+                fmt += b"%s"
+                hole_order.append(h)
+            fmt += lit.replace(b"%", b"%%")
         if not hole_order:
-            lines.extend([fmt] * len(rows))
+            lines.extend([fmt % ()] * len(rows))
             continue
         if len(rows) == 1:
             lines.append(fmt % tuple(sources[h][rows[0]] for h in hole_order))
@@ -153,6 +179,11 @@ def row_lines(
     back = np.empty(n, dtype=np.int64)
     back[order] = np.arange(n, dtype=np.int64)
     return list(itemgetter(*back.tolist())(lines))
+
+
+def _constant(col: Factored, rows: np.ndarray[Any, np.dtype[np.intp]]) -> bool:
+    codes = col.codes[rows]
+    return bool((codes == codes[0]).all())
 
 
 def _present(values: Sequence[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -192,13 +223,13 @@ def _shapes(codes: list[np.ndarray[Any, np.dtype[np.int64]]], n: int) -> tuple[n
 def _template(
     prog: Any,
     columns: list[_Column],
-    cols: Sequence[list[Any]],
+    cols: Sequence[Sequence[Any]],
     row: int,
     root: JsonDict,
     root_keys: list[str],
     tails: Sequence[Tail],
     first_fixed: int,
-) -> tuple[bytes, list[int]] | None:
+) -> tuple[list[bytes], list[int]] | None:
     """``(format, holes in text order)`` of the shape of ``row``: the row program run on markers."""
     args: list[list[Any]] = []
     placed: list[int] = []
@@ -231,4 +262,4 @@ def _template(
     if len(set(found)) < len(found) or not set(found) <= set(placed) or any(_OPEN in s or _CLOSE in s for s in lits):
         return None  # a marker repeated, or the specs' own text holding one: no template (a value written over
         # by a later one is rightly missing)
-    return b"%s".join(s.encode().replace(b"%", b"%%") for s in lits), found
+    return [s.encode() for s in lits], found

@@ -15,7 +15,7 @@ Bundle form (``urn:uuid:...``, or a conditional reference to a resource of anoth
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +25,8 @@ import pandas as pd
 
 from converter.errors import Problem, problem
 from converter.fhir.frame_values import (
+    Factored,
+    column_factors,
     column_values,
     eval_mask,
     link_children,
@@ -77,16 +79,31 @@ def _flat(template: JsonDict) -> bool:
     return all(not isinstance(v, dict | list) for v in template.values())
 
 
-def _selector_checked(e: Entry, col: list[Any] | None) -> Entry:
+def _selector_checked(e: Entry, col: Sequence[Any] | None) -> Entry:
     """The entry, flagged when a dict value holds the key of its last (selector) step with another value than
     the selector's: the item would then not be the one the selector finds again."""
     last = e.path.last
     if col is None or last is None or len(last.select) != 1 or "." in last.select[0][0]:
         return e
     key, want = last.select[0]
-    if any(type(v) is dict and key in v and v[key] != want for v in col):
+    values = col.distinct if isinstance(col, Factored) else col
+    if any(type(v) is dict and key in v and v[key] != want for v in values):
         return replace(e, dict_selector_key=True)
     return e
+
+
+def _by_row(fwd: Forward, codes: np.ndarray[Any, np.dtype[np.intp]]) -> Forward:
+    """The forward of a column's distinct values, row by row (``codes``: each row's distinct value)."""
+    problems = fwd.problems
+    if problems:
+        rows = [(i, msg) for u, msg in problems for i in np.flatnonzero(codes == u).tolist()]
+        problems = sorted(rows, key=lambda p: p[0])  # in row order, as a row by row transform gives them
+    originals = None if fwd.originals is None else list(Factored(codes, fwd.originals))
+    return Forward(Factored(codes, list(fwd.frags)), originals, problems)
+
+
+def _rows(col: Sequence[Any], rows: list[int]) -> Sequence[Any]:
+    return col.take(rows) if isinstance(col, Factored) else [col[i] for i in rows]
 
 
 def _item_path(path: FPath) -> FPath:
@@ -162,6 +179,13 @@ class Builder:
             got = self._memo[key] = (df, column_values(df, var))
         return got[1]
 
+    def _factors(self, df: pd.DataFrame, var: str) -> Factored | None:
+        key = ("factors", id(df), var)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = (df, column_factors(df, var))
+        return got[1]
+
     def _texts(self, df: pd.DataFrame, var: str) -> list[str | None]:
         key = ("texts", id(df), var)
         got = self._memo.get(key)
@@ -207,7 +231,10 @@ class Builder:
         else:
             if el.var is None:
                 return None
-            if el.var in df.columns:
+            factored = self._factors(df, el.var) if el.var in df.columns else None
+            if factored is not None:
+                values = factored.distinct  # the transforms are value by value: each distinct value once
+            elif el.var in df.columns:
                 values = self._values(df, el.var)
             elif el.kind == "map" and None in el.args["map"]:
                 values = [None] * n  # an absent variable is all missing: its null mapping still applies
@@ -218,9 +245,14 @@ class Builder:
                 fwd = fn(el, values, self.ctx, element_codelist(el, dataset, self.sdtm_specs))
             else:
                 fwd = fn(el, values, self.ctx)
+            if factored is not None:
+                fwd = _by_row(fwd, factored.codes)
         if el.when:
             mask = self._mask(df, el.when)
-            fwd.frags = [f if m else None for f, m in zip(fwd.frags, mask.tolist(), strict=True)]
+            if isinstance(fwd.frags, Factored):
+                fwd.frags = fwd.frags.where(mask)
+            else:
+                fwd.frags = [f if m else None for f, m in zip(fwd.frags, mask.tolist(), strict=True)]
             if fwd.originals is not None:
                 fwd.originals = [o if m else None for o, m in zip(fwd.originals, mask.tolist(), strict=True)]
             fwd.problems = [(i, msg) for i, msg in fwd.problems if mask[i]]
@@ -231,8 +263,8 @@ class Builder:
         return fwd
 
     def _with_fallback(
-        self, path: FPath, frags: list[Any], originals: list[str | None] | None, el_path: FPath
-    ) -> list[tuple[Entry, list[Any] | None]]:
+        self, path: FPath, frags: Sequence[Any], originals: list[str | None] | None, el_path: FPath
+    ) -> list[tuple[Entry, Sequence[Any] | None]]:
         """Writes of the fragments, and of the SDTM values their primitives could not hold."""
         if originals is None:
             return [(Entry(path), frags)]
@@ -250,7 +282,7 @@ class Builder:
 
     def _entries(
         self, el: Element, path: FPath, df: pd.DataFrame, dataset: str | None, label: Callable[[int], str]
-    ) -> list[tuple[Entry, list[Any] | None]]:
+    ) -> list[tuple[Entry, Sequence[Any] | None]]:
         """The writes of one element at ``path``: a column of fragments, or a constant (and where it applies)."""
         fwd = self._forward(el, df, dataset, label)
         if fwd is None:
@@ -268,13 +300,13 @@ class Builder:
     @staticmethod
     def _fill(
         roots: list[JsonDict],
-        plan: list[tuple[Entry, list[Any] | None]],
+        plan: list[tuple[Entry, Sequence[Any] | None]],
         rows: list[int] | None,
         root_keys: frozenset[str],
     ) -> None:
         """Write every entry of the plan into the roots (``rows``: the rows of the columns they are, None: all)."""
         entries = [_selector_checked(e, col) for e, col in plan]
-        cols = [col if rows is None else [col[i] for i in rows] for _e, col in plan if col is not None]
+        cols = [col if rows is None else _rows(col, rows) for _e, col in plan if col is not None]
         prog = compile_rows(entries, root_keys)
         if prog is not None:
             prog(roots, *cols)
@@ -285,9 +317,9 @@ class Builder:
         for e in entries:
             setter = compile_setter(e.path)
             if e.is_const:
-                mask = next(it) if e.has_mask else [True] * len(roots)
+                mask: Sequence[Any] = next(it) if e.has_mask else [True] * len(roots)
                 deep = isinstance(e.const, dict | list)
-                vals = [None if m is None else json_copy(e.const) if deep else e.const for m in mask]
+                vals: Sequence[Any] = [None if m is None else json_copy(e.const) if deep else e.const for m in mask]
             else:
                 vals = next(it)
                 if e.shared:
@@ -296,7 +328,7 @@ class Builder:
                 if val is not None:
                     setter(root, val, cache)
 
-    def _refs_for(self, el: Element, df: pd.DataFrame) -> list[Any]:
+    def _refs_for(self, el: Element, df: pd.DataFrame) -> Sequence[Any]:
         rtype = "ResearchStudy" if el.kind == "study_ref" else "Patient"
         target = self._targets.get(rtype)
         if target is None:
@@ -312,7 +344,8 @@ class Builder:
             u = resource_uuid(rtype, s, v)
             cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
             ref_of[(s, v)] = self.refs.ref(rtype, u, cond)
-        return list(map(ref_of.__getitem__, pairs))
+        index = {k: i for i, k in enumerate(ref_of)}  # one shared reference per target: a factored column
+        return Factored(np.fromiter(map(index.__getitem__, pairs), np.intp, len(pairs)), list(ref_of.values()))
 
     def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource]:
         df = self._frame(source, datasets)
@@ -331,7 +364,7 @@ class Builder:
         systems = render(ident.system, df, self._texts)
         values = render(ident.value, df, self._texts)
         ids = [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
-        plan: list[tuple[Entry, list[Any] | None]] = [(Entry(ident.path), ids)]
+        plan: list[tuple[Entry, Sequence[Any] | None]] = [(Entry(ident.path), ids)]
         for el in source.elements:
             if el.to_fhir:
                 plan.extend(self._entries(el, el.path, df, ds, label))
@@ -400,7 +433,7 @@ class Builder:
     def _lines(
         self,
         rtype: str,
-        plan: list[tuple[Entry, list[Any] | None]],
+        plan: list[tuple[Entry, Sequence[Any] | None]],
         rows: list[int] | None,
         made: list[int],
         uuids: list[str],
@@ -420,7 +453,7 @@ class Builder:
                 joined.setdefault(p, []).append(orjson.dumps(item))
             tails.append(Tail(steps[0].name, [b",".join(joined[i]) if i in joined else None for i in made]))
         entries = [_selector_checked(e, col) for e, col in plan]
-        cols = [col if rows is None else [col[i] for i in rows] for _e, col in plan if col is not None]
+        cols = [col if rows is None else _rows(col, rows) for _e, col in plan if col is not None]
         root: JsonDict = {"resourceType": rtype, "id": None}
         ids = [f'"{u}"'.encode() for u in uuids]
         return row_lines(len(uuids), entries, cols, root, {"id": ids}, tails, _BODY_KEYS)
@@ -468,7 +501,7 @@ class Builder:
         self, child: ChildSpec, cdf: pd.DataFrame, rows: list[int], template: JsonDict, label: Callable[[int], str]
     ) -> list[Any]:
         """Child items from a template that is not plain JSON: the setters, value by value."""
-        plan: list[tuple[Setter3, list[Any]]] = []
+        plan: list[tuple[Setter3, Sequence[Any]]] = []
         for el in child.elements:
             if not el.to_fhir:
                 continue
@@ -502,7 +535,7 @@ class Builder:
         label: Callable[[int], str],
     ) -> list[Any]:
         """Child items built from a plain JSON template, column-wise (see :meth:`_fill`)."""
-        plan: list[tuple[Entry, list[Any] | None]] = []
+        plan: list[tuple[Entry, Sequence[Any] | None]] = []
         for el in child.elements:
             if el.to_fhir:
                 plan.extend(self._entries(el, el.path, cdf, child.dataset, label))

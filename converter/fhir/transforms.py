@@ -105,7 +105,7 @@ def _number(v: Any) -> float | int | None:
 # --- forward -------------------------------------------------------------------------------------------------------
 @dataclass
 class Forward:
-    frags: list[Any]
+    frags: Sequence[Any]
     originals: list[str | None] | None = None
     problems: Problems = field(default_factory=list)
 
