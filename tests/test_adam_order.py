@@ -112,3 +112,28 @@ def test_pick_is_first_row_of_each_group_in_order(seed: int) -> None:
             pos = _reference(df, ["DTC", "desc(SEQ)"], mode == "last", by)
             want = df.iloc[pos[~df[by].iloc[pos].duplicated(keep="first").to_numpy()]]
             pd.testing.assert_frame_equal(pick(df, by, ["DTC", "desc(SEQ)"], mode), want)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_extreme_flag_reads_only_its_columns_unless_tied(seed: int) -> None:
+    """extreme_flag looks at the by, order and filter columns first; its flags are those of pick() over every
+    column but the flag's own, tied groups included (then every other column breaks the tie)."""
+    from types import SimpleNamespace
+
+    import converter.adam.algorithms  # noqa: F401 - registers the ADaM rules
+    from converter.sdtm.context import DATASET
+    from converter.spec.expr import filter_rows, parse_expression
+
+    rng = np.random.default_rng(200 + seed)
+    df = _frame(rng, int(rng.integers(0, 50)))
+    df["FL"] = None
+    condition = parse_expression("RESP != 'NE'", file="test", line=1)
+    for order in (["DTC", "desc(SEQ)"], ["DTC"], [{"var": "RESP", "rank": ["CR", "PR"]}]):
+        for by in (["USUBJID"], ["USUBJID", "TXT"]):
+            a = {"by": by, "order": order, "mode": "last" if seed % 2 else "first", "filter": condition}
+            got = DATASET["extreme_flag"](SimpleNamespace(frame=df, var=SimpleNamespace(name="FL")), a)
+            want = pd.Series(np.full(len(df), None, dtype=object), index=df.index)
+            cand = filter_rows(df.drop(columns=["FL"]), condition)
+            if len(cand):
+                want.loc[pick(cand, by, order, a["mode"]).index] = "Y"
+            assert got.tolist() == want.tolist(), (order, by)

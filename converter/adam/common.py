@@ -14,7 +14,7 @@ list last). Nulls sort last in either direction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ __all__ = [
     "sortable",
     "take_matched",
     "text_of",
+    "untied_positions",
     "value_of",
 ]
 
@@ -167,6 +168,20 @@ def _order_key(order: Sequence[Any]) -> tuple[Any, ...]:
 
 def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = False,
                     by: Sequence[str] = (), *, share: bool = False) -> np.ndarray:  # fmt: skip
+    """Row positions of ``df`` in the order of the order items, then of every other column's content (see
+    :func:`_positions`)."""
+    return cast(np.ndarray, _positions(df, order, descending, by, share, untied_only=False))  # never None here
+
+
+def untied_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = False,
+                     by: Sequence[str] = ()) -> np.ndarray | None:  # fmt: skip
+    """:func:`order_positions` when no two records of a ``by`` group tie on every order item (the other
+    columns' content is then not needed: ``df`` may hold only the ``by`` and order columns), else None."""
+    return _positions(df, order, descending, by, False, untied_only=True)
+
+
+def _positions(df: pd.DataFrame, order: Sequence[Any], descending: bool, by: Sequence[str], share: bool,
+               untied_only: bool) -> np.ndarray | None:  # fmt: skip
     """Row positions of ``df`` in the order of the order items, then of every other column's content.
 
     Nulls sort last in every direction. ``descending`` reverses each order item (for ``mode: last``). The
@@ -196,6 +211,8 @@ def order_positions(df: pd.DataFrame, order: Sequence[Any], descending: bool = F
         return np.arange(0)
     groups = [pd.factorize(text_of_df(b).to_numpy(dtype=object))[0] + 1 for b in by] + keys
     tied = n > 1 if not groups else bool(pd.Series(_combined(groups)).duplicated().any())
+    if tied and untied_only:
+        return None
     if tied:  # break ties on content, never on row position
         for c in sorted(set(df.columns) - used):
             col = sortable_of_df(c)

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import env_of, pick, report_rows, sas_round, value_of
+from converter.adam.common import env_of, pick, report_rows, sas_round, untied_positions, value_of
 from converter.frames import null_column
 from converter.sdtm.context import DatasetContext, RowContext, as_text, dataset_rule, row_rule
+from converter.spec.adam_rules import order_var
 from converter.spec.expr import evaluate, filter_rows
 
 __all__: list[str] = []  # rule implementations register themselves (converter.sdtm.context.ROW / DATASET)
@@ -75,9 +76,21 @@ def _compute(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 def _extreme_flag(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     df = ctx.frame
     out = pd.Series(np.full(len(df), None, dtype=object), index=df.index)
-    cand = filter_rows(df.drop(columns=[ctx.var.name], errors="ignore"), a.get("filter"))
+    by, order, mode, condition = list(a["by"]), a["order"], a.get("mode", "first"), a.get("filter")
+    read = {*by, *(str(i["var"]) if isinstance(i, dict) else order_var(str(i)) for i in order or []),
+            *(condition.names if condition is not None else ())}  # fmt: skip
+    if ctx.var.name not in read:  # first the columns the flag reads; every other column only to break a tie
+        narrow = filter_rows(df[[c for c in df.columns if c in read]], condition)
+        if narrow.empty:
+            return out
+        pos = untied_positions(narrow, order, mode == "last", by)
+        if pos is not None:
+            first = ~narrow[by].iloc[pos].duplicated(keep="first").to_numpy()  # as pick() chooses
+            out.loc[narrow.index[pos[first]]] = a.get("value", "Y")
+            return out
+    cand = filter_rows(df.drop(columns=[ctx.var.name], errors="ignore"), condition)
     if cand.empty:
         return out
-    chosen = pick(cand, list(a["by"]), a["order"], a.get("mode", "first"))
+    chosen = pick(cand, by, order, mode)
     out.loc[chosen.index] = a.get("value", "Y")
     return out
