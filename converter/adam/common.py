@@ -95,7 +95,7 @@ def iso_to_sas(col: pd.Series) -> pd.Series:
     codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
     texts = pd.Series(uniques, dtype=object)  # each distinct value parsed once; only text can be a date
     is_text = np.array([isinstance(v, str) for v in uniques], dtype=bool)
-    head = texts.where(is_text, None).str.slice(0, 10)
+    head = keep_where(texts, is_text).str.slice(0, 10)
     ok = head.str.len().eq(10).fillna(False).astype(bool)
     parsed = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
     days = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
@@ -190,8 +190,13 @@ def _positions(df: pd.DataFrame, order: Sequence[Any], descending: bool, by: Seq
     gives); the caller takes the rows it needs (usually one per group, not the whole frame). With ``share`` (a
     frame no rule changes: a right dataset or rows of it) the column texts are shared in the build.
     """
-    text_of_df = (lambda c: text_of(df, c)) if share else (lambda c: as_text(df[c]))
-    sortable_of_df = (lambda c: _sortable_of(df, c)) if share else (lambda c: sortable(df[c]))
+
+    def text_of_df(c: str) -> pd.Series:
+        return text_of(df, c) if share else as_text(df[c])
+
+    def sortable_of_df(c: str) -> pd.Series:
+        return _sortable_of(df, c) if share else sortable(df[c])
+
     n = len(df)
     keys: list[np.ndarray] = []
     used: set[str] = set()

@@ -269,7 +269,8 @@ class Coded:
 
     def per_text(self, fn: Any, dtype: Any = bool) -> np.ndarray[Any, Any]:
         """``fn(text)`` for every row, computed once per distinct text (``fn`` sees ``None`` for missing)."""
-        return np.array([fn(t) for t in self.texts], dtype=dtype)[self.codes]
+        result: np.ndarray[Any, Any] = np.array([fn(t) for t in self.texts], dtype=dtype)[self.codes]
+        return result
 
 
 def coded(col: pd.Series) -> Coded:
@@ -278,6 +279,8 @@ def coded(col: pd.Series) -> Coded:
 
 
 def _coded(col: pd.Series) -> Coded:
+    codes: Any
+    uniques: Any
     if col.dtype.kind in "iufb":  # numbers (NumPy or nullable): factorised as they are
         codes, uniques = pd.factorize(col, use_na_sentinel=True)
     else:  # text is taken as it is, anything else converted once per distinct value

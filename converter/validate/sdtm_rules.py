@@ -186,8 +186,7 @@ def check_metadata(
                 )
                 continue
             if not var.numeric:
-                col = coded(series)
-                nbytes = col.per_text(lambda t: len(t.encode("utf-8")) if t is not None else 0, np.int64)
+                nbytes = coded(series).per_text(lambda t: len(t.encode("utf-8")) if t is not None else 0, np.int64)
                 if var.length:
                     out += row_findings(
                         ids.value_too_long, name, var.name, df, nbytes > var.length,
