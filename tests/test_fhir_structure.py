@@ -269,3 +269,18 @@ def test_tosdtm_names_file_line_and_field(tmp_path: Path, strict: bool, capsys: 
     text = (tmp_path / "out" / "tosdtm-problems.csv").read_text(encoding="utf-8")
     assert "Condition.ndjson,line 3,onsetDateTime," in text
     capsys.readouterr()
+
+
+def test_primitive_extensions_column_wise() -> None:
+    """``_x`` beside primitives (arrays with nulls pairing their items) pass the column-wise pass as the models
+    pass them; a wrong one is found in a batch."""
+    ext = {"extension": [{"url": "http://example.org/x", "valueString": "y"}]}
+    good = {"resourceType": "Patient", "id": "p", "birthDate": "1970", "_birthDate": ext,
+            "name": [{"given": ["A", "B"], "_given": [None, ext]}]}  # fmt: skip
+    bad = copy.deepcopy(good)
+    bad["name"][0]["_given"] = [None, {"colour": "blue"}]
+    assert validate_resource(good) == [] and validate_resource(bad)
+    batch = [copy.deepcopy(good) for _ in range(40)] + [bad]
+    got = check_resources(batch, batch=16)
+    assert got[:40] == [[]] * 40
+    assert [f for f, _m in got[40]] == ["name.0._given.1.colour"]

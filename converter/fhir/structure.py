@@ -417,8 +417,10 @@ def _column_ok(nodes: list[dict[str, Any]], t: _Type, types: dict[str, _Type], r
                 return False
             col = [x for v in col for x in v]
         if kind == 0:
-            if tname in ("Resource", "FHIRPrimitiveExtension") or set(map(type, col)) != {dict} or not all(col):
-                return False  # contained resources, nulls paired with primitives: the detailed pass
+            if tname == "FHIRPrimitiveExtension" and is_list:
+                col = [x for x in col if x is not None]  # the nulls that pair with a primitive array's items
+            if tname == "Resource" or set(map(type, col)) != {dict} or not all(col):
+                return False  # contained resources (by their own type), anything wrong: the detailed pass
             if len(col) > 32 and t.name not in resources:  # below a resource, objects repeat: each checked once
                 col = list({orjson.dumps(x): x for x in col}.values())
             if not _column_ok(col, types[tname], types, resources):
@@ -431,7 +433,7 @@ def _column_ok(nodes: list[dict[str, Any]], t: _Type, types: dict[str, _Type], r
     return True
 
 
-def check_resources(resources: list[Any], batch: int = 2000) -> list[Problems]:
+def check_resources(resources: list[Any], batch: int = 500) -> list[Problems]:
     """:func:`check_resource` of each resource, column-wise: resources of one type are checked together a batch
     at a time; only a batch with a problem is checked again resource by resource (to name each problem)."""
     types, known = _tables()
