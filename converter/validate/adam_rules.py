@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from converter.spec.model import DatasetSpec
-from converter.validate.common import DatasetInfo, finding, numbers, row_findings, shared_results, text_values
+from converter.validate.common import (
+    DatasetInfo,
+    coded,
+    finding,
+    numbers,
+    row_findings,
+    shared_results,
+    text_values,
+)
 from converter.validate.findings import Finding
 from converter.validate.sdtm_rules import SpecRuleIds, check_metadata, check_presence
 
@@ -73,7 +81,7 @@ def check_param(frames: Frames) -> list[Finding]:
         if "PARAMCD" not in df.columns:
             continue
         cd = text_values(df["PARAMCD"])
-        bad_name = np.array([c is not None and not _PARAMCD.match(c) for c in cd], dtype=bool)
+        bad_name = coded(df["PARAMCD"]).per_text(lambda c: c is not None and not _PARAMCD.match(c))
         out += row_findings(
             "INO-ADAM-016",
             name,
@@ -116,9 +124,11 @@ def check_flags(frames: Frames) -> list[Finding]:
         for col in map(str, df.columns):
             if not _FLAG.match(col):
                 continue
-            vals = text_values(df[col])
-            bad = np.array([v is not None and v not in ("Y", "N") for v in vals], dtype=bool)
-            out += row_findings("INO-ADAM-006", name, col, df, bad, f"{col} is {{v!r}} (Y, N or null)", v=vals)
+            values = coded(df[col])
+            bad = values.per_text(lambda v: v is not None and v not in ("Y", "N"))
+            if bad.any():
+                out += row_findings("INO-ADAM-006", name, col, df, bad, f"{col} is {{v!r}} (Y, N or null)",
+                                    v=values.values())  # fmt: skip
     return out
 
 

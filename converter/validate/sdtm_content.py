@@ -109,12 +109,17 @@ def _one_to_one(df: pd.DataFrame, key: str, others: tuple[str, ...]) -> list[Fin
         return []
     out: list[Finding] = []
     k = pd.Series(text_values(df[key].astype(object)), dtype=object)
+    key_codes, terms = pd.factorize(k.to_numpy(dtype=object), use_na_sentinel=True)
+    keyed = key_codes >= 0
     for var in others:
         if var not in df.columns:
             continue
         v = pd.Series(text_values(df[var].astype(object)), dtype=object).fillna("<null>")
-        n = v.groupby(k, dropna=True).nunique()
-        for term in n.index[n > 1]:
+        value_codes = pd.factorize(v.to_numpy(dtype=object))[0]
+        width = int(value_codes.max()) + 1 if len(value_codes) else 1
+        pairs = np.unique(key_codes[keyed].astype(np.int64) * width + value_codes[keyed])  # each (term, value) once
+        values_per_term = np.bincount(pairs // width, minlength=len(terms))
+        for term in sorted(np.asarray(terms, dtype=object)[values_per_term > 1]):  # as groupby orders its keys
             vals = sorted(set(v[k == term]))
             out.append(finding("INO-SDTM-053", "AE", var, f"{key} {term!r} has {len(vals)} values of {var}: {vals}"))
     return out
