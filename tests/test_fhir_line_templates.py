@@ -134,6 +134,7 @@ def test_factored_columns_are_the_column_values() -> None:
             "text": ["b", None, "", "a", "b", np.nan],
             "num": [1.5, np.nan, 2.0, 1.5, 0.0, 3.0],
             "mixed": [1.0, "1", None, "x", 2, None],
+            "hash_equal": [1, True, 1.0, None, 1, 0],
             "negzero": [0.0, -0.0, 1.0, np.nan, 0.0, 2.0],
         }
     )
@@ -145,5 +146,6 @@ def test_factored_columns_are_the_column_values() -> None:
         assert [f[i] for i in range(len(f))] == want
         assert list(f.take([3, 0])) == [want[3], want[0]]
         assert list(f.where(np.array([True, False] * 3))) == [v if i % 2 == 0 else None for i, v in enumerate(want)]
-    assert column_factors(df, "mixed") is None  # 1.0 and 2 would be one type's values no more
+    assert column_factors(df, "mixed") is None  # not text: left to column_values
+    assert column_factors(df, "hash_equal") is None  # 1, True and 1.0 are one key but three JSON texts
     assert column_factors(df, "negzero") is None  # -0.0 and 0.0 are one key but two JSON texts

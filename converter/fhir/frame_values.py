@@ -85,9 +85,11 @@ class Factored(Sequence[Any]):
 
 def column_factors(df: pd.DataFrame, var: str) -> Factored | None:
     """:func:`column_values` as a :class:`Factored` column, for text and float columns (None for the others, and
-    where the distinct values would not be the values: several types in one column, a negative zero)."""
+    where the distinct values would not be the values: objects other than text, a negative zero)."""
     col = df[var]
     if col.dtype == object:
+        if pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
+            return None  # other objects: 1, 1.0 and True would be one key
         arr = col.to_numpy(dtype=object)
     elif col.dtype == np.float64:
         arr = col.to_numpy()
@@ -96,14 +98,7 @@ def column_factors(df: pd.DataFrame, var: str) -> Factored | None:
     else:
         return None
     codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN, None, NA -> -1
-    distinct: list[Any] = [
-        None if (type(u) is str and u == "") else (u.item() if isinstance(u, np.generic) else u)
-        for u in uniques.tolist()
-    ]
-    kinds = set(map(type, distinct))
-    kinds.discard(type(None))
-    if len(kinds) > 1:
-        return None
+    distinct: list[Any] = [None if u == "" else u for u in uniques.tolist()]
     distinct.append(None)
     return Factored(np.where(codes < 0, len(distinct) - 1, codes), distinct)
 
