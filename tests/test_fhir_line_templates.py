@@ -98,6 +98,7 @@ def test_value_texts_keep_types_apart() -> None:
     texts, present = value_texts([1, 1.0, True, None, "1", 1])
     assert texts == [b"1", b"1.0", b"true", None, b'"1"', b"1"]
     assert present.tolist() == [1, 1, 1, 0, 1, 1]
+    assert value_texts([True, 1, None, 1.0])[0] == [b"true", b"1", None, b"1.0"]  # hash-equal, not one JSON
     d = {"a": 1}
     texts, codes = value_texts([d, None, {"a": 1}, "x", d], content=True)
     assert texts == [b'{"a":1}', None, b'{"a":1}', b'"x"', b'{"a":1}']

@@ -53,16 +53,11 @@ class Tail:
 
 def _factorize(values: Sequence[Any]) -> tuple[Sequence[Any], dict[Any, Any]]:
     """(a key per value, key -> a value with that key) where values of one key have the same JSON: the values
-    themselves in a column of one scalar type, else their identity (dicts, lists, mixed types)."""
-    try:
-        distinct = set(values)
-    except TypeError:  # dicts
-        distinct = None
-    if distinct is not None:
-        kinds = set(map(type, distinct))
-        kinds.discard(type(None))
-        if len(kinds) <= 1 and kinds <= _SIMPLE:  # 1, 1.0 and True never meet
-            return values, {v: v for v in distinct}
+    themselves in a column of one scalar type (so 1, 1.0 and True never meet), else their identity."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if len(kinds) <= 1 and kinds <= _SIMPLE:
+        return values, {v: v for v in set(values)}
     ids = list(map(id, values))
     return ids, dict(zip(ids, values, strict=True))
 
