@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from converter.validate.common import row_findings, text_values
+from converter.validate.common import coded, row_findings, text_values
 from converter.validate.findings import Finding
 
 __all__ = ["CRITERIA", "WINDOW_DAYS", "check_response_counts"]
@@ -69,7 +69,7 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
         return []
     rsdtc = text_values(rs["RSDTC"])
     at = np.flatnonzero(is_resp)  # only the columns the check reads are taken
-    resp = pd.DataFrame({"USUBJID": rs["USUBJID"].to_numpy(dtype=object)[at], "__d": _day(rsdtc[at]).to_numpy()},
+    resp = pd.DataFrame({"USUBJID": rs["USUBJID"].to_numpy(dtype=object)[at], "__d": _days(rs["RSDTC"])[at]},
                         index=at)  # fmt: skip
     resp = resp[resp["__d"].notna()]
     tests = text_values(lb["LBTESTCD"])
@@ -80,7 +80,7 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
     rows = np.flatnonzero(keep)
     lab = pd.DataFrame({
         "USUBJID": lb["USUBJID"].to_numpy(dtype=object)[rows],
-        "__d": _day(text_values(lb["LBDTC"])[rows]).to_numpy(),
+        "__d": _days(lb["LBDTC"])[rows],
         "__v": pd.to_numeric(lb["LBSTRESN"].iloc[rows], errors="coerce").to_numpy(),
         "LBTESTCD": tests[rows],
     })  # fmt: skip
@@ -114,6 +114,10 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
     return out
 
 
-def _day(texts: np.ndarray) -> pd.Series:
-    """ISO 8601 texts -> the date of their first 10 characters (NaT where none)."""
-    return pd.to_datetime(pd.Series(texts, dtype=object).str[:10], errors="coerce", format="%Y-%m-%d")
+def _days(col: pd.Series) -> np.ndarray:
+    """Per row: the date of the first 10 characters of the ISO 8601 text (NaT where none), parsed once per
+    distinct text."""
+    values = coded(col)
+    parsed = pd.to_datetime(pd.Series(values.texts, dtype=object).str[:10], errors="coerce", format="%Y-%m-%d")
+    days: np.ndarray = parsed.to_numpy()[values.codes]  # code -1 takes the final text, None: NaT
+    return days
