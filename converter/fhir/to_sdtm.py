@@ -27,7 +27,7 @@ from converter.errors import problem
 from converter.fhir.fhir_input import input_files, parse_named, read_input
 from converter.fhir.located import FromFhir, Located, Outcome
 from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, SourceSpec, element_codelist
-from converter.fhir.paths import FPath, PathSet, compile_getter, find_all
+from converter.fhir.paths import FPath, PathSet, compile_getter, find_all, simple_select
 from converter.fhir.provenance import is_inoconv_provenance
 from converter.fhir.resource_checks import (
     Index,
@@ -318,8 +318,15 @@ class Converter(Assembly):
         nodes: list[Any] = []
         owners: list[Located] = []
         parent_row: list[int] = []
+        simple = simple_select(select)
         for i, it in enumerate(items):
-            for node in find_all(get(it.resource), select):
+            got = get(it.resource)
+            if simple is not None and got.__class__ is list:  # find_all's common case, inline
+                key, value = simple
+                found = [x for x in got if x.__class__ is dict and x.get(key) == value]
+            else:
+                found = find_all(got, select)
+            for node in found:
                 nodes.append(node)
                 owners.append(it)
                 parent_row.append(i)
