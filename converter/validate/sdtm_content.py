@@ -76,7 +76,7 @@ def check_meddra(
         if code in ae.columns:
             bad = ~_codes_ok(ae[code])
             out += row_findings("INO-SDTM-050", "AE", code, ae, bad, "{v!r} is not an 8-digit MedDRA code",
-                                v=text_values(ae[code].astype(object)))  # fmt: skip
+                                v=text_values(ae[code]))  # fmt: skip
     if socs is not None:
         known = np.isin(soc.astype(str), list(socs)) | is_null(ae["AESOC"])
         out += row_findings("INO-SDTM-051", "AE", "AESOC", ae, ~known, "{s!r} is not a MedDRA SOC name", s=soc)
@@ -108,13 +108,13 @@ def _one_to_one(df: pd.DataFrame, key: str, others: tuple[str, ...]) -> list[Fin
     if key not in df.columns:
         return []
     out: list[Finding] = []
-    k = pd.Series(text_values(df[key].astype(object)), dtype=object)
+    k = pd.Series(text_values(df[key]), dtype=object)  # the column's coded form, shared within the run
     key_codes, terms = pd.factorize(k.to_numpy(dtype=object), use_na_sentinel=True)
     keyed = key_codes >= 0
     for var in others:
         if var not in df.columns:
             continue
-        v = pd.Series(text_values(df[var].astype(object)), dtype=object).fillna("<null>")
+        v = pd.Series(text_values(df[var]), dtype=object).fillna("<null>")
         value_codes = pd.factorize(v.to_numpy(dtype=object))[0]
         width = int(value_codes.max()) + 1 if len(value_codes) else 1
         pairs = np.unique(key_codes[keyed].astype(np.int64) * width + value_codes[keyed])  # each (term, value) once
@@ -197,16 +197,26 @@ def check_visits(frames: Frames) -> list[Finding]:
             "INO-SDTM-060", name, "VISITNUM", df, np.isnan(vn), "VISITNUM is null (record of {d})", d=when
         )
         if "VISIT" in df.columns:
-            pairs = pd.DataFrame({"n": vn, "v": text_values(df["VISIT"])}).dropna()
-            for a, b in (("n", "v"), ("v", "n")):
-                c = pairs.groupby(a)[b].nunique()
-                for v in c.index[c > 1]:
-                    out.append(
-                        finding(
-                            "INO-SDTM-061", name, "VISITNUM", f"VISITNUM/VISIT: {v!r} pairs with {int(c[v])} values"
-                        )
-                    )
+            for key, n in _partners(vn, text_values(df["VISIT"])):
+                out.append(finding("INO-SDTM-061", name, "VISITNUM", f"VISITNUM/VISIT: {key!r} pairs with {n} values"))
     return out
+
+
+def _partners(numbers_: np.ndarray, texts: np.ndarray) -> list[tuple[object, int]]:
+    """Over the rows where both are present: each number paired with more than one text, then each text paired
+    with more than one number (ascending within each), with how many distinct partners it has; as a grouped
+    ``nunique`` orders and counts them, from distinct code pairs."""
+    ncode, nums = pd.factorize(numbers_, use_na_sentinel=True)
+    tcode, txts = pd.factorize(texts, use_na_sentinel=True)
+    both = (ncode >= 0) & (tcode >= 0)
+    width = len(txts) + 1
+    pairs = np.unique(ncode[both].astype(np.int64) * width + tcode[both])
+    per_number = np.bincount(pairs // width, minlength=len(nums))
+    per_text = np.bincount(pairs % width, minlength=len(txts))
+    out = [(float(nums[i]), int(per_number[i])) for i in np.flatnonzero(per_number > 1)]
+    out.sort(key=lambda kv: kv[0])
+    many = sorted((str(txts[i]), int(per_text[i])) for i in np.flatnonzero(per_text > 1))
+    return [*out, *many]
 
 
 def run_content_rules(
