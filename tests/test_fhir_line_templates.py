@@ -150,3 +150,21 @@ def test_factored_columns_are_the_column_values() -> None:
     assert column_factors(df, "mixed") is None  # not text: left to column_values
     assert column_factors(df, "hash_equal") is None  # 1, True and 1.0 are one key but three JSON texts
     assert column_factors(df, "negzero") is None  # -0.0 and 0.0 are one key but two JSON texts
+
+
+def test_a_repeated_identifier_is_reported_in_both_modes() -> None:
+    import pandas as pd
+
+    from converter.fhir.mapping import load_fhir_stage
+    from converter.fhir.to_fhir import Builder
+    from converter.records.simulate import simulate
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    datasets = dict(records_to_sdtm(simulate(5, seed=2)).datasets)
+    datasets["AE"] = pd.concat([datasets["AE"], datasets["AE"].iloc[[0]]], ignore_index=True)  # one row twice
+    stage = load_fhir_stage()
+    dicts = Builder(*stage).build(datasets)
+    text = Builder(*stage, text=True).build(datasets)
+    repeated = [p for p in dicts.problems if "is not unique" in p.message]
+    assert len(repeated) == 1 and "AdverseEvent identifier" in repeated[0].message
+    assert text.problems == dicts.problems

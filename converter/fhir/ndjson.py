@@ -33,7 +33,8 @@ class NdjsonWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
-    def write(self, result: FhirResult) -> None:
+    def write(self, result: FhirResult) -> dict[str, int]:
+        """Append the result's resources; returns how many of each type."""
         result.refs.use("ndjson")
         # by subject (study-level first), then build order: the same files whatever the partitioning
         for rtype, lines in ndjson_chunks(result).items():
@@ -41,8 +42,10 @@ class NdjsonWriter:
             if fh is None:
                 fh = self.files[rtype] = open(self.folder / f"{rtype}.ndjson", "wb")  # noqa: SIM115
             fh.write(lines)
-        for rtype, n in result.counts().items():
+        counts = result.counts()
+        for rtype, n in counts.items():
             self.counts[rtype] = self.counts.get(rtype, 0) + n
+        return counts
 
     def close(self) -> None:
         for fh in self.files.values():

@@ -560,6 +560,8 @@ class Builder:
                 )  # fmt: skip
 
     def _check_unique(self, resources: list[Resource]) -> None:
+        if len({r.uuid for r in resources}) == len(resources):
+            return  # an id hashes its "<Type>|<system>|<value>": ids all distinct, identifiers all distinct
         seen: dict[str, Resource] = {}
         for r in resources:
             key = f"{r.rtype}|{r.system}|{r.value}"

@@ -140,9 +140,9 @@ def write_ndjson_partition(
     try:
 
         def emit(result: FhirResult) -> None:
-            writer.write(result)
+            counts = writer.write(result)
             report.problems.extend(result.problems)
-            for k, v in result.counts().items():
+            for k, v in counts.items():
                 report.counts[k] = report.counts.get(k, 0) + v
             made.update(r.uuid for r in result.resources)
 
@@ -233,6 +233,5 @@ def _emit(
         report.bundles += 1
         if checks is not None:
             checks.bundle(name, data)
-    nd.write(result)
-    for k, v in result.counts().items():
+    for k, v in nd.write(result).items():
         report.counts[k] = report.counts.get(k, 0) + v
