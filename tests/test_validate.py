@@ -116,7 +116,7 @@ def ct_non_extensible(f: Frames, info: dict[str, DatasetInfo]) -> None:
 
 
 def ct_extensible(f: Frames, info: dict[str, DatasetInfo]) -> None:
-    f["DM"].loc[0, "RACE"] = "MARTIAN"
+    f["EX"].loc[0, "EXROUTE"] = "BY TELEPATHY"  # ROUTE is extensible (RACE is not, in CT 2024-03-29)
 
 
 def supp_orphan(f: Frames, info: dict[str, DatasetInfo]) -> None:
@@ -175,7 +175,7 @@ SDTM_DEFECTS: list[tuple[str, Callable[[Frames, dict[str, DatasetInfo]], None], 
     ("wrong --DY", wrong_dy, "CORE-000552", "AE", "AESTDY"),
     ("day 0", day_zero, "CORE-000558", "AE", "AESTDY"),
     ("CT value outside a non-extensible codelist", ct_non_extensible, "INO-SDTM-030", "DM", "SEX"),
-    ("CT value outside an extensible codelist", ct_extensible, "INO-SDTM-031", "DM", "RACE"),
+    ("CT value outside an extensible codelist", ct_extensible, "INO-SDTM-031", "EX", "EXROUTE"),
     ("SUPPAE pointing at a missing AESPID", supp_orphan, "CORE-000206", "SUPPAE", "IDVARVAL"),
     ("TS missing TPHASE", ts_no_tphase, "CORE-000740", "TS", "TSPARMCD"),
     ("label too long vs spec", label_too_long, "CORE-000019", "DM", "SEX"),
