@@ -22,6 +22,26 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return best, result
 
 
+def cpu_timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    """Best CPU time (``time.process_time``) of ``repeat`` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        c = time.process_time()
+        result = fn()
+        best = min(best, time.process_time() - c)
+    return best, result
+
+
+def size_and_repeat(argv: list[str], size: int = 2000, repeat: int = 3) -> tuple[int, int]:
+    """``[N] [--repeat R]`` of a benchmark's command line: the cohort size and the repetitions."""
+    rest = list(argv)
+    if "--repeat" in rest:
+        i = rest.index("--repeat")
+        repeat = int(rest[i + 1])
+        del rest[i : i + 2]
+    return (int(rest[0]) if rest else size), repeat
+
+
 def run_child(module: str, *args: str) -> dict[str, Any]:
     """Run ``python -m module args`` and return its JSON result plus its peak RSS in MiB."""
     env = dict(os.environ)

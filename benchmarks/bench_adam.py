@@ -22,21 +22,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._common import peak_rss_mib, table
-
-
-def _args(argv: list[str]) -> tuple[int, int]:
-    rest = list(argv)
-    repeat = 3
-    if "--repeat" in rest:
-        i = rest.index("--repeat")
-        repeat = int(rest[i + 1])
-        del rest[i : i + 2]
-    return (int(rest[0]) if rest else 2000), repeat
+from benchmarks._common import peak_rss_mib, size_and_repeat, table
 
 
 def main() -> None:
-    n, repeat = _args(sys.argv[1:])
+    n, repeat = size_and_repeat(sys.argv[1:])
     warnings.filterwarnings("ignore", category=FutureWarning)
     from converter.adam.pipeline import sdtm_to_adam
     from converter.records.simulate import simulate

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._common import peak_rss_mib, table
+from benchmarks._common import cpu_timed, peak_rss_mib, size_and_repeat, table
 
 # The rule modules and the check functions findings_of reaches (wrapped by name for the per-check table).
 CHECKS = {
@@ -38,27 +38,8 @@ CHECKS = {
 }  # fmt: skip
 
 
-def _args(argv: list[str]) -> tuple[int, int]:
-    rest = list(argv)
-    repeat = 3
-    if "--repeat" in rest:
-        i = rest.index("--repeat")
-        repeat = int(rest[i + 1])
-        del rest[i : i + 2]
-    return (int(rest[0]) if rest else 2000), repeat
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        c = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - c)
-    return best, result
-
-
 def main() -> None:
-    n, repeat = _args(sys.argv[1:])
+    n, repeat = size_and_repeat(sys.argv[1:])
     warnings.filterwarnings("ignore", category=FutureWarning)
     from converter.engine.chain import adam_of, findings_of, load_chain, sdtm_of
     from converter.records.simulate import simulate
@@ -80,8 +61,8 @@ def main() -> None:
 
     found = rules()  # warm-up (imports, caches)
     floor()
-    spent_floor, cells = _best(floor, repeat)
-    best, found = _best(rules, repeat)
+    spent_floor, cells = cpu_timed(floor, repeat)
+    best, found = cpu_timed(rules, repeat)
 
     spent: collections.defaultdict[str, float] = collections.defaultdict(float)
     originals: list[tuple[Any, str, Any]] = []
