@@ -224,12 +224,14 @@ def example_local(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("source", ["csv", "odm/nct01371630.xml"], ids=["csv", "odm"])
-def test_spark_chain_equals_local_on_the_example(spark: Any, example_local: Path, source: str,
+@pytest.mark.parametrize(("source", "reader"), [("csv", "files"), ("csv", "spark"), ("odm/nct01371630.xml", "files")],
+                         ids=["csv-files", "csv-spark-reader", "odm"])  # fmt: skip
+def test_spark_chain_equals_local_on_the_example(spark: Any, example_local: Path, source: str, reader: str,
                                                  tmp_path: Path) -> None:  # fmt: skip
+    """CSV read by the tasks themselves (the default) or by Spark's CSV reader and a shuffle; ODM on the driver."""
     from converter.engine.spark import run_stream_spark
 
-    rep = run_stream_spark(spark, EXAMPLE / source, tmp_path / "spark", partitions=3, **QUIET)
+    rep = run_stream_spark(spark, EXAMPLE / source, tmp_path / "spark", partitions=3, reader=reader, **QUIET)
     assert rep.partitions == 3 and rep.subjects == 59
     assert rep.records == EXAMPLE_ROWS and rep.rejected == 0  # every data row of the example CSV files
     assert not rep.adam_checks and not rep.fhir_problems
@@ -239,7 +241,9 @@ def test_spark_chain_equals_local_on_the_example(spark: Any, example_local: Path
     _same_outputs(example_local, tmp_path / "spark")
 
 
-def test_spark_chain_reports_bad_input_like_the_local_engine(spark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", ["files", "spark"])
+def test_spark_chain_reports_bad_input_like_the_local_engine(spark: Any, tmp_path: Path, reader: str) -> None:
+    """The same problems as the local engine; read by the tasks (``files``) even the same rows and messages."""
     from converter.engine.spark import run_stream_spark
     from converter.engine.stream import run_stream
     from converter.errors import InputError
@@ -257,10 +261,12 @@ def test_spark_chain_reports_bad_input_like_the_local_engine(spark: Any, tmp_pat
     with pytest.raises(InputError) as local:
         run_stream(src, tmp_path / "local", workers=1, subjects_per_partition=20, **QUIET)
     with pytest.raises(InputError) as remote:
-        run_stream_spark(spark, src, out, partitions=2, **QUIET)
+        run_stream_spark(spark, src, out, partitions=2, reader=reader, **QUIET)
     where = {(p.file, p.field, p.rule) for p in local.value.problems}
     assert {(p.file, p.field, p.rule) for p in remote.value.problems} == where
     assert "duplicate-key" in {p.rule for p in remote.value.problems} and len(where) >= 3, where
+    if reader == "files":  # the local engine's reader in the tasks: rows and messages too
+        assert sorted(map(str, remote.value.problems)) == sorted(map(str, local.value.problems))
     assert not out.exists()  # nothing partial is left behind
     # a wrong header: both engines stop at the headers, before any partition, with the same problems
     dm = pd.read_csv(src / "DEMOG.csv", dtype=str, keep_default_na=False)
@@ -268,11 +274,23 @@ def test_spark_chain_reports_bad_input_like_the_local_engine(spark: Any, tmp_pat
     with pytest.raises(InputError) as local:
         run_stream(src, tmp_path / "local", workers=1, subjects_per_partition=20, **QUIET)
     with pytest.raises(InputError) as remote:
-        run_stream_spark(spark, src, out, partitions=2, **QUIET)
+        run_stream_spark(spark, src, out, partitions=2, reader=reader, **QUIET)
     where = {(p.file, p.field, p.rule) for p in local.value.problems}
     assert {(p.file, p.field, p.rule) for p in remote.value.problems} == where
     assert {p.rule for p in remote.value.problems} == {"unknown-column", "missing-column"}
     assert not out.exists()
+    if reader == "files":  # a byte that is not UTF-8 in a record: found while the tasks cut the file, same line
+        shutil.copy(EXAMPLE / "csv" / "DEMOG.csv", src / "DEMOG.csv")
+        raw = (src / "CONMED.csv").read_bytes().splitlines(keepends=True)
+        raw[3] = raw[3].replace(b",", b",\xe9", 1)
+        (src / "CONMED.csv").write_bytes(b"".join(raw))
+        with pytest.raises(InputError) as local:
+            run_stream(src, tmp_path / "local", workers=1, subjects_per_partition=20, **QUIET)
+        with pytest.raises(InputError) as remote:
+            run_stream_spark(spark, src, out, partitions=2, reader=reader, **QUIET)
+        assert "encoding" in {p.rule for p in remote.value.problems}
+        assert sorted(map(str, remote.value.problems)) == sorted(map(str, local.value.problems))
+        assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".spark")]
 
 

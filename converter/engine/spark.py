@@ -1,18 +1,24 @@
-"""The conversion on Apache Spark: the same per-partition function as the local engine, run in Arrow UDFs.
+"""The conversion on Apache Spark: the same per-partition function as the local engine, run in Spark tasks.
 
 :func:`run_stream_spark` (``inoconv stream --engine spark``) runs the whole chain, records -> SDTM -> ADaM ->
-FHIR NDJSON, on each subject partition inside one ``mapInArrow`` UDF: :func:`chain_partition` reads the
-partition's raw tables and calls :func:`converter.engine.chain.run_partition`, the function the local streaming
-engine calls, and each task writes its partition's files into the shared output folder in the layout of
-``inoconv stream`` (:mod:`converter.engine.outputs`); only counts, accounting and problems travel back to the
-driver. ``inoconv sdtm --engine spark`` (SDTM only, brought to the driver) is :mod:`converter.engine.spark_sdtm`.
+FHIR NDJSON, in one Spark task per subject partition calling :func:`converter.engine.chain.run_partition`, the
+function the local streaming engine calls; each task writes its partition's files into the shared output folder
+in the layout of ``inoconv stream`` (:mod:`converter.engine.outputs`); only counts, accounting and problems travel
+back to the driver. ``inoconv sdtm --engine spark`` (SDTM only, brought to the driver) is
+:mod:`converter.engine.spark_sdtm`.
 
-The CRF forms are read by Spark (CSV with every field as text), stacked into one long table with a ``__form__``
-column, and keyed by a subject partition number computed in Spark (:func:`part_column`) with the same CRC-32 as
-the local engine (:func:`converter.records.partitions.partition_of`; a test compares the two on many
-identifiers). A shuffle gives each task exactly one partition and ``mapInArrow`` turns only each form's own
-columns into pandas (:func:`chain_long`). :func:`main` is the driver program of a cluster job
-(``spark-submit``) and of ``python -m converter.engine.spark``. No mapping is implemented twice.
+A CSV folder is read as the local engine reads it, in Python tasks that Spark schedules (``reader="files"``, the
+default): one task per form file cuts it by subject partition into the output's staging folder
+(:func:`spill_on_spark`, the local engine's :func:`converter.records.stream.spill_csv_form`), then one task per
+partition puts its rows together and converts them (:func:`convert_spilled`). The input must then be at the same
+path on every executor (as the output already must). With ``reader="spark"`` Spark's CSV reader reads the forms
+(every field as text), stacks them into one long table with a ``__form__`` column, keyed by a subject partition
+number computed in Spark (:func:`part_column`) with the same CRC-32 as the local engine
+(:func:`converter.records.partitions.partition_of`; a test compares the two on many identifiers); a shuffle gives
+each task exactly one partition and ``mapInArrow`` turns only each form's own columns into pandas
+(:func:`chain_long`). That path costs about 20 s more CPU per 10,000 subjects (benchmarks/RESULTS.md); an ODM file,
+read on the driver, takes it too. :func:`main` is the driver program of a cluster job (``spark-submit``) and of
+``python -m converter.engine.spark``. No mapping is implemented twice.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from converter.records.checks import RawTable, empty_raw
 from converter.records.csv_io import keyed_control_problems
 from converter.records.raw import RawRead
 from converter.records.schema import FormSchema
+from converter.records.stream import CsvPlan
 from converter.sdtm.build import Accounting
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,17 +69,26 @@ def worker_python() -> str:
     return os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
-def local_session(app: str = "inoconv", cores: int = 2) -> SparkSession:
-    """A local Spark session (``local[cores]``) with Arrow transfers, its workers on :func:`worker_python`;
-    on a cluster use the provided session."""
+#: JVM options of a local session whose JVM only schedules (``reader="files"``): the C1 compiler alone and the
+#: serial collector start the JVM with about half the CPU (8.3 -> 4.5 s, first job 2.3 -> 1.6 s; measured
+#: 2026-12-02); Spark's CSV reader runs slower without the optimising compiler, so it keeps the defaults
+LIGHT_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def local_session(app: str = "inoconv", cores: int = 2, jvm_options: str = "") -> SparkSession:
+    """A local Spark session (``local[cores]``) with Arrow transfers, its workers on :func:`worker_python`,
+    ``jvm_options`` for the driver JVM (e.g. :data:`LIGHT_JVM`); on a cluster use the provided session."""
     from pyspark.sql import SparkSession
 
     python = worker_python()
     before = os.environ.get("PYSPARK_PYTHON")
     os.environ["PYSPARK_PYTHON"] = python  # read once, when the SparkContext starts
     try:
+        builder = SparkSession.builder
+        if jvm_options:
+            builder = builder.config("spark.driver.extraJavaOptions", jvm_options)
         return (
-            SparkSession.builder.master(f"local[{cores}]")
+            builder.master(f"local[{cores}]")
             .appName(app)
             .config("spark.pyspark.python", python)
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -265,6 +281,49 @@ def read_csv_source(
     return long, files, missing, problems
 
 
+def _whole_waves(spark: SparkSession, subjects: int, per_partition: int) -> int:
+    """One partition per ``per_partition`` subjects, rounded up to a whole number of waves of tasks."""
+    cores = max(1, spark.sparkContext.defaultParallelism)
+    return cores * max(1, -(-subjects // (max(1, per_partition) * cores)))
+
+
+def spill_on_spark(spark: SparkSession, plan: CsvPlan, forms: FormSchema, spill: Path) -> list[Problem]:
+    """The local engine's spill pass as Spark tasks, one per form file (largest first):
+    :func:`converter.records.stream.spill_csv_form` cuts each file by subject partition into ``spill`` (under the
+    shared output folder). Returns the files' problems (encoding, unreadable records), with their lines and rows."""
+    from converter.records.stream import spill_csv_form
+
+    jobs = sorted(((str(p), oid) for oid, p in plan.files.items() if p is not None),
+                  key=lambda j: -Path(j[0]).stat().st_size)  # fmt: skip
+    if not jobs:
+        return []
+    n, chosen = plan.parts, {oid: forms.forms[oid] for _, oid in jobs}
+
+    def spill_file(job: tuple[str, str]) -> list[Problem]:
+        return spill_csv_form(Path(job[0]), chosen[job[1]], n, spill)
+
+    found: list[list[Problem]] = spark.sparkContext.parallelize(jobs, len(jobs)).map(spill_file).collect()
+    by_form = {oid: problems for (_, oid), problems in zip(jobs, found, strict=True)}
+    return [p for oid in plan.files if oid in by_form for p in by_form[oid]]  # form order, as the local engine
+
+
+def convert_spilled(spark: SparkSession, plan: CsvPlan, spill: Path, job: _ChainJob) -> list[PartResult]:
+    """Each subject partition in its own Spark task: :func:`converter.records.stream.load_csv_part` puts its
+    spilled rows together (messages name the original file and row), then
+    :func:`converter.engine.chain.run_partition` converts them and writes its files, as in ``inoconv stream``."""
+
+    def convert(index: int) -> PartResult:
+        from converter.engine.chain import run_partition
+        from converter.records.stream import load_csv_part
+
+        raw = load_csv_part(plan, job.chain.forms, spill / f"part-{index:05d}")
+        with PartitionFiles(Path(job.work), index) as files:
+            return run_partition(job.chain, index, raw, files, job.rules)
+
+    results: list[PartResult] = spark.sparkContext.parallelize(range(plan.parts), plan.parts).map(convert).collect()
+    return results
+
+
 def run_stream_spark(
     spark: SparkSession,
     source: Path,
@@ -277,6 +336,7 @@ def run_stream_spark(
     rules: bool = True,
     echo: Callable[[str], Any] = print,
     shown_as: Path | None = None,
+    reader: str = "files",
 ) -> StreamReport:
     """``inoconv stream`` on Spark: ``source`` (a CSV folder read by Spark, or an ODM file read on the driver)
     converted per subject partition into ``out``, with the layout, ``accounting.csv``, conformance findings and
@@ -286,8 +346,15 @@ def run_stream_spark(
 
     ``out`` must be visible to every executor at the same path (local disk for ``local[N]``; a shared mount on
     a cluster). The folder is built beside it and put in place only when every partition converted; bad input
-    raises InputError with every problem of every partition, and nothing is left behind."""
+    raises InputError with every problem of every partition, and nothing is left behind.
+
+    ``reader`` (CSV only): ``"files"`` (default) lets Python tasks read the form files themselves, as the local
+    engine's workers do (:func:`spill_on_spark`, :func:`convert_spilled`), so ``source`` must be at the same path
+    on every executor too; ``"spark"`` reads them with Spark's CSV reader and brings each partition's records
+    together in a shuffle (:func:`chain_long`), for input only the JVM reaches (slower: see benchmarks/RESULTS.md)."""
+    import dataclasses
     import pickle
+    import shutil
     import time
 
     from converter.engine.chain import load_chain
@@ -295,8 +362,10 @@ def run_stream_spark(
     from converter.io.atomic import atomic_dir
     from converter.records.csv_io import form_files
     from converter.records.sources import detect_format, read_records
-    from converter.records.stream import count_subjects
+    from converter.records.stream import count_subjects, plan_csv
 
+    if reader not in ("files", "spark"):
+        raise ValueError(f"reader must be 'files' or 'spark', not {reader!r}")
     wall0 = time.perf_counter()
     fmt = detect_format(source)
     rep = StreamReport()
@@ -311,30 +380,46 @@ def run_stream_spark(
             (nd / f"{rtype}.study.ndjson").write_bytes(data)
             rep.fhir_counts[rtype] = data.count(b"\n")
         t = time.perf_counter()
-        if fmt == "csv":
-            paths, structural = form_files(source, chain.forms)
-            structural = csv_header_problems(paths, chain.forms) + structural
+        job = _ChainJob(chain=chain, work=str(work), files={}, missing={}, rules=rules)
+        if fmt == "csv" and reader == "files":  # Python tasks read the files; Spark only schedules
+            plan = plan_csv(source, chain.forms, subjects_per_partition)
+            structural = csv_header_problems(plan.files, chain.forms) + plan.problems
             if structural:  # as the local engine: every header checked before any Spark job runs
                 raise InputError(structural, context=str(source))
-            long, files, missing, problems = read_csv_source(spark, source, chain.forms)
-        else:  # an ODM file is one XML document: read and checked on the driver, then spread out
-            recs = read_records(source, chain.forms, validate=validate)
-            long, files, missing, problems = records_to_long(spark, recs), {}, {}, []
-        if long is None:
-            raise InputError(problems, context=str(source))
-        if partitions is None:
+            if partitions is None:
+                partitions = _whole_waves(spark, plan.subjects, subjects_per_partition)
+            plan = dataclasses.replace(plan, parts=partitions)
+            echo(f"stream (Spark {spark.sparkContext.master}): {source}; {partitions} subject partitions")
+            spill = work / ".spill"
+            problems = spill_on_spark(spark, plan, chain.forms, spill)
+            rep.wall_seconds["spill"] = time.perf_counter() - t
+            t = time.perf_counter()
+            results = convert_spilled(spark, plan, spill, job)
+        else:
             if fmt == "csv":
-                subjects = count_subjects(form_files(source, chain.forms)[0], chain.forms)
-            else:
-                subjects = len(set().union(*(set(df["SUBJID"].dropna().astype(str)) for df in recs.values())))
-            cores = max(1, spark.sparkContext.defaultParallelism)  # a whole number of waves of tasks
-            partitions = cores * max(1, -(-subjects // (max(1, subjects_per_partition) * cores)))
-        rep.wall_seconds["read"] = time.perf_counter() - t
-        echo(f"stream (Spark {spark.sparkContext.master}): {source}; {partitions} subject partitions")
-        t = time.perf_counter()
-        job = _ChainJob(chain=chain, work=str(work), files=files, missing=missing, rules=rules)
-        results = [pickle.loads(bytes(r[RESULT_COL])) for r in chain_long(long, partitions, job).collect()]
+                paths, structural = form_files(source, chain.forms)
+                structural = csv_header_problems(paths, chain.forms) + structural
+                if structural:
+                    raise InputError(structural, context=str(source))
+                long, files, missing, problems = read_csv_source(spark, source, chain.forms)
+            else:  # an ODM file is one XML document: read and checked on the driver, then spread out
+                recs = read_records(source, chain.forms, validate=validate)
+                long, files, missing, problems = records_to_long(spark, recs), {}, {}, []
+            if long is None:
+                raise InputError(problems, context=str(source))
+            if partitions is None:
+                if fmt == "csv":
+                    subjects = count_subjects(form_files(source, chain.forms)[0], chain.forms)
+                else:
+                    subjects = len(set().union(*(set(df["SUBJID"].dropna().astype(str)) for df in recs.values())))
+                partitions = _whole_waves(spark, subjects, subjects_per_partition)
+            rep.wall_seconds["read"] = time.perf_counter() - t
+            echo(f"stream (Spark {spark.sparkContext.master}): {source}; {partitions} subject partitions")
+            t = time.perf_counter()
+            job = dataclasses.replace(job, files=files, missing=missing)
+            results = [pickle.loads(bytes(r[RESULT_COL])) for r in chain_long(long, partitions, job).collect()]
         rep.wall_seconds["partitions"] = time.perf_counter() - t
+        shutil.rmtree(work / ".spill", ignore_errors=True)
         accounting = Accounting()
         subjects_seen: set[str] = set()
         worker_peak = 0.0
@@ -396,6 +481,7 @@ def stream_on_spark(
     cores: int | None = None,
     echo: Callable[[str], Any] = print,
     shown_as: Path | None = None,
+    reader: str = "files",
 ) -> StreamReport:
     """:func:`run_stream_spark` in the active Spark session (under ``spark-submit``, in a notebook), or else in
     a local one (``local[cores]``, all cores by default) that is stopped afterwards. For a local session,
@@ -408,12 +494,14 @@ def stream_on_spark(
 
     expect_kind(Path(source), "stream", ("records-csv", "records-odm"))  # before a JVM starts
     existing = SparkSession.getActiveSession()
-    spark = existing or local_session(cores=cores or os.cpu_count() or 2)
+    light = LIGHT_JVM if reader == "files" else ""
+    spark = existing or local_session(cores=cores or os.cpu_count() or 2, jvm_options=light)
     try:
         if existing is None:
             spark.sparkContext.setLogLevel("ERROR")
         rep = run_stream_spark(spark, source, out, partitions=partitions, subjects_per_partition=subjects_per_partition,
-                               validate=validate, fhir=fhir, rules=rules, echo=echo, shown_as=shown_as)  # fmt: skip
+                               validate=validate, fhir=fhir, rules=rules, echo=echo, shown_as=shown_as,
+                               reader=reader)  # fmt: skip
         gateway = getattr(spark.sparkContext, "_gateway", None)
         proc = getattr(gateway, "proc", None)
         if existing is None and proc is not None and (out / "stream.json").exists():
@@ -441,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partitions", type=int, default=None, help="subject partitions (default: from --subjects)")
     ap.add_argument("--subjects", type=int, default=2000, help="subjects per partition when --partitions is not given")
     ap.add_argument("--cores", type=int, default=None, help="local session only: local[N] (default: all cores)")
+    ap.add_argument("--reader", choices=("files", "spark"), default="files",
+                    help="CSV: Python tasks read the files (SOURCE on every executor) or Spark's reader")  # fmt: skip
     ap.add_argument("--no-validate", action="store_true", help="skip ODM XSD validation")
     ap.add_argument("--no-fhir", action="store_true", help="stop at ADaM")
     ap.add_argument("--no-rules", action="store_true", help="skip the SDTM/ADaM conformance rules")
@@ -458,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             rep = stream_on_spark(args.source, dest.path, partitions=args.partitions,
                                   subjects_per_partition=args.subjects, validate=not args.no_validate,
                                   fhir=not args.no_fhir, rules=not args.no_rules, cores=args.cores,
-                                  shown_as=args.out)  # fmt: skip
+                                  shown_as=args.out, reader=args.reader)  # fmt: skip
     except InputError as err:
         print(err, file=sys.stderr)
         return 2
