@@ -136,3 +136,32 @@ def test_inoconv_simulate_refuses_a_bad_model(tmp_path: Path, monkeypatch: pytes
     assert res.exit_code == 2, res.output
     assert f"{model} terms.Cardiac arrest: soc 'Heart' is not a MedDRA SOC name" in res.output
     assert "Traceback" not in res.output and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "place"),
+    [
+        ("\ntransplant:\n", "\ntrans_plant:\n", "transplant"),  # a section renamed (one flipped bit made 'tranSplant')
+        ("\n  donor:", "\n  donors:", "transplant.donor"),  # a key inside a section
+    ],
+)
+def test_a_section_the_simulator_reads_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, place: str
+) -> None:
+    """Exit 2 naming the file and the missing key's dotted place (was an internal KeyError, exit 3)."""
+    from typer.testing import CliRunner
+
+    from converter.cli import app
+
+    other = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, other)
+    model = other / "records" / "simulation.yaml"
+    text = model.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    model.write_text(text.replace(old, new), encoding="utf-8")
+    monkeypatch.setenv("INOCONV_MAPPINGS", str(other))
+    out = tmp_path / "cohort"
+    res = CliRunner().invoke(app, ["simulate", "--n", "3", "--format", "csv", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert f"{model}: {place}: missing" in res.output
+    assert "Traceback" not in res.output and not out.exists()

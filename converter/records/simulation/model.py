@@ -116,12 +116,38 @@ def simulation_path() -> Path:
     return mappings_dir() / "records" / "simulation.yaml"
 
 
+class ModelSection(dict[str, Any]):
+    """A mapping of the model that names itself: a key the simulator needs and the file lacks (a section renamed
+    or deleted) is a :class:`SpecError` naming the file and the key's dotted place, not an internal KeyError."""
+
+    def __init__(self, items: dict[str, Any], file: str, where: str) -> None:
+        super().__init__(items)
+        self.file, self.where = file, where
+
+    def __missing__(self, key: str) -> Any:
+        place = f"{self.where}.{key}" if self.where else str(key)
+        raise SpecError([f"{self.file}: {place}: missing (the simulator reads it; see the model's comments)"])
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ModelSection:
+        return ModelSection({k: copy.deepcopy(v, memo) for k, v in self.items()}, self.file, self.where)
+
+
+def _sections(value: Any, file: str, where: str) -> Any:
+    if isinstance(value, dict):
+        items = {k: _sections(v, file, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return ModelSection(items, file, where)
+    if isinstance(value, list):
+        return [_sections(v, file, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 @lru_cache(maxsize=4)
 def _load(path: Path) -> dict[str, Any]:
     doc = strip_lines(load_yaml_lines(path))  # the specs' loader: safe, alias expansion bounded, no controls
     if not isinstance(doc, dict):
         raise SpecError([f"{path}: not a simulation model (expected a mapping)"])
-    return doc
+    out: dict[str, Any] = _sections(doc, str(path), "")
+    return out
 
 
 def load_parameters(path: Path | None = None) -> dict[str, Any]:
