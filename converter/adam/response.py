@@ -16,15 +16,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import as_sas_date, key_frame, lookup_values, order_positions, pick, value_of
+from converter.adam.common import (
+    as_sas_date,
+    key_frame,
+    lookup_values,
+    order_positions,
+    pick,
+    sibling_rule,
+    value_of,
+)
+from converter.adam.shared import shared
 from converter.frames import keep_where
 from converter.sdtm.context import DatasetContext, RowContext, as_text, dataset_rule, row_rule
 from converter.spec.adam_rules import EVENT_COLUMNS, by_pairs
 from converter.spec.expr import evaluate_mask, filter_rows
 
 __all__ = ["confirmed", "event_choice", "relative_positions"]
-
-_CACHE: list[tuple[pd.DataFrame, pd.DataFrame, str, pd.DataFrame]] = []
 
 
 # --- confirmation (admiral's event_joined, join_type "after", first_cond_upper) --------------------------------
@@ -81,17 +88,12 @@ def _items(mapping: Any) -> list[tuple[str, Any]]:
 def event_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     """Per source row: the record an ``extreme_event`` rule chose (the dataset's columns plus ``event`` and
     ``value``; all null where no event has a record). The rule and its ``event_attr`` companions of one source
-    share the result."""
+    share the result within a build (:func:`converter.adam.shared.shared`)."""
     data = ctx.built.get(str(a["dataset"]))
     if data is None:
         raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: dataset {a['dataset']} is not available (add it to depends)")
-    key = repr(sorted((k, repr(v)) for k, v in a.items()))
-    for frame, used, args, result in _CACHE:
-        if frame is ctx.frame and used is data and args == key:
-            return result
-    result = _choose(ctx, data, a)
-    _CACHE[:] = [*_CACHE[-7:], (ctx.frame, data, key, result)]
-    return result
+    key = ("extreme_event", repr(sorted((k, repr(v)) for k, v in a.items())))
+    return shared(key, (ctx.frame, data), lambda: _choose(ctx, data, a))
 
 
 def _choose(ctx: RowContext, data: pd.DataFrame, a: dict[str, Any]) -> pd.DataFrame:
@@ -137,14 +139,11 @@ def _extreme_event(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("event_attr")
 def _event_attr(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    rule = ctx.spec.variable(a["of"]).rule_for(ctx.source.id)
-    if rule is None or rule.name != "extreme_event":
-        raise ValueError(f"{ctx.spec.name}.{ctx.var.name}: {a['of']} has no extreme_event rule for source "
-                         f"{ctx.source.id}")  # fmt: skip
-    ch = event_choice(ctx, rule.args)
+    args = sibling_rule(ctx, str(a["of"]), "extreme_event")
+    ch = event_choice(ctx, args)
     var = str(a.get("var") or ctx.var.name)
     if var not in ch.columns:
-        raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: event_attr: {rule.args['dataset']} has no column {var}")
+        raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: event_attr: {args['dataset']} has no column {var}")
     return ch[var].astype(object)
 
 
