@@ -12,23 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 
-def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
-    """Best wall time of ``repeat`` runs (the machine is shared and noisy: take the minimum)."""
+def timed(fn: Callable[[], Any], repeat: int = 1, clock: Callable[[], float] = time.perf_counter) -> tuple[float, Any]:
+    """Best time of ``repeat`` runs by ``clock`` (wall by default; ``time.process_time`` for CPU) and the last
+    result (the machine is shared and noisy: take the minimum)."""
     best, result = float("inf"), None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
-def cpu_timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
-    """Best CPU time (``time.process_time``) of ``repeat`` runs, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        c = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - c)
+        best = min(best, clock() - t0)
     return best, result
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._common import peak_rss_mib, size_and_repeat, table
+from benchmarks._common import timed as best_time
 
 
 def main() -> None:
@@ -37,23 +38,19 @@ def main() -> None:
     sdtm = dict(records_to_sdtm(simulate(n, seed=3), partitions=1).datasets)
     print(f"{n} subjects simulated and converted to SDTM in {time.perf_counter() - t0:.1f}s", flush=True)
 
-    result = sdtm_to_adam(sdtm)  # warm-up (imports, caches)
-    best = float("inf")
-    for _ in range(repeat):
-        c = time.process_time()
-        result = sdtm_to_adam(sdtm)
-        best = min(best, time.process_time() - c)
+    sdtm_to_adam(sdtm)  # warm-up (imports, caches)
+    best, result = best_time(lambda: sdtm_to_adam(sdtm), repeat, clock=time.process_time)
     rows_out = {k: len(v) for k, v in result.datasets.items()}
     from converter.validate.common import text_values
 
     frames = [*sdtm.values(), *result.datasets.values()]
-    floor = float("inf")
-    for _ in range(repeat):
-        c = time.process_time()
+
+    def read_every_value() -> None:
         for df in frames:
             for col in df.columns:
                 text_values(df[col])
-        floor = min(floor, time.process_time() - c)
+
+    floor, _ = best_time(read_every_value, repeat, clock=time.process_time)
 
     spent: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
     original = dict(context.ROW)
