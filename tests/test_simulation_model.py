@@ -53,6 +53,19 @@ def _model_with(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
+def _mappings_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> Path:
+    """A copy of the project's mappings whose simulation model has ``old`` (once) replaced by ``new``, in force
+    through INOCONV_MAPPINGS; the model's path."""
+    other = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, other)
+    model = other / "records" / "simulation.yaml"
+    text = model.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    model.write_text(text.replace(old, new), encoding="utf-8")
+    monkeypatch.setenv("INOCONV_MAPPINGS", str(other))
+    return model
+
+
 def test_a_soc_cut_at_its_comma_is_refused(tmp_path: Path) -> None:
     """The issue-16 pitfall: an unquoted comma in a YAML flow mapping ends the value."""
     path = _model_with(
@@ -95,15 +108,10 @@ def test_a_model_that_does_not_fit_the_forms_is_refused(tmp_path: Path, old: str
 
 def test_the_model_drives_the_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Codes and roles come from the model: no flagged terms in the model, no flagged events in the records."""
-    other = tmp_path / "mappings"
-    shutil.copytree(MAPPINGS, other)
-    path = other / "records" / "simulation.yaml"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("  flag_terms: [Venoocclusive liver disease]", "  flag_terms: []"), encoding="utf-8")
-    monkeypatch.setenv("INOCONV_MAPPINGS", str(other))
-    ae = simulate(40, seed=2, schema=load_forms(other / "records" / "forms.yaml"))["AE"]
+    path = _mappings_with(tmp_path, monkeypatch, "  flag_terms: [Venoocclusive liver disease]", "  flag_terms: []")
+    ae = simulate(40, seed=2, schema=load_forms(path.parent / "forms.yaml"))["AE"]
     assert set(ae["AEVOD"]) == {"N"}
-    assert yaml.safe_load(text)["calibration"]["default_seed"] == 1371630
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["calibration"]["default_seed"] == 1371630
 
 
 def test_the_engine_names_no_trial() -> None:
@@ -123,14 +131,9 @@ def test_inoconv_simulate_refuses_a_bad_model(tmp_path: Path, monkeypatch: pytes
 
     from converter.cli import app
 
-    other = tmp_path / "mappings"
-    shutil.copytree(MAPPINGS, other)
-    model = other / "records" / "simulation.yaml"
-    text = model.read_text(encoding="utf-8")
-    model.write_text(
-        text.replace("Cardiac arrest: {soc: Cardiac disorders,", "Cardiac arrest: {soc: Heart,"), encoding="utf-8"
+    model = _mappings_with(
+        tmp_path, monkeypatch, "Cardiac arrest: {soc: Cardiac disorders,", "Cardiac arrest: {soc: Heart,"
     )
-    monkeypatch.setenv("INOCONV_MAPPINGS", str(other))
     out = tmp_path / "cohort"
     res = CliRunner().invoke(app, ["simulate", "--n", "5", "--format", "csv", "--out", str(out)])
     assert res.exit_code == 2, res.output
@@ -153,13 +156,7 @@ def test_a_section_the_simulator_reads_is_missing(
 
     from converter.cli import app
 
-    other = tmp_path / "mappings"
-    shutil.copytree(MAPPINGS, other)
-    model = other / "records" / "simulation.yaml"
-    text = model.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    model.write_text(text.replace(old, new), encoding="utf-8")
-    monkeypatch.setenv("INOCONV_MAPPINGS", str(other))
+    model = _mappings_with(tmp_path, monkeypatch, old, new)
     out = tmp_path / "cohort"
     res = CliRunner().invoke(app, ["simulate", "--n", "3", "--format", "csv", "--out", str(out)])
     assert res.exit_code == 2, res.output
