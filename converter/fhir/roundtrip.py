@@ -17,12 +17,12 @@ Every dataset and every variable of the source is reported as one of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from converter.errors import Problem
@@ -185,32 +185,6 @@ class RoundTrip:
         return out
 
 
-def _norm(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        return v if v != "" else None
-    return v
-
-
-def _same(a: Any, b: Any, numeric: bool) -> bool:
-    a, b = _norm(a), _norm(b)
-    if a is None or b is None:
-        return a is None and b is None
-    if numeric or isinstance(a, float) or isinstance(b, float):
-        try:
-            return float(a) == float(b)
-        except (TypeError, ValueError):
-            return False
-    return bool(a == b)
-
-
 def _float(v: Any) -> float | None:
     if v is None or v is pd.NA:
         return None
@@ -220,15 +194,39 @@ def _float(v: Any) -> float | None:
         return None
 
 
-def _normalised(col: pd.Series, numeric: bool) -> pd.Series:
-    """Values ready to compare: numbers as float64 (NaN for missing), text as object with NaN for missing."""
+def _normalised(col: pd.Series, numeric: bool) -> np.ndarray[Any, Any]:
+    """Values ready to compare: numbers as float64 (NaN for missing), text as object with None for missing."""
     if numeric:
+        if isinstance(col.dtype, np.dtype) and col.dtype != object:
+            return col.to_numpy().astype("float64")
         if col.dtype == object:  # text numbers: Python's float (pandas' fast parser can be 1 ulp off)
             col = col.map(_float)
-        return pd.to_numeric(col, errors="coerce").astype("float64")
+        return pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
     # a text column may hold numbers (a result column typed by its values): compared as their text, as carried
-    out = col.astype(object).map(lambda v: v if isinstance(v, str) else as_text(v))
-    return out.mask(out.isna() | (out == ""))
+    out = col.astype(object).to_numpy(copy=True)
+    null = pd.isna(out)
+    if not _only_text(out, null):
+        text = np.empty(len(out), dtype=object)
+        text[:] = [v if isinstance(v, str) else as_text(v) for v in out.tolist()]
+        out, null = text, pd.isna(text)
+    out[null | (out == "")] = None
+    return out
+
+
+def _only_text(values: np.ndarray[Any, Any], null: np.ndarray[Any, Any]) -> bool:
+    """Whether every value is text, None or a float NaN (each already what :func:`as_text` makes of it)."""
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return False
+    return all(v is None or type(v) is float for v in values[null].tolist())
+
+
+def _same_values(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Row by row: equal, or both missing."""
+    a_na, b_na = pd.isna(a), pd.isna(b)
+    equal = np.zeros(len(a), dtype=bool)
+    both = ~a_na & ~b_na
+    equal[both] = a[both] == b[both]
+    return equal | (a_na & b_na)
 
 
 def _keys(ds: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec], mapped: set[str]) -> list[str]:
@@ -284,6 +282,8 @@ def compare(
             pos_back.setdefault(k, j)
         pairs = [(i, pos_back[k]) for i, k in enumerate(k_orig) if k in pos_back]
         matched_back = {j for _i, j in pairs}
+        io = np.array([i for i, _j in pairs], dtype=np.intp)
+        jb = np.array([j for _i, j in pairs], dtype=np.intp)
         rt.datasets.append(
             DatasetResult(ds, len(df), len(bdf), len(pairs), len(df) - len(pairs), len(bdf) - len(matched_back), keys)
         )
@@ -298,13 +298,10 @@ def compare(
                 rt.variables.append(VarResult(ds, var, "not mapped", reason=status.split(": ", 1)[-1]))
                 continue
             label = "rederived" if rule is not None else ("implied" if status == "implied" else "match")
-            io = [i for i, _j in pairs]
-            jb = [j for _i, j in pairs]
-            a = df[var].take(io).reset_index(drop=True)
-            b = bdf[var].take(jb).reset_index(drop=True) if var in bdf.columns else pd.Series([None] * len(jb))
+            a = df[var].take(io)
+            b = bdf[var].take(jb) if var in bdf.columns else pd.Series([None] * len(jb), dtype=object)
             numeric = pd.api.types.is_numeric_dtype(df[var].dtype) or pd.api.types.is_numeric_dtype(b.dtype)
-            a_n, b_n = _normalised(a, numeric), _normalised(b, numeric)
-            same = (a_n == b_n).fillna(False).to_numpy(dtype=bool) | (a_n.isna() & b_n.isna()).to_numpy(dtype=bool)
+            same = _same_values(_normalised(a, numeric), _normalised(b, numeric))
             diffs = int((~same).sum())
             example = ""
             if diffs:
