@@ -10,9 +10,10 @@ them; the assembly takes them before the derivation.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from converter.fhir.mapping import FhirSpecs, rederivations
@@ -21,20 +22,29 @@ from converter.fhir.mapping import FhirSpecs, rederivations
 def study_days(dm: pd.DataFrame, df: pd.DataFrame, dtc: str) -> list[int | None]:
     """The study day (SDTMIG 4.4.4: DTC - RFSTDTC + 1 on or after the reference day, DTC - RFSTDTC before) of each
     row of ``df`` from its ``dtc`` and the subject's DM.RFSTDTC (None where either is not a complete date)."""
+    return [None if d != d else int(d) for d in _study_days(dm, df, dtc).tolist()]
+
+
+def _study_days(dm: pd.DataFrame, df: pd.DataFrame, dtc: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """:func:`study_days` as floats (NaN for None), a column at a time: each distinct date and subject looked up
+    once."""
     if "RFSTDTC" not in dm.columns or "USUBJID" not in dm.columns or dtc not in df.columns:
-        return [None] * len(df)
-    ref = {u: _day(r) for u, r in zip(dm["USUBJID"], dm["RFSTDTC"], strict=True)}
-    dates = df[dtc].tolist()
-    day = {d: _day(d) for d in set(dates)}  # dates repeat: each distinct one parsed once
-    vals: list[int | None] = []
-    for u, d in zip(df["USUBJID"].tolist(), dates, strict=True):
-        r0, d0 = ref.get(u), day[d]
-        if r0 is None or d0 is None:
-            vals.append(None)
-        else:
-            delta = (d0 - r0).days
-            vals.append(delta + 1 if delta >= 0 else delta)
-    return vals
+        return np.full(len(df), np.nan)
+    ref = {u: _ordinal(r) for u, r in zip(dm["USUBJID"], dm["RFSTDTC"], strict=True)}
+    subjects = _per_distinct(df["USUBJID"], lambda u: ref.get(u, np.nan))
+    delta = _per_distinct(df[dtc], _ordinal) - subjects
+    return np.where(delta >= 0, delta + 1, delta)
+
+
+def _per_distinct(col: pd.Series, fn: Callable[[Any], float]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``fn`` of each value of ``col``, called once per distinct value."""
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=False)
+    return np.array([fn(u) for u in uniques.tolist()], dtype=np.float64)[codes]
+
+
+def _ordinal(value: Any) -> float:
+    day = _day(value)
+    return np.nan if day is None else float(day.toordinal())
 
 
 def submitted_days(datasets: Mapping[str, pd.DataFrame], specs: FhirSpecs) -> Mapping[str, pd.DataFrame]:
@@ -51,17 +61,16 @@ def submitted_days(datasets: Mapping[str, pd.DataFrame], specs: FhirSpecs) -> Ma
             if not src or var not in df.columns:
                 continue
             given = pd.to_numeric(df[var], errors="coerce")
-            derived = pd.Series(
-                study_days(dm, df, src) if dm is not None else [None] * len(df), index=df.index, dtype="Float64"
-            )
-            same = ((given == derived).fillna(False) | (given.isna() & derived.isna())).astype(bool)
+            derived = _study_days(dm, df, src) if dm is not None else np.full(len(df), np.nan)
+            values = given.to_numpy(dtype=np.float64, na_value=np.nan)
+            same = (values == derived) | (np.isnan(values) & np.isnan(derived))
             if bool(same.all()):
                 continue
             if out is None:
                 out = dict(datasets)
             if out[ds] is df:
                 out[ds] = df = df.copy()
-            text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, same, strict=True)]
+            text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, same.tolist(), strict=True)]
             df[var] = pd.Series(text, index=df.index, dtype=object)
     return datasets if out is None else out
 
