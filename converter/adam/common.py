@@ -21,7 +21,7 @@ import pandas as pd
 
 from converter.adam.shared import shared
 from converter.errors import problem
-from converter.frames import constant_column, keep_where, null_column, text_column
+from converter.frames import constant_column, null_column, text_column
 from converter.sdtm.context import RowContext, as_text
 from converter.spec.adam_rules import by_pairs, is_descending, order_var
 from converter.spec.expr import filter_rows
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 SAS_EPOCH = pd.Timestamp("1960-01-01")
+_SAS_ORDINAL = 1959 * 365 + 1959 // 4 - 1959 // 100 + 1959 // 400  # days from 0001-01-01 to 1960-01-01
 MONTH_DAYS = 365.25 / 12
 UNIT_DAYS = {"days": 1.0, "weeks": 7.0, "months": MONTH_DAYS, "years": 365.25}
 
@@ -93,14 +94,49 @@ def sas_round(values: pd.Series, digits: int) -> pd.Series:
 def iso_to_sas(col: pd.Series) -> pd.Series:
     """Complete ISO 8601 dates (YYYY-MM-DD, any time part ignored) -> SAS day numbers (float64, NaN otherwise)."""
     codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-    texts = pd.Series(uniques, dtype=object)  # each distinct value parsed once; only text can be a date
-    is_text = np.array([isinstance(v, str) for v in uniques], dtype=bool)
-    head = keep_where(texts, is_text).str.slice(0, 10)
-    ok = head.str.len().eq(10).fillna(False).astype(bool)
-    parsed = pd.to_datetime(keep_where(head, ok), format="%Y-%m-%d", errors="coerce")
-    days = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
+    days = _iso_days(np.asarray(uniques, dtype=object))  # each distinct value parsed once; only text can be a date
     out = np.full(len(codes), np.nan) if not len(days) else np.where(codes < 0, np.nan, days.take(np.maximum(codes, 0)))
     return pd.Series(out, index=col.index, dtype="float64")
+
+
+_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9])  # the digit places of YYYY-MM-DD
+_CUMULATIVE_DAYS = np.array([0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334])
+
+
+def _iso_days(values: np.ndarray) -> np.ndarray:
+    """SAS day numbers of distinct values (NaN for anything but a text whose first ten characters are a date).
+
+    The dates pandas reads (``pd.to_datetime(format="%Y-%m-%d", errors="coerce")``) are decided here for texts of
+    ASCII digits in the form YYYY-MM-DD with a year from 1678 to 2251 (where pandas' nanosecond dates hold the day and
+    its difference from 1960) by arithmetic on the character codes; any other text of ten characters (other
+    digits, years outside that range) goes to pandas as before, so the result is pandas' for every value."""
+    heads = [v[:10] if isinstance(v, str) else "" for v in values]
+    out = np.full(len(values), np.nan)
+    if not heads:
+        return out
+    chars = np.array(heads, dtype="<U10")
+    full = np.char.str_len(chars) == 10
+    cp = chars.view(np.uint32).reshape(len(chars), 10).astype(np.int64)
+    digits = cp[:, _DIGITS] - 48
+    form = full & (cp[:, 4] == 45) & (cp[:, 7] == 45) & ((digits >= 0) & (digits <= 9)).all(axis=1)
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month = digits[:, 4] * 10 + digits[:, 5]
+    day = digits[:, 6] * 10 + digits[:, 7]
+    fast = form & (year >= 1678) & (year <= 2251)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    ok_month = (month >= 1) & (month <= 12)
+    m0 = np.where(ok_month, month - 1, 0)
+    month_len = np.diff(np.append(_CUMULATIVE_DAYS, 365))[m0] + ((m0 == 1) & leap)
+    valid = fast & ok_month & (day >= 1) & (day <= month_len)
+    y = year - 1  # days from 0001-01-01 (proleptic Gregorian), then from 1960-01-01
+    ordinal = y * 365 + y // 4 - y // 100 + y // 400 + _CUMULATIVE_DAYS[m0] + ((m0 > 1) & leap) + day - 1
+    from_epoch = ordinal - _SAS_ORDINAL
+    out[valid] = from_epoch[valid]
+    slow = full & ~fast  # ten characters pandas may still read
+    if slow.any():
+        parsed = pd.to_datetime(pd.Series(chars[slow], dtype=object), format="%Y-%m-%d", errors="coerce")
+        out[slow] = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
+    return out
 
 
 def as_sas_date(col: pd.Series) -> pd.Series:
