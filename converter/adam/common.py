@@ -226,42 +226,63 @@ def _positions(df: pd.DataFrame, order: Sequence[Any], descending: bool, by: Seq
     gives); the caller takes the rows it needs (usually one per group, not the whole frame). With ``share`` (a
     frame no rule changes: a right dataset or rows of it) the column texts are shared in the build.
     """
-
-    def text_of_df(c: str) -> pd.Series:
-        return text_of(df, c) if share else as_text(df[c])
-
-    def sortable_of_df(c: str) -> pd.Series:
-        return _sortable_of(df, c) if share else sortable(df[c])
-
     n = len(df)
+    keys, used = _order_codes(df, order, descending, share)
+    if n == 0:
+        return np.arange(0)
+    groups = [_group_codes(df, b, share) for b in by] + keys
+    tied = n > 1 if not groups else bool(pd.Series(_combined(groups)).duplicated().any())
+    if tied and untied_only:
+        return None
+    if tied:  # break ties on content, never on row position
+        for c in sorted(set(df.columns) - used):
+            col = _sortable_of(df, c) if share else sortable(df[c])
+            keys.append(_sort_codes(col if col.dtype.kind == "f" else col.fillna(""), not descending))
+    if not keys:
+        return np.arange(n)
+    positions: np.ndarray = np.argsort(_combined(keys), kind="stable")
+    return positions
+
+
+def _order_codes(df: pd.DataFrame, order: Sequence[Any], descending: bool,
+                 share: bool) -> tuple[list[np.ndarray], set[str]]:  # fmt: skip
+    """Integer sort codes of each order item (:func:`_sort_codes`), and the columns they read."""
     keys: list[np.ndarray] = []
     used: set[str] = set()
     for item in order or []:
         if isinstance(item, dict):
             var = str(item["var"])
             rank = {str(v): j for j, v in enumerate(item.get("rank") or [])}
-            col = text_of_df(var).map(rank).astype("float64")
+            col = (text_of(df, var) if share else as_text(df[var])).map(rank).astype("float64")
             asc = not bool(item.get("desc"))
         else:
             var = order_var(str(item))
-            col = sortable_of_df(var)
+            col = _sortable_of(df, var) if share else sortable(df[var])
             asc = not is_descending(str(item))
         used.add(var)
         keys.append(_sort_codes(col, asc != descending))
-    if n == 0:
-        return np.arange(0)
-    groups = [pd.factorize(text_of_df(b).to_numpy(dtype=object))[0] + 1 for b in by] + keys
-    tied = n > 1 if not groups else bool(pd.Series(_combined(groups)).duplicated().any())
-    if tied and untied_only:
-        return None
-    if tied:  # break ties on content, never on row position
-        for c in sorted(set(df.columns) - used):
-            col = sortable_of_df(c)
-            keys.append(_sort_codes(col if col.dtype.kind == "f" else col.fillna(""), not descending))
-    if not keys:
-        return np.arange(n)
-    positions: np.ndarray = np.argsort(_combined(keys), kind="stable")
-    return positions
+    return keys, used
+
+
+def _group_codes(df: pd.DataFrame, col: str, share: bool) -> np.ndarray:
+    """Codes (from 1; 0 for null) of a ``by`` column's texts: equal codes, equal texts."""
+
+    def make() -> np.ndarray:
+        text = text_of(df, col) if share else as_text(df[col])
+        codes: np.ndarray = pd.factorize(text.to_numpy(dtype=object))[0] + 1
+        return codes
+
+    return shared(("group codes", col), (df,), make) if share else make()
+
+
+def _value_groups(df: pd.DataFrame, by: Sequence[str], share: bool) -> int:
+    """How many ``by`` groups ``df`` has as ``DataFrame.duplicated`` tells them apart (values as they are, not
+    as texts), which is how :func:`_pick` keeps one record per group."""
+
+    def make() -> int:
+        return len(df) - int(df[list(by)].duplicated().sum())
+
+    return shared(("value groups", tuple(by)), (df,), make) if share else make()
 
 
 def _sort_codes(col: pd.Series, ascending: bool) -> np.ndarray:
@@ -316,12 +337,43 @@ def shared_pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode:
 
 
 def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, share: bool) -> pd.DataFrame:
-    pos = order_positions(df, order, descending=(mode == "last"), by=by, share=share)
+    descending = mode == "last"
+    if by:
+        untied = _untied_picks(df, by, order, descending, share)
+        if untied is not None:
+            return df.iloc[untied]
+    pos = order_positions(df, order, descending=descending, by=by, share=share)
     if not by:
         return df.iloc[pos[:1]]
     first = ~df[list(by)].iloc[pos].duplicated(keep="first").to_numpy()  # one row per group, in ranked order
     chosen: pd.DataFrame = df.iloc[pos[first]]
     return chosen
+
+
+def _untied_picks(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], descending: bool,
+                  share: bool) -> np.ndarray | None:  # fmt: skip
+    """The positions :func:`_pick` takes, when no two records of a ``by`` group tie on every order item and the
+    groups of the ``by`` texts are those of the values (else None: the general path decides).
+
+    Then the order items alone rank each group's records: one unstable sort of (group, order codes), whose keys
+    are all distinct, puts each group's first record first; those records are returned in the order of their
+    order codes, then of their position (what the stable sort of the general path gives them)."""
+    keys, _ = _order_codes(df, order, descending, share)
+    groups = [_group_codes(df, b, share) for b in by]
+    key = _combined([*groups, *keys])
+    ranked = np.argsort(key)
+    sorted_key = key[ranked]
+    if len(key) > 1 and bool((sorted_key[1:] == sorted_key[:-1]).any()):
+        return None  # ties: the content of the other columns decides
+    group = _combined(groups)[ranked]
+    first = np.ones(len(ranked), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    if int(first.sum()) != _value_groups(df, by, share):
+        return None  # texts join values that differ (1 and "1"): groups as DataFrame.duplicated sees them
+    chosen = ranked[first]
+    if not keys:
+        return np.sort(chosen)
+    return chosen[np.lexsort((chosen, _combined(keys)[chosen]))]
 
 
 def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
