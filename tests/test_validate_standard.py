@@ -109,6 +109,19 @@ def test_ct_terms_carry_nci_codes() -> None:
     assert all(str(c).startswith("C") for cl in doc["codelists"].values() for c, _ in cl["terms"])
 
 
+@pytest.mark.parametrize("name", ["sdtmig-3.4.yaml", "adamig-1.3.yaml", "cdisc-ct-2024-03-29.yaml"])
+def test_json_twin_holds_its_yaml(name: str) -> None:
+    """What the standards module reads (the JSON twin) is exactly the reviewed YAML; a YAML edited without
+    remaking its twin fails here (``python tools/make_standards.py --json``)."""
+    import yaml
+
+    spec = Path(__file__).parent.parent / "converter" / "spec"
+    from_yaml = yaml.safe_load((spec / name).read_text(encoding="utf-8"))
+    twin = spec / name.replace(".yaml", ".json")
+    assert twin.is_file(), f"{twin.name} missing: python tools/make_standards.py --json"
+    assert json.loads(twin.read_text(encoding="utf-8")) == from_yaml, f"{twin.name} is stale: python tools/make_standards.py --json"
+
+
 def test_adamig_structures() -> None:
     ad = adamig().datasets
     assert set(ad) == {"ADSL", "BDS", "TTE", "OCCDS", "OCCDS-AE"}

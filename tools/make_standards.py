@@ -2,6 +2,7 @@
 Library exports and the NCI EVS CT files.
 
     python tools/make_standards.py SOURCE_DIR [SDTM_CT_XLSX]
+    python tools/make_standards.py --json
 
 SOURCE_DIR holds the CDISC Library's public CSV exports as redistributed by github.com/rubentalstra/
 Trial-Submission-Studio (MIT; folder crates/tss-standards/data, commit 222938d): ``sdtm/ig/v3.4/Datasets.csv``,
@@ -17,11 +18,17 @@ CORE repository github.com/cdisc-org/cdisc-rules-engine, tests/resources/codelis
 ADaMIG 1.3 or ``adam-occds-tte.yaml`` names, complete (every term with its NCI C-code), extensible or not, from that
 workbook, and for ADaM-only codelists from ``terminology/2024-03-29/ADaM_CT_2024-03-29.csv``; the SDTMIG file then
 holds no codelists of its own (the CT file has them, the same terms: shared SDTM/SEND codelists are identical).
+
+Each of those YAML files (the reviewed form) gets a JSON twin beside it with the same content (``<name>.json``),
+which ``converter.spec.standards`` reads instead: about 17x faster to load than the YAML, even with libyaml.
+``python tools/make_standards.py --json`` remakes only the twins from the YAML files as they are;
+``tests/test_validate_standard.py`` checks that each twin holds exactly its YAML's content.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 import xml.etree.ElementTree as ET
 import zipfile
@@ -200,14 +207,32 @@ def adamig(src: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+TWINNED = ("sdtmig-3.4.yaml", "adamig-1.3.yaml", "cdisc-ct-2024-03-29.yaml")
+
+
+def json_twin(yaml_path: Path) -> Path:
+    """Write ``<name>.json`` beside ``yaml_path``: the YAML's content as JSON (one line; keys in the YAML's order)."""
+    doc = yaml.load(yaml_path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    out = yaml_path.with_suffix(".json")
+    out.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    return out
+
+
 def main() -> None:
+    here = Path(__file__).resolve().parent.parent / "converter" / "spec"
+    if sys.argv[1:] == ["--json"]:
+        for name in TWINNED:
+            json_twin(here / name)
+        return
     src = Path(sys.argv[1])
     xlsx = Path(sys.argv[2]) if len(sys.argv) > 2 else None
-    here = Path(__file__).resolve().parent.parent / "converter" / "spec"
     (here / "sdtmig-3.4.yaml").write_text(sdtmig(src, with_codelists=xlsx is None), encoding="utf-8")
     (here / "adamig-1.3.yaml").write_text(adamig(src), encoding="utf-8")
     if xlsx is not None:
         (here / "cdisc-ct-2024-03-29.yaml").write_text(ct(src, xlsx, here), encoding="utf-8")
+    for name in TWINNED:
+        if (here / name).exists():
+            json_twin(here / name)
 
 
 if __name__ == "__main__":

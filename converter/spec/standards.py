@@ -5,7 +5,8 @@ Library exports by ``tools/make_standards.py``; provenance and licence in ``stan
 name, label, type (Char/Num), core (Req/Exp/Perm; ADaM also Cond), role, CT codelist C-codes.
 ``adam-occds-tte.yaml`` adds ADaM OCCDS v1.1 (ADAE and the other occurrence datasets; its ADVERSE EVENT subclass
 core for ADAE) and the ADaMIG 1.3 TIME-TO-EVENT subclass of the BDS (ADTTE). ``cdisc-ct-2024-03-29.yaml`` holds
-every CDISC codelist those variables name, complete (terms with their NCI C-codes, extensible or not).
+every CDISC codelist those variables name, complete (terms with their NCI C-codes, extensible or not). The three
+generated files are read from their JSON twins (``<name>.json``, the same content; ``tools/make_standards.py``).
 
 * :func:`sdtmig` / :func:`adamig` - the metadata (read once; their ``codelists`` read when first asked for);
 * :func:`ig_domain` - which IG dataset a dataset name stands for (``LBCH`` -> ``LB``, ``SUPPAE`` -> ``SUPPQUAL``);
@@ -18,6 +19,7 @@ every CDISC codelist those variables name, complete (terms with their NCI C-code
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 from importlib.resources import files
@@ -84,11 +86,17 @@ class Standard:
 
 
 def _read(name: str) -> dict[str, Any]:
-    import yaml
+    """A standard's YAML file, from its JSON twin when there is one (the same content, made by
+    ``tools/make_standards.py``; about 17x faster to load)."""
+    here = files("converter.spec")
+    twin = here / name.replace(".yaml", ".json")
+    if twin.is_file():
+        doc = json.loads(twin.read_text(encoding="utf-8"))
+    else:
+        import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    text = (files("converter.spec") / name).read_text(encoding="utf-8")
-    doc = yaml.load(text, Loader=loader)  # the safe loader (C version when built); package data, not user input
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        doc = yaml.load(here.joinpath(name).read_text(encoding="utf-8"), Loader=loader)  # package data, safe loader
     if not isinstance(doc, dict):
         raise SpecError([f"{name}: not a mapping"])
     return doc
