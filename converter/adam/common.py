@@ -31,6 +31,7 @@ __all__ = [
     "SAS_EPOCH",
     "UNIT_DAYS",
     "as_sas_date",
+    "ascii_iso_days",
     "dates_of",
     "env_of",
     "is_numeric",
@@ -106,14 +107,29 @@ _CUMULATIVE_DAYS = np.array([0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 3
 def _iso_days(values: np.ndarray) -> np.ndarray:
     """SAS day numbers of distinct values (NaN for anything but a text whose first ten characters are a date).
 
-    The dates pandas reads (``pd.to_datetime(format="%Y-%m-%d", errors="coerce")``) are decided here for texts of
-    ASCII digits in the form YYYY-MM-DD with a year from 1678 to 2251 (where pandas' nanosecond dates hold the day and
-    its difference from 1960) by arithmetic on the character codes; any other text of ten characters (other
+    The dates pandas reads (``pd.to_datetime(format="%Y-%m-%d", errors="coerce")``) are decided by
+    :func:`ascii_iso_days` for texts of ASCII digits in the form YYYY-MM-DD with a year from 1678 to 2251 (where
+    pandas' nanosecond dates hold the day and its difference from 1960); any other text of ten characters (other
     digits, years outside that range) goes to pandas as before, so the result is pandas' for every value."""
     heads = [v[:10] if isinstance(v, str) else "" for v in values]
-    out = np.full(len(values), np.nan)
-    if not heads:
+    out, decided = ascii_iso_days(heads)
+    if not len(out):
         return out
+    slow = (np.char.str_len(np.array(heads, dtype="<U10")) == 10) & ~decided  # ten characters pandas may read
+    if slow.any():
+        texts = pd.Series(np.array(heads, dtype=object)[slow], dtype=object)
+        parsed = pd.to_datetime(texts, format="%Y-%m-%d", errors="coerce")
+        out[slow] = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
+    return out
+
+
+def ascii_iso_days(heads: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For texts (at most ten characters each) of the form YYYY-MM-DD in ASCII digits with a year from 1678 to
+    2251: their SAS day numbers (NaN for an impossible day or month, e.g. 2021-02-30) and True in the second
+    array; the other texts get NaN and False (the caller decides them)."""
+    out = np.full(len(heads), np.nan)
+    if not len(heads):
+        return out, np.zeros(0, dtype=bool)
     chars = np.array(heads, dtype="<U10")
     full = np.char.str_len(chars) == 10
     cp = chars.view(np.uint32).reshape(len(chars), 10).astype(np.int64)
@@ -122,21 +138,17 @@ def _iso_days(values: np.ndarray) -> np.ndarray:
     year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
     month = digits[:, 4] * 10 + digits[:, 5]
     day = digits[:, 6] * 10 + digits[:, 7]
-    fast = form & (year >= 1678) & (year <= 2251)
+    decided = form & (year >= 1678) & (year <= 2251)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     ok_month = (month >= 1) & (month <= 12)
     m0 = np.where(ok_month, month - 1, 0)
     month_len = np.diff(np.append(_CUMULATIVE_DAYS, 365))[m0] + ((m0 == 1) & leap)
-    valid = fast & ok_month & (day >= 1) & (day <= month_len)
+    valid = decided & ok_month & (day >= 1) & (day <= month_len)
     y = year - 1  # days from 0001-01-01 (proleptic Gregorian), then from 1960-01-01
     ordinal = y * 365 + y // 4 - y // 100 + y // 400 + _CUMULATIVE_DAYS[m0] + ((m0 > 1) & leap) + day - 1
     from_epoch = ordinal - _SAS_ORDINAL
     out[valid] = from_epoch[valid]
-    slow = full & ~fast  # ten characters pandas may still read
-    if slow.any():
-        parsed = pd.to_datetime(pd.Series(chars[slow], dtype=object), format="%Y-%m-%d", errors="coerce")
-        out[slow] = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
-    return out
+    return out, decided
 
 
 def as_sas_date(col: pd.Series) -> pd.Series:

@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import SAS_EPOCH, UNIT_DAYS, as_sas_date, is_numeric, sas_round, sibling_rule, value_of
+from converter.adam.common import (
+    SAS_EPOCH,
+    UNIT_DAYS,
+    as_sas_date,
+    ascii_iso_days,
+    is_numeric,
+    sas_round,
+    sibling_rule,
+    value_of,
+)
 from converter.frames import constant_column, keep_where, null_column, text_column
 from converter.sdtm.context import RowContext, row_rule
 
@@ -76,7 +85,11 @@ def _impute_distinct(
     def day(y: int, m: int, d: int) -> float:
         return float((_dt.date(y, m, d) - epoch).days)
 
-    for i, t in enumerate(txt):  # per distinct value: partial dates need calendar arithmetic
+    # complete dates in ASCII digits (most values) column-wise: the day, or NaN for an impossible one, no flag
+    complete, decided = ascii_iso_days([str(t)[:10] for t in txt])
+    value[decided] = complete[decided]
+    for i in np.flatnonzero(~decided):  # the rest one by one: partial dates need calendar arithmetic
+        t = txt[i]
         m = _ISO.match(str(t))
         if not m:
             continue
