@@ -42,7 +42,8 @@ the SDTM specs and R4 by :mod:`converter.fhir.mapping_checks`; their public name
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,30 @@ def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
     dataset, carried both ways) as that child group, unless a spec already carries the SUPP-- dataset itself.
     """
     folder = folder or mappings_dir() / "fhir"
+    key = str(Path(folder).resolve())
+    hit = _LOADED.get(key)
+    if hit is not None and hit[0] == _stamps(hit[1]):
+        return hit[2]
+    dirs: list[Path] = [Path(folder)]
+    specs = _parse_fhir_specs(Path(folder), dirs)
+    _LOADED[key] = (_stamps(dirs), tuple(dirs), specs)
+    return specs
+
+
+# Specs loaded in this process, by folder: (what the folders held then, the folders, the specs). Stages of one
+# run (the FHIR stage, validate's round trip) read the same files; a file added, removed or changed is read again.
+_LOADED: dict[str, tuple[tuple[tuple[str, bytes], ...], tuple[Path, ...], FhirSpecs]] = {}
+
+
+def _stamps(dirs: Sequence[Path]) -> tuple[tuple[str, bytes], ...]:
+    """Every YAML file of the folders (``_common.yaml`` and ``_set.yaml`` included) with its content's digest
+    (content, not mtime: an edit within the clock's tick that keeps the size is still seen)."""
+    paths = sorted({p for d in dirs for p in Path(d).glob("*.yaml")})
+    return tuple((str(p), hashlib.blake2b(p.read_bytes(), digest_size=16).digest()) for p in paths)
+
+
+def _parse_fhir_specs(folder: Path, dirs: list[Path]) -> FhirSpecs:
+    """:func:`load_fhir_specs` from the files; ``dirs`` gets every folder an ``include`` adds."""
     err = SpecErrors()
     common_path = folder / "_common.yaml"
     common: dict[str, Any] = {}
@@ -143,6 +168,7 @@ def load_fhir_specs(folder: Path | None = None) -> FhirSpecs:
     constants = {str(k): str(v) for k, v in strip_lines(common.get("constants") or {}).items()}
     cerr = SpecErrors()
     sets = _included_sets(common, folder, cerr)
+    dirs.extend(inc for inc, _doc in sets)
     set_tables: dict[str, Any] = {}
     set_blocks: dict[str, Any] = {}
     supp_raw: Any = common.get("supplemental_qualifiers")
