@@ -23,6 +23,7 @@ from converter.adam.common import (
     sibling_rule,
     value_of,
 )
+from converter.adam.shared import shared
 from converter.frames import constant_column, keep_where, null_column, text_column
 from converter.sdtm.context import RowContext, row_rule
 
@@ -119,13 +120,13 @@ def _impute_distinct(
 
 
 def _imputed(ctx: RowContext, a: dict[str, Any]) -> Imputed:
-    return impute_dates(
-        value_of(ctx, a["dtc"]),
-        a.get("impute"),
-        str(a.get("highest", "M")),
-        [value_of(ctx, v) for v in a.get("not_before") or []],
-        [value_of(ctx, v) for v in a.get("not_after") or []],
-    )
+    """The ``date`` rule's imputation, computed once per build for it and its ``date_flag``."""
+    dtc = value_of(ctx, a["dtc"])
+    before = [value_of(ctx, v) for v in a.get("not_before") or []]
+    after = [value_of(ctx, v) for v in a.get("not_after") or []]
+    impute, highest = a.get("impute"), str(a.get("highest", "M"))
+    return shared(("imputed dates", impute, highest, len(before)), (dtc, *before, *after),
+                  lambda: impute_dates(dtc, impute, highest, before, after))  # fmt: skip
 
 
 @row_rule("date")
@@ -221,14 +222,13 @@ def impute_datetimes(
 
 
 def _imputed_dtm(ctx: RowContext, a: dict[str, Any]) -> ImputedDatetime:
-    return impute_datetimes(
-        value_of(ctx, a["dtc"]),
-        a.get("impute"),
-        str(a.get("time", "first")),
-        str(a.get("highest", "h")),
-        [value_of(ctx, v) for v in a.get("not_before") or []],
-        [value_of(ctx, v) for v in a.get("not_after") or []],
-    )
+    """The ``datetime`` rule's imputation, computed once per build for it and its ``date_flag``/``time_flag``."""
+    dtc = value_of(ctx, a["dtc"])
+    before = [value_of(ctx, v) for v in a.get("not_before") or []]
+    after = [value_of(ctx, v) for v in a.get("not_after") or []]
+    impute, time, highest = a.get("impute"), str(a.get("time", "first")), str(a.get("highest", "h"))
+    return shared(("imputed datetimes", impute, time, highest, len(before)), (dtc, *before, *after),
+                  lambda: impute_datetimes(dtc, impute, time, highest, before, after))  # fmt: skip
 
 
 @row_rule("datetime")
