@@ -497,6 +497,13 @@ class DatasetMeta:
 def normalise_char(col: pd.Series) -> pd.Series:
     """Character column back to the data contract: object dtype, ``str`` or ``None`` ("" and NaN -> None)."""
     values = col.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):  # text and missing only: at once
+        out = values.copy()
+        gone = pd.isna(values)
+        kept = ~gone
+        gone[kept] = values[kept] == ""
+        out[gone] = None
+        return pd.Series(out, index=col.index, dtype=object, name=col.name)
     out = np.empty(len(values), dtype=object)
     out[:] = None
     for i, v in enumerate(values):
