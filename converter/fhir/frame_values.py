@@ -165,13 +165,18 @@ def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> 
     pieces = _pieces(template)
     if any(isinstance(pc, tuple) and pc[0] not in df.columns for pc in pieces):
         return [None] * n
+    return _joined(pieces, {pc[0]: texts(df, pc[0]) for pc in pieces if isinstance(pc, tuple)}, n)
+
+
+def _joined(pieces: list[str | tuple[str, str | None]], texts: Mapping[str, list[str | None]], n: int) -> list[str | None]:
+    """The pieces joined per row, the fields' variables read from ``texts`` (None where one is missing)."""
     cols: list[list[str | None] | str] = []
     for pc in pieces:
         if isinstance(pc, str):
             cols.append(pc)
             continue
         var, case = pc
-        col = texts(df, var)
+        col = texts[var]
         if case is not None:
             memo: dict[str | None, str | None] = {None: None}
             for x in col:
@@ -181,6 +186,12 @@ def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> 
         cols.append(col)
     if len(cols) == 1 and not isinstance(cols[0], str):
         return list(cols[0])
+    fields = [c for c in cols if not isinstance(c, str)]
+    if not any(None in c for c in fields):  # every field present: one format per row
+        fmt = "".join(c.replace("%", "%%") if isinstance(c, str) else "%s" for c in cols)
+        if not fields:
+            return [fmt % ()] * n
+        return list(map(fmt.__mod__, zip(*fields, strict=True)))
     result: list[str | None] = [""] * n
     for c in cols:
         if isinstance(c, str):
@@ -188,6 +199,33 @@ def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> 
         else:
             result = [None if r is None or x is None else r + x for r, x in zip(result, c, strict=True)]
     return result
+
+
+def render_distinct(
+    templates: Sequence[Template], df: pd.DataFrame, texts: Texts = text_values
+) -> tuple[np.ndarray[Any, np.dtype[np.intp]], list[tuple[str | None, ...]]]:
+    """:func:`render` of each template, per row as a code into the distinct tuples of rendered texts (in the
+    order first seen): each distinct combination of the fields' values rendered once."""
+    n = len(df)
+    pieces = [_pieces(t) for t in templates]
+    names = list(dict.fromkeys(pc[0] for ps in pieces for pc in ps if isinstance(pc, tuple) and pc[0] in df.columns))
+    cols = {v: texts(df, v) for v in names}
+    combo = np.zeros(n, dtype=np.int64)
+    for v in names:
+        codes, uniques = pd.factorize(np.asarray(cols[v], dtype=object), use_na_sentinel=True)
+        combo = pd.factorize(combo * (len(uniques) + 1) + (codes + 1))[0]
+    _u, firsts = np.unique(combo, return_index=True)  # combo numbers in first-seen order: firsts ascending
+    rows = firsts.tolist()
+    distinct = {v: [col[i] for i in rows] for v, col in cols.items()}
+    rendered = [
+        [None] * len(rows)
+        if any(isinstance(pc, tuple) and pc[0] not in df.columns for pc in ps)
+        else _joined(ps, distinct, len(rows))
+        for ps in pieces
+    ]
+    index: dict[tuple[str | None, ...], int] = {}
+    to_index = [index.setdefault(t, len(index)) for t in zip(*rendered, strict=True)]
+    return np.asarray(to_index, dtype=np.intp)[combo], list(index)
 
 
 def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:

@@ -26,19 +26,29 @@ import pandas as pd
 from converter.errors import Problem, problem
 from converter.fhir.frame_values import (
     Factored,
+    Texts,
     column_factors,
     column_values,
     eval_mask,
     link_children,
     query,
     render,
+    render_distinct,
     row_label,
     subject_partitions,
     text_values,
     with_columns,
 )
 from converter.fhir.line_templates import Tail, row_lines
-from converter.fhir.mapping import ChildSpec, Element, FhirSpecs, IdentifierSpec, SourceSpec, element_codelist
+from converter.fhir.mapping import (
+    ChildSpec,
+    Element,
+    FhirSpecs,
+    IdentifierSpec,
+    SourceSpec,
+    Template,
+    element_codelist,
+)
 from converter.fhir.path_setters import Cache, Setter3, compile_appender, compile_setter
 from converter.fhir.paths import FPath, Step
 from converter.fhir.resource_ids import (
@@ -104,6 +114,14 @@ def _by_row(fwd: Forward, codes: np.ndarray[Any, np.dtype[np.intp]]) -> Forward:
 
 def _rows(col: Sequence[Any], rows: list[int]) -> Sequence[Any]:
     return col.take(rows) if isinstance(col, Factored) else [col[i] for i in rows]
+
+
+def _rendered(template: Template, df: pd.DataFrame, texts: Texts) -> list[str | None]:
+    """:func:`render` of a template with few distinct texts (an identifier system): once per distinct value."""
+    codes, distinct = render_distinct([template], df, texts)
+    table = np.empty(len(distinct), dtype=object)
+    table[:] = [t[0] for t in distinct]
+    return list(table[codes].tolist())
 
 
 def _item_path(path: FPath) -> FPath:
@@ -333,19 +351,16 @@ class Builder:
         target = self._targets.get(rtype)
         if target is None:
             raise ValueError(f"{el.where}: as: {el.kind} needs a {rtype} spec with an identifier")
-        systems = render(target.ident.system, df, self._texts)
-        values = render(target.ident.value, df, self._texts)
-        pairs = list(zip(systems, values, strict=True))
-        ref_of: dict[tuple[str | None, str | None], Any] = {}
-        for s, v in dict.fromkeys(pairs):  # first-seen order: the order of the RefTable (and its problems)
+        codes, pairs = render_distinct([target.ident.system, target.ident.value], df, self._texts)
+        refs: list[Any] = []  # one shared reference per target, in first-seen order (the RefTable's, its problems')
+        for s, v in pairs:
             if s is None or v is None:
-                ref_of[(s, v)] = None
+                refs.append(None)
                 continue
             u = resource_uuid(rtype, s, v)
             cond = f"{rtype}?{identifier_query(s, v)}" if target.level == "study" else None
-            ref_of[(s, v)] = self.refs.ref(rtype, u, cond)
-        index = {k: i for i, k in enumerate(ref_of)}  # one shared reference per target: a factored column
-        return Factored(np.fromiter(map(index.__getitem__, pairs), np.intp, len(pairs)), list(ref_of.values()))
+            refs.append(self.refs.ref(rtype, u, cond))
+        return Factored(codes, refs)
 
     def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource]:
         df = self._frame(source, datasets)
@@ -361,7 +376,7 @@ class Builder:
         ident = source.identifier
         if ident is None:
             raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
-        systems = render(ident.system, df, self._texts)
+        systems = _rendered(ident.system, df, self._texts)
         values = render(ident.value, df, self._texts)
         ids = [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
         plan: list[tuple[Entry, Sequence[Any] | None]] = [(Entry(ident.path), ids)]
