@@ -16,6 +16,8 @@ import orjson
 
 from converter.fhir.to_fhir import FhirResult, Resource
 
+_BUFFER = 1 << 20  # bytes buffered per open file
+
 
 class NdjsonWriter:
     """``with NdjsonWriter(folder) as w: w.write(result)`` - appends each resource to its type's file.
@@ -37,11 +39,11 @@ class NdjsonWriter:
         """Append the result's resources; returns how many of each type."""
         result.refs.use("ndjson")
         # by subject (study-level first), then build order: the same files whatever the partitioning
-        for rtype, lines in ndjson_chunks(result).items():
+        for rtype, rs in _by_type(result).items():
             fh = self.files.get(rtype)
-            if fh is None:
-                fh = self.files[rtype] = open(self.folder / f"{rtype}.ndjson", "wb")  # noqa: SIM115
-            fh.write(lines)
+            if fh is None:  # a large buffer: the lines go out in big writes, never joined into one copy first
+                fh = self.files[rtype] = open(self.folder / f"{rtype}.ndjson", "wb", buffering=_BUFFER)  # noqa: SIM115
+            fh.writelines(_line_parts(rs))
         counts = result.counts()
         for rtype, n in counts.items():
             self.counts[rtype] = self.counts.get(rtype, 0) + n
@@ -66,9 +68,15 @@ def _lines(rs: list[Resource]) -> bytes:
     return b"\n".join(lines)
 
 
-def ndjson_chunks(result: FhirResult) -> dict[str, bytes]:
-    """Each type's NDJSON lines (type -> bytes, every line ending in a newline), by subject (study-level first),
-    then in build order; the references must already be in NDJSON form."""
+def _line_parts(rs: list[Resource]) -> Iterator[bytes]:
+    """Each resource's line, then a newline (the lines made as text, the dicts through orjson)."""
+    dumps = orjson.dumps
+    lines = [r.line if r.line is not None else dumps(r.body) for r in rs]
+    return itertools.chain.from_iterable(zip(lines, itertools.repeat(b"\n")))
+
+
+def _by_type(result: FhirResult) -> dict[str, list[Resource]]:
+    """Each type's resources by subject (study-level first), then in build order."""
     by_type: dict[str, list[Resource]] = {}
     for r in result.resources:
         got = by_type.get(r.rtype)
@@ -76,13 +84,17 @@ def ndjson_chunks(result: FhirResult) -> dict[str, bytes]:
             by_type[r.rtype] = [r]
         else:
             got.append(r)
-    out: dict[str, bytes] = {}
     for rtype, rs in by_type.items():
         subjects = [r.subject or "" for r in rs]
         if any(a > b for a, b in itertools.pairwise(subjects)):  # stable: build order within a subject
-            rs = [rs[i] for i in sorted(range(len(rs)), key=subjects.__getitem__)]
-        out[rtype] = _lines(rs)
-    return out
+            by_type[rtype] = [rs[i] for i in sorted(range(len(rs)), key=subjects.__getitem__)]
+    return by_type
+
+
+def ndjson_chunks(result: FhirResult) -> dict[str, bytes]:
+    """Each type's NDJSON lines (type -> bytes, every line ending in a newline), by subject (study-level first),
+    then in build order; the references must already be in NDJSON form."""
+    return {rtype: _lines(rs) for rtype, rs in _by_type(result).items()}
 
 
 def ndjson_lines(result: FhirResult) -> dict[str, bytes]:
