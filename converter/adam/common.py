@@ -55,6 +55,7 @@ __all__ = [
     "sortable",
     "take_matched",
     "text_of",
+    "untied_picks",
     "untied_positions",
     "value_of",
 ]
@@ -297,6 +298,19 @@ def _value_groups(df: pd.DataFrame, by: Sequence[str], share: bool) -> int:
     return shared(("value groups", tuple(by)), (df,), make) if share else make()
 
 
+def _text_as_is(df: pd.DataFrame, col: str, codes: np.ndarray, share: bool) -> bool:
+    """Whether a ``by`` column's texts are its values (an object column of non-empty ``str`` only, which
+    ``as_text`` keeps as they are), so its texts group the records as its values do. ``codes`` are its
+    :func:`_group_codes` (0: no text, i.e. a null or an empty string)."""
+
+    def make() -> bool:
+        values = df[col]
+        return bool(values.dtype == object and len(codes) and codes.min() > 0
+                    and pd.api.types.infer_dtype(values, skipna=False) == "string")  # fmt: skip
+
+    return shared(("text as is", col), (df,), make) if share else make()
+
+
 def _sort_codes(col: pd.Series, ascending: bool) -> np.ndarray:
     """Integer codes of a column (float64 or text) that sort as pandas sorts it: the codes of its sorted
     distinct values, nulls after every value whichever the direction (``na_position="last"``)."""
@@ -351,7 +365,7 @@ def shared_pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode:
 def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, share: bool) -> pd.DataFrame:
     descending = mode == "last"
     if by:
-        untied = _untied_picks(df, by, order, descending, share)
+        untied = untied_picks(df, by, order, descending, share)
         if untied is not None:
             return df.iloc[untied]
     pos = order_positions(df, order, descending=descending, by=by, share=share)
@@ -362,8 +376,8 @@ def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, 
     return chosen
 
 
-def _untied_picks(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], descending: bool,
-                  share: bool) -> np.ndarray | None:  # fmt: skip
+def untied_picks(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], descending: bool,
+                 share: bool = False) -> np.ndarray | None:  # fmt: skip
     """The positions :func:`_pick` takes, when no two records of a ``by`` group tie on every order item and the
     groups of the ``by`` texts are those of the values (else None: the general path decides).
 
@@ -380,7 +394,8 @@ def _untied_picks(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], des
     group = _combined(groups)[ranked]
     first = np.ones(len(ranked), dtype=bool)
     first[1:] = group[1:] != group[:-1]
-    if int(first.sum()) != _value_groups(df, by, share):
+    as_is = all(_text_as_is(df, b, g, share) for b, g in zip(by, groups, strict=True))
+    if not as_is and int(first.sum()) != _value_groups(df, by, share):
         return None  # texts join values that differ (1 and "1"): groups as DataFrame.duplicated sees them
     chosen = ranked[first]
     if not keys:

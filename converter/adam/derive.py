@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import env_of, pick, report_rows, sas_round, untied_positions, value_of
+from converter.adam.common import env_of, pick, report_rows, sas_round, untied_picks, untied_positions, value_of
 from converter.frames import null_column
 from converter.sdtm.context import DatasetContext, RowContext, as_text, dataset_rule, row_rule
 from converter.spec.adam_rules import order_var
@@ -82,6 +82,10 @@ def _extreme_flag(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     if ctx.var.name not in read:  # first the columns the flag reads; every other column only to break a tie
         narrow = filter_rows(df[[c for c in df.columns if c in read]], condition)
         if narrow.empty:
+            return out
+        chosen_at = untied_picks(narrow, by, order, mode == "last") if by else None  # as pick() chooses
+        if chosen_at is not None:
+            out.loc[narrow.index[chosen_at]] = a.get("value", "Y")
             return out
         pos = untied_positions(narrow, order, mode == "last", by)
         if pos is not None:
