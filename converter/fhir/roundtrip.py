@@ -248,8 +248,19 @@ def _keys(ds: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec], mapp
 
 
 def _key_tuples(df: pd.DataFrame, keys: list[str]) -> list[tuple[str | None, ...]]:
-    cols = [[as_text(v) for v in column_values(df, k)] for k in keys]
+    cols = [_key_texts(df[k]) for k in keys]
     return list(zip(*cols, strict=True)) if cols else [() for _ in range(len(df))]
+
+
+def _key_texts(col: pd.Series) -> list[str | None]:
+    """A key column as text (:func:`as_text`, None for missing), each distinct value converted once (a column of
+    mixed Python values value by value: factorising would take True, 1 and 1.0 for one value)."""
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
+        return [as_text(v) for v in column_values(col.to_frame(name="key"), "key")]
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    texts = np.empty(len(uniques) + 1, dtype=object)  # the last one: missing (code -1)
+    texts[:] = [as_text(v.item() if isinstance(v, np.generic) else v) for v in list(uniques)] + [None]
+    return list(texts[codes].tolist())
 
 
 def compare(
