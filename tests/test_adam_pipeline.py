@@ -122,7 +122,12 @@ def test_adtte_dor_counts_death_from_any_cause_and_censorings_are_described(adam
     # the FDA definition: relapse or death from any cause; a responder who died without relapse is an event
     died = dor.index[adsl.loc[dor.index, "DTHFL"].eq("Y").to_numpy()]
     assert len(died) > 0
-    relapsed = set(sdtm["RS"].loc[sdtm["RS"]["RSSTRESC"] == "RELAPSE", "USUBJID"])
+    rs = sdtm["RS"]
+    # a relapse keeps RSORRES as collected and is the CDISC term in RSSTRESC (ONCRSR C38155)
+    rel = rs["RSORRES"] == "RELAPSE"
+    assert rel.any() and (rs.loc[rel, "RSSTRESC"] == "RELAPSED DISEASE").all()
+    relapsed = set(rs.loc[rs["RSSTRESC"] == "RELAPSED DISEASE", "USUBJID"])
+    assert relapsed and relapsed == set(adsl.index[adsl["RELDT"].notna()])
     died_no_relapse = [u for u in died if u not in relapsed]
     assert died_no_relapse, "the example has responders who died without relapse"
     assert (dor.loc[died_no_relapse, "CNSR"] == 0).all()

@@ -46,7 +46,7 @@ SPONSOR_EXTENSIONS = {
     "NCOMPLT": {"PROCEEDED TO TRANSPLANT"},
     "LBTESTCD": {"MRD", "MRDLVL", "CD22"},
     "LBTEST": {"Minimal Residual Disease", "Minimal Residual Disease Level", "CD22 Expression on Blasts"},
-    "ONCRSR": {"CRp", "MCR", "RELAPSE"},
+    "ONCRSR": {"CRp", "MCR"},  # RELAPSE is standardized to the CDISC term RELAPSED DISEASE (C38155)
     "ONCRSCAT": {"MD ANDERSON ALL RESPONSE CRITERIA"},
 }
 # Not terms of SDTM CT 2022-03-25 (the newest package text read), so their codes are unconfirmed.
@@ -314,6 +314,11 @@ def test_leukaemia_responses(ct: Terminology) -> None:
     for v in ("CR", "CRp", "CRi", "MCR", "PR", "NR", "PD"):
         assert cmap[v.upper()] == v
     assert cmap["COMPLETE REMISSION"] == "CR"
+    # the collected relapse (RELAPSE form) standardizes to the CDISC term with its NCIt code; MCR stays the
+    # sponsor extension (CDISC mCR, C123591, is a plasma-cell marrow response: sdtm-ct.yaml ONCRSR)
+    assert cmap["RELAPSE"] == "RELAPSED DISEASE"
+    codes = {t.submission: t.code for t in ct.get("ONCRSR").terms}
+    assert codes["RELAPSED DISEASE"] == "C38155" and codes["MCR"] is None and "mCR" not in codes
 
 
 def test_salvage_groups(ct: Terminology) -> None:
