@@ -53,6 +53,7 @@ __all__ = [
     "sibling_rule",
     "sort_keys",
     "sortable",
+    "sorted_positions",
     "take_matched",
     "text_of",
     "untied_picks",
@@ -309,6 +310,14 @@ def _text_as_is(df: pd.DataFrame, col: str, codes: np.ndarray, share: bool) -> b
                     and pd.api.types.infer_dtype(values, skipna=False) == "string")  # fmt: skip
 
     return shared(("text as is", col), (df,), make) if share else make()
+
+
+def sorted_positions(columns: Sequence[pd.Series]) -> np.ndarray:
+    """Row positions in the order of ``DataFrame.sort_values`` on these columns (ascending, stable, nulls last),
+    for numeric columns and text columns (``str`` or None): one int64 key of their sort codes, one stable sort."""
+    keys = [_sort_codes(c.astype("float64") if c.dtype.kind in "iub" else c, True) for c in columns]
+    positions: np.ndarray = np.argsort(_combined(keys), kind="stable")
+    return positions
 
 
 def _sort_codes(col: pd.Series, ascending: bool) -> np.ndarray:

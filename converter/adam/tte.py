@@ -14,7 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import dates_of, report_rows, rows_of, series_text, sibling_rule, text_of, value_of
+from converter.adam.common import (
+    dates_of,
+    report_rows,
+    rows_of,
+    series_text,
+    sibling_rule,
+    sorted_positions,
+    text_of,
+    value_of,
+)
 from converter.frames import keep_where
 from converter.sdtm.context import RowContext, as_text, row_rule
 from converter.spec.adam_rules import TTE_ATTRS
@@ -74,8 +83,11 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
         allc["__s"] = np.where(censor, -allc["src"], allc["src"])
         allc["__q"] = np.where(censor, -allc["SRCSEQ"], allc["SRCSEQ"])
         order = ["k", "kind", "__o", "__s", "__q"]
-    allc = allc.sort_values(order, kind="mergesort", na_position="last")
-    best = allc.groupby("k", sort=False).head(1).set_index("k")
+    ranked = sorted_positions([allc[c] for c in order])  # as sort_values(order, kind="mergesort"), nulls last
+    subject = pd.factorize(allc["k"].to_numpy(dtype=object)[ranked])[0]  # -1: no subject (no group)
+    first = np.ones(len(ranked), dtype=bool)  # each subject's first record (head(1) of groupby("k"))
+    first[1:] = subject[1:] != subject[:-1]
+    best: pd.DataFrame = allc.iloc[ranked[first & (subject >= 0)]].set_index("k")
     subj = series_text(value_of(ctx, "USUBJID"))
     out = best.reindex(subj.to_numpy(dtype=object))
     out.index = ctx.frame.index
