@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from converter.adam.common import env_of, pick, report_rows, sas_round, untied_picks, untied_positions, value_of
-from converter.frames import null_column
 from converter.sdtm.context import DatasetContext, RowContext, as_text, dataset_rule, row_rule
 from converter.spec.adam_rules import order_var
 from converter.spec.expr import evaluate, filter_rows
@@ -23,7 +22,7 @@ _OPS = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_e
 @row_rule("group")
 def _group(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     src = value_of(ctx, a["var"])
-    out = null_column(len(src), src.index)
+    out = np.full(len(src), None, dtype=object)  # set by masks as a numpy array (a Series' setitem is slower)
     decided = np.zeros(len(src), dtype=bool)
     if a.get("ranges"):
         num = pd.to_numeric(src, errors="coerce").to_numpy(dtype=float)
@@ -53,7 +52,7 @@ def _group(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
             report_rows(ctx, np.flatnonzero(rest), a["var"], as_text(src), "group", "value falls in no group")
     if "missing" in a:
         out[~present] = a["missing"]
-    return out
+    return pd.Series(out, index=src.index, dtype=object)
 
 
 @row_rule("compute")
