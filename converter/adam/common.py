@@ -170,8 +170,10 @@ def partial_dates(col: pd.Series) -> pd.Series:
     """True where an ISO date is present but not complete (YYYY or YYYY-MM)."""
     if is_numeric(col):
         return pd.Series(False, index=col.index)
-    txt = text_column(col)
-    return (txt.notna() & (txt.str.len() < 10)).fillna(False).astype(bool)
+    codes, texts = pd.factorize(text_column(col).to_numpy(dtype=object), use_na_sentinel=True)  # str or None
+    short = np.array([len(t) < 10 for t in texts], dtype=bool)  # per distinct text
+    partial = short.take(np.maximum(codes, 0)) & (codes >= 0) if len(short) else np.zeros(len(codes), dtype=bool)
+    return pd.Series(partial, index=col.index, name=col.name)
 
 
 def key_frame(values: Sequence[pd.Series], index: pd.Index) -> pd.DataFrame:
