@@ -84,8 +84,8 @@ class Factored(Sequence[Any]):
 
 
 def column_factors(df: pd.DataFrame, var: str) -> Factored | None:
-    """:func:`column_values` as a :class:`Factored` column, for text and float columns (None for the others, and
-    where the distinct values would not be the values: objects other than text, a negative zero)."""
+    """:func:`column_values` as a :class:`Factored` column, for text, float and integer columns (None for the
+    others, and where the distinct values would not be the values: objects other than text, a negative zero)."""
     col = df[var]
     if col.dtype == object:
         if pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
@@ -95,6 +95,8 @@ def column_factors(df: pd.DataFrame, var: str) -> Factored | None:
         arr = col.to_numpy()
         if bool(((arr == 0) & np.signbit(arr)).any()):
             return None
+    elif pd.api.types.is_integer_dtype(col.dtype):  # int64, Int64 (--SEQ, VISITNUM, study days): Python ints
+        arr = col.array
     else:
         return None
     codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN, None, NA -> -1
