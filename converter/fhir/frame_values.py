@@ -42,21 +42,31 @@ class Factored(Sequence[Any]):
     """A column as codes into its distinct values, so that what is done once per distinct value (a transform, a
     JSON text) need not be done again per row; row by row (a sequence) only when read so."""
 
-    __slots__ = ("_rows", "codes", "distinct")
+    __slots__ = ("_rows", "_table", "codes", "distinct")
 
     def __init__(self, codes: np.ndarray[Any, np.dtype[np.intp]], distinct: list[Any]) -> None:
         self.codes = codes
         self.distinct = distinct
         self._rows: list[Any] | None = None
+        self._table: np.ndarray[Any, np.dtype[np.object_]] | None = None
+
+    def _values(self) -> np.ndarray[Any, np.dtype[np.object_]]:
+        if self._table is None:
+            table = np.empty(len(self.distinct), dtype=object)
+            for i, v in enumerate(self.distinct):  # one by one: a list among the values stays one object
+                table[i] = v
+            self._table = table
+        return self._table
 
     def rows(self) -> list[Any]:
         """The values row by row (made once)."""
         if self._rows is None:
-            table = np.empty(len(self.distinct), dtype=object)
-            for i, v in enumerate(self.distinct):  # one by one: a list among the values stays one object
-                table[i] = v
-            self._rows = table[self.codes].tolist()
+            self._rows = self._values()[self.codes].tolist()
         return self._rows
+
+    def values_at(self, rows: np.ndarray[Any, np.dtype[np.intp]]) -> list[Any]:
+        """The values of the rows ``rows``, in that order (a list)."""
+        return list(self._values()[self.codes[rows]].tolist())
 
     def __len__(self) -> int:
         return len(self.codes)

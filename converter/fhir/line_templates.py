@@ -127,9 +127,7 @@ def row_lines(
         codes.append(present)
     factored = {c.hole: c.texts for c in columns if c.hole is not None and isinstance(c.texts, Factored)}
     sources: dict[int, Sequence[bytes | None]] = {
-        c.hole: c.texts.rows() if isinstance(c.texts, Factored) else c.texts
-        for c in columns
-        if c.hole is not None and c.texts is not None
+        c.hole: c.texts for c in columns if c.hole is not None and c.texts is not None
     }
     first_fixed = len(columns)  # the root's and the tails' holes are numbered after the columns'
     for i, key in enumerate(root_texts):
@@ -167,8 +165,9 @@ def row_lines(
         if len(rows) == 1:
             lines.append(fmt % tuple(sources[h][rows[0]] for h in hole_order))
             continue
-        pick = itemgetter(*rows)
-        lines.extend([fmt % t for t in zip(*[pick(sources[h]) for h in hole_order], strict=True)])
+        pick = itemgetter(*rows)  # a factored column's texts taken at once from its distinct ones, the others by row
+        texts = [src.values_at(group) if isinstance(src := sources[h], Factored) else pick(src) for h in hole_order]
+        lines.extend([fmt % t for t in zip(*texts, strict=True)])
     if n == 1:
         return lines
     back = np.empty(n, dtype=np.int64)
