@@ -498,17 +498,23 @@ def take_matched(values: pd.Series, at: np.ndarray, index: pd.Index) -> tuple[pd
 
 
 def _index_of(cols: Sequence[pd.Series]) -> pd.Index:
-    """Key columns (text) as one index (a plain index for one key, else a MultiIndex) for hash lookups."""
-    if len(cols) == 1:
-        return pd.Index(cols[0].to_numpy(dtype=object), dtype=object)
-    return pd.MultiIndex.from_arrays([c.to_numpy(dtype=object) for c in cols])
+    """Key columns (text) as one index for hash lookups (see :func:`_tuple_index`)."""
+    return _tuple_index([c.to_numpy(dtype=object) for c in cols])
 
 
 def _key_index(keys: pd.DataFrame) -> pd.Index:
-    """The key columns as one index (a plain index for one key, else a MultiIndex) for hash lookups."""
-    if keys.shape[1] == 1:
-        return pd.Index(keys.iloc[:, 0].to_numpy(dtype=object), dtype=object)
-    return pd.MultiIndex.from_arrays([keys[c].to_numpy(dtype=object) for c in keys.columns])
+    """The key columns as one index for hash lookups (see :func:`_tuple_index`)."""
+    return _tuple_index([keys[c].to_numpy(dtype=object) for c in keys.columns])
+
+
+def _tuple_index(arrays: Sequence[np.ndarray]) -> pd.Index:
+    """Key texts (``str`` or None) as one object index: the texts for one key, else a tuple per row (equal
+    where every text is equal, None matching None, as a MultiIndex of the texts matches them), hashed without
+    the sorted levels a MultiIndex builds."""
+    if len(arrays) == 1:
+        return pd.Index(arrays[0], dtype=object)
+    rows = np.fromiter(zip(*arrays, strict=True), dtype=object, count=len(arrays[0]))
+    return pd.Index(rows, dtype=object, tupleize_cols=False)
 
 
 def report_rows(ctx: RowContext, rows: np.ndarray, field: str, values: pd.Series, rule: str, msg: str) -> None:
