@@ -15,6 +15,10 @@ def text_column(col: pd.Series, index: pd.Index | None = None) -> pd.Series:
     text are converted one by one.
     """
     values = col.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # str only, no null: no null mask to make
+        out = values.copy()
+        out[out == ""] = None
+        return pd.Series(out, index=col.index if index is None else index, dtype=object, name=col.name)
     keep = pd.notna(values)
     kind = pd.api.types.infer_dtype(values, skipna=True)
     if kind in ("string", "empty"):
