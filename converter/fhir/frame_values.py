@@ -180,7 +180,9 @@ def render(template: Template, df: pd.DataFrame, texts: Texts = text_values) -> 
     return _joined(pieces, {pc[0]: texts(df, pc[0]) for pc in pieces if isinstance(pc, tuple)}, n)
 
 
-def _joined(pieces: list[str | tuple[str, str | None]], texts: Mapping[str, list[str | None]], n: int) -> list[str | None]:
+def _joined(
+    pieces: list[str | tuple[str, str | None]], texts: Mapping[str, list[str | None]], n: int
+) -> list[str | None]:
     """The pieces joined per row, the fields' variables read from ``texts`` (None where one is missing)."""
     cols: list[list[str | None] | str] = []
     for pc in pieces:

@@ -27,7 +27,7 @@ import orjson
 from converter.fhir.frame_values import Factored
 from converter.fhir.rowcode import Entry, compile_rows, dicts_as_is
 
-__all__ = ["Tail", "row_lines", "value_texts"]
+__all__ = ["JsonTexts", "Tail", "row_lines", "value_texts"]
 
 JsonDict = dict[str, Any]
 
@@ -51,6 +51,11 @@ class Tail:
     texts: list[bytes | None]
 
 
+class JsonTexts(list[bytes | None]):
+    """A column given as its values' JSON text already (orjson's compact bytes; None for a missing value): placed
+    as it is, never a dict to merge into."""
+
+
 def _factorize(values: Sequence[Any]) -> tuple[Sequence[Any], dict[Any, Any]]:
     """(a key per value, key -> a value with that key) where values of one key have the same JSON: the values
     themselves in a column of one scalar type (so 1, 1.0 and True never meet), else their identity."""
@@ -66,6 +71,8 @@ def value_texts(values: Sequence[Any], content: bool = False) -> tuple[Sequence[
     """The JSON text (orjson's bytes) of each value (``None`` for ``None``; each distinct value serialised
     once) and a code per value: 0 absent, 1 present; under ``content`` a dict's code is its text's (2...)."""
     n = len(values)
+    if isinstance(values, JsonTexts):
+        return values, _present(values)
     if isinstance(values, Factored):  # the distinct values known: their texts, then row by row
         texts, codes = value_texts(values.distinct, content)
         return Factored(values.codes, list(texts)), codes[values.codes]
@@ -121,6 +128,8 @@ def row_lines(
             columns.append(_Column(None, None, False))
             codes.append(_present(col))
             continue
+        if isinstance(col, JsonTexts) and not plain:
+            return None  # dicts something merges into: not as text
         content = not plain and dict in set(map(type, col.distinct if isinstance(col, Factored) else col))
         texts, present = value_texts(col, content)
         columns.append(_Column(len(columns), texts, content))
@@ -166,8 +175,10 @@ def row_lines(
             lines.append(fmt % tuple(sources[h][rows[0]] for h in hole_order))
             continue
         pick = itemgetter(*rows)  # a factored column's texts taken at once from its distinct ones, the others by row
-        texts = [src.values_at(group) if isinstance(src := sources[h], Factored) else pick(src) for h in hole_order]
-        lines.extend([fmt % t for t in zip(*texts, strict=True)])
+        picked: list[Sequence[bytes | None]] = [
+            src.values_at(group) if isinstance(src := sources[h], Factored) else pick(src) for h in hole_order
+        ]
+        lines.extend([fmt % t for t in zip(*picked, strict=True)])
     if n == 1:
         return lines
     back = np.empty(n, dtype=np.int64)

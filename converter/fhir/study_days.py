@@ -70,7 +70,8 @@ def submitted_days(datasets: Mapping[str, pd.DataFrame], specs: FhirSpecs) -> Ma
                 out = dict(datasets)
             if out[ds] is df:
                 out[ds] = df = df.copy()
-            text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, same.tolist(), strict=True)]
+            keep = same.tolist()
+            text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, keep, strict=True)]
             df[var] = pd.Series(text, index=df.index, dtype=object)
     return datasets if out is None else out
 

@@ -39,7 +39,7 @@ from converter.fhir.frame_values import (
     text_values,
     with_columns,
 )
-from converter.fhir.line_templates import Tail, row_lines
+from converter.fhir.line_templates import JsonTexts, Tail, row_lines
 from converter.fhir.mapping import (
     ChildSpec,
     Element,
@@ -113,7 +113,29 @@ def _by_row(fwd: Forward, codes: np.ndarray[Any, np.dtype[np.intp]]) -> Forward:
 
 
 def _rows(col: Sequence[Any], rows: list[int]) -> Sequence[Any]:
+    if isinstance(col, JsonTexts):
+        return JsonTexts(col[i] for i in rows)
     return col.take(rows) if isinstance(col, Factored) else [col[i] for i in rows]
+
+
+def _identifiers(systems: list[str | None], values: list[str | None]) -> list[JsonDict | None]:
+    """A resource's identifier per row: ``{"system", "value"}``, None where either is missing."""
+    return [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
+
+
+def _identifier_texts(systems: list[str | None], values: list[str | None]) -> JsonTexts:
+    """The orjson text of :func:`_identifiers`' dicts, made as text: each distinct system's JSON once."""
+    dumps = orjson.dumps
+    heads = {s: b'{"system":' + dumps(s) + b',"value":' for s in set(systems) if s}
+    return JsonTexts(
+        [b"%s%s}" % (heads[s], dumps(v)) if s and v else None for s, v in zip(systems, values, strict=True)]
+    )
+
+
+def _as_text_ok(path: FPath) -> bool:
+    """Whether identifiers written at ``path`` may be given as JSON text (no selector of theirs to check)."""
+    last = path.last
+    return last is None or not last.select or all(k not in ("system", "value") for k, _v in last.select)
 
 
 def _rendered(template: Template, df: pd.DataFrame, texts: Texts) -> list[str | None]:
@@ -378,12 +400,14 @@ class Builder:
             raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
         systems = _rendered(ident.system, df, self._texts)
         values = render(ident.value, df, self._texts)
-        ids = [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
+        texted = self.text and _as_text_ok(ident.path)  # the identifiers' JSON made as text, no dict per row
+        ids: Sequence[Any] = _identifier_texts(systems, values) if texted else _identifiers(systems, values)
         plan: list[tuple[Entry, Sequence[Any] | None]] = [(Entry(ident.path), ids)]
         for el in source.elements:
             if el.to_fhir:
                 plan.extend(self._entries(el, el.path, df, ds, label))
         rtype = source.resource
+        systems_all, values_all = systems, values
         made = [i for i, (s, v) in enumerate(zip(systems, values, strict=True)) if s is not None and v is not None]
         rows: list[int] | None = None
         if len(made) < n:
@@ -423,6 +447,8 @@ class Builder:
                 for u, subj, s, v, line in zip(uuids, subjects, m_systems, m_values, lines, strict=True)
             ]
         made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
+        if texted:
+            plan[0] = (plan[0][0], _identifiers(systems_all, values_all))
         self._fill(made_bodies, plan, rows, _BODY_KEYS)
         bodies: dict[int, JsonDict] = dict(zip(made, made_bodies, strict=True))  # by row of the source
         for child, items in groups:
