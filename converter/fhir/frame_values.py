@@ -106,7 +106,7 @@ def column_factors(df: pd.DataFrame, var: str) -> Factored | None:
         if bool(((arr == 0) & np.signbit(arr)).any()):
             return None
     elif pd.api.types.is_integer_dtype(col.dtype):  # int64, Int64 (--SEQ, VISITNUM, study days): Python ints
-        arr = col.array
+        arr = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
     else:
         return None
     codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN, None, NA -> -1
