@@ -209,23 +209,78 @@ def build_dataset(
 def cast_column(col: pd.Series, vtype: str) -> pd.Series:
     if vtype == "integer":
         num = pd.to_numeric(col, errors="coerce")
+        if num.dtype.kind == "f":  # round and mask at once (astype('Int64') checks every value again)
+            values = num.to_numpy()
+            null = np.isnan(values)
+            if bool((np.abs(values[~null]) < 2.0**53).all()):
+                ints = np.where(null, 0.0, np.round(values)).astype(np.int64)
+                return pd.Series(pd.arrays.IntegerArray(ints, null), index=col.index, name=col.name)
         return num.round().astype("Int64") if num.notna().any() or len(num) else num.astype("Int64")
     if vtype == "float":
         return pd.to_numeric(col, errors="coerce").astype("float64")
     return text_column(col)  # numbers become their shortest exact text
 
 
+def final_text(col: pd.Series) -> np.ndarray:
+    """The values of ``text_column(col)``: a column of text and missing values only (what most rules give) is
+    checked and cleaned per distinct value (missing and '' -> None, the text objects kept as they are); any other
+    column goes through ``text_column``."""
+    values = col.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if not all(isinstance(u, str) for u in uniques):
+        out: np.ndarray = text_column(col).to_numpy()
+        return out
+    blank = [i for i, u in enumerate(uniques) if u == ""]
+    drop = codes < 0
+    if blank:
+        drop |= np.isin(codes, blank)
+    out = values.copy()
+    if drop.any():
+        out[drop] = None
+    return out
+
+
+def sort_order(columns: list[np.ndarray | pd.api.extensions.ExtensionArray]) -> np.ndarray:
+    """Row positions in the order of ``DataFrame.sort_values(kind='mergesort', na_position='first')`` on these
+    columns (final SDTM columns: text as ``str``/``None``, ``Int64``, ``float64``): a stable lexsort of each
+    column's null flag and its sorted codes (text) or values (numbers)."""
+    keys: list[np.ndarray] = []
+    for col in columns:
+        if isinstance(col, np.ndarray) and col.dtype == object:
+            codes, _ = pd.factorize(col, sort=True, use_na_sentinel=True)
+            keys.append(codes)  # -1 (missing) first
+            continue
+        if isinstance(col, pd.api.extensions.ExtensionArray):
+            null = np.asarray(col.isna(), dtype=bool)
+            values = np.asarray(col.to_numpy(dtype="float64", na_value=0.0))
+        else:
+            null = np.isnan(col)
+            values = np.where(null, 0.0, col)
+        keys.append(~null)
+        keys.append(values)
+    return np.lexsort(keys[::-1])
+
+
 def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """Spec column order and types, rows sorted by the spec keys (stable, nulls first, as SAS sorts)."""
-    out = pd.DataFrame(
-        {v.name: cast_column(df[v.name] if v.name in df else null_column(len(df), df.index), v.type)
-         for v in spec.ordered},
-        index=df.index,
-    )  # fmt: skip
-    keys = [k for k in spec.keys if k in out.columns]
-    if keys and len(out):
-        out = out.sort_values(keys, kind="mergesort", na_position="first")
-    return out.reset_index(drop=True)
+    """Spec column order and types, rows sorted by the spec keys (stable, nulls first, as SAS sorts).
+
+    Built from arrays with the index set once (no alignment per column)."""
+    n = len(df)
+    columns: dict[str, np.ndarray | pd.api.extensions.ExtensionArray] = {}
+    for v in spec.ordered:
+        if v.name not in df:
+            columns[v.name] = cast_column(null_column(n), v.type).array if v.type in ("integer", "float") \
+                else np.full(n, None, dtype=object)
+        elif v.type in ("integer", "float"):
+            cast = cast_column(df[v.name], v.type)
+            columns[v.name] = cast.to_numpy() if v.type == "float" else cast.array
+        else:
+            columns[v.name] = final_text(df[v.name])
+    keys = [k for k in spec.keys if k in columns]
+    if keys and n:
+        order = sort_order([columns[k] for k in keys])
+        columns = {c: a[order] for c, a in columns.items()}
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 
 def build_all(

@@ -1,0 +1,62 @@
+"""finalise's array helpers against the pandas operations they replace, on random columns and frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from converter.frames import text_column
+from converter.sdtm.build import cast_column, final_text, sort_order
+
+TEXTS = ["", "A", "a", "B", "10", "2", "2024-01-01", "2024-01", "Ä", " "]
+
+
+def _text_values(rng: np.random.Generator, n: int) -> np.ndarray:
+    pool: list[object] = [*TEXTS, None, np.nan, pd.NA, pd.NaT]
+    return np.array([pool[i] for i in rng.integers(0, len(pool), n)], dtype=object)
+
+
+def _mixed_values(rng: np.random.Generator, n: int) -> np.ndarray:
+    pool: list[object] = [*TEXTS, None, np.nan, 1, 2.5, 12.0, -0.0, True, np.int64(3)]
+    return np.array([pool[i] for i in rng.integers(0, len(pool), n)], dtype=object)
+
+
+def test_final_text_equals_text_column() -> None:
+    rng = np.random.default_rng(1)
+    for i in range(1500):
+        n = int(rng.integers(0, 40))
+        values = _text_values(rng, n) if i % 2 else _mixed_values(rng, n)
+        col = pd.Series(values, dtype=object)
+        expected = text_column(col).to_numpy()
+        got = final_text(col)
+        assert got.dtype == object
+        assert [(type(v), v) for v in got] == [(type(v), v) for v in expected]
+
+
+def test_integer_cast_equals_round_astype() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(500):
+        n = int(rng.integers(0, 30))
+        values = rng.choice([np.nan, 0.5, 1.5, 2.0, -3.7, 1e6, -0.0], n)
+        col = pd.Series(values)
+        pd.testing.assert_series_equal(cast_column(col, "integer"), col.round().astype("Int64"), check_exact=True)
+
+
+def test_sort_order_equals_stable_sort_values() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(1500):
+        n = int(rng.integers(0, 40))
+        k = int(rng.integers(1, 4))
+        frame = pd.DataFrame(index=pd.RangeIndex(n))
+        for j in range(k):
+            kind = rng.integers(0, 3)
+            if kind == 0:
+                frame[f"k{j}"] = text_column(pd.Series(_text_values(rng, n), dtype=object))
+            elif kind == 1:
+                frame[f"k{j}"] = pd.Series(rng.choice([np.nan, 1.0, 2.0, -1.0, 0.0, -0.0], n), dtype="float64")
+            else:
+                frame[f"k{j}"] = cast_column(pd.Series(rng.choice([np.nan, 1.0, 2.0, -5.0], n)), "integer")
+        keys = list(frame.columns)
+        expected = frame.sort_values(keys, kind="mergesort", na_position="first").index.to_numpy()
+        columns = [frame[c].to_numpy() if frame[c].dtype != "Int64" else frame[c].array for c in keys]
+        assert sort_order(columns).tolist() == expected.tolist()
