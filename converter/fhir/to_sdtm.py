@@ -245,7 +245,8 @@ class Converter(Assembly):
             if el.kind in ("subject_ref", "study_ref"):
                 new = self._ref_values(frags, [owners[i] for i in rows], el, index, sink, el.kind)
             else:
-                new, probs = inverse(el, frags, holders, self.ctx, element_codelist(el, dataset, self.sdtm_specs))
+                codelist = element_codelist(el, dataset, self.sdtm_specs)
+                new, probs = inverse(el, frags, None if no_holder else holders, self.ctx, codelist)
                 for j, msg in probs:
                     it = owners[rows[j]]
                     sink.problems.append(problem(it.file, it.where, str(el.path), "", "fhir-code", msg))

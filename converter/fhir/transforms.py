@@ -404,6 +404,9 @@ def _back(table: Mapping[Any, Any], value: Any) -> tuple[bool, Any]:
     return False, None
 
 
+_TEXT_KINDS = frozenset({"string", "code", "date", "dateTime"})
+
+
 def inverse(
     el: Element,
     frags: Sequence[Any],
@@ -413,6 +416,8 @@ def inverse(
 ) -> tuple[list[Any], Problems]:
     """SDTM values of one element for every resource (``None`` where the element gives nothing)."""
     kind = el.kind
+    if holders is None and kind in _TEXT_KINDS and set(map(type, frags)) <= _TEXT_TYPES:
+        return [f or None for f in frags], []  # the loop's answer for text and None values ("" is None)
     out: list[Any] = [None] * len(frags)
     probs: Problems = []
     url = ctx.original_url
@@ -424,7 +429,7 @@ def inverse(
             if f is not None or (holders is not None and holders[i] is not None):
                 out[i] = el.args["value"]
             continue
-        if holders is not None:
+        if holders is not None and holders[i] is not None:
             o = original_value(holders[i], url)
             if o is not None:
                 out[i] = o
