@@ -60,3 +60,25 @@ def test_sort_order_equals_stable_sort_values() -> None:
         expected = frame.sort_values(keys, kind="mergesort", na_position="first").index.to_numpy()
         columns = [frame[c].to_numpy() if frame[c].dtype != "Int64" else frame[c].array for c in keys]
         assert sort_order(columns).tolist() == expected.tolist()
+
+
+def test_seq_equals_sorted_frame_cumcount() -> None:
+    from converter.sdtm import algorithms
+
+    rng = np.random.default_rng(4)
+    for i in range(600):
+        n = int(rng.integers(1, 40))
+        frame = pd.DataFrame({"USUBJID": rng.choice(["S-1", "S-2", "S-10", "S-3"], n)})
+        frame["DTC"] = _text_values(rng, n)
+        frame["SPID"] = rng.choice([np.nan, 1.0, 2.0, -0.0, 0.0], n) if i % 3 else _mixed_values(rng, n)
+        frame["TRT"] = text_column(pd.Series(_text_values(rng, n), dtype=object))
+        for by in (["USUBJID"], ["USUBJID", "TRT"]):
+            sort_cols = [*by, *[c for c in ("DTC", "SPID", "TRT") if c not in by]]
+            if any(algorithms._seq_sort_keys(frame[c]) is None for c in sort_cols):
+                continue
+            expected = algorithms._seq_sorted_frame(frame, by, sort_cols)
+            if by == ["USUBJID", "TRT"] and frame["TRT"].isna().any():
+                continue  # null by values take the sorted-frame path
+            ctx = algorithms.DatasetContext(frame=frame, built={}, ct=None, spec=None, var=None)  # type: ignore[arg-type]
+            got = algorithms.DATASET["seq"](ctx, {"by": by, "order": ["DTC", "SPID", "TRT"]})
+            pd.testing.assert_series_equal(got, expected, check_exact=True, check_names=False)

@@ -207,6 +207,40 @@ def _seq(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     if df.empty:
         return pd.Series([], index=df.index, dtype="float64")
     sort_cols = by + order
+    keys = [_seq_sort_keys(df[c]) for c in sort_cols]
+    if any(k is None for k in keys) or any(df[c].isna().any() for c in by):
+        return _seq_sorted_frame(df, by, sort_cols)
+    flat = [k for col in keys if col is not None for k in col]
+    ranked = np.lexsort(flat[::-1])  # stable: the order of a mergesort of the columns
+    change = np.zeros(len(df) - 1, dtype=bool)
+    for col in keys[: len(by)]:  # a new group wherever a by value changes along the sorted rows (by leads the sort)
+        for k in col or []:
+            ordered = k[ranked]
+            change |= ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(np.r_[True, change])
+    run = np.repeat(starts, np.diff(np.r_[starts, len(df)]))
+    seq = np.empty(len(df), dtype="float64")
+    seq[ranked] = np.arange(len(df)) - run + 1
+    return pd.Series(seq, index=df.index)
+
+
+def _seq_sort_keys(col: pd.Series) -> list[np.ndarray] | None:
+    """Lexsort keys giving the order of ``_seq_sorted_frame``'s sort of this column: text by its sorted codes,
+    missing values last (as '\uffff'); numbers by a null flag (missing last) and their values. None for any
+    other column (mixed, dates, extension types) or text at or above '\uffff': those take the sort_values path."""
+    if col.dtype == object:
+        codes, uniques = pd.factorize(col.to_numpy(), sort=True, use_na_sentinel=True)
+        if not all(isinstance(u, str) and u < "\uffff" for u in uniques):
+            return None
+        return [np.where(codes < 0, len(uniques), codes)]
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiub":
+        values = col.to_numpy()
+        null = pd.isna(values)
+        return [null, np.where(null, 0, values) if null.any() else values]
+    return None
+
+
+def _seq_sorted_frame(df: pd.DataFrame, by: list[str], sort_cols: list[str]) -> pd.Series:
     keyed = df[sort_cols].copy()
     for c in sort_cols:  # sort numbers as numbers, text as text, nulls last
         if keyed[c].dtype == object:
