@@ -82,3 +82,22 @@ def test_seq_equals_sorted_frame_cumcount() -> None:
             ctx = algorithms.DatasetContext(frame=frame, built={}, ct=None, spec=None, var=None)  # type: ignore[arg-type]
             got = algorithms.DATASET["seq"](ctx, {"by": by, "order": ["DTC", "SPID", "TRT"]})
             pd.testing.assert_series_equal(got, expected, check_exact=True, check_names=False)
+
+
+def test_reference_equals_map_by_subject() -> None:
+    from converter.sdtm import algorithms
+    from converter.sdtm.context import full_dates
+
+    rng = np.random.default_rng(5)
+    subjects = ["S-1", "S-2", "S-3", "S-4", None]
+    dates = ["2024-01-05", "2024-02", "2024-03-01T10:00", "", None, "2023-12-31"]
+    for _ in range(600):
+        n, m = int(rng.integers(0, 30)), int(rng.integers(0, 8))
+        frame = pd.DataFrame({"USUBJID": np.array([subjects[i] for i in rng.integers(0, 5, n)], dtype=object)})
+        dm = pd.DataFrame({"USUBJID": np.array([subjects[i] for i in rng.integers(0, 5, m)], dtype=object),
+                           "RFSTDTC": np.array([dates[i] for i in rng.integers(0, 6, m)], dtype=object)})
+        spec = type("Spec", (), {"name": "AE"})()
+        ctx = algorithms.DatasetContext(frame=frame, built={"DM": dm}, ct=None, spec=spec, var=None)  # type: ignore[arg-type]
+        refs = dm[["USUBJID", "RFSTDTC"]].drop_duplicates("USUBJID").set_index("USUBJID")["RFSTDTC"]
+        expected = full_dates(frame["USUBJID"].map(refs))
+        pd.testing.assert_series_equal(algorithms._reference(ctx, "DM.RFSTDTC"), expected, check_exact=True)

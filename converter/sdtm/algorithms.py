@@ -254,8 +254,17 @@ def _reference(ctx: DatasetContext, ref: str) -> pd.Series:
     """A per-row reference date (datetime64) from 'DATASET.VAR' merged by USUBJID."""
     ds, var = ref.split(".", 1)
     other = ctx.frame if ds == ctx.spec.name else ctx.built[ds]
-    refs = other[["USUBJID", var]].drop_duplicates("USUBJID").set_index("USUBJID")[var]
-    return full_dates(ctx.frame["USUBJID"].map(refs))
+    subjects = ctx.frame["USUBJID"]
+    codes, uniques = pd.factorize(subjects.to_numpy(dtype=object), use_na_sentinel=True)
+    if (codes < 0).any():  # missing subjects: the map of the whole column, as it always was
+        refs = other[["USUBJID", var]].drop_duplicates("USUBJID").set_index("USUBJID")[var]
+        return full_dates(subjects.map(refs))
+    ids = pd.Index(other["USUBJID"].to_numpy(dtype=object))
+    first = ~ids.duplicated()  # each subject's first row, as drop_duplicates keeps
+    where = ids[first].get_indexer(uniques)
+    values = np.append(other[var].to_numpy(dtype=object)[first], None)[where]  # -1 (no row): None
+    dates = full_dates(pd.Series(values, dtype=object)).to_numpy()  # once per subject
+    return pd.Series(dates[codes], index=subjects.index)
 
 
 @dataset_rule("study_day")
