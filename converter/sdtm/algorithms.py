@@ -262,7 +262,9 @@ def _reference(ctx: DatasetContext, ref: str) -> pd.Series:
     ids = pd.Index(other["USUBJID"].to_numpy(dtype=object))
     first = ~ids.duplicated()  # each subject's first row, as drop_duplicates keeps
     where = ids[first].get_indexer(uniques)
-    values = np.append(other[var].to_numpy(dtype=object)[first], None)[where]  # -1 (no row): None
+    known = other[var].to_numpy(dtype=object)[first]
+    values = np.empty(len(where), dtype=object)  # None where the subject has no row
+    values[where >= 0] = known[where[where >= 0]]
     dates = full_dates(pd.Series(values, dtype=object)).to_numpy()  # once per subject
     return pd.Series(dates[codes], index=subjects.index)
 
