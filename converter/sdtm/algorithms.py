@@ -261,7 +261,7 @@ def _reference(ctx: DatasetContext, ref: str) -> pd.Series:
         return full_dates(subjects.map(refs))
     ids = pd.Index(other["USUBJID"].to_numpy(dtype=object))
     first = ~ids.duplicated()  # each subject's first row, as drop_duplicates keeps
-    where = ids[first].get_indexer(uniques)
+    where = ids[first].get_indexer(pd.Index(uniques))
     known = other[var].to_numpy(dtype=object)[first]
     values = np.empty(len(where), dtype=object)  # None where the subject has no row
     values[where >= 0] = known[where[where >= 0]]
