@@ -113,19 +113,22 @@ def _iso_days(values: np.ndarray) -> np.ndarray:
     :func:`ascii_iso_days` for texts of ASCII digits in the form YYYY-MM-DD with a year from 1678 to 2251 (where
     pandas' nanosecond dates hold the day and its difference from 1960); any other text of ten characters (other
     digits, years outside that range) goes to pandas as before, so the result is pandas' for every value."""
-    heads = [v[:10] if isinstance(v, str) else "" for v in values]
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # str only: numpy cuts them to ten characters
+        heads = values.astype("<U10")
+    else:
+        heads = np.array([v[:10] if isinstance(v, str) else "" for v in values], dtype="<U10")
     out, decided = ascii_iso_days(heads)
     if not len(out):
         return out
-    slow = (np.char.str_len(np.array(heads, dtype="<U10")) == 10) & ~decided  # ten characters pandas may read
+    slow = (np.char.str_len(heads) == 10) & ~decided  # ten characters pandas may read
     if slow.any():
-        texts = pd.Series(np.array(heads, dtype=object)[slow], dtype=object)
+        texts = pd.Series(heads[slow].astype(object), dtype=object)
         parsed = pd.to_datetime(texts, format="%Y-%m-%d", errors="coerce")
         out[slow] = ((parsed - SAS_EPOCH).dt.days).to_numpy(dtype="float64")
     return out
 
 
-def ascii_iso_days(heads: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def ascii_iso_days(heads: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For texts (at most ten characters each) of the form YYYY-MM-DD in ASCII digits with a year from 1678 to
     2251: their SAS day numbers (NaN for an impossible day or month, e.g. 2021-02-30) and True in the second
     array; the other texts get NaN and False (the caller decides them)."""
