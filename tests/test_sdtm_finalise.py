@@ -101,3 +101,35 @@ def test_reference_equals_map_by_subject() -> None:
         refs = dm[["USUBJID", "RFSTDTC"]].drop_duplicates("USUBJID").set_index("USUBJID")["RFSTDTC"]
         expected = full_dates(frame["USUBJID"].map(refs))
         pd.testing.assert_series_equal(algorithms._reference(ctx, "DM.RFSTDTC"), expected, check_exact=True)
+
+
+def test_group_extreme_equals_merge() -> None:
+    from converter.sdtm import derivations
+
+    rng = np.random.default_rng(6)
+    dates = ["2024-01-05", "2024-02", "2024-03-01T10:00", "", None, "2023-12-31", "2024-01-05"]
+    courses: list[object] = [1, 2, 3, 1.0, "1", "2", True, None]
+    checked = 0
+    for i in range(300):
+        n, m = int(rng.integers(0, 25)), int(rng.integers(1, 12))
+        kinds = courses if i % 4 == 0 else courses[:3]
+        src = pd.DataFrame({
+            "SUBJID": np.array([["1", "2", "3", ""][j] for j in rng.integers(0, 4, n)], dtype=object),
+            "COURSE": pd.Series([kinds[j] for j in rng.integers(0, len(kinds), n)],
+                                dtype=object if i % 4 == 0 else "float64"),
+            "ADMDT": np.array([dates[j] for j in rng.integers(0, 7, n)], dtype=object),
+        }).dropna()
+        left = {"SUBJID": text_column(pd.Series(rng.choice(["1", "2", "4", ""], m), dtype=object)).to_numpy(),
+                "COURSE": text_column(pd.Series(rng.choice([1.0, 2.0, 3.0, np.nan], m))).to_numpy()}
+        for by in (["SUBJID"], ["SUBJID", "COURSE"]):
+            for smallest in (True, False):
+                keys = {k: left[k] for k in by}
+                got = derivations._group_extreme(src, by, "ADMDT", smallest, keys)
+                if got is None:
+                    continue
+                checked += 1
+                expected = derivations._group_extreme_merge(src, by, "ADMDT", smallest, keys)
+                assert [(type(v), v if v == v else "nan") for v in got] == [
+                    (type(v), v if v == v else "nan") for v in expected
+                ]
+    assert checked > 500

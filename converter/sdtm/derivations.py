@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from converter.frames import keep_where, null_column
@@ -58,18 +59,16 @@ def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     by = ["SUBJID", *args.get("by", [])]
     field_ = str(args["field"])
     src = ctx.records[str(args["form"])][[*by, field_]].dropna()
-    src = src.assign(**{field_: as_text(src[field_])})
-    ordered = src.sort_values([field_, *by], kind="mergesort")
-    agg = ordered.drop_duplicates(by, keep="first" if args.get("fn", "min") == "min" else "last")
     keys = {k: ctx.col(k) for k in by}
     step = int(args.get("next", 0))
     if step:
         last = by[-1]
         keys[last] = pd.to_numeric(keys[last], errors="coerce") + step
-    left = pd.DataFrame({k: as_text(v) for k, v in keys.items()}, index=ctx.frame.index)
-    right = agg.assign(**{k: as_text(agg[k]) for k in by})
-    merged = left.merge(right, on=by, how="left", validate="many_to_one")
-    out = pd.Series(merged[field_].to_numpy(dtype=object), index=ctx.frame.index)
+    left = {k: as_text(v).to_numpy() for k, v in keys.items()}
+    found = _group_extreme(src, by, field_, args.get("fn", "min") == "min", left)
+    if found is None:  # by fields of mixed types, or a merge that would not be many-to-one
+        found = _group_extreme_merge(src, by, field_, args.get("fn", "min") == "min", left)
+    out = pd.Series(found, index=ctx.frame.index)
     days = int(args.get("days", 0))
     if days:
         shifted = full_dates(out) + pd.Timedelta(days=days)
@@ -78,3 +77,56 @@ def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     if args.get("fallback"):
         out = out.where(out.notna(), as_text(ctx.col(str(args["fallback"]))))
     return out.astype(object)
+
+
+def _group_extreme(
+    src: pd.DataFrame, by: list[str], field_: str, smallest: bool, left: dict[str, np.ndarray]
+) -> np.ndarray | None:
+    """``_group_extreme_merge`` by codes: each group's smallest (largest) text of ``field_`` (missing sorts last),
+    found for each row of ``left`` by its keys' texts; NaN where no group matches. None where the by fields hold
+    values of mixed types (the merge path then decides)."""
+    n = len(src)
+    value_codes, values = pd.factorize(as_text(src[field_]).to_numpy(), sort=True, use_na_sentinel=True)
+    value_codes = np.where(value_codes < 0, len(values), value_codes)  # missing after every text
+    group = np.zeros(n, dtype=np.int64)
+    for k in by:
+        col = src[k]
+        codes, uniques = pd.factorize(col.to_numpy(), use_na_sentinel=True)
+        if col.dtype == object and not all(isinstance(u, str) for u in uniques):
+            return None
+        group = pd.factorize(group * max(len(uniques), 1) + codes)[0]
+    groups = int(group.max()) + 1 if n else 0
+    best = np.full(groups, len(values) if smallest else -1, dtype=np.int64)
+    (np.minimum if smallest else np.maximum).at(best, group, value_codes)
+    first = np.full(groups, n, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(n))  # one row per group: its by values (all equal) as text
+    right = {k: as_text(src[k].iloc[first]).to_numpy() for k in by}
+    extremes = np.empty(len(values) + 1, dtype=object)  # the last: None (the group's extreme is missing)
+    extremes[: len(values)] = values
+    texts = extremes[best]
+    combined_left = np.zeros(len(next(iter(left.values()))), dtype=np.int64)
+    combined_right = np.zeros(groups, dtype=np.int64)
+    for k in by:  # one code per key text over both sides (None matches None, as in a merge)
+        codes, uniques = pd.factorize(np.concatenate([left[k], right[k]]), use_na_sentinel=False)
+        both = np.concatenate([combined_left, combined_right]) * max(len(uniques), 1) + codes
+        both = pd.factorize(both)[0]
+        combined_left, combined_right = both[: len(left[k])], both[len(left[k]) :]
+    index = pd.Index(combined_right)
+    if not index.is_unique:
+        return None
+    where = index.get_indexer(pd.Index(combined_left))
+    out = np.full(len(where), np.nan, dtype=object)
+    out[where >= 0] = texts[where[where >= 0]]
+    return out
+
+
+def _group_extreme_merge(
+    src: pd.DataFrame, by: list[str], field_: str, smallest: bool, left: dict[str, np.ndarray]
+) -> np.ndarray:
+    src = src.assign(**{field_: as_text(src[field_])})
+    ordered = src.sort_values([field_, *by], kind="mergesort")
+    agg = ordered.drop_duplicates(by, keep="first" if smallest else "last")
+    right = agg.assign(**{k: as_text(agg[k]) for k in by})
+    merged = pd.DataFrame(left).merge(right, on=by, how="left", validate="many_to_one")
+    out: np.ndarray = merged[field_].to_numpy(dtype=object)
+    return out
