@@ -74,7 +74,8 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
                     }
                 )
             )
-    allc = pd.concat(cands, ignore_index=True).dropna(subset=["ADT"])
+    allc = pd.concat(cands, ignore_index=True)
+    dated = np.flatnonzero(allc["ADT"].notna().to_numpy())  # a record without a date is never chosen
     # events: earliest date first; censorings: latest date first; then source order and sequence number
     allc["__o"] = np.where(allc["kind"] == 0, allc["ADT"], -allc["ADT"])
     order = ["k", "kind", "__o", "src", "SRCSEQ"]
@@ -83,7 +84,8 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
         allc["__s"] = np.where(censor, -allc["src"], allc["src"])
         allc["__q"] = np.where(censor, -allc["SRCSEQ"], allc["SRCSEQ"])
         order = ["k", "kind", "__o", "__s", "__q"]
-    ranked = sorted_positions([allc[c] for c in order])  # as sort_values(order, kind="mergesort"), nulls last
+    # the dated records in the order of sort_values(order, kind="mergesort", na_position="last")
+    ranked = dated[sorted_positions([pd.Series(allc[c].to_numpy()[dated]) for c in order])]
     subject = pd.factorize(allc["k"].to_numpy(dtype=object)[ranked])[0]  # -1: no subject (no group)
     first = np.ones(len(ranked), dtype=bool)  # each subject's first record (head(1) of groupby("k"))
     first[1:] = subject[1:] != subject[:-1]
