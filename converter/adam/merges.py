@@ -117,7 +117,7 @@ def _supp(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     out = null_column(len(ctx.frame), ctx.frame.index)
     subj = as_text(value_of(ctx, "USUBJID"))
     idvars = supp["IDVAR"].fillna("")
-    for idvar, part in supp.groupby(idvars, sort=True):
+    for idvar, part in supp.groupby(idvars.to_numpy(dtype=object), sort=True):  # an array: no lookup of a Series key
         if str(idvar):
             left = key_frame([subj, value_of(ctx, str(idvar))], ctx.frame.index)
             right = key_frame([part["USUBJID"], part["IDVARVAL"]], part.index)
