@@ -133,3 +133,24 @@ def test_group_extreme_equals_merge() -> None:
                     (type(v), v if v == v else "nan") for v in expected
                 ]
     assert checked > 500
+
+
+def test_template_equals_text_per_row() -> None:
+    from converter.sdtm import algorithms
+
+    rng = np.random.default_rng(8)
+    tmpl = "C{COURSE}-D{DAY}-{DRUG}"
+    for i in range(300):
+        n = int(rng.integers(0, 30))
+        frame = pd.DataFrame({
+            "COURSE": rng.choice([1.0, 2.0, 2.5, np.nan, -0.0], n),
+            "DAY": pd.Series(_mixed_values(rng, n) if i % 2 else rng.integers(1, 4, n), dtype=object if i % 2 else None),
+            "DRUG": _text_values(rng, n),
+        })
+        ctx = type("Ctx", (), {"frame": frame, "col": lambda self, f, fr=frame: fr[f]})()
+        got = algorithms.ROW["template"](ctx, {"template": tmpl})  # type: ignore[arg-type]
+        texts = {f: text_column(frame[f]).to_numpy() for f in ("COURSE", "DAY", "DRUG")}
+        expected = [None if any(texts[f][j] is None for f in texts) else tmpl.format(**{f: texts[f][j] for f in texts})
+                    for j in range(n)]
+        assert got.tolist() == expected
+        assert all(type(v) in (str, type(None)) for v in got)

@@ -116,17 +116,38 @@ def _template(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     n = len(ctx.frame)
     if not fields:
         return constant_column(tmpl, n, ctx.frame.index)
-    texts = pd.DataFrame({f: as_text(ctx.col(f)) for f in dict.fromkeys(fields)}, index=ctx.frame.index)
-    # format each distinct combination of the fields once, then spread back
-    codes = texts.groupby(list(texts.columns), dropna=False, sort=False).ngroup().to_numpy()
-    firsts = texts.iloc[pd.Series(np.arange(n)).groupby(codes).first().to_numpy()] if n else texts
+    names = list(dict.fromkeys(fields))
+    combo = np.zeros(n, dtype=np.int64)
+    per_field: list[tuple[np.ndarray, np.ndarray]] = []
+    for f in names:  # each field's distinct values as text once; the rows by their combination of values
+        codes, text = _texts_by_code(ctx.col(f))
+        per_field.append((codes, text))
+        combo = pd.factorize(combo * (len(text) + 1) + codes)[0]
+    if not n:
+        return pd.Series(np.empty(0, dtype=object), index=ctx.frame.index, dtype=object)
+    firsts = np.full(int(combo.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(firsts, combo, np.arange(n))  # one row per combination
+    rows = [text[codes[firsts]] for codes, text in per_field]
     formatted = np.array(
-        [None if any(v is None for v in row) else tmpl.format(**dict(zip(texts.columns, row, strict=True)))
-         for row in firsts.itertuples(index=False, name=None)],
+        [None if any(v is None for v in row) else tmpl.format(**dict(zip(names, row, strict=True)))
+         for row in zip(*rows, strict=True)],
         dtype=object,
     )  # fmt: skip
-    out = formatted[codes] if n else np.empty(0, dtype=object)
-    return pd.Series(out, index=ctx.frame.index, dtype=object)
+    return pd.Series(formatted[combo], index=ctx.frame.index, dtype=object)
+
+
+def _texts_by_code(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a column's values and the text (``as_text``) of each code; the last code (-1) is missing.
+
+    Numbers and text are made text once per distinct value; an object column holding anything but text is made
+    text value by value first (values that compare equal, 1 and True, may have different texts)."""
+    values = col.to_numpy()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if col.dtype == object and not all(isinstance(u, str) for u in uniques):
+        codes, uniques = pd.factorize(as_text(col).to_numpy(), use_na_sentinel=True)
+    text = np.empty(len(uniques) + 1, dtype=object)  # the last: None
+    text[: len(uniques)] = as_text(pd.Series(uniques)).to_numpy()
+    return np.where(codes < 0, len(uniques), codes), text
 
 
 @row_rule("flag")
