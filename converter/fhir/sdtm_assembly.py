@@ -22,6 +22,7 @@ from converter.fhir.transforms import as_texts
 from converter.spec.model import DatasetSpec
 
 _NUMBERS = frozenset({int, float, bool, type(None)})
+_TEXTS = frozenset({str, type(None)})
 
 
 @dataclass
@@ -142,7 +143,10 @@ class Assembly:
                 return pd.Series(pd.array(arr, dtype="Int64"))
             return pd.Series(arr)
         obj = np.empty(len(vals), dtype=object)
-        obj[:] = as_texts(vals)
+        if set(map(type, vals)) <= _TEXTS and "" not in vals:
+            obj[:] = vals  # as_texts would give the same values
+        else:
+            obj[:] = as_texts(vals)
         return pd.Series(obj, dtype=object)
 
     def _var_order(self) -> dict[str, list[str]]:
