@@ -154,3 +154,30 @@ def test_template_equals_text_per_row() -> None:
                     for j in range(n)]
         assert got.tolist() == expected
         assert all(type(v) in (str, type(None)) for v in got)
+
+
+def test_ct_equals_row_by_row_lookup() -> None:
+    from converter.sdtm import algorithms
+
+    rng = np.random.default_rng(9)
+    mapping = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "1": "U", "2": ""}
+    for i in range(300):
+        n = int(rng.integers(0, 30))
+        values = _mixed_values(rng, n) if i % 3 == 0 else np.array(
+            [["m", "Male", "F", "x", "", None, "FEMALE"][j] for j in rng.integers(0, 7, n)], dtype=object)
+        frame = pd.DataFrame({"SEX": values})
+        for extensible in (True, False):
+            cl = type("CL", (), {"extensible": extensible, "id": "SEX", "code": "C1",
+                                 "collected_map": lambda self: mapping})()
+            problems: list[object] = []
+            ctx = type("Ctx", (), {"frame": frame, "col": lambda self, f, fr=frame: fr[f], "file": "f",
+                                   "labels": pd.Series([f"row {j}" for j in range(n)], dtype=object),
+                                   "problems": problems, "ct": type("T", (), {"get": lambda self, c, x=cl: x})(),
+                                   "spec": type("S", (), {"name": "DM"})(), "var": type("V", (), {"name": "SEX"})()})()
+            got = algorithms.ROW["ct"](ctx, {"codelist": "SEX", "field": "SEX"})  # type: ignore[arg-type]
+            raw = text_column(frame["SEX"]).to_numpy()
+            expected = [None if r is None else mapping.get(r.upper(), r if extensible else None) for r in raw]
+            expected = [None if v == "" else v for v in expected]
+            assert got.tolist() == expected
+            assert len(problems) == (0 if extensible else sum(
+                r is not None and r.upper() not in mapping for r in raw))

@@ -46,26 +46,27 @@ def _assign(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 @row_rule("ct")
 def _ct(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     cl = ctx.ct.get(a["codelist"])
-    raw = as_text(ctx.col(a["field"]))
+    codes, raw = _texts_by_code(ctx.col(a["field"]))  # per distinct value: its text; the last code is missing
     mapping = cl.collected_map()
-    mapped = map_unique(raw, lambda u: np.array([mapping.get(v.upper()) for v in u], dtype=object))
-    bad = raw.notna() & mapped.isna()
+    mapped = np.array([None if v is None else mapping.get(v.upper()) for v in raw], dtype=object)
+    bad = np.array([v is not None for v in raw], dtype=bool) & np.array([m is None for m in mapped], dtype=bool)
     if bad.any():
         if cl.extensible:
-            mapped = mapped.where(~bad, raw)  # a sponsor extension of an extensible list is kept as collected
+            mapped[bad] = raw[bad]  # a sponsor extension of an extensible list is kept as collected
         else:
-            for i in np.flatnonzero(bad.to_numpy()):
+            for i in np.flatnonzero(bad[codes]):
                 ctx.problems.append(
                     problem(
                         ctx.file,
                         str(ctx.labels.iloc[i]),
                         a["field"],
-                        raw.iloc[i],
+                        raw[codes[i]],
                         "ct",
                         f"{ctx.spec.name}.{ctx.var.name}: not in non-extensible codelist {cl.id} ({cl.code})",
                     )
                 )
-    return text_column(mapped)
+    final = text_column(pd.Series(mapped, dtype=object)).to_numpy()
+    return pd.Series(final[codes], index=ctx.frame.index, dtype=object)
 
 
 @row_rule("map")
