@@ -181,3 +181,19 @@ def test_ct_equals_row_by_row_lookup() -> None:
             assert got.tolist() == expected
             assert len(problems) == (0 if extensible else sum(
                 r is not None and r.upper() not in mapping for r in raw))
+
+
+def test_usubjid_equals_concatenation() -> None:
+    from converter.frames import keep_where
+    from converter.sdtm import algorithms
+
+    rng = np.random.default_rng(10)
+    for i in range(300):
+        n = int(rng.integers(0, 30))
+        values = _mixed_values(rng, n) if i % 2 else rng.choice([1001.0, 1002.0, np.nan], n)
+        frame = pd.DataFrame({"SUBJID": values})
+        ctx = type("Ctx", (), {"frame": frame, "col": lambda self, f, fr=frame: fr[f], "schema": None})()
+        got = algorithms.ROW["usubjid"](ctx, {"field": "SUBJID", "study": "ST"})  # type: ignore[arg-type]
+        ids = text_column(frame["SUBJID"])
+        expected = keep_where(("ST-" + ids.fillna("")).astype(object), ids.notna())
+        assert [(type(v), v) for v in got] == [(type(v), v) for v in expected]

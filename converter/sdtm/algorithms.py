@@ -106,8 +106,9 @@ def _iso_datetime(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 @row_rule("usubjid")
 def _usubjid(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     study = a.get("study") or (ctx.schema.study.oid if ctx.schema else "")
-    ids = text_column(ctx.col(a["field"]))
-    return keep_where((study + "-" + ids.fillna("")).astype(object), ids.notna())
+    codes, ids = _texts_by_code(ctx.col(a["field"]))  # each distinct subject once
+    joined = np.array([None if t is None else study + "-" + t for t in ids], dtype=object)
+    return pd.Series(joined[codes], index=ctx.frame.index, dtype=object)
 
 
 @row_rule("template")
