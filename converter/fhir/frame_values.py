@@ -242,6 +242,14 @@ def render_distinct(
     return np.asarray(to_index, dtype=np.intp)[combo], list(index)
 
 
+def render_per_distinct(template: Template, df: pd.DataFrame, texts: Texts) -> list[str | None]:
+    """:func:`render` of a template with few distinct texts (an identifier system): once per distinct value."""
+    codes, distinct = render_distinct([template], df, texts)
+    table = np.empty(len(distinct), dtype=object)
+    table[:] = [t[0] for t in distinct]
+    return list(table[codes].tolist())
+
+
 def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
     parts = []
     for k in keys:

@@ -14,7 +14,6 @@ Bundle form (``urn:uuid:...``, or a conditional reference to a resource of anoth
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +25,6 @@ import pandas as pd
 from converter.errors import Problem, problem
 from converter.fhir.frame_values import (
     Factored,
-    Texts,
     column_factors,
     column_values,
     eval_mask,
@@ -34,11 +32,14 @@ from converter.fhir.frame_values import (
     query,
     render,
     render_distinct,
+    render_per_distinct,
     row_label,
     subject_partitions,
     text_values,
     with_columns,
 )
+from converter.fhir.gc_pause import no_gc
+from converter.fhir.identifier_values import identifier_text_ok, identifier_texts, identifiers
 from converter.fhir.line_templates import JsonTexts, Tail, row_lines
 from converter.fhir.mapping import (
     ChildSpec,
@@ -46,7 +47,6 @@ from converter.fhir.mapping import (
     FhirSpecs,
     IdentifierSpec,
     SourceSpec,
-    Template,
     element_codelist,
 )
 from converter.fhir.path_setters import Cache, Setter3, compile_appender, compile_setter
@@ -116,34 +116,6 @@ def _rows(col: Sequence[Any], rows: list[int]) -> Sequence[Any]:
     if isinstance(col, JsonTexts):
         return JsonTexts(col[i] for i in rows)
     return col.take(rows) if isinstance(col, Factored) else [col[i] for i in rows]
-
-
-def _identifiers(systems: list[str | None], values: list[str | None]) -> list[JsonDict | None]:
-    """A resource's identifier per row: ``{"system", "value"}``, None where either is missing."""
-    return [{"system": s, "value": v} if s and v else None for s, v in zip(systems, values, strict=True)]
-
-
-def _identifier_texts(systems: list[str | None], values: list[str | None]) -> JsonTexts:
-    """The orjson text of :func:`_identifiers`' dicts, made as text: each distinct system's JSON once."""
-    dumps = orjson.dumps
-    heads = {s: b'{"system":' + dumps(s) + b',"value":' for s in set(systems) if s}
-    return JsonTexts(
-        [b"%s%s}" % (heads[s], dumps(v)) if s and v else None for s, v in zip(systems, values, strict=True)]
-    )
-
-
-def _as_text_ok(path: FPath) -> bool:
-    """Whether identifiers written at ``path`` may be given as JSON text (no selector of theirs to check)."""
-    last = path.last
-    return last is None or not last.select or all(k not in ("system", "value") for k, _v in last.select)
-
-
-def _rendered(template: Template, df: pd.DataFrame, texts: Texts) -> list[str | None]:
-    """:func:`render` of a template with few distinct texts (an identifier system): once per distinct value."""
-    codes, distinct = render_distinct([template], df, texts)
-    table = np.empty(len(distinct), dtype=object)
-    table[:] = [t[0] for t in distinct]
-    return list(table[codes].tolist())
 
 
 def _item_path(path: FPath) -> FPath:
@@ -398,10 +370,10 @@ class Builder:
         ident = source.identifier
         if ident is None:
             raise ValueError(f"{source.where_text}: a source needs an identifier to make resources")
-        systems = _rendered(ident.system, df, self._texts)
+        systems = render_per_distinct(ident.system, df, self._texts)
         values = render(ident.value, df, self._texts)
-        texted = self.text and _as_text_ok(ident.path)  # the identifiers' JSON made as text, no dict per row
-        ids: Sequence[Any] = _identifier_texts(systems, values) if texted else _identifiers(systems, values)
+        texted = self.text and identifier_text_ok(ident.path)  # the identifiers' JSON made as text, no dict per row
+        ids: Sequence[Any] = identifier_texts(systems, values) if texted else identifiers(systems, values)
         plan: list[tuple[Entry, Sequence[Any] | None]] = [(Entry(ident.path), ids)]
         for el in source.elements:
             if el.to_fhir:
@@ -448,7 +420,7 @@ class Builder:
             ]
         made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
         if texted:
-            plan[0] = (plan[0][0], _identifiers(systems_all, values_all))
+            plan[0] = (plan[0][0], identifiers(systems_all, values_all))
         self._fill(made_bodies, plan, rows, _BODY_KEYS)
         bodies: dict[int, JsonDict] = dict(zip(made, made_bodies, strict=True))  # by row of the source
         for child, items in groups:
@@ -614,18 +586,6 @@ class Builder:
                 )  # fmt: skip
             else:
                 seen[key] = r
-
-
-class no_gc:
-    """Cyclic GC off while millions of small dicts are made (it would rescan them all, again and again)."""
-
-    def __enter__(self) -> None:
-        self.was = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.was:
-            gc.enable()
 
 
 def sdtm_to_fhir(
