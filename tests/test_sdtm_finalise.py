@@ -44,7 +44,7 @@ def test_integer_cast_equals_round_astype() -> None:
 
 def test_sort_order_equals_stable_sort_values() -> None:
     rng = np.random.default_rng(3)
-    for _ in range(1500):
+    for _ in range(600):
         n = int(rng.integers(0, 40))
         k = int(rng.integers(1, 4))
         frame = pd.DataFrame(index=pd.RangeIndex(n))
@@ -66,7 +66,7 @@ def test_seq_equals_sorted_frame_cumcount() -> None:
     from converter.sdtm import algorithms
 
     rng = np.random.default_rng(4)
-    for i in range(600):
+    for i in range(200):
         n = int(rng.integers(1, 40))
         frame = pd.DataFrame({"USUBJID": rng.choice(["S-1", "S-2", "S-10", "S-3"], n)})
         frame["DTC"] = _text_values(rng, n)
@@ -91,7 +91,7 @@ def test_reference_equals_map_by_subject() -> None:
     rng = np.random.default_rng(5)
     subjects = ["S-1", "S-2", "S-3", "S-4", None]
     dates = ["2024-01-05", "2024-02", "2024-03-01T10:00", "", None, "2023-12-31"]
-    for _ in range(600):
+    for _ in range(200):
         n, m = int(rng.integers(0, 30)), int(rng.integers(0, 8))
         frame = pd.DataFrame({"USUBJID": np.array([subjects[i] for i in rng.integers(0, 5, n)], dtype=object)})
         dm = pd.DataFrame({"USUBJID": np.array([subjects[i] for i in rng.integers(0, 5, m)], dtype=object),
@@ -110,7 +110,7 @@ def test_group_extreme_equals_merge() -> None:
     dates = ["2024-01-05", "2024-02", "2024-03-01T10:00", "", None, "2023-12-31", "2024-01-05"]
     courses: list[object] = [1, 2, 3, 1.0, "1", "2", True, None]
     checked = 0
-    for i in range(300):
+    for i in range(80):
         n, m = int(rng.integers(0, 25)), int(rng.integers(1, 12))
         kinds = courses if i % 4 == 0 else courses[:3]
         src = pd.DataFrame({
@@ -132,7 +132,7 @@ def test_group_extreme_equals_merge() -> None:
                 assert [(type(v), v if v == v else "nan") for v in got] == [
                     (type(v), v if v == v else "nan") for v in expected
                 ]
-    assert checked > 500
+    assert checked > 150  # most of the 80 x 4 cases reach the fast path
 
 
 def test_template_equals_text_per_row() -> None:
