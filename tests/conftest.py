@@ -1,7 +1,8 @@
 """Shared fixtures. The test tree is importable (tests/ on sys.path) for small data helpers.
 
-Slow tests. ``python -m pytest`` (the README's command) runs the fast tests only: pyproject's ``addopts`` says
-``-m "not slow"``. ``python -m pytest -m slow`` runs the slow ones (``.ci/run`` runs both). A test is slow when it
+Slow tests. ``python -m pytest`` (the README's command) runs the fast tests only, on two worker processes:
+pyproject's ``addopts`` says ``-m "not slow" -n 2``. ``python -m pytest -m slow -n 0`` runs the slow ones, one at a
+time (``.ci/run`` runs both). A test is slow when it
 is marked ``@pytest.mark.slow`` in its module or listed in :data:`SLOW` below (whole modules or single tests
 that took tens of seconds on the 2-core CI machine, with the reason). Naming a test file or test on the command
 line (``python -m pytest tests/test_spark.py``) runs its slow tests too, unless ``-m`` is given there.
