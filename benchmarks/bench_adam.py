@@ -19,10 +19,8 @@ import collections
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
 
-from benchmarks._common import peak_rss_mib, size_and_repeat, table
+from benchmarks._common import Spent, peak_rss_mib, per_rule, rule_tables, rules_timed, size_and_repeat, text_floor
 from benchmarks._common import timed as best_time
 
 
@@ -41,53 +39,19 @@ def main() -> None:
     sdtm_to_adam(sdtm)  # warm-up (imports, caches)
     best, result = best_time(lambda: sdtm_to_adam(sdtm), repeat, clock=time.process_time)
     rows_out = {k: len(v) for k, v in result.datasets.items()}
-    from converter.validate.common import text_values
+    floor = text_floor([*sdtm.values(), *result.datasets.values()], repeat)
 
-    frames = [*sdtm.values(), *result.datasets.values()]
-
-    def read_every_value() -> None:
-        for df in frames:
-            for col in df.columns:
-                text_values(df[col])
-
-    floor, _ = best_time(read_every_value, repeat, clock=time.process_time)
-
-    spent: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
-    original = dict(context.ROW)
-
-    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def run(ctx: Any, a: Any) -> Any:
-            c = time.process_time()
-            try:
-                return fn(ctx, a)
-            finally:
-                spent[(name, f"{ctx.spec.name}.{ctx.var.name}")] += time.process_time() - c
-
-        return run
-
-    for name, fn in original.items():
-        context.ROW[name] = timed(name, fn)
-    try:
+    spent: Spent = collections.defaultdict(float)
+    with rules_timed([context.ROW], spent):
         sdtm_to_adam(sdtm)
-    finally:
-        context.ROW.update(original)
-    per_rule: collections.defaultdict[str, float] = collections.defaultdict(float)
-    for (rule, _var), s in spent.items():
-        per_rule[rule] += s
+    rules = per_rule(spent)
 
     print(f"\nSDTM -> ADaM, {n} subjects, rows out {rows_out}")
     print(f"best of {repeat}: {best:.3f} s CPU = {best / n * 1000:.3f} ms per subject (target 0.2); floor (every "
           f"input and output value read as text once) {floor:.3f} s; ADaM / floor = {best / floor:.1f}; "
           f"peak RSS {peak_rss_mib()} MiB")  # fmt: skip
     print(f"row rules: {sum(spent.values()):.3f} s of the timed run; by rule:")
-    print(table([{"rule": r, "cpu_s": f"{s:.3f}"} for r, s in _top(per_rule)], ["rule", "cpu_s"]))
-    print("slowest variables:")
-    print(table([{"variable": v, "rule": r, "cpu_s": f"{s:.3f}"} for (r, v), s in _top(spent)],
-                ["variable", "rule", "cpu_s"]))  # fmt: skip
-
-
-def _top(d: dict[Any, float], k: int = 10) -> list[tuple[Any, float]]:
-    return sorted(d.items(), key=lambda kv: -kv[1])[:k]
+    print(rule_tables(rules, spent, 10, 10))
 
 
 if __name__ == "__main__":
