@@ -27,6 +27,7 @@ import pandas as pd
 
 from converter.errors import Problem
 from converter.fhir.bundles import iter_bundles
+from converter.fhir.gc_pause import no_gc
 from converter.fhir.mapping import FhirSpecs, coverage, load_fhir_stage, rederivations
 from converter.fhir.ndjson import ndjson_lines
 from converter.fhir.sdtm_dir import combine_split, read_sdtm_dir
@@ -335,6 +336,17 @@ def roundtrip(
 ) -> RoundTrip:
     """SDTM -> FHIR (serialised as ``via``: bundles or ndjson) -> SDTM, compared with the input (split datasets
     as their domain)."""
+    with no_gc():  # the comparison too: the parsed resources are still alive, each collection would rescan them
+        return _roundtrip(datasets, specs, ct, sdtm_specs, via)
+
+
+def _roundtrip(
+    datasets: Mapping[str, pd.DataFrame],
+    specs: FhirSpecs,
+    ct: Terminology | None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None,
+    via: str,
+) -> RoundTrip:
     datasets, combined = combine_split(datasets, specs.datasets())
     result = sdtm_to_fhir(datasets, specs, ct, sdtm_specs)
     if via == "bundles":
