@@ -398,23 +398,18 @@ def test_risk_table_sits_under_the_ticks() -> None:
     e = np.array([1, 0, 1, 1, 0, 0, 1, 0])
     fit = SurvivalFit("OS", t, e, groups={"A": (t[:4], e[:4]), "B": (t[4:], e[4:])}, unit_label="Months")
     fig = km_figure(fit, Figure("km", "Title", "Caption", "OS", ()), "note line")
-    try:
-        ax, risk = fig.axes
-        ticks = list(ax.get_xticks())
-        rows: dict[float, list[tuple[float, str]]] = {}
-        for text in risk.texts:
-            rows.setdefault(text.get_position()[1], []).append((text.get_position()[0], text.get_text()))
-        assert len(rows) == 2
-        for row in rows.values():
-            assert [x for x, _ in row] == ticks
-        by_y = sorted(rows.items(), reverse=True)  # first curve on top
-        for (_, row), times in zip(by_y, (t[:4], t[4:]), strict=True):  # at risk at x: follow-up time >= x
-            assert [n for _, n in row] == [str(int((times >= x).sum())) for x in ticks]
-        assert risk.get_xlim() == ax.get_xlim()
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+    ax, risk = fig.axes
+    ticks = list(ax.get_xticks())
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for text in risk.texts:
+        rows.setdefault(text.get_position()[1], []).append((text.get_position()[0], text.get_text()))
+    assert len(rows) == 2
+    for row in rows.values():
+        assert [x for x, _ in row] == ticks
+    by_y = sorted(rows.items(), reverse=True)  # first curve on top
+    for (_, row), times in zip(by_y, (t[:4], t[4:]), strict=True):  # at risk at x: follow-up time >= x
+        assert [n for _, n in row] == [str(int((times >= x).sum())) for x in ticks]
+    assert risk.get_xlim() == ax.get_xlim()
 
 
 def test_a_records_end_point_names_its_window_and_population(tmp_path: Path) -> None:

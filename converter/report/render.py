@@ -2,7 +2,8 @@
 
 Files (written atomically into the output folder): ``report.md``, ``report.json`` (the end points, the
 comparisons and an ARS-shaped ``reportingEvent``) and, per figure of the analysis spec, ``<id>.svg``,
-``<id>.png`` (300 dpi) and ``<id>.pdf``. matplotlib is imported only when a figure is drawn (Agg backend).
+``<id>.png`` (300 dpi, encoded by :mod:`.png`) and ``<id>.pdf``. matplotlib is imported only when a figure is drawn
+(its Agg canvas, without pyplot).
 """
 
 from __future__ import annotations
@@ -148,13 +149,14 @@ def annotation(keys: Sequence[str], endpoints: Endpoints, comparisons: Sequence[
 
 
 # --- Kaplan-Meier figures -------------------------------------------------------------------------------------------
-def _pyplot() -> Any:
+def _new_figure(width: float, height: float) -> Any:
+    """A figure on the Agg canvas of :mod:`.png` (no pyplot: nothing keeps the figure once it is dropped)."""
     import matplotlib
+    from matplotlib.figure import Figure as MplFigure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from converter.report.png import PngCanvas
 
-    plt.rcParams.update(
+    matplotlib.rcParams.update(
         {
             "svg.hashsalt": "inoconv",
             "font.size": 10,
@@ -165,7 +167,9 @@ def _pyplot() -> Any:
             "legend.fontsize": 9,
         }
     )
-    return plt
+    fig = MplFigure(figsize=(width, height))
+    PngCanvas(fig)
+    return fig
 
 
 def _ticks(tmax: float) -> np.ndarray:
@@ -178,14 +182,13 @@ def _ticks(tmax: float) -> np.ndarray:
 def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     """The Kaplan-Meier figure: curves (one per group), censor marks, the 95% band of a single curve, reference
     lines, the annotation above the axes and the numbers at risk in a table aligned with the x ticks."""
-    plt = _pyplot()
     groups = list(fit.groups.items()) or [(fit.label, (fit.months, fit.event))]
     tmax = float(max((t.max() for _, (t, _) in groups if t.size), default=1.0))
     ticks = _ticks(tmax)
     note_lines = note.count("\n") + 1 if note else 0
     head_in = 0.45 + (0.19 * note_lines + 0.2 if note else 0.0)  # title and annotation above the axes
     height = 4.6 + 0.7 + 0.28 * len(groups) + head_in
-    fig = plt.figure(figsize=(7.5, height))
+    fig = _new_figure(7.5, height)
     fig.text(0.02, 1 - 0.12 / height, fig_spec.title, ha="left", va="top", fontsize=12.5, fontweight="bold")
     if note:
         fig.text(
@@ -265,15 +268,10 @@ def write_figures(endpoints: Endpoints, comparisons: Sequence[Comparison], out: 
         if fit is None:
             continue
         fig = km_figure(fit, fig_spec, annotation(fig_spec.annotate, endpoints, comparisons))
-        try:
-            bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)  # once, for every format
-            for ext in FIGURE_FORMATS:
-                _save(fig, out / f"{fig_spec.id}.{ext}", ext, bbox)
-                written.append(out / f"{fig_spec.id}.{ext}")
-        finally:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+        bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)  # once, for every format
+        for ext in FIGURE_FORMATS:
+            _save(fig, out / f"{fig_spec.id}.{ext}", ext, bbox)
+            written.append(out / f"{fig_spec.id}.{ext}")
     return written
 
 
