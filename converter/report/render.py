@@ -243,7 +243,7 @@ def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     risk.set_ylim(-0.6, len(groups) - 0.4)
     risk.set_yticks(range(len(groups)))
     risk.set_yticklabels([str(name) for name, _ in reversed(groups)], fontsize=9)
-    risk.tick_params(axis="x", labelbottom=False, length=0)
+    risk.xaxis.set_visible(False)  # the numbers sit at the curve's x ticks (shared x); no tick of its own is made
     risk.tick_params(axis="y", length=0, pad=16)
     for side in ("top", "right", "bottom", "left"):
         risk.spines[side].set_visible(False)
@@ -263,12 +263,17 @@ def write_figures(endpoints: Endpoints, comparisons: Sequence[Comparison], out: 
     if endpoints.spec is None:
         return []
     written: list[Path] = []
+    measure: Any = None
     for fig_spec in endpoints.spec.figures:
         fit = endpoints.fits.get(fig_spec.id)
         if fit is None:
             continue
         fig = km_figure(fit, fig_spec, annotation(fig_spec.annotate, endpoints, comparisons))
-        bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)  # once, for every format
+        if measure is None:  # text extents depend on the dpi, not on the canvas: one renderer (and its cache of
+            from matplotlib.backends.backend_agg import RendererAgg  # text metrics) measures every figure
+
+            measure = RendererAgg(1, 1, fig.dpi)  # type: ignore[no-untyped-call]
+        bbox = fig.get_tightbbox(measure).padded(0.1)  # once, for every format (at the figure's dpi, as before)
         for ext in FIGURE_FORMATS:
             _save(fig, out / f"{fig_spec.id}.{ext}", ext, bbox)
             written.append(out / f"{fig_spec.id}.{ext}")
