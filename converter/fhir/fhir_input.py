@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 
 from converter.errors import problem
+from converter.fhir.gc_pause import no_gc
 from converter.fhir.located import FromFhir, Located, Outcome
 from converter.text import CONTROL_RULE, escape_controls, first_control
 
@@ -276,18 +277,24 @@ def read_input(path: Path, sink: FromFhir) -> list[Located]:
     """
     files, base = input_files(path)
     out: list[Located] = []
-    for f in files:
-        name = str(f.relative_to(base)) if f.is_relative_to(base) else f.name
-        if f.suffix.lower() == ".ndjson":
-            try:
-                out.extend(ndjson_located(file_lines(f), name, sink))
-            except OSError as exc:
-                sink.problems.append(problem(name, "", "", "", "read", f"cannot read ({exc.strerror})"))
-            continue
-        data = json_file(f, name, sink)
-        if data is not None:
-            out.extend(located_from_json(data, name, sink))
+    with no_gc():  # parsed JSON holds no cycles: a collection while it is made would only rescan it, again and again
+        for f in files:
+            _read_file(f, base, sink, out)
     return out
+
+
+def _read_file(f: Path, base: Path, sink: FromFhir, out: list[Located]) -> None:
+    """The resources of one input file, appended to ``out``."""
+    name = str(f.relative_to(base)) if f.is_relative_to(base) else f.name
+    if f.suffix.lower() == ".ndjson":
+        try:
+            out.extend(ndjson_located(file_lines(f), name, sink))
+        except OSError as exc:
+            sink.problems.append(problem(name, "", "", "", "read", f"cannot read ({exc.strerror})"))
+        return
+    data = json_file(f, name, sink)
+    if data is not None:
+        out.extend(located_from_json(data, name, sink))
 
 
 def parse_named(named: Mapping[str, bytes], sink: FromFhir) -> list[Located]:

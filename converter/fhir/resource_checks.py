@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from converter.errors import Problem, problem
 from converter.fhir.fhir_input import read_input
+from converter.fhir.gc_pause import no_gc
 from converter.fhir.located import FromFhir, Located
 from converter.fhir.paths import FPath
 from converter.fhir.structure import check_resources
@@ -290,8 +291,9 @@ def validate_fhir_folder(folder: Path, strict: bool = False) -> list[Problem]:
     references, identifier uniqueness, and the offline terminology and profile checks of
     :mod:`converter.fhir.terminology_checks`."""
     sink = FromFhir(datasets={})
-    items = read_input(Path(folder), sink)
-    return sink.problems + validate_all(items, strict) + check_codings(items) + check_profiles(items)
+    with no_gc():  # the parsed resources hold no cycles: a collection would only rescan them, again and again
+        items = read_input(Path(folder), sink)
+        return sink.problems + validate_all(items, strict) + check_codings(items) + check_profiles(items)
 
 
 __all__ = [
