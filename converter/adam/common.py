@@ -19,12 +19,13 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes, note_rows
 from converter.adam.shared import shared
 from converter.errors import problem
 from converter.frames import constant_column, null_column, text_column
 from converter.sdtm.context import RowContext, as_text
 from converter.spec.adam_rules import by_pairs, is_descending, order_var
-from converter.spec.expr import filter_rows
+from converter.spec.expr import evaluate_mask
 
 __all__ = [
     "MONTH_DAYS",
@@ -284,14 +285,12 @@ def _order_codes(df: pd.DataFrame, order: Sequence[Any], descending: bool,
 
 
 def _group_codes(df: pd.DataFrame, col: str, share: bool) -> np.ndarray:
-    """Codes (from 1; 0 for null) of a ``by`` column's texts: equal codes, equal texts."""
-
-    def make() -> np.ndarray:
-        text = text_of(df, col) if share else as_text(df[col])
-        codes: np.ndarray = pd.factorize(text.to_numpy(dtype=object))[0] + 1
-        return codes
-
-    return shared(("group codes", col), (df,), make) if share else make()
+    """Codes (from 1; 0 for null) of a ``by`` column's texts: equal codes, equal texts. A shared frame's are the
+    build's codes (:mod:`converter.adam.codes`), taken from the frame its rows come from."""
+    if share:
+        return frame_codes(df, col, codes_of())
+    codes: np.ndarray = pd.factorize(as_text(df[col]).to_numpy(dtype=object))[0] + 1
+    return codes
 
 
 def _value_groups(df: pd.DataFrame, by: Sequence[str], share: bool) -> int:
@@ -381,13 +380,18 @@ def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, 
     if by:
         untied = untied_picks(df, by, order, descending, share)
         if untied is not None:
-            return df.iloc[untied]
+            return _rows_at(df, untied, share)
     pos = order_positions(df, order, descending=descending, by=by, share=share)
     if not by:
-        return df.iloc[pos[:1]]
+        return _rows_at(df, pos[:1], share)
     first = ~df[list(by)].iloc[pos].duplicated(keep="first").to_numpy()  # one row per group, in ranked order
-    chosen: pd.DataFrame = df.iloc[pos[first]]
-    return chosen
+    return _rows_at(df, pos[first], share)
+
+
+def _rows_at(df: pd.DataFrame, positions: np.ndarray, share: bool) -> pd.DataFrame:
+    """The rows of ``df`` at ``positions``; of a shared frame, noted as taken from it (their key codes are its)."""
+    rows: pd.DataFrame = df.iloc[positions]
+    return note_rows(rows, df, positions) if share else rows
 
 
 def untied_picks(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], descending: bool,
@@ -427,7 +431,15 @@ def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
 def rows_of(frame: pd.DataFrame, condition: Any) -> pd.DataFrame:
     """The rows of a dataset no rule changes (SDTM input, an ADaM dataset built before) where ``condition`` (a
     parsed spec expression, or None) holds; shared within a build."""
-    return shared(("rows", condition), (frame,), lambda: filter_rows(frame, condition))
+    return shared(("rows", condition), (frame,), lambda: _filtered(frame, condition))
+
+
+def _filtered(frame: pd.DataFrame, condition: Any) -> pd.DataFrame:
+    """``filter_rows``, the rows noted as taken from ``frame`` (their key codes are its)."""
+    if condition is None or frame.empty:
+        return frame
+    keep = evaluate_mask(condition, frame)
+    return note_rows(frame[keep], frame, np.flatnonzero(keep))
 
 
 def series_text(col: pd.Series) -> pd.Series:
@@ -476,9 +488,18 @@ def matched(ctx: RowContext, a: dict[str, Any], right: pd.DataFrame, unique: boo
     if not pairs:
         return np.zeros(n, dtype=np.intp)
     lefts = tuple(value_of(ctx, lft) for lft, _ in pairs)
-    lindex = shared(("keys",), lefts, lambda: _index_of([series_text(s) for s in lefts]))
     cols = tuple(rgt for _, rgt in pairs)
-    rindex = shared(("keys", cols), (right,), lambda: _index_of([text_of(right, c) for c in cols]))
+    codes = codes_of()  # the keys' texts as the build's codes: one int64 per row
+    lcodes = [column_codes(s, codes) for s in lefts]
+    rcodes = [frame_codes(right, c, codes) for c in cols]
+    lkey, rkey = key_codes(lcodes, len(codes)), key_codes(rcodes, len(codes))
+    if lkey is None or rkey is None:  # too many keys for one int64: their texts
+        lindex = shared(("keys",), lefts, lambda: _index_of([series_text(s) for s in lefts]))
+        rindex = shared(("keys", cols), (right,), lambda: _index_of([text_of(right, c) for c in cols]))
+    else:
+        width = len(codes) if len(pairs) > 1 else 0  # one key: its codes as they are
+        lindex = shared(("key index", width), (*lcodes,), lambda: pd.Index(lkey))
+        rindex = shared(("key index", width), (*rcodes,), lambda: pd.Index(rkey))
     if unique and not rindex.is_unique:
         raise ValueError(f"{int(rindex.duplicated().sum())} right records share their keys (a many-to-one "
                          "lookup needs one record per key)")  # fmt: skip

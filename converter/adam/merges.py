@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes
 from converter.adam.common import (
     as_sas_date,
     dates_of,
@@ -22,10 +23,8 @@ from converter.adam.common import (
     right_rows,
     rows_of,
     sas_round,
-    series_text,
     shared_pick,
     take_matched,
-    text_of,
     value_of,
 )
 from converter.frames import constant_column, null_column
@@ -115,19 +114,24 @@ def _supp(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     supp = ctx.built[a["dataset"]]
     supp = supp[supp["QNAM"] == a["qnam"]]
     out = null_column(len(ctx.frame), ctx.frame.index)
-    subj = as_text(value_of(ctx, "USUBJID"))
+    codes = codes_of()  # keys as the build's codes: one int64 per record
     idvars = supp["IDVAR"].fillna("")
     for idvar, part in supp.groupby(idvars.to_numpy(dtype=object), sort=True):  # an array: no lookup of a Series key
-        if str(idvar):
-            left = key_frame([subj, value_of(ctx, str(idvar))], ctx.frame.index)
-            right = key_frame([part["USUBJID"], part["IDVARVAL"]], part.index)
+        lefts = [value_of(ctx, "USUBJID"), *([value_of(ctx, str(idvar))] if str(idvar) else [])]
+        rights = [part["USUBJID"], *([part["IDVARVAL"]] if str(idvar) else [])]
+        lcodes = [column_codes(c, codes) for c in lefts]
+        rcodes = [codes.of(c.to_numpy(dtype=object)) for c in rights]
+        lkey, rkey = key_codes(lcodes, len(codes)), key_codes(rcodes, len(codes))
+        if lkey is None or rkey is None:  # too many distinct texts for one int64: the texts
+            left, right = key_frame(lefts, ctx.frame.index), key_frame(rights, part.index)
+            if right.duplicated().any():
+                raise ValueError(f"{a['dataset']}: QNAM {a['qnam']} has more than one record per parent record")
+            vals, hit = lookup_values(left, right, part["QVAL"])
         else:
-            left = key_frame([subj], ctx.frame.index)
-            right = key_frame([part["USUBJID"]], part.index)
-        dup = right.duplicated()
-        if dup.any():
-            raise ValueError(f"{a['dataset']}: QNAM {a['qnam']} has more than one record per parent record")
-        vals, hit = lookup_values(left, right, part["QVAL"])
+            rindex = pd.Index(rkey)
+            if rindex.has_duplicates:
+                raise ValueError(f"{a['dataset']}: QNAM {a['qnam']} has more than one record per parent record")
+            vals, hit = take_matched(part["QVAL"], rindex.get_indexer(pd.Index(lkey)), ctx.frame.index)
         out = out.where(~hit, vals)
     return out.astype(object)
 
@@ -135,14 +139,19 @@ def _supp(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 @row_rule("extreme_date")
 def _extreme_date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     mode = a.get("mode", "last")
+    codes = codes_of()  # subjects as the build's codes (0: none)
     keys: list[np.ndarray] = []
     days: list[np.ndarray] = []
-    for src in a["sources"]:  # rows, key texts and SAS dates shared with the other rules reading them
+    for src in a["sources"]:  # rows, subject codes and SAS dates shared with the other rules reading them
         df = rows_of(ctx.built[src["dataset"]], src.get("filter"))
-        keys.append(text_of(df, "USUBJID").to_numpy(dtype=object))
+        keys.append(frame_codes(df, "USUBJID", codes))
         days.append(dates_of(df, src["date"]).to_numpy(dtype=float))
+    subject = value_of(ctx, "USUBJID")
+    left = column_codes(subject, codes)
     k, d = np.concatenate(keys), np.concatenate(days)
-    dated = ~np.isnan(d)
-    by_subject = pd.Series(d[dated]).groupby(k[dated])
-    agg = by_subject.max() if mode == "last" else by_subject.min()
-    return series_text(value_of(ctx, "USUBJID")).map(agg)
+    dated = ~np.isnan(d) & (k > 0)
+    extreme = np.full(len(codes), -np.inf if mode == "last" else np.inf)
+    (np.maximum if mode == "last" else np.minimum).at(extreme, k[dated], d[dated])  # per subject code
+    found = np.zeros(len(codes), dtype=bool)
+    found[k[dated]] = True
+    return pd.Series(np.where(found, extreme, np.nan).take(left), index=subject.index, dtype="float64")

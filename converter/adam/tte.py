@@ -14,16 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.common import (
-    dates_of,
-    report_rows,
-    rows_of,
-    series_text,
-    sibling_rule,
-    sorted_positions,
-    text_of,
-    value_of,
-)
+from converter.adam.codes import codes_of, column_codes, frame_codes
+from converter.adam.common import dates_of, report_rows, rows_of, sibling_rule, sorted_positions, value_of
 from converter.frames import keep_where
 from converter.sdtm.context import RowContext, as_text, row_rule
 from converter.spec.adam_rules import TTE_ATTRS
@@ -50,6 +42,7 @@ def tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
 
 
 def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
+    codes = codes_of()  # subjects as the build's codes (0: none)
     cands: list[pd.DataFrame] = []
     for kind, items in (("event", a["events"]), ("censor", a["censors"])):
         for i, src in enumerate(items):
@@ -58,7 +51,7 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
             cands.append(
                 pd.DataFrame(
                     {
-                        "k": text_of(df, "USUBJID").to_numpy(dtype=object),
+                        "k": frame_codes(df, "USUBJID", codes),
                         "ADT": dates_of(df, src["date"]).to_numpy(dtype=float),
                         "kind": 0 if kind == "event" else 1,
                         "src": i,
@@ -86,12 +79,11 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
         order = ["k", "kind", "__o", "__s", "__q"]
     # the dated records in the order of sort_values(order, kind="mergesort", na_position="last")
     ranked = dated[sorted_positions([pd.Series(allc[c].to_numpy()[dated]) for c in order])]
-    subject = pd.factorize(allc["k"].to_numpy(dtype=object)[ranked])[0]  # -1: no subject (no group)
+    subject = allc["k"].to_numpy()[ranked]  # 0: no subject (no group)
     first = np.ones(len(ranked), dtype=bool)  # each subject's first record (head(1) of groupby("k"))
     first[1:] = subject[1:] != subject[:-1]
-    best: pd.DataFrame = allc.iloc[ranked[first & (subject >= 0)]].set_index("k")
-    subj = series_text(value_of(ctx, "USUBJID"))
-    out = best.reindex(subj.to_numpy(dtype=object))
+    best: pd.DataFrame = allc.iloc[ranked[first & (subject > 0)]].set_index("k")
+    out = best.reindex(column_codes(value_of(ctx, "USUBJID"), codes))
     out.index = ctx.frame.index
     return out
 
