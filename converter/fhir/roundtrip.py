@@ -195,23 +195,32 @@ def _float(v: Any) -> float | None:
         return None
 
 
-def _normalised(col: pd.Series, numeric: bool) -> np.ndarray[Any, Any]:
-    """Values ready to compare: numbers as float64 (NaN for missing), text as object with None for missing."""
+def _normalised(col: pd.Series, numeric: bool) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Values ready to compare and where they are missing: numbers as float64 (NaN for missing), text as object
+    with None for missing."""
     if numeric:
         if isinstance(col.dtype, np.dtype) and col.dtype != object:
-            return col.to_numpy().astype("float64")
-        if col.dtype == object:  # text numbers: Python's float (pandas' fast parser can be 1 ulp off)
-            col = col.map(_float)
-        return pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+            values = col.to_numpy().astype("float64")
+        else:
+            if col.dtype == object:  # text numbers: Python's float (pandas' fast parser can be 1 ulp off)
+                col = col.map(_float)
+            values = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+        return values, np.isnan(values)
     # a text column may hold numbers (a result column typed by its values): compared as their text, as carried
-    out = col.astype(object).to_numpy(copy=True)
+    out = col.to_numpy(copy=True) if col.dtype == object else col.astype(object).to_numpy(copy=True)
     null = pd.isna(out)
     if not _only_text(out, null):
         text = np.empty(len(out), dtype=object)
         text[:] = [v if isinstance(v, str) else as_text(v) for v in out.tolist()]
         out, null = text, pd.isna(text)
-    out[null | (out == "")] = None
-    return out
+    null |= out == ""
+    out[null] = None
+    return out, null
+
+
+def _missing(n: int, numeric: bool) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """What :func:`_normalised` makes of ``n`` missing values (a variable absent on the way back)."""
+    return (np.full(n, np.nan) if numeric else np.full(n, None, dtype=object)), np.ones(n, dtype=bool)
 
 
 def _only_text(values: np.ndarray[Any, Any], null: np.ndarray[Any, Any]) -> bool:
@@ -221,13 +230,15 @@ def _only_text(values: np.ndarray[Any, Any], null: np.ndarray[Any, Any]) -> bool
     return all(v is None or type(v) is float for v in values[null].tolist())
 
 
-def _same_values(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Row by row: equal, or both missing."""
-    a_na, b_na = pd.isna(a), pd.isna(b)
+def _same_values(
+    a: np.ndarray[Any, Any], a_na: np.ndarray[Any, Any], b: np.ndarray[Any, Any], b_na: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Row by row: equal, or both missing (``a_na``, ``b_na``: where each is missing)."""
     equal = np.zeros(len(a), dtype=bool)
     both = ~a_na & ~b_na
     equal[both] = a[both] == b[both]
-    return equal | (a_na & b_na)
+    out: np.ndarray[Any, Any] = equal | (a_na & b_na)
+    return out
 
 
 def _keys(ds: str, df: pd.DataFrame, sdtm_specs: Mapping[str, DatasetSpec], mapped: set[str]) -> list[str]:
@@ -310,16 +321,22 @@ def compare(
                 rt.variables.append(VarResult(ds, var, "not mapped", reason=status.split(": ", 1)[-1]))
                 continue
             label = "rederived" if rule is not None else ("implied" if status == "implied" else "match")
-            a = df[var].take(io)
-            b = bdf[var].take(jb) if var in bdf.columns else pd.Series([None] * len(jb), dtype=object)
-            numeric = pd.api.types.is_numeric_dtype(df[var].dtype) or pd.api.types.is_numeric_dtype(b.dtype)
-            same = _same_values(_normalised(a, numeric), _normalised(b, numeric))
+            # each whole column normalised (value by value), then the matched rows taken from the arrays
+            a_col = df[var]
+            b_col = bdf[var] if var in bdf.columns else None
+            numeric = pd.api.types.is_numeric_dtype(a_col.dtype) or (
+                b_col is not None and pd.api.types.is_numeric_dtype(b_col.dtype)
+            )
+            a, a_na = _normalised(a_col, numeric)
+            b, b_na = _normalised(b_col, numeric) if b_col is not None else _missing(len(bdf), numeric)
+            same = _same_values(a[io], a_na[io], b[jb], b_na[jb])
             diffs = int((~same).sum())
             example = ""
             if diffs:
                 first = int((~same).argmax())
                 where = ", ".join(f"{kk}={kv}" for kk, kv in zip(keys, k_orig[io[first]], strict=True))
-                example = f"{where}: {a.iloc[first]!r} -> {b.iloc[first]!r}"
+                b_first = b_col.iloc[jb[first]] if b_col is not None else None
+                example = f"{where}: {a_col.iloc[io[first]]!r} -> {b_first!r}"
             res = VarResult(ds, var, label, len(pairs), diffs, example)
             if rule is not None:
                 res.reason = f"not mapped; derived again ({', '.join(f'{k} of {v}' for k, v in rule.items())})"
