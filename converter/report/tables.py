@@ -80,10 +80,13 @@ def _by_worst_grade(
     frame = frame[frame["key"].notna() & frame["key"].astype(str).str.strip().ne("")]
     frame["band"] = frame["grade"].isin(list(band))
     per = frame.groupby(["key", "subj"], sort=True).agg(worst=("grade", "max"), band=("band", "any")).reset_index()
-    rows: list[AeRow] = []
-    for label, part in per.groupby("key", sort=True):
-        counts = {g: int((part["worst"] == g).sum()) for g in grades}
-        rows.append(AeRow(str(label), counts, len(part), int(part["band"].sum())))
+    by_key = per.groupby("key", sort=True)
+    subjects, in_band = by_key.size(), by_key["band"].sum()
+    worst = {g: (per["worst"] == g).groupby(per["key"], sort=True).sum().to_numpy() for g in grades}
+    rows = [
+        AeRow(str(label), {g: int(worst[g][i]) for g in grades}, int(subjects.iloc[i]), int(in_band.iloc[i]))
+        for i, label in enumerate(subjects.index)
+    ]
     rows.sort(key=lambda r: (-r.any, r.label))
     return rows
 
