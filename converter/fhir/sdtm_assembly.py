@@ -87,9 +87,10 @@ class Assembly:
                 col = df[c]
                 if col.dtype != object:
                     continue
-                na = col.isna().to_numpy()
+                vals = col.to_numpy()
+                na = pd.isna(vals)
                 if na.any():
-                    vals = col.to_numpy(dtype=object, copy=True)
+                    vals = vals.copy()
                     vals[na] = None
                     df[c] = pd.Series(vals, index=df.index, dtype=object)
 
@@ -108,7 +109,7 @@ class Assembly:
                 df.loc[missing, "STUDYID"] = df.loc[missing, "USUBJID"].map(study)
 
     def _frame(self, p: Part, ds: str) -> pd.DataFrame:
-        data: dict[str, pd.Series] = {}
+        data: dict[str, Any] = {}  # arrays, not Series: no index to align column by column
         for var, vals in p.columns.items():
             data[var] = self._typed(ds, var, vals, p.kinds.get(var))
         return pd.DataFrame(data, index=pd.RangeIndex(p.n))
@@ -125,7 +126,8 @@ class Assembly:
             return "integer" if self.is_integer(ds, var) else "text"
         return RESULT_TYPES.get(kind or "", "text")
 
-    def _typed(self, ds: str, var: str, vals: list[Any], kind: str | None) -> pd.Series:
+    def _typed(self, ds: str, var: str, vals: list[Any], kind: str | None) -> Any:
+        """The column's values as an array of its SDTM type: float64, Int64 (integers) or object (text)."""
         t = self._sdtm_type(ds, var, kind)
         if t in ("integer", "float"):
             if set(map(type, vals)) <= _NUMBERS:  # JSON numbers (None: NaN), converted at once
@@ -140,14 +142,14 @@ class Assembly:
                 arr = np.array(nums, dtype="float64")
             finite = arr[~np.isnan(arr)]
             if t == "integer" and np.all(np.mod(finite, 1) == 0):
-                return pd.Series(pd.array(arr, dtype="Int64"))
-            return pd.Series(arr)
+                return pd.array(arr, dtype="Int64")
+            return arr
         obj = np.empty(len(vals), dtype=object)
         if set(map(type, vals)) <= _TEXTS and "" not in vals:
             obj[:] = vals  # as_texts would give the same values
         else:
             obj[:] = as_texts(vals)
-        return pd.Series(obj, dtype=object)
+        return obj
 
     def _var_order(self) -> dict[str, list[str]]:
         """Per dataset, its variables in the order the specs name them (for datasets without an SDTM spec)."""
@@ -193,7 +195,7 @@ class Assembly:
         self._assign_seq(ds, df, sink)
         keep = set(spec.column_names) if spec is not None else set()
         keep |= {"STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", f"{ds[:2]}SEQ", "IDVAR", "IDVARVAL"}
-        empty = [c for c in df.columns if c not in keep and df[c].isna().all()]
+        empty = [c for c in df.columns if c not in keep and pd.isna(df[c].to_numpy()).all()]
         if empty:
             df = df.drop(columns=empty)
         cols = self._column_order(ds, list(df.columns), fallback)
