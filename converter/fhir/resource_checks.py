@@ -17,12 +17,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from converter.errors import Problem, problem
+from converter.fhir.element_scan import scan_elements
 from converter.fhir.fhir_input import read_input
 from converter.fhir.gc_pause import no_gc
 from converter.fhir.located import FromFhir, Located
 from converter.fhir.paths import FPath
 from converter.fhir.structure import check_resources
-from converter.fhir.terminology_checks import check_codings, check_profiles
+from converter.fhir.terminology_checks import check_profiles, system_problem
 
 _TYPE_NAME = re.compile(r"abc\.([A-Za-z0-9]+)Type\b")
 _LOCAL = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
@@ -217,16 +218,10 @@ class Index:
 
 
 def check_references(items: list[Located], index: Index | None = None) -> list[Problem]:
+    """A problem for every reference (but ``#contained`` ones) that does not resolve among ``items``: each
+    resource in turn, its references in document order (those :func:`iter_references` finds)."""
     index = index or Index(items)
-    out: list[Problem] = []
-    for it in items:
-        for path, ref in iter_references(it.resource):
-            if ref.startswith("#"):
-                continue
-            target, why = index.resolve(ref)
-            if target is None:
-                out.append(problem(it.file, it.where, path, ref, "fhir-reference", f"dangling reference: {why}"))
-    return out
+    return scan_elements(items, index.resolve, None)[0]
 
 
 def check_identifiers(items: list[Located]) -> list[Problem]:
@@ -275,14 +270,21 @@ def structure_problems(items: list[Located], strict: bool = False) -> list[list[
 def validate_all(items: list[Located], strict: bool = False) -> list[Problem]:
     """R4 validation of every resource (the structure check; ``strict``: the R4B models), then references and
     identifiers across all of them."""
+    return _validated(items, strict, False)[0]
+
+
+def _validated(items: list[Located], strict: bool, codings: bool) -> tuple[list[Problem], list[Problem]]:
+    """(:func:`validate_all`'s problems, ``codings``: those of
+    :func:`~converter.fhir.terminology_checks.check_codings`, found in the walk that checks the references)."""
     out: list[Problem] = []
     for it, errs in zip(items, structure_problems(items, strict), strict=True):
         for element, msg in errs:
             out.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
-    out.extend(check_references(items))
+    refs, codes = scan_elements(items, Index(items).resolve, system_problem if codings else None)
+    out.extend(refs)
     out.extend(check_identifiers(items))
     out.extend(check_ids(items))
-    return out
+    return out, codes
 
 
 def validate_fhir_folder(folder: Path, strict: bool = False) -> list[Problem]:
@@ -291,9 +293,10 @@ def validate_fhir_folder(folder: Path, strict: bool = False) -> list[Problem]:
     references, identifier uniqueness, and the offline terminology and profile checks of
     :mod:`converter.fhir.terminology_checks`."""
     sink = FromFhir(datasets={})
-    with no_gc():  # the parsed resources hold no cycles: a collection would only rescan them, again and again
+    with no_gc():  # the parsed resources hold no cycles; a collection would only rescan them, again and again
         items = read_input(Path(folder), sink)
-        return sink.problems + validate_all(items, strict) + check_codings(items) + check_profiles(items)
+        found, codes = _validated(items, strict, True)
+        return sink.problems + found + codes + check_profiles(items)
 
 
 __all__ = [

@@ -15,11 +15,11 @@ checked here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from converter.errors import Problem, problem
+from converter.fhir.element_scan import scan_elements
 from converter.fhir.located import Located
 
 __all__ = [
@@ -80,43 +80,11 @@ def system_problem(system: str) -> tuple[str, str] | None:
     return "fhir-code-system-urn", f"code system {system} is not a known terminology"
 
 
-def _codings(node: Any, path: str, coding: bool = False) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """(element path, dict, kind) of every Coding ("coding") and coded Quantity ("quantity") under ``node``."""
-    if isinstance(node, dict):
-        if coding:
-            yield path, node, "coding"
-        elif "system" in node and "value" in node and isinstance(node.get("value"), int | float):
-            yield path, node, "quantity"
-        for k, v in node.items():
-            sub = f"{path}.{k}" if path else k
-            listed = k == "coding" or (k in ("security", "tag") and path == "meta")  # lists of Codings
-            if listed and isinstance(v, list):
-                for i, c in enumerate(v):
-                    yield from _codings(c, f"{sub}[{i}]", True)
-            elif k == "valueCoding" and isinstance(v, dict):
-                yield from _codings(v, sub, True)
-            elif isinstance(v, dict | list):
-                yield from _codings(v, sub)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _codings(v, f"{path}[{i}]")
-
-
 def check_codings(items: list[Located]) -> list[Problem]:
-    """Unknown or invented code systems and Codings without a code, one problem per element."""
-    out: list[Problem] = []
-    for it in items:
-        for path, c, kind in _codings(it.resource, ""):
-            system, code = c.get("system"), c.get("code")
-            if isinstance(system, str):
-                bad = system_problem(system)
-                if bad is not None:
-                    out.append(problem(it.file, it.where, path, system, *bad))
-                if not (isinstance(code, str) and code.strip()):
-                    what = "Coding" if kind == "coding" else "Quantity"
-                    msg = f"the {what} names the code system {system} but carries no code"
-                    out.append(problem(it.file, it.where, path, str(c.get("display") or ""), "fhir-code-missing", msg))
-    return out
+    """Unknown or invented code systems and Codings without a code, one problem per element (each resource in
+    turn, its Codings and coded Quantities in document order; the walk is
+    :func:`converter.fhir.element_scan.scan_elements`)."""
+    return scan_elements(items, None, system_problem)[1]
 
 
 @dataclass(frozen=True)
