@@ -195,7 +195,7 @@ class Assembly:
         self._assign_seq(ds, df, sink)
         keep = set(spec.column_names) if spec is not None else set()
         keep |= {"STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", f"{ds[:2]}SEQ", "IDVAR", "IDVARVAL"}
-        empty = [c for c in df.columns if c not in keep and pd.isna(df[c].to_numpy()).all()]
+        empty = [c for c in df.columns if c not in keep and df[c].isna().all()]
         if empty:
             df = df.drop(columns=empty)
         cols = self._column_order(ds, list(df.columns), fallback)
