@@ -45,6 +45,11 @@ _CHUNK = 1024 * 1024
 # a JSON text may hold a control character only as an escape (\n, \t, \u0001 ...) or, for C1, as raw UTF-8
 _MAYBE_CONTROL = re.compile(rb"\\[bfnrtu]|\xc2[\x80-\x9f]")
 _EXEMPT = ("text", "div")  # the narrative's XHTML (not a FHIR string; never carried to SDTM)
+_STEP = np.zeros(256, dtype=np.int8)  # byte -> how it changes the nesting depth: { [ +1, } ] -1
+_STEP[[123, 91]] = 1
+_STEP[[125, 93]] = -1
+_STRUCTURAL = _STEP != 0  # the bytes json_depth looks at: brackets and quotes
+_STRUCTURAL[34] = True
 
 
 # --- files and lines -----------------------------------------------------------------------------------------------
@@ -99,9 +104,9 @@ def json_depth(raw: bytes) -> int:
         return 0
     text = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
     a = np.frombuffer(text, dtype=np.uint8)
-    outside = (np.cumsum(a == 34) & 1) == 0  # 34: '"'
-    step = (a == 123).astype(np.int32) + (a == 91) - (a == 125) - (a == 93)  # { [ } ]
-    step[~outside] = 0
+    ch = a[np.flatnonzero(_STRUCTURAL[a])]  # the quotes and brackets alone, in order
+    step = _STEP[ch].astype(np.int32)
+    step[(np.cumsum(ch == 34) & 1) == 1] = 0  # 34: '"'; a bracket after an odd number of quotes is in a string
     return int(np.cumsum(step).max()) if len(step) else 0
 
 
