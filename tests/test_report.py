@@ -462,3 +462,42 @@ def test_safety_end_points_show_the_treatment_emergent_count_beside(tmp_path: Pa
     g34 = np.isin(ae["ATOXGRN"].astype(float), [3, 4])
     inf = (ae["CQ02NAM"] == "INFECTION").to_numpy() & g34
     assert eps.get("grade34_infection").also[te_label] == len(set(ae.loc[inf & te, "USUBJID"]) & saf)
+
+
+def test_the_tail_with_fewer_than_three_at_risk_is_dashed_and_said() -> None:
+    """Issue 15: the curve is solid while 3 or more remain at risk, dashed after (legend says so); the risk table
+    shows the counts under 3 in grey italics; tailAtRisk 0 draws no tail, and a bad value is a spec error."""
+    import yaml
+
+    from converter.errors import SpecError
+    from converter.report.endpoints import SurvivalFit
+    from converter.report.render import km_figure, tail_start
+    from converter.report.spec import Figure, parse_analysis_spec
+    from converter.report.stats import kaplan_meier
+
+    t = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    e = np.array([1, 1, 0, 1, 1, 1, 0, 1])
+    km = kaplan_meier(t, e)
+    # remaining after each time 0,1..8: 8 7 6 5 4 3 2 1 0: fewer than 3 first after t=6
+    assert km.times[tail_start(km, 3)] == 6.0
+    assert tail_start(km, 0) == km.times.size - 1
+    assert tail_start(km, 1) == km.times.size - 1  # never 0 < remaining < 1
+    fit = SurvivalFit("OS", t, e, unit_label="Months")
+    fig = km_figure(fit, Figure("km", "Title", "Caption", "OS", ()), "")
+    ax, risk = fig.axes
+    solid, dash = ax.lines[0], ax.lines[1]
+    assert solid.get_linestyle() == "-" and dash.get_linestyle() == "--"
+    assert float(np.max(solid.get_xdata())) == 6.0 and float(np.min(dash.get_xdata())) == 6.0
+    assert float(np.max(dash.get_xdata())) == 8.0
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "fewer than 3 at risk" in labels
+    grey = {text.get_text() for text in risk.texts if text.get_fontstyle() == "italic"}
+    assert grey == {"2", "1"}  # at ticks 7 and 8; 0 at risk is not a tail count
+    plain = km_figure(fit, Figure("km", "Title", "Caption", "OS", (), tail_at_risk=0), "")
+    assert len([ln for ln in plain.axes[0].lines if ln.get_linestyle() == "--"]) == 0
+    assert "fewer than" not in " ".join(x.get_text() for x in plain.axes[0].get_legend().get_texts())
+
+    doc = yaml.safe_load(SECOND_TRIAL)
+    doc["figures"][0]["tailAtRisk"] = 2.5
+    with pytest.raises(SpecError, match="tailAtRisk must be a whole number"):
+        parse_analysis_spec(doc, Path("endpoints.yaml"))

@@ -21,7 +21,7 @@ from converter.report.ars import reporting_event
 from converter.report.endpoints import Endpoint, Endpoints, SurvivalFit
 from converter.report.published import Comparison
 from converter.report.spec import Figure
-from converter.report.stats import kaplan_meier
+from converter.report.stats import KaplanMeier, kaplan_meier
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 PNG_DPI = 300
@@ -179,9 +179,18 @@ def _ticks(tmax: float) -> np.ndarray:
     return np.linspace(0.0, tmax, 8)
 
 
+def tail_start(km: KaplanMeier, min_at_risk: int) -> int:
+    """Index of the first time of ``km`` after which fewer than ``min_at_risk`` subjects remain at risk (the curve's
+    tail, drawn dashed from there); the last index when that never happens or ``min_at_risk`` is 0."""
+    remaining = km.at_risk - km.events - km.censored
+    few = np.flatnonzero((remaining < min_at_risk) & (remaining > 0)) if min_at_risk > 0 else np.empty(0, int)
+    return int(few[0]) if few.size else km.times.size - 1
+
+
 def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     """The Kaplan-Meier figure: curves (one per group), censor marks, the 95% band of a single curve, reference
-    lines, the annotation above the axes and the numbers at risk in a table aligned with the x ticks."""
+    lines, the annotation above the axes and the numbers at risk in a table aligned with the x ticks; each curve is
+    dashed (and its counts in the table grey) where fewer than the figure's ``tail_at_risk`` remain at risk."""
     groups = list(fit.groups.items()) or [(fit.label, (fit.months, fit.event))]
     tmax = float(max((t.max() for _, (t, _) in groups if t.size), default=1.0))
     ticks = _ticks(tmax)
@@ -213,11 +222,16 @@ def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     )
     ax = fig.add_subplot(grid[0])
     risk = fig.add_subplot(grid[1], sharex=ax)
+    dashed = False
     for i, (name, (t, e)) in enumerate(groups):
         colour = COLOURS[i % len(COLOURS)]
         km = kaplan_meier(t, e)
         label = f"{name} (n={len(t)})"
-        ax.step(km.times, km.survival, where="post", color=colour, lw=1.6, label=label)
+        tail = tail_start(km, fig_spec.tail_at_risk)
+        ax.step(km.times[: tail + 1], km.survival[: tail + 1], where="post", color=colour, lw=1.6, label=label)
+        if tail < km.times.size - 1:  # the curve goes on dashed where fewer than tail_at_risk remain at risk
+            ax.step(km.times[tail:], km.survival[tail:], where="post", color=colour, lw=1.3, ls=(0, (4, 2.5)))
+            dashed = True
         if len(groups) == 1:
             ax.fill_between(
                 km.times, km.lower, km.upper, step="post", color=colour, alpha=0.15, lw=0, label="95% CI (log(-log))"
@@ -228,7 +242,9 @@ def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
         counts = km.at_risk_at(ticks)
         y = len(groups) - 1 - i
         for x, n in zip(ticks, counts, strict=True):
-            risk.text(x, y, str(int(n)), ha="center", va="center", fontsize=9, color=colour)
+            few = 0 < n < fig_spec.tail_at_risk
+            style = {"color": "#6b7280", "fontstyle": "italic"} if few else {"color": colour}
+            risk.text(x, y, str(int(n)), ha="center", va="center", fontsize=9, **style)
     if fig_spec.reference_survival is not None:
         ax.axhline(fig_spec.reference_survival, color="grey", lw=0.7, ls=":")
     if fig_spec.reference_time is not None:
@@ -239,6 +255,8 @@ def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     ax.set_ylabel("Probability")
     ax.set_xlabel(fit.unit_label or "Time")
     ax.grid(axis="y", color="#e5e7eb", lw=0.6)
+    if dashed:  # a legend entry says what the dashes mean
+        ax.plot([], [], color="#6b7280", lw=1.3, ls=(0, (4, 2.5)), label=f"fewer than {fig_spec.tail_at_risk} at risk")
     ax.legend(loc="upper right", frameon=True, framealpha=0.9)
     risk.set_ylim(-0.6, len(groups) - 0.4)
     risk.set_yticks(range(len(groups)))

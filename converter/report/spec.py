@@ -19,7 +19,8 @@ The report stage knows no trial; it reads this file. Its words are those of the 
   the figure (e.g. the treatment-emergent count of an end point published over the whole study);
 * ``parameters``: time-to-event parameters (dataset, PARAMCD, time and censor variables, unit of ``units``);
 * ``units``: conversions as data (e.g. months = days / 30.4375);
-* ``figures``, ``patientFlow``, ``adverseEvents``: what the plots, the flow boxes and the AE table show.
+* ``figures``, ``patientFlow``, ``adverseEvents``: what the plots, the flow boxes and the AE table show; a
+  figure's ``tailAtRisk`` (default 3, 0 for none) dashes each curve from where fewer subjects remain at risk.
 
 The vocabulary and the dataclasses it is read into are :mod:`converter.report.spec_model` (re-exported here).
 :func:`load_analysis_spec` checks everything it can without data and raises one :class:`SpecError` listing every
@@ -431,6 +432,9 @@ def parse_analysis_spec(doc: Any, path: Path) -> AnalysisSpec:
             if k not in keys:
                 c.bad(where, f"annotate: '{k}' is not an end point id")
         ref = c.mapping(f.get("reference", {}), where)
+        tail = c.number(f, "tailAtRisk", where, False)
+        if tail is not None and (tail < 0 or tail != int(tail)):
+            c.bad(where, f"tailAtRisk must be a whole number >= 0, not {tail:g}")
         figures.append(
             Figure(
                 c.text(f, "id", where),
@@ -441,6 +445,7 @@ def parse_analysis_spec(doc: Any, path: Path) -> AnalysisSpec:
                 gb,
                 c.number(ref, "time", where, False),
                 c.number(ref, "survival", where, False),
+                3 if tail is None or tail < 0 else int(tail),
             )
         )
     steps, rows, note = _flow(c, doc["patientFlow"], sets, subsets) if "patientFlow" in doc else ((), (), "")

@@ -159,6 +159,7 @@ class Figure:
     group_by: str | None = None  # an analysis whose groupBy splits the curve
     reference_time: float | None = None
     reference_survival: float | None = None
+    tail_at_risk: int = 3  # the curve is dashed where fewer than this many remain at risk (0: never)
 
 
 @dataclass(frozen=True)
