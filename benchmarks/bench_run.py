@@ -56,17 +56,19 @@ def _timed(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def critical_path(total_cpu: float, cpu: dict[str, float]) -> float:
-    """The CPU seconds that cannot overlap: everything but the two sides that run at once (ADaM, report and
-    validate here; FHIR and its checks in the child, when the run says it ran them apart), plus the longer side.
-    On an idle machine with two cores this is about the wall time (I/O waits aside); on a shared one it is the
-    figure that other jobs disturb least."""
-    here = sum(cpu.get(s, 0.0) for s in ("adam", "report", "validate"))
+    """The CPU seconds that cannot overlap: everything but what runs at once, plus the longer of each pair. The run
+    forks a child at its start that warms up (imports, specs) beside the SDTM stage, then does ADaM, the report and
+    the ADaM rules while this process does FHIR, its checks and the SDTM rules (when the run says it ran them apart:
+    a ``warm up`` line). On an idle machine with two cores this is about the wall time (I/O waits aside); on a
+    shared one it is the figure that other jobs disturb least."""
     from converter.io.forked import parallel
 
-    if not parallel():  # the run here does the same, one stage after the other
+    if not parallel() or "warm up" not in cpu:  # the run here does the same, one stage after the other
         return total_cpu
-    beside = sum(cpu.get(s, 0.0) for s in ("fhir", "fhir checks"))
-    return total_cpu - here - beside + max(here, beside)
+    first = (cpu.get("warm up", 0.0), cpu.get("sdtm", 0.0))
+    child = sum(cpu.get(s, 0.0) for s in ("adam", "report", "adam rules"))
+    here = sum(cpu.get(s, 0.0) for s in ("fhir", "fhir checks", "sdtm rules"))
+    return total_cpu - sum(first) + max(first) - child - here + max(child, here)
 
 
 def _inoconv() -> list[str]:

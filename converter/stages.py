@@ -171,98 +171,148 @@ def _seal_stages(source: Path, work: Path, out: Path, command: list[str] | None)
         seal_folder(work / "validate", command=command, input_entries=entries(read), notes={"stage": "validate"})
 
 
-def _fhir_side(out: Path) -> tuple[list[str], int, list[Any]]:
-    """The FHIR stage, then validate's FHIR check and SDTM -> FHIR -> SDTM round trip: all they read is ``sdtm/``
-    and what this writes, so they run beside ADaM and the report. Gives its lines (to be shown in order), the
-    stage's exit code and the findings (:func:`converter.validate.folder.validate_folder`'s last two families)."""
-    from converter.fhir.commands import fhir_command
+def _warm_analysis_side() -> None:
+    """What the ADaM, report and ADaM-rules side imports and reads before any data: run in its child while the SDTM
+    stage runs here (specs are cached by file stamp, so the stage reads them again only if they changed)."""
+    from converter.adam.commands import adam_command  # noqa: F401 - imported for the side's start
+    from converter.adam.pipeline import load_adam_specs
+    from converter.paths import mappings_dir
+    from converter.report.commands import report_command  # noqa: F401
+    from converter.report.render import warm_figures
+    from converter.report.spec import load_analysis_spec
+    from converter.spec.loader import load_specs
+    from converter.validate.folder import validate_folder  # noqa: F401
+
+    load_specs(mappings_dir() / "sdtm")  # the types of the SDTM package ADaM reads
+    load_adam_specs()
+    load_analysis_spec()
+    warm_figures()
+
+
+def _analysis_side(
+    out: Path, final: Path, warmed: list[str]
+) -> tuple[list[str], list[dict[str, object]], int, list[Any]]:
+    """ADaM, the report and validate's ADaM rules: all they read is ``sdtm/`` and what they write. Gives the lines
+    (shown in the stages' order), the summary rows, the exit code and the findings (the ``adam`` family)."""
+    from converter.adam.commands import adam_command
+    from converter.report.commands import report_command
     from converter.validate.folder import validate_folder
 
-    lines: list[str] = ["--- fhir"]
+    lines: list[str] = list(warmed)  # the warm-up's line, where it ran (in this child, beside the SDTM stage)
+    rows: list[dict[str, object]] = []
+    code = 0
     clock = _Clock()
-    rc = int(fhir_command(out / "sdtm", out / "fhir", False, lines.append) or 0)
-    lines.append(clock.lap("fhir"))
-    findings = validate_folder(out, families=("fhir", "roundtrip"))
-    lines.append(clock.lap("fhir checks"))  # validate's share, done here
-    return lines, rc, findings
+    def adam_stage() -> int:
+        adam_command(out / "sdtm", out / "adam", lines.append)
+        return 0
+
+    def report_stage() -> int:
+        return report_command(out / "adam", out / "report", lines.append, str(final / "adam"))
+
+    for name, fn in (("adam", adam_stage), ("report", report_stage)):
+        lines.append(f"--- {name}")
+        clock.lap()
+        rc = int(fn())
+        code = max(code, rc)
+        rows.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
+        lines.append(clock.lap(name))
+    findings = validate_folder(out, families=("adam",))
+    lines.append(clock.lap("adam rules"))  # validate's share, done here
+    return lines, rows, code, findings
 
 
 def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     """Every stage into ``out`` (the staging folder that becomes ``final``).
 
-    After SDTM, FHIR and its checks run in a child process (:mod:`converter.io.forked`; one after the other where
-    that is not possible) while ADaM, the report and validate's SDTM and ADaM rules run here; the child's lines are
-    shown in the stages' order and its findings join the others in :func:`validate_folder`'s order, so the output
-    files are the same either way."""
-    from converter.io.forked import Job, start
+    Two sides after SDTM, each in its own process on a two-core machine (:mod:`converter.io.forked`; one after the
+    other where that is not possible): ADaM, the report and validate's ADaM rules in a child forked at the start,
+    which imports and reads its specs while SDTM runs here; FHIR, its checks, the round trip and validate's SDTM
+    rules here, where the SDTM package just written is still in the read cache. The child's lines are shown in the
+    stages' order and the findings in :func:`validate_folder`'s, so the output files are the same either way."""
+    from converter.io import read_cache
+    from converter.io.forked import Job, prepare
 
     summary: list[dict[str, object]] = []
     t0 = time.perf_counter()
     clock = _Clock()
-    counts = run_sdtm(source, out / "sdtm", echo)
-    echo(clock.lap("sdtm"))
-    summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
-
-    fhir: Job[tuple[list[str], int, list[Any]]] | None = None
+    analysis: Job[tuple[list[str], list[dict[str, object]], int, list[Any]]] | None = None
     try:
-        import converter.fhir.commands  # noqa: F401 - the stage exists in this build
+        import converter.adam.commands
+        import converter.report.commands  # noqa: F401 - the stages exist in this build
 
-        fhir = start(lambda: _fhir_side(out))
+        warmed: list[str] = []  # filled in the child, read there by _analysis_side
+
+        def warm() -> None:
+            clock = _Clock()
+            try:
+                _warm_analysis_side()
+            finally:
+                warmed.append(clock.lap("warm up"))
+
+        analysis = prepare(warm, lambda: _analysis_side(out, final, warmed), read_cache.seed)
     except ImportError:
         pass
     try:
-        return _after_sdtm(out, echo, final, fhir, summary, clock, t0)
+        counts = run_sdtm(source, out / "sdtm", echo)
+        echo(clock.lap("sdtm"))
+        summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
+        if analysis is not None:
+            analysis.go(read_cache.snapshot)  # the package just read back: the child need not parse it again
+        return _after_sdtm(out, echo, final, analysis, summary, clock, t0)
     finally:
-        if fhir is not None:
-            fhir.cancel()  # a stage here failed: the child is not waited for
+        if analysis is not None:
+            analysis.cancel()  # a stage failed here: the child is not waited for (a no-op once it was)
 
 
 def _after_sdtm(
     out: Path,
     echo: Echo,
     final: Path,
-    fhir: Any,
+    analysis: Any,
     summary: list[dict[str, object]],
     clock: _Clock,
     t0: float,
 ) -> int:
+    from converter.validate.folder import validate_folder
+
     code = 0
-    stages: list[tuple[str, Callable[[], int]]] = []
-    try:
-        from converter.adam.commands import adam_command
-        from converter.report.commands import report_command
-
-        def adam_stage() -> int:
-            adam_command(out / "sdtm", out / "adam", echo)
-            return 0
-
-        stages.append(("adam", adam_stage))
-        stages.append(("report", lambda: report_command(out / "adam", out / "report", echo, str(final / "adam"))))
-    except ImportError:
-        echo("(ADaM stage not available in this build)")
-    for name, fn in stages:
-        echo(f"--- {name}")
-        clock.lap()
-        rc = int(fn())
-        code = max(code, rc)
-        summary.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
-        echo(clock.lap(name))
+    fhir_rc: int | None = None
+    here: list[str] = []
     late: list[Any] = []
-    if fhir is None:
-        echo("(FHIR stage not available in this build)")
+    try:
+        from converter.fhir.commands import fhir_command
+    except ImportError:
+        here.append("(FHIR stage not available in this build)")
     else:
-        lines, rc, late = fhir.result()
+        here.append("--- fhir")
+        clock.lap()
+        fhir_rc = int(fhir_command(out / "sdtm", out / "fhir", False, here.append) or 0)
+        here.append(clock.lap("fhir"))
+        code = max(code, fhir_rc)
+        late = validate_folder(out, families=("fhir", "roundtrip"))
+        here.append(clock.lap("fhir checks"))  # validate's share, done here
+    early = validate_folder(out, families=("sdtm",))
+    here.append(clock.lap("sdtm rules"))
+    middle: list[Any] = []
+    if analysis is None:
+        echo("(ADaM stage not available in this build)")
+    else:
+        lines, rows, rc, middle = analysis.result()
         for line in lines:
             echo(line)
+        summary += rows
         code = max(code, rc)
-        summary.append({"stage": "fhir", "output": str(final / "fhir"), "result": "ok" if rc == 0 else f"exit {rc}"})
+    for line in here:
+        echo(line)
+    if fhir_rc is not None:
+        result = "ok" if fhir_rc == 0 else f"exit {fhir_rc}"
+        summary.append({"stage": "fhir", "output": str(final / "fhir"), "result": result})
     echo("--- validate")
     clock.lap()
     from converter.report.html import write_run_view
     from converter.validate.findings import write_reports
-    from converter.validate.folder import validate_folder
 
-    findings = validate_folder(out, families=("sdtm", "adam")) + late
+    findings = early + middle + late
     write_reports(findings, out / "validate")
     errors = sum(1 for f in findings if f.severity == "error")
     summary.append({"stage": "validate", "output": str(final / "validate"), "result": f"{errors} errors"})

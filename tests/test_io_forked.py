@@ -86,3 +86,47 @@ def test_one_worker_or_no_fork_runs_here(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("INOCONV_WORKERS")
     monkeypatch.delattr(os, "fork", raising=False)
     assert not forked.parallel()
+
+
+def test_a_prepared_job_warms_up_waits_for_go_and_gets_its_message(mode: str, tmp_path: Path) -> None:
+    """prepare(): the child runs ``warm`` at once, then waits; go(message) hands it the bytes (more than a pipe
+    holds) before ``fn`` runs. Run here (no fork), warm and receive are skipped and go() runs ``fn``."""
+    seen: list[bytes] = []
+    marker = tmp_path / "warm"
+    job = forked.prepare(lambda: marker.write_text(str(os.getpid())), lambda: (os.getpid(), list(seen)), seen.append)
+    with pytest.raises(RuntimeError, match="after go"):
+        job.result()
+    if mode == "fork":
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.read_text() == str(job.pid)  # warmed up in the child before go()
+    big = bytes(range(256)) * 2000
+    job.go(lambda: big)
+    pid, got = job.result()
+    if mode == "fork":
+        assert pid != os.getpid() and got == [big]
+    else:
+        assert pid == os.getpid() and got == [] and not marker.exists()
+
+
+@needs_fork
+def test_a_prepared_job_cancelled_before_go_never_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cancel() (this process failing before go) ends the waiting child without running ``fn``; a warm-up that
+    raises is ignored."""
+    monkeypatch.setattr(forked, "parallel", lambda: True)
+    ran = tmp_path / "ran"
+
+    def bad_warm() -> None:
+        raise ValueError("warm-up failed")
+
+    job = forked.prepare(bad_warm, lambda: ran.write_text("x"))
+    pid = job.pid
+    assert pid is not None
+    job.cancel()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not ran.exists()
+    job = forked.prepare(bad_warm, lambda: 7)
+    job.go()
+    assert job.result() == 7

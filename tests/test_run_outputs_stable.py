@@ -48,13 +48,22 @@ def hashes(out: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_run_on_the_example_writes_the_stored_bytes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["", "1"], ids=["two processes", "one process"])
+def test_run_on_the_example_writes_the_stored_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """The same bytes whether the run's two sides run in two processes (the ADaM side forked at the start, warmed
+    up, handed the SDTM read cache) or one after the other in one (INOCONV_WORKERS=1)."""
     from converter.stages import run_all
 
+    if workers:
+        monkeypatch.setenv("INOCONV_WORKERS", workers)
+    elif os.environ.get("INOCONV_WORKERS") == "1":
+        monkeypatch.delenv("INOCONV_WORKERS")
     out = tmp_path / "run"
     assert run_all(None, out, echo=lambda _m: None) == 0
     got = hashes(out)
-    if os.environ.get("INOCONV_UPDATE_RUN_HASHES"):
+    if os.environ.get("INOCONV_UPDATE_RUN_HASHES") and not workers:
         STORED.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     want = json.loads(STORED.read_text(encoding="utf-8"))
     added = sorted(set(got) - set(want))

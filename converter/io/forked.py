@@ -7,6 +7,9 @@ it raised) is pickled into a temporary file and read back by :meth:`Job.result`,
 
 Where ``os.fork`` does not exist, with one core, or with ``INOCONV_WORKERS=1`` in the environment, ``start`` runs
 the function at once in this process and ``result`` gives its outcome: the same results, one after the other.
+
+:func:`prepare` forks a child early that warms up (imports, specs) and waits for :meth:`Job.go`: work that needs
+another stage's output can get its start-up cost done while that stage runs on the other core.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import os
 import pickle
 import signal
+import struct
 import sys
 import tempfile
 import traceback
@@ -37,18 +41,29 @@ def parallel() -> bool:
 class Job(Generic[T]):
     """One function running in a child process (or already run here: see :func:`start`)."""
 
-    def __init__(self, fn: Callable[[], T], fork: bool) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], T],
+        fork: bool,
+        warm: Callable[[], object] | None = None,
+        receive: Callable[[bytes], object] | None = None,
+    ) -> None:
         self.pid: int | None = None
         self._done = False
         self._value: T | None = None
         self._error: BaseException | None = None
+        self._fn: Callable[[], T] | None = None
+        self._gate: int | None = None  # write end of the pipe the child waits on (a job started by prepare())
+        self._receive = receive
         if not fork:
-            try:
-                self._value = fn()
-            except Exception as exc:  # given back by result(), as the child's would be
-                self._error = exc
-            self._done = True
+            if warm is not None:  # run at go(): nothing to overlap here
+                self._fn = fn
+                return
+            self._run_here(fn)
             return
+        gate_r = -1
+        if warm is not None:
+            gate_r, self._gate = os.pipe()
         fd, name = tempfile.mkstemp(prefix="inoconv-job.", suffix=".pickle")
         os.close(fd)
         self._file = Path(name)
@@ -59,6 +74,14 @@ class Job(Generic[T]):
         if pid == 0:  # the child: run, write the outcome, leave without running this process's exit handlers
             code = 1
             try:
+                if warm is not None:
+                    os.close(self._gate)  # type: ignore[arg-type]
+                    _warm_quietly(warm)
+                    message = _read_message(gate_r)
+                    if message is None:  # the parent stopped (or ended) before go()
+                        os._exit(0)
+                    if receive is not None:
+                        receive(message)
                 self._file.write_bytes(_outcome(fn))
                 code = 0
             finally:
@@ -67,9 +90,35 @@ class Job(Generic[T]):
                     sys.stderr.flush()
                 os._exit(code)
         self.pid = pid
+        if warm is not None:
+            os.close(gate_r)
+
+    def _run_here(self, fn: Callable[[], T]) -> None:
+        try:
+            self._value = fn()
+        except Exception as exc:  # given back by result(), as the child's would be
+            self._error = exc
+        self._done = True
+
+    def go(self, message: Callable[[], bytes] | None = None) -> None:
+        """Let a job started by :func:`prepare` run (here and now where it was not forked); ``message`` makes the
+        bytes its ``receive`` is given first, in the child (not called where the job runs here)."""
+        if self._fn is not None:
+            fn, self._fn = self._fn, None
+            self._run_here(fn)
+        elif self._gate is not None:
+            gate, self._gate = self._gate, None
+            data = message() if message is not None and self._receive is not None else b""
+            try:
+                with os.fdopen(gate, "wb", closefd=False) as pipe:
+                    pipe.write(b"g" + struct.pack("<Q", len(data)) + data)
+            finally:
+                os.close(gate)
 
     def result(self) -> T:
         """Wait for the job; its return value, or its exception raised here."""
+        if self._fn is not None or self._gate is not None:
+            raise RuntimeError("a prepared job gives its result after go()")
         if not self._done:
             self._wait()
         if self._error is not None:
@@ -97,6 +146,11 @@ class Job(Generic[T]):
 
     def cancel(self) -> None:
         """Stop the child if it still runs (this process is failing); its result is dropped."""
+        self._fn = None
+        if self._gate is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._gate)  # a waiting child reads end-of-file and leaves
+            self._gate = None
         if self.pid is not None:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGTERM)
@@ -109,6 +163,42 @@ class Job(Generic[T]):
 def start(fn: Callable[[], T]) -> Job[T]:
     """``fn`` in a forked child where :func:`parallel` allows it, else run here and now."""
     return Job(fn, fork=parallel())
+
+
+def prepare(
+    warm: Callable[[], object], fn: Callable[[], T], receive: Callable[[bytes], object] | None = None
+) -> Job[T]:
+    """A child forked now that runs ``warm`` (imports, specs: what ``fn`` will need, while this process does
+    something else), then waits: :meth:`Job.go` lets it run ``receive`` on the message ``go`` sends, then ``fn``;
+    :meth:`Job.cancel`, or this process ending, makes it leave without running either. Where :func:`parallel`
+    does not allow a child, ``warm`` and ``receive`` are skipped and ``go`` runs ``fn`` here. An exception of
+    ``warm`` is ignored (``fn`` meets the same problem and reports it)."""
+    return Job(fn, fork=parallel(), warm=warm, receive=receive)
+
+
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_message(fd: int) -> bytes | None:
+    """The message :meth:`Job.go` writes (``g``, its length, its bytes); None at end of file (no go)."""
+    head = _read_exactly(fd, 9)
+    if head is None or head[:1] != b"g":
+        return None
+    body = _read_exactly(fd, struct.unpack("<Q", head[1:])[0])
+    return body
+
+
+def _warm_quietly(warm: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):
+        warm()
 
 
 def _outcome(fn: Callable[[], object]) -> bytes:

@@ -11,6 +11,10 @@ cached one cannot be changed through a result.
 
 The cache is bounded (:data:`MAX_FILE_BYTES` per file, :data:`MAX_TOTAL_BYTES` of file content in all, least
 recently used dropped first), so large packages are simply read each time.
+
+:func:`snapshot` and :func:`seed` hand the cache to another process (``inoconv run``'s child for ADaM and the
+report gets the SDTM package the stage here just read back): entries are keyed by content, so a seeded entry is
+used only for a file with exactly those bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -82,3 +87,20 @@ def clear() -> None:
     with _lock:
         _cache.clear()
         _stats.update(parsed=0, reused=0)
+
+
+def snapshot() -> bytes:
+    """The cache's entries, pickled (for :func:`seed` in another process of the same program)."""
+    with _lock:
+        entries = list(_cache.items())
+    return pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def seed(data: bytes) -> None:
+    """Add the entries of a :func:`snapshot` (made by this program: never give it bytes from elsewhere)."""
+    if not data:
+        return
+    entries: list[tuple[tuple[str, bytes], tuple[pd.DataFrame, Any, int]]] = pickle.loads(data)
+    with _lock:
+        for key, entry in entries:
+            _cache.setdefault(key, entry)

@@ -269,6 +269,20 @@ def km_figure(fit: SurvivalFit, fig_spec: Figure, note: str) -> Any:
     return fig
 
 
+def warm_figures() -> None:
+    """Import what :func:`write_figures` uses and draw a small figure in each format (fonts found and loaded,
+    each backend imported): start-up work that ``inoconv run`` does beside another stage."""
+    import scipy.special  # noqa: F401 - the estimates' quantiles
+
+    fig = _new_figure(1.0, 1.0)
+    ax = fig.add_subplot()
+    ax.step([0.0, 1.0], [1.0, 0.5], where="post")
+    ax.set_title("Number at risk", fontweight="bold")
+    ax.text(0.5, 0.5, "1", fontstyle="italic")
+    for fmt in FIGURE_FORMATS:
+        fig.savefig(io.BytesIO(), format=fmt, dpi=20 if fmt == "png" else None)
+
+
 def _save(fig: Any, path: Path, fmt: str, bbox: Any) -> None:
     buf = io.BytesIO()
     meta: dict[str, Any] = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt, {})
