@@ -89,3 +89,24 @@ def test_help_is_fast_and_lazy() -> None:
     code = "import sys, converter.cli; print(sorted(m for m in ('pandas','lxml','fhir','lifelines','matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_console_script_leaves_with_its_code_its_output_flushed_and_exit_handlers_run(tmp_path: Path) -> None:
+    """main() ends the process with os._exit after the command (no interpreter teardown): the exit code is the
+    command's, everything printed reaches a pipe, and exit handlers registered during the command still run."""
+    marker = tmp_path / "atexit.txt"
+    prog = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+        "from converter.cli import main\n"
+        "sys.argv = ['inoconv', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    missing = subprocess.run([sys.executable, "-c", prog, "validate", str(tmp_path / "nope")],
+                             capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and "No such file or folder" in missing.stderr + missing.stdout
+    assert marker.read_text() == "ran"
+    helped = subprocess.run([sys.executable, "-c", prog, "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stdout.rstrip().endswith("─╯")  # the whole help, to its last line
+    failed = subprocess.run([sys.executable, "-c", prog, "no-such-command"], capture_output=True, text=True)
+    assert failed.returncode == 2 and "no-such-command" in failed.stderr
