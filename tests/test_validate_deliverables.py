@@ -116,7 +116,7 @@ def test_a_check_that_cannot_run_is_an_error(run: Path, monkeypatch: pytest.Monk
     def broken(*_a: Any) -> Any:
         raise RuntimeError("the models are not installed")
 
-    monkeypatch.setattr(rc, "validate_fhir_folder", broken)
+    monkeypatch.setattr(rc, "read_and_validate", broken)  # what validate_folder calls (validate_fhir_folder too)
     monkeypatch.setattr(rt, "roundtrip_folder", broken)
     findings = validate_folder(run)
     failed = {(f.rule_id, f.severity, f.file) for f in findings}

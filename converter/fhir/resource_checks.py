@@ -292,11 +292,17 @@ def validate_fhir_folder(folder: Path, strict: bool = False) -> list[Problem]:
     or file ``inoconv tosdtm`` reads): R4 validation (the structure check; ``strict``: the R4B models),
     references, identifier uniqueness, and the offline terminology and profile checks of
     :mod:`converter.fhir.terminology_checks`."""
+    return read_and_validate(folder, strict)[0]
+
+
+def read_and_validate(folder: Path, strict: bool = False) -> tuple[list[Problem], list[Located]]:
+    """(:func:`validate_fhir_folder`'s problems, the resources it read): the round trip of the folder's SDTM
+    converts those back (:func:`converter.fhir.roundtrip.roundtrip_folder`) instead of reading the files again."""
     sink = FromFhir(datasets={})
     with no_gc():  # the parsed resources hold no cycles; a collection would only rescan them, again and again
         items = read_input(Path(folder), sink)
         found, codes = _validated(items, strict, True)
-        return sink.problems + found + codes + check_profiles(items)
+        return sink.problems + found + codes + check_profiles(items), items
 
 
 __all__ = [
@@ -310,6 +316,7 @@ __all__ = [
     "model_class",
     "parse_conditional",
     "r4b_path_problem",
+    "read_and_validate",
     "structure_problems",
     "validate_all",
     "validate_fhir_folder",

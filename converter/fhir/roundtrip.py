@@ -27,7 +27,9 @@ import pandas as pd
 
 from converter.errors import Problem
 from converter.fhir.bundles import iter_bundles
+from converter.fhir.fhir_input import read_input
 from converter.fhir.gc_pause import no_gc
+from converter.fhir.located import FromFhir, Located
 from converter.fhir.mapping import FhirSpecs, coverage, load_fhir_stage, rederivations
 from converter.fhir.ndjson import ndjson_lines
 from converter.fhir.sdtm_dir import combine_split, read_sdtm_dir
@@ -373,18 +375,61 @@ def _roundtrip(
     else:
         raise ValueError(f"via must be bundles or ndjson, not {via!r}")
     items, sink = parse_items(files)
-    back = fhir_to_sdtm(items, specs, ct, sdtm_specs, validate=False, sink=sink)
-    rt = compare(datasets, back.datasets, specs, sdtm_specs)
-    rt.problems = list(result.problems) + list(back.problems)
+    rt = _back(datasets, items, sink, specs, ct, sdtm_specs)
+    rt.problems = list(result.problems) + rt.problems
     rt.resources = result.counts()
     rt.combined = combined
     return rt
 
 
-def roundtrip_folder(sdtm_dir: Path) -> RoundTrip:
+def _back(
+    datasets: Mapping[str, pd.DataFrame],
+    items: list[Located],
+    sink: FromFhir | None,
+    specs: FhirSpecs,
+    ct: Terminology | None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None,
+) -> RoundTrip:
+    """``items`` converted back to SDTM and compared with ``datasets`` (split datasets already combined)."""
+    back = fhir_to_sdtm(items, specs, ct, sdtm_specs, validate=False, sink=sink)
+    rt = compare(datasets, back.datasets, specs, sdtm_specs)
+    rt.problems = list(back.problems)
+    return rt
+
+
+def roundtrip_written(
+    datasets: Mapping[str, pd.DataFrame],
+    items: list[Located],
+    specs: FhirSpecs,
+    ct: Terminology | None = None,
+    sdtm_specs: Mapping[str, DatasetSpec] | None = None,
+) -> RoundTrip:
+    """The round trip through FHIR already written from ``datasets`` (``inoconv fhir``'s folder, read by
+    :func:`~converter.fhir.fhir_input.read_input`): its resources converted back and compared with ``datasets``.
+
+    Its problems are the conversion's; what reading the files met (JSON, limits, two resources with one id) and the
+    problems of the build that wrote them belong to the FHIR check and the FHIR stage."""
+    with no_gc():
+        datasets, combined = combine_split(datasets, specs.datasets())
+        rt = _back(datasets, items, None, specs, ct, sdtm_specs)
+        for it in items:
+            rt.resources[it.rtype] = rt.resources.get(it.rtype, 0) + 1
+        rt.resources = dict(sorted(rt.resources.items()))
+        rt.combined = combined
+        return rt
+
+
+def roundtrip_folder(sdtm_dir: Path, fhir_dir: Path | None = None, items: list[Located] | None = None) -> RoundTrip:
     """The round trip of an SDTM folder (``*.xpt`` or Dataset-JSON) with the project's specs (``.ok`` when lossless).
 
+    ``fhir_dir``: the FHIR written from that folder (``inoconv fhir``'s output): that is converted back
+    (:func:`roundtrip_written`; ``items``: its resources when already read) instead of a FHIR built here.
     Raises InputError for a folder that cannot be read, SpecError for invalid specs."""
     datasets = read_sdtm_dir(Path(sdtm_dir))
     specs, ct, sdtm_specs = load_fhir_stage()
-    return roundtrip(datasets, specs, ct, sdtm_specs)
+    if fhir_dir is None:
+        return roundtrip(datasets, specs, ct, sdtm_specs)
+    with no_gc():
+        if items is None:
+            items = read_input(Path(fhir_dir), FromFhir(datasets={}))
+        return roundtrip_written(datasets, items, specs, ct, sdtm_specs)

@@ -8,6 +8,11 @@ A folder is one of
 * the whole ``inoconv run`` output: subfolders ``sdtm/``, ``adam/``, ``fhir/`` (each validated as above, and
   the SDTM -> FHIR -> SDTM round trip reported in the same table).
 
+The round trip of ``sdtm/`` goes through the FHIR delivered beside it when ``fhir/`` is ``inoconv fhir``'s output
+(its ``bundles/`` or ``ndjson/``): those files, as the FHIR check read them, are converted back and compared with
+``sdtm/``, so a loss in the delivered files (or FHIR written from other SDTM) is found. Otherwise (an SDTM folder
+alone, as ``inoconv roundtrip`` takes it) the round trip builds its FHIR in memory, serialises and reads it back.
+
 Every deliverable found is read: when a dataset comes as both ``xx.xpt`` and ``xx.json``, the rules run on the
 XPT (the submission format) and the Dataset-JSON is checked against the Dataset-JSON 1.1 rules and compared with
 the XPT (:mod:`converter.validate.pairs`). Each finding names the file it is about (relative to the folder
@@ -19,6 +24,7 @@ a check that fails to run is an error finding, never a silent skip.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,14 +276,19 @@ FHIR_RULES = {
 def check_fhir(folder: Path, root: Path | None = None, strict: bool = False) -> list[Finding]:
     """R4 validation (the fast structure check; ``strict``: the R4B models), references, identifiers and ids of
     every resource under ``folder``."""
-    from converter.fhir.resource_checks import validate_fhir_folder
+    return _check_fhir(folder, root, strict)[0]
+
+
+def _check_fhir(folder: Path, root: Path | None, strict: bool) -> tuple[list[Finding], list[Any] | None]:
+    """(:func:`check_fhir`'s findings, the resources read: None when the check could not run)."""
+    from converter.fhir.resource_checks import read_and_validate
 
     root = root or folder
     try:
-        problems = validate_fhir_folder(folder, strict)
+        problems, items = read_and_validate(folder, strict)
     except Exception as exc:  # the check could not run: an error finding, not a pass
         msg = f"FHIR validation could not run: {type(exc).__name__}: {exc}"
-        return [finding("INO-FHIR-005", "", message=msg, file=relative(folder, root))]
+        return [finding("INO-FHIR-005", "", message=msg, file=relative(folder, root))], None
     out: list[Finding] = []
     for p in problems:
         where = ":".join(x for x in (p.record, p.field) if x)
@@ -285,17 +296,31 @@ def check_fhir(folder: Path, root: Path | None = None, strict: bool = False) -> 
         msg = f"{where + ': ' if where else ''}{p.message}{value}"
         rule = FHIR_RULES.get(p.rule, "INO-FHIR-005")
         out.append(finding(rule, "", p.field, msg, file=relative(folder / p.file, root)))
-    return out
+    return out, items
 
 
-def check_roundtrip(sdtm: Path, pkg: Package | None = None) -> list[Finding]:
+def written_fhir(parts: Mapping[str, Path]) -> Path | None:
+    """The folder of FHIR written from ``parts["sdtm"]`` by ``inoconv fhir`` (its ``bundles/`` or ``ndjson/``), in
+    a folder of its own beside it (as ``inoconv run`` writes them); None when there is none."""
+    fhir, sdtm = parts.get("fhir"), parts.get("sdtm")
+    if fhir is None or sdtm is None or fhir == sdtm:
+        return None
+    return fhir if (fhir / "bundles").is_dir() or (fhir / "ndjson").is_dir() else None
+
+
+def check_roundtrip(
+    sdtm: Path, pkg: Package | None = None, fhir: Path | None = None, items: list[Any] | None = None
+) -> list[Finding]:
     """SDTM -> FHIR -> SDTM on ``sdtm``: every value that came back different, every row missing, every dataset
-    or variable not carried and not listed as not mapped; a round trip that cannot run is an error finding."""
+    or variable not carried and not listed as not mapped; a round trip that cannot run is an error finding.
+
+    ``fhir``: the FHIR written from ``sdtm`` (:func:`written_fhir`): the round trip converts what was delivered
+    back (``items``: its resources, when the FHIR check read them) instead of a FHIR it builds itself."""
     from converter.fhir.roundtrip import roundtrip_folder
 
     name = pkg.name_of(sdtm) if pkg is not None else str(sdtm)
     try:
-        rt = roundtrip_folder(sdtm)
+        rt = roundtrip_folder(sdtm) if fhir is None else roundtrip_folder(sdtm, fhir, items)
     except InputError as exc:
         return [finding("INO-RT-002", "", message=f"round trip could not read {p}", file=name) for p in exc.problems]
     except SpecError as exc:
@@ -372,10 +397,20 @@ def validate_folder(
         adam_specific = run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info)
         out += adam_pkg.with_files(merge_levels(adam_specific, adam_standard))
         out += check_define(adam_pkg, adam_specs)
-    if "fhir" in parts and "fhir" in families:
-        out += check_fhir(parts["fhir"], folder, strict)
-    if roundtrip and "sdtm" in parts and "roundtrip" in families:
-        out += check_roundtrip(parts["sdtm"], sdtm_pkg or _files_only(parts["sdtm"], folder))
+    was = gc.isenabled()
+    gc.disable()  # the resources the FHIR check reads live on into the round trip: a collection would rescan them
+    try:
+        items: list[Any] | None = None  # the FHIR check's resources, converted back by the round trip
+        if "fhir" in parts and "fhir" in families:
+            found, items = _check_fhir(parts["fhir"], folder, strict)
+            out += found
+        if roundtrip and "sdtm" in parts and "roundtrip" in families:
+            pkg = sdtm_pkg or _files_only(parts["sdtm"], folder)
+            out += check_roundtrip(parts["sdtm"], pkg, written_fhir(parts), items)
+        del items
+    finally:
+        if was:
+            gc.enable()
     return out
 
 
