@@ -5,8 +5,8 @@ codelists, value-level metadata, leaf files). Empty lists mean valid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 import pyreadstat
 from lxml import etree
 
+from converter.io.check_memo import file_digest, lookup, remember, remembered
 from converter.io.define_metadata import (
     DEF_NS,
     LENGTH_TYPES,
@@ -44,7 +45,13 @@ def _schema() -> etree.XMLSchema:
 
 def validate_define(path: Path | str) -> list[str]:
     """Problems of a define.xml file: XML syntax, the Define-XML 2.1 XSD (odmlib's copy, imports resolved
-    locally, no network) and OID references the XSD does not check. Empty list: valid."""
+    locally, no network) and OID references the XSD does not check. Empty list: valid.
+
+    The same bytes validated before in this process give the errors found then (:mod:`converter.io.check_memo`)."""
+    digest = file_digest(Path(path))
+    key = ("define-xsd", digest) if digest is not None else None
+    if key is not None and (hit := lookup(key)) is not None:
+        return [f"{path}: {e}" for e in hit]
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     try:
         tree = etree.parse(str(path), parser)
@@ -52,7 +59,10 @@ def validate_define(path: Path | str) -> list[str]:
         return [f"{path}: {describe_xml_error(exc)}"]
     except OSError as exc:
         return [f"{path}: cannot read: {exc.strerror or exc}"]
-    return [f"{path}: {e}" for e in validate_define_tree(tree)]
+    errors = validate_define_tree(tree)
+    if key is not None:
+        remember(key, errors)
+    return [f"{path}: {e}" for e in errors]
 
 
 def validate_define_tree(tree: etree._ElementTree) -> list[str]:
@@ -93,8 +103,31 @@ def _reference_errors(tree: etree._ElementTree) -> list[str]:
 
 
 # --- cross-check with the data -------------------------------------------------------------------------------------
+class _Define:
+    """A define.xml parsed, its definitions by OID and its datasets by name."""
+
+    def __init__(self, path: Path) -> None:
+        parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        self.root = etree.parse(str(path), parser).getroot()
+        self.itemdefs = {str(e.get("OID")): e for e in self.root.iterfind(".//odm:ItemDef", NS)}
+        self.codelists = {str(e.get("OID")): e for e in self.root.iterfind(".//odm:CodeList", NS)}
+        self.wheres = {str(e.get("OID")): e for e in self.root.iterfind(".//def:WhereClauseDef", NS)}
+        self.vlds = {str(e.get("OID")): e for e in self.root.iterfind(".//def:ValueListDef", NS)}
+        self.groups = {str(e.get("Name")): e for e in self.root.iterfind(".//odm:ItemGroupDef", NS)}
+
+    def leaves(self) -> tuple[str, ...]:
+        """Each dataset's name and its def:leaf href (``name``, or ``name NUL href``: XML holds no NUL)."""
+        out = []
+        for name, igd in self.groups.items():
+            leaf = igd.find("def:leaf", NS)
+            out.append(name if leaf is None else f"{name}\0{leaf.get(f'{{{XLINK_NS}}}href')}")
+        return tuple(out)
+
+
 def crosscheck_define(
-    define_path: Path | str, datasets: Mapping[str, tuple[pd.DataFrame, DatasetSpec | None]]
+    define_path: Path | str,
+    datasets: Mapping[str, tuple[pd.DataFrame, DatasetSpec | None]],
+    sources: Mapping[str, Path] | None = None,
 ) -> list[str]:
     """Define-XML against the data it describes; empty list when they agree.
 
@@ -103,53 +136,118 @@ def crosscheck_define(
     codelist are terms of it; Length >= the longest value (text bytes, integer/float digits), also per value-level
     item; each ``def:leaf`` file exists, and for ``.xpt`` files the XPT header agrees with define.xml (variables,
     labels, character widths == Length).
+
+    ``sources``: dataset name -> the file its frame is the unchanged read of (:func:`converter.io.xpt.read_xpt`,
+    :func:`converter.io.datasetjson.read_dataset_json`). With it, each part of the result is remembered per process
+    (:mod:`converter.io.check_memo`) under the contents it depends on: define.xml's bytes (and the datasets'
+    names), and for a dataset with a source, that file's bytes, its def:leaf file's and the spec's codelist names.
+    The same check on the same contents again is then a lookup; a changed byte anywhere runs the part again.
     """
     path = Path(define_path)
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    root = etree.parse(str(path), parser).getroot()
+    digest = file_digest(path) if sources is not None else None
+    parsed: list[_Define] = []
+
+    def define() -> _Define:
+        if not parsed:
+            parsed.append(_Define(path))
+        return parsed[0]
+
+    problems = remembered(("crosscheck", digest, frozenset(datasets)) if digest else None,
+                          lambda: _outline_problems(define(), datasets))  # fmt: skip
+    leaves: dict[str, str | None] | None = None
+    if digest is not None:
+        listed = remembered(("define-leaves", digest), lambda: list(define().leaves()))
+        leaves = {n.split("\0", 1)[0]: (n.split("\0", 1)[1] if "\0" in n else None) for n in listed}
+    digests: dict[Path, bytes | None] = {}
+    for name, (df, spec) in datasets.items():
+        key = _dataset_key(digest, name, spec, sources, leaves, path.parent, digests)
+        problems += remembered(key, partial(_dataset_problems, define, name, df, spec, path.parent))
+    return problems
+
+
+def _dataset_key(
+    digest: bytes | None,
+    name: str,
+    spec: DatasetSpec | None,
+    sources: Mapping[str, Path] | None,
+    leaves: Mapping[str, str | None] | None,
+    base: Path,
+    digests: dict[Path, bytes | None],
+) -> tuple[object, ...] | None:
+    """What :func:`_dataset_problems` depends on besides define.xml (``digest``), or None when not all known."""
+    source = (sources or {}).get(name)
+    if digest is None or leaves is None or source is None:
+        return None
+
+    def content(p: Path) -> bytes | None:
+        if p not in digests:
+            digests[p] = file_digest(p)
+        return digests[p]
+
+    if (data := content(source)) is None:
+        return None
+    leaf: tuple[object, ...] = ()
+    href = leaves.get(name)
+    if href is not None:
+        target = base / href
+        if not target.exists():
+            leaf = ("missing",)
+        elif target.suffix.lower() != ".xpt":
+            leaf = ("exists",)
+        elif (leaf_data := content(target)) is not None:
+            leaf = ("xpt", leaf_data)
+        else:
+            return None
+    spec_key = None if spec is None else tuple((v.name, v.codelist) for v in spec.variables)
+    return ("crosscheck", digest, name, source.suffix.lower(), data, spec_key, href, leaf)
+
+
+def _outline_problems(d: _Define, datasets: Mapping[str, object]) -> list[str]:
+    """The datasets missing on either side and the codelists no variable uses."""
     problems: list[str] = []
-    itemdefs = {str(e.get("OID")): e for e in root.iterfind(".//odm:ItemDef", NS)}
-    codelists = {str(e.get("OID")): e for e in root.iterfind(".//odm:CodeList", NS)}
-    wheres = {str(e.get("OID")): e for e in root.iterfind(".//def:WhereClauseDef", NS)}
-    vlds = {str(e.get("OID")): e for e in root.iterfind(".//def:ValueListDef", NS)}
-    groups = {str(e.get("Name")): e for e in root.iterfind(".//odm:ItemGroupDef", NS)}
-    for name in sorted(set(datasets) - set(groups)):
+    for name in sorted(set(datasets) - set(d.groups)):
         problems.append(f"{name}: dataset is not in define.xml")
-    for name in sorted(set(groups) - set(datasets)):
+    for name in sorted(set(d.groups) - set(datasets)):
         problems.append(f"{name}: define.xml describes a dataset that is not in the data")
     used_cl: set[str] = set()
-    for e in root.iterfind(".//odm:CodeListRef", NS):
+    for e in d.root.iterfind(".//odm:CodeListRef", NS):
         used_cl.add(str(e.get("CodeListOID")))
-    for oid in sorted(set(codelists) - used_cl):
+    for oid in sorted(set(d.codelists) - used_cl):
         problems.append(f"codelist {oid} is defined in define.xml but no variable uses it")
-    for name, (df, spec) in datasets.items():
-        igd = groups.get(name)
-        if igd is None:
+    return problems
+
+
+def _dataset_problems(
+    parsed: Callable[[], _Define], name: str, df: pd.DataFrame, spec: DatasetSpec | None, base: Path
+) -> list[str]:
+    """The cross-check of one dataset (``parsed``: the define.xml, parsed when first asked for)."""
+    d = parsed()
+    igd = d.groups.get(name)
+    if igd is None:
+        return []
+    problems: list[str] = []
+    refs = sorted(igd.iterfind("odm:ItemRef", NS), key=lambda r: int(r.get("OrderNumber") or 0))
+    defs = [d.itemdefs.get(str(r.get("ItemOID"))) for r in refs]
+    dnames = [str(i.get("Name")) if i is not None else f"?{r.get('ItemOID')}" for i, r in zip(defs, refs, strict=True)]
+    cols = [str(c) for c in df.columns]
+    for v in [c for c in cols if c not in dnames]:
+        problems.append(f"{name}.{v}: variable is in the data but not in define.xml")
+    for v in [c for c in dnames if c not in cols]:
+        problems.append(f"{name}.{v}: variable is in define.xml but not in the data")
+    if set(cols) == set(dnames) and cols != dnames:
+        problems.append(f"{name}: define.xml order {dnames} differs from the data's {cols}")
+    for item in defs:
+        if item is None:
             continue
-        refs = sorted(igd.iterfind("odm:ItemRef", NS), key=lambda r: int(r.get("OrderNumber") or 0))
-        defs = [itemdefs.get(str(r.get("ItemOID"))) for r in refs]
-        dnames = [
-            str(d.get("Name")) if d is not None else f"?{r.get('ItemOID')}" for d, r in zip(defs, refs, strict=True)
-        ]
-        cols = [str(c) for c in df.columns]
-        for v in [c for c in cols if c not in dnames]:
-            problems.append(f"{name}.{v}: variable is in the data but not in define.xml")
-        for v in [c for c in dnames if c not in cols]:
-            problems.append(f"{name}.{v}: variable is in define.xml but not in the data")
-        if set(cols) == set(dnames) and cols != dnames:
-            problems.append(f"{name}: define.xml order {dnames} differs from the data's {cols}")
-        for d in defs:
-            if d is None:
-                continue
-            var = str(d.get("Name"))
-            if var not in df.columns:
-                continue
-            problems += _check_item(name, var, d, df[var], codelists, spec)
-            vref = d.find("def:ValueListRef", NS)
-            if vref is not None:
-                problems += _check_vlm(name, var, df, vlds.get(str(vref.get("ValueListOID"))), itemdefs, wheres,
-                                       codelists)  # fmt: skip
-        problems += _check_leaf(name, igd, path.parent, itemdefs, refs)
+        var = str(item.get("Name"))
+        if var not in df.columns:
+            continue
+        problems += _check_item(name, var, item, df[var], d.codelists, spec)
+        vref = item.find("def:ValueListRef", NS)
+        if vref is not None:
+            problems += _check_vlm(name, var, df, d.vlds.get(str(vref.get("ValueListOID"))), d.itemdefs, d.wheres,
+                                   d.codelists)  # fmt: skip
+    problems += _check_leaf(name, igd, base, d.itemdefs, refs)
     return problems
 
 

@@ -230,7 +230,8 @@ def _verify(
             problems.append(f"{spec.name}: {xpt_name} and {json_name} hold different data: {diff}")
         if (diff := _same(_normalised(datasets[spec.name], spec), xdf)) is not None:
             problems.append(f"{spec.name}: {xpt_name} read back differs from the input: {diff}")
-    problems += crosscheck_define(staging / DEFINE_NAME, back)
+    sources = {spec.name: staging / files[spec.name][0] for spec in used}  # back holds each XPT as read
+    problems += crosscheck_define(staging / DEFINE_NAME, back, sources)
     return problems
 
 

@@ -238,8 +238,8 @@ def check_define(pkg: Package, specs: Mapping[str, DatasetSpec] | None) -> list[
     else:
         pairs = {n: (df, specs[n]) for n, df in pkg.frames.items() if n in specs}
     if pairs:
-        try:
-            problems = crosscheck_define(path, pairs)
+        try:  # each frame as read from its file (check_define runs before the rules see them)
+            problems = crosscheck_define(path, pairs, {n: pkg.files[n] for n in pairs if n in pkg.files})
         except Exception as exc:
             problems = [f"cross-check failed: {type(exc).__name__}: {exc}"]
         for p in problems:
@@ -384,19 +384,18 @@ def validate_folder(
         sdtm_pkg = read_package(parts["sdtm"], folder)
         level = sdtm_spec_level(parts["sdtm"], spec_dir)
         out += sdtm_pkg.findings + level.notes
+        define = check_define(sdtm_pkg, level.specs) if level.define is not None else []  # on the frames as read
         standard = run_standard_rules(sdtm_pkg.frames, sdtm_pkg.info, level.ct)  # the IG's rules
         specific = run_sdtm_rules(sdtm_pkg.frames, level.specs, level.ct, sdtm_pkg.info, meddra)  # data (+ spec)
-        out += sdtm_pkg.with_files(merge_levels(specific, standard))
-        if level.define is not None:
-            out += check_define(sdtm_pkg, level.specs)
+        out += sdtm_pkg.with_files(merge_levels(specific, standard)) + define
     if "adam" in parts and "adam" in families:
         adam_pkg = read_package(parts["adam"], folder)
         adam_specs, notes = _load_adam_specs()
         out += adam_pkg.findings + notes
+        adam_define = check_define(adam_pkg, adam_specs)  # on the frames as read
         adam_standard = run_standard_rules(adam_pkg.frames, adam_pkg.info)  # ADaMIG 1.3 / OCCDS 1.1 / CT
         adam_specific = run_adam_rules(adam_pkg.frames, adam_specs, adam_pkg.info)
-        out += adam_pkg.with_files(merge_levels(adam_specific, adam_standard))
-        out += check_define(adam_pkg, adam_specs)
+        out += adam_pkg.with_files(merge_levels(adam_specific, adam_standard)) + adam_define
     was = gc.isenabled()
     gc.disable()  # the resources the FHIR check reads live on into the round trip: a collection would rescan them
     try:
