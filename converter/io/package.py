@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import ConformanceError
+from converter.io.check_memo import file_digest, known, remember
 from converter.io.datasetjson import check_for_dataset_json, read_dataset_json, write_dataset_json
 from converter.io.define import (
     build_define,
@@ -228,11 +229,35 @@ def _verify(
         back[spec.name] = (xdf, spec)
         if (diff := _same(xdf, jdf)) is not None:
             problems.append(f"{spec.name}: {xpt_name} and {json_name} hold different data: {diff}")
+        else:
+            note_same_frames(staging / xpt_name, staging / json_name)
         if (diff := _same(_normalised(datasets[spec.name], spec), xdf)) is not None:
             problems.append(f"{spec.name}: {xpt_name} read back differs from the input: {diff}")
     sources = {spec.name: staging / files[spec.name][0] for spec in used}  # back holds each XPT as read
     problems += crosscheck_define(staging / DEFINE_NAME, back, sources)
     return problems
+
+
+def _same_frames_key(xpt: Path, other: Path) -> tuple[object, ...] | None:
+    dx, do = file_digest(xpt), file_digest(other)
+    if dx is None or do is None:
+        return None
+    return ("same-frames", xpt.suffix.lower(), dx, other.suffix.lower(), do)
+
+
+def note_same_frames(xpt: Path, other: Path) -> None:
+    """Remember for this process that the frames read from ``xpt`` and from ``other`` (Dataset-JSON) by their
+    readers are exactly equal (:func:`pandas.testing.assert_frame_equal`, ``check_exact``): same columns, dtypes,
+    rows and values, missing where missing. Keyed on both files' bytes (:mod:`converter.io.check_memo`)."""
+    key = _same_frames_key(xpt, other)
+    if key is not None:
+        remember(key, ())
+
+
+def known_same_frames(xpt: Path, other: Path) -> bool:
+    """:func:`note_same_frames` was said of these two files' present bytes in this process."""
+    key = _same_frames_key(xpt, other)
+    return key is not None and known(key)
 
 
 _NOT_DATA = {"define", "manifest"}  # define.xml beside; manifest.json: the output folder's provenance

@@ -64,8 +64,14 @@ def compare_pair(
     xpt: tuple[pd.DataFrame, DatasetInfo],
     json: tuple[pd.DataFrame, DatasetInfo],
     file: str,
+    *,
+    known_equal: bool = False,
 ) -> list[Finding]:
-    """Findings (on ``file``, the Dataset-JSON) where the Dataset-JSON says other than the XPT of ``dataset``."""
+    """Findings (on ``file``, the Dataset-JSON) where the Dataset-JSON says other than the XPT of ``dataset``.
+
+    ``known_equal``: the caller knows the two frames are exactly equal (columns, dtypes, rows, values; what
+    :func:`converter.io.package.known_same_frames` says of the files they were read from): the value comparison,
+    which then finds nothing, is not done again. The labels and lengths are compared all the same."""
     (xdf, xinfo), (jdf, jinfo) = xpt, json
     out: list[Finding] = []
 
@@ -96,8 +102,8 @@ def compare_pair(
             add(c, f"label {jc.label!r}, the XPT says {xc.label!r}")
         if not xc.numeric and jc.length is not None and xc.length is not None and xc.length != jc.length:
             add(c, f"length {jc.length}, the XPT says {xc.length}")
-    if len(xdf) != len(jdf):
-        return out  # rows cannot be paired
+    if len(xdf) != len(jdf) or known_equal:
+        return out  # rows cannot be paired, or no value differs
     shown = 0
     for c in common:
         xc = xinfo.column(c)
