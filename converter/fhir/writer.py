@@ -192,19 +192,22 @@ def write_fhir_dir(
             (tmp / deid_mark.name).write_bytes(deid_mark.read_bytes())
         taken: set[str] = set()
         with NdjsonWriter(tmp / "ndjson") as nd:
+            # GC paused per partition while its resources live (build, stamp, write): no cycles among them, and
+            # every collection rescanned them all
             with no_gc():
                 study = Builder(specs, ct, sdtm_specs).build(datasets, levels=("study",))
-            made = frozenset(r.uuid for r in study.resources)
-            key = _study_key(study)
-            if origin is not None:
-                stamp(study, origin, key)
-            _emit(study, specs, bdir, taken, nd, report, checks)
+                made = frozenset(r.uuid for r in study.resources)
+                key = _study_key(study)
+                if origin is not None:
+                    stamp(study, origin, key)
+                _emit(study, specs, bdir, taken, nd, report, checks)
             for part in subject_partitions(datasets, partition):
                 with no_gc():
                     result = Builder(specs, ct, sdtm_specs).build(part, levels=("subject",), made_elsewhere=made)
-                if origin is not None:
-                    stamp(result, origin, key)
-                _emit(result, specs, bdir, taken, nd, report, checks)
+                    if origin is not None:
+                        stamp(result, origin, key)
+                    _emit(result, specs, bdir, taken, nd, report, checks)
+                del result
         if checks is not None:
             report.invalid = checks.finish()
             if report.invalid:
