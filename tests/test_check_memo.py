@@ -97,3 +97,49 @@ def test_the_spec_is_part_of_the_key(sdtm, tmp_path: Path) -> None:
     want = crosscheck_define(folder / "define.xml", data)  # no sources: computed, never remembered
     assert "DM.SEX: the spec names codelist NY but define.xml references CL.SEX" in want
     assert crosscheck_define(folder / "define.xml", data, sources) == want
+
+
+def test_frames_exactly_equal_have_no_value_to_compare() -> None:
+    """compare_pair's ``known_equal`` skips the value comparison only: on frames that write_package's check calls
+    exactly equal (pandas' assert_frame_equal, check_exact), the comparison finds nothing, missing values of either
+    kind, -0.0, infinities and mixed objects included."""
+    import numpy as np
+    import pandas as pd
+
+    from converter.validate.common import DatasetInfo
+    from converter.validate.pairs import compare_pair
+
+    rng = np.random.default_rng(15)
+    pools = {
+        "text": ["A", "b", "", " x", None, np.nan, "ÄÖ"],
+        "num": [0.0, -0.0, 1.5, np.nan, np.inf, -np.inf, 1e-300, 3.0],
+        "obj": [1, 1.0, "1", None, np.nan, True],
+    }
+    info = DatasetInfo(name="XX", label="L")
+
+    def twin(v: object) -> object:
+        """Another value pandas may call the same: the other missing, the other zero, 1 as float."""
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return np.nan if v is None else None
+        return {0.0: -0.0, 1: 1.0}.get(v, v) if not isinstance(v, (bool, str)) else v
+
+    checked = twins = 0
+    for _ in range(300):
+        n = int(rng.integers(0, 6))
+        cols = {}
+        for name, pool in pools.items():
+            a = [pool[i] for i in rng.integers(0, len(pool), n)]
+            b = [twin(v) if rng.random() < 0.5 else pool[int(rng.integers(len(pool)))] if rng.random() < 0.1 else v
+                 for v in a]  # fmt: skip
+            dtype = "float64" if name == "num" else object
+            cols[name] = (pd.Series(a, dtype=dtype), pd.Series(b, dtype=dtype))
+        x = pd.DataFrame({k: v[0] for k, v in cols.items()})
+        j = pd.DataFrame({k: v[1] for k, v in cols.items()})
+        try:  # write_package's check (converter.io.package._same)
+            pd.testing.assert_frame_equal(x, j, check_exact=True)
+        except AssertionError:
+            continue
+        checked += 1
+        twins += any(repr(a) != repr(b) for c in x.columns for a, b in zip(x[c], j[c], strict=True))
+        assert compare_pair("XX", (x, info), (j, info), "xx.json") == []
+    assert checked >= 30 and twins >= 10
