@@ -221,6 +221,16 @@ def _analysis_side(
     return lines, rows, code, findings
 
 
+def _have(module: str) -> bool:
+    """``module`` is in this build, found without importing it (the child that runs it imports it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
 def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     """Every stage into ``out`` (the staging folder that becomes ``final``).
 
@@ -236,22 +246,17 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     t0 = time.perf_counter()
     clock = _Clock()
     analysis: Job[tuple[list[str], list[dict[str, object]], int, list[Any]]] | None = None
-    try:
-        import converter.adam.commands
-        import converter.report.commands  # noqa: F401 - the stages exist in this build
+    warmed: list[str] = []  # filled in the child, read there by _analysis_side
 
-        warmed: list[str] = []  # filled in the child, read there by _analysis_side
+    def warm() -> None:
+        clock = _Clock()
+        try:
+            _warm_analysis_side()
+        finally:
+            warmed.append(clock.lap("warm up"))
 
-        def warm() -> None:
-            clock = _Clock()
-            try:
-                _warm_analysis_side()
-            finally:
-                warmed.append(clock.lap("warm up"))
-
+    if _have("converter.adam.commands") and _have("converter.report.commands"):  # found, imported by the child
         analysis = prepare(warm, lambda: _analysis_side(out, final, warmed), read_cache.seed)
-    except ImportError:
-        pass
     try:
         counts = run_sdtm(source, out / "sdtm", echo)
         echo(clock.lap("sdtm"))
