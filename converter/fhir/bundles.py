@@ -55,6 +55,34 @@ def transaction(resources: list[Resource]) -> JsonDict:
     return {"resourceType": "Bundle", "type": "transaction", "entry": [entry(r) for r in resources]}
 
 
+_HEAD = b'{"resourceType":"Bundle","type":"transaction","entry":['
+_ENTRY = b'{"fullUrl":"urn:uuid:%s","resource":%s,"request":{"method":"PUT","url":%s}}'
+
+
+def entry_text(res: Resource) -> bytes:
+    """``orjson.dumps(entry(res))``; from the resource's Bundle-form text when it was made as text (the
+    references in Bundle form must be in use for the others)."""
+    text = res.bundle_line
+    if text is None:
+        return orjson.dumps(entry(res))
+    if res.request != "id":  # sent without its id: the text without the id, the root's second key
+        kept = b'{"resourceType":' + orjson.dumps(res.rtype)
+        head = kept + b',"id":' + orjson.dumps(res.uuid)
+        if text.startswith(head) and text[len(head) : len(head) + 1] in (b",", b"}"):
+            text = kept + text[len(head) :]
+        else:
+            body = orjson.loads(text)
+            text = orjson.dumps({k: v for k, v in body.items() if k != "id"})
+    return _ENTRY % (res.uuid.encode(), text, orjson.dumps(res.request_url))
+
+
+def transaction_text(resources: list[Resource]) -> bytes:
+    """``orjson.dumps(transaction(resources))``, the entries made as text where the resources were."""
+    if all(r.bundle_line is None for r in resources):
+        return orjson.dumps(transaction(resources))
+    return _HEAD + b",".join([entry_text(r) for r in resources]) + b"]}"
+
+
 def grouped(result: FhirResult, specs: FhirSpecs) -> tuple[list[Resource], dict[str, list[Resource]]]:
     """(study-level resources, subject -> resources), each in Bundle order (type order, then build order)."""
     study: list[Resource] = []
@@ -87,10 +115,10 @@ def iter_bundles(
     study_res, subjects = grouped(result, specs)
     taken = set() if taken is None else taken
     if study and study_res:
-        yield STUDY_BUNDLE, orjson.dumps(transaction(study_res))
+        yield STUDY_BUNDLE, transaction_text(study_res)
     for usubjid, rs in subjects.items():
         with no_gc():
-            data = orjson.dumps(transaction(rs))
+            data = transaction_text(rs)
         yield bundle_file_name(usubjid, taken), data
 
 

@@ -27,7 +27,7 @@ import orjson
 from converter.fhir.frame_values import Factored
 from converter.fhir.rowcode import Entry, compile_rows, dicts_as_is
 
-__all__ = ["JsonTexts", "Tail", "row_lines", "value_texts"]
+__all__ = ["JsonTexts", "Tail", "row_line_pairs", "row_lines", "value_texts"]
 
 JsonDict = dict[str, Any]
 
@@ -49,6 +49,7 @@ class Tail:
 
     key: str
     texts: list[bytes | None]
+    twin: list[bytes | None] | None = None  # the items' text in the twin lines (row_line_pairs), if it differs
 
 
 class JsonTexts(list[bytes | None]):
@@ -111,20 +112,64 @@ def row_lines(
     ``entries``/``cols`` as :func:`converter.fhir.rowcode.compile_rows` takes them; every row starts as a copy
     of ``root``, whose keys named in ``root_texts`` hold per row the JSON text given there (the id); ``tails``
     are appended last."""
+    made = _row_lines(n, entries, cols, None, root, root_texts, tails, root_keys)
+    return None if made is None else made[0]
+
+
+def row_line_pairs(
+    n: int,
+    entries: Sequence[Entry],
+    cols: Sequence[Sequence[Any]],
+    twins: Sequence[Sequence[Any]],
+    root: JsonDict,
+    root_texts: dict[str, list[bytes]],
+    tails: Sequence[Tail] = (),
+    root_keys: frozenset[str] = frozenset(),
+) -> tuple[list[bytes], list[bytes]] | None:
+    """:func:`row_lines` of ``cols`` and of ``twins`` at once (the same rows two ways: NDJSON and Bundle references).
+
+    ``twins`` holds, per column, the column itself or another one of the same length whose values are placed as
+    they are (never merged into) and present in the same rows (references in the other form); ``tails`` give their
+    ``twin`` texts where they differ. Both texts come from one template per shape: a line of the twins is its
+    own line's template filled with the twins' texts, and is the very same bytes object where no twin is placed
+    in it. ``None`` as :func:`row_lines` gives it, and where a differing twin column is one something merges into."""
+    made = _row_lines(n, entries, cols, twins, root, root_texts, tails, root_keys)
+    if made is None:
+        return None
+    lines, twin = made
+    assert twin is not None
+    return lines, twin
+
+
+def _row_lines(
+    n: int,
+    entries: Sequence[Entry],
+    cols: Sequence[Sequence[Any]],
+    twins: Sequence[Sequence[Any]] | None,
+    root: JsonDict,
+    root_texts: dict[str, list[bytes]],
+    tails: Sequence[Tail],
+    root_keys: frozenset[str],
+) -> tuple[list[bytes], list[bytes] | None] | None:
     prog = compile_rows(entries, root_keys)
     as_is = dicts_as_is(entries, root_keys)
     if prog is None or as_is is None:
         return None
     if n == 0:
-        return []
+        return [], None if twins is None else []
     columns: list[_Column] = []
     codes: list[_Codes] = []
+    twin_sources: dict[int, Sequence[bytes | None]] = {}  # holes whose twin text differs: the twin texts
     it = iter(cols)
+    twin_it = iter(cols if twins is None else twins)
     for e, plain in zip(entries, as_is, strict=True):
         if e.is_const and not e.has_mask:
             continue
         col = next(it)
+        twin = next(twin_it)
         if e.is_const:
+            if twin is not col:
+                return None
             columns.append(_Column(None, None, False))
             codes.append(_present(col))
             continue
@@ -132,6 +177,13 @@ def row_lines(
             return None  # dicts something merges into: not as text
         content = not plain and dict in set(map(type, col.distinct if isinstance(col, Factored) else col))
         texts, present = value_texts(col, content)
+        if twin is not col:
+            if content or len(twin) != len(col):
+                return None
+            twin_texts, twin_present = value_texts(twin, False)
+            if not np.array_equal(present, twin_present):
+                return None
+            twin_sources[len(columns)] = twin_texts
         columns.append(_Column(len(columns), texts, content))
         codes.append(present)
     factored = {c.hole: c.texts for c in columns if c.hole is not None and isinstance(c.texts, Factored)}
@@ -144,12 +196,18 @@ def row_lines(
     for i, t in enumerate(tails, start=first_fixed + len(root_texts)):
         sources[i] = t.texts
         codes.append(_present(t.texts))
+        if twins is not None and t.twin is not None and t.twin is not t.texts:
+            if len(t.twin) != n or not np.array_equal(codes[-1], _present(t.twin)):
+                return None
+            twin_sources[i] = t.twin
+    twin_all = {**sources, **twin_sources}
     inverse, firsts = _shapes(codes, n)
 
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(len(firsts) + 1)).tolist()
     order_list = order.tolist()
     lines: list[bytes] = []  # in the order of ``order``: shape after shape
+    twin_lines: list[bytes] = []  # the same, of the twins
     for g, first in enumerate(firsts):
         made = _template(prog, columns, cols, first, root, list(root_texts), tails, first_fixed)
         if made is None:
@@ -159,36 +217,58 @@ def row_lines(
         group = order[bounds[g] : bounds[g + 1]]
         # a value the same in every row of the shape goes into its template: fewer holes to fill per row
         same = {h for h in found if h in factored and _constant(factored[h], group)}
-        fmt = lits[0].replace(b"%", b"%%")
-        hole_order: list[int] = []
-        for h, lit in zip(found, lits[1:], strict=True):
-            if h in same:
-                fmt += (sources[h][rows[0]] or b"").replace(b"%", b"%%")
-            else:
-                fmt += b"%s"
-                hole_order.append(h)
-            fmt += lit.replace(b"%", b"%%")
-        if not hole_order:
-            lines.extend([fmt % ()] * len(rows))
-            continue
-        if len(rows) == 1:
-            lines.append(fmt % tuple(sources[h][rows[0]] for h in hole_order))
-            continue
-        pick = itemgetter(*rows)  # a factored column's texts taken at once from its distinct ones, the others by row
-        picked: list[Sequence[bytes | None]] = [
-            src.values_at(group) if isinstance(src := sources[h], Factored) else pick(src) for h in hole_order
-        ]
-        lines.extend([fmt % t for t in zip(*picked, strict=True)])
+        got = _fill(lits, found, same, sources, rows, group)
+        lines.extend(got)
+        if twins is not None and twin_sources.keys() & set(found):
+            twin_same = {h for h in same if h not in twin_sources or _constant_texts(twin_sources[h], group)}
+            twin_lines.extend(_fill(lits, found, twin_same, twin_all, rows, group))
+        elif twins is not None:
+            twin_lines.extend(got)
     if n == 1:
-        return lines
+        return lines, twin_lines if twins is not None else None
     back = np.empty(n, dtype=np.int64)
     back[order] = np.arange(n, dtype=np.int64)
-    return list(itemgetter(*back.tolist())(lines))
+    at = itemgetter(*back.tolist())
+    return list(at(lines)), list(at(twin_lines)) if twins is not None else None
+
+
+def _fill(
+    lits: list[bytes],
+    found: list[int],
+    same: set[int],
+    sources: dict[int, Sequence[bytes | None]],
+    rows: list[int],
+    group: np.ndarray[Any, np.dtype[np.intp]],
+) -> list[bytes]:
+    """The lines of one shape's ``rows``: its template (``lits`` around the holes ``found``) with the texts of
+    ``sources`` in the holes, those of the holes ``same`` written into the format once."""
+    fmt = lits[0].replace(b"%", b"%%")
+    hole_order: list[int] = []
+    for h, lit in zip(found, lits[1:], strict=True):
+        if h in same:
+            fmt += (sources[h][rows[0]] or b"").replace(b"%", b"%%")
+        else:
+            fmt += b"%s"
+            hole_order.append(h)
+        fmt += lit.replace(b"%", b"%%")
+    if not hole_order:
+        return [fmt % ()] * len(rows)
+    if len(rows) == 1:
+        return [fmt % tuple(sources[h][rows[0]] for h in hole_order)]
+    pick = itemgetter(*rows)  # a factored column's texts taken at once from its distinct ones, the others by row
+    picked: list[Sequence[bytes | None]] = [
+        src.values_at(group) if isinstance(src := sources[h], Factored) else pick(src) for h in hole_order
+    ]
+    return [fmt % t for t in zip(*picked, strict=True)]
 
 
 def _constant(col: Factored, rows: np.ndarray[Any, np.dtype[np.intp]]) -> bool:
     codes = col.codes[rows]
     return bool((codes == codes[0]).all())
+
+
+def _constant_texts(texts: Sequence[bytes | None], rows: np.ndarray[Any, np.dtype[np.intp]]) -> bool:
+    return isinstance(texts, Factored) and _constant(texts, rows)
 
 
 def _present(values: Sequence[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:

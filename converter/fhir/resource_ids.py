@@ -85,6 +85,7 @@ class RefTable:
 
     def __init__(self) -> None:
         self._refs: dict[str, tuple[JsonDict, str, str | None]] = {}
+        self._twins: dict[int, JsonDict] = {}  # id of a shared dict -> its Bundle-form twin (made on demand)
         self.mode = "bundle"
 
     def ref(self, rtype: str, target: str, conditional: str | None) -> JsonDict:
@@ -109,6 +110,18 @@ class RefTable:
         for target, (d, rtype, cond) in self._refs.items():
             d["reference"] = self._text(rtype, target, cond, mode)
 
+    def bundle_twins(self, values: list[Any]) -> list[Any] | None:
+        """``values`` with each of this table's reference dicts replaced by a dict of its Bundle form (the others
+        as they are); ``None`` when none of them is one of this table's."""
+        twins = self._twins
+        if len(twins) < len(self._refs):  # the targets added since: their twins (the dicts live as long as the table)
+            for target, (d, rtype, cond) in self._refs.items():
+                if id(d) not in twins:
+                    twins[id(d)] = {"reference": self._text(rtype, target, cond, "bundle")}
+        if not any(type(v) is dict and id(v) in twins for v in values):
+            return None
+        return [twins.get(id(v), v) if type(v) is dict else v for v in values]
+
     def targets(self) -> dict[str, str]:
         return {t: rtype for t, (_d, rtype, _c) in self._refs.items()}
 
@@ -124,6 +137,7 @@ class Resource:
     request: str  # conditional | id
     source: str
     line: bytes | None = None  # made as text (Builder(text=True)): the NDJSON line, and ``body`` is empty
+    bundle_line: bytes | None = None  # and (Builder(bundle_texts=True)) its Bundle form (urn:uuid/conditional refs)
 
     @property
     def request_url(self) -> str:

@@ -40,7 +40,6 @@ from converter.fhir.frame_values import (
 )
 from converter.fhir.gc_pause import no_gc
 from converter.fhir.identifier_values import identifier_text_ok, identifier_texts, identifiers
-from converter.fhir.line_templates import JsonTexts, Tail, row_lines
 from converter.fhir.mapping import (
     ChildSpec,
     Element,
@@ -62,6 +61,7 @@ from converter.fhir.resource_ids import (
     resource_uuids,
 )
 from converter.fhir.rowcode import Entry, compile_rows, literal
+from converter.fhir.source_lines import dual_dumps, rows_of, selector_checked, source_lines
 from converter.fhir.study_days import submitted_days
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text, json_copy
 from converter.spec.expr import Expr
@@ -89,19 +89,6 @@ def _flat(template: JsonDict) -> bool:
     return all(not isinstance(v, dict | list) for v in template.values())
 
 
-def _selector_checked(e: Entry, col: Sequence[Any] | None) -> Entry:
-    """The entry, flagged when a dict value holds the key of its last (selector) step with another value than
-    the selector's: the item would then not be the one the selector finds again."""
-    last = e.path.last
-    if col is None or last is None or len(last.select) != 1 or "." in last.select[0][0]:
-        return e
-    key, want = last.select[0]
-    values = col.distinct if isinstance(col, Factored) else col
-    if any(type(v) is dict and key in v and v[key] != want for v in values):
-        return replace(e, dict_selector_key=True)
-    return e
-
-
 def _by_row(fwd: Forward, codes: np.ndarray[Any, np.dtype[np.intp]]) -> Forward:
     """The forward of a column's distinct values, row by row (``codes``: each row's distinct value)."""
     problems = fwd.problems
@@ -110,12 +97,6 @@ def _by_row(fwd: Forward, codes: np.ndarray[Any, np.dtype[np.intp]]) -> Forward:
         problems = sorted(rows, key=lambda p: p[0])  # in row order, as a row by row transform gives them
     originals = None if fwd.originals is None else list(Factored(codes, fwd.originals))
     return Forward(Factored(codes, list(fwd.frags)), originals, problems)
-
-
-def _rows(col: Sequence[Any], rows: list[int]) -> Sequence[Any]:
-    if isinstance(col, JsonTexts):
-        return JsonTexts(col[i] for i in rows)
-    return col.take(rows) if isinstance(col, Factored) else [col[i] for i in rows]
 
 
 def _item_path(path: FPath) -> FPath:
@@ -139,9 +120,11 @@ class Builder:
         ct: Terminology | None = None,
         sdtm_specs: Mapping[str, DatasetSpec] | None = None,
         text: bool = False,
+        bundle_texts: bool = False,
     ) -> None:
         self.specs = specs
-        self.text = text  # resources as NDJSON lines (Resource.line), not dicts
+        self.text = text or bundle_texts  # resources as NDJSON lines (Resource.line), not dicts
+        self.bundle_texts = bundle_texts  # ... and as their Bundle form (Resource.bundle_line)
         self.sdtm_specs = sdtm_specs or {}
         self.ctx = TransformContext(
             ct=ct,
@@ -151,7 +134,7 @@ class Builder:
             ucum=specs.constants.get("UCUM", "http://unitsofmeasure.org"),
         )
         self.refs = RefTable()
-        if text:
+        if self.text:
             self.refs.use("ndjson")
         self.problems: list[Problem] = []
         # columns read in this source: (what, id(frame), var) -> (frame, values); the frame kept so its id stays its
@@ -317,8 +300,8 @@ class Builder:
         root_keys: frozenset[str],
     ) -> None:
         """Write every entry of the plan into the roots (``rows``: the rows of the columns they are, None: all)."""
-        entries = [_selector_checked(e, col) for e, col in plan]
-        cols = [col if rows is None else _rows(col, rows) for _e, col in plan if col is not None]
+        entries = [selector_checked(e, col) for e, col in plan]
+        cols = [col if rows is None else rows_of(col, rows) for _e, col in plan if col is not None]
         prog = compile_rows(entries, root_keys)
         if prog is not None:
             prog(roots, *cols)
@@ -412,11 +395,17 @@ class Builder:
         groups = [(c, self._child(c, source, df, present, datasets)) for c in source.children
                   if c.direction in ("both", "to_fhir")]  # fmt: skip
         request, name = source.request, source.name
-        lines = self._lines(rtype, plan, rows, made, uuids, groups) if self.text else None
-        if lines is not None:
+        texts = None
+        if self.text:
+            texts = source_lines(rtype, plan, rows, made, uuids, groups, self.refs if self.bundle_texts else None)
+        if texts is not None:
+            lines, twins = texts
+            no_twins: list[bytes | None] = [None] * len(lines)
             return [
-                Resource(rtype, {}, u, subj, s, v, request, name, line)
-                for u, subj, s, v, line in zip(uuids, subjects, m_systems, m_values, lines, strict=True)
+                Resource(rtype, {}, u, subj, s, v, request, name, line, twin)
+                for u, subj, s, v, line, twin in zip(
+                    uuids, subjects, m_systems, m_values, lines, twins or no_twins, strict=True
+                )
             ]
         made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
         if texted:
@@ -434,42 +423,20 @@ class Builder:
                     put(bodies[p], item, {})
                     done.add(p)
         if self.text:  # paths the templates do not follow: the dicts, serialised
+            if self.bundle_texts:
+                dumped, as_bundle = dual_dumps(made_bodies, self.refs)
+            else:
+                dumped, as_bundle = [orjson.dumps(body) for body in made_bodies], [None] * len(made_bodies)
             return [
-                Resource(rtype, {}, u, subj, s, v, request, name, orjson.dumps(body))
-                for body, u, subj, s, v in zip(made_bodies, uuids, subjects, m_systems, m_values, strict=True)
+                Resource(rtype, {}, u, subj, s, v, request, name, line, twin)
+                for u, subj, s, v, line, twin in zip(
+                    uuids, subjects, m_systems, m_values, dumped, as_bundle, strict=True
+                )
             ]
         return [
             Resource(rtype, body, u, subj, s, v, request, name)
             for body, u, subj, s, v in zip(made_bodies, uuids, subjects, m_systems, m_values, strict=True)
         ]
-
-    def _lines(
-        self,
-        rtype: str,
-        plan: list[tuple[Entry, Sequence[Any] | None]],
-        rows: list[int] | None,
-        made: list[int],
-        uuids: list[str],
-        groups: list[tuple[ChildSpec, list[tuple[int, Any]]]],
-    ) -> list[bytes] | None:
-        """The resources' NDJSON lines from text templates (:mod:`converter.fhir.line_templates`); ``None``
-        where those do not follow the paths (then the dicts are built and serialised)."""
-        tails: list[Tail] = []
-        for child, items in groups:  # items of a child group: appended to a list at one plain step
-            steps = child.path.steps
-            if child.mode != "list" or len(steps) != 1 or not steps[0].plain:
-                return None
-            if any(e.path.steps == steps for e, _col in plan):
-                return None  # a value written where the items go: what it is decides
-            joined: dict[int, list[bytes]] = {}
-            for p, item in items:
-                joined.setdefault(p, []).append(orjson.dumps(item))
-            tails.append(Tail(steps[0].name, [b",".join(joined[i]) if i in joined else None for i in made]))
-        entries = [_selector_checked(e, col) for e, col in plan]
-        cols = [col if rows is None else _rows(col, rows) for _e, col in plan if col is not None]
-        root: JsonDict = {"resourceType": rtype, "id": None}
-        ids = [f'"{u}"'.encode() for u in uuids]
-        return row_lines(len(uuids), entries, cols, root, {"id": ids}, tails, _BODY_KEYS)
 
     # -- child rows riding on the resources of a source ----------------------------------------------------------
     def _child(

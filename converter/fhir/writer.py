@@ -191,11 +191,14 @@ def write_fhir_dir(
         if deid_mark is not None:
             (tmp / deid_mark.name).write_bytes(deid_mark.read_bytes())
         taken: set[str] = set()
+        # each resource made as text once for the NDJSON and the Bundles (one template per shape for both);
+        # de-identified input: as dicts, which stamp labels
+        texts = origin is None or not origin.deidentified
         with NdjsonWriter(tmp / "ndjson") as nd:
             # GC paused per partition while its resources live (build, stamp, write): no cycles among them, and
             # every collection rescanned them all
             with no_gc():
-                study = Builder(specs, ct, sdtm_specs).build(datasets, levels=("study",))
+                study = Builder(specs, ct, sdtm_specs, bundle_texts=texts).build(datasets, levels=("study",))
                 made = frozenset(r.uuid for r in study.resources)
                 key = _study_key(study)
                 if origin is not None:
@@ -203,7 +206,9 @@ def write_fhir_dir(
                 _emit(study, specs, bdir, taken, nd, report, checks)
             for part in subject_partitions(datasets, partition):
                 with no_gc():
-                    result = Builder(specs, ct, sdtm_specs).build(part, levels=("subject",), made_elsewhere=made)
+                    result = Builder(specs, ct, sdtm_specs, bundle_texts=texts).build(
+                        part, levels=("subject",), made_elsewhere=made
+                    )
                     if origin is not None:
                         stamp(result, origin, key)
                     _emit(result, specs, bdir, taken, nd, report, checks)
