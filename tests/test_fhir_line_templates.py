@@ -238,3 +238,26 @@ def test_a_repeated_identifier_is_reported_in_both_modes() -> None:
     repeated = [p for p in dicts.problems if "is not unique" in p.message]
     assert len(repeated) == 1 and "AdverseEvent identifier" in repeated[0].message
     assert text.problems == dicts.problems
+
+
+def test_bundle_entries_from_text_are_those_of_the_dicts() -> None:
+    """transaction_text: the id cut from the text for conditional requests (also when the id is not the root's
+    second key, or is missing), kept for requests by id; search escaping of the identifier in the URL."""
+    from converter.fhir.bundles import transaction, transaction_text
+    from converter.fhir.resource_ids import Resource, resource_uuid
+
+    u = [resource_uuid("Observation", "s", str(i)) for i in range(5)]
+    bodies: list[tuple[dict[str, Any], str, str]] = [
+        ({"resourceType": "Observation", "id": u[0], "status": "final"}, "conditional", "a|b,c$"),
+        ({"resourceType": "Observation", "id": u[1]}, "conditional", "plain"),
+        ({"id": u[2], "resourceType": "Observation", "x": 1}, "conditional", "\u00e9 t"),
+        ({"resourceType": "Observation", "x": {"id": u[3]}}, "conditional", "x"),
+        ({"resourceType": "AdverseEvent", "id": u[4], "a": "%s"}, "id", "y"),
+    ]
+    dicts = [Resource(b["resourceType"], b, u[i], "S", "urn:s|x", v, req, "src") for i, (b, req, v) in
+             enumerate(bodies)]  # fmt: skip
+    texts = [Resource(r.rtype, {}, r.uuid, "S", r.system, r.value, r.request, "src", orjson.dumps(r.body),
+                      orjson.dumps(r.body)) for r in dicts]  # fmt: skip
+    assert transaction_text(texts) == orjson.dumps(transaction(dicts))
+    assert transaction_text(dicts) == orjson.dumps(transaction(dicts))
+    assert transaction_text([]) == orjson.dumps(transaction([]))

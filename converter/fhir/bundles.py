@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from converter.fhir.mapping import FhirSpecs
+from converter.fhir.resource_ids import search_escape
 from converter.fhir.to_fhir import FhirResult, Resource, no_gc
 
 STUDY_BUNDLE = "study.json"
@@ -57,30 +58,47 @@ def transaction(resources: list[Resource]) -> JsonDict:
 
 _HEAD = b'{"resourceType":"Bundle","type":"transaction","entry":['
 _ENTRY = b'{"fullUrl":"urn:uuid:%s","resource":%s,"request":{"method":"PUT","url":%s}}'
+_CUT = b'{"fullUrl":"urn:uuid:%s","resource":%s%s,"request":{"method":"PUT","url":%s}}'  # the id cut out
 
 
-def entry_text(res: Resource) -> bytes:
-    """``orjson.dumps(entry(res))``; from the resource's Bundle-form text when it was made as text (the
+def _entry_texts(resources: list[Resource]) -> list[bytes]:
+    """``orjson.dumps(entry(r))`` of each resource; from its Bundle-form text where it was made as text (the
     references in Bundle form must be in use for the others)."""
-    text = res.bundle_line
-    if text is None:
-        return orjson.dumps(entry(res))
-    if res.request != "id":  # sent without its id: the text without the id, the root's second key
-        kept = b'{"resourceType":' + orjson.dumps(res.rtype)
-        head = kept + b',"id":' + orjson.dumps(res.uuid)
-        if text.startswith(head) and text[len(head) : len(head) + 1] in (b",", b"}"):
-            text = kept + text[len(head) :]
+    dumps = orjson.dumps
+    kept_of: dict[str, bytes] = {}  # per type: the text before the id (the root's first key)
+    system_of: dict[str, str] = {}  # per identifier system: its search text
+    out: list[bytes] = []
+    for res in resources:
+        text = res.bundle_line
+        if text is None:
+            out.append(dumps(entry(res)))
+            continue
+        rtype, u = res.rtype, res.uuid
+        if res.request == "id":
+            out.append(_ENTRY % (u.encode(), text, b'"%s/%s"' % (rtype.encode(), u.encode())))
+            continue
+        kept = kept_of.get(rtype)
+        if kept is None:
+            kept = kept_of[rtype] = b'{"resourceType":' + dumps(rtype)
+        system = system_of.get(res.system)
+        if system is None:
+            system = system_of[res.system] = search_escape(res.system)
+        url = dumps(f"{rtype}?identifier={system}|{search_escape(res.value)}")
+        cut = len(kept) + 44  # ,"id":"<36>"
+        at_id = text.startswith(kept) and text.startswith(b',"id":"%s"' % u.encode(), len(kept))
+        if at_id and text[cut : cut + 1] in (b",", b"}"):
+            out.append(_CUT % (u.encode(), kept, text[cut:], url))  # sent without its id: the text without it
         else:
-            body = orjson.loads(text)
-            text = orjson.dumps({k: v for k, v in body.items() if k != "id"})
-    return _ENTRY % (res.uuid.encode(), text, orjson.dumps(res.request_url))
+            body = {k: v for k, v in orjson.loads(text).items() if k != "id"}
+            out.append(_ENTRY % (u.encode(), dumps(body), url))
+    return out
 
 
 def transaction_text(resources: list[Resource]) -> bytes:
     """``orjson.dumps(transaction(resources))``, the entries made as text where the resources were."""
     if all(r.bundle_line is None for r in resources):
         return orjson.dumps(transaction(resources))
-    return _HEAD + b",".join([entry_text(r) for r in resources]) + b"]}"
+    return _HEAD + b",".join(_entry_texts(resources)) + b"]}"
 
 
 def grouped(result: FhirResult, specs: FhirSpecs) -> tuple[list[Resource], dict[str, list[Resource]]]:

@@ -25,6 +25,8 @@ __all__ = ["Plan", "bundle_twin", "dual_dumps", "rows_of", "selector_checked", "
 
 Plan = list[tuple[Entry, Sequence[Any] | None]]
 
+_REFS = frozenset({"study_ref", "subject_ref"})  # the elements whose values are the RefTable's references
+
 
 def selector_checked(e: Entry, col: Sequence[Any] | None) -> Entry:
     """The entry, flagged when a dict value holds the key of its last (selector) step with another value than
@@ -76,7 +78,8 @@ def source_lines(
             return None  # a value written where the items go: what it is decides
         texts = _joined(items, made)
         twin = None
-        if refs is not None:  # items holding references: their text in Bundle form too
+        if refs is not None and any(el.kind in _REFS for el in child.elements):  # items with references: their
+            # text in Bundle form too (references are made by these elements only)
             refs.use("bundle")
             try:
                 twin = _joined(items, made)
