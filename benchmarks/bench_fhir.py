@@ -8,7 +8,10 @@ the transaction Bundles to bytes (what ``inoconv fhir`` writes, without the disk
 resources made as NDJSON lines from text templates (``Builder(text=True)``, converter/fhir/line_templates.py)
 and joined per type in memory (converter.fhir.ndjson.ndjson_chunks). NDJSON written: the same again through
 converter.fhir.writer.write_ndjson_partition into a temporary folder (what ``inoconv stream`` does per
-partition). Models path: every resource of the first K subjects (default: all) through
+partition). Bundles + NDJSON from one text build: what ``inoconv fhir`` makes since issue 19's third pass
+(``Builder(bundle_texts=True)``: each resource's text made once for both, the Bundles assembled as text, the
+NDJSON joined per type in memory), beside the dict path doing the same (the fast path's build and Bundles, plus
+the baseline's orjson of the ready dicts for the NDJSON). Models path: every resource of the first K subjects (default: all) through
 ``<R4B model>.model_validate(dict)`` and ``model_dump_json()``.
 Rates are resources per second of wall time and of this process's CPU time (the machine is shared; CPU time
 is the steadier of the two). Baseline of the same run: ``orjson.dumps`` of the fast path's ready dicts alone
@@ -115,6 +118,22 @@ def main() -> None:
         tx_cpu += time.process_time() - c
         tx_n += len(result.resources)
 
+    both_wall = both_cpu = 0.0
+    both_n = 0
+
+    def both(part: dict[str, Any], levels: tuple[str, ...]) -> None:
+        nonlocal both_wall, both_cpu, both_n
+        w, c = time.perf_counter(), time.process_time()
+        with no_gc():
+            result = Builder(specs, sdtm.ct, sdtm.specs, bundle_texts=True).build(part, levels=levels)
+            for _name, _data in iter_bundles(result, specs, study=levels == ("study",)):
+                pass
+            result.refs.use("ndjson")
+            ndjson_chunks(result)
+        both_wall += time.perf_counter() - w
+        both_cpu += time.process_time() - c
+        both_n += len(result.resources)
+
     nd_wall = nd_cpu = 0.0
     nd_n = 0
     made: frozenset[str] = frozenset()
@@ -135,12 +154,15 @@ def main() -> None:
         first = next(iter(subject_partitions(datasets, 500)))
         for mode in (False, True):
             Builder(specs, sdtm.ct, sdtm.specs, text=mode).build(first, levels=("subject",))
+        Builder(specs, sdtm.ct, sdtm.specs, bundle_texts=True).build(first, levels=("subject",))
     ndjson(datasets, ("study",), 0)
     text(datasets, ("study",))
+    both(datasets, ("study",))
     models(fast(datasets, ("study",)), None)
     for index, part in enumerate(subject_partitions(datasets, 500), start=1):
         ndjson(part, ("subject",), index)
         text(part, ("subject",))
+        both(part, ("subject",))
         result = fast(part, ("subject",))
         if done_subjects < k_subjects:
             subjects = sorted({r.subject for r in result.resources if r.subject})
@@ -174,6 +196,13 @@ def main() -> None:
             "res/s (cpu)": f"{nd_n / nd_cpu:,.0f}",
         },
         {
+            "path": "Bundles + NDJSON, one text build (bundle_texts)",
+            "resources": both_n,
+            "wall_s": f"{both_wall:.1f}",
+            "res/s (wall)": f"{both_n / both_wall:,.0f}",
+            "res/s (cpu)": f"{both_n / both_cpu:,.0f}",
+        },
+        {
             "path": "fhir.resources R4B",
             "resources": model_n,
             "wall_s": f"{model_wall:.1f}",
@@ -194,6 +223,12 @@ def main() -> None:
     print(
         f"baseline written (orjson.dumps of the ready dicts, written to a file): {written_base:,.0f} resources/s cpu;"
         f" NDJSON written / it: {nd_n / nd_cpu / written_base:.2f}"
+    )
+    dicts_both = fast_n / (fast_cpu + dump_cpu)
+    print(
+        f"Bundles + NDJSON: one text build {both_n / both_cpu:,.0f} resources/s cpu ({both_n / both_cpu / base:.2f} of"
+        f" the baseline); the dicts (build + Bundles + orjson of the dicts) {dicts_both:,.0f}/s"
+        f" ({dicts_both / base:.2f}); text / dicts {both_n / both_cpu / dicts_both:.2f}x"
     )
     ratio_wall = (fast_n / fast_wall) / (model_n / model_wall)
     ratio_cpu = (fast_n / fast_cpu) / (model_n / model_cpu)
