@@ -155,7 +155,11 @@ class Builder:
         made_elsewhere: frozenset[str] = frozenset(),
     ) -> FhirResult:
         """Resources of the sources at ``levels``; ``made_elsewhere``: ids of targets built in another call."""
-        datasets = submitted_days(datasets, self.specs)
+        # the study days of the datasets the sources at these levels read only (and DM: the reference dates)
+        read = {"DM"}
+        for source in (s for sources in self.specs.resources.values() for s in sources if s.level in levels):
+            read.update([source.dataset or "DM", *source.from_datasets, *(c.dataset for c in source.children)])
+        datasets = {**datasets, **submitted_days({k: v for k, v in datasets.items() if k in read}, self.specs)}
         resources: list[Resource] = []
         for rtype in sorted(self.specs.resources, key=self.specs.type_rank):
             for source in self.specs.resources[rtype]:
