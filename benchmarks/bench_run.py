@@ -57,18 +57,25 @@ def _timed(cmd: list[str]) -> tuple[float, float, str]:
 
 def critical_path(total_cpu: float, cpu: dict[str, float]) -> float:
     """The CPU seconds that cannot overlap: everything but what runs at once, plus the longer of each pair. The run
-    forks a child at its start that warms up (imports, specs) beside the SDTM stage, then does ADaM, the report and
-    the ADaM rules while this process does FHIR, its checks and the SDTM rules (when the run says it ran them apart:
-    a ``warm up`` line). On an idle machine with two cores this is about the wall time (I/O waits aside); on a
-    shared one it is the figure that other jobs disturb least."""
+    forks a child at its start that warms up (imports, specs) beside the SDTM stage until the SDTM datasets are
+    made (``sdtm datasets``, part of ``sdtm``), then builds ADaM and the report from them while this process writes
+    and verifies the SDTM package and does FHIR, its checks and the SDTM rules; the child's ADaM rules wait for the
+    package, its round trip (``round trip``) for the FHIR output (when the run says it ran them apart: a ``warm
+    up`` line). On an idle machine with two cores this is about the wall time (I/O waits aside); on a shared one
+    it is the figure that other jobs disturb least."""
     from converter.io.forked import parallel
 
     if not parallel() or "warm up" not in cpu:  # the run here does the same, one stage after the other
         return total_cpu
-    first = (cpu.get("warm up", 0.0), cpu.get("sdtm", 0.0))
-    child = sum(cpu.get(s, 0.0) for s in ("adam", "report", "adam rules"))
-    here = sum(cpu.get(s, 0.0) for s in ("fhir", "fhir checks", "sdtm rules"))
-    return total_cpu - sum(first) + max(first) - child - here + max(child, here)
+    c = cpu.get
+    made = c("sdtm datasets", c("sdtm", 0.0))
+    package = c("sdtm", 0.0) - made if "sdtm datasets" in cpu else 0.0
+    first = (c("warm up", 0.0), made)
+    here = package + c("fhir", 0.0) + c("fhir checks", 0.0) + c("sdtm rules", 0.0)
+    adam_rules = max(c("adam", 0.0) + c("report", 0.0), package) + c("adam rules", 0.0)  # after the package
+    child = max(adam_rules, package + c("fhir", 0.0)) + c("round trip", 0.0)  # the round trip after the FHIR
+    apart = sum(first) + here + sum(c(s, 0.0) for s in ("adam", "report", "adam rules", "round trip"))
+    return total_cpu - apart + max(first) + max(child, here)
 
 
 def _inoconv() -> list[str]:

@@ -6,6 +6,8 @@ Each stage function reads its input folder/file, calls the pure conversion code,
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +35,12 @@ def run_sdtm(
     parquet: Path | None = None,
     validate: bool = True,
     progress: Tick = no_progress,
+    built: Callable[[Any], object] | None = None,
 ) -> dict[str, int]:
     """Records (ODM-XML or CSV folder) -> SDTM package in ``out``; returns rows per dataset.
 
-    ``progress``: ticked per step (read the records, convert them, write the package).
+    ``progress``: ticked per step (read the records, convert them, write the package). ``built``: called with the
+    conversion's result (its ``datasets`` and ``specs``) once the datasets are made, before the package is written.
 
     ``engine="spark"`` runs the same per-subject conversion on Spark (a CSV folder is read by Spark itself;
     an ODM file is read here first), ``partitions`` subject groups at a time.
@@ -66,6 +70,8 @@ def run_sdtm(
     total = sum(int(str(r["records"])) for r in acc_rows)
     rejected = result.accounting.rejected()
     echo(f"{total} source records: {total - rejected} in SDTM rows, {rejected} rejected")
+    if built is not None:
+        built(result)
     write_package(
         out,
         result.datasets,
@@ -172,8 +178,8 @@ def _seal_stages(source: Path, work: Path, out: Path, command: list[str] | None)
 
 
 def _warm_analysis_side() -> None:
-    """What the ADaM, report and ADaM-rules side imports and reads before any data: run in its child while the SDTM
-    stage runs here (specs are cached by file stamp, so the stage reads them again only if they changed)."""
+    """What the ADaM, report, ADaM-rules and round-trip side imports and reads before any data: run in its child while
+    the SDTM stage runs here (specs are cached by file stamp, so the stage reads them again only if they changed)."""
     from converter.adam.commands import adam_command  # noqa: F401 - imported for the side's start
     from converter.adam.pipeline import load_adam_specs
     from converter.paths import mappings_dir
@@ -187,38 +193,67 @@ def _warm_analysis_side() -> None:
     load_adam_specs()
     load_analysis_spec()
     warm_figures()
+    if _have("converter.fhir.roundtrip"):  # the round trip, which this side runs once the FHIR is written
+        import converter.fhir.roundtrip  # noqa: F401
+        from converter.fhir.mapping import load_fhir_stage
+
+        load_fhir_stage()
 
 
-def _analysis_side(
-    out: Path, final: Path, warmed: list[str]
-) -> tuple[list[str], list[dict[str, object]], int, list[Any]]:
-    """ADaM, the report and validate's ADaM rules: all they read is ``sdtm/`` and what they write. Gives the lines
-    (shown in the stages' order), the summary rows, the exit code and the findings (the ``adam`` family)."""
+@dataclasses.dataclass
+class _Side:
+    """What the ADaM side of a run gives back (from its child): lines to show in the stages' order, the summary
+    rows, the exit code, the findings of validate's ``adam`` family and, where it ran the round trip, those of the
+    ``roundtrip`` family and the round trip's own line (shown after the FHIR checks)."""
+
+    lines: list[str]
+    rows: list[dict[str, object]]
+    code: int
+    adam: list[Any]
+    roundtrip: list[Any] | None = None
+    roundtrip_line: str = ""
+
+
+def _analysis_side(out: Path, final: Path, warmed: list[str], given: dict[str, Any]) -> _Side:
+    """ADaM, the report and validate's ADaM rules: all they read is ``sdtm/`` and what they write; then, in a child
+    that is told the FHIR output is written, validate's round trip.
+
+    ``given["sdtm"]``, where the SDTM stage handed it over: the SDTM package's frames as read back
+    (:func:`converter.io.package.as_read_back`), so ADaM starts while that package is still being written; the
+    rules wait for it (the first :func:`converter.io.forked.next_message` brings its read cache, once it is
+    written), the round trip for the FHIR output (the second)."""
     from converter.adam.commands import adam_command
+    from converter.io import read_cache
+    from converter.io.forked import next_message
     from converter.report.commands import report_command
     from converter.validate.folder import validate_folder
 
-    lines: list[str] = list(warmed)  # the warm-up's line, where it ran (in this child, beside the SDTM stage)
-    rows: list[dict[str, object]] = []
-    code = 0
+    side = _Side(list(warmed), [], 0, [])  # the warm-up's line, where it ran (in this child, beside the SDTM stage)
     clock = _Clock()
+
     def adam_stage() -> int:
-        adam_command(out / "sdtm", out / "adam", lines.append)
+        adam_command(out / "sdtm", out / "adam", side.lines.append, given.pop("sdtm", None))
         return 0
 
     def report_stage() -> int:
-        return report_command(out / "adam", out / "report", lines.append, str(final / "adam"))
+        return report_command(out / "adam", out / "report", side.lines.append, str(final / "adam"))
 
     for name, fn in (("adam", adam_stage), ("report", report_stage)):
-        lines.append(f"--- {name}")
+        side.lines.append(f"--- {name}")
         clock.lap()
         rc = int(fn())
-        code = max(code, rc)
-        rows.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
-        lines.append(clock.lap(name))
-    findings = validate_folder(out, families=("adam",))
-    lines.append(clock.lap("adam rules"))  # validate's share, done here
-    return lines, rows, code, findings
+        side.code = max(side.code, rc)
+        side.rows.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
+        side.lines.append(clock.lap(name))
+    written = next_message()  # the SDTM package is on disk (None: this is not a child, or nothing comes)
+    if written is not None:
+        read_cache.seed(written)
+    side.adam = validate_folder(out, families=("adam",))
+    side.lines.append(clock.lap("adam rules"))  # validate's share, done here
+    if written is not None and next_message() is not None:  # the FHIR output is written
+        side.roundtrip = validate_folder(out, families=("roundtrip",))
+        side.roundtrip_line = clock.lap("round trip")
+    return side
 
 
 def _have(module: str) -> bool:
@@ -236,8 +271,10 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
 
     Two sides after SDTM, each in its own process on a two-core machine (:mod:`converter.io.forked`; one after the
     other where that is not possible): ADaM, the report and validate's ADaM rules in a child forked at the start,
-    which imports and reads its specs while SDTM runs here; FHIR, its checks, the round trip and validate's SDTM
-    rules here, where the SDTM package just written is still in the read cache. The child's lines are shown in the
+    which imports and reads its specs while SDTM runs here and gets the SDTM datasets as soon as they are made, to
+    build ADaM while the SDTM package is written and verified here; FHIR, its checks, the round trip and validate's
+    SDTM rules here, where the SDTM package just written is still in the read cache. If the package fails its
+    verification, the run stops there and the child with it. The child's lines are shown in the
     stages' order and the findings in :func:`validate_folder`'s, so the output files are the same either way."""
     from converter.io import read_cache
     from converter.io.forked import Job, prepare
@@ -245,8 +282,10 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     summary: list[dict[str, object]] = []
     t0 = time.perf_counter()
     clock = _Clock()
-    analysis: Job[tuple[list[str], list[dict[str, object]], int, list[Any]]] | None = None
+    part = _Clock()  # the SDTM stage until its datasets are handed over (the rest writes and verifies the package)
+    analysis: Job[_Side] | None = None
     warmed: list[str] = []  # filled in the child, read there by _analysis_side
+    given: dict[str, Any] = {}  # what the child is handed (the SDTM frames), read there by _analysis_side
 
     def warm() -> None:
         clock = _Clock()
@@ -255,14 +294,29 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
         finally:
             warmed.append(clock.lap("warm up"))
 
+    def receive(message: bytes) -> None:
+        given["sdtm"] = pickle.loads(message)  # made by hand_off below, in the parent of this process
+
+    def hand_off(result: Any) -> None:
+        """The SDTM datasets as the package will read back, to the child while the package is written here."""
+        from converter.io.package import as_read_back
+
+        if analysis is not None and analysis.forked:
+            frames = as_read_back(result.datasets, result.specs)
+            analysis.go(lambda: pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
+            echo(part.lap("sdtm datasets"))  # of the sdtm line below, the part before the child could start
+
     if _have("converter.adam.commands") and _have("converter.report.commands"):  # found, imported by the child
-        analysis = prepare(warm, lambda: _analysis_side(out, final, warmed), read_cache.seed)
+        analysis = prepare(warm, lambda: _analysis_side(out, final, warmed, given), receive)
     try:
-        counts = run_sdtm(source, out / "sdtm", echo)
+        counts = run_sdtm(source, out / "sdtm", echo, built=hand_off)
         echo(clock.lap("sdtm"))
         summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
         if analysis is not None:
-            analysis.go(read_cache.snapshot)  # the package just read back: the child need not parse it again
+            if analysis.forked:
+                analysis.send(read_cache.snapshot)  # the package just read back: the child need not parse it
+            else:
+                analysis.go()  # runs here and now, on the package as written
         return _after_sdtm(out, echo, final, analysis, summary, clock, t0)
     finally:
         if analysis is not None:
@@ -284,6 +338,7 @@ def _after_sdtm(
     fhir_rc: int | None = None
     here: list[str] = []
     late: list[Any] = []
+    apart = analysis is not None and analysis.forked  # the child runs the round trip once the FHIR is written
     try:
         from converter.fhir.commands import fhir_command
     except ImportError:
@@ -294,7 +349,9 @@ def _after_sdtm(
         fhir_rc = int(fhir_command(out / "sdtm", out / "fhir", False, here.append) or 0)
         here.append(clock.lap("fhir"))
         code = max(code, fhir_rc)
-        late = validate_folder(out, families=("fhir", "roundtrip"))
+        if apart:
+            analysis.send(lambda: b"fhir written")
+        late = validate_folder(out, families=("fhir",) if apart else ("fhir", "roundtrip"))
         here.append(clock.lap("fhir checks"))  # validate's share, done here
     early = validate_folder(out, families=("sdtm",))
     here.append(clock.lap("sdtm rules"))
@@ -302,11 +359,15 @@ def _after_sdtm(
     if analysis is None:
         echo("(ADaM stage not available in this build)")
     else:
-        lines, rows, rc, middle = analysis.result()
-        for line in lines:
+        side: _Side = analysis.result()
+        for line in side.lines:
             echo(line)
-        summary += rows
-        code = max(code, rc)
+        summary += side.rows
+        code = max(code, side.code)
+        middle = side.adam
+        if side.roundtrip is not None:
+            late += side.roundtrip  # the fhir family's findings, then the round trip's, as one call gives them
+            here.append(side.roundtrip_line)
     for line in here:
         echo(line)
     if fhir_rc is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,3 +131,80 @@ def test_a_prepared_job_cancelled_before_go_never_runs(tmp_path: Path, monkeypat
     job = forked.prepare(bad_warm, lambda: 7)
     job.go()
     assert job.result() == 7
+
+
+
+@pytest.fixture
+def message_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files forked's send() makes (to check none is left behind)."""
+    made: list[str] = []
+    real_mkstemp = tempfile.mkstemp
+
+    def noting_mkstemp(*args: object, **kwargs: object) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)  # type: ignore[call-overload]
+        if "inoconv-message." in name:
+            made.append(name)
+        return fd, name
+
+    monkeypatch.setattr(forked.tempfile, "mkstemp", noting_mkstemp)
+    return made
+
+
+def test_a_running_child_takes_later_messages_in_order(mode: str, message_files: list[str]) -> None:
+    """send() after go(): the child reads each message with next_message(), in order, when it wants them; the last
+    None says nothing more comes (the parent waits for the result). Run here, send() does nothing and
+    next_message() has nothing: the caller runs the job after what it would have sent is ready."""
+
+    def work() -> list[bytes | None]:
+        return [forked.next_message(), forked.next_message(), forked.next_message()]
+
+    job = forked.prepare(lambda: None, work)
+    job.go()
+    big = bytes(range(256)) * 4000  # more than a pipe holds: it goes through a file
+    job.send(lambda: big)
+    job.send(lambda: b"second")
+    got = job.result()
+    if mode == "fork":
+        assert got == [big, b"second", None] and len(message_files) == 2
+    else:
+        assert got == [None, None, None] and message_files == []
+    assert not any(Path(m).exists() for m in message_files)  # each taken and removed by the child
+    with pytest.raises(RuntimeError, match="after go"):
+        forked.prepare(lambda: None, lambda: 0).send(lambda: b"x")
+
+
+@needs_fork
+def test_send_never_waits_for_a_busy_or_ended_child(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, message_files: list[str]
+) -> None:
+    """A child that does not read its messages (busy until this process says so through a file, or ended by an
+    error) does not hold up send(); the messages it never took are removed once its result is known."""
+    monkeypatch.setattr(forked, "parallel", lambda: True)
+    sent = tmp_path / "sent"
+
+    def busy() -> str:
+        deadline = time.monotonic() + 60  # a send() that waited for this child would only return after it ended
+        while not sent.exists():
+            if time.monotonic() > deadline:
+                return "never told"
+            time.sleep(0.01)
+        return "done"
+
+    job = forked.prepare(lambda: None, busy)
+    job.go()
+    for _ in range(3):
+        job.send(lambda: b"x" * 1_000_000)
+    sent.write_text("x")
+    assert job.result() == "done"
+    assert len(message_files) == 3 and not any(Path(m).exists() for m in message_files)
+
+    def fails() -> None:
+        raise ValueError("broken early")
+
+    job = forked.prepare(lambda: None, fails)
+    job.go()
+    assert job.pid is not None
+    os.waitid(os.P_PID, job.pid, os.WEXITED | os.WNOWAIT)  # the child has ended (and is left to result() to reap)
+    job.send(lambda: b"late")  # no error here: result() says how the child ended
+    with pytest.raises(ValueError, match="broken early"):
+        job.result()

@@ -78,3 +78,21 @@ def test_conformance_rules_find_no_error(package: Path) -> None:
     for name, df in frames.items():
         if "USUBJID" in df.columns:
             assert set(df["USUBJID"]) <= set(dm["USUBJID"]), name
+
+
+def test_the_frames_handed_on_before_writing_are_those_read_back(tmp_path: Path) -> None:
+    """``inoconv run`` hands ADaM the SDTM datasets as ``as_read_back`` gives them while the package is written:
+    they must be, frame for frame and in the same order, what ``read_package`` reads from the written package."""
+    from converter.io.package import as_read_back, in_contract, read_package, write_package
+    from converter.records.sources import read_records
+    from converter.sdtm.pipeline import records_to_sdtm
+
+    result = records_to_sdtm(read_records(EXAMPLE / "odm" / "nct01371630.xml"))
+    study = result.forms.study
+    handed = in_contract(as_read_back(result.datasets, result.specs), result.specs)
+    write_package(tmp_path, result.datasets, result.specs, result.ct, standard="SDTMIG 3.4", study_oid=study.oid,
+                  study_name=study.name, protocol_name=study.protocol)  # fmt: skip
+    read = read_package(tmp_path, result.specs)
+    assert list(handed) == list(read) and len(read) == len(result.datasets)
+    for name, frame in read.items():
+        pd.testing.assert_frame_equal(handed[name], frame, check_exact=True, obj=name)

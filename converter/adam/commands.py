@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from converter.adam.pipeline import AdamResult, sdtm_to_adam
 from converter.errors import ConformanceError
-from converter.io.package import read_package
+from converter.io.package import in_contract, read_package
 from converter.spec.model import DatasetSpec
 
 Echo = Callable[[str], None]
@@ -44,11 +46,19 @@ def write_adam_package(result: AdamResult, out: Path, study_name: str | None = N
     return report.render()
 
 
-def adam_command(sdtm_dir: Path, out: Path, echo: Echo = print) -> None:
+def adam_command(
+    sdtm_dir: Path, out: Path, echo: Echo = print, read_back: dict[str, pd.DataFrame] | None = None
+) -> None:
+    """ADaM from the SDTM package in ``sdtm_dir``, written to ``out``. ``read_back``: that package's frames as its
+    XPT files give them (:func:`converter.io.package.as_read_back`), where they are at hand before the files are
+    (``inoconv run``): the same ADaM without reading the folder."""
     from converter.io.package_kind import expect_kind
 
-    expect_kind(Path(sdtm_dir), "adam", ("sdtm",))
-    sdtm = read_package(Path(sdtm_dir), _specs("sdtm"))
+    if read_back is None:
+        expect_kind(Path(sdtm_dir), "adam", ("sdtm",))
+        sdtm = read_package(Path(sdtm_dir), _specs("sdtm"))
+    else:
+        sdtm = in_contract(dict(read_back), _specs("sdtm"))
     result = sdtm_to_adam(sdtm)
     if result.checks:
         raise ConformanceError([f"ADaM cross-check failed: {m}" for m in result.checks])

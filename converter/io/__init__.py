@@ -20,12 +20,13 @@ if TYPE_CHECKING:
     from converter.io.define_check import crosscheck_define, validate_define
     from converter.io.manifest import build_manifest, verify_path
     from converter.io.outdir import OutputFolder, output_folder
-    from converter.io.package import check_package, read_package, write_package
+    from converter.io.package import as_read_back, check_package, in_contract, read_package, write_package
     from converter.io.package_kind import detect_kind, expect_kind
     from converter.io.xpt import check_for_xpt, read_xpt, write_xpt
 
 __all__ = [
     "OutputFolder",
+    "as_read_back",
     "atomic_dir",
     "atomic_write",
     "build_define",
@@ -35,6 +36,7 @@ __all__ = [
     "crosscheck_define",
     "detect_kind",
     "expect_kind",
+    "in_contract",
     "output_folder",
     "read_dataset_json",
     "read_package",
@@ -66,6 +68,8 @@ _WHERE = {
     "detect_kind": "package_kind",
     "expect_kind": "package_kind",
     "read_package": "package",
+    "as_read_back": "package",
+    "in_contract": "package",
     "write_package": "package",
     "check_package": "package",
     "build_manifest": "manifest",

@@ -9,7 +9,9 @@ Where ``os.fork`` does not exist, with one core, or with ``INOCONV_WORKERS=1`` i
 the function at once in this process and ``result`` gives its outcome: the same results, one after the other.
 
 :func:`prepare` forks a child early that warms up (imports, specs) and waits for :meth:`Job.go`: work that needs
-another stage's output can get its start-up cost done while that stage runs on the other core.
+another stage's output can get its start-up cost done while that stage runs on the other core. After ``go``,
+:meth:`Job.send` hands the running child more (what this process made since), which the child takes with
+:func:`next_message` when it needs it; this process never waits for the child to take it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Job(Generic[T]):
         self._error: BaseException | None = None
         self._fn: Callable[[], T] | None = None
         self._gate: int | None = None  # write end of the pipe the child waits on (a job started by prepare())
+        self._started = False  # go() was called
+        self._sent: list[Path] = []  # files of send()'s messages (removed by the child that reads them, else here)
         self._receive = receive
         if not fork:
             if warm is not None:  # run at go(): nothing to overlap here
@@ -76,6 +80,7 @@ class Job(Generic[T]):
             try:
                 if warm is not None:
                     os.close(self._gate)  # type: ignore[arg-type]
+                    _set_inbox(gate_r)
                     _warm_quietly(warm)
                     message = _read_message(gate_r)
                     if message is None:  # the parent stopped (or ended) before go()
@@ -100,25 +105,62 @@ class Job(Generic[T]):
             self._error = exc
         self._done = True
 
+    @property
+    def forked(self) -> bool:
+        """The job runs (or waits to run) in a child process."""
+        return self.pid is not None
+
     def go(self, message: Callable[[], bytes] | None = None) -> None:
         """Let a job started by :func:`prepare` run (here and now where it was not forked); ``message`` makes the
         bytes its ``receive`` is given first, in the child (not called where the job runs here)."""
+        if self._started:
+            raise RuntimeError("go() was called already")
+        self._started = True
         if self._fn is not None:
             fn, self._fn = self._fn, None
             self._run_here(fn)
         elif self._gate is not None:
-            gate, self._gate = self._gate, None
             data = message() if message is not None and self._receive is not None else b""
             try:
-                with os.fdopen(gate, "wb", closefd=False) as pipe:
+                with os.fdopen(self._gate, "wb", closefd=False) as pipe:
                     pipe.write(b"g" + struct.pack("<Q", len(data)) + data)
-            finally:
-                os.close(gate)
+            except OSError:  # the child is gone: result() says how it ended
+                self._close_gate()
+
+    def send(self, message: Callable[[], bytes]) -> None:
+        """After :meth:`go`, hand the child ``message()`` (called only where the job runs in a child), which it
+        reads with :func:`next_message`. The bytes go through a file and the pipe carries only its name, so this
+        returns at once whatever the child is doing; a child that has ended is not an error here."""
+        if not self._started:
+            raise RuntimeError("send() comes after go()")
+        if self._gate is None:
+            return
+        fd, name = tempfile.mkstemp(prefix="inoconv-message.", suffix=".pickle")
+        with os.fdopen(fd, "wb") as f:
+            f.write(message())
+        self._sent.append(Path(name))
+        path = os.fsencode(name)
+        try:
+            os.write(self._gate, b"f" + struct.pack("<Q", len(path)) + path)  # far below a pipe's atomic size
+        except OSError:
+            self._close_gate()
+
+    def _close_gate(self) -> None:
+        if self._gate is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._gate)  # a child waiting in next_message() reads end-of-file
+            self._gate = None
+
+    def _forget_sent(self) -> None:
+        for path in self._sent:
+            path.unlink(missing_ok=True)  # a message the child never took
+        self._sent = []
 
     def result(self) -> T:
         """Wait for the job; its return value, or its exception raised here."""
-        if self._fn is not None or self._gate is not None:
+        if self._fn is not None or (self._gate is not None and not self._started):
             raise RuntimeError("a prepared job gives its result after go()")
+        self._close_gate()  # nothing more will be sent
         if not self._done:
             self._wait()
         if self._error is not None:
@@ -136,6 +178,7 @@ class Job(Generic[T]):
                 kind, payload = "error", ChildFailed(f"the child process ended without a result (status {status})")
         finally:
             self._file.unlink(missing_ok=True)
+            self._forget_sent()
         self._done = True
         if kind == "value":
             self._value = payload
@@ -147,16 +190,14 @@ class Job(Generic[T]):
     def cancel(self) -> None:
         """Stop the child if it still runs (this process is failing); its result is dropped."""
         self._fn = None
-        if self._gate is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._gate)  # a waiting child reads end-of-file and leaves
-            self._gate = None
+        self._close_gate()  # a waiting child reads end-of-file and leaves
         if self.pid is not None:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGTERM)
                 os.waitpid(self.pid, 0)
             self.pid = None
             self._file.unlink(missing_ok=True)
+        self._forget_sent()
         self._done = True
 
 
@@ -174,6 +215,33 @@ def prepare(
     does not allow a child, ``warm`` and ``receive`` are skipped and ``go`` runs ``fn`` here. An exception of
     ``warm`` is ignored (``fn`` meets the same problem and reports it)."""
     return Job(fn, fork=parallel(), warm=warm, receive=receive)
+
+
+_inbox: int | None = None  # in a child of prepare(): the pipe its job's messages come through
+
+
+def _set_inbox(fd: int) -> None:
+    global _inbox
+    _inbox = fd
+
+
+def next_message() -> bytes | None:
+    """In the child of a job of :func:`prepare`, the next message :meth:`Job.send` gave it, waiting for it; None
+    where there is none to wait for: this process is not such a child, or the parent will send nothing more (it
+    closed the pipe: it waits for the result, or stopped)."""
+    if _inbox is None:
+        return None
+    head = _read_exactly(_inbox, 9)
+    if head is None or head[:1] != b"f":
+        return None
+    name = _read_exactly(_inbox, struct.unpack("<Q", head[1:])[0])
+    if name is None:
+        return None
+    path = Path(os.fsdecode(name))
+    try:
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _read_exactly(fd: int, n: int) -> bytes | None:

@@ -280,11 +280,26 @@ def read_package(folder: Path, specs: Mapping[str, DatasetSpec] | None = None) -
             out[(meta.name or path.stem).upper()] = df
     if not out:
         raise FileNotFoundError(f"{folder}: no datasets (*.xpt or Dataset-JSON)")
-    for name, df in out.items():
+    return in_contract(out, specs)
+
+
+def in_contract(frames: dict[str, pd.DataFrame], specs: Mapping[str, DatasetSpec] | None) -> dict[str, pd.DataFrame]:
+    """``frames`` (name -> frame as the XPT reader gives it) in the data contract, changed in place and returned:
+    the integer variables of a known spec as Int64 (what :func:`read_package` gives)."""
+    for name, df in frames.items():
         spec = (specs or {}).get(name)
         if spec is None:
             continue
         for var in spec.variables:
             if var.type == "integer" and var.name in df.columns:
                 df[var.name] = pd.to_numeric(df[var.name], errors="coerce").round().astype("Int64")
-    return out
+    return frames
+
+
+def as_read_back(datasets: Mapping[str, pd.DataFrame], specs: Mapping[str, DatasetSpec]) -> dict[str, pd.DataFrame]:
+    """The frames :func:`read_package` reads from the XPT files :func:`write_package` writes for ``datasets``, before
+    :func:`in_contract`, in the same order (by file name): each frame as the XPT reader returns it. Its
+    verification checks exactly this equality (:func:`_verify`), so a package that was written gives these frames
+    back; ``inoconv run`` hands them to the next stage while the package is still being written."""
+    names = sorted((n for n in datasets if n in specs), key=lambda n: dataset_file_names(n)[0])
+    return {n: _normalised(datasets[n], specs[n]) for n in names}
