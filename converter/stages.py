@@ -35,12 +35,13 @@ def run_sdtm(
     parquet: Path | None = None,
     validate: bool = True,
     progress: Tick = no_progress,
-    built: Callable[[Any], object] | None = None,
+    hand_on: Callable[[dict[str, Any]], object] | None = None,
 ) -> dict[str, int]:
     """Records (ODM-XML or CSV folder) -> SDTM package in ``out``; returns rows per dataset.
 
-    ``progress``: ticked per step (read the records, convert them, write the package). ``built``: called with the
-    conversion's result (its ``datasets`` and ``specs``) once the datasets are made, before the package is written.
+    ``progress``: ticked per step (read the records, convert them, write the package). ``hand_on``: called with the
+    SDTM datasets as the package will read them back (:func:`converter.io.package.as_read_back`: name -> frame)
+    once they are made, before the package is written (and verified against those frames).
 
     ``engine="spark"`` runs the same per-subject conversion on Spark (a CSV folder is read by Spark itself;
     an ODM file is read here first), ``partitions`` subject groups at a time.
@@ -70,8 +71,12 @@ def run_sdtm(
     total = sum(int(str(r["records"])) for r in acc_rows)
     rejected = result.accounting.rejected()
     echo(f"{total} source records: {total - rejected} in SDTM rows, {rejected} rejected")
-    if built is not None:
-        built(result)
+    read_back = None
+    if hand_on is not None:
+        from converter.io.package import as_read_back
+
+        read_back = as_read_back(result.datasets, result.specs)
+        hand_on(read_back)
     write_package(
         out,
         result.datasets,
@@ -81,6 +86,7 @@ def run_sdtm(
         study_oid=result.forms.study.oid,
         study_name=result.forms.study.name,
         protocol_name=result.forms.study.protocol,
+        read_back=read_back,
     )
     progress(step="done")
     counts = {name: len(df) for name, df in result.datasets.items()}
@@ -297,19 +303,17 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     def receive(message: bytes) -> None:
         given["sdtm"] = pickle.loads(message)  # made by hand_off below, in the parent of this process
 
-    def hand_off(result: Any) -> None:
+    def hand_off(frames: dict[str, Any]) -> None:
         """The SDTM datasets as the package will read back, to the child while the package is written here."""
-        from converter.io.package import as_read_back
-
-        if analysis is not None and analysis.forked:
-            frames = as_read_back(result.datasets, result.specs)
+        if analysis is not None:
             analysis.go(lambda: pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
             echo(part.lap("sdtm datasets"))  # of the sdtm line below, the part before the child could start
 
     if _have("converter.adam.commands") and _have("converter.report.commands"):  # found, imported by the child
         analysis = prepare(warm, lambda: _analysis_side(out, final, warmed, given), receive)
     try:
-        counts = run_sdtm(source, out / "sdtm", echo, built=hand_off)
+        early = analysis is not None and analysis.forked
+        counts = run_sdtm(source, out / "sdtm", echo, hand_on=hand_off if early else None)
         echo(clock.lap("sdtm"))
         summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
         if analysis is not None:
