@@ -78,6 +78,12 @@ class SpecError(Exception):
         super().__init__("\n".join(self.messages))
 
 
+class MissingColumnError(SpecError, KeyError):
+    """A spec's rule reads a column that its source does not have: the spec names a variable the input lacks (the
+    spec is wrong, or the input is not the package it was written for). Exit code 2, as a spec error, naming the
+    spec file and line; a KeyError too, for code that looks a column up and tries something else."""
+
+
 class ConformanceError(Exception):
     """Output would not be conformant (e.g. an XPT label over 40 characters); nothing was written."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,31 @@ def test_spec_error_exits_2_before_reading_data(tmp_path: Path, monkeypatch: pyt
     assert result.exit_code == 2
     assert not (tmp_path / "o").exists()
     assert "dm.yaml" in result.output and "variable SEX" in result.output and "GENDER" in result.output
+
+
+
+def test_a_rule_reading_a_column_its_input_lacks_is_a_spec_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ADaM spec whose rule reads an SDTM variable the package does not have (found only when the rule runs on
+    the data) is exit 2 naming the spec file, its line and the variable, not an internal error."""
+    import shutil
+
+    sdtm = tmp_path / "sdtm"
+    made = runner.invoke(app, ["sdtm", str(EXAMPLE / "csv"), "--out", str(sdtm)])
+    assert made.exit_code == 0, made.output
+    root = Path(__file__).resolve().parent.parent / "mappings"
+    bad = tmp_path / "mappings"
+    shutil.copytree(root, bad)
+    adsl = bad / "adam" / "adsl.yaml"
+    text = adsl.read_text()
+    assert "DM.AGE" in text
+    adsl.write_text(text.replace("DM.AGE", "DM.NOSUCHVAR", 1))
+    monkeypatch.setenv("INOCONV_MAPPINGS", str(bad))
+    result = runner.invoke(app, ["adam", str(sdtm), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "Invalid mapping spec" in result.output
+    assert re.search(r"adsl\.yaml:\d+: ADSL\.AGE reads source field NOSUCHVAR, which source DM does not have",
+                     result.output), result.output  # fmt: skip
+    assert not (tmp_path / "o").exists()
 
 
 def test_help_is_fast_and_lazy() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.errors import Problem
+from converter.errors import MissingColumnError, Problem
 from converter.frames import text_column
 from converter.records.model import Records
 from converter.records.schema import FormSchema
@@ -34,6 +34,7 @@ __all__ = [
     "as_text",
     "dataset_rule",
     "full_dates",
+    "missing_column",
     "row_rule",
 ]
 
@@ -56,7 +57,7 @@ class RowContext:
     def col(self, name: str) -> pd.Series:
         if name in self.frame.columns:
             return self.frame[name]
-        raise KeyError(f"{self.spec.name}.{self.var.name}: source field {name} not in source {self.source.id}")
+        raise missing_column(self.spec, self.var, f"source field {name}, which source {self.source.id} does not have")
 
     def subject_ids(self) -> pd.Series:
         return self.col("SUBJID")
@@ -70,6 +71,13 @@ class DatasetContext:
     spec: DatasetSpec
     var: VariableSpec
     problems: list[Problem] = field(default_factory=list)
+
+
+def missing_column(spec: DatasetSpec, var: VariableSpec, what: str) -> MissingColumnError:
+    """The error of a rule of ``spec``'s ``var`` that reads ``what`` (a column its input lacks), naming the spec
+    file and the variable's line."""
+    where = f"{spec.path.name}:{var.line}: " if spec.path is not None and var.line else ""
+    return MissingColumnError([f"{where}{spec.name}.{var.name} reads {what}"])
 
 
 RowFn = Callable[[RowContext, dict[str, Any]], pd.Series]
