@@ -59,22 +59,24 @@ def critical_path(total_cpu: float, cpu: dict[str, float]) -> float:
     """The CPU seconds that cannot overlap: everything but what runs at once, plus the longer of each pair. The run
     forks a child at its start that warms up (imports, specs) beside the SDTM stage until the SDTM datasets are
     made (``sdtm datasets``, part of ``sdtm``), then builds ADaM and the report from them while this process writes
-    and verifies the SDTM package and does FHIR, its checks and the SDTM rules; the child's ADaM rules wait for the
-    package, its round trip (``round trip``) for the FHIR output (when the run says it ran them apart: a ``warm
-    up`` line). On an idle machine with two cores this is about the wall time (I/O waits aside); on a shared one
-    it is the figure that other jobs disturb least."""
+    and verifies the SDTM package and does FHIR, its checks and the SDTM rules, then the ADaM rules once the child
+    says ADaM is written; the child's round trip (``round trip``) waits for the FHIR output (when the run says it
+    ran them apart: a ``warm up`` line). On an idle machine with two cores this is about the wall time (I/O waits
+    aside); on a shared one it is the figure that other jobs disturb least."""
     from converter.io.forked import parallel
 
     if not parallel() or "warm up" not in cpu:  # the run here does the same, one stage after the other
         return total_cpu
     c = cpu.get
     made = c("sdtm datasets", c("sdtm", 0.0))
-    package = c("sdtm", 0.0) - made if "sdtm datasets" in cpu else 0.0
+    package = c("sdtm", 0.0) - made
     first = (c("warm up", 0.0), made)
-    here = package + c("fhir", 0.0) + c("fhir checks", 0.0) + c("sdtm rules", 0.0)
-    adam_rules = max(c("adam", 0.0) + c("report", 0.0), package) + c("adam rules", 0.0)  # after the package
-    child = max(adam_rules, package + c("fhir", 0.0)) + c("round trip", 0.0)  # the round trip after the FHIR
-    apart = sum(first) + here + sum(c(s, 0.0) for s in ("adam", "report", "adam rules", "round trip"))
+    analysis = c("adam", 0.0) + c("report", 0.0)
+    fhir = package + c("fhir", 0.0)
+    here = max(fhir + c("fhir checks", 0.0) + c("sdtm rules", 0.0), analysis) + c("adam rules", 0.0)
+    child = max(analysis, fhir) + c("round trip", 0.0)
+    apart = sum(first) + fhir + sum(c(s, 0.0) for s in ("fhir checks", "sdtm rules", "adam", "report", "adam rules",
+                                                         "round trip"))  # fmt: skip
     return total_cpu - apart + max(first) + max(child, here)
 
 

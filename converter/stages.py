@@ -221,16 +221,18 @@ class _Side:
 
 
 def _analysis_side(out: Path, final: Path, warmed: list[str], given: dict[str, Any]) -> _Side:
-    """ADaM, the report and validate's ADaM rules: all they read is ``sdtm/`` and what they write; then, in a child
-    that is told the FHIR output is written, validate's round trip.
+    """ADaM and the report (all they read is ``sdtm/`` and what they write); then, run apart from the parent,
+    validate's round trip once the parent says the FHIR is written, else validate's ADaM rules here.
 
     ``given["sdtm"]``, where the SDTM stage handed it over: the SDTM package's frames as read back
-    (:func:`converter.io.package.as_read_back`), so ADaM starts while that package is still being written; the
-    rules wait for it (the first :func:`converter.io.forked.next_message` brings its read cache, once it is
-    written), the round trip for the FHIR output (the second)."""
+    (:func:`converter.io.package.as_read_back`), so ADaM starts while that package is still being written. Run
+    apart, this side tells the parent that ADaM is written (with what it read back, so the parent's ADaM rules
+    need not parse it again): the parent, which has the shorter side, runs the ADaM rules; this side waits for the
+    SDTM package (the first :func:`converter.io.forked.next_message`) and the FHIR output (the second), then runs
+    the round trip."""
     from converter.adam.commands import adam_command
-    from converter.io import read_cache
-    from converter.io.forked import next_message
+    from converter.io import check_memo, read_cache
+    from converter.io.forked import next_message, tell_parent
     from converter.report.commands import report_command
     from converter.validate.folder import validate_folder
 
@@ -251,14 +253,20 @@ def _analysis_side(out: Path, final: Path, warmed: list[str], given: dict[str, A
         side.code = max(side.code, rc)
         side.rows.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
         side.lines.append(clock.lap(name))
-    written = next_message()  # the SDTM package is on disk (None: this is not a child, or nothing comes)
+    had = read_cache.keys()  # what the parent has too: the SDTM package it handed over (seeded below)
+    if not tell_parent(pickle.dumps((read_cache.snapshot(skip=had), check_memo.snapshot()))):
+        side.adam = validate_folder(out, families=("adam",))  # not apart: the parent waits for all of this
+        side.lines.append(clock.lap("adam rules"))
+        return side
+    written = next_message()  # the SDTM package is on disk, its read-back frames and checks with it
     if written is not None:
-        read_cache.seed(written)
-    side.adam = validate_folder(out, families=("adam",))
-    side.lines.append(clock.lap("adam rules"))  # validate's share, done here
-    if written is not None and next_message() is not None:  # the FHIR output is written
-        side.roundtrip = validate_folder(out, families=("roundtrip",))
-        side.roundtrip_line = clock.lap("round trip")
+        frames, checks = pickle.loads(written)
+        read_cache.seed(frames)
+        check_memo.seed(checks)
+        if next_message() is not None:  # the FHIR output is written
+            clock.lap()
+            side.roundtrip = validate_folder(out, families=("roundtrip",))
+            side.roundtrip_line = clock.lap("round trip")
     return side
 
 
@@ -282,7 +290,7 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     SDTM rules here, where the SDTM package just written is still in the read cache. If the package fails its
     verification, the run stops there and the child with it. The child's lines are shown in the
     stages' order and the findings in :func:`validate_folder`'s, so the output files are the same either way."""
-    from converter.io import read_cache
+    from converter.io import check_memo, read_cache
     from converter.io.forked import Job, prepare
 
     summary: list[dict[str, object]] = []
@@ -317,8 +325,8 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
         echo(clock.lap("sdtm"))
         summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
         if analysis is not None:
-            if analysis.forked:
-                analysis.send(read_cache.snapshot)  # the package just read back: the child need not parse it
+            if analysis.forked:  # the package just read back and checked: the child need not do it again
+                analysis.send(lambda: pickle.dumps((read_cache.snapshot(), check_memo.snapshot())))
             else:
                 analysis.go()  # runs here and now, on the package as written
         return _after_sdtm(out, echo, final, analysis, summary, clock, t0)
@@ -360,6 +368,15 @@ def _after_sdtm(
     early = validate_folder(out, families=("sdtm",))
     here.append(clock.lap("sdtm rules"))
     middle: list[Any] = []
+    told = analysis.hear() if apart else None  # ADaM is written: its rules are done here
+    if told is not None:
+        from converter.io import check_memo, read_cache
+
+        frames, checks = pickle.loads(told)
+        read_cache.seed(frames)
+        check_memo.seed(checks)
+        middle = validate_folder(out, families=("adam",))
+        here.append(clock.lap("adam rules"))
     if analysis is None:
         echo("(ADaM stage not available in this build)")
     else:
@@ -368,7 +385,8 @@ def _after_sdtm(
             echo(line)
         summary += side.rows
         code = max(code, side.code)
-        middle = side.adam
+        if told is None:  # the child ran the ADaM rules (not apart: all of its side ran here, before)
+            middle = side.adam
         if side.roundtrip is not None:
             late += side.roundtrip  # the fhir family's findings, then the round trip's, as one call gives them
             here.append(side.roundtrip_line)

@@ -208,3 +208,29 @@ def test_send_never_waits_for_a_busy_or_ended_child(
     job.send(lambda: b"late")  # no error here: result() says how the child ended
     with pytest.raises(ValueError, match="broken early"):
         job.result()
+
+
+def test_the_child_tells_the_parent_what_it_can_take_over(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tell_parent() in the child, hear() in the parent: the messages in order, then None once the child ended.
+    Run here, tell_parent() sends nothing and says so (False: the caller does the work itself), hear() has
+    nothing. A message the parent never heard is removed with the job."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the message files of both processes go here
+
+    def work() -> list[bool]:
+        return [forked.tell_parent(b"adam written"), forked.tell_parent(bytes(300_000))]
+
+    job = forked.prepare(lambda: None, work)
+    job.go()
+    if mode == "fork":
+        assert job.hear() == b"adam written"
+        assert job.hear() == bytes(300_000)
+        assert job.hear() is None  # the child has ended
+        assert job.result() == [True, True]
+    else:
+        assert job.result() == [False, False] and job.hear() is None
+    unheard = forked.prepare(lambda: None, lambda: forked.tell_parent(b"never heard"))
+    unheard.go()
+    assert unheard.result() is (mode == "fork")
+    assert not list(tmp_path.glob("inoconv-message.*"))  # every file of a message is gone, heard or not

@@ -8,18 +8,33 @@ finds the result of the first run when it runs again on the same contents; a fil
 another key, so the check runs again. Only results are kept (tuples of messages, never frames or trees), at most
 :data:`MAX_ENTRIES` of them and :data:`MAX_CHARS` characters of messages in all, least recently used dropped
 first. A check that raised is not remembered. A new process starts empty: ``inoconv validate`` run alone does
-every check itself.
+every check itself. :func:`snapshot` and :func:`seed` hand the results to another process of the same run
+(``inoconv run``'s two processes: what one checked while writing a package, the other need not check again when
+it validates that package; the keys hold the contents' hashes, so a result is used only for the same bytes).
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 
-__all__ = ["MAX_CHARS", "MAX_ENTRIES", "clear", "file_digest", "known", "lookup", "remember", "remembered", "stats"]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_ENTRIES",
+    "clear",
+    "file_digest",
+    "known",
+    "lookup",
+    "remember",
+    "remembered",
+    "seed",
+    "snapshot",
+    "stats",
+]
 
 MAX_ENTRIES = 4096
 MAX_CHARS = 8 * 1024 * 1024
@@ -103,3 +118,21 @@ def clear() -> None:
         _memo.clear()
         _chars = 0
         _stats.update(computed=0, reused=0)
+
+
+def snapshot() -> bytes:
+    """Every remembered result with its key, pickled (for :func:`seed` in another process of the same program)."""
+    with _lock:
+        entries = list(_memo.items())
+    return pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def seed(data: bytes) -> None:
+    """Remember the results of a :func:`snapshot` (made by this program: never give it bytes from elsewhere);
+    a key remembered here already keeps its result."""
+    if not data:
+        return
+    entries: list[tuple[Hashable, tuple[str, ...]]] = pickle.loads(data)
+    for key, value in entries:
+        if lookup(key) is None:
+            remember(key, value)

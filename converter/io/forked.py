@@ -11,7 +11,8 @@ the function at once in this process and ``result`` gives its outcome: the same 
 :func:`prepare` forks a child early that warms up (imports, specs) and waits for :meth:`Job.go`: work that needs
 another stage's output can get its start-up cost done while that stage runs on the other core. After ``go``,
 :meth:`Job.send` hands the running child more (what this process made since), which the child takes with
-:func:`next_message` when it needs it; this process never waits for the child to take it.
+:func:`next_message` when it needs it; this process never waits for the child to take it. The other way,
+:func:`tell_parent` in the child gives this process what :meth:`Job.hear` waits for (work it can take over).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Job(Generic[T]):
         self._gate: int | None = None  # write end of the pipe the child waits on (a job started by prepare())
         self._started = False  # go() was called
         self._sent: list[Path] = []  # files of send()'s messages (removed by the child that reads them, else here)
+        self._back: int | None = None  # read end of the pipe of the child's tell_parent() messages
         self._receive = receive
         if not fork:
             if warm is not None:  # run at go(): nothing to overlap here
@@ -65,9 +67,10 @@ class Job(Generic[T]):
                 return
             self._run_here(fn)
             return
-        gate_r = -1
+        gate_r = back_w = -1
         if warm is not None:
             gate_r, self._gate = os.pipe()
+            self._back, back_w = os.pipe()
         fd, name = tempfile.mkstemp(prefix="inoconv-job.", suffix=".pickle")
         os.close(fd)
         self._file = Path(name)
@@ -80,7 +83,8 @@ class Job(Generic[T]):
             try:
                 if warm is not None:
                     os.close(self._gate)  # type: ignore[arg-type]
-                    _set_inbox(gate_r)
+                    os.close(self._back)  # type: ignore[arg-type]
+                    _set_pipes(gate_r, back_w)
                     _warm_quietly(warm)
                     message = _read_message(gate_r)
                     if message is None:  # the parent stopped (or ended) before go()
@@ -97,6 +101,7 @@ class Job(Generic[T]):
         self.pid = pid
         if warm is not None:
             os.close(gate_r)
+            os.close(back_w)
 
     def _run_here(self, fn: Callable[[], T]) -> None:
         try:
@@ -135,15 +140,33 @@ class Job(Generic[T]):
             raise RuntimeError("send() comes after go()")
         if self._gate is None:
             return
-        fd, name = tempfile.mkstemp(prefix="inoconv-message.", suffix=".pickle")
-        with os.fdopen(fd, "wb") as f:
-            f.write(message())
-        self._sent.append(Path(name))
-        path = os.fsencode(name)
         try:
-            os.write(self._gate, b"f" + struct.pack("<Q", len(path)) + path)  # far below a pipe's atomic size
+            self._sent.append(_put(self._gate, message()))
         except OSError:
             self._close_gate()
+
+    def hear(self) -> bytes | None:
+        """Wait for the child's next :func:`tell_parent` message; None once the child has ended without another
+        (or where the job does not run in a child)."""
+        if self._back is None:
+            return None
+        message = _take(self._back)
+        if message is None:
+            self._close_back()
+        return message
+
+    def _close_back(self) -> None:
+        """Drop what the child told and was not heard (its files too); the child has ended or is being stopped."""
+        if self._back is None:
+            return
+        back, self._back = self._back, None
+        try:
+            os.set_blocking(back, False)  # what is in the pipe now; nothing is waited for
+            with contextlib.suppress(BlockingIOError):
+                while _take(back) is not None:
+                    pass
+        finally:
+            os.close(back)
 
     def _close_gate(self) -> None:
         if self._gate is not None:
@@ -179,6 +202,7 @@ class Job(Generic[T]):
         finally:
             self._file.unlink(missing_ok=True)
             self._forget_sent()
+            self._close_back()
         self._done = True
         if kind == "value":
             self._value = payload
@@ -198,6 +222,7 @@ class Job(Generic[T]):
             self.pid = None
             self._file.unlink(missing_ok=True)
         self._forget_sent()
+        self._close_back()
         self._done = True
 
 
@@ -218,23 +243,53 @@ def prepare(
 
 
 _inbox: int | None = None  # in a child of prepare(): the pipe its job's messages come through
+_outbox: int | None = None  # ... and the pipe of its tell_parent() messages
 
 
-def _set_inbox(fd: int) -> None:
-    global _inbox
-    _inbox = fd
+def _set_pipes(inbox: int, outbox: int) -> None:
+    global _inbox, _outbox
+    _inbox, _outbox = inbox, outbox
 
 
 def next_message() -> bytes | None:
     """In the child of a job of :func:`prepare`, the next message :meth:`Job.send` gave it, waiting for it; None
     where there is none to wait for: this process is not such a child, or the parent will send nothing more (it
     closed the pipe: it waits for the result, or stopped)."""
-    if _inbox is None:
-        return None
-    head = _read_exactly(_inbox, 9)
+    return None if _inbox is None else _take(_inbox)
+
+
+def tell_parent(message: bytes) -> bool:
+    """In the child of a job of :func:`prepare`, hand the parent ``message`` (what :meth:`Job.hear` gives); it goes
+    through a file, so this never waits for the parent. False where this process is not such a child (nothing
+    sent: the caller does the work itself)."""
+    if _outbox is None:
+        return False
+    _put(_outbox, message)
+    return True
+
+
+def _put(fd: int, message: bytes) -> Path:
+    """``message`` in a new temporary file whose name goes down the pipe ``fd`` (a write far below a pipe's atomic
+    size: it never waits for the reader). OSError where the reader is gone."""
+    handle, name = tempfile.mkstemp(prefix="inoconv-message.", suffix=".pickle")
+    with os.fdopen(handle, "wb") as f:
+        f.write(message)
+    path = os.fsencode(name)
+    try:
+        os.write(fd, b"f" + struct.pack("<Q", len(path)) + path)
+    except OSError:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def _take(fd: int) -> bytes | None:
+    """The next message :func:`_put` sent down ``fd`` (its file read and removed), waiting for it; None at end of
+    file (the writer closed its end: it ended, or sends nothing more)."""
+    head = _read_exactly(fd, 9)
     if head is None or head[:1] != b"f":
         return None
-    name = _read_exactly(_inbox, struct.unpack("<Q", head[1:])[0])
+    name = _read_exactly(fd, struct.unpack("<Q", head[1:])[0])
     if name is None:
         return None
     path = Path(os.fsdecode(name))

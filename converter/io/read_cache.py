@@ -89,10 +89,17 @@ def clear() -> None:
         _stats.update(parsed=0, reused=0)
 
 
-def snapshot() -> bytes:
-    """The cache's entries, pickled (for :func:`seed` in another process of the same program)."""
+def keys() -> frozenset[tuple[str, bytes]]:
+    """The keys of the entries now in the cache (to leave them out of a later :func:`snapshot`)."""
     with _lock:
-        entries = list(_cache.items())
+        return frozenset(_cache)
+
+
+def snapshot(skip: frozenset[tuple[str, bytes]] = frozenset()) -> bytes:
+    """The cache's entries, pickled (for :func:`seed` in another process of the same program); ``skip``: keys
+    (from :func:`keys`) of entries the other process has already."""
+    with _lock:
+        entries = [(k, v) for k, v in _cache.items() if k not in skip]
     return pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
 
 
