@@ -161,9 +161,9 @@ def _flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("case")
 def _case(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    env = pd.DataFrame({c: ctx.frame[c] for c in ctx.frame.columns if "." not in c}, index=ctx.frame.index)
-    for k, v in ctx.target.items():
-        env[k] = v
+    read = set().union(*(cond.names for cond, _ in a["when"]))  # only the columns the conditions read
+    env = pd.DataFrame({c: ctx.frame[c] for c in ctx.frame.columns if "." not in c and c in read and c not in
+                        ctx.target} | {k: v for k, v in ctx.target.items() if k in read}, index=ctx.frame.index)
     out = constant_column(a.get("else"), len(env), env.index)
     decided = pd.Series(False, index=env.index)
     for cond, value in a["when"]:  # conditions parsed at spec load (converter.spec.expr)
