@@ -1,7 +1,8 @@
-"""SAS XPORT version 5 output (the FDA transport format), written through pyreadstat, checked first.
+"""SAS XPORT version 5 output (the FDA transport format), checked first, written as pyreadstat writes it.
 
-pyreadstat writes whatever it is given: it silently cuts labels over 40 characters, lets values over 200 bytes
-and non-ASCII text through, and sizes a character variable by its longest value. So every rule of the format
+A writer writes whatever it is given (pyreadstat's, whose bytes :mod:`converter.io.xpt_write` makes with numpy):
+it silently cuts labels over 40 characters, lets values over 200 bytes and non-ASCII text through, and sizes a
+character variable by its longest value. So every rule of the format
 (and of the FDA's use of it) is checked *before* writing, by :func:`check_for_xpt`, and :func:`write_xpt` raises
 :class:`~converter.errors.ConformanceError` listing every problem rather than writing a file that a reviewer's
 tools would reject or read differently.
@@ -13,10 +14,8 @@ holding SAS day counts since 1960-01-01; they are written as plain numbers with 
 
 Length policy (shared with Dataset-JSON and Define-XML through :func:`char_lengths`): a character variable's XPT
 storage width is ``spec.length`` when the spec gives one, else its longest value in bytes (at least 1).
-pyreadstat has no argument for the storage width (``variable_display_width`` only sets the display width); it
-uses the longest encoded value, so the writer pads one value with trailing blanks to the wanted width. Trailing
-blanks are not significant in SAS (every reader strips them), so values read back unchanged. A frame without rows
-has no value to pad; the width fields of the NAMESTR records are then patched after writing.
+Values are blank padded to that width (trailing blanks are not significant in SAS: every reader strips them), so
+values read back unchanged; a frame without rows keeps the widths too.
 
 Numbers are 8-byte IBM floating point: every IEEE double in the IBM range converts exactly (checked against
 ``pyreadstat.read_xport``); negative zero is written as zero. Two known quirks of ``pandas.read_sas`` (not of the
@@ -30,7 +29,6 @@ import contextlib
 import math
 import os
 import re
-import struct
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from converter.io.sas_formats import SasFormat as SasFormat
 from converter.io.sas_formats import parse_sas_format
 from converter.io.sas_formats import temporal_kind as temporal_kind
 from converter.io.xpt_values import control_problems, label_problems, value_problems
+from converter.io.xpt_write import XportColumn, xport_bytes
 from converter.spec.model import DatasetSpec, VariableSpec
 
 XPT_MAX_NAME = 8
@@ -60,8 +59,6 @@ MAX_LISTED = 20  # rows listed per variable and rule; the rest are counted
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
 _LIBRARY_HEADER = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
-_NAMESTR_HEADER = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
-_NAMESTR_SIZE = 140
 
 
 # --- shared helpers (also used by the Dataset-JSON and Define-XML writers) ------------------------------------------
@@ -403,66 +400,38 @@ def _atomic_file_fallback(path: Path) -> Iterator[IO[bytes]]:
         yield fh
 
 
-def _frame_for_writer(df: pd.DataFrame, spec: DatasetSpec, widths: dict[str, int]) -> pd.DataFrame:
-    cols: dict[str, Any] = {}
+def writer_columns(df: pd.DataFrame, spec: DatasetSpec) -> list[XportColumn]:
+    """The frame's variables in spec order as :func:`converter.io.xpt_write.xport_bytes` takes them: character
+    values ``str`` ("" for missing) with the storage width of :func:`char_lengths`, numbers float64 (NaN
+    missing, -0.0 as 0.0)."""
+    widths = char_lengths(df, spec)
+    cols: list[XportColumn] = []
     for var in sorted(spec.variables, key=lambda v: v.order):
         col = df[var.name]
+        fmt = parse_sas_format(var.format) if var.format else None
         if is_char(var):
-            values = np.array(["" if _is_missing(v) else v for v in col.to_numpy(dtype=object)], dtype=object)
-            if len(values):
-                values[0] = values[0].ljust(widths[var.name])  # sets the storage width, see module doc
-            cols[var.name] = pd.Series(values, dtype=object)
+            values = col.to_numpy(dtype=object, copy=True)
+            values[pd.isna(values)] = ""
+            cols.append(XportColumn(var.name, var.label, False, widths[var.name], fmt, values))
         else:
             num = numeric_values(col)
             assert num is not None  # checked by check_for_xpt
-            num = num.copy()
-            num[num == 0.0] = 0.0  # -0.0 -> 0.0
-            cols[var.name] = pd.Series(num, dtype="float64")
-    return pd.DataFrame(cols)
+            cols.append(XportColumn(var.name, var.label, True, XPT_NUMERIC_WIDTH, fmt, num + 0.0))  # -0.0 -> 0.0
+    return cols
 
 
 def write_xpt(df: pd.DataFrame, spec: DatasetSpec, path: Path | str, *, checked: bool = False) -> Path:
     """Check, then write ``df`` as SAS XPORT version 5 at ``path`` (atomically). Raises ConformanceError.
-    ``checked=True``: the caller has just run :func:`check_for_xpt` on this frame and spec and it found nothing."""
+    ``checked=True``: the caller has just run :func:`check_for_xpt` on this frame and spec and it found nothing.
+    The bytes are pyreadstat's (:mod:`converter.io.xpt_write`)."""
     problems = [] if checked else check_for_xpt(df, spec)
     if problems:
         raise ConformanceError(problems)
     path = Path(path)
-    widths = char_lengths(df, spec)
-    frame = _frame_for_writer(df, spec, widths)
-    ordered = sorted(spec.variables, key=lambda v: v.order)
-    formats = {v.name: str(parse_sas_format(v.format)) for v in ordered if v.format}
+    data = xport_bytes(spec.name, spec.label, writer_columns(df, spec))
     with temp_path_for(path) as tmp:
-        pyreadstat.write_xport(
-            frame,
-            str(tmp),
-            file_label=spec.label,
-            column_labels=[v.label for v in ordered],
-            table_name=spec.name,
-            file_format_version=5,
-            variable_format=formats or None,
-        )
-        if len(frame) == 0:
-            _patch_widths(tmp, [widths.get(v.name, XPT_NUMERIC_WIDTH) for v in ordered])
+        tmp.write_bytes(data)
     return path
-
-
-def _patch_widths(path: Path, widths: list[int]) -> None:
-    """Set NAMESTR lengths/positions of a file *without observations* (nothing else depends on them)."""
-    data = bytearray(path.read_bytes())
-    start = data.find(_NAMESTR_HEADER)
-    if start < 0:
-        raise ConformanceError([f"{path}: no NAMESTR header in the file pyreadstat wrote"])
-    count = int(data[start + 54 : start + 58])
-    if count != len(widths):
-        raise ConformanceError([f"{path}: {count} variables written, {len(widths)} expected"])
-    pos = 0
-    for i, width in enumerate(widths):
-        off = start + 80 + i * _NAMESTR_SIZE
-        struct.pack_into(">h", data, off + 4, width)  # nlng
-        struct.pack_into(">i", data, off + 84, pos)  # npos
-        pos += width
-    path.write_bytes(bytes(data))
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
