@@ -5,10 +5,12 @@ or that carry no code (``fhir-code-system``, ``fhir-code-system-urn``, ``fhir-co
 What is a reference and what is a Coding is decided as by :func:`converter.fhir.resource_checks.iter_references`
 (every string ``reference`` of an object) and by :func:`converter.fhir.terminology_checks.check_codings` (the
 items of a ``coding`` array, of the resource's ``meta.security`` and ``meta.tag``, a ``valueCoding`` object;
-any other object with a ``system`` and a numeric ``value`` is a coded Quantity). The walk is iterative (a stack of
-the containers from the resource down to where it is, no recursion, no generators) and renders an element's path
-(``component[0].code.coding[1]``) only for a finding: the findings are those of walking each check on its own, in
-the same order (each resource in turn, its objects in document order, an object before what is inside it).
+any other object with a ``system`` and a numeric ``value`` is a coded Quantity). The walk recurses (a function for
+objects, one for arrays; no generators) down to :data:`_DEEP` levels and goes on iteratively below; each container
+carries a link to the one holding it (``(link, container, key)``), from which an element's path
+(``component[0].code.coding[1]``) is rendered only for a finding: the findings are those of walking each check on
+its own, in the same order (each resource in turn, its objects in document order, an object before what is inside
+it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ Resolve = Callable[[str], tuple[object | None, str | None]]
 SystemCheck = Callable[[str], tuple[str, str] | None]
 
 _LISTED_IN_META = ("security", "tag")  # lists of Codings in the resource's meta
+_DEEP = 120  # the walk recurses this deep; below, it goes on without recursion (_walk_iter)
+
+#: where a container is: (the link of the container holding it, the container, its key there); None above the resource
+Link = tuple[Any, Any, Any] | None
 
 
 def element_path(nodes: list[Any], keys: list[Any]) -> Any:
@@ -46,57 +52,117 @@ def scan_elements(
     refs: list[Problem] = []
     codes: list[Problem] = []
     known: dict[str, tuple[str, str] | None] = {}  # code system -> system_check's answer
+    it: Any = None
+
+    def visit(node: dict[str, Any], coding: bool, link: Link, k: Any) -> None:
+        _visit(node, coding, it, link, k, resolve, system_check, known, refs, codes)
+
+    def in_dict(node: dict[str, Any], link: Link, depth: int) -> None:
+        for k, v in node.items():
+            c = v.__class__
+            if c is str:
+                continue
+            if c is dict or (c is not list and isinstance(v, dict)):
+                if k == "valueCoding":
+                    visit(v, True, link, k)
+                elif "reference" in v or "system" in v:
+                    visit(v, False, link, k)
+                if depth < _DEEP:
+                    in_dict(v, (link, v, k), depth + 1)
+                else:
+                    _walk_iter(v, (link, v, k), False, visit)
+            elif c is list or isinstance(v, list):
+                listed = k == "coding" or (k in _LISTED_IN_META and _link_path(link) == "meta")
+                if depth < _DEEP:
+                    in_list(v, listed, (link, v, k), depth + 1)
+                else:
+                    _walk_iter(v, (link, v, k), listed, visit)
+
+    def in_list(node: list[Any], listed: bool, link: Link, depth: int) -> None:
+        for k, v in enumerate(node):
+            c = v.__class__
+            if c is str:
+                continue
+            if c is dict or (c is not list and isinstance(v, dict)):
+                if listed or "reference" in v or "system" in v:
+                    visit(v, listed, link, k)
+                if depth < _DEEP:
+                    in_dict(v, (link, v, k), depth + 1)
+                else:
+                    _walk_iter(v, (link, v, k), False, visit)
+            elif c is list or isinstance(v, list):
+                if depth < _DEEP:
+                    in_list(v, False, (link, v, k), depth + 1)
+                else:
+                    _walk_iter(v, (link, v, k), False, visit)
+
     for it in items:
         res: Any = it.resource
         if isinstance(res, dict):
-            top: Iterator[tuple[Any, Any]] = iter(res.items())
+            if "reference" in res or "system" in res:
+                visit(res, False, None, "")
+            in_dict(res, (None, res, None), 1)
         elif isinstance(res, list):
-            top = enumerate(res)
-        else:
-            continue
-        nodes: list[Any] = [res]  # the containers from the resource down to the one being walked
-        keys: list[Any] = []  # keys[j]: the key of nodes[j + 1] in nodes[j]
-        walks: list[Iterator[tuple[Any, Any]]] = [top]
-        coded = [False]  # per container: its objects are Codings (the items of a list of Codings)
-        if isinstance(res, dict) and ("reference" in res or "system" in res):
-            _visit(res, False, it, nodes[:0], keys, "", resolve, system_check, known, refs, codes)
-        while walks:
-            for k, v in walks[-1]:
-                c = v.__class__
-                if c is str:
-                    continue
-                if c is dict or (c is not list and isinstance(v, dict)):
-                    coding = coded[-1] or k == "valueCoding"
-                    if coding or "reference" in v or "system" in v:
-                        _visit(v, coding, it, nodes, keys, k, resolve, system_check, known, refs, codes)
-                    walks.append(iter(v.items()))
-                    listed = False
-                elif c is list or isinstance(v, list):
-                    walks.append(enumerate(v))
-                    listed = k == "coding" or (
-                        k in _LISTED_IN_META and isinstance(nodes[-1], dict) and element_path(nodes, keys) == "meta"
-                    )
-                else:
-                    continue
-                nodes.append(v)
-                keys.append(k)
-                coded.append(listed)
-                break
-            else:
-                walks.pop()
-                nodes.pop()
-                coded.pop()
-                if keys:
-                    keys.pop()
+            in_list(res, False, (None, res, None), 1)
     return refs, codes
+
+
+def _unroll(link: Link) -> tuple[list[Any], list[Any]]:
+    """(nodes, keys) of :func:`element_path` for the container of ``link`` (``nodes[-1]``)."""
+    nodes: list[Any] = []
+    keys: list[Any] = []
+    while link is not None:
+        parent, node, key = link
+        nodes.append(node)
+        if parent is not None:
+            keys.append(key)
+        link = parent
+    nodes.reverse()
+    keys.reverse()
+    return nodes, keys
+
+
+def _link_path(link: Link) -> Any:
+    """The path of the container of ``link``."""
+    return element_path(*_unroll(link))
+
+
+def _member_path(link: Link, k: Any) -> Any:
+    """The path of the member ``k`` of the container of ``link`` ("" for the resource itself: ``link`` None)."""
+    nodes, keys = _unroll(link)
+    return element_path(nodes, [*keys, k])
+
+
+def _walk_iter(root: Any, link: Link, listed: bool, visit: Callable[[dict[str, Any], bool, Link, Any], None]) -> None:
+    """What the recursive walk of :func:`scan_elements` does below ``root`` (the container of ``link``; ``listed``:
+    its items are Codings), without recursion: for elements nested deeper than the walk recurses."""
+    top: Iterator[tuple[Any, Any]] = iter(root.items()) if isinstance(root, dict) else enumerate(root)
+    walks: list[tuple[Iterator[tuple[Any, Any]], Any, Link, bool]] = [(top, root, link, listed)]
+    while walks:
+        walk, node, lk, coded = walks[-1]
+        for k, v in walk:
+            c = v.__class__
+            if c is str:
+                continue
+            if c is dict or (c is not list and isinstance(v, dict)):
+                coding = coded or k == "valueCoding"
+                if coding or "reference" in v or "system" in v:
+                    visit(v, coding, lk, k)
+                walks.append((iter(v.items()), v, (lk, v, k), False))
+                break
+            if c is list or isinstance(v, list):
+                sub = k == "coding" or (k in _LISTED_IN_META and isinstance(node, dict) and _link_path(lk) == "meta")
+                walks.append((enumerate(v), v, (lk, v, k), sub))
+                break
+        else:
+            walks.pop()
 
 
 def _visit(
     node: dict[str, Any],
     coding: bool,
     it: Located,
-    nodes: list[Any],
-    keys: list[Any],
+    link: Link,
     k: Any,
     resolve: Resolve | None,
     system_check: SystemCheck | None,
@@ -104,13 +170,13 @@ def _visit(
     refs: list[Problem],
     codes: list[Problem],
 ) -> None:
-    """The checks of one object, ``node`` (the member ``k`` of ``nodes[-1]``; the resource when ``nodes`` is
-    empty); its path is rendered only for a finding."""
+    """The checks of one object, ``node`` (the member ``k`` of the container of ``link``; the resource when
+    ``link`` is None); its path is rendered only for a finding."""
     ref = node.get("reference")
     if resolve is not None and isinstance(ref, str) and not ref.startswith("#"):
         target, why = resolve(ref)
         if target is None:
-            path = element_path(nodes, [*keys, k])
+            path = _member_path(link, k)
             msg = f"dangling reference: {why}"
             refs.append(problem(it.file, it.where, path or "reference", ref, "fhir-reference", msg))
     if system_check is None:
@@ -127,7 +193,7 @@ def _visit(
     missing = not (isinstance(code, str) and code.strip())
     if bad is None and not missing:
         return
-    path = element_path(nodes, [*keys, k])
+    path = _member_path(link, k)
     if bad is not None:
         codes.append(problem(it.file, it.where, path, system, *bad))
     if missing:
