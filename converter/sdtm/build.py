@@ -116,8 +116,8 @@ def _source_frame(
     """The rows of one source: the form's records with joined forms (by SUBJID), or inline rows."""
     if src.rows:
         return pd.DataFrame(list(src.rows)), (), "spec"
-    if src.dataset is not None:
-        df = built[src.dataset].copy()
+    if src.dataset is not None:  # not copied here: build_dataset filters or copies it
+        df = built[src.dataset]
         return df, ("USUBJID",) if "USUBJID" in df.columns else (), src.dataset
     assert src.form is not None
     base = records[src.form].copy()
@@ -145,17 +145,19 @@ def build_dataset(
     problems: list[Problem] | None = None,
 ) -> pd.DataFrame:
     problems = problems if problems is not None else []
-    pieces: list[pd.DataFrame] = []
+    pieces: list[tuple[dict[str, pd.Series], pd.Index]] = []
     for src in spec.sources:
         frame, label_key, file = _source_frame(src, records, built, schema)
         if src.where and len(frame):
-            keep = pd.Series(evaluate_mask(src.where, frame), index=frame.index)  # parsed at spec load
+            keep = evaluate_mask(src.where, frame)  # parsed at spec load
             if accounting is not None and src.form is not None:
                 accounting.account(src.form, records).left_out.setdefault(
                     f"{spec.name} where {src.where}", int((~keep).sum())
                 )
-            frame = frame[keep]
-        frame = frame.reset_index(drop=True)
+            frame = frame[keep]  # a copy
+        elif src.dataset is not None:
+            frame = frame.copy()  # a built dataset: the rules see a copy of their own
+        frame.index = pd.RangeIndex(len(frame))  # the frame is this build's own: no copy to renumber it
         labels = RecordLabels(frame, label_key)
         target: dict[str, pd.Series] = {}
         for var in spec.variables:
@@ -174,8 +176,7 @@ def build_dataset(
                 schema=schema, spec=spec, source=src, var=var, target=target, problems=problems,
             )  # fmt: skip
             target[var.name] = pd.Series(ROW[rule.name](ctx, rule.args).to_numpy(), index=frame.index)
-        piece = pd.DataFrame(target, index=frame.index)
-        pieces.append(piece)
+        pieces.append((target, frame.index))  # the columns, aligned to the frame's rows: stacked below
         if accounting is not None and src.form is not None and len(frame):
             for form in (src.form, *src.join):
                 acc = accounting.account(form, records)
@@ -187,12 +188,14 @@ def build_dataset(
                     acc.mapped |= hit
                     used = int(hit.sum())
                 acc.targets[spec.name] = acc.targets.get(spec.name, 0) + used
+    # copy=False: the columns as they are, not consolidated into blocks (a copy of every value that finalise
+    # makes again); dataset rules replace whole columns, never write into them
     if len(pieces) > 1:  # stack as object columns (column by column: fast); finalise() casts to the spec types
-        df = pd.DataFrame(
-            {c: np.concatenate([p[c].to_numpy(dtype=object) for p in pieces]) for c in pieces[0].columns}
-        )
+        df = pd.DataFrame({c: np.concatenate([p[c].to_numpy(dtype=object) for p, _ in pieces]) for c in pieces[0][0]},
+                          copy=False)  # fmt: skip
     else:
-        df = pieces[0].reset_index(drop=True) if pieces else pd.DataFrame(columns=spec.column_names)
+        df = pd.DataFrame(pieces[0][0], index=pieces[0][1], copy=False) if pieces else \
+            pd.DataFrame(columns=spec.column_names)  # fmt: skip
     for var in spec.variables:  # dataset rules see the whole stacked frame (one subject or a partition)
         rules = {r.name for r in var.rules.values()}
         dataset_rules = [r for r in var.rules.values() if rule_def(r.name).phase == "dataset"]
@@ -264,7 +267,7 @@ def sort_order(columns: list[np.ndarray | pd.api.extensions.ExtensionArray]) -> 
 def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Spec column order and types, rows sorted by the spec keys (stable, nulls first, as SAS sorts).
 
-    Built from arrays with the index set once (no alignment per column)."""
+    Built from arrays with the index set once (no alignment per column), not consolidated into blocks."""
     n = len(df)
     columns: dict[str, np.ndarray | pd.api.extensions.ExtensionArray] = {}
     for v in spec.ordered:
@@ -280,7 +283,9 @@ def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     if keys and n:
         order = sort_order([columns[k] for k in keys])
         columns = {c: a[order] for c, a in columns.items()}
-    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+    # the arrays as they are (each its own block): consolidating them copies every value; a frame of more than
+    # 100 columns is consolidated (pandas warns about inserting a column into a frame of that many blocks)
+    return pd.DataFrame(columns, index=pd.RangeIndex(n), copy=len(columns) > 100)
 
 
 def build_all(
