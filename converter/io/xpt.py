@@ -44,6 +44,7 @@ from converter.io.sas_formats import SAS_EPOCH as SAS_EPOCH
 from converter.io.sas_formats import SasFormat as SasFormat
 from converter.io.sas_formats import parse_sas_format
 from converter.io.sas_formats import temporal_kind as temporal_kind
+from converter.io.xpt_read import read_plain_v5
 from converter.io.xpt_values import control_problems, label_problems, value_problems
 from converter.io.xpt_write import XportColumn, xport_bytes
 from converter.spec.model import DatasetSpec, VariableSpec
@@ -497,7 +498,7 @@ def read_xpt(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
 
 
 def _read_checked(p: Path) -> tuple[pd.DataFrame, DatasetMeta]:
-    from converter.errors import InputError, problem
+    from converter.errors import InputError, Problem, problem
 
     try:
         if p.stat().st_size == 0:
@@ -509,10 +510,15 @@ def _read_checked(p: Path) -> tuple[pd.DataFrame, DatasetMeta]:
         ):
             msg = "not a SAS transport (XPT) file: the library header record is missing"
             raise InputError(problem(str(p), "record 1", "", head[:40].decode("latin-1"), "xpt", msg))
-        raw = control_problems(p) if head.startswith(_LIBRARY_HEADER) else None
-        if raw:
-            raise InputError(raw, context=str(p))
-        df, meta = _read_xpt(p)
+        plain = _read_plain(p) if head.startswith(_LIBRARY_HEADER) else None
+        raw: list[Problem] | None = []  # a plain file's text is printable ASCII: no control character in it
+        if plain is not None:
+            df, meta = plain
+        else:
+            raw = control_problems(p) if head.startswith(_LIBRARY_HEADER) else None
+            if raw:
+                raise InputError(raw, context=str(p))
+            df, meta = _read_xpt(p)
     except InputError:
         raise
     except Exception as exc:  # pyreadstat's ReadstatError and decoding errors carry no file name
@@ -525,6 +531,26 @@ def _read_checked(p: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     return df, meta
 
 
+def _column_meta(name: str, label: str | None, numeric: bool, width: int | None, fmt: str | None) -> ColumnMeta:
+    parsed = parse_sas_format(fmt if fmt and "." in fmt else f"{fmt}.") if fmt else None
+    return ColumnMeta(name, label or "", numeric, length=width, format=str(parsed) if parsed else None)
+
+
+def _read_plain(path: Path) -> tuple[pd.DataFrame, DatasetMeta] | None:
+    """The file read by :func:`converter.io.xpt_read.read_plain_v5` (what pyreadstat gives, for a v5 file of
+    the plain layout), else None: pyreadstat reads it."""
+    try:
+        plain = read_plain_v5(path.read_bytes())
+    except Exception:  # any surprise: pyreadstat reads the file and words what is wrong
+        return None
+    if plain is None:
+        return None
+    columns = tuple(_column_meta(c.name, c.label, c.numeric, c.width, c.format) for c in plain.columns)
+    df = plain.frame
+    meta = DatasetMeta(plain.table_name, plain.file_label, columns, len(df), {"format": "xport", "version": 5})
+    return df, meta
+
+
 def _read_xpt(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True)
     types = meta.readstat_variable_types
@@ -533,17 +559,7 @@ def _read_xpt(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     columns: list[ColumnMeta] = []
     for name, label in zip(meta.column_names, meta.column_labels, strict=True):
         numeric = types[name] != "string"
-        fmt = formats.get(name)
-        parsed = parse_sas_format(fmt if fmt and "." in fmt else f"{fmt}.") if fmt else None
-        columns.append(
-            ColumnMeta(
-                name=name,
-                label=label or "",
-                numeric=numeric,
-                length=widths.get(name),
-                format=str(parsed) if parsed else None,
-            )
-        )
+        columns.append(_column_meta(name, label, numeric, widths.get(name), formats.get(name)))
         if numeric:
             df[name] = df[name].astype("float64")
         else:
