@@ -43,5 +43,12 @@ def test_same_depth_as_the_whole_text_count() -> None:
     docs = [orjson.dumps(_doc(rng, rng.choice([0, 3, 50, 99, 100, 101, 150, 240]))) for _ in range(400)]
     docs += [orjson.dumps([_doc(rng, 30) for _ in range(8)]) for _ in range(50)]
     docs += [b"[" * 600 + b'"x]"' + b"]" * 600, b'"' + b"[" * 300 + b'"', b'{"a": "\\\\\\"[[["}']
+    plain = ["ok", "", "a b", "\\", "é"]  # strings without brackets, empty ones side by side ("" "" in the text)
+    for d in (0, 40, 99, 100, 101, 160):
+        doc: Any = rng.choice(plain)
+        for _ in range(d):
+            doc = {rng.choice(plain): doc, "": ""} if rng.random() < 0.5 else ["", doc, rng.choice(plain)]
+        docs.append(orjson.dumps(doc))
+        docs.append(orjson.dumps([doc, '"[', "", doc]))  # one string holding a bracket
     assert any(old_json_depth(d) > MAX_DEPTH for d in docs)
     assert [json_depth(d) for d in docs] == [old_json_depth(d) for d in docs]

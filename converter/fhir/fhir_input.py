@@ -48,8 +48,7 @@ _EXEMPT = ("text", "div")  # the narrative's XHTML (not a FHIR string; never car
 _STEP = np.zeros(256, dtype=np.int8)  # byte -> how it changes the nesting depth: { [ +1, } ] -1
 _STEP[[123, 91]] = 1
 _STEP[[125, 93]] = -1
-_STRUCTURAL = _STEP != 0  # the bytes json_depth looks at: brackets and quotes
-_STRUCTURAL[34] = True
+_NOT_STRUCTURAL = bytes(b for b in range(256) if b not in b'{}[]"')  # the bytes json_depth drops: all but {}[]"
 
 
 # --- files and lines -----------------------------------------------------------------------------------------------
@@ -103,10 +102,13 @@ def json_depth(raw: bytes) -> int:
     if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:  # an upper bound of the depth: nothing to count
         return 0
     text = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
-    a = np.frombuffer(text, dtype=np.uint8)
-    ch = a[np.flatnonzero(_STRUCTURAL[a])]  # the quotes and brackets alone, in order
+    # the quotes and brackets alone, in order; then two quotes side by side dropped: nothing between them, so every
+    # bracket left is in a string exactly when it was (most texts hold no bracket in a string: no quote is left)
+    structural = text.translate(None, _NOT_STRUCTURAL).replace(b'""', b"")
+    ch = np.frombuffer(structural, dtype=np.uint8)
     step = _STEP[ch].astype(np.int32)
-    step[(np.cumsum(ch == 34) & 1) == 1] = 0  # 34: '"'; a bracket after an odd number of quotes is in a string
+    if b'"' in structural:
+        step[(np.cumsum(ch == 34) & 1) == 1] = 0  # 34: '"'; a bracket after an odd number of quotes is in a string
     return int(np.cumsum(step).max()) if len(step) else 0
 
 
