@@ -5,6 +5,7 @@ codelists, value-level metadata, leaf files). Empty lists mean valid.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
 from functools import lru_cache, partial
 from pathlib import Path
@@ -32,9 +33,11 @@ from converter.spec.model import DatasetSpec
 
 # --- validation ----------------------------------------------------------------------------------------------------
 def schema_path() -> Path:
-    import odmlib
-
-    return Path(odmlib.__file__).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+    """odmlib's copy of the Define-XML 2.1 XSD, found without importing odmlib (0.05 s of CPU for a path)."""
+    spec = importlib.util.find_spec("odmlib")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("odmlib is needed for the Define-XML 2.1 schema", name="odmlib")
+    return Path(spec.origin).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@ study; the root sniffer; syntax and XSD errors as problems."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,9 +31,10 @@ LINE_LOOKUP_LIMIT = 64 * 1024 * 1024
 @lru_cache(maxsize=1)
 def odm_xsd() -> etree.XMLSchema:
     """The ODM 1.3.2 XML schema shipped with odmlib, loaded without network access."""
-    import odmlib
-
-    base = Path(odmlib.__file__).resolve().parent / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
+    spec = importlib.util.find_spec("odmlib")  # its folder, without importing it (0.05 s of CPU)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("odmlib is needed for the ODM 1.3.2 schema", name="odmlib")
+    base = Path(spec.origin).resolve().parent / "schemas" / "odm" / "1.3.2" / "ODM1-3-2.xsd"
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.parse(str(base), parser))
 
