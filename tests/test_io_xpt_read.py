@@ -115,3 +115,20 @@ def test_read_xpt_errors_unchanged_for_control_characters(tmp_path: Path) -> Non
     with pytest.raises(InputError) as info:
         xpt.read_xpt(path)
     assert "row 1" in str(info.value) and "control character" in str(info.value)
+
+
+def test_define_check_reads_plain_headers_as_pyreadstat(tmp_path: Path) -> None:
+    import pyreadstat
+
+    from converter.io import define_check
+
+    cases = [
+        _file(tmp_path, [_num("A", np.array([1.0]), label=""), _chr("B", ["x"], 3)], name="a.xpt", label=""),
+        _file(tmp_path, [_chr("B", ["x", ""], 30, label="Some label"), _num("N", np.zeros(2), "DATE9.")], name="b.xpt"),
+    ]
+    for path in cases:
+        ours = define_check._xpt_header(path)
+        assert isinstance(ours, define_check._XptHeader)
+        _, ref = pyreadstat.read_xport(str(path), metadataonly=True)
+        assert ours.column_names == ref.column_names and ours.column_labels == ref.column_labels
+        assert ours.file_label == ref.file_label and ours.variable_storage_width == ref.variable_storage_width

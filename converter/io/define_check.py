@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyreadstat
 from lxml import etree
 
 from converter.io.check_memo import file_digest, lookup, remember, remembered
@@ -28,6 +29,7 @@ from converter.io.define_metadata import (
     value_text,
 )
 from converter.io.xml_errors import describe_xml_error
+from converter.io.xpt_read import plain_v5_header
 from converter.spec.model import DatasetSpec
 
 
@@ -377,7 +379,7 @@ def _check_leaf(
     if target.suffix.lower() != ".xpt":
         return []
     problems: list[str] = []
-    _, meta = pyreadstat.read_xport(str(target), metadataonly=True)
+    meta = _xpt_header(target)
     xnames = list(meta.column_names)
     defs = [itemdefs.get(str(r.get("ItemOID"))) for r in refs]
     dnames = [str(d.get("Name")) for d in defs if d is not None]
@@ -398,3 +400,26 @@ def _check_leaf(
         if d.get("DataType") == "text" and d.get("Length") and width != int(str(d.get("Length"))):
             problems.append(f"{ds}.{var}: {href} width {width} differs from define.xml Length {d.get('Length')}")
     return problems
+
+
+@dataclass(frozen=True)
+class _XptHeader:
+    """The parts of ``pyreadstat.read_xport(..., metadataonly=True)``'s metadata that :func:`_check_leaf` uses."""
+
+    column_names: list[str]
+    column_labels: list[str | None]
+    file_label: str | None
+    variable_storage_width: dict[str, int]
+
+
+def _xpt_header(path: Path) -> Any:
+    """pyreadstat's metadata of an XPT file; for a plain v5 file (:func:`converter.io.xpt_read.plain_v5_header`) the
+    same values from the header bytes, without importing pyreadstat (empty labels None, as pyreadstat gives them)."""
+    head = plain_v5_header(path.read_bytes())
+    if head is None:
+        import pyreadstat
+
+        return pyreadstat.read_xport(str(path), metadataonly=True)[1]
+    cols = head.columns
+    return _XptHeader([c.name for c in cols], [c.label or None for c in cols], head.file_label or None,
+                      {c.name: c.width for c in cols})  # fmt: skip

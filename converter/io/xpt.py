@@ -37,7 +37,6 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
-import pyreadstat
 
 from converter.errors import ConformanceError
 from converter.io.sas_formats import SAS_EPOCH as SAS_EPOCH
@@ -552,6 +551,8 @@ def _read_plain(path: Path) -> tuple[pd.DataFrame, DatasetMeta] | None:
 
 
 def _read_xpt(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
+    import pyreadstat  # imported only for a file the numpy reader leaves to it
+
     df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True)
     types = meta.readstat_variable_types
     widths = meta.variable_storage_width

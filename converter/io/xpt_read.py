@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["PlainColumn", "PlainXport", "ibm_to_double", "read_plain_v5"]
+__all__ = ["PlainColumn", "PlainHeader", "PlainXport", "ibm_to_double", "plain_v5_header", "read_plain_v5"]
 
 _RECORD = 80
 _NAMESTR_SIZE = 140
@@ -131,8 +131,16 @@ def _columns(data: bytes, count: int) -> list[PlainColumn] | None:
     return out
 
 
-def read_plain_v5(data: bytes) -> PlainXport | None:
-    """The file's frame and metadata when its layout is the plain one (module doc), else None."""
+@dataclass(frozen=True)
+class PlainHeader:
+    table_name: str
+    file_label: str
+    columns: tuple[PlainColumn, ...]
+    data_start: int  # offset of the first observation
+
+
+def plain_v5_header(data: bytes) -> PlainHeader | None:
+    """The header of a file whose layout is the plain one (module doc; the values are not looked at), else None."""
     if len(data) < 9 * _RECORD or any(data[i * _RECORD : i * _RECORD + 48] != h for i, h in _HEADERS.items()):
         return None
     try:
@@ -149,8 +157,17 @@ def read_plain_v5(data: bytes) -> PlainXport | None:
         return None
     if len({c.name for c in columns}) != len(columns):
         return None
+    return PlainHeader(table_name, file_label, tuple(columns), obs + _RECORD)
+
+
+def read_plain_v5(data: bytes) -> PlainXport | None:
+    """The file's frame and metadata when its layout is the plain one (module doc), else None."""
+    head = plain_v5_header(data)
+    if head is None:
+        return None
+    columns = head.columns
     row_length = sum(c.width for c in columns)
-    body = np.frombuffer(data, dtype=np.uint8, offset=obs + _RECORD)
+    body = np.frombuffer(data, dtype=np.uint8, offset=head.data_start)
     rows = len(body) // row_length
     table = body[: rows * row_length].reshape(rows, row_length)
     filled = np.flatnonzero((table != 32).any(axis=1))
@@ -167,4 +184,4 @@ def read_plain_v5(data: bytes) -> PlainXport | None:
                 return None
             frame[col.name] = pd.Series(_char_values(np.ascontiguousarray(block)), dtype=object, name=col.name)
         at += col.width
-    return PlainXport(pd.DataFrame(frame, index=pd.RangeIndex(len(table))), table_name, file_label, tuple(columns))
+    return PlainXport(pd.DataFrame(frame, index=pd.RangeIndex(len(table))), head.table_name, head.file_label, columns)
