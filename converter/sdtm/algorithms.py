@@ -252,7 +252,10 @@ def _seq_sort_keys(col: pd.Series) -> list[np.ndarray] | None:
     missing values last (as '\uffff'); numbers by a null flag (missing last) and their values. None for any
     other column (mixed, dates, extension types) or text at or above '\uffff': those take the sort_values path."""
     if col.dtype == object:
-        codes, uniques = pd.factorize(col.to_numpy(), sort=True, use_na_sentinel=True)
+        values = col.to_numpy()
+        if pd.api.types.infer_dtype(values, skipna=False) in _NUMBER_KINDS:
+            return _object_number_keys(values)  # numbers held as objects (a stacked frame): sorted as numbers
+        codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
         if not all(isinstance(u, str) and u < "\uffff" for u in uniques):
             return None
         return [np.where(codes < 0, len(uniques), codes)]
@@ -261,6 +264,24 @@ def _seq_sort_keys(col: pd.Series) -> list[np.ndarray] | None:
         null = pd.isna(values)
         return [null, np.where(null, 0, values) if null.any() else values]
     return None
+
+
+_NUMBER_KINDS = ("integer", "integer-na", "floating", "mixed-integer-float")  # infer_dtype's kinds of numbers
+
+
+def _object_number_keys(values: np.ndarray) -> list[np.ndarray] | None:
+    """Lexsort keys of an object column of Python/numpy ints and floats, as floats: a null flag (NaN last, as
+    ``_seq_sorted_frame``'s '\uffff' sorts after every number) and the values (equal values tied, as its stable
+    sort ties them); None when a value is too large for a float to hold every integer exactly."""
+    try:
+        numbers = values.astype("float64")
+    except (TypeError, ValueError, OverflowError):
+        return None
+    null = np.isnan(numbers)
+    known = np.where(null, 0.0, numbers)
+    if (np.abs(known) >= 2.0**53).any():
+        return None
+    return [null, known]
 
 
 def _seq_sorted_frame(df: pd.DataFrame, by: list[str], sort_cols: list[str]) -> pd.Series:
