@@ -197,3 +197,41 @@ def test_usubjid_equals_concatenation() -> None:
         ids = text_column(frame["SUBJID"])
         expected = keep_where(("ST-" + ids.fillna("")).astype(object), ids.notna())
         assert [(type(v), v) for v in got] == [(type(v), v) for v in expected]
+
+
+def test_seq_of_object_numbers_equals_sorted_frame() -> None:
+    """Numbers held as objects (the columns of a frame stacked from several sources: ints, floats, NaN) take the
+    lexsort path and number the rows as the sorted frame does."""
+    from converter.sdtm import algorithms
+
+    rng = np.random.default_rng(5)
+    pools: list[list[object]] = [[1, 2, 3, np.int64(2), 10], [np.nan, 1.5, 2.0, -0.0, 0.0, 7.25], [1, 2.0, np.nan, 3, 2]]
+    taken = 0
+    for i in range(300):
+        n = int(rng.integers(1, 40))
+        frame = pd.DataFrame({"USUBJID": rng.choice(["S-1", "S-2", "S-10"], n)})
+        for c, pool in zip(("PARAMN", "ADT", "SRCSEQ"), pools[i % 3:] + pools[: i % 3], strict=True):
+            frame[c] = np.array([pool[j] for j in rng.integers(0, len(pool), n)], dtype=object)
+        sort_cols = ["USUBJID", "PARAMN", "ADT", "SRCSEQ"]
+        assert all(algorithms._seq_sort_keys(frame[c]) is not None for c in sort_cols)
+        expected = algorithms._seq_sorted_frame(frame, ["USUBJID"], sort_cols)
+        ctx = algorithms.DatasetContext(frame=frame, built={}, ct=None, spec=None, var=None)  # type: ignore[arg-type]
+        got = algorithms.DATASET["seq"](ctx, {"by": ["USUBJID"], "order": ["PARAMN", "ADT", "SRCSEQ"]})
+        pd.testing.assert_series_equal(got, expected, check_exact=True, check_names=False)
+        taken += 1
+    assert taken == 300
+    big = pd.Series(np.array([2**60, 1], dtype=object))
+    assert algorithms._seq_sort_keys(big) is None  # too large for a float: the sorted frame decides
+
+
+def test_integer_cast_of_object_integers_equals_to_numeric() -> None:
+    """Integers held as objects (with None, NaN, pd.NA among them) cast as to_numeric + round + Int64 casts them."""
+    rng = np.random.default_rng(6)
+    pools: list[list[object]] = [[1, 2, -3, np.int64(4), 0], [1, None, 2, np.nan, pd.NA, 5], [1, 2**60], [True, 1]]
+    for i in range(800):
+        pool = pools[i % 4]
+        n = int(rng.integers(0, 30))
+        values = np.array([pool[j] for j in rng.integers(0, len(pool), n)], dtype=object)
+        col = pd.Series(values, name="X", index=pd.RangeIndex(n) + 3)
+        expected = pd.to_numeric(col, errors="coerce").round().astype("Int64")
+        pd.testing.assert_series_equal(cast_column(col, "integer"), expected, check_exact=True)

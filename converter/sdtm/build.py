@@ -211,6 +211,9 @@ def build_dataset(
 
 def cast_column(col: pd.Series, vtype: str) -> pd.Series:
     if vtype == "integer":
+        exact = _object_integers(col) if col.dtype == object else None
+        if exact is not None:
+            return pd.Series(exact, index=col.index, name=col.name)
         num = pd.to_numeric(col, errors="coerce")
         if num.dtype.kind == "f":  # round and mask at once (astype('Int64') checks every value again)
             values = num.to_numpy()
@@ -224,11 +227,33 @@ def cast_column(col: pd.Series, vtype: str) -> pd.Series:
     return text_column(col)  # numbers become their shortest exact text
 
 
+def _object_integers(col: pd.Series) -> pd.arrays.IntegerArray | None:
+    """An object column of integers (Python or numpy; missing values among them) as ``Int64`` without parsing
+    each value as ``to_numeric`` does; None for anything else, or integers a float would not hold exactly
+    (``to_numeric`` may pass them through floats)."""
+    values = col.to_numpy()
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind not in ("integer", "integer-na"):
+        return None
+    null = pd.isna(values) if kind == "integer-na" else np.zeros(len(values), dtype=bool)
+    try:
+        ints = np.where(null, 0, values).astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if len(ints) and bool((np.abs(ints) >= 2**53).any()):
+        return None
+    return pd.arrays.IntegerArray(ints, null)
+
+
 def final_text(col: pd.Series) -> np.ndarray:
     """The values of ``text_column(col)``: a column of text and missing values only (what most rules give) is
     checked and cleaned per distinct value (missing and '' -> None, the text objects kept as they are); any other
     column goes through ``text_column``."""
     values = col.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # text only, nothing missing: no hashing
+        texts: np.ndarray = values.copy()
+        texts[values == ""] = None
+        return texts
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if not all(isinstance(u, str) for u in uniques):
         out: np.ndarray = text_column(col).to_numpy()
