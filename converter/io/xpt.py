@@ -138,7 +138,7 @@ def _is_missing(v: object) -> bool:
 
 
 def _is_printable_ascii(text: str) -> bool:
-    return text.isascii() and all(32 <= ord(c) < 127 for c in text)
+    return text.isascii() and text.isprintable()  # for ASCII: exactly 0x20-0x7E, in C, not per character
 
 
 # --- checks ----------------------------------------------------------------------------------------------------------
