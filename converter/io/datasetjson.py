@@ -368,8 +368,9 @@ def _read_dataset_json(path: Path | str) -> tuple[pd.DataFrame, DatasetMeta]:
             )
     data: dict[str, pd.Series] = {}
     metas: list[ColumnMeta] = []
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * width  # rows -> columns at once
     for j, c in enumerate(cols):
-        values = [r[j] for r in rows]
+        values = by_column[j]
         data_type = c.get("dataType", "string")
         target = c.get("targetDataType")
         numeric = data_type in ("integer", "decimal", "float", "double", "boolean") or target in TARGET_DATA_TYPES
