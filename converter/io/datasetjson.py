@@ -28,6 +28,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -147,7 +148,15 @@ _TO_ISO = {"date": _iso_date, "datetime": _iso_datetime, "time": _iso_time}
 def _json_column(col: pd.Series, var: VariableSpec) -> list[Any]:
     """One column as JSON-ready Python values (None for missing)."""
     if is_char(var):
-        return [v if isinstance(v, str) and v != "" else None for v in col.to_numpy(dtype=object)]
+        text = col.to_numpy(dtype=object)
+        if pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):  # str and missing only: at once
+            out = text.copy()
+            gone = pd.isna(text)
+            kept = ~gone
+            gone[kept] = text[kept] == ""
+            out[gone] = None
+            return list(out.tolist())
+        return [v if isinstance(v, str) and v != "" else None for v in text]
     values = numeric_values(col)
     if values is None:
         raise ConformanceError([f"{var.name}: numeric variable holds non-numeric values"])
@@ -238,7 +247,9 @@ def dataset_header(
     return {k: v for k, v in header.items() if v is not None}
 
 
+@lru_cache(maxsize=1)
 def _package_version() -> str:
+    """inoconv's installed version, read once per process (importlib.metadata parses the METADATA file each time)."""
     try:
         from importlib.metadata import version
 
