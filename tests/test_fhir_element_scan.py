@@ -25,6 +25,7 @@ from converter.fhir.resource_checks import (
     check_identifiers,
     check_ids,
     check_references,
+    identifiers_of,
     iter_references,
     structure_problems,
     validate_fhir_folder,
@@ -262,3 +263,41 @@ def test_validate_fhir_folder_same_findings(resources: list[dict[str, Any]], tmp
     got = validate_fhir_folder(tmp_path)
     assert {p.rule for p in got} >= {"fhir-reference", "fhir-code-system", "fhir-r4-model"}
     assert got == old_validate_fhir_folder(tmp_path)
+
+
+# --- the identifier table -------------------------------------------------------------------------------------------
+def old_by_ident(items: list[Located]) -> dict[tuple[str, str, str], list[Located]]:
+    out: dict[tuple[str, str, str], list[Located]] = {}
+    for it in items:
+        for system, value in identifiers_of(it.resource):
+            out.setdefault((it.rtype, system, value), []).append(it)
+    return out
+
+
+_IDENTS: list[Any] = [None, 5, "x", [], {}, {"value": "v"}, {"system": "urn:s", "value": "v"}, {"value": 3},
+                      [{"system": None, "value": "v"}, "s", None, {"system": "", "value": "v"}],
+                      [{"system": "urn:s", "value": "v"}, {"system": "urn:s", "value": "v"}], {"system": 7, "value": ""}]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_identifier_table_and_check(resources: list[dict[str, Any]], seed: int) -> None:
+    rng = random.Random(seed)
+    picked = [mutate(r, rng) if rng.random() < 0.3 else copy.deepcopy(r) for r in rng.sample(resources, 80)]
+    for r in rng.sample(picked, 30):
+        r["identifier"] = copy.deepcopy(rng.choice(_IDENTS))
+    if seed % 2:  # without a duplicate identifier: a resource kept when its identifiers are all new
+        seen: set[tuple[str, str, str]] = set()
+        unique = []
+        for r in picked:
+            keys = [(str(r.get("resourceType", "")), *i) for i in identifiers_of(r)]
+            if len(set(keys)) == len(keys) and not seen & set(keys):
+                seen |= set(keys)
+                unique.append(r)
+        assert len(seen) > 10
+        picked = unique
+    items = _items(picked + ([rng.choice(picked)] if seed % 2 == 0 else []))
+    index = Index(items)
+    assert index.by_ident == old_by_ident(items)
+    assert all(a is b for k, v in index.by_ident.items() for a, b in zip(v, old_by_ident(items)[k], strict=True))
+    assert check_identifiers(items, index) == check_identifiers(items)
+    assert bool(check_identifiers(items)) == (seed % 2 == 0)

@@ -181,11 +181,33 @@ class Index:
     def by_ident(self) -> dict[tuple[str, str, str], list[Located]]:
         """(type, system, value) -> the resources with that identifier."""
         if self._by_ident is None:
-            self._by_ident = {}
-            for it in self.items:
-                for system, value in identifiers_of(it.resource):
-                    self._by_ident.setdefault((it.rtype, system, value), []).append(it)
+            by: dict[tuple[str, str, str], list[Located]] = {}
+            self._by_ident = by
+            for it in self.items:  # identifiers_of of each resource, inline (most resources have one identifier)
+                res = it.resource
+                ids = res.get("identifier")
+                if ids is None:
+                    continue
+                if isinstance(ids, dict):
+                    ids = [ids]
+                elif not isinstance(ids, list):
+                    continue
+                rtype = str(res.get("resourceType", ""))  # it.rtype
+                for i in ids:
+                    if isinstance(i, dict):
+                        value = i.get("value")
+                        if isinstance(value, str):
+                            key = (rtype, str(i.get("system") or ""), value)
+                            got = by.get(key)
+                            if got is None:
+                                by[key] = [it]
+                            else:
+                                got.append(it)
         return self._by_ident
+
+    def identifiers_unique(self) -> bool:
+        """No (type, system, value) names two resources (or one twice): :func:`check_identifiers` finds nothing."""
+        return all(len(v) == 1 for v in self.by_ident.values())
 
     def resolve(self, ref: str) -> tuple[Located | None, str | None]:
         """(target, None) or (None, why not)."""
@@ -224,8 +246,11 @@ def check_references(items: list[Located], index: Index | None = None) -> list[P
     return scan_elements(items, index.resolve, None)[0]
 
 
-def check_identifiers(items: list[Located]) -> list[Problem]:
-    """Every (type, system, value) identifies one resource."""
+def check_identifiers(items: list[Located], index: Index | None = None) -> list[Problem]:
+    """Every (type, system, value) identifies one resource. ``index``: that of ``items``, whose identifier table
+    answers at once when no identifier is used twice."""
+    if index is not None and index.identifiers_unique():
+        return []
     seen: dict[tuple[str, str, str], Located] = {}
     out: list[Problem] = []
     for it in items:
@@ -280,9 +305,10 @@ def _validated(items: list[Located], strict: bool, codings: bool) -> tuple[list[
     for it, errs in zip(items, structure_problems(items, strict), strict=True):
         for element, msg in errs:
             out.append(problem(it.file, it.where, element, "", "fhir-r4-model", msg))
-    refs, codes = scan_elements(items, Index(items).resolve, system_problem if codings else None)
+    index = Index(items)
+    refs, codes = scan_elements(items, index.resolve, system_problem if codings else None)
     out.extend(refs)
-    out.extend(check_identifiers(items))
+    out.extend(check_identifiers(items, index))
     out.extend(check_ids(items))
     return out, codes
 
