@@ -22,10 +22,10 @@ from converter.io.define_metadata import (
     LENGTH_TYPES,
     NS,
     XLINK_NS,
+    matches_mask,
     number_digits,
     odm_tag,
     text_number_digits,
-    value_matches,
     value_text,
 )
 from converter.io.xml_errors import describe_xml_error
@@ -353,7 +353,7 @@ def _check_vlm(
             if by not in df.columns or rc.get("Comparator") not in ("EQ", "IN"):
                 mask[:] = False
                 continue
-            mask &= pd.Series([value_matches(x, vals) for x in df[by].to_numpy(dtype=object)], index=df.index)
+            mask &= pd.Series(matches_mask(df[by].to_numpy(dtype=object), vals), index=df.index)
             desc.append(f"{by} in {sorted(vals)}")
         where = f"{ds}.{var} [{', '.join(desc)}]"
         values = _values_as_text(df.loc[mask.astype(bool), var])

@@ -275,9 +275,20 @@ def variable_lengths(df: pd.DataFrame | None, spec: DatasetSpec) -> dict[str, tu
 def _vlm_rows(df: pd.DataFrame | None, vl: ValueLevel, var: str) -> pd.Series | None:
     if df is None or vl.by not in df.columns or var not in df.columns:
         return None
-    mask = np.asarray([value_matches(x, {vl.value}) for x in df[vl.by].to_numpy(dtype=object)], dtype=bool)
+    mask = matches_mask(df[vl.by].to_numpy(dtype=object), {vl.value})
     rows: pd.Series = df.loc[mask, var]
     return rows
+
+
+def matches_mask(values: np.ndarray[Any, np.dtype[Any]], wanted: set[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """:func:`value_matches` of each value; a column of text and missing values only at once (text is its own
+    :func:`value_text`)."""
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        found = np.zeros(len(values), dtype=bool)
+        kept = ~pd.isna(values)
+        found[kept] = pd.Series(values[kept], dtype=object).isin(wanted).to_numpy(dtype=bool)
+        return found
+    return np.asarray([value_matches(x, wanted) for x in values], dtype=bool)
 
 
 def value_matches(value: Any, values: set[str]) -> bool:
