@@ -390,6 +390,8 @@ def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, 
 
 def _rows_at(df: pd.DataFrame, positions: np.ndarray, share: bool) -> pd.DataFrame:
     """The rows of ``df`` at ``positions``; of a shared frame, noted as taken from it (their key codes are its)."""
+    if share and len(positions) == len(df) and bool((positions == np.arange(len(df))).all()):
+        return df  # every row in its order: the shared frame itself, not a copy of it
     rows: pd.DataFrame = df.iloc[positions]
     return note_rows(rows, df, positions) if share else rows
 
@@ -439,6 +441,8 @@ def _filtered(frame: pd.DataFrame, condition: Any) -> pd.DataFrame:
     if condition is None or frame.empty:
         return frame
     keep = evaluate_mask(condition, frame)
+    if keep.all():  # every row (EX where EXDOSE > 0): the frame itself, not a copy of it
+        return frame
     return note_rows(frame[keep], frame, np.flatnonzero(keep))
 
 
