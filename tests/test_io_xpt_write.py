@@ -121,3 +121,16 @@ def test_numbers_over_the_whole_range_equal_pyreadstat(tmp_path: Path) -> None:
     ours = write_xpt(frame, spec, tmp_path / "ours.xpt", checked=True).read_bytes()
     theirs = _pyreadstat_bytes(frame, spec, tmp_path / "theirs.xpt")
     assert _STAMP.sub(b"T" * 16, ours) == _STAMP.sub(b"T" * 16, theirs)
+
+
+def test_numbers_the_writer_cannot_store_are_refused_before_writing() -> None:
+    """From 2**249 on the writer (as ReadStat) stores the largest IBM word, which does not read back as the value:
+    check_for_xpt refuses such a number (naming the variable and row) instead of a failed verification later."""
+    from converter.io.xpt import check_for_xpt
+
+    spec = _spec([{"name": "X", "label": "X", "type": "float"}])
+    fine = pd.DataFrame({"X": [2.0**249 * (1 - 2.0**-53), -(2.0**248), IBM_MIN, 0.0, np.nan]})
+    assert check_for_xpt(fine, spec) == []
+    for value in (2.0**249, -(2.0**250), IBM_MAX, IBM_MIN / 2):
+        problems = check_for_xpt(pd.DataFrame({"X": [1.0, value]}), spec)
+        assert len(problems) == 1 and "X" in problems[0] and "outside the IBM float range" in problems[0], problems

@@ -55,6 +55,9 @@ XPT_NUMERIC_WIDTH = 8
 #: Largest magnitude an 8-byte IBM float holds (16**63 * (1 - 16**-14)); smallest normalised is 16**-65.
 IBM_MAX = 16.0**63 * (1 - 16.0**-14)
 IBM_MIN = 16.0**-65
+#: Magnitudes from here on are written as the largest IBM word (ReadStat's ieee2xpt, which the writer follows,
+#: saturates from 2**249: its exponent arithmetic), so they would not read back: refused before writing.
+XPT_STORED_BELOW = 2.0**249
 MAX_LISTED = 20  # rows listed per variable and rule; the rest are counted
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
@@ -322,7 +325,7 @@ def _check_numeric(col: pd.Series, var: VariableSpec, err: _Collector, label: Ca
         err.add_row(var.name, "finite", f"{label(int(i))}: value {values[i]} cannot be stored in XPT")
     safe = np.where(finite, values, 0.0)
     mag = np.abs(safe)
-    out = (mag > IBM_MAX) | ((mag < IBM_MIN) & (mag != 0.0))
+    out = (mag >= XPT_STORED_BELOW) | ((mag < IBM_MIN) & (mag != 0.0))
     for i in np.flatnonzero(out):
         err.add_row(var.name, "range", f"{label(int(i))}: value {values[i]!r} is outside the IBM float range of XPT")
     if var.type == "integer":
