@@ -255,7 +255,15 @@ def test_validate_fhir_folder_same_findings(resources: list[dict[str, Any]], tmp
     rng = random.Random(99)
     picked = rng.sample(resources, 80)
     docs = [mutate(r, rng) if i % 2 else r for i, r in enumerate(picked)]
-    for n in range(4):
+    planted = [  # one of each kind the assertion below names, whatever the random sample holds
+        {"resourceType": "Observation", "id": "planted-ref", "status": "final", "code": {"text": "x"},
+         "subject": {"reference": "Patient/not-in-the-folder"}},
+        {"resourceType": "Observation", "id": "planted-system", "status": "final",
+         "code": {"coding": [{"system": "http://invented.example/codes", "code": "X1"}]}},
+        {"resourceType": "Patient", "id": "planted-model", "gender": 5},
+    ]  # fmt: skip
+    docs += planted  # in a Bundle of their own: a Bundle nested too deep (json-depth) is not read further
+    for n in range(5):
         entries = [{"fullUrl": f"urn:uuid:00000000-0000-0000-0000-{n:06d}{i:06d}", "resource": r}
                    for i, r in enumerate(docs[n * 20 : (n + 1) * 20])]  # fmt: skip
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}

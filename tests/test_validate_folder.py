@@ -127,3 +127,22 @@ def test_dataset_json_only_folder(sdtm, tmp_path: Path) -> None:
         p.unlink()
     findings = validate_folder(folder)
     assert not [f for f in findings if f.severity == "error" and not f.rule_id.startswith("INO-DEFINE")], findings
+
+
+def test_what_a_file_is_follows_the_file_as_it_is_now(tmp_path: Path) -> None:
+    """detect() remembers per process what each JSON file is (its top-level keys) for the file as it is: a file
+    replaced by another kind under the same name is seen as what it is now."""
+    import orjson
+
+    from converter.validate.folder import detect
+
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    doc = {"datasetJSONVersion": "1.1.0", "columns": [], "rows": []}
+    (folder / "dm.json").write_bytes(orjson.dumps(doc))
+    assert detect(folder) == {"sdtm": folder}
+    assert detect(folder) == {"sdtm": folder}  # asked again: the same answer
+    replacement = tmp_path / "other.json"
+    replacement.write_bytes(orjson.dumps({"resourceType": "Patient", "id": "p1", "padding": "x" * 40}))
+    replacement.replace(folder / "dm.json")  # another file (size, inode) under the same name
+    assert detect(folder) == {"fhir": folder}

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +87,25 @@ def relative(path: Path, root: Path) -> str:
 
 
 # --- what is in a folder ------------------------------------------------------------------------------------------
-def _json_head(path: Path) -> dict[str, Any] | None:
-    """The first JSON object of a .json/.ndjson file (whole document for .json), or None if not JSON."""
+_KEYS_KEPT = 4096  # files whose top-level keys are remembered (per process; the oldest forgotten first)
+_keys_seen: OrderedDict[tuple[str, int, int, int], frozenset[str] | None] = OrderedDict()
+_keys_lock = threading.Lock()
+
+
+def _json_keys(path: Path) -> frozenset[str] | None:
+    """The top-level keys of the first JSON object of a .json/.ndjson file (whole document for .json), or None if
+    it is not a JSON object. Remembered per process for the file as it is (path, size, modification time, inode):
+    one validation asks this of every file several times (:func:`detect`, :func:`all_dataset_files`), and
+    ``inoconv run`` validates the same folder in several calls."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    with _keys_lock:
+        if stamp in _keys_seen:
+            _keys_seen.move_to_end(stamp)
+            return _keys_seen[stamp]
     try:
         if path.suffix.lower() == ".ndjson":
             with path.open("rb") as fh:
@@ -95,18 +114,23 @@ def _json_head(path: Path) -> dict[str, Any] | None:
         else:
             doc = orjson.loads(path.read_bytes())
     except (orjson.JSONDecodeError, OSError):
-        return None
-    return doc if isinstance(doc, dict) else None
+        doc = None
+    keys = frozenset(doc) if isinstance(doc, dict) else None
+    with _keys_lock:
+        _keys_seen[stamp] = keys
+        if len(_keys_seen) > _KEYS_KEPT:
+            _keys_seen.popitem(last=False)
+    return keys
 
 
 def is_fhir_file(path: Path) -> bool:
-    head = _json_head(path) if path.suffix.lower() in (".json", ".ndjson") else None
-    return head is not None and "resourceType" in head
+    keys = _json_keys(path) if path.suffix.lower() in (".json", ".ndjson") else None
+    return keys is not None and "resourceType" in keys
 
 
 def is_dataset_json(path: Path) -> bool:
-    head = _json_head(path) if path.suffix.lower() in (".json", ".ndjson") else None
-    return head is not None and "resourceType" not in head and ("columns" in head or "datasetJSONVersion" in head)
+    keys = _json_keys(path) if path.suffix.lower() in (".json", ".ndjson") else None
+    return keys is not None and "resourceType" not in keys and ("columns" in keys or "datasetJSONVersion" in keys)
 
 
 def fhir_files(folder: Path) -> list[Path]:
@@ -133,7 +157,7 @@ def all_dataset_files(folder: Path, strict: bool = True) -> dict[str, list[Path]
     for p in sorted(folder.glob("*.xpt")):
         out.setdefault(p.stem.upper(), []).append(p)
     for p in sorted(folder.glob("*.json")) + sorted(folder.glob("*.ndjson")):
-        if is_dataset_json(p) or (not strict and (p.stem.upper() in out or _json_head(p) is None)):
+        if is_dataset_json(p) or (not strict and (p.stem.upper() in out or _json_keys(p) is None)):
             out.setdefault(p.stem.upper(), []).append(p)
     return dict(sorted(out.items()))
 
