@@ -136,3 +136,25 @@ def test_the_console_script_leaves_with_its_code_its_output_flushed_and_exit_han
     assert helped.returncode == 0 and helped.stdout.rstrip().endswith("─╯")  # the whole help, to its last line
     failed = subprocess.run([sys.executable, "-c", prog, "no-such-command"], capture_output=True, text=True)
     assert failed.returncode == 2 and "no-such-command" in failed.stderr
+
+
+def test_adam_rules_reading_what_is_not_there_name_the_spec_line() -> None:
+    """The ADaM rules' own look-ups (an earlier variable or source column, a dataset not built before) raise the
+    spec error of a missing column (exit 2 with the spec file and line), which is a KeyError too."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from converter.adam.common import right_rows, value_of
+    from converter.errors import MissingColumnError, SpecError
+
+    spec = SimpleNamespace(name="ADSL", path=Path("/somewhere/adsl.yaml"))
+    ctx = SimpleNamespace(target={}, frame=pd.DataFrame({"USUBJID": ["1"]}), built={}, spec=spec,
+                          var=SimpleNamespace(name="AGEGR1", line=42))  # fmt: skip
+    with pytest.raises(MissingColumnError) as exc:
+        value_of(ctx, "AGE")  # type: ignore[arg-type]
+    assert isinstance(exc.value, SpecError) and isinstance(exc.value, KeyError)
+    assert exc.value.messages == ["adsl.yaml:42: ADSL.AGEGR1 reads AGE, which is neither an earlier variable nor a "
+                                  "column of its source"]  # fmt: skip
+    with pytest.raises(MissingColumnError, match=re.escape("adsl.yaml:42: ADSL.AGEGR1 reads dataset ADAE, which is not")):
+        right_rows(ctx, {"dataset": "ADAE"})  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes,
 from converter.adam.shared import shared
 from converter.errors import problem
 from converter.frames import constant_column, null_column, text_column
-from converter.sdtm.context import RowContext, as_text
+from converter.sdtm.context import RowContext, as_text, missing_column
 from converter.spec.adam_rules import by_pairs, is_descending, order_var
 from converter.spec.expr import evaluate_mask
 
@@ -74,7 +74,7 @@ def value_of(ctx: RowContext, name: str) -> pd.Series:
         return ctx.target[name]
     if name in ctx.frame.columns:
         return ctx.frame[name]
-    raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: {name} is neither an earlier variable nor a source column")
+    raise missing_column(ctx.spec, ctx.var, f"{name}, which is neither an earlier variable nor a column of its source")
 
 
 def env_of(ctx: RowContext) -> pd.DataFrame:
@@ -426,7 +426,7 @@ def untied_picks(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], desc
 def right_rows(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     name = a["dataset"]
     if name not in ctx.built:
-        raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: dataset {name} is not available (add it to depends)")
+        raise missing_column(ctx.spec, ctx.var, f"dataset {name}, which is not built before it (add it to depends)")
     return rows_of(ctx.built[name], a.get("filter"))
 
 

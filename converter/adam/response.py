@@ -27,7 +27,7 @@ from converter.adam.common import (
 )
 from converter.adam.shared import shared
 from converter.frames import keep_where
-from converter.sdtm.context import DatasetContext, RowContext, as_text, dataset_rule, row_rule
+from converter.sdtm.context import DatasetContext, RowContext, as_text, dataset_rule, missing_column, row_rule
 from converter.spec.adam_rules import EVENT_COLUMNS, by_pairs
 from converter.spec.expr import evaluate_mask, filter_rows
 
@@ -91,7 +91,8 @@ def event_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     share the result within a build (:func:`converter.adam.shared.shared`)."""
     data = ctx.built.get(str(a["dataset"]))
     if data is None:
-        raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: dataset {a['dataset']} is not available (add it to depends)")
+        what = f"dataset {a['dataset']}, which is not built before it (add it to depends)"
+        raise missing_column(ctx.spec, ctx.var, what)
     key = ("extreme_event", repr(sorted((k, repr(v)) for k, v in a.items())))
     return shared(key, (ctx.frame, data), lambda: _choose(ctx, data, a))
 
@@ -143,7 +144,8 @@ def _event_attr(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     ch = event_choice(ctx, args)
     var = str(a.get("var") or ctx.var.name)
     if var not in ch.columns:
-        raise KeyError(f"{ctx.spec.name}.{ctx.var.name}: event_attr: {args['dataset']} has no column {var}")
+        what = f"{var} of {args['dataset']} (event_attr), which that dataset does not have"
+        raise missing_column(ctx.spec, ctx.var, what)
     return ch[var].astype(object)
 
 
