@@ -14,7 +14,7 @@ import pytest
 
 from converter.adam.pipeline import prepare_spec
 from converter.adam.response import confirmed
-from converter.errors import InputError, Problem, SpecError
+from converter.errors import InputError, MissingColumnError, Problem, SpecError
 from converter.sdtm.build import build_dataset
 from converter.spec.adam_rules import check_events
 from converter.spec.columns import expression_column_problems
@@ -269,7 +269,7 @@ def test_checks_before_data() -> None:
     # event_attr needs an extreme_event rule on the variable it names
     with pytest.raises(ValueError, match="AVALC has no extreme_event rule"):
         build([v("AVALC", {"assign": "x"}), v("ADT", {"event_attr": {"of": "AVALC"}})], {"ADSL": adsl(1)})
-    with pytest.raises(KeyError, match="OVR has no column NOPE"):
+    with pytest.raises(MissingColumnError, match=r"X reads NOPE of OVR \(event_attr\), which that dataset does not"):
         build(
             [v("AVALC", {"extreme_event": BOR}), v("X", {"event_attr": {"of": "AVALC", "var": "NOPE"}})],
             {"ADSL": adsl(1), "OVR": ovr([("S-1", 1, "CR")])},
