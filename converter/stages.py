@@ -369,6 +369,7 @@ def _after_sdtm(
     here.append(clock.lap("sdtm rules"))
     middle: list[Any] = []
     told = analysis.hear() if apart else None  # ADaM is written: its rules are done here
+    prepared = None
     if told is not None:
         from converter.io import check_memo, read_cache
 
@@ -377,6 +378,11 @@ def _after_sdtm(
         check_memo.seed(checks)
         middle = validate_folder(out, families=("adam",))
         here.append(clock.lap("adam rules"))
+        if (out / "report").is_dir():  # the page's parts that do not depend on the findings, while the child ends
+            from converter.report.html import prepare_run_view
+
+            prepared = prepare_run_view(out)
+            here.append(clock.lap("report view"))
     if analysis is None:
         echo("(ADaM stage not available in this build)")
     else:
@@ -406,7 +412,7 @@ def _after_sdtm(
     summary.append({"stage": "validate", "output": str(final / "validate"), "result": f"{errors} errors"})
     code = max(code, 1 if errors else 0)
     if (out / "report").exists():
-        write_run_view(out)  # report/index.html again, now with the findings linked into define.html
+        write_run_view(out, prepared=prepared)  # report/index.html again, now with the findings
     echo(clock.lap("validate"))
     echo("")
     echo(_table(summary, ["stage", "output", "result"]))

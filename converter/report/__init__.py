@@ -8,7 +8,7 @@ imported here, so library code importing the stage never loads the CLI).
 """
 
 from converter.report.endpoints import Endpoint, Endpoints, compute_endpoints
-from converter.report.html import write_index_html, write_run_view
+from converter.report.html import PreparedPage, prepare_index, prepare_run_view, write_index_html, write_run_view
 from converter.report.published import Comparison, compare, published_values
 from converter.report.render import write_report
 from converter.report.spec import AnalysisSpec, load_analysis_spec
@@ -19,12 +19,15 @@ __all__ = [
     "Comparison",
     "Endpoint",
     "Endpoints",
+    "PreparedPage",
     "clopper_pearson",
     "compare",
     "compute_endpoints",
     "kaplan_meier",
     "load_analysis_spec",
     "logrank",
+    "prepare_index",
+    "prepare_run_view",
     "published_values",
     "write_index_html",
     "write_report",

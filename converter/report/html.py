@@ -23,6 +23,7 @@ the anchors the Define-XML 2.1 stylesheet renders: ``#IG.<ItemGroupOID>`` for a 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -438,34 +439,36 @@ def _page_datasets(spec: AnalysisSpec) -> list[str]:
     return list(dict.fromkeys(n.upper() for n in names))
 
 
-def write_index_html(
+@dataclasses.dataclass(frozen=True)
+class PreparedPage:
+    """What ``index.html`` shows apart from validate's findings (:func:`prepare_index`): made once the report and
+    the ADaM package are written, rendered with the findings when they are all known."""
+
+    out_dir: Path
+    spec: AnalysisSpec
+    report: Any
+    links: Any
+    flow: Any
+    flow_note: str
+    ae: AeTable | None
+    ae_note: str
+    reconciled: list[Reconciliation]
+
+
+def prepare_index(
     report_dir: Path | str,
     report_json: Path | str | Mapping[str, Any] | None = None,
-    findings: Path | str | Iterable[Any] | None = None,
     define_href: str | Path | Sequence[str | Path] | None = None,
     *,
     adam: Mapping[str, pd.DataFrame] | Path | str | None = None,
-    title: str | None = None,
-    generated: str | None = None,
     spec: AnalysisSpec | None = None,
-) -> Path:
-    """Write ``report_dir/index.html``; returns its path.
-
-    * ``report_json``: the report stage's ``report.json`` (path or loaded dict); default ``report_dir/report.json``.
-    * ``findings``: validate's findings (Finding objects, dicts, or a ``findings.json`` path); default: a
-      ``findings.json`` in ``report_dir`` or in ``report_dir/../validate``.
-    * ``define_href``: the define.xml/define.html files to link to (``str``: href relative to the page; ``Path``:
-      a file); default: the ADaM package's define and the SDTM package beside it.
-    * ``adam``: the ADaM datasets (dict of frames, or the package folder) for the patient flow and the
-      adverse-event table the analysis spec defines.
-    * ``spec``: the analysis spec (default ``mappings/analysis/endpoints.yaml``).
-    """
+) -> PreparedPage:
+    """The parts of :func:`write_index_html`'s page that do not depend on the findings (same arguments)."""
     spec = spec or load_analysis_spec()
     out_dir = Path(report_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     adam_dir = Path(adam) if isinstance(adam, str | Path) else None
     report = load_report(report_json, out_dir)
-    found, source = load_findings(findings, out_dir)
     links = define_links(define_href, out_dir, adam_dir)
     frames = load_adam(adam, _page_datasets(spec))
     ae_spec = spec.adverse_events
@@ -485,20 +488,50 @@ def write_index_html(
                 reconciled = reconcile(report, ae, spec)
             except InputError as exc:
                 ae_note = "; ".join(p.message for p in exc.problems)
+    return PreparedPage(out_dir, spec, report, links, flow, flow_note, ae, ae_note, reconciled)
+
+
+def write_index_html(
+    report_dir: Path | str,
+    report_json: Path | str | Mapping[str, Any] | None = None,
+    findings: Path | str | Iterable[Any] | None = None,
+    define_href: str | Path | Sequence[str | Path] | None = None,
+    *,
+    adam: Mapping[str, pd.DataFrame] | Path | str | None = None,
+    title: str | None = None,
+    generated: str | None = None,
+    spec: AnalysisSpec | None = None,
+    prepared: PreparedPage | None = None,
+) -> Path:
+    """Write ``report_dir/index.html``; returns its path.
+
+    * ``report_json``: the report stage's ``report.json`` (path or loaded dict); default ``report_dir/report.json``.
+    * ``findings``: validate's findings (Finding objects, dicts, or a ``findings.json`` path); default: a
+      ``findings.json`` in ``report_dir`` or in ``report_dir/../validate``.
+    * ``define_href``: the define.xml/define.html files to link to (``str``: href relative to the page; ``Path``:
+      a file); default: the ADaM package's define and the SDTM package beside it.
+    * ``adam``: the ADaM datasets (dict of frames, or the package folder) for the patient flow and the
+      adverse-event table the analysis spec defines.
+    * ``spec``: the analysis spec (default ``mappings/analysis/endpoints.yaml``).
+    * ``prepared``: :func:`prepare_index` of the same arguments, made earlier (the others are then not read).
+    """
+    page_parts = prepared or prepare_index(report_dir, report_json, define_href, adam=adam, spec=spec)
+    out_dir = page_parts.out_dir
+    found, source = load_findings(findings, out_dir)
     page = render_index_html(
         out_dir,
-        report,
+        page_parts.report,
         found,
-        links,
-        flow=flow,
-        ae=ae,
+        page_parts.links,
+        flow=page_parts.flow,
+        ae=page_parts.ae,
         findings_source=source,
         title=title,
         generated=generated,
-        spec=spec,
-        reconciled=reconciled,
-        flow_note=flow_note,
-        ae_note=ae_note,
+        spec=page_parts.spec,
+        reconciled=page_parts.reconciled,
+        flow_note=page_parts.flow_note,
+        ae_note=page_parts.ae_note,
     )
     from converter.io.xpt import atomic_file
 
@@ -508,15 +541,23 @@ def write_index_html(
     return target
 
 
-def write_run_view(run_dir: Path | str, findings: Path | str | Iterable[Any] | None = None) -> Path:
-    """The reviewer's view of an ``inoconv run`` folder: the stylesheet and ``define.html`` beside
-    ``sdtm/define.xml`` and ``adam/define.xml``, then ``report/index.html`` linking to both."""
+def prepare_run_view(run_dir: Path | str) -> PreparedPage:
+    """The stylesheet and ``define.html`` beside ``sdtm/define.xml`` and ``adam/define.xml``, and the parts of
+    ``report/index.html`` that do not depend on the findings (once the report and the ADaM package are written)."""
     from converter.io.define_stylesheet import write_define_views
 
     run = Path(run_dir)
     write_define_views(run)
     defines = [p for p in (run / "adam" / "define.xml", run / "sdtm" / "define.xml") if p.is_file()]
     adam = run / "adam"
-    return write_index_html(
-        run / "report", findings=findings, define_href=defines, adam=adam if adam.is_dir() else None
-    )
+    return prepare_index(run / "report", define_href=defines, adam=adam if adam.is_dir() else None)
+
+
+def write_run_view(
+    run_dir: Path | str, findings: Path | str | Iterable[Any] | None = None, prepared: PreparedPage | None = None
+) -> Path:
+    """The reviewer's view of an ``inoconv run`` folder: the stylesheet and ``define.html`` beside
+    ``sdtm/define.xml`` and ``adam/define.xml``, then ``report/index.html`` linking to both (``prepared``:
+    :func:`prepare_run_view` of this folder, made earlier)."""
+    page_parts = prepared or prepare_run_view(run_dir)
+    return write_index_html(Path(run_dir) / "report", findings=findings, prepared=page_parts)
