@@ -44,6 +44,7 @@ from converter.io.xpt import (
     char_lengths,
     is_char,
     numeric_values,
+    plain_texts,
     row_labels,
     temporal_kind,
 )
@@ -149,13 +150,9 @@ def _json_column(col: pd.Series, var: VariableSpec) -> list[Any]:
     """One column as JSON-ready Python values (None for missing)."""
     if is_char(var):
         text = col.to_numpy(dtype=object)
-        if pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):  # str and missing only: at once
-            out = text.copy()
-            gone = pd.isna(text)
-            kept = ~gone
-            gone[kept] = text[kept] == ""
-            out[gone] = None
-            return list(out.tolist())
+        texts = plain_texts(text)  # str and missing only: at once
+        if texts is not None:
+            return list(texts.tolist())
         return [v if isinstance(v, str) and v != "" else None for v in text]
     values = numeric_values(col)
     if values is None:

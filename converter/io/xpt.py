@@ -466,16 +466,25 @@ class DatasetMeta:
         raise KeyError(f"{self.name}.{name} is not in the file")
 
 
+def plain_texts(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    """An object array of ``str`` and missing values only, as a copy with "" and every missing value as None, made
+    at once; None when ``values`` holds anything else (the caller then goes value by value)."""
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return None
+    out = values.copy()
+    gone = pd.isna(values)
+    kept = ~gone
+    gone[kept] = values[kept] == ""
+    out[gone] = None
+    return out
+
+
 def normalise_char(col: pd.Series) -> pd.Series:
     """Character column back to the data contract: object dtype, ``str`` or ``None`` ("" and NaN -> None)."""
     values = col.to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):  # text and missing only: at once
-        out = values.copy()
-        gone = pd.isna(values)
-        kept = ~gone
-        gone[kept] = values[kept] == ""
-        out[gone] = None
-        return pd.Series(out, index=col.index, dtype=object, name=col.name)
+    texts = plain_texts(values)
+    if texts is not None:
+        return pd.Series(texts, index=col.index, dtype=object, name=col.name)
     out = np.empty(len(values), dtype=object)
     out[:] = None
     for i, v in enumerate(values):
