@@ -231,7 +231,7 @@ def _analysis_side(out: Path, final: Path, warmed: list[str], given: dict[str, A
     SDTM package (the first :func:`converter.io.forked.next_message`) and the FHIR output (the second), then runs
     the round trip."""
     from converter.adam.commands import adam_command
-    from converter.io import check_memo, read_cache
+    from converter.io import read_cache
     from converter.io.forked import next_message, tell_parent
     from converter.report.commands import report_command
     from converter.validate.folder import validate_folder
@@ -254,15 +254,13 @@ def _analysis_side(out: Path, final: Path, warmed: list[str], given: dict[str, A
         side.rows.append({"stage": name, "output": str(final / name), "result": "ok" if rc == 0 else f"exit {rc}"})
         side.lines.append(clock.lap(name))
     had = read_cache.keys()  # what the parent has too: the SDTM package it handed over (seeded below)
-    if not tell_parent(pickle.dumps((read_cache.snapshot(skip=had), check_memo.snapshot()))):
+    if not tell_parent(_caches(skip=had)):
         side.adam = validate_folder(out, families=("adam",))  # not apart: the parent waits for all of this
         side.lines.append(clock.lap("adam rules"))
         return side
     written = next_message()  # the SDTM package is on disk, its read-back frames and checks with it
     if written is not None:
-        frames, checks = pickle.loads(written)
-        read_cache.seed(frames)
-        check_memo.seed(checks)
+        _seed_caches(written)
         if next_message() is not None:  # the FHIR output is written
             clock.lap()
             side.roundtrip = validate_folder(out, families=("roundtrip",))
@@ -280,17 +278,33 @@ def _have(module: str) -> bool:
         return False
 
 
+def _caches(skip: frozenset[tuple[str, bytes]] = frozenset()) -> bytes:
+    """This process's read cache (less the ``skip`` keys) and check results, for :func:`_seed_caches` in the other
+    process of the run: what one side read back and checked, the other need not do again."""
+    from converter.io import check_memo, read_cache
+
+    return pickle.dumps((read_cache.snapshot(skip=skip), check_memo.snapshot()), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _seed_caches(data: bytes) -> None:
+    from converter.io import check_memo, read_cache
+
+    frames, checks = pickle.loads(data)
+    read_cache.seed(frames)
+    check_memo.seed(checks)
+
+
 def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
     """Every stage into ``out`` (the staging folder that becomes ``final``).
 
     Two sides after SDTM, each in its own process on a two-core machine (:mod:`converter.io.forked`; one after the
-    other where that is not possible): ADaM, the report and validate's ADaM rules in a child forked at the start,
-    which imports and reads its specs while SDTM runs here and gets the SDTM datasets as soon as they are made, to
-    build ADaM while the SDTM package is written and verified here; FHIR, its checks, the round trip and validate's
-    SDTM rules here, where the SDTM package just written is still in the read cache. If the package fails its
-    verification, the run stops there and the child with it. The child's lines are shown in the
+    other where that is not possible). A child forked at the start imports and reads its specs while SDTM runs
+    here, gets the SDTM datasets as soon as they are made and builds ADaM and the report while the SDTM package is
+    written and verified here, then runs validate's round trip once the FHIR is written. This process does FHIR,
+    its checks and validate's SDTM rules, then the ADaM rules and the report page's parts that need no findings
+    once the child says ADaM is written (each side hands the other what it read back and checked). If the package
+    fails its verification, the run stops there and the child with it. The child's lines are shown in the
     stages' order and the findings in :func:`validate_folder`'s, so the output files are the same either way."""
-    from converter.io import check_memo, read_cache
     from converter.io.forked import Job, prepare
 
     summary: list[dict[str, object]] = []
@@ -326,7 +340,7 @@ def _run_stages(source: Path, out: Path, echo: Echo, final: Path) -> int:
         summary.append({"stage": "sdtm", "output": str(final / "sdtm"), "result": f"{len(counts)} datasets"})
         if analysis is not None:
             if analysis.forked:  # the package just read back and checked: the child need not do it again
-                analysis.send(lambda: pickle.dumps((read_cache.snapshot(), check_memo.snapshot())))
+                analysis.send(_caches)
             else:
                 analysis.go()  # runs here and now, on the package as written
         return _after_sdtm(out, echo, final, analysis, summary, clock, t0)
@@ -371,11 +385,7 @@ def _after_sdtm(
     told = analysis.hear() if apart else None  # ADaM is written: its rules are done here
     prepared = None
     if told is not None:
-        from converter.io import check_memo, read_cache
-
-        frames, checks = pickle.loads(told)
-        read_cache.seed(frames)
-        check_memo.seed(checks)
+        _seed_caches(told)
         middle = validate_folder(out, families=("adam",))
         here.append(clock.lap("adam rules"))
         if (out / "report").is_dir():  # the page's parts that do not depend on the findings, while the child ends
