@@ -244,7 +244,8 @@ def _analysis_side(out: Path, final: Path, warmed: list[str], given: dict[str, A
         return 0
 
     def report_stage() -> int:
-        return report_command(out / "adam", out / "report", side.lines.append, str(final / "adam"))
+        # index.html is written once, at the run's end, with the findings (its parts made by the parent meanwhile)
+        return report_command(out / "adam", out / "report", side.lines.append, str(final / "adam"), page=False)
 
     for name, fn in (("adam", adam_stage), ("report", report_stage)):
         side.lines.append(f"--- {name}")

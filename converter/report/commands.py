@@ -84,8 +84,11 @@ def _adam_specs() -> dict[str, DatasetSpec] | None:
     return dict(read_adam_specs(folder))
 
 
-def report_command(adam_dir: Path, out: Path, echo: Echo = print, source_label: str | None = None) -> int:
-    """``source_label``: how the report names ADAM_DIR (default: as given), e.g. where a run's staged folder goes."""
+def report_command(
+    adam_dir: Path, out: Path, echo: Echo = print, source_label: str | None = None, *, page: bool = True
+) -> int:
+    """``source_label``: how the report names ADAM_DIR (default: as given), e.g. where a run's staged folder goes.
+    ``page=False``: no index.html (``inoconv run`` writes it at its end, with validate's findings)."""
     from converter.io.package_kind import expect_kind
     from converter.report.endpoints import compute_endpoints
     from converter.report.html import write_index_html
@@ -101,7 +104,8 @@ def report_command(adam_dir: Path, out: Path, echo: Echo = print, source_label: 
     label = source_label or str(adam_dir)
     files = write_report(endpoints, comparisons, Path(out), source=label)
     defines = [Path(adam_dir) / "define.xml", Path(adam_dir).parent / "sdtm" / "define.xml"]
-    files.append(write_index_html(Path(out), define_href=defines, adam=adam, spec=spec))
+    if page:
+        files.append(write_index_html(Path(out), define_href=defines, adam=adam, spec=spec))
     echo(markdown(endpoints, comparisons, label))
     echo("wrote " + ", ".join(str(f) for f in files))
     return 0 if all(c.within for c in comparisons) else 1
