@@ -97,18 +97,26 @@ def adam_of(chain: Chain, sdtm: Mapping[str, pd.DataFrame]) -> Any:
 
 def ndjson_of(
     chain: Chain, sdtm: Mapping[str, pd.DataFrame], chunk: int = FHIR_CHUNK
-) -> Iterator[tuple[dict[str, bytes], list[Problem]]]:
-    """The subject-level FHIR resources of a partition as NDJSON (type -> lines), ``chunk`` subjects at a time,
-    with the problems met (references that resolve nowhere, duplicate identifiers)."""
-    from converter.fhir.ndjson import ndjson_lines
+) -> Iterator[tuple[dict[str, list[bytes]], list[Problem]]]:
+    """The subject-level FHIR resources of a partition as NDJSON (type -> its lines in build order, each without
+    its newline), ``chunk`` subjects at a time, with the problems met (references that resolve nowhere, duplicate
+    identifiers). Built as one column of lines per source (``Builder(columnar=True)``), no object per resource."""
     from converter.fhir.to_fhir import Builder, no_gc, subject_partitions
 
     if chain.fhir is None:
         return
     for part in subject_partitions(sdtm, chunk):
         with no_gc():
-            result = Builder(*chain.fhir, text=True).build(part, levels=("subject",), made_elsewhere=chain.made)
-        yield ndjson_lines(result), result.problems
+            result = Builder(*chain.fhir, columnar=True).build(part, levels=("subject",), made_elsewhere=chain.made)
+        by_type: dict[str, list[bytes]] = {}
+        for block in result.blocks:
+            got = by_type.get(block.rtype)
+            if got is None:
+                by_type[block.rtype] = block.lines
+            else:
+                got += block.lines
+        del result.blocks[:]
+        yield by_type, result.problems
 
 
 def findings_of(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -23,6 +24,7 @@ import pandas as pd
 from converter.errors import Problem
 from converter.io.csv_out import dict_writer
 
+_BUFFER = 1 << 20  # bytes buffered per open NDJSON file
 MAX_PROBLEMS = 1000  # problems, findings kept per partition and per run (every one is counted)
 
 
@@ -58,17 +60,19 @@ class PartitionFiles:
         """The datasets of ``stage`` (``sdtm``, ``adam``) as Parquet; the rows written per dataset."""
         return write_parquet_part(frames, self.work / stage, self.index)
 
-    def ndjson(self, lines: Mapping[str, bytes]) -> dict[str, int]:
-        """NDJSON lines appended to the partition's file of each resource type; the resources written per type."""
+    def ndjson(self, lines: Mapping[str, Sequence[bytes]]) -> dict[str, int]:
+        """NDJSON lines (each without its newline) appended to the partition's file of each resource type; the
+        resources written per type. The lines go through the file's buffer, never joined into one copy first."""
         counts: dict[str, int] = {}
-        for rtype, data in lines.items():
+        for rtype, texts in lines.items():
             fh = self._ndjson.get(rtype)
             if fh is None:
                 folder = ndjson_dir(self.work)
                 folder.mkdir(parents=True, exist_ok=True)
-                fh = self._ndjson[rtype] = open(folder / f"{rtype}.{self.index:05d}.ndjson", "wb")  # noqa: SIM115
-            fh.write(data)
-            counts[rtype] = data.count(b"\n")
+                path = folder / f"{rtype}.{self.index:05d}.ndjson"
+                fh = self._ndjson[rtype] = open(path, "wb", buffering=_BUFFER)  # noqa: SIM115
+            fh.writelines(chain.from_iterable(zip(texts, repeat(b"\n"))))
+            counts[rtype] = len(texts)
         return counts
 
     def close(self) -> None:

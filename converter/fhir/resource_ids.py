@@ -3,7 +3,7 @@
 (:func:`resource_uuid`, :func:`resource_uuids` for a whole column), so output is the same on every run and
 references can be written before their target is built; :class:`RefTable` shares one reference dict per target,
 switched at once to the Bundle or the NDJSON form; :class:`Resource` and :class:`FhirResult` are what the builder
-(:mod:`converter.fhir.to_fhir`) gives.
+(:mod:`converter.fhir.to_fhir`) gives (:class:`SourceLines`: a source's NDJSON as columns, no object per resource).
 """
 
 from __future__ import annotations
@@ -146,14 +146,31 @@ class Resource:
         return f"{self.rtype}?{identifier_query(self.system, self.value)}"
 
 
+@dataclass(slots=True)
+class SourceLines:
+    """One source's resources as columns, NDJSON only (``Builder(columnar=True)``): no object per resource.
+    ``lines[i]`` is the NDJSON line (no newline) of the resource with id ``uuids[i]`` and business identifier
+    ``systems[i]|values[i]``, in build order."""
+
+    rtype: str
+    source: str
+    uuids: list[str]
+    systems: list[str]
+    values: list[str]
+    lines: list[bytes]
+
+
 @dataclass
 class FhirResult:
     resources: list[Resource]
     refs: RefTable
     problems: list[Problem] = field(default_factory=list)
+    blocks: list[SourceLines] = field(default_factory=list)  # Builder(columnar=True): per source, in build order
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.resources:
             out[r.rtype] = out.get(r.rtype, 0) + 1
+        for b in self.blocks:
+            out[b.rtype] = out.get(b.rtype, 0) + len(b.lines)
         return dict(sorted(out.items()))

@@ -56,6 +56,7 @@ from converter.fhir.resource_ids import (
     JsonDict,
     RefTable,
     Resource,
+    SourceLines,
     identifier_query,
     resource_uuid,
     resource_uuids,
@@ -73,6 +74,7 @@ __all__ = [
     "FhirResult",
     "RefTable",
     "Resource",
+    "SourceLines",
     "column_values",
     "no_gc",
     "resource_uuid",
@@ -121,10 +123,13 @@ class Builder:
         sdtm_specs: Mapping[str, DatasetSpec] | None = None,
         text: bool = False,
         bundle_texts: bool = False,
+        columnar: bool = False,
     ) -> None:
         self.specs = specs
-        self.text = text or bundle_texts  # resources as NDJSON lines (Resource.line), not dicts
+        self.text = text or bundle_texts or columnar  # resources as NDJSON lines (Resource.line), not dicts
         self.bundle_texts = bundle_texts  # ... and as their Bundle form (Resource.bundle_line)
+        # ... or NDJSON only, one SourceLines per source (FhirResult.blocks), no Resource per line
+        self.columnar = columnar and not bundle_texts
         self.sdtm_specs = sdtm_specs or {}
         self.ctx = TransformContext(
             ct=ct,
@@ -161,14 +166,19 @@ class Builder:
             read.update([source.dataset or "DM", *source.from_datasets, *(c.dataset for c in source.children)])
         datasets = {**datasets, **submitted_days({k: v for k, v in datasets.items() if k in read}, self.specs)}
         resources: list[Resource] = []
+        blocks: list[SourceLines] = []
         for rtype in sorted(self.specs.resources, key=self.specs.type_rank):
             for source in self.specs.resources[rtype]:
                 if source.level in levels:
-                    resources.extend(self._source(source, datasets))
+                    made = self._source(source, datasets)
+                    if isinstance(made, SourceLines):
+                        blocks.append(made)
+                    else:
+                        resources.extend(made)
                     self._memo.clear()
-        self._check_targets(resources, made_elsewhere)
-        self._check_unique(resources)
-        return FhirResult(resources=resources, refs=self.refs, problems=self.problems)
+        self._check_targets(resources, blocks, made_elsewhere)
+        self._check_unique(resources, blocks)
+        return FhirResult(resources=resources, refs=self.refs, problems=self.problems, blocks=blocks)
 
     # -- columns, read once per source ------------------------------------------------------------------------------
     def _values(self, df: pd.DataFrame, var: str) -> list[Any]:
@@ -343,7 +353,7 @@ class Builder:
             refs.append(self.refs.ref(rtype, u, cond))
         return Factored(codes, refs)
 
-    def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource]:
+    def _source(self, source: SourceSpec, datasets: Mapping[str, pd.DataFrame]) -> list[Resource] | SourceLines:
         df = self._frame(source, datasets)
         if df is None or df.empty:
             return []
@@ -387,7 +397,9 @@ class Builder:
         m_systems: list[str] = systems  # type: ignore[assignment]  # made rows: never None
         m_values: list[str] = values  # type: ignore[assignment]
         uuids = resource_uuids(rtype, m_systems, m_values)
-        if source.level == "subject" and "USUBJID" in df.columns:
+        if self.columnar:
+            subjects: list[str | None] = []  # NDJSON only: no Bundle to group by subject
+        elif source.level == "subject" and "USUBJID" in df.columns:
             subjects = list(self._texts(df, "USUBJID"))
             if rows is not None:
                 subjects = [subjects[i] for i in rows]
@@ -404,6 +416,8 @@ class Builder:
             texts = source_lines(rtype, plan, rows, made, uuids, groups, self.refs if self.bundle_texts else None)
         if texts is not None:
             lines, twins = texts
+            if self.columnar:
+                return SourceLines(rtype, name, uuids, m_systems, m_values, lines)
             no_twins: list[bytes | None] = [None] * len(lines)
             return [
                 Resource(rtype, {}, u, subj, s, v, request, name, line, twin)
@@ -431,6 +445,8 @@ class Builder:
                 dumped, as_bundle = dual_dumps(made_bodies, self.refs)
             else:
                 dumped, as_bundle = [orjson.dumps(body) for body in made_bodies], [None] * len(made_bodies)
+            if self.columnar:
+                return SourceLines(rtype, name, uuids, m_systems, m_values, dumped)
             return [
                 Resource(rtype, {}, u, subj, s, v, request, name, line, twin)
                 for u, subj, s, v, line, twin in zip(
@@ -534,8 +550,10 @@ class Builder:
         return items
 
     # -- checks ---------------------------------------------------------------------------------------------------
-    def _check_targets(self, resources: list[Resource], made_elsewhere: frozenset[str]) -> None:
-        made = {r.uuid for r in resources} | made_elsewhere
+    def _check_targets(
+        self, resources: list[Resource], blocks: list[SourceLines], made_elsewhere: frozenset[str]
+    ) -> None:
+        made = {r.uuid for r in resources}.union(made_elsewhere, *(b.uuids for b in blocks))
         for target, rtype in self.refs.targets().items():
             if target not in made:
                 self.problems.append(
@@ -543,20 +561,23 @@ class Builder:
                             f"resources refer to a {rtype} that no SDTM row makes (id {target})")
                 )  # fmt: skip
 
-    def _check_unique(self, resources: list[Resource]) -> None:
-        if len({r.uuid for r in resources}) == len(resources):
+    def _check_unique(self, resources: list[Resource], blocks: list[SourceLines]) -> None:
+        ids = {r.uuid for r in resources}.union(*(b.uuids for b in blocks))
+        if len(ids) == len(resources) + sum(len(b.uuids) for b in blocks):
             return  # an id hashes its "<Type>|<system>|<value>": ids all distinct, identifiers all distinct
-        seen: dict[str, Resource] = {}
-        for r in resources:
-            key = f"{r.rtype}|{r.system}|{r.value}"
+        made = [(r.rtype, r.system, r.value, r.source) for r in resources]
+        made += [(b.rtype, sy, v, b.source) for b in blocks for sy, v in zip(b.systems, b.values, strict=True)]
+        seen: dict[str, str] = {}  # identifier -> the source that made it first
+        for rtype, system, value, source in made:
+            key = f"{rtype}|{system}|{value}"
             if key in seen:
                 self.problems.append(
-                    problem(r.source, r.value, "identifier", r.value, "fhir-identifier",
-                            f"{r.rtype} identifier {r.system}|{r.value} is not unique "
-                            f"(also made by {seen[key].source})")
+                    problem(source, value, "identifier", value, "fhir-identifier",
+                            f"{rtype} identifier {system}|{value} is not unique "
+                            f"(also made by {seen[key]})")
                 )  # fmt: skip
             else:
-                seen[key] = r
+                seen[key] = source
 
 
 def sdtm_to_fhir(
