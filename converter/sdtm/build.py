@@ -214,7 +214,8 @@ def cast_column(col: pd.Series, vtype: str) -> pd.Series:
         exact = _object_integers(col) if col.dtype == object else None
         if exact is not None:
             return pd.Series(exact, index=col.index, name=col.name)
-        num = pd.to_numeric(col, errors="coerce")
+        floats = _object_floats(col) if col.dtype == object else None
+        num = pd.to_numeric(col, errors="coerce") if floats is None else floats
         if num.dtype.kind == "f":  # round and mask at once (astype('Int64') checks every value again)
             values = num.to_numpy()
             null = np.isnan(values)
@@ -223,7 +224,8 @@ def cast_column(col: pd.Series, vtype: str) -> pd.Series:
                 return pd.Series(pd.arrays.IntegerArray(ints, null), index=col.index, name=col.name)
         return num.round().astype("Int64") if num.notna().any() or len(num) else num.astype("Int64")
     if vtype == "float":
-        return pd.to_numeric(col, errors="coerce").astype("float64")
+        floats = _object_floats(col) if col.dtype == object else None
+        return pd.to_numeric(col, errors="coerce").astype("float64") if floats is None else floats
     return text_column(col)  # numbers become their shortest exact text
 
 
@@ -233,16 +235,35 @@ def _object_integers(col: pd.Series) -> pd.arrays.IntegerArray | None:
     (``to_numeric`` may pass them through floats)."""
     values = col.to_numpy()
     kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "mixed-integer" and pd.api.types.infer_dtype(values, skipna=True) == "integer":
+        kind = "integer-na"  # integers beside None or pd.NA (an Int64 column's values through to_numpy)
     if kind not in ("integer", "integer-na"):
         return None
     null = pd.isna(values) if kind == "integer-na" else np.zeros(len(values), dtype=bool)
     try:
-        ints = np.where(null, 0, values).astype(np.int64)
+        ints = (np.where(null, 0, values) if kind == "integer-na" else values).astype(np.int64)
     except (TypeError, ValueError, OverflowError):
         return None
     if len(ints) and bool((np.abs(ints) >= 2**53).any()):
         return None
     return pd.arrays.IntegerArray(ints, null)
+
+
+def _object_floats(col: pd.Series) -> pd.Series | None:
+    """An object column of numbers (Python or numpy ints and floats; None, NaN or pd.NA missing) as float64,
+    what ``pd.to_numeric(col, errors="coerce")`` gives it, without parsing each value; None for anything else, or
+    numbers a float would not hold exactly (from 2**53 on, infinities: ``to_numeric`` decides those)."""
+    values = col.to_numpy()
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("integer", "floating", "mixed-integer-float"):
+        return None
+    null = pd.isna(values)
+    try:
+        floats = (np.where(null, np.nan, values) if null.any() else values).astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not bool((np.abs(floats[~np.isnan(floats)]) < 2.0**53).all()):
+        return None
+    return pd.Series(floats, index=col.index, name=col.name)
 
 
 def final_text(col: pd.Series) -> np.ndarray:
