@@ -28,9 +28,9 @@ from converter.validate.common import (
     iso_datetime_ok,
     iso_duration_ok,
     numbers,
-    pair_per_text,
     row_findings,
     shared_results,
+    starts_after_ends,
     text_values,
 )
 from converter.validate.findings import Finding
@@ -264,10 +264,6 @@ def check_iso_dates(frames: Frames) -> list[Finding]:
     return out
 
 
-def _start_after_end(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and iso_datetime_ok(a) and iso_datetime_ok(b) and iso_after(a, b)
-
-
 def check_start_end(frames: Frames) -> list[Finding]:
     out: list[Finding] = []
     for name, df in frames.items():
@@ -277,14 +273,14 @@ def check_start_end(frames: Frames) -> list[Finding]:
             end = col[:-5] + "ENDTC"
             if end not in df.columns:
                 continue
-            bad = pair_per_text(coded(df[col]), coded(df[end]), _start_after_end)
+            bad = starts_after_ends(coded(df[col]), coded(df[end]))
             if bad.any():
                 s, e = text_values(df[col]), text_values(df[end])
                 out += row_findings("CORE-000718", name, col, df, bad, f"{col} {{s}} is after {end} {{e}}", s=s, e=e)
     dm = frames.get("DM")
     if dm is not None and {"RFSTDTC", "RFENDTC"} <= set(dm.columns):
         s, e = text_values(dm["RFSTDTC"]), text_values(dm["RFENDTC"])
-        bad = pair_per_text(coded(dm["RFSTDTC"]), coded(dm["RFENDTC"]), _start_after_end)
+        bad = starts_after_ends(coded(dm["RFSTDTC"]), coded(dm["RFENDTC"]))
         out += row_findings("CORE-000711", "DM", "RFSTDTC", dm, bad, "RFSTDTC {s} is after RFENDTC {e}", s=s, e=e)
     return out
 
