@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes, note_rows
+from converter.adam.rows import kept
 from converter.adam.shared import shared
 from converter.errors import problem
 from converter.frames import constant_column, null_column, text_column
 from converter.sdtm.context import RowContext, as_text, missing_column
 from converter.spec.adam_rules import by_pairs, is_descending, order_var
-from converter.spec.expr import evaluate_mask
 
 __all__ = [
     "MONTH_DAYS",
@@ -41,6 +41,7 @@ __all__ = [
     "lookup_values",
     "match_keys",
     "matched",
+    "order_key",
     "order_positions",
     "partial_dates",
     "pick",
@@ -216,7 +217,7 @@ def _sortable_of(df: pd.DataFrame, col: str) -> pd.Series:
     return shared(("sortable", col), (df,), lambda: sortable(df[col]))
 
 
-def _order_key(order: Sequence[Any]) -> tuple[Any, ...]:
+def order_key(order: Sequence[Any]) -> tuple[Any, ...]:
     """The order items as a hashable value (what they say, not where the spec says it)."""
     return tuple((str(i["var"]), tuple(str(v) for v in i.get("rank") or []), bool(i.get("desc")))
                  if isinstance(i, dict) else str(i) for i in order or [])  # fmt: skip
@@ -372,7 +373,7 @@ def shared_pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode:
         raise ValueError(f"mode must be first or last (got {mode!r})")
     if df.empty:
         return df
-    return shared(("pick", tuple(by), _order_key(order), mode), (df,), lambda: _pick(df, by, order, mode, share=True))
+    return shared(("pick", tuple(by), order_key(order), mode), (df,), lambda: _pick(df, by, order, mode, share=True))
 
 
 def _pick(df: pd.DataFrame, by: Sequence[str], order: Sequence[Any], mode: str, share: bool) -> pd.DataFrame:
@@ -438,10 +439,8 @@ def rows_of(frame: pd.DataFrame, condition: Any) -> pd.DataFrame:
 
 def _filtered(frame: pd.DataFrame, condition: Any) -> pd.DataFrame:
     """``filter_rows``, the rows noted as taken from ``frame`` (their key codes are its)."""
-    if condition is None or frame.empty:
-        return frame
-    keep = evaluate_mask(condition, frame)
-    if keep.all():  # every row (EX where EXDOSE > 0): the frame itself, not a copy of it
+    keep = kept(frame, condition)  # the condition evaluated once per build (shared with narrow_rows)
+    if keep is None:  # every row (EX where EXDOSE > 0): the frame itself, not a copy of it
         return frame
     return note_rows(frame[keep], frame, np.flatnonzero(keep))
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes
+from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes, note_rows
 from converter.adam.common import (
     as_sas_date,
     dates_of,
@@ -18,6 +18,7 @@ from converter.adam.common import (
     lookup_values,
     match_keys,
     matched,
+    order_key,
     partial_dates,
     report_rows,
     right_rows,
@@ -25,21 +26,57 @@ from converter.adam.common import (
     sas_round,
     shared_pick,
     take_matched,
+    untied_picks,
     value_of,
 )
+from converter.adam.rows import kept, narrow_rows
+from converter.adam.shared import shared
 from converter.frames import constant_column, null_column
 from converter.sdtm.context import RowContext, as_text, row_rule
-from converter.spec.adam_rules import by_pairs
+from converter.spec.adam_rules import by_pairs, order_var
 
 __all__: list[str] = []  # rule implementations register themselves (converter.sdtm.context.ROW)
 
 
+def _order_columns(order: list[Any]) -> list[str]:
+    return [str(i["var"]) if isinstance(i, dict) else order_var(str(i)) for i in order]
+
+
+def _picked(ctx: RowContext, a: dict[str, Any]) -> tuple[pd.DataFrame, pd.Series]:
+    """The record ``merge`` picks per ``by`` group (as :func:`shared_pick` picks it from the filtered rows) and
+    its ``var`` value. When no two records of a group tie on the order items, the pick reads the ``by`` and order
+    columns alone (:func:`narrow_rows`, shared by the merges of one filter, by and order) and the value is taken
+    from the dataset by position; else the whole filtered rows decide (every column breaks ties)."""
+    by, order, mode = [r for _, r in by_pairs(a)], list(a.get("order") or []), a.get("mode", "first")
+    frame = ctx.built.get(a["dataset"])
+    read = [*by, *_order_columns(order)]
+    if frame is not None and by and mode in ("first", "last") and {*read, a["var"]} <= set(frame.columns):
+        narrow = narrow_rows(frame, a.get("filter"), read)
+
+        def untied() -> tuple[pd.DataFrame, np.ndarray] | None:
+            at = untied_picks(narrow, by, order, mode == "last", share=True) if len(narrow) else np.arange(0)
+            if at is None:
+                return None
+            if len(at) == len(narrow) and bool((at == np.arange(len(at))).all()):
+                return narrow, at  # every row in its order: the rows themselves
+            rows = pd.DataFrame({c: narrow[c].array.take(at) for c in dict.fromkeys(read)},
+                                index=narrow.index.take(at), copy=False)  # the columns read, not every column
+            return note_rows(rows, narrow, at), at
+
+        found = shared(("untied pick", tuple(by), order_key(order), mode), (narrow,), untied)
+        if found is not None:
+            rows, at = found
+            keep = kept(frame, a.get("filter"))
+            positions = at if keep is None else np.flatnonzero(keep)[at]
+            return rows, frame[a["var"]].iloc[positions]
+    chosen = shared_pick(right_rows(ctx, a), by, order, mode)
+    return chosen, chosen[a["var"]]
+
+
 @row_rule("merge")
 def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    right = right_rows(ctx, a)
-    pairs = by_pairs(a)
-    chosen = shared_pick(right, [r for _, r in pairs], a.get("order") or [], a.get("mode", "first"))
-    out, hit = take_matched(chosen[a["var"]], matched(ctx, a, chosen), ctx.frame.index)
+    chosen, values = _picked(ctx, a)
+    out, hit = take_matched(values, matched(ctx, a, chosen), ctx.frame.index)
     if a.get("as") == "date":
         bad = hit & partial_dates(out)
         if bad.any():
@@ -72,7 +109,12 @@ def _merge(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("merge_flag")
 def _merge_flag(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    hit = matched(ctx, a, right_rows(ctx, a), unique=False) >= 0
+    frame, by = ctx.built.get(a["dataset"]), [r for _, r in by_pairs(a)]
+    if frame is not None and set(by) <= set(frame.columns):  # only the keys are read: their columns alone
+        right = narrow_rows(frame, a.get("filter"), by)
+    else:
+        right = right_rows(ctx, a)
+    hit = matched(ctx, a, right, unique=False) >= 0
     out = constant_column(a.get("false"), len(hit), ctx.frame.index)
     out[hit] = a.get("true", "Y")
     return out
