@@ -8,7 +8,9 @@ the transaction Bundles to bytes (what ``inoconv fhir`` writes, without the disk
 resources made as NDJSON lines from text templates (``Builder(text=True)``, converter/fhir/line_templates.py)
 and joined per type in memory (converter.fhir.ndjson.ndjson_chunks). NDJSON written: the same again through
 converter.fhir.writer.write_ndjson_partition into a temporary folder (what ``inoconv stream`` does per
-partition). Bundles + NDJSON from one text build: what ``inoconv fhir`` makes since issue 19's third pass
+partition). NDJSON as the chain writes it: ``Builder(columnar=True)`` (one column of lines per source, no
+object per resource) and converter.engine.outputs.PartitionFiles (what ``inoconv stream`` does since issue 19's
+fourth pass). Bundles + NDJSON from one text build: what ``inoconv fhir`` makes since issue 19's third pass
 (``Builder(bundle_texts=True)``: each resource's text made once for both, the Bundles assembled as text, the
 NDJSON joined per type in memory), beside the dict path doing the same (the fast path's build and Bundles, plus
 the baseline's orjson of the ready dicts for the NDJSON). Models path: every resource of the first K subjects (default: all) through
@@ -49,6 +51,8 @@ def _args(argv: list[str]) -> tuple[int, int | None]:
 
 def main() -> None:
     n, k = _args(sys.argv[1:])
+    from converter.engine.chain import lines_by_type
+    from converter.engine.outputs import PartitionFiles
     from converter.fhir.bundles import iter_bundles
     from converter.fhir.mapping import load_fhir_specs
     from converter.fhir.ndjson import ndjson_chunks
@@ -150,17 +154,33 @@ def main() -> None:
         if levels == ("study",):
             made = got.made
 
+    ch_wall = ch_cpu = 0.0
+    ch_n = 0
+
+    def chain_ndjson(part: dict[str, Any], levels: tuple[str, ...], index: int) -> None:
+        nonlocal ch_wall, ch_cpu, ch_n
+        w, c = time.perf_counter(), time.process_time()
+        with PartitionFiles(Path(tmp.name) / "chain", index) as files:
+            with no_gc():
+                result = Builder(specs, sdtm.ct, sdtm.specs, columnar=True).build(part, levels=levels)
+            ch_n += sum(files.ndjson(lines_by_type(result)).values())
+        ch_wall += time.perf_counter() - w
+        ch_cpu += time.process_time() - c
+
     with no_gc():  # warm-up, not timed: specs compiled, row programs and templates made once per process
         first = next(iter(subject_partitions(datasets, 500)))
         for mode in (False, True):
             Builder(specs, sdtm.ct, sdtm.specs, text=mode).build(first, levels=("subject",))
+        Builder(specs, sdtm.ct, sdtm.specs, columnar=True).build(first, levels=("subject",))
         Builder(specs, sdtm.ct, sdtm.specs, bundle_texts=True).build(first, levels=("subject",))
     ndjson(datasets, ("study",), 0)
+    chain_ndjson(datasets, ("study",), 0)
     text(datasets, ("study",))
     both(datasets, ("study",))
     models(fast(datasets, ("study",)), None)
     for index, part in enumerate(subject_partitions(datasets, 500), start=1):
         ndjson(part, ("subject",), index)
+        chain_ndjson(part, ("subject",), index)
         text(part, ("subject",))
         both(part, ("subject",))
         result = fast(part, ("subject",))
@@ -196,6 +216,13 @@ def main() -> None:
             "res/s (cpu)": f"{nd_n / nd_cpu:,.0f}",
         },
         {
+            "path": "NDJSON written as the chain does (columnar)",
+            "resources": ch_n,
+            "wall_s": f"{ch_wall:.1f}",
+            "res/s (wall)": f"{ch_n / ch_wall:,.0f}",
+            "res/s (cpu)": f"{ch_n / ch_cpu:,.0f}",
+        },
+        {
             "path": "Bundles + NDJSON, one text build (bundle_texts)",
             "resources": both_n,
             "wall_s": f"{both_wall:.1f}",
@@ -222,7 +249,8 @@ def main() -> None:
     written_base = fast_n / dump_write_cpu
     print(
         f"baseline written (orjson.dumps of the ready dicts, written to a file): {written_base:,.0f} resources/s cpu;"
-        f" NDJSON written / it: {nd_n / nd_cpu / written_base:.2f}"
+        f" NDJSON written / it: {nd_n / nd_cpu / written_base:.2f}, as the chain writes it / it:"
+        f" {ch_n / ch_cpu / written_base:.2f} ({ch_n / ch_cpu / base:.2f} of the baseline)"
     )
     dicts_both = fast_n / (fast_cpu + dump_cpu)
     print(

@@ -108,15 +108,21 @@ def ndjson_of(
     for part in subject_partitions(sdtm, chunk):
         with no_gc():
             result = Builder(*chain.fhir, columnar=True).build(part, levels=("subject",), made_elsewhere=chain.made)
-        by_type: dict[str, list[bytes]] = {}
-        for block in result.blocks:
-            got = by_type.get(block.rtype)
-            if got is None:
-                by_type[block.rtype] = block.lines
-            else:
-                got += block.lines
-        del result.blocks[:]
-        yield by_type, result.problems
+        yield lines_by_type(result), result.problems
+
+
+def lines_by_type(result: Any) -> dict[str, list[bytes]]:
+    """The NDJSON lines of a ``Builder(columnar=True)`` result per resource type, in build order (its sources'
+    columns of lines put end to end; the result's blocks are spent)."""
+    by_type: dict[str, list[bytes]] = {}
+    for block in result.blocks:
+        got = by_type.get(block.rtype)
+        if got is None:
+            by_type[block.rtype] = block.lines
+        else:
+            got += block.lines
+    result.blocks.clear()
+    return by_type
 
 
 def findings_of(
