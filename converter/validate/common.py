@@ -40,6 +40,7 @@ __all__ = [
     "shared_results",
     "starts_after_ends",
     "study_day",
+    "text_bytes",
     "text_values",
     "utf8_lengths",
 ]
@@ -330,10 +331,40 @@ def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:
 
 
 def is_null(col: pd.Series) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """True where the value is missing, empty or blank."""
+    """True where the value is missing, empty or blank; within a rules run made once per column (read-only)."""
+    return shared(("is_null",), (col,), lambda: _is_null(col))
+
+
+def _is_null(col: pd.Series) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    result: np.ndarray[Any, np.dtype[np.bool_]]
+    if col.dtype.kind in "iub" or (col.dtype.kind == "f" and isinstance(col.dtype, np.dtype)):
+        # numbers are never blank text: missing is all (NaN of a NumPy float; NA of Int64 and boolean, which hold
+        # no NaN), without factorising the column (the text form is made when a rule reads it)
+        result = np.asarray(col.isna(), dtype=bool)
+    else:
+        c = coded(col)
+        result = _blank_texts(c.texts)[c.codes]
+    result.flags.writeable = False
+    return result
+
+
+def _blank_texts(texts: np.ndarray[Any, np.dtype[np.object_]]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """None, empty or only whitespace (what ``not t.strip()`` says of a text), per text, in C loops."""
+    missing = (texts == None) | (texts == "")  # noqa: E711 - elementwise
+    filled = np.where(missing, " ", texts)
+    return np.fromiter(map(str.isspace, filled), dtype=bool, count=len(filled))
+
+
+def text_bytes(col: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Bytes of each value's text in UTF-8 (0 where missing), per distinct text; texts all ASCII (tested at once on
+    their concatenation) are as long in bytes as in characters."""
     c = coded(col)
-    blank = np.array([t is None or not t.strip() for t in c.texts], dtype=bool)
-    result: np.ndarray[Any, np.dtype[np.bool_]] = blank[c.codes]
+    texts = np.where(c.texts == None, "", c.texts)  # noqa: E711 - elementwise
+    if "".join(texts).isascii():
+        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    else:
+        sizes = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
+    result: np.ndarray[Any, np.dtype[np.int64]] = sizes[c.codes]
     return result
 
 

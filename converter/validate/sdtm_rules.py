@@ -31,6 +31,7 @@ from converter.validate.common import (
     row_findings,
     shared_results,
     starts_after_ends,
+    text_bytes,
     text_values,
 )
 from converter.validate.findings import Finding
@@ -186,7 +187,7 @@ def check_metadata(
                 )
                 continue
             if not var.numeric:
-                nbytes = coded(series).per_text(lambda t: len(t.encode("utf-8")) if t is not None else 0, np.int64)
+                nbytes = text_bytes(series)
                 if var.length:
                     out += row_findings(
                         ids.value_too_long, name, var.name, df, nbytes > var.length,
@@ -454,7 +455,6 @@ def check_ct(frames: Frames, specs: Mapping[str, DatasetSpec], ct: Terminology) 
         for var in spec.variables:
             if var.name not in df.columns:
                 continue
-            values = coded(df[var.name])
             targets: list[tuple[str, np.ndarray]] = []
             if var.codelist:
                 targets.append((var.codelist, np.ones(len(df), dtype=bool)))
@@ -473,6 +473,7 @@ def check_ct(frames: Frames, specs: Mapping[str, DatasetSpec], ct: Terminology) 
                 ):
                     continue
                 allowed = cl.submission_values()
+                values = coded(df[var.name])  # only for a codelist checked (a numeric column is coded for it alone)
                 bad = where & values.per_text(lambda v, allowed=allowed: v is not None and v not in allowed)
                 if not bad.any():
                     continue
