@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from converter.validate.common import row_findings, text_values
+from converter.validate.common import Coded, coded, row_findings, text_values
 from converter.validate.findings import Finding
 
 __all__ = ["check_supp"]
@@ -54,21 +54,26 @@ def check_supp(frames: Frames) -> list[Finding]:
         no_parent_ds = np.zeros(len(df), dtype=bool)
         bad_idvar = np.zeros(len(df), dtype=bool)
         orphan = np.zeros(len(df), dtype=bool)
-        parent_keys: dict[tuple[str, str], set[tuple[str | None, str | None]]] = {}
-        for i in range(len(df)):
-            parent = frames.get(rdom[i] or "")
+        # the rows of each distinct (RDOMAIN, IDVAR) together: its parent's keys made once, then looked up per row
+        rc = coded(df["RDOMAIN"])
+        none = Coded(np.full(len(df), -1), np.array([None], dtype=object))
+        ic = coded(df["IDVAR"]) if "IDVAR" in df.columns else none
+        ic_texts, ni = ic.texts, len(ic.texts)
+        group = (rc.codes % len(rc.texts)) * ni + (ic.codes % ni)
+        for g in np.unique(group):
+            rows = np.flatnonzero(group == g)
+            parent = frames.get(rc.texts[g // ni] or "")
+            iv = ic_texts[g % ni]
             if parent is None:
-                no_parent_ds[i] = True
+                no_parent_ds[rows] = True
                 continue
-            iv = idvar[i]
             if iv is not None and iv not in parent.columns:
-                bad_idvar[i] = True
+                bad_idvar[rows] = True
                 continue
-            key = (rdom[i] or "", iv or "")
-            if key not in parent_keys:
-                parent_keys[key] = _parent_keys(parent, iv)
-            if (subj[i], idval[i] if iv else None) not in parent_keys[key]:
-                orphan[i] = True
+            known = _parent_keys(parent, iv)
+            vals = idval[rows] if iv else np.full(len(rows), None, dtype=object)
+            pairs = zip(subj[rows], vals, strict=True)
+            orphan[rows] = np.fromiter((k not in known for k in pairs), dtype=bool, count=len(rows))
         out += row_findings(
             "CORE-000457", name, "RDOMAIN", df, no_parent_ds, "RDOMAIN {r!r} is not a dataset of the package", r=rdom
         )
