@@ -1,5 +1,6 @@
-"""``merge`` and ``merge_flag`` read a filter's rows with only the columns they read (converter.adam.rows): the
-narrow rows equal the whole filtered rows' columns, and the merges give what the whole rows gave."""
+"""``merge``, ``merge_flag``, ``extreme_date`` and ``tte`` read a filter's rows with only the columns they read
+(converter.adam.rows): the narrow rows equal the whole filtered rows' columns, and the rules give what the whole
+rows gave."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from converter.adam import merges
+from converter.adam import merges, tte
 from converter.adam.common import right_rows, rows_of, shared_pick
 from converter.adam.pipeline import sdtm_to_adam
 from converter.adam.rows import narrow_rows
@@ -51,7 +52,8 @@ def test_merges_equal_with_the_whole_filtered_rows(seed: int, monkeypatch: pytes
     sdtm = dict(records_to_sdtm(simulate(60, seed=seed), partitions=1).datasets)
     narrow = sdtm_to_adam(sdtm)
     monkeypatch.setattr(merges, "_picked", _whole_rows_picked)
-    monkeypatch.setattr(merges, "narrow_rows", lambda frame, condition, columns: rows_of(frame, condition))
+    for module in (merges, tte):
+        monkeypatch.setattr(module, "narrow_rows", lambda frame, condition, columns: rows_of(frame, condition))
     whole = sdtm_to_adam(sdtm)
     assert narrow.checks == whole.checks
     for name, df in whole.datasets.items():

@@ -22,7 +22,6 @@ from converter.adam.common import (
     partial_dates,
     report_rows,
     right_rows,
-    rows_of,
     sas_round,
     shared_pick,
     take_matched,
@@ -185,7 +184,7 @@ def _extreme_date(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
     keys: list[np.ndarray] = []
     days: list[np.ndarray] = []
     for src in a["sources"]:  # rows, subject codes and SAS dates shared with the other rules reading them
-        df = rows_of(ctx.built[src["dataset"]], src.get("filter"))
+        df = narrow_rows(ctx.built[src["dataset"]], src.get("filter"), ["USUBJID", src["date"]])  # what is read
         keys.append(frame_codes(df, "USUBJID", codes))
         days.append(dates_of(df, src["date"]).to_numpy(dtype=float))
     subject = value_of(ctx, "USUBJID")

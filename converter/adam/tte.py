@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from converter.adam.codes import codes_of, column_codes, frame_codes
-from converter.adam.common import dates_of, report_rows, rows_of, sibling_rule, sorted_positions, value_of
+from converter.adam.common import dates_of, report_rows, sibling_rule, sorted_positions, value_of
+from converter.adam.rows import narrow_rows
 from converter.frames import keep_where
 from converter.sdtm.context import RowContext, as_text, row_rule
 from converter.spec.adam_rules import TTE_ATTRS
@@ -46,7 +47,8 @@ def _tte_choice(ctx: RowContext, a: dict[str, Any]) -> pd.DataFrame:
     cands: list[pd.DataFrame] = []
     for kind, items in (("event", a["events"]), ("censor", a["censors"])):
         for i, src in enumerate(items):
-            df = rows_of(ctx.built[src["dataset"]], src.get("filter"))  # shared with the other rules
+            read = ["USUBJID", src["date"], *([src["seq"]] if src.get("seq") else [])]  # the columns read
+            df = narrow_rows(ctx.built[src["dataset"]], src.get("filter"), read)  # shared with the other rules
             seq = df[src["seq"]] if src.get("seq") else pd.Series(np.nan, index=df.index)
             cands.append(
                 pd.DataFrame(
