@@ -69,17 +69,22 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
         return []
     rsdtc = text_values(rs["RSDTC"])
     at = np.flatnonzero(is_resp)  # only the columns the check reads are taken
-    resp = pd.DataFrame({"USUBJID": rs["USUBJID"].to_numpy(dtype=object)[at], "__d": _days(rs["RSDTC"])[at]},
-                        index=at)  # fmt: skip
-    resp = resp[resp["__d"].notna()]
     tests = text_values(lb["LBTESTCD"])
     keep = pd.Series(tests, dtype=object).isin(["NEUT", "PLAT"]).to_numpy(dtype=bool)
     if "LBSTRESU" in lb.columns:
         unit = pd.Series(text_values(lb["LBSTRESU"]), dtype=object)
         keep &= (unit.isna() | unit.isin(list(_UNITS))).to_numpy(dtype=bool)
     rows = np.flatnonzero(keep)
+    # the subjects of both sides as integer codes of one factorisation (missing: -1 on both, as merge pairs them):
+    # the merges join on integers, not on texts
+    subjects, _ = pd.factorize(
+        np.concatenate([rs["USUBJID"].to_numpy(dtype=object)[at], lb["USUBJID"].to_numpy(dtype=object)[rows]]),
+        use_na_sentinel=True,
+    )
+    resp = pd.DataFrame({"USUBJID": subjects[: len(at)], "__d": _days(rs["RSDTC"])[at]}, index=at)
+    resp = resp[resp["__d"].notna()]
     lab = pd.DataFrame({
-        "USUBJID": lb["USUBJID"].to_numpy(dtype=object)[rows],
+        "USUBJID": subjects[len(at) :],
         "__d": _days(lb["LBDTC"])[rows],
         "__v": pd.to_numeric(lb["LBSTRESN"].iloc[rows], errors="coerce").to_numpy(),
         "LBTESTCD": tests[rows],
