@@ -442,9 +442,18 @@ def _iso_parts(c: Coded) -> tuple[np.ndarray[Any, Any], ...]:
     """Per distinct text of a date column: valid ISO 8601, the text with "T" as " ", its length and where its
     first omitted component starts (a large number: none)."""
     valid = np.array([t is not None and iso_datetime_ok(t) for t in c.texts], dtype=bool)
-    norm = np.array([t.replace("T", " ") if ok else "" for t, ok in zip(c.texts, valid, strict=True)], dtype=object)
-    lengths = np.array([len(t) for t in norm], dtype=np.int64)
+    # joined by a line break, changed and split back at once ("" for the invalid texts); a valid text may end in
+    # one (the pattern's $ allows it): then text by text
+    joined = "\n".join(np.where(valid, c.texts, "")).replace("T", " ")
+    norm = np.empty(len(valid), dtype=object)
+    if joined.count("\n") == len(valid) - 1:
+        norm[:] = joined.split("\n")
+    else:
+        norm[:] = [t.replace("T", " ") if ok else "" for t, ok in zip(c.texts, valid, strict=True)]
+    lengths = np.fromiter(map(len, norm), dtype=np.int64, count=len(norm))
     far = 1 << 30
+    if not any(o in joined for o in _OMITTED):  # the usual case: no value omits a component
+        return valid, norm, lengths, np.full(len(norm), far, dtype=np.int64)
     omitted = np.array([min((p for p in map(t.find, _OMITTED) if p >= 0), default=far) for t in norm], dtype=np.int64)
     return valid, norm, lengths, omitted
 
