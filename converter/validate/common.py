@@ -27,6 +27,7 @@ __all__ = [
     "RuleDef",
     "coded",
     "complete_date",
+    "day_numbers",
     "finding",
     "info_from_meta",
     "is_null",
@@ -476,6 +477,34 @@ def starts_after_ends(start: Coded, end: Coded) -> np.ndarray[Any, np.dtype[np.b
         if na[ia[i]].startswith(nb[ib[i]]):
             after[i] = False
     result: np.ndarray[Any, np.dtype[np.bool_]] = after
+    return result
+
+
+_ORDINAL_1970 = date(1970, 1, 1).toordinal()
+_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9])  # YYYY-MM-DD: where the digits are
+
+
+def day_numbers(c: Coded) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Per row: the day number (proleptic ordinal) of :func:`complete_date` of the text, NaN where none; the
+    distinct texts' first ten characters read at once as code points (``YYYY-MM-DD`` in ASCII digits), any other
+    text of that shape by :func:`complete_date` itself."""
+    texts = np.where(c.texts == None, "", c.texts)  # noqa: E711 - elementwise
+    points = texts.astype("U10").view(np.uint32).reshape(len(texts), 10)  # shorter texts end in code point 0
+    shaped = (points[:, 4] == ord("-")) & (points[:, 7] == ord("-"))
+    digits = points[:, _DIGITS].astype(np.int64) - ord("0")
+    ascii_digits = shaped & ((digits >= 0) & (digits <= 9)).all(axis=1)
+    y = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    m = digits[:, 4] * 10 + digits[:, 5]
+    d = digits[:, 6] * 10 + digits[:, 7]
+    ok = ascii_digits & (y >= 1) & (m >= 1) & (m <= 12) & (d >= 1)
+    month = np.where(ok, (y - 1970) * 12 + (m - 1), 0).astype("datetime64[M]")
+    first = month.astype("datetime64[D]").astype(np.int64)
+    ok &= d <= (month + 1).astype("datetime64[D]").astype(np.int64) - first  # the month's length
+    per = np.where(ok, (first + d - 1 + _ORDINAL_1970).astype(np.float64), np.nan)
+    for i in np.flatnonzero(shaped & ~ascii_digits):  # other digits, or none: as complete_date says
+        found = complete_date(c.texts[i])
+        per[i] = float(found.toordinal()) if found is not None else np.nan
+    result: np.ndarray[Any, np.dtype[np.float64]] = per[c.codes]
     return result
 
 

@@ -21,6 +21,7 @@ from converter.validate.common import (
     DatasetInfo,
     coded,
     complete_date,
+    day_numbers,
     finding,
     is_null,
     is_numeric_column,
@@ -423,7 +424,7 @@ def check_study_days(frames: Frames) -> list[Finding]:
                 continue
             calc_rule, partial_rule = _DY_RULES[kind]
             dates = coded(df[dtc])
-            day = dates.per_text(_day_number, float)
+            day = day_numbers(dates)
             rday = _subject_values(df["USUBJID"], ref, ref_days)
             checked = present & ~bad0
             incomplete = checked & (np.isnan(day) | np.isnan(rday))
