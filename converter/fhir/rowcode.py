@@ -49,6 +49,7 @@ class Entry:
     has_mask: bool = False
     dict_selector_key: bool = False  # a value is a dict holding the key of the path's selector step
     shared: bool = False  # dict values may be one object for many rows: copied before anything writes into them
+    value_keys: frozenset[str] | None = None  # the keys every dict value has, when known (an identifier's)
 
 
 @dataclass
@@ -131,11 +132,22 @@ class _Compiler:
         """A list reached by selectors of different keys, or by position and by selector: the setters find an
         item by scanning the list, the program by the step that made it. They agree when no selector can match
         an item another step made (nothing is written at the items themselves, and the keys any item can hold
-        are its selector's and the first steps of the paths below it), and when every item reached by position
-        is reached before any selector adds an item."""
-        if any(n.assigns for n in nodes):
-            raise _Unsupported("a value written at an item of a list reached by different kinds of step")
-        by_position = [i for n in nodes if _kind(n.step)[0] == "index" for i in n.descents]  # type: ignore[arg-type]
+        are its selector's and the first steps of the paths below it; a value written at an item by position
+        only when its keys are known, :attr:`Entry.value_keys`), and when every item reached by position is
+        reached before any selector adds an item."""
+        for n in nodes:
+            if n.assigns and (
+                _kind(n.step)[0] != "index"  # type: ignore[arg-type]
+                or n.descents
+                or any(self.entries[i].value_keys is None for i in n.assigns)
+            ):
+                raise _Unsupported("a value written at an item of a list reached by different kinds of step")
+        by_position = [
+            i
+            for n in nodes
+            if _kind(n.step)[0] == "index"  # type: ignore[arg-type]
+            for i in [*n.descents, *n.assigns]
+        ]
         by_selector = [i for n in nodes if _kind(n.step)[0] != "index" for i in n.descents]  # type: ignore[arg-type]
         if by_position and by_selector and max(by_position) > min(by_selector):
             raise _Unsupported("an item reached by position after a selector added one")
@@ -152,6 +164,8 @@ class _Compiler:
         assert node.step is not None
         keys = {k for k, _v in node.step.select if "." not in k}
         keys |= {self.entries[i].path.steps[node.depth + 1].name for i in node.descents}
+        for i in node.assigns:  # values written at the item by position (known keys: _check_mixed)
+            keys |= self.entries[i].value_keys or set()
         return keys
 
     @staticmethod
@@ -376,7 +390,10 @@ def compile_rows(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset
     ``root_keys``: keys the roots already hold (a child item's template), which no path may go through."""
     key = (
         root_keys,
-        tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, e.shared, literal(e.const)) for e in entries),
+        tuple(
+            (e.path.text, e.is_const, e.has_mask, e.dict_selector_key, e.shared, literal(e.const), e.value_keys)
+            for e in entries
+        ),
     )
     if key in _CACHE:
         return _CACHE[key]
@@ -402,7 +419,10 @@ _AS_IS: dict[Any, tuple[bool, ...] | None] = {}
 def dicts_as_is(entries: Sequence[Entry], root_keys: frozenset[str] = frozenset()) -> tuple[bool, ...] | None:
     """Per entry, whether the row program writes a dict value as it is (see :meth:`_Compiler.as_is`): where it
     does not, the value's content decides what the row becomes. ``None`` when :func:`compile_rows` is ``None``."""
-    key = (root_keys, tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, e.shared) for e in entries))
+    key = (
+        root_keys,
+        tuple((e.path.text, e.is_const, e.has_mask, e.dict_selector_key, e.shared, e.value_keys) for e in entries),
+    )
     if key not in _AS_IS:
         _AS_IS[key] = None if compile_rows(entries, root_keys) is None else _Compiler(entries, root_keys).as_is()
     return _AS_IS[key]

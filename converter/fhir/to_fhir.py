@@ -85,6 +85,7 @@ __all__ = [
 
 
 _BODY_KEYS = frozenset({"resourceType", "id"})
+_IDENTIFIER_KEYS = frozenset({"system", "value"})  # every business identifier's dict (identifier_values)
 
 
 def _flat(template: JsonDict) -> bool:
@@ -371,7 +372,7 @@ class Builder:
         values = render(ident.value, df, self._texts)
         texted = self.text and identifier_text_ok(ident.path)  # the identifiers' JSON made as text, no dict per row
         ids: Sequence[Any] = identifier_texts(systems, values) if texted else identifiers(systems, values)
-        plan: list[tuple[Entry, Sequence[Any] | None]] = [(Entry(ident.path), ids)]
+        plan: list[tuple[Entry, Sequence[Any] | None]] = [(Entry(ident.path, value_keys=_IDENTIFIER_KEYS), ids)]
         for el in source.elements:
             if el.to_fhir:
                 plan.extend(self._entries(el, el.path, df, ds, label))
