@@ -50,7 +50,7 @@ def _columns(rng: random.Random, n: int, p_ident: float, p_secondary: float) -> 
         [None if rng.random() < p_secondary else str(rng.randrange(100)) for _ in range(n)],
     ]
     for _p in PATHS[5:]:
-        cols.append([rng.choice([None, "2024-01-02", "x\"y", "A"]) for _ in range(n)])
+        cols.append([rng.choice([None, "2024-01-02", 'x"y', "A"]) for _ in range(n)])
     return [systems, values], cols
 
 
@@ -123,7 +123,7 @@ def test_unknown_or_matching_keys_fall_back_to_the_setters() -> None:
     assert compile_rows([Entry(parse_path("identifier[0]"), value_keys=KEYS), Entry(parse_path("identifier[0].x")),
                          Entry(parse_path("identifier[use=secondary].value"))]) is None  # fmt: skip
     # what a setter does where a value with the selector's key is at position 0: it is found and written into
-    want = _by_setters(1, _entries(value_keys=None)[:1] + [_entries()[5]],
+    want = _by_setters(1, [*_entries(value_keys=None)[:1], _entries()[5]],
                        [[{"use": "secondary", "value": "A"}], ["B"]])  # fmt: skip
     assert want[0]["identifier"] == [{"use": "secondary", "value": "B"}]
 
