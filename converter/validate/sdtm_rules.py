@@ -225,11 +225,13 @@ def check_seq_unique(frames: Frames) -> list[Finding]:
         seq = seq_variable(name, df)
         if seq is None or "USUBJID" not in df.columns:
             continue
-        keys = pd.DataFrame({"u": df["USUBJID"].to_numpy(dtype=object), "s": numbers(df[seq])})
-        dup = keys.duplicated(keep=False).to_numpy() & ~np.isnan(keys["s"].to_numpy())
+        # USUBJID by its codes (one per distinct value, missing -1: what duplicated's own hashing tells apart)
+        s = numbers(df[seq])
+        keys = pd.DataFrame({"u": coded(df["USUBJID"]).codes, "s": s})
+        dup = keys.duplicated(keep=False).to_numpy() & ~np.isnan(s)
         out += row_findings(
             "CORE-000544", name, seq, df, dup,
-            f"{seq}={{s:g}} is used twice for {{u}}", s=keys["s"], u=keys["u"],
+            f"{seq}={{s:g}} is used twice for {{u}}", s=s, u=df["USUBJID"].to_numpy(dtype=object),
         )  # fmt: skip
     return out
 
