@@ -309,3 +309,35 @@ def test_identifier_table_and_check(resources: list[dict[str, Any]], seed: int) 
     assert all(a is b for k, v in index.by_ident.items() for a, b in zip(v, old_by_ident(items)[k], strict=True))
     assert check_identifiers(items, index) == check_identifiers(items)
     assert bool(check_identifiers(items)) == (seed % 2 == 0)
+
+
+def test_scan_leaves_no_cycle_holding_the_index(resources: list[dict[str, Any]]) -> None:
+    """Once the scan returns, nothing of it keeps the reference index (and through it every parsed resource)
+    alive: with the cyclic GC off, dropping the last outside reference frees the index at once, after a normal
+    return and after a check that raised."""
+    import gc
+    import weakref
+
+    items = _items(resources[:50])
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        index = Index(items)
+        gone = weakref.ref(index)
+        assert scan_elements(items, index.resolve, system_problem)
+        del index
+        assert gone() is None
+
+        index = Index(items)
+        gone = weakref.ref(index)
+
+        def failing(*_: Any) -> Any:
+            raise RuntimeError("check failed")
+
+        with pytest.raises(RuntimeError):
+            scan_elements(items, index.resolve, failing)
+        del index
+        assert gone() is None
+    finally:
+        if was:
+            gc.enable()

@@ -31,6 +31,8 @@ _DEEP = 120  # the walk recurses this deep; below, it goes on without recursion 
 
 #: where a container is: (the link of the container holding it, the container, its key there); None above the resource
 Link = tuple[Any, Any, Any] | None
+#: what the walk does with an object that holds a reference or a code system, or with a Coding
+_Visit = Callable[[dict[str, Any], bool, Link, Any], None]
 
 
 def element_path(nodes: list[Any], keys: list[Any]) -> Any:
@@ -57,54 +59,59 @@ def scan_elements(
     def visit(node: dict[str, Any], coding: bool, link: Link, k: Any) -> None:
         _visit(node, coding, it, link, k, resolve, system_check, known, refs, codes)
 
-    def in_dict(node: dict[str, Any], link: Link, depth: int) -> None:
-        for k, v in node.items():
-            c = v.__class__
-            if c is str:
-                continue
-            if c is dict or (c is not list and isinstance(v, dict)):
-                if k == "valueCoding":
-                    visit(v, True, link, k)
-                elif "reference" in v or "system" in v:
-                    visit(v, False, link, k)
-                if depth < _DEEP:
-                    in_dict(v, (link, v, k), depth + 1)
-                else:
-                    _walk_iter(v, (link, v, k), False, visit)
-            elif c is list or isinstance(v, list):
-                listed = k == "coding" or (k in _LISTED_IN_META and _link_path(link) == "meta")
-                if depth < _DEEP:
-                    in_list(v, listed, (link, v, k), depth + 1)
-                else:
-                    _walk_iter(v, (link, v, k), listed, visit)
-
-    def in_list(node: list[Any], listed: bool, link: Link, depth: int) -> None:
-        for k, v in enumerate(node):
-            c = v.__class__
-            if c is str:
-                continue
-            if c is dict or (c is not list and isinstance(v, dict)):
-                if listed or "reference" in v or "system" in v:
-                    visit(v, listed, link, k)
-                if depth < _DEEP:
-                    in_dict(v, (link, v, k), depth + 1)
-                else:
-                    _walk_iter(v, (link, v, k), False, visit)
-            elif c is list or isinstance(v, list):
-                if depth < _DEEP:
-                    in_list(v, False, (link, v, k), depth + 1)
-                else:
-                    _walk_iter(v, (link, v, k), False, visit)
-
     for it in items:
         res: Any = it.resource
         if isinstance(res, dict):
             if "reference" in res or "system" in res:
                 visit(res, False, None, "")
-            in_dict(res, (None, res, None), 1)
+            _in_dict(res, (None, res, None), 1, visit)
         elif isinstance(res, list):
-            in_list(res, False, (None, res, None), 1)
+            _in_list(res, False, (None, res, None), 1, visit)
     return refs, codes
+
+
+def _in_dict(node: dict[str, Any], link: Link, depth: int, visit: _Visit) -> None:
+    """The walk below an object (``depth`` levels down): module functions, not closures of :func:`scan_elements`,
+    so no reference cycle keeps the scan's ``resolve`` (its index of every parsed resource) alive after it."""
+    for k, v in node.items():
+        c = v.__class__
+        if c is str:
+            continue
+        if c is dict or (c is not list and isinstance(v, dict)):
+            if k == "valueCoding":
+                visit(v, True, link, k)
+            elif "reference" in v or "system" in v:
+                visit(v, False, link, k)
+            if depth < _DEEP:
+                _in_dict(v, (link, v, k), depth + 1, visit)
+            else:
+                _walk_iter(v, (link, v, k), False, visit)
+        elif c is list or isinstance(v, list):
+            listed = k == "coding" or (k in _LISTED_IN_META and _link_path(link) == "meta")
+            if depth < _DEEP:
+                _in_list(v, listed, (link, v, k), depth + 1, visit)
+            else:
+                _walk_iter(v, (link, v, k), listed, visit)
+
+
+def _in_list(node: list[Any], listed: bool, link: Link, depth: int, visit: _Visit) -> None:
+    """The walk below an array (``listed``: its items are Codings)."""
+    for k, v in enumerate(node):
+        c = v.__class__
+        if c is str:
+            continue
+        if c is dict or (c is not list and isinstance(v, dict)):
+            if listed or "reference" in v or "system" in v:
+                visit(v, listed, link, k)
+            if depth < _DEEP:
+                _in_dict(v, (link, v, k), depth + 1, visit)
+            else:
+                _walk_iter(v, (link, v, k), False, visit)
+        elif c is list or isinstance(v, list):
+            if depth < _DEEP:
+                _in_list(v, False, (link, v, k), depth + 1, visit)
+            else:
+                _walk_iter(v, (link, v, k), False, visit)
 
 
 def _unroll(link: Link) -> tuple[list[Any], list[Any]]:
@@ -133,7 +140,7 @@ def _member_path(link: Link, k: Any) -> Any:
     return element_path(nodes, [*keys, k])
 
 
-def _walk_iter(root: Any, link: Link, listed: bool, visit: Callable[[dict[str, Any], bool, Link, Any], None]) -> None:
+def _walk_iter(root: Any, link: Link, listed: bool, visit: _Visit) -> None:
     """What the recursive walk of :func:`scan_elements` does below ``root`` (the container of ``link``; ``listed``:
     its items are Codings), without recursion: for elements nested deeper than the walk recurses."""
     top: Iterator[tuple[Any, Any]] = iter(root.items()) if isinstance(root, dict) else enumerate(root)
