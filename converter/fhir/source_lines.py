@@ -21,7 +21,16 @@ from converter.fhir.mapping import ChildSpec
 from converter.fhir.resource_ids import JsonDict, RefTable
 from converter.fhir.rowcode import Entry
 
-__all__ = ["Plan", "bundle_twin", "dual_dumps", "rows_of", "selector_checked", "source_lines"]
+__all__ = [
+    "Plan",
+    "bundle_twin",
+    "dual_dumps",
+    "item_dicts",
+    "item_lines",
+    "rows_of",
+    "selector_checked",
+    "source_lines",
+]
 
 Plan = list[tuple[Entry, Sequence[Any] | None]]
 
@@ -98,11 +107,34 @@ def source_lines(
     return row_line_pairs(len(uuids), entries, cols, twins, root, {"id": ids}, tails, keys)
 
 
+def item_lines(child: ChildSpec, plan: Plan, rows: list[int] | None, n: int, template: JsonDict) -> list[bytes] | None:
+    """The ``n`` items of a child group as JSON text from the line templates: each a copy of ``template`` (plain
+    JSON) with the plan written into it, as the row program writes it (``rows``: the rows of the plan's columns,
+    None: all). ``None`` where :func:`source_lines` would not take them as text (items not appended at one plain
+    step, or with references, whose Bundle form differs) or the templates do not follow the paths."""
+    steps = child.path.steps
+    if child.mode != "list" or len(steps) != 1 or not steps[0].plain or any(el.kind in _REFS for el in child.elements):
+        return None
+    entries = [selector_checked(e, col) for e, col in plan]
+    cols = [col if rows is None else rows_of(col, rows) for _e, col in plan if col is not None]
+    return row_lines(n, entries, cols, template, {}, (), frozenset(template))
+
+
+def item_dicts(
+    groups: list[tuple[ChildSpec, list[tuple[int, Any]]]],
+) -> list[tuple[ChildSpec, list[tuple[int, Any]]]]:
+    """The child groups with items given as text (:func:`item_lines`) parsed back into dicts, for the resources
+    the templates do not make (orjson's text of the dicts is the text itself)."""
+    loads = orjson.loads
+    return [(c, [(p, loads(x) if type(x) is bytes else x) for p, x in items]) for c, items in groups]
+
+
 def _joined(items: list[tuple[int, Any]], made: list[int]) -> list[bytes | None]:
-    """Per row made, its items' JSON joined by commas (None: no item)."""
+    """Per row made, its items' JSON joined by commas (None: no item); an item given as text is that text."""
     joined: dict[int, list[bytes]] = {}
+    dumps = orjson.dumps
     for p, item in items:
-        joined.setdefault(p, []).append(orjson.dumps(item))
+        joined.setdefault(p, []).append(item if type(item) is bytes else dumps(item))
     return [b",".join(joined[i]) if i in joined else None for i in made]
 
 

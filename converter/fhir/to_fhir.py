@@ -62,7 +62,7 @@ from converter.fhir.resource_ids import (
     resource_uuids,
 )
 from converter.fhir.rowcode import Entry, compile_rows, literal
-from converter.fhir.source_lines import dual_dumps, rows_of, selector_checked, source_lines
+from converter.fhir.source_lines import dual_dumps, item_dicts, item_lines, rows_of, selector_checked, source_lines
 from converter.fhir.study_days import submitted_days
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text, json_copy
 from converter.spec.expr import Expr
@@ -409,7 +409,7 @@ class Builder:
         present = [False] * n
         for i in made:
             present[i] = True
-        groups = [(c, self._child(c, source, df, present, datasets)) for c in source.children
+        groups = [(c, self._child(c, source, df, present, datasets, self.text)) for c in source.children
                   if c.direction in ("both", "to_fhir")]  # fmt: skip
         request, name = source.request, source.name
         texts = None
@@ -426,6 +426,7 @@ class Builder:
                     uuids, subjects, m_systems, m_values, lines, twins or no_twins, strict=True
                 )
             ]
+        groups = item_dicts(groups) if self.text else groups  # items made as text: dicts again
         made_bodies: list[JsonDict] = [{"resourceType": rtype, "id": u} for u in uuids]
         if texted:
             plan[0] = (plan[0][0], identifiers(systems_all, values_all))
@@ -467,6 +468,7 @@ class Builder:
         parent: pd.DataFrame,
         present: list[bool],
         datasets: Mapping[str, pd.DataFrame],
+        as_text: bool = False,
     ) -> list[tuple[int, Any]]:
         """The items of a child group, each with the parent row it goes to, in order (parents made only)."""
         if child.when_absent and child.when_absent in datasets and not datasets[child.when_absent].empty:
@@ -492,11 +494,13 @@ class Builder:
         template = dict(child.item) if child.item else {}
         rows = [i for i, p in enumerate(parents) if p is not None and present[p]]
         if literal(template) is not None:
-            items = self._child_rows(child, cdf, parents, rows, template, label)
+            items = self._child_rows(child, cdf, parents, rows, template, label, as_text)
         else:
             items = self._child_items(child, cdf, rows, template, label)
+        empty = orjson.dumps(template)  # an item nothing was written into: none
         return [(p, item) for p, item in zip((parents[i] for i in rows), items, strict=True)
-                if not (item == {} or (isinstance(item, dict) and item == template)) and p is not None]  # fmt: skip
+                if not (item == {} or item == empty or (isinstance(item, dict) and item == template))
+                and p is not None]  # fmt: skip
 
     def _child_items(
         self, child: ChildSpec, cdf: pd.DataFrame, rows: list[int], template: JsonDict, label: Callable[[int], str]
@@ -534,8 +538,9 @@ class Builder:
         rows: list[int],
         template: JsonDict,
         label: Callable[[int], str],
+        as_text: bool = False,
     ) -> list[Any]:
-        """Child items built from a plain JSON template, column-wise (see :meth:`_fill`)."""
+        """Child items built from a plain JSON template, column-wise (see :meth:`_fill`), or as text (item_lines)."""
         plan: list[tuple[Entry, Sequence[Any] | None]] = []
         for el in child.elements:
             if el.to_fhir:
@@ -545,9 +550,12 @@ class Builder:
             holders: list[JsonDict] = [{"item": json_copy(template)} for _ in rows]
             self._fill(holders, holder_plan, rows, frozenset({"item"}))
             return [h["item"] for h in holders]
+        sub = rows if len(rows) < len(parents) else None
+        if as_text and (lines := item_lines(child, plan, sub, len(rows), template)) is not None:
+            return lines
         copy_of = dict if _flat(template) else json_copy
         items = [copy_of(template) for _ in rows]
-        self._fill(items, plan, rows if len(rows) < len(parents) else None, frozenset(template))
+        self._fill(items, plan, sub, frozenset(template))
         return items
 
     # -- checks ---------------------------------------------------------------------------------------------------
