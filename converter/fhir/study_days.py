@@ -106,14 +106,15 @@ def submitted_days(datasets: Mapping[str, pd.DataFrame], specs: FhirSpecs) -> Ma
             derived = _study_days(dm, df, src, refs, subjects) if dm is not None else np.full(len(df), np.nan)
             values = given.to_numpy(dtype=np.float64, na_value=np.nan)
             same = (values == derived) | (np.isnan(values) & np.isnan(derived))
-            if bool(same.all()):
-                continue
             if out is None:
                 out = dict(datasets)
             if out[ds] is df:
                 out[ds] = df = df.copy()
-            keep = same.tolist()
-            text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, keep, strict=True)]
+            if bool(same.all()):  # nothing to carry: every day is the derivation's (not: every day carried)
+                text: list[str | None] = [None] * len(df)
+            else:
+                keep = same.tolist()
+                text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, keep, strict=True)]
             df[var] = pd.Series(text, index=df.index, dtype=object)
     return datasets if out is None else out
 
