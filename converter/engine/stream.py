@@ -26,7 +26,6 @@ import concurrent.futures
 import csv
 import multiprocessing
 import os
-import resource
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -232,8 +231,10 @@ def run_stream(
             progress(0, step="partitions")
             t = time.perf_counter()
             done = 0
+            worker_peak = 0.0  # each worker's own peak, as its partitions report it (it spilled and converted)
             for res in _bounded_map(pool, convert_partition, parts, 2 * max(1, workers)):
                 done += 1
+                worker_peak = max(worker_peak, res.peak_rss_mib)
                 progress()
                 rep.partitions += 1
                 problems += res.problems
@@ -260,10 +261,8 @@ def run_stream(
         add_study_findings(rep, study)
         rep.subjects = len(seen)
         finish_run(work, ctx.chain.study_sets, ctx.rules, ctx.out, rep, accounting)
-        rep.peak_rss_mib = {
-            "parent": peak_mib(),
-            "largest_worker": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        }
+        # not RUSAGE_CHILDREN: that is the largest of every child this process ever waited for, whatever it ran
+        rep.peak_rss_mib = {"parent": peak_mib(), "largest_worker": worker_peak}
         rep.wall_seconds["total"] = time.perf_counter() - wall0
         (work / "stream.json").write_bytes(orjson.dumps(rep.as_dict(), option=orjson.OPT_INDENT_2))
     return rep
