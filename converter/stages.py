@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from converter.gc_pause import no_gc
 from converter.io.progress import Tick, no_progress
 
 Echo = Callable[[str], Any]
@@ -26,14 +27,11 @@ def _lasting() -> Iterator[None]:
     then would only scan it again and again (0.1-0.3 s of an ``inoconv run`` process's start on Python 3.11).
     Then frozen: later collections leave it out (:func:`gc.freeze`; what it made that was already garbage in a
     cycle is kept, a few objects of an import)."""
-    was = gc.isenabled()
-    gc.disable()
     try:
-        yield
+        with no_gc():
+            yield
     finally:
         gc.freeze()
-        if was:
-            gc.enable()
 
 
 def _table(rows: list[dict[str, object]], cols: list[str]) -> str:
@@ -231,7 +229,6 @@ def _warm_modules() -> None:
     """What the side's stages import only when they run: validate_folder's rule modules (imported at each call,
     the round trip's too), the package helpers ADaM's stage uses, and importlib.metadata's first lookup (the
     define.xml writer asks for inoconv's version). About 0.06 s that would otherwise fall after the warm-up."""
-    import contextlib
     import importlib
     import importlib.metadata
 

@@ -13,9 +13,7 @@ No I/O here.
 from __future__ import annotations
 
 import dataclasses
-import gc
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pandas as pd
 from converter.adam import algorithms as alg
 from converter.adam.shared import shared_results
 from converter.errors import SpecError
+from converter.gc_pause import no_gc
 from converter.paths import mappings_dir
 from converter.sdtm.build import build_all
 from converter.spec.loader import check_specs, load_specs, load_terminology
@@ -150,21 +149,6 @@ def load_adam_specs(
     return specs, ct
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused for one build (restored as it was). The build makes few reference
-    cycles, but many container objects (frames, Series, indexes): each collection they trigger rescans every object
-    the process holds, which in a chain worker (specs, SDTM, FHIR templates) made a full collection cost 45+ ms of a
-    0.45 s build. What the build leaves as cyclic garbage is collected once the collector runs again."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def sdtm_to_adam(
     sdtm: Mapping[str, pd.DataFrame],
     specs_dir: Path | None = None,
@@ -173,7 +157,9 @@ def sdtm_to_adam(
     checks: bool = True,
 ) -> AdamResult:
     specs, ct = load_adam_specs(specs_dir, ct_dir, upstream={n: list(df.columns) for n, df in sdtm.items()})
-    with _gc_paused(), shared_results():  # what several variables read is computed once per build
+    # the cyclic GC paused for the build: it makes few reference cycles but many containers (frames, Series,
+    # indexes), and each collection they trigger rescans everything a chain worker holds (45+ ms of a 0.45 s build)
+    with no_gc(), shared_results():  # what several variables read is computed once per build
         datasets, _ = build_all(specs, {}, ct, None, upstream=dict(sdtm))
         found = key_problems(datasets, specs)
         if checks:

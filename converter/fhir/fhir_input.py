@@ -30,8 +30,8 @@ import numpy as np
 import orjson
 
 from converter.errors import problem
-from converter.fhir.gc_pause import no_gc
 from converter.fhir.located import FromFhir, Located, Outcome
+from converter.gc_pause import no_gc
 from converter.text import CONTROL_RULE, escape_controls, first_control
 
 #: the longest NDJSON line read (bytes, without the line end); a longer one is refused without being held

@@ -19,11 +19,11 @@ from urllib.parse import unquote
 from converter.errors import Problem, problem
 from converter.fhir.element_scan import scan_elements
 from converter.fhir.fhir_input import read_input
-from converter.fhir.gc_pause import no_gc
 from converter.fhir.located import FromFhir, Located
 from converter.fhir.paths import FPath
 from converter.fhir.structure import check_resources
 from converter.fhir.terminology_checks import check_profiles, system_problem
+from converter.gc_pause import no_gc
 
 _TYPE_NAME = re.compile(r"abc\.([A-Za-z0-9]+)Type\b")
 _LOCAL = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")

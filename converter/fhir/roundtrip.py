@@ -28,7 +28,6 @@ import pandas as pd
 from converter.errors import Problem
 from converter.fhir.bundles import iter_bundles
 from converter.fhir.fhir_input import read_input
-from converter.fhir.gc_pause import no_gc
 from converter.fhir.located import FromFhir, Located
 from converter.fhir.mapping import FhirSpecs, coverage, load_fhir_stage, rederivations
 from converter.fhir.ndjson import ndjson_lines
@@ -36,6 +35,7 @@ from converter.fhir.sdtm_dir import combine_split, read_sdtm_dir
 from converter.fhir.to_fhir import column_values, sdtm_to_fhir, with_columns
 from converter.fhir.to_sdtm import fhir_to_sdtm, parse_items
 from converter.fhir.transforms import as_text
+from converter.gc_pause import no_gc
 from converter.spec.model import DatasetSpec, Terminology
 
 _DEFAULT_KEYS = {

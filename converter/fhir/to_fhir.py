@@ -38,7 +38,6 @@ from converter.fhir.frame_values import (
     text_values,
     with_columns,
 )
-from converter.fhir.gc_pause import no_gc
 from converter.fhir.identifier_values import identifier_text_ok, identifier_texts, identifiers
 from converter.fhir.mapping import (
     ChildSpec,
@@ -65,6 +64,7 @@ from converter.fhir.rowcode import Entry, compile_rows, literal
 from converter.fhir.source_lines import dual_dumps, item_dicts, item_lines, rows_of, selector_checked, source_lines
 from converter.fhir.study_days import submitted_days
 from converter.fhir.transforms import FORWARD, SHARED, Forward, TransformContext, as_text, json_copy
+from converter.gc_pause import no_gc
 from converter.spec.expr import Expr
 from converter.spec.model import DatasetSpec, Terminology
 
