@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes, note_rows
+from converter.adam.codes import codes_of, column_codes, frame_codes, key_codes
 from converter.adam.common import (
     as_sas_date,
     dates_of,
@@ -28,7 +28,7 @@ from converter.adam.common import (
     untied_picks,
     value_of,
 )
-from converter.adam.rows import kept, narrow_rows
+from converter.adam.rows import kept, narrow_rows, rows_at
 from converter.adam.shared import shared
 from converter.frames import constant_column, null_column
 from converter.sdtm.context import RowContext, as_text, row_rule
@@ -54,13 +54,7 @@ def _picked(ctx: RowContext, a: dict[str, Any]) -> tuple[pd.DataFrame, pd.Series
 
         def untied() -> tuple[pd.DataFrame, np.ndarray] | None:
             at = untied_picks(narrow, by, order, mode == "last", share=True) if len(narrow) else np.arange(0)
-            if at is None:
-                return None
-            if len(at) == len(narrow) and bool((at == np.arange(len(at))).all()):
-                return narrow, at  # every row in its order: the rows themselves
-            rows = pd.DataFrame({c: narrow[c].array.take(at) for c in dict.fromkeys(read)},
-                                index=narrow.index.take(at), copy=False)  # the columns read, not every column
-            return note_rows(rows, narrow, at), at
+            return None if at is None else (rows_at(narrow, at, read), at)  # the columns read, not every column
 
         found = shared(("untied pick", tuple(by), order_key(order), mode), (narrow,), untied)
         if found is not None:

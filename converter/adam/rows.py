@@ -20,7 +20,7 @@ from converter.adam.codes import note_rows
 from converter.adam.shared import shared
 from converter.spec.expr import evaluate_mask
 
-__all__ = ["kept", "narrow_rows"]
+__all__ = ["kept", "narrow_rows", "rows_at"]
 
 
 def kept(frame: pd.DataFrame, condition: Any) -> np.ndarray | None:
@@ -46,9 +46,16 @@ def narrow_rows(frame: pd.DataFrame, condition: Any, columns: Sequence[str]) -> 
         keep = kept(frame, condition)
         if keep is None:  # every row: the frame itself (its other columns are not read), not a copy
             return frame
-        positions = np.flatnonzero(keep)
-        rows = pd.DataFrame({c: frame[c].array.take(positions) for c in names}, index=frame.index.take(positions),
-                            copy=False)  # fmt: skip
-        return note_rows(rows, frame, positions)
+        return rows_at(frame, np.flatnonzero(keep), names)
 
     return shared(("narrow rows", condition, names), (frame,), make)
+
+
+def rows_at(frame: pd.DataFrame, positions: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``frame`` at ``positions`` with only ``columns`` (each once, in the order given), noted as taken
+    from ``frame`` (their key codes are its); ``frame`` itself when the positions are every row in order."""
+    if len(positions) == len(frame) and bool((positions == np.arange(len(frame))).all()):
+        return frame
+    rows = pd.DataFrame({c: frame[c].array.take(positions) for c in dict.fromkeys(columns)},
+                        index=frame.index.take(positions), copy=False)  # fmt: skip
+    return note_rows(rows, frame, positions)
