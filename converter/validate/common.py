@@ -43,7 +43,6 @@ __all__ = [
     "study_day",
     "text_bytes",
     "text_values",
-    "utf8_lengths",
 ]
 
 
@@ -366,14 +365,6 @@ def text_bytes(col: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
     else:
         sizes = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
     result: np.ndarray[Any, np.dtype[np.int64]] = sizes[c.codes]
-    return result
-
-
-def utf8_lengths(vals: np.ndarray[Any, np.dtype[np.object_]]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Bytes of each text value in UTF-8 (0 for None), computed once per distinct value."""
-    codes, uniques = pd.factorize(vals, use_na_sentinel=True)
-    sizes = np.array([*(len(u.encode("utf-8")) for u in uniques), 0], dtype=np.int64)
-    result: np.ndarray[Any, np.dtype[np.int64]] = sizes[codes]
     return result
 
 
