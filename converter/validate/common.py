@@ -36,7 +36,6 @@ __all__ = [
     "iso_datetime_ok",
     "iso_duration_ok",
     "numbers",
-    "pair_per_text",
     "row_findings",
     "shared_results",
     "starts_after_ends",
@@ -312,16 +311,6 @@ def _texts_of(uniques: np.ndarray[Any, np.dtype[np.object_]]) -> np.ndarray[Any,
         return out
     out[:] = [_text_value(u) for u in uniques]
     return out
-
-
-def pair_per_text(a: Coded, b: Coded, fn: Any, dtype: Any = bool) -> np.ndarray[Any, Any]:
-    """``fn(text_a, text_b)`` for every row of two columns of one frame, computed once per distinct pair."""
-    nb = len(b.texts)
-    pair = (a.codes % len(a.texts)) * nb + (b.codes % nb)  # code -1 -> the final None
-    distinct, at = np.unique(pair, return_inverse=True)
-    answers = np.array([fn(a.texts[p // nb], b.texts[p % nb]) for p in distinct], dtype=dtype)
-    result: np.ndarray[Any, Any] = answers[at.reshape(-1)] if len(pair) else np.zeros(0, dtype=dtype)
-    return result
 
 
 def text_values(col: pd.Series) -> np.ndarray[Any, np.dtype[np.object_]]:
