@@ -227,10 +227,9 @@ def _warm_analysis_side() -> None:
 
 def _warm_modules() -> None:
     """What the side's stages import only when they run: validate_folder's rule modules (imported at each call,
-    the round trip's too), the package helpers ADaM's stage uses, and importlib.metadata's first lookup (the
-    define.xml writer asks for inoconv's version). About 0.06 s that would otherwise fall after the warm-up."""
+    the round trip's too) and the package helpers ADaM's stage uses. About 0.04 s that would otherwise fall after
+    the warm-up."""
     import importlib
-    import importlib.metadata
 
     io = ("converter.io.package_kind", "converter.io.read_cache")
     rules = ("converter.validate.adam_rules", "converter.validate.levels", "converter.validate.sdtm_rules",
@@ -238,8 +237,6 @@ def _warm_modules() -> None:
     for name in (*io, *rules):
         if _have(name):
             importlib.import_module(name)
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # running from the source tree
-        importlib.metadata.version("inoconv")
 
 
 @dataclasses.dataclass

@@ -408,6 +408,17 @@ def test_a_missing_input_has_one_wording(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_one_version_named_everywhere() -> None:
+    # converter.__version__ is what the outputs name (manifests, Provenance, define.xml, Dataset-JSON): it is the
+    # version pyproject.toml builds, the one `pip show inoconv` gives
+    import tomllib
+
+    from converter import __version__
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["version"] == __version__
+
+
 def test_version_and_flags_without_bool_metavar() -> None:
     from converter import __version__
 

@@ -28,7 +28,6 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +35,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from converter import __version__
 from converter.errors import ConformanceError, InputError, Problem, problem
 from converter.io.xpt import (
     ColumnMeta,
@@ -224,7 +224,7 @@ def dataset_header(
 ) -> dict[str, Any]:
     """Top-level attributes (everything but ``rows``) in the specification's order; None-valued ones left out."""
     if source_system is None:
-        source_system = ("inoconv", _package_version())
+        source_system = ("inoconv", __version__)
     header: dict[str, Any] = {
         "datasetJSONCreationDateTime": created or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "datasetJSONVersion": DATASET_JSON_VERSION,
@@ -242,17 +242,6 @@ def dataset_header(
         "columns": columns_metadata(df, spec),
     }
     return {k: v for k, v in header.items() if v is not None}
-
-
-@lru_cache(maxsize=1)
-def _package_version() -> str:
-    """inoconv's installed version, read once per process (importlib.metadata parses the METADATA file each time)."""
-    try:
-        from importlib.metadata import version
-
-        return version("inoconv")
-    except Exception:  # not installed (running from the source tree)
-        return "0.1.0"
 
 
 def write_dataset_json(

@@ -50,6 +50,7 @@ from typing import Any
 import pandas as pd
 from lxml import etree
 
+from converter import __version__
 from converter.errors import ConformanceError
 from converter.io.datasetjson import item_group_oid, item_oid
 from converter.io.define_check import crosscheck_define, schema_path, validate_define, validate_define_tree
@@ -217,7 +218,7 @@ def build_define(
         CreationDateTime=created,
         Originator=originator,
         SourceSystem="inoconv",
-        SourceSystemVersion=_version(),
+        SourceSystemVersion=__version__,
     )
     root.set(def_tag("Context"), context)
     study = _set(etree.SubElement(root, odm_tag("Study")), OID=study_oid)
@@ -321,15 +322,6 @@ def build_define(
     tree = etree.ElementTree(root)
     root.addprevious(etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET}"'))
     return tree
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("inoconv")
-    except Exception:  # running from the source tree
-        return "0.1.0"
 
 
 def _one_per_subject(spec: DatasetSpec) -> bool:
