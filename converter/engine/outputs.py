@@ -23,6 +23,7 @@ import pandas as pd
 
 from converter.errors import Problem
 from converter.io.csv_out import dict_writer
+from converter.io.settle import close_settled
 
 _BUFFER = 1 << 20  # bytes buffered per open NDJSON file
 MAX_PROBLEMS = 1000  # problems, findings kept per partition and per run (every one is counted)
@@ -76,9 +77,15 @@ class PartitionFiles:
         return counts
 
     def close(self) -> None:
-        for fh in self._ndjson.values():
-            fh.close()
-        self._ndjson.clear()
+        """Each NDJSON file closed on disk and out of the page cache (:func:`~converter.io.settle.close_settled`:
+        a long run writes far more than the cache holds, and nothing reads these files back during it)."""
+        try:
+            for fh in self._ndjson.values():
+                close_settled(fh)
+        finally:
+            for fh in self._ndjson.values():
+                fh.close()
+            self._ndjson.clear()
 
     def __enter__(self) -> PartitionFiles:
         return self
