@@ -75,8 +75,14 @@ def worker_python() -> str:
 LIGHT_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
+#: The daemon of a local session's Python workers: PySpark's, started with the chain's modules imported, so its
+#: workers are forked warm (:mod:`converter.engine.spark_daemon`)
+DAEMON_MODULE = "converter.engine.spark_daemon"
+
+
 def local_session(app: str = "inoconv", cores: int = 2, jvm_options: str = "") -> SparkSession:
-    """A local Spark session (``local[cores]``) with Arrow transfers, its workers on :func:`worker_python`,
+    """A local Spark session (``local[cores]``) with Arrow transfers, its workers on :func:`worker_python` forked
+    by :data:`DAEMON_MODULE`,
     ``jvm_options`` for the driver JVM (e.g. :data:`LIGHT_JVM`); on a cluster use the provided session."""
     from pyspark.sql import SparkSession
 
@@ -91,6 +97,7 @@ def local_session(app: str = "inoconv", cores: int = 2, jvm_options: str = "") -
             builder.master(f"local[{cores}]")
             .appName(app)
             .config("spark.pyspark.python", python)
+            .config("spark.python.daemon.module", DAEMON_MODULE)
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
             .config("spark.ui.enabled", "false")
