@@ -18,6 +18,7 @@ import pandas as pd
 
 from converter.spec.model import DatasetSpec, Terminology
 from converter.validate.common import (
+    Coded,
     DatasetInfo,
     coded,
     complete_date,
@@ -40,6 +41,7 @@ from converter.validate.sdtm_content import meddra_socs, run_content_rules
 from converter.validate.supp_rules import check_supp
 
 Frames = Mapping[str, pd.DataFrame]
+Dates = dict[str, str]  # subject -> a date text
 TRIAL_DESIGN = {"TA", "TE", "TI", "TS", "TV", "TD", "TM"}
 _EXTERNAL_DICTIONARIES = ("MEDDRA", "WHODRUG", "LOINC", "SNOMED", "UNII", "MED-RT")
 
@@ -293,15 +295,48 @@ def _valid_date(v: str | None) -> bool:
     return v is not None and iso_datetime_ok(v)
 
 
-def _per_subject(subj: np.ndarray, texts: np.ndarray, how: str) -> dict[str, str]:
-    """The earliest (``min``) or latest (``max``) text per subject, as text compares."""
-    if not len(subj):
-        return {}
-    codes, distinct = pd.factorize(texts)
-    ordered = np.sort(np.asarray(distinct, dtype=object))  # the distinct texts in text order
-    rank = np.searchsorted(ordered, np.asarray(distinct, dtype=object))[codes]
-    agg = pd.Series(rank).groupby(pd.Series(subj, dtype=object), sort=False, dropna=False).agg(how)
-    return dict(zip(agg.index, ordered[agg.to_numpy()], strict=True))
+def _subjects(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per row the code of its USUBJID (-1: None) and each code's value, grouped as ``pd.factorize`` groups them;
+    from the run's shared coded form when every missing value is None (the subjects hashed once per run)."""
+    raw = col.to_numpy(dtype=object)
+    c = coded(col)
+    none = raw == None  # noqa: E711 - elementwise
+    if not bool(((c.codes < 0) <= none).all()):  # a NaN or NA subject: a group of its own, as before
+        codes, values = pd.factorize(raw, use_na_sentinel=False)
+        return np.where(none, -1, codes), np.asarray(values, dtype=object)
+    first = np.full(len(c.texts) - 1, len(raw), dtype=np.intp)
+    has = c.codes >= 0
+    np.minimum.at(first, c.codes[has], np.flatnonzero(has))
+    return c.codes, raw[first] if len(raw) else np.empty(0, dtype=object)
+
+
+def _per_subject(who: np.ndarray, rank: np.ndarray, subjects: np.ndarray, ordered: np.ndarray, how: str) -> Dates:
+    """The earliest (``min``) or latest (``max``) text per subject: rows' subject codes ``who`` and text ranks
+    ``rank`` (into ``ordered``, the texts in text order) reduced per subject in one unbuffered ufunc pass."""
+    if how == "min":
+        best = np.full(len(subjects), len(ordered), dtype=np.intp)
+        np.minimum.at(best, who, rank)
+    else:
+        best = np.full(len(subjects), -1, dtype=np.intp)
+        np.maximum.at(best, who, rank)
+    seen = np.zeros(len(subjects), dtype=bool)
+    seen[who] = True
+    return dict(zip(subjects[seen], ordered[best[seen]], strict=True))
+
+
+def _ranks(*columns: Coded) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per column each row's rank among every column's distinct texts in text order (-1: none), and those texts."""
+    distinct = np.concatenate([c.texts[:-1] for c in columns])
+    some = distinct != None  # noqa: E711 - elementwise
+    rank, ordered = pd.factorize(distinct[some], sort=True)
+    at = np.full(len(distinct), -1, dtype=np.intp)
+    at[some] = rank
+    out, offset = [], 0
+    for c in columns:
+        width = len(c.texts) - 1
+        out.append(np.append(at[offset : offset + width], -1)[c.codes])
+        offset += width
+    return out, np.asarray(ordered, dtype=object)
 
 
 def check_dm_ex(frames: Frames) -> list[Finding]:
@@ -311,14 +346,14 @@ def check_dm_ex(frames: Frames) -> list[Finding]:
         return []
     start_col = coded(ex["EXSTDTC"])
     end_col = coded(ex["EXENDTC"]) if "EXENDTC" in ex.columns else start_col
-    subj = ex["USUBJID"].to_numpy(dtype=object)
-    known = subj != None  # noqa: E711 - elementwise: the rows whose USUBJID is not None
-    starts, ends = start_col.values(), end_col.values()
+    who, subjects = _subjects(ex["USUBJID"])
+    known = who >= 0  # the rows whose USUBJID is not None
+    (starts, ends), ordered = _ranks(start_col, end_col)
     start_ok = known & start_col.per_text(_valid_date)
     end_ok = known & end_col.per_text(_valid_date)
-    first = _per_subject(subj[start_ok], starts[start_ok], "min")
-    last = _per_subject(np.concatenate([subj[start_ok], subj[end_ok]]),
-                        np.concatenate([starts[start_ok], ends[end_ok]]), "max")  # fmt: skip
+    first = _per_subject(who[start_ok], starts[start_ok], subjects, ordered, "min")
+    last = _per_subject(np.concatenate([who[start_ok], who[end_ok]]),
+                        np.concatenate([starts[start_ok], ends[end_ok]]), subjects, ordered, "max")  # fmt: skip
     out: list[Finding] = []
     dm_subj = dm["USUBJID"].to_numpy(dtype=object)
 
@@ -328,16 +363,8 @@ def check_dm_ex(frames: Frames) -> list[Finding]:
             return
         have = text_values(dm[var])
         bad = np.array([u in want and have[i] != want[u] for i, u in enumerate(dm_subj)], dtype=bool)
-        out += row_findings(
-            rule,
-            "DM",
-            var,
-            dm,
-            bad,
-            f"{var} is {{h!r}}, the {what} EX date is {{w!r}}",
-            h=have,
-            w=[want.get(u) for u in dm_subj],
-        )
+        out += row_findings(rule, "DM", var, dm, bad, f"{var} is {{h!r}}, the {what} EX date is {{w!r}}", h=have,
+                            w=[want.get(u) for u in dm_subj])  # fmt: skip
 
     compare("RFXSTDTC", "CORE-000239", first, "earliest")
     compare("RFXENDTC", "CORE-000238", last, "latest")
@@ -358,7 +385,7 @@ def check_dm_ex(frames: Frames) -> list[Finding]:
             f=[first.get(u) for u in dm_subj],
         )
     if "RFENDTC" in dm.columns:
-        last_start = _per_subject(subj[start_ok], starts[start_ok], "max")
+        last_start = _per_subject(who[start_ok], starts[start_ok], subjects, ordered, "max")
         re_ = text_values(dm["RFENDTC"])
         bad = np.array(
             [u in last_start and re_[i] is not None and iso_datetime_ok(re_[i]) and iso_after(last_start[u], re_[i])
