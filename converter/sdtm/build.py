@@ -19,6 +19,7 @@ import pandas as pd
 from converter.errors import InputError, Problem
 from converter.frames import null_column, text_column
 from converter.records.model import Records
+from converter.records.partitions import sort_order
 from converter.records.schema import FormSchema
 from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext
 from converter.spec.expr import evaluate_mask
@@ -287,27 +288,6 @@ def final_text(col: pd.Series) -> np.ndarray:
     if drop.any():
         out[drop] = None
     return out
-
-
-def sort_order(columns: list[np.ndarray | pd.api.extensions.ExtensionArray]) -> np.ndarray:
-    """Row positions in the order of ``DataFrame.sort_values(kind='mergesort', na_position='first')`` on these
-    columns (final SDTM columns: text as ``str``/``None``, ``Int64``, ``float64``): a stable lexsort of each
-    column's null flag and its sorted codes (text) or values (numbers)."""
-    keys: list[np.ndarray] = []
-    for col in columns:
-        if isinstance(col, np.ndarray) and col.dtype == object:
-            codes, _ = pd.factorize(col, sort=True, use_na_sentinel=True)
-            keys.append(codes)  # -1 (missing) first
-            continue
-        if isinstance(col, pd.api.extensions.ExtensionArray):
-            null = np.asarray(col.isna(), dtype=bool)
-            values = np.asarray(col.to_numpy(dtype="float64", na_value=0.0))
-        else:
-            null = np.isnan(col)
-            values = np.where(null, 0.0, col)
-        keys.append(~null)
-        keys.append(values)
-    return np.lexsort(keys[::-1])
 
 
 def finalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
