@@ -417,14 +417,13 @@ def _day_number(text: str | None) -> float:
 
 def _subject_values(subjects: pd.Series, ref: Mapping[str, str | None], memo: dict[str, float]) -> np.ndarray:
     """Per row: the day number of the subject's reference date ``ref[USUBJID]`` (NaN: none or incomplete),
-    looked up once per distinct subject (``memo`` keeps them across datasets)."""
-    subj = subjects.to_numpy(dtype=object)
-    codes, uniques = pd.factorize(subj, use_na_sentinel=True)
+    looked up once per distinct subject (``memo`` keeps them across datasets; the subjects' codes are the run's)."""
+    codes, uniques = _subjects(subjects)
     per = np.array([memo[u] if u in memo else memo.setdefault(u, _day_number(ref.get(u))) for u in uniques],
                    dtype=float)  # fmt: skip
-    out = per[codes] if len(per) else np.full(len(subj), np.nan)
-    for i in np.flatnonzero(codes < 0):  # a missing USUBJID: looked up as it is (None, NaN)
-        out[i] = _day_number(ref.get(subj[i]))
+    out = per[codes] if len(per) else np.full(len(codes), np.nan)
+    for i in np.flatnonzero(codes < 0):  # a missing USUBJID (None): looked up as it is
+        out[i] = _day_number(ref.get(subjects.iloc[i]))
     result: np.ndarray = out
     return result
 
