@@ -5,7 +5,7 @@
 
 ``pair`` runs ``python -m converter.engine.spark`` and ``inoconv stream`` on the same CSV folder (made by
 ``inoconv simulate --n N --seed 11 --format csv --out SRC``), interleaved, with the same partitions, and prints
-wall and CPU of every process: ``/usr/bin/time``-like rusage of the command plus, for Spark, ``jvm_cpu_seconds``
+wall and CPU of every process (the input read into the page cache before each): ``/usr/bin/time``-like rusage of the command plus, for Spark, ``jvm_cpu_seconds``
 (the JVM and its Python workers, which the driver does not wait for), and the load average before and after (the
 machine is shared: compare CPU and ratios from the same minutes). ``memory`` converts SRC once per partition count
 in one session with ``spark.python.worker.reuse=false`` (every task a fresh Python worker) and prints the largest
@@ -35,6 +35,16 @@ def _run(cmd: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t, cpu
 
 
+def _warm(src: Path) -> None:
+    """The input read once into the page cache, so that neither engine pays for reading it from disk (the first
+    run of a pair did, and Spark ran first)."""
+    for path in sorted(src.iterdir()):
+        if path.is_file():
+            with path.open("rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+
+
 def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
     from converter.records.csv_io import form_files
     from converter.records.schema import load_forms
@@ -47,6 +57,7 @@ def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
         for r in range(rounds):
             for engine in ("spark", "local"):
                 out = Path(tmp) / f"{engine}{r}"
+                _warm(src)
                 load0 = os.getloadavg()[0]
                 if engine == "spark":
                     cmd = [sys.executable, "-m", "converter.engine.spark", str(src), "--out", str(out),
@@ -67,7 +78,8 @@ def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
 def memory(src: Path, counts: list[int]) -> None:
     from pyspark.sql import SparkSession
 
-    from converter.engine.spark import LIGHT_JVM, run_stream_spark, worker_python
+    from converter.engine.spark import run_stream_spark, worker_python
+    from converter.engine.spark_jvm import LIGHT_JVM
 
     os.environ["PYSPARK_PYTHON"] = worker_python()
     spark = (

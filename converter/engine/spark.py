@@ -44,6 +44,7 @@ from converter.engine.outputs import (
     ndjson_dir,
     peak_mib,
 )
+from converter.engine.spark_jvm import session_jvm_options
 from converter.engine.stream import csv_header_problems
 from converter.errors import Problem
 from converter.frames import none_for_missing, text_column
@@ -69,12 +70,6 @@ def worker_python() -> str:
     return os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
-#: JVM options of a local session whose JVM only schedules (``reader="files"``): the C1 compiler alone and the
-#: serial collector start the JVM with about half the CPU (8.3 -> 4.5 s, first job 2.3 -> 1.6 s; measured
-#: 2026-12-02); Spark's CSV reader runs slower without the optimising compiler, so it keeps the defaults
-LIGHT_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-
 #: The daemon of a local session's Python workers: PySpark's, started with the chain's modules imported, so its
 #: workers are forked warm (:mod:`converter.engine.spark_daemon`)
 DAEMON_MODULE = "converter.engine.spark_daemon"
@@ -82,8 +77,8 @@ DAEMON_MODULE = "converter.engine.spark_daemon"
 
 def local_session(app: str = "inoconv", cores: int = 2, jvm_options: str = "") -> SparkSession:
     """A local Spark session (``local[cores]``) with Arrow transfers, its workers on :func:`worker_python` forked
-    by :data:`DAEMON_MODULE`,
-    ``jvm_options`` for the driver JVM (e.g. :data:`LIGHT_JVM`); on a cluster use the provided session."""
+    by :data:`DAEMON_MODULE`, ``jvm_options`` for the driver JVM (e.g.
+    :func:`~converter.engine.spark_jvm.session_jvm_options`); on a cluster use the provided session."""
     from pyspark.sql import SparkSession
 
     python = worker_python()
@@ -501,8 +496,8 @@ def stream_on_spark(
 
     expect_kind(Path(source), "stream", ("records-csv", "records-odm"))  # before a JVM starts
     existing = SparkSession.getActiveSession()
-    light = LIGHT_JVM if reader == "files" else ""
-    spark = existing or local_session(cores=cores or os.cpu_count() or 2, jvm_options=light)
+    jvm = session_jvm_options(light=reader == "files") if existing is None else ""
+    spark = existing or local_session(cores=cores or os.cpu_count() or 2, jvm_options=jvm)
     try:
         if existing is None:
             spark.sparkContext.setLogLevel("ERROR")
