@@ -92,3 +92,20 @@ def test_study_days_with_missing_subjects() -> None:
         found = check_study_days(frames)
     assert [f.row for f in found if f.rule_id == "CORE-000552"] == [i + 1 for i in shifted]
     assert not [f for f in found if f.rule_id != "CORE-000552"]
+
+
+def test_response_counts_nearest_ties() -> None:
+    """The count nearest a response's date: at equal distance the earlier date, on the same date the earlier row;
+    outside the window (7 days) none; subjects never mixed."""
+    from converter.validate.response_counts import check_response_counts
+
+    rs = pd.DataFrame({"USUBJID": ["S1", "S2"], "RSSTRESC": ["CR", "CR"], "RSDTC": ["2021-01-10", "2021-01-10"]})
+    lb = pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S1", "S1", "S2", "S2"],
+        "LBTESTCD": ["NEUT", "NEUT", "NEUT", "PLAT", "NEUT", "PLAT"],
+        "LBSTRESN": [2.0, 0.5, 3.0, 150.0, 0.2, 150.0],
+        "LBDTC": ["2021-01-13", "2021-01-07", "2021-01-07", "2021-01-10", "2021-01-18", "2021-01-10"],
+    })  # fmt: skip
+    found = check_response_counts({"RS": rs, "LB": lb})
+    assert [(f.rule_id, f.subject) for f in found] == [("INO-SDTM-062", "S2"), ("INO-SDTM-063", "S1")]
+    assert "nearest NEUT count is 0.5" in found[1].message

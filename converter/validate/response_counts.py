@@ -44,16 +44,35 @@ def _text(col: pd.Series) -> pd.Series:
 
 
 def _nearest(resp: pd.DataFrame, lb: pd.DataFrame, test: str) -> pd.Series:
-    """Per response row (index of ``resp``): the value of ``test`` nearest its date within the window, else NaN."""
+    """Per response row (index of ``resp``): the value of ``test`` nearest its date within the window (ties: the
+    earlier date, then the earlier LB row), else NaN. The LB rows of the test sorted once by (subject, day);
+    each response's window found by two binary searches, its candidates compared at once."""
     rows = lb[lb["LBTESTCD"] == test]
-    if rows.empty:
-        return pd.Series(np.nan, index=resp.index)
-    left = resp[["USUBJID", "__d"]].reset_index()
-    m = left.merge(rows[["USUBJID", "__d", "__v"]], on="USUBJID", suffixes=("", "_lb"))
-    m["__gap"] = (m["__d_lb"] - m["__d"]).abs().dt.days
-    m = m[m["__gap"] <= WINDOW_DAYS].sort_values(["index", "__gap", "__d_lb"], kind="mergesort")
-    best = m.drop_duplicates("index").set_index("index")["__v"]
-    return best.reindex(resp.index).astype("float64")
+    out = np.full(len(resp), np.nan)
+    if rows.empty or resp.empty:
+        return pd.Series(out, index=resp.index)
+    lsubj, rsubj = rows["USUBJID"].to_numpy(dtype=np.int64) + 1, resp["USUBJID"].to_numpy(dtype=np.int64) + 1
+    lday, rday = _day_numbers(rows["__d"]), _day_numbers(resp["__d"])
+    low = min(int(lday.min()), int(rday.min()))
+    span = max(int(lday.max()), int(rday.max())) - low + 1  # days of one subject's block of keys
+    order = np.lexsort((np.arange(len(rows)), lday, lsubj))  # by subject, day, then LB row
+    keys = lsubj[order] * span + (lday[order] - low)
+    base, day = rsubj * span, rday - low
+    first = np.searchsorted(keys, base + np.maximum(day - WINDOW_DAYS, 0), side="left")
+    stop = np.searchsorted(keys, base + np.minimum(day + WINDOW_DAYS, span - 1), side="right")
+    counts = stop - first
+    which = np.repeat(np.arange(len(resp)), counts)  # each candidate's response
+    cand = order[np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts - first, counts)]
+    gap = np.abs(lday[cand] - rday[which])
+    ranked = np.lexsort((cand, lday[cand], gap, which))  # per response: nearest, then earlier day, then LB row
+    best = ranked[np.r_[True, which[ranked][1:] != which[ranked][:-1]]] if len(ranked) else ranked
+    out[which[best]] = rows["__v"].to_numpy(dtype=float)[cand[best]]
+    return pd.Series(out, index=resp.index)
+
+
+def _day_numbers(col: pd.Series) -> np.ndarray:
+    days: np.ndarray = col.to_numpy().astype("datetime64[D]").astype(np.int64)
+    return days
 
 
 def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
