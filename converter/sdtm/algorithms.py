@@ -175,25 +175,32 @@ def _case(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("subject_agg")
 def _subject_agg(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    src = ctx.records[a["form"]]
-    if a.get("where") is not None:
-        src = filter_rows(src, a["where"])
-    vals = src[["SUBJID", a["field"]]].dropna()
     fn = a["fn"]
-    grouped = vals.groupby("SUBJID", sort=False)[a["field"]]
-    if fn in ("min", "max"):  # ISO 8601 text sorts chronologically at equal precision; sort, not per-group min
-        ordered = vals.sort_values([a["field"], "SUBJID"], kind="mergesort")
-        agg = ordered.drop_duplicates("SUBJID", keep="first" if fn == "min" else "last").set_index("SUBJID")[a["field"]]
-    elif fn == "count":
-        agg = grouped.count()
-    elif fn in ("first", "last"):
-        agg = grouped.first() if fn == "first" else grouped.last()
-    else:
-        raise ValueError(f"subject_agg: fn must be min, max, count, first or last (got {fn})")
-    res = ctx.subject_ids().map(agg)
+    key = ("subject_agg", a["form"], a.get("where"), a["field"], fn)
+    if key not in ctx.memo:  # once per build for every variable that asks for the same
+        ctx.memo[key] = _per_subject(ctx.records[a["form"]], a.get("where"), a["field"], fn)
+    res = ctx.subject_ids().map(ctx.memo[key])
     if fn == "count":
         res = res.fillna(0)
     return res
+
+
+def _per_subject(src: pd.DataFrame, where: Any, field: str, fn: str) -> pd.Series:
+    """``fn`` of ``field`` over each subject's records of ``src`` (where ``where`` holds), by SUBJID."""
+    if where is not None:
+        src = filter_rows(src, where)
+    vals = src[["SUBJID", field]].dropna()
+    grouped = vals.groupby("SUBJID", sort=False)[field]
+    if fn in ("min", "max"):  # ISO 8601 text sorts chronologically at equal precision; sort, not per-group min
+        ordered = vals.sort_values([field, "SUBJID"], kind="mergesort")
+        agg: pd.Series = ordered.drop_duplicates("SUBJID", keep="first" if fn == "min" else "last").set_index(
+            "SUBJID")[field]  # fmt: skip
+        return agg
+    if fn == "count":
+        return grouped.count()
+    if fn in ("first", "last"):
+        return grouped.first() if fn == "first" else grouped.last()
+    raise ValueError(f"subject_agg: fn must be min, max, count, first or last (got {fn})")
 
 
 @row_rule("lookup")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,8 +145,12 @@ def build_dataset(
     schema: FormSchema | None,
     accounting: Accounting | None = None,
     problems: list[Problem] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> pd.DataFrame:
+    """One dataset of ``spec``; ``memo`` is shared by the row rules of every dataset built from the same records
+    (:attr:`RowContext.memo`)."""
     problems = problems if problems is not None else []
+    memo = memo if memo is not None else {}
     pieces: list[tuple[dict[str, pd.Series], pd.Index]] = []
     for src in spec.sources:
         frame, label_key, file = _source_frame(src, records, built, schema)
@@ -174,7 +179,7 @@ def build_dataset(
                 continue
             ctx = RowContext(
                 frame=frame, labels=labels, file=file, records=records, built=dict(built), ct=ct,
-                schema=schema, spec=spec, source=src, var=var, target=target, problems=problems,
+                schema=schema, spec=spec, source=src, var=var, target=target, problems=problems, memo=memo,
             )  # fmt: skip
             target[var.name] = pd.Series(ROW[rule.name](ctx, rule.args).to_numpy(), index=frame.index)
         pieces.append((target, frame.index))  # the columns, aligned to the frame's rows: stacked below
@@ -327,8 +332,9 @@ def build_all(
     problems: list[Problem] = []
     built: dict[str, pd.DataFrame] = dict(upstream or {})
     out: dict[str, pd.DataFrame] = {}
+    memo: dict[Any, Any] = {}  # the records' aggregates the rules share (RowContext.memo)
     for name, spec in specs.items():
-        out[name] = build_dataset(spec, records, built, ct, schema, accounting, problems)
+        out[name] = build_dataset(spec, records, built, ct, schema, accounting, problems, memo)
         built[name] = out[name]
     if problems:
         raise InputError(problems, context="mapping to target datasets")

@@ -53,6 +53,9 @@ class RowContext:
     var: VariableSpec
     target: dict[str, pd.Series]  # target columns computed so far for these rows
     problems: list[Problem] = field(default_factory=list)
+    # what the rules of one build share: results that depend on the records alone (a form's per-subject or
+    # per-group aggregates), made once per build_all for every variable that asks for the same
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def col(self, name: str) -> pd.Series:
         if name in self.frame.columns:

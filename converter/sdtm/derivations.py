@@ -57,17 +57,21 @@ def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     ``fallback`` names a source field taken where no group matched. Dates compare as text at full precision;
     a shifted date must be complete (a partial one gives null)."""
     by = ["SUBJID", *args.get("by", [])]
-    field_ = str(args["field"])
-    src = ctx.records[str(args["form"])][[*by, field_]].dropna()
+    field_, form, smallest = str(args["field"]), str(args["form"]), args.get("fn", "min") == "min"
     keys = {k: ctx.col(k) for k in by}
     step = int(args.get("next", 0))
     if step:
         last = by[-1]
         keys[last] = pd.to_numeric(keys[last], errors="coerce") + step
     left = {k: as_text(v).to_numpy() for k, v in keys.items()}
-    found = _group_extreme(src, by, field_, args.get("fn", "min") == "min", left)
+    memo_key = ("group_date", form, tuple(by), field_, smallest)
+    if memo_key not in ctx.memo:  # the form's groups, once per build for every variable that reads them
+        ctx.memo[memo_key] = _group_extremes(ctx.records[form][[*by, field_]].dropna(), by, field_, smallest)
+    groups = ctx.memo[memo_key]
+    found = None if groups is None else _find_groups(groups, by, left)
     if found is None:  # by fields of mixed types, or a merge that would not be many-to-one
-        found = _group_extreme_merge(src, by, field_, args.get("fn", "min") == "min", left)
+        src = ctx.records[form][[*by, field_]].dropna()
+        found = _group_extreme_merge(src, by, field_, smallest, left)
     out = pd.Series(found, index=ctx.frame.index)
     days = int(args.get("days", 0))
     if days:
@@ -84,7 +88,18 @@ def _group_extreme(
 ) -> np.ndarray | None:
     """``_group_extreme_merge`` by codes: each group's smallest (largest) text of ``field_`` (missing sorts last),
     found for each row of ``left`` by its keys' texts; NaN where no group matches. None where the by fields hold
-    values of mixed types (the merge path then decides)."""
+    values of mixed types or a merge would not be many-to-one (the merge path then decides). ``group_date`` takes
+    the two steps apart, the groups kept in the build's memo."""
+    groups = _group_extremes(src, by, field_, smallest)
+    return None if groups is None else _find_groups(groups, by, left)
+
+
+def _group_extremes(
+    src: pd.DataFrame, by: list[str], field_: str, smallest: bool
+) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """Each group of ``src`` (its rows with equal ``by`` values): the smallest (largest) text of ``field_``
+    (missing sorts last; None where it is missing) and the group's ``by`` values as text, found by codes. None
+    where the by fields hold values of mixed types (the merge path then decides)."""
     n = len(src)
     value_codes, values = pd.factorize(as_text(src[field_]).to_numpy(), sort=True, use_na_sentinel=True)
     value_codes = np.where(value_codes < 0, len(values), value_codes)  # missing after every text
@@ -103,9 +118,19 @@ def _group_extreme(
     right = {k: as_text(src[k].iloc[first]).to_numpy() for k in by}
     extremes = np.empty(len(values) + 1, dtype=object)  # the last: None (the group's extreme is missing)
     extremes[: len(values)] = values
-    texts = extremes[best]
+    return extremes[best], right
+
+
+def _find_groups(groups: tuple[np.ndarray, dict[str, np.ndarray]], by: list[str], left: dict[str, np.ndarray]) -> (
+    np.ndarray | None
+):
+    """``_group_extreme_merge`` by codes: the extreme of :func:`_group_extremes` for each row of ``left`` by its
+    keys' texts; NaN where no group matches. None where the groups' keys are not unique (a merge that would not
+    be many-to-one)."""
+    texts, right = groups
+    n_groups = len(texts)
     combined_left = np.zeros(len(next(iter(left.values()))), dtype=np.int64)
-    combined_right = np.zeros(groups, dtype=np.int64)
+    combined_right = np.zeros(n_groups, dtype=np.int64)
     for k in by:  # one code per key text over both sides (None matches None, as in a merge)
         codes, uniques = pd.factorize(np.concatenate([left[k], right[k]]), use_na_sentinel=False)
         both = np.concatenate([combined_left, combined_right]) * max(len(uniques), 1) + codes
