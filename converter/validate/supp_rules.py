@@ -80,11 +80,12 @@ def check_supp(frames: Frames) -> list[Finding]:
         out += row_findings(
             "CORE-000712", name, "IDVAR", df, bad_idvar, "IDVAR {v!r} is not a variable of {r}", v=idvar, r=rdom
         )
-        out += row_findings(
-            "CORE-000206", name, "IDVARVAL", df, orphan,
-            "no {r} record with USUBJID {u}{k}", r=rdom, u=subj,
-            k=[f" and {a}={b}" if a else "" for a, b in zip(idvar, idval, strict=True)],
-        )  # fmt: skip
+        if orphan.any():  # the key texts of the message made for the rows reported only
+            key = np.full(len(df), "", dtype=object)
+            for i in np.flatnonzero(orphan):
+                key[i] = f" and {idvar[i]}={idval[i]}" if idvar[i] else ""
+            out += row_findings("CORE-000206", name, "IDVARVAL", df, orphan, "no {r} record with USUBJID {u}{k}",
+                                r=rdom, u=subj, k=key)  # fmt: skip
         if "QNAM" in df.columns:
             keys = pd.DataFrame({"r": rdom, "u": subj, "iv": idvar, "vv": idval, "q": text_values(df["QNAM"])})
             dup = keys.duplicated(keep=False).to_numpy()
