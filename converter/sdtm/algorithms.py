@@ -301,9 +301,23 @@ def _seq_sorted_frame(df: pd.DataFrame, by: list[str], sort_cols: list[str]) -> 
     return seq.reindex(df.index).astype("float64")
 
 
+def _dates(ctx: DatasetContext, column: str) -> pd.Series:
+    """``full_dates`` of a column of the frame, once per frame for every rule that reads it (until it changes)."""
+    dates: pd.Series = ctx.memo.get(("dates", column), frozenset([column]), lambda: full_dates(ctx.frame[column]))
+    return dates
+
+
 def _reference(ctx: DatasetContext, ref: str) -> pd.Series:
-    """A per-row reference date (datetime64) from 'DATASET.VAR' merged by USUBJID."""
+    """A per-row reference date (datetime64) from 'DATASET.VAR' merged by USUBJID, once per frame for every rule
+    that asks for it (until the frame's USUBJID, or the variable when it is the frame's own, changes)."""
     ds, var = ref.split(".", 1)
+    reads = frozenset(["USUBJID", var] if ds == ctx.spec.name else ["USUBJID"])
+    dates: pd.Series = ctx.memo.get(("reference", ref), reads, lambda: _reference_dates(ctx, ds, var))
+    return dates
+
+
+def _reference_dates(ctx: DatasetContext, ds: str, var: str) -> pd.Series:
+    """The dates of :func:`_reference`."""
     other = ctx.frame if ds == ctx.spec.name else ctx.built[ds]
     subjects = ctx.frame["USUBJID"]
     codes, uniques = pd.factorize(subjects.to_numpy(dtype=object), use_na_sentinel=True)
@@ -323,7 +337,7 @@ def _reference(ctx: DatasetContext, ref: str) -> pd.Series:
 @dataset_rule("study_day")
 def _study_day(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     ref = _reference(ctx, a.get("ref") or "DM.RFSTDTC")
-    day = full_dates(ctx.frame[a["dtc"]])
+    day = _dates(ctx, a["dtc"])
     diff = (day - ref).dt.days
     return diff.where(diff < 0, diff + 1).astype("float64")  # no day 0
 
@@ -333,7 +347,7 @@ def _epoch(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     names = {"before": "SCREENING", "during": "TREATMENT", "after": "FOLLOW-UP"} | dict(a.get("map") or {})
     start = _reference(ctx, a.get("start") or "DM.RFXSTDTC")
     end = _reference(ctx, a.get("end") or "DM.RFXENDTC")
-    day = full_dates(ctx.frame[a["dtc"]])
+    day = _dates(ctx, a["dtc"])
     out = np.full(len(day), None, dtype=object)
     known = day.notna().to_numpy() & start.notna().to_numpy()
     before = known & (day < start).to_numpy()
@@ -347,7 +361,7 @@ def _epoch(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
 def _baseline_flag(ctx: DatasetContext, a: dict[str, Any]) -> pd.Series:
     df = ctx.frame
     ref = _reference(ctx, a.get("ref") or "DM.RFSTDTC")
-    day = full_dates(df[a["dtc"]])
+    day = _dates(ctx, a["dtc"])
     ok = df[a["value"]].notna() & day.notna() & ref.notna() & (day <= ref)
     out = pd.Series(np.full(len(df), None, dtype=object), index=df.index)
     if ok.any():

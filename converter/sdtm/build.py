@@ -23,6 +23,7 @@ from converter.records.model import Records
 from converter.records.partitions import sort_order
 from converter.records.schema import FormSchema
 from converter.sdtm.algorithms import DATASET, ROW, DatasetContext, RowContext
+from converter.sdtm.context import FrameMemo
 from converter.spec.expr import evaluate_mask
 from converter.spec.model import DatasetSpec, SourceSpec, Terminology
 from converter.spec.vocabulary import rule_def
@@ -202,6 +203,7 @@ def build_dataset(
     else:
         df = pd.DataFrame(pieces[0][0], index=pieces[0][1], copy=False) if pieces else \
             pd.DataFrame(columns=spec.column_names)  # fmt: skip
+    frame_memo = FrameMemo()  # what the dataset rules of this frame share, until a column they read is written
     for var in spec.variables:  # dataset rules see the whole stacked frame (one subject or a partition)
         rules = {r.name for r in var.rules.values()}
         dataset_rules = [r for r in var.rules.values() if rule_def(r.name).phase == "dataset"]
@@ -210,8 +212,10 @@ def build_dataset(
         if len(rules) > 1:
             raise ValueError(f"{spec.name}.{var.name}: a dataset rule cannot differ per source")
         rule = dataset_rules[0]
-        dctx = DatasetContext(frame=df, built=dict(built), ct=ct, spec=spec, var=var, problems=problems)
+        dctx = DatasetContext(frame=df, built=dict(built), ct=ct, spec=spec, var=var, problems=problems,
+                              memo=frame_memo)  # fmt: skip
         df[var.name] = DATASET[rule.name](dctx, rule.args).to_numpy()
+        frame_memo.written(var.name)
     return finalise(df, spec)
 
 

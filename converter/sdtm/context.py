@@ -10,7 +10,7 @@ frame) and return a Series aligned to it. The implementations register themselve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "ROW",
     "DatasetContext",
     "DatasetFn",
+    "FrameMemo",
     "RowContext",
     "RowFn",
     "as_text",
@@ -66,6 +67,26 @@ class RowContext:
         return self.col("SUBJID")
 
 
+class FrameMemo:
+    """What the dataset rules of one dataset share: results read from columns of the frame being built (the
+    dates of a --DTC column, the reference dates of its subjects), each kept until one of the columns it read is
+    written (:meth:`written`, called by the build after each dataset rule)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Hashable, tuple[frozenset[str], Any]] = {}
+
+    def get(self, key: Hashable, reads: frozenset[str], make: Callable[[], Any]) -> Any:
+        """The result kept under ``key``, made by ``make()`` (reading the columns ``reads``) when there is none."""
+        got = self._entries.get(key)
+        if got is None:
+            got = self._entries[key] = (reads, make())
+        return got[1]
+
+    def written(self, column: str) -> None:
+        """``column`` of the frame was replaced: every result that read it is dropped."""
+        self._entries = {k: e for k, e in self._entries.items() if column not in e[0]}
+
+
 @dataclass
 class DatasetContext:
     frame: pd.DataFrame  # the stacked target frame
@@ -74,6 +95,7 @@ class DatasetContext:
     spec: DatasetSpec
     var: VariableSpec
     problems: list[Problem] = field(default_factory=list)
+    memo: FrameMemo = field(default_factory=FrameMemo)  # shared by the dataset rules of one frame
 
 
 def missing_column(spec: DatasetSpec, var: VariableSpec, what: str) -> MissingColumnError:
