@@ -7,7 +7,8 @@
 ``inoconv simulate --n N --seed 11 --format csv --out SRC``), interleaved, with the same partitions, and prints
 wall and CPU of every process (the input read into the page cache before each): ``/usr/bin/time``-like rusage of the command plus, for Spark, ``jvm_cpu_seconds``
 (the JVM and its Python workers, which the driver does not wait for), and the load average before and after (the
-machine is shared: compare CPU and ratios from the same minutes). ``memory`` converts SRC once per partition count
+machine is shared: compare CPU and ratios from the same minutes), then compares the two output folders byte for byte
+(every file but stream.json; the manifests but for the command line, time and folder they name). ``memory`` converts SRC once per partition count
 in one session with ``spark.python.worker.reuse=false`` (every task a fresh Python worker) and prints the largest
 worker's peak RSS, i.e. the executor memory a task of that partition size needs (benchmarks/RESULTS.md).
 """
@@ -45,6 +46,47 @@ def _warm(src: Path) -> None:
                     pass
 
 
+_VOLATILE = {"command", "created", "transactionTime", "request"}  # the run's own: its command line, time, folder
+
+
+def _steady(value: object) -> object:
+    """A manifest without what names the run (command, time, output folder) or lists stream.json and the FHIR
+    manifest (which names the time and folder)."""
+    if isinstance(value, dict):
+        return {k: _steady(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        skip = ("stream.json", "fhir/manifest.json")  # the one not compared, the other compared by itself
+        return [_steady(v) for v in value if not (isinstance(v, dict) and v.get("path") in skip)]
+    return value
+
+
+def _digests(out: Path) -> dict[str, str]:
+    import hashlib
+
+    found = {}
+    for path in sorted(out.rglob("*")):
+        if path.name == "manifest.json":
+            found[str(path.relative_to(out))] = json.dumps(_steady(json.loads(path.read_text())), sort_keys=True)
+        elif path.is_file() and path.name != "stream.json":
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 24):
+                    digest.update(block)
+            found[str(path.relative_to(out))] = digest.hexdigest()
+    return found
+
+
+def _compare(spark: Path, local: Path) -> str:
+    """'identical' when both folders hold the same files with the same bytes (stream.json aside; the manifests
+    without the run's command line, time and folder), else what differs."""
+    a, b = _digests(spark), _digests(local)
+    if a == b:
+        return f"identical ({len(a)} files)"
+    only = sorted(set(a) ^ set(b))
+    differ = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+    return f"DIFFERENT: {len(only)} files in one only {only[:5]}, {len(differ)} differ {differ[:5]}"
+
+
 def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
     from converter.records.csv_io import form_files
     from converter.records.schema import load_forms
@@ -68,11 +110,13 @@ def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
                 wall, cpu = _run(cmd)
                 stats = json.loads((out / "stream.json").read_text())
                 jvm = float(stats.get("jvm_cpu_seconds", 0.0))
-                print(f"round {r} {engine:5}: wall {wall:6.1f} s, CPU {cpu + jvm:6.1f} s (command {cpu:.1f} + JVM tree "
+                print(f"round {r} {engine:5}: wall {wall:6.1f} s (run {stats['wall_seconds']['total']:.1f}), CPU {cpu + jvm:6.1f} s (command {cpu:.1f} + JVM tree "
                       f"{jvm:.1f}), chain CPU {sum(stats['cpu_seconds'].values()):.1f} s, load {load0:.1f} -> "
                       f"{os.getloadavg()[0]:.1f}, largest worker {stats['peak_rss_mib']['largest_worker']} MiB",
                       flush=True)  # fmt: skip
-                shutil.rmtree(out)
+            print(f"round {r} outputs: {_compare(Path(tmp) / f'spark{r}', Path(tmp) / f'local{r}')}", flush=True)
+            shutil.rmtree(Path(tmp) / f"spark{r}")
+            shutil.rmtree(Path(tmp) / f"local{r}")
 
 
 def memory(src: Path, counts: list[int]) -> None:
