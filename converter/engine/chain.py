@@ -156,7 +156,8 @@ def run_partition(chain: Chain, index: int, raw: RawRead, files: PartitionFiles,
     reader met), the typing, then :func:`sdtm_of`, :func:`adam_of`, with ``rules`` :func:`findings_of`, and
     :func:`ndjson_of` when the chain has a FHIR stage, each result handed to ``files``. Findings on the
     study-level datasets go to ``study_findings`` (the engine reports them once). Problems in the records stop
-    the partition before any file is written. CPU seconds per stage in ``seconds``."""
+    the partition before any file is written. CPU seconds per stage in ``seconds`` (``parquet``: writing the SDTM and
+    ADaM datasets, apart from the steps that make them; ``fhir`` includes writing its NDJSON)."""
     import time
     from collections import Counter
 
@@ -185,13 +186,15 @@ def run_partition(chain: Chain, index: int, raw: RawRead, files: PartitionFiles,
 
     frames, res.accounting = sdtm_of(chain, records)
     del records
-    res.sdtm_rows = files.datasets("sdtm", frames)
     lap("sdtm")
+    res.sdtm_rows = files.datasets("sdtm", frames)
+    lap("parquet")
 
     adam = adam_of(chain, frames)
     res.adam_checks = adam.checks
-    res.adam_rows = files.datasets("adam", adam.datasets)
     lap("adam")
+    res.adam_rows = files.datasets("adam", adam.datasets)
+    lap("parquet")
     if rules:
         found = findings_of(chain, frames, adam.datasets, with_study=True)
         res.study_findings = [f for f in found if f.dataset in chain.study_sets]
