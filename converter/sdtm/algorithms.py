@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import problem
-from converter.frames import constant_column, keep_where, map_unique, text_column
+from converter.frames import constant_column, keep_where, text_column
 from converter.sdtm.context import (
     DATASET,
     ROW,
@@ -71,20 +71,22 @@ def _ct(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
 
 @row_rule("map")
 def _map(ctx: RowContext, a: dict[str, Any]) -> pd.Series:
-    raw = as_text(ctx.col(a["field"]))
+    codes, raw = _texts_by_code(ctx.col(a["field"]))  # per distinct value: its text; the last code is missing
     values = {str(k): v for k, v in a["values"].items() if k != "__line__"}
-    mapped = map_unique(raw, lambda u: np.array([values.get(v) for v in u], dtype=object))
-    bad = raw.notna() & mapped.isna() & ~raw.isin([k for k, v in values.items() if v is None])
+    mapped = np.array([None if t is None else values.get(t) for t in raw], dtype=object)
+    to_none = {k for k, v in values.items() if v is None}
+    bad = np.array([t is not None and m is None and t not in to_none for t, m in zip(raw, mapped, strict=True)],
+                   dtype=bool)  # fmt: skip
     if bad.any():
         if "default" in a:
-            mapped = mapped.where(~bad, a["default"])
+            mapped[bad] = a["default"]
         else:
-            for i in np.flatnonzero(bad.to_numpy()):
+            for i in np.flatnonzero(bad[codes]):
                 ctx.problems.append(
-                    problem(ctx.file, str(ctx.labels.iloc[i]), a["field"], raw.iloc[i], "map",
+                    problem(ctx.file, str(ctx.labels.iloc[i]), a["field"], raw[codes[i]], "map",
                             f"{ctx.spec.name}.{ctx.var.name}: value has no mapping in the spec")
                 )
-    return mapped.astype(object)
+    return pd.Series(mapped[codes], index=ctx.frame.index, dtype=object)
 
 
 @row_rule("iso_date")
