@@ -267,6 +267,7 @@ def stream(
                 rep = run_stream(source, dest.path, workers=workers, subjects_per_partition=subjects,
                                  validate=not no_validate, fhir=not no_fhir, rules=not no_rules,
                                  echo=dest.echo(_echo), shown_as=out, progress=tick)  # fmt: skip
+        dest.written.update(rep.written)  # the NDJSON parts, hashed by the workers as they wrote them
     _echo(
         f"{rep.subjects} subjects in {rep.partitions} partitions: {rep.records} source records "
         f"({rep.rejected} rejected, see accounting.csv), {sum(rep.sdtm_rows.values())} SDTM rows, "

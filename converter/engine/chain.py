@@ -210,6 +210,7 @@ def run_partition(chain: Chain, index: int, raw: RawRead, files: PartitionFiles,
             for rtype, n in files.ndjson(lines).items():
                 res.fhir_counts[rtype] = res.fhir_counts.get(rtype, 0) + n
         files.close()
+        res.written = dict(files.written)
         lap("fhir")
     res.peak_rss_mib = peak_mib()
     return res

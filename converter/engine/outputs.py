@@ -23,6 +23,7 @@ import pandas as pd
 
 from converter.errors import Problem
 from converter.io.csv_out import dict_writer
+from converter.io.hashed import HashedFile, Written, open_hashed
 from converter.io.settle import close_settled
 
 _BUFFER = 1 << 20  # bytes buffered per open NDJSON file
@@ -56,6 +57,9 @@ class PartitionFiles:
         self.work = work
         self.index = index
         self._ndjson: dict[str, IO[bytes]] = {}
+        self._raw: dict[str, HashedFile] = {}
+        #: the NDJSON files closed so far, hashed as written, by path relative to ``work``
+        self.written: dict[str, Written] = {}
 
     def datasets(self, stage: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         """The datasets of ``stage`` (``sdtm``, ``adam``) as Parquet; the rows written per dataset."""
@@ -71,7 +75,8 @@ class PartitionFiles:
                 folder = ndjson_dir(self.work)
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / f"{rtype}.{self.index:05d}.ndjson"
-                fh = self._ndjson[rtype] = open(path, "wb", buffering=_BUFFER)  # noqa: SIM115
+                fh, self._raw[rtype] = open_hashed(path, _BUFFER)
+                self._ndjson[rtype] = fh
             fh.writelines(chain.from_iterable(zip(texts, repeat(b"\n"))))
             counts[rtype] = len(texts)
         return counts
@@ -80,12 +85,15 @@ class PartitionFiles:
         """Each NDJSON file closed on disk and out of the page cache (:func:`~converter.io.settle.close_settled`:
         a long run writes far more than the cache holds, and nothing reads these files back during it)."""
         try:
-            for fh in self._ndjson.values():
+            for rtype, fh in self._ndjson.items():
                 close_settled(fh)
+                raw = self._raw[rtype]
+                self.written[raw.path.relative_to(self.work).as_posix()] = raw.written()
         finally:
             for fh in self._ndjson.values():
                 fh.close()
             self._ndjson.clear()
+            self._raw.clear()
 
     def __enter__(self) -> PartitionFiles:
         return self
@@ -113,6 +121,7 @@ class PartResult:
     study_findings: list[Any] = field(default_factory=list)  # findings on the study-level datasets (TS, TA, ...)
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
+    written: dict[str, Written] = field(default_factory=dict)  # the partition's NDJSON files, hashed as written
 
 
 @dataclass
@@ -133,6 +142,8 @@ class StreamReport:
     wall_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     study_from: int | None = None  # the partition whose study-level findings are reported
+    #: files hashed as they were written (relative to the output folder), for its manifest; not in stream.json
+    written: dict[str, Written] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +174,7 @@ def merge_result(rep: StreamReport, res: PartResult, accounting: Any, study: lis
             target[k] = target.get(k, 0) + v
     for k, sec in res.seconds.items():
         rep.cpu_seconds[k] = rep.cpu_seconds.get(k, 0.0) + sec
+    rep.written.update(res.written)
     rep.adam_checks += res.adam_checks
     rep.fhir_problems += res.fhir_problems
     rep.findings += res.findings[: MAX_PROBLEMS - len(rep.findings)]

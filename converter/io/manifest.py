@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from converter.io.hashed import Written
 
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".inoconv-lock"
@@ -121,16 +123,24 @@ def folder_files(folder: Path) -> list[str]:
     return [r for r in rels if r not in RUN_RECORDS]
 
 
-def file_entries(paths: Iterable[Path], base: Path | None = None) -> tuple[FileEntry, ...]:
-    """Entries for files, or for every file under a folder; paths relative to ``base`` when given."""
+def file_entries(
+    paths: Iterable[Path], base: Path | None = None, written: Mapping[str, Written] | None = None
+) -> tuple[FileEntry, ...]:
+    """Entries for files, or for every file under a folder; paths relative to ``base`` when given. ``written``:
+    files hashed by their writer (:mod:`converter.io.hashed`), by entry name; such a file is not read again while
+    its size and modification time are the recorded ones."""
     out: list[FileEntry] = []
     for p in paths:
         files = list(_walk(p)) if p.is_dir() else [p]
         for f in files:
             if f.is_symlink() and f.is_dir():
                 continue
-            digest, size = sha256_file(f)
             name = f.relative_to(base).as_posix() if base is not None else str(f)
+            known = written.get(name) if written else None
+            if known is not None and known.still(f):
+                digest, size = known.sha256, known.bytes
+            else:
+                digest, size = sha256_file(f)
             out.append(FileEntry(name, digest, size))
     return tuple(out)
 
@@ -144,11 +154,13 @@ def build_manifest(
     specs: tuple[FileEntry, ...],
     extra: dict[str, Any] | None = None,
     kept: Sequence[str] = (),
+    written: Mapping[str, Written] | None = None,
 ) -> Manifest:
-    """The manifest of ``folder`` as it is now (every file hashed, the manifest and lock file excepted)."""
+    """The manifest of ``folder`` as it is now (every file hashed, the manifest and lock file excepted; files in
+    ``written``, by path relative to ``folder``, as their writer hashed them if unchanged since)."""
     from converter import __version__
 
-    outputs = file_entries([folder / r for r in folder_files(folder)], base=folder)
+    outputs = file_entries([folder / r for r in folder_files(folder)], base=folder, written=written)
     return Manifest(
         version=__version__,
         command=tuple(command),

@@ -35,13 +35,14 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from converter import __version__
 from converter.errors import ConformanceError, InputError, problem
+from converter.io.hashed import Written
 from converter.io.manifest import (
     COMPANIONS,
     LOCK_NAME,
@@ -214,6 +215,8 @@ class OutputFolder:
     path: Path
     inputs: tuple[Path, ...] = ()
     notes: dict[str, Any] = field(default_factory=dict)
+    #: files the command hashed as it wrote them (:mod:`converter.io.hashed`), by path relative to ``path``
+    written: dict[str, Written] = field(default_factory=dict)
 
     def echo(self, fn: Echo) -> Echo:
         """``fn`` with the staging folder's path shown as the final one."""
@@ -247,8 +250,10 @@ def seal_folder(
     input_entries: tuple[FileEntry, ...] | None = None,
     notes: dict[str, Any] | None = None,
     kept: Sequence[str] = (),
+    written: Mapping[str, Written] | None = None,
 ) -> Path:
-    """Write ``folder``'s manifest (its last file): every file in it, the inputs and the specs, hashed."""
+    """Write ``folder``'s manifest (its last file): every file in it, the inputs and the specs, hashed (``written``:
+    files hashed as they were written, see :func:`~converter.io.manifest.build_manifest`)."""
     specs = _specs_folder()
     manifest = build_manifest(
         folder,
@@ -258,6 +263,7 @@ def seal_folder(
         specs=file_entries([specs], base=specs) if specs is not None else (),
         extra=notes,
         kept=kept,
+        written=written,
     )
     return write_manifest_file(folder / MANIFEST_NAME, manifest)
 
@@ -343,7 +349,8 @@ def output_folder(
         _, foreign = _foreign(out)
         stay = [r for r in folder_files(out) if Path(r).name in COMPANIONS and r not in new]
         kept = [r for r in foreign if r not in new and not r.endswith("/")] + stay
-        seal_folder(staging, command=command, inputs=dest.inputs if hash_inputs else (), notes=dest.notes, kept=kept)
+        seal_folder(staging, command=command, inputs=dest.inputs if hash_inputs else (), notes=dest.notes, kept=kept,
+                    written=dest.written)  # fmt: skip
         cwd = Path(os.getcwd())
         inside = cwd == out or out in cwd.parents  # never swap away the folder a shell stands in
         _move_in(staging, out, old, whole=not foreign and not stay and not inside)
