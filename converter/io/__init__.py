@@ -2,7 +2,7 @@
 (:mod:`.define` and the modules it uses, :mod:`.define_check`), CDISC Dataset-JSON (:mod:`.datasetjson`), SDTM/ADaM
 packages (:mod:`.package`, :mod:`.package_kind`), atomic files and output folders with their manifests
 (:mod:`.atomic`, :mod:`.outdir`, :mod:`.manifest`), large write-once files closed out of the page cache
-(:mod:`.settle`), CSV for spreadsheets (:mod:`.csv_out`).
+(:mod:`.settle`) and hashed as they are written (:mod:`.hashed`), CSV for spreadsheets (:mod:`.csv_out`).
 
 The names below are imported when first used (pandas and lxml load only then); none is also the name of a
 module of the package.
