@@ -149,23 +149,39 @@ def header_names(text_start: str) -> list[str]:
         return []
 
 
-def record_field_counts(data: bytes) -> np.ndarray[Any, Any]:
-    """Fields per non-blank record of CSV bytes, vectorised (quotes toggle; ``""`` inside quotes toggles twice).
+def field_layout(data: bytes, limit: int = MAX_FIELD_BYTES) -> tuple[int | None, np.ndarray[Any, Any]]:
+    """(byte offset of the first field longer than ``limit`` bytes or None, fields per non-blank record) of CSV
+    bytes, vectorised over one scan of the bytes.
 
-    Commas and line ends (``\\n``, ``\\r\\n``, lone ``\\r``) count only outside quotes. Used to tell a short record
-    from one whose last fields are empty, which pandas' parser reads alike.
+    Quotes toggle (``""`` inside quotes toggles twice); commas and line ends count only outside quotes. A field is
+    delimited by commas, LFs and CRs; a record ends at an LF or a lone CR. The counts tell a short record from one
+    whose last fields are empty, which pandas' parser reads alike; the long field, a stray quote (the parser would
+    swallow the rest of the text into one value).
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     if len(buf) == 0:
-        return np.zeros(0, dtype=np.int64)
+        return None, np.zeros(0, dtype=np.int64)
     quotes = np.flatnonzero(buf == 34)
     commas = np.flatnonzero(buf == 44)
+    lf = buf == 10
     cr = buf == 13
-    nxt = np.zeros(len(buf), dtype=bool)
-    nxt[:-1] = buf[1:] == 10
-    ends = np.flatnonzero((buf == 10) | (cr & ~nxt))
-    commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
-    ends = ends[np.searchsorted(quotes, ends) % 2 == 0]
+    breaks = np.flatnonzero(lf | cr)  # LFs and CRs, where fields end
+    if len(quotes):
+        commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
+        breaks = breaks[np.searchsorted(quotes, breaks) % 2 == 0]
+    long: int | None = None
+    if len(buf) > limit:
+        # two sorted runs: the stable sort (timsort) merges them in one pass
+        seps = np.sort(np.concatenate([commas, breaks]), kind="stable")
+        bounds = np.concatenate(([-1], seps, [len(buf)]))
+        over = np.flatnonzero(np.diff(bounds) - 1 > limit)
+        long = int(bounds[over[0]] + 1) if len(over) else None
+    # records end at an LF, or at a CR not followed by an LF
+    at = breaks
+    is_cr = buf[at] == 13
+    follow = np.minimum(at + 1, len(buf) - 1)
+    lone = ~is_cr | (at + 1 >= len(buf)) | (buf[follow] != 10)
+    ends = at[lone]
     if len(ends) == 0 or ends[-1] != len(buf) - 1:
         ends = np.append(ends, len(buf))
     starts = np.concatenate(([0], ends[:-1] + 1))
@@ -173,7 +189,7 @@ def record_field_counts(data: bytes) -> np.ndarray[Any, Any]:
     # a CRLF record ends at its LF: the CR before it is not content
     length -= (ends < len(buf)) & (buf[np.minimum(ends, len(buf) - 1)] == 10) & (ends > 0) & cr[np.maximum(ends - 1, 0)]
     fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-    return np.asarray(fields[length > 0], dtype=np.int64)
+    return long, np.asarray(fields[length > 0], dtype=np.int64)
 
 
 def header_problems(file: str, header: list[str], form: Form) -> tuple[list[Problem], tuple[str, ...]]:
@@ -209,7 +225,7 @@ def parse_rows(
     problems: list[Problem] = []
     if b"\0" in data:  # pandas' C parser would end the value at the NUL: name the values, read nothing
         return None, nul_problems(data, file, header, first_row)
-    long = first_long_field(data)
+    long, counts = field_layout(data)
     if long is not None:
         line = data.count(b"\n", 0, long) + first_line - 1
         msg = f"a field longer than {MAX_FIELD_BYTES} bytes, the limit (a stray quote makes one of the rest)"
@@ -239,7 +255,6 @@ def parse_rows(
         # the C parser sizes rows by the first line; a header with fewer fields than later rows is an error there
         header = header[:width] + [f"column {k + 1}" for k in range(len(header), width)]
     arr = body.to_numpy(dtype=object)
-    counts = record_field_counts(data)
     if len(counts) == len(raw):  # the parser pads short records with "": find them in the raw text
         for i in np.flatnonzero(counts[1:] < width)[:1000]:
             problems.append(
@@ -319,21 +334,6 @@ def nul_problems(data: bytes, file: str, header: list[str], first_row: int = 1) 
         line = data.count(b"\n", 0, data.index(b"\0")) + 1
         out.append(problem(file, f"line {line}", "", "", CONTROL_RULE, "a NUL byte: refused in a CSV file"))
     return out
-
-
-def first_long_field(data: bytes, limit: int = MAX_FIELD_BYTES) -> int | None:
-    """Byte offset of the first field of CSV bytes longer than ``limit`` bytes (commas and line ends outside
-    quotes delimit fields), or None; vectorised, and free when the whole text is shorter than the limit."""
-    if len(data) <= limit:
-        return None
-    buf = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(buf == 34)
-    seps = np.sort(np.concatenate([np.flatnonzero(buf == b) for b in (44, 10, 13)]))  # one mask at a time
-    seps = seps[np.searchsorted(quotes, seps) % 2 == 0]
-    bounds = np.concatenate(([-1], seps, [len(buf)]))
-    gaps = np.diff(bounds) - 1
-    over = np.flatnonzero(gaps > limit)
-    return int(bounds[over[0]] + 1) if len(over) else None
 
 
 def read_form_csv(path: Path, form: Form) -> tuple[RawTable, list[Problem]]:
