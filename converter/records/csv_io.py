@@ -170,8 +170,10 @@ def field_layout(data: bytes, limit: int = MAX_FIELD_BYTES) -> tuple[int | None,
         commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
         breaks = breaks[np.searchsorted(quotes, breaks) % 2 == 0]
     long: int | None = None
-    if len(buf) > limit:
-        # two sorted runs: the stable sort (timsort) merges them in one pass
+    # a field lies between two line breaks: when no stretch between breaks is longer than the limit, no field is
+    # (the usual case, decided without the commas); else the separators, two sorted runs the stable sort (timsort)
+    # merges in one pass
+    if len(buf) > limit and np.diff(breaks, prepend=-1, append=len(buf)).max() - 1 > limit:
         seps = np.sort(np.concatenate([commas, breaks]), kind="stable")
         bounds = np.concatenate(([-1], seps, [len(buf)]))
         over = np.flatnonzero(np.diff(bounds) - 1 > limit)
