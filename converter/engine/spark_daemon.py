@@ -37,12 +37,11 @@ def main() -> None:
     import gc
     import importlib
 
-    gc.disable()
-    try:
+    from converter.gc_pause import no_gc
+
+    with no_gc():
         for name in WARM_MODULES:
             importlib.import_module(name)
-    finally:
-        gc.enable()
     gc.freeze()
     from pyspark.daemon import manager
 
