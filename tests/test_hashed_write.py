@@ -14,23 +14,24 @@ from typer.testing import CliRunner
 
 import converter.io.manifest as manifest_mod
 from converter.cli import app
-from converter.io.hashed import Written, open_hashed
+from converter.io.hashed import Written, open_hashed, written
 from converter.io.manifest import build_manifest, file_entries, verify_path
 from converter.paths import example_study_dir
 
 
 def test_hash_and_size_of_what_was_written(tmp_path: Path) -> None:
     path = tmp_path / "a.ndjson"
-    fh, raw = open_hashed(path, buffering=64)
+    fh = open_hashed(path, buffering=64)
+    assert fh.name == str(path)
     with pytest.raises(ValueError, match="still open"):
-        raw.written()
+        written(fh)
     parts = [b'{"resourceType":"Patient","id":"%d"}\n' % i for i in range(1000)]
     fh.writelines(parts)
     fh.write(memoryview(b"tail"))
     fh.close()
     data = path.read_bytes()
     assert data == b"".join(parts) + b"tail"
-    got = raw.written()
+    got = written(fh)
     assert got == Written(hashlib.sha256(data).hexdigest(), len(data), path.stat().st_mtime_ns)
     assert got.still(path)
 

@@ -9,6 +9,7 @@ Both engines write exactly these, so their output folders have one layout.
 
 from __future__ import annotations
 
+import io
 import resource
 import time
 from collections.abc import Mapping, Sequence
@@ -16,14 +17,14 @@ from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pandas as pd
 
 from converter.errors import Problem
 from converter.io.csv_out import dict_writer
-from converter.io.hashed import HashedFile, Written, open_hashed
+from converter.io.hashed import Written, open_hashed, written
 from converter.io.settle import close_settled
 
 _BUFFER = 1 << 20  # bytes buffered per open NDJSON file
@@ -56,8 +57,7 @@ class PartitionFiles:
     def __init__(self, work: Path, index: int) -> None:
         self.work = work
         self.index = index
-        self._ndjson: dict[str, IO[bytes]] = {}
-        self._raw: dict[str, HashedFile] = {}
+        self._ndjson: dict[str, io.BufferedWriter] = {}
         #: the NDJSON files closed so far, hashed as written, by path relative to ``work``
         self.written: dict[str, Written] = {}
 
@@ -75,8 +75,7 @@ class PartitionFiles:
                 folder = ndjson_dir(self.work)
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / f"{rtype}.{self.index:05d}.ndjson"
-                fh, self._raw[rtype] = open_hashed(path, _BUFFER)
-                self._ndjson[rtype] = fh
+                fh = self._ndjson[rtype] = open_hashed(path, _BUFFER)
             fh.writelines(chain.from_iterable(zip(texts, repeat(b"\n"))))
             counts[rtype] = len(texts)
         return counts
@@ -85,15 +84,13 @@ class PartitionFiles:
         """Each NDJSON file closed on disk and out of the page cache (:func:`~converter.io.settle.close_settled`:
         a long run writes far more than the cache holds, and nothing reads these files back during it)."""
         try:
-            for rtype, fh in self._ndjson.items():
+            for fh in self._ndjson.values():
                 close_settled(fh)
-                raw = self._raw[rtype]
-                self.written[raw.path.relative_to(self.work).as_posix()] = raw.written()
+                self.written[Path(fh.name).relative_to(self.work).as_posix()] = written(fh)
         finally:
             for fh in self._ndjson.values():
                 fh.close()
             self._ndjson.clear()
-            self._raw.clear()
 
     def __enter__(self) -> PartitionFiles:
         return self

@@ -4,7 +4,7 @@ A registry-sized run writes tens of GB (100,000 subjects: about 22 GB of FHIR ND
 output folder holds every file's SHA-256. Read back after the run, the files come from disk (they are too big for
 the page cache, and :func:`converter.io.settle.close_settled` drops them from it): ~50 s of a single process at
 30,000 subjects. :func:`open_hashed` gives a buffered file whose bytes are hashed as they go to the OS, in the
-worker that writes them; :meth:`HashedFile.written` is the file's :class:`Written` record once it is closed.
+worker that writes them; :func:`written` is the file's :class:`Written` record once it is closed.
 :func:`converter.io.manifest.build_manifest` takes such records for files whose size and modification time are
 still the recorded ones, and hashes every other file itself.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["HashedFile", "Written", "open_hashed"]
+__all__ = ["HashedFile", "Written", "open_hashed", "written"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class HashedFile(io.RawIOBase):
         self._sha = hashlib.sha256()
         self._size = 0
 
+    @property
+    def name(self) -> str:  # as FileIO's: what the buffer over it reports as its ``name``
+        return str(self.path)
+
     def writable(self) -> bool:
         return True
 
@@ -78,8 +82,15 @@ class HashedFile(io.RawIOBase):
         return Written(self._sha.hexdigest(), self._size, self.path.lstat().st_mtime_ns)
 
 
-def open_hashed(path: Path, buffering: int = io.DEFAULT_BUFFER_SIZE) -> tuple[io.BufferedWriter, HashedFile]:
-    """``path`` opened for writing (created or truncated) through a buffer of ``buffering`` bytes, and the raw
-    file under it whose :meth:`~HashedFile.written` gives the hash once the buffer is closed."""
-    raw = HashedFile(path)
-    return io.BufferedWriter(raw, buffer_size=buffering), raw
+def open_hashed(path: Path, buffering: int = io.DEFAULT_BUFFER_SIZE) -> io.BufferedWriter:
+    """``path`` opened for writing (created or truncated) through a buffer of ``buffering`` bytes over a
+    :class:`HashedFile`; :func:`written` gives its record once it is closed."""
+    return io.BufferedWriter(HashedFile(path), buffer_size=buffering)
+
+
+def written(fh: io.BufferedWriter) -> Written:
+    """The record of a closed file of :func:`open_hashed`."""
+    raw = fh.raw
+    if not isinstance(raw, HashedFile):
+        raise TypeError(f"{fh!r} was not opened by open_hashed")
+    return raw.written()
