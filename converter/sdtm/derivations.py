@@ -83,17 +83,6 @@ def group_date(ctx: RowContext, args: dict[str, Any]) -> pd.Series:
     return out.astype(object)
 
 
-def _group_extreme(
-    src: pd.DataFrame, by: list[str], field_: str, smallest: bool, left: dict[str, np.ndarray]
-) -> np.ndarray | None:
-    """``_group_extreme_merge`` by codes: each group's smallest (largest) text of ``field_`` (missing sorts last),
-    found for each row of ``left`` by its keys' texts; NaN where no group matches. None where the by fields hold
-    values of mixed types or a merge would not be many-to-one (the merge path then decides). ``group_date`` takes
-    the two steps apart, the groups kept in the build's memo."""
-    groups = _group_extremes(src, by, field_, smallest)
-    return None if groups is None else _find_groups(groups, by, left)
-
-
 def _group_extremes(
     src: pd.DataFrame, by: list[str], field_: str, smallest: bool
 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
