@@ -81,17 +81,3 @@ def keep_where(col: pd.Series, cond: pd.Series | np.ndarray) -> pd.Series:
 def none_for_missing(df: pd.DataFrame) -> pd.DataFrame:
     """Every column as ``object`` with ``None`` (not NaN/NA) for missing values."""
     return pd.DataFrame({c: keep_where(df[c].astype(object), df[c].notna()) for c in df.columns}, index=df.index)
-
-
-def map_unique(col: pd.Series, fn: Any) -> pd.Series:
-    """``fn`` applied once per distinct non-missing value, then spread back (fast on low-cardinality columns).
-
-    ``fn`` takes and returns a numpy object array of the distinct values.
-    """
-    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-    mapped = np.asarray(fn(np.asarray(uniques, dtype=object)), dtype=object)
-    out = np.empty(len(codes), dtype=object)
-    out[:] = None
-    hit = codes >= 0
-    out[hit] = mapped[codes[hit]]
-    return pd.Series(out, index=col.index, dtype=object, name=col.name)

@@ -11,8 +11,19 @@ import numpy as np
 import pandas as pd
 
 from converter.errors import problem
-from converter.frames import map_unique
 from converter.sdtm.algorithms import ROW, as_text
+
+
+def map_unique(col: pd.Series, fn: Any) -> pd.Series:
+    """The helper the previous form called (converter.frames, removed with its last use): ``fn`` once per
+    distinct non-missing value, spread back."""
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    mapped = np.asarray(fn(np.asarray(uniques, dtype=object)), dtype=object)
+    out = np.empty(len(codes), dtype=object)
+    out[:] = None
+    hit = codes >= 0
+    out[hit] = mapped[codes[hit]]
+    return pd.Series(out, index=col.index, dtype=object, name=col.name)
 
 
 def _previous(ctx: Any, a: dict[str, Any]) -> pd.Series:
