@@ -81,3 +81,21 @@ def keep_where(col: pd.Series, cond: pd.Series | np.ndarray) -> pd.Series:
 def none_for_missing(df: pd.DataFrame) -> pd.DataFrame:
     """Every column as ``object`` with ``None`` (not NaN/NA) for missing values."""
     return pd.DataFrame({c: keep_where(df[c].astype(object), df[c].notna()) for c in df.columns}, index=df.index)
+
+
+def first_positions(lefts: list[np.ndarray], rights: list[np.ndarray]) -> tuple[np.ndarray, bool]:
+    """Per left row: the position of the first right row with equal keys (missing values equal each other, as a
+    merge pairs them), -1 for none; and whether the right rows' keys are all distinct. Each key's two sides are
+    factorised together and the combined codes again after each key, so the rows are matched on one int64."""
+    n_left = len(lefts[0])
+    key = np.zeros(n_left + len(rights[0]), dtype=np.int64)
+    for left, right in zip(lefts, rights, strict=True):
+        codes, uniques = pd.factorize(np.concatenate([left, right]), use_na_sentinel=False)
+        key = pd.factorize(key * max(len(uniques), 1) + codes)[0]
+    lkey, rkey = key[:n_left], key[n_left:]
+    distinct, first = np.unique(rkey, return_index=True)  # the first right row of each key
+    if not len(distinct):
+        return np.full(n_left, -1, dtype=np.intp), True
+    pos = np.minimum(np.searchsorted(distinct, lkey), len(distinct) - 1)
+    found: np.ndarray = np.where(distinct[pos] == lkey, first[pos], -1)
+    return found, len(distinct) == len(rkey)

@@ -23,6 +23,7 @@ import pandas as pd
 from converter.adam import algorithms as alg
 from converter.adam.shared import shared_results
 from converter.errors import SpecError
+from converter.frames import first_positions
 from converter.gc_pause import no_gc
 from converter.paths import mappings_dir
 from converter.sdtm.build import build_all
@@ -260,7 +261,7 @@ def _source_checks(
         if seq is not None:
             keys.append((pd.to_numeric(part["SRCSEQ"], errors="coerce").astype("float64"),
                          pd.to_numeric(src[seq], errors="coerce").astype("float64")))  # fmt: skip
-        at = _first_match(keys)
+        at, _ = first_positions([lft.to_numpy() for lft, _ in keys], [rgt.to_numpy() for _, rgt in keys])
         cited = alg.as_sas_date(src[var]).to_numpy(dtype=float)
         adt = pd.to_numeric(part["ADT"], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isclose(adt, cited.take(np.maximum(at, 0)) if len(cited) else np.full(len(at), np.nan))
@@ -270,20 +271,3 @@ def _source_checks(
             out.append(f"ADTTE {first['PARAMCD']}: {int(bad.sum())} event(s) whose ADT is not {dom}.{var} of the cited "
                        f"record, e.g. {first['USUBJID']}")  # fmt: skip
     return out
-
-
-def _first_match(keys: list[tuple[pd.Series, pd.Series]]) -> np.ndarray:
-    """Per left row: the position of the first right row with equal keys (nulls equal nulls, as a merge pairs
-    them), -1 for none; each key's two sides factorised together, the rows matched on one int64 per row."""
-    n_left = len(keys[0][0])
-    key = np.zeros(n_left + len(keys[0][1]), dtype=np.int64)
-    for left, right in keys:
-        codes, uniques = pd.factorize(np.concatenate([left.to_numpy(), right.to_numpy()]), use_na_sentinel=False)
-        key = key * (len(uniques) + 1) + codes
-    lkey, rkey = key[:n_left], key[n_left:]
-    distinct, first = np.unique(rkey, return_index=True)  # the first right row of each key
-    if not len(distinct):
-        return np.full(n_left, -1, dtype=np.intp)
-    pos = np.minimum(np.searchsorted(distinct, lkey), len(distinct) - 1)
-    found: np.ndarray = np.where(distinct[pos] == lkey, first[pos], -1)
-    return found

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from converter.frames import keep_where, null_column
+from converter.frames import first_positions, keep_where, null_column
 from converter.sdtm.context import RowContext, as_text, full_dates
 
 __all__ = ["DERIVATIONS", "Derivation", "derivation", "first_present", "group_date", "latest_date"]
@@ -117,18 +117,9 @@ def _find_groups(groups: tuple[np.ndarray, dict[str, np.ndarray]], by: list[str]
     keys' texts; NaN where no group matches. None where the groups' keys are not unique (a merge that would not
     be many-to-one)."""
     texts, right = groups
-    n_groups = len(texts)
-    combined_left = np.zeros(len(next(iter(left.values()))), dtype=np.int64)
-    combined_right = np.zeros(n_groups, dtype=np.int64)
-    for k in by:  # one code per key text over both sides (None matches None, as in a merge)
-        codes, uniques = pd.factorize(np.concatenate([left[k], right[k]]), use_na_sentinel=False)
-        both = np.concatenate([combined_left, combined_right]) * max(len(uniques), 1) + codes
-        both = pd.factorize(both)[0]
-        combined_left, combined_right = both[: len(left[k])], both[len(left[k]) :]
-    index = pd.Index(combined_right)
-    if not index.is_unique:
+    where, unique = first_positions([left[k] for k in by], [right[k] for k in by])  # None matches None
+    if not unique:
         return None
-    where = index.get_indexer(pd.Index(combined_left))
     out = np.full(len(where), np.nan, dtype=object)
     out[where >= 0] = texts[where[where >= 0]]
     return out
