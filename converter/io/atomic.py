@@ -6,7 +6,10 @@ removed and an existing destination is left untouched.
 
 ``atomic_write(path)`` yields a binary (or, with ``text=True``, a UTF-8 text) file object;
 ``atomic_dir(path)`` yields a fresh empty temporary folder to fill, which then takes the place of ``path`` (a
-folder that does not exist yet, or an empty one: it never deletes anything).
+folder that does not exist yet, or an empty one: it never deletes anything). ``sync_tree(folder)`` puts every
+file and folder name under ``folder`` on disk, so that a manifest written after it never claims files a crash
+could still take away; ``sync_file(path)`` does it for one file and ``sync_dir(folder)`` for one folder's names
+(after a rename into it).
 """
 
 from __future__ import annotations
@@ -16,9 +19,49 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Literal, overload
+
+__all__ = ["atomic_dir", "atomic_write", "sync_dir", "sync_file", "sync_tree"]
+
+_SYNC_THREADS = 8  # fsync waits on the disk with the GIL released: a few at once hide most of the latency
+
+
+def sync_dir(path: Path) -> None:
+    """The names in folder ``path`` (files created or renamed into it) on disk."""
+    _fsync_dir(path)
+
+
+def sync_file(path: Path) -> None:
+    """File ``path``'s data on disk (``fsync``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(folder: Path, skip: Collection[str] = ()) -> None:
+    """Every file under ``folder`` on disk (``fsync``), then every folder's names, deepest first. ``skip``: paths
+    relative to ``folder``, in POSIX form, of files already written out by their writer (an NDJSON part closed
+    by :func:`converter.io.settle.close_settled`)."""
+    files: list[Path] = []
+    dirs: list[Path] = [folder]
+    for root, subdirs, names in os.walk(folder):
+        base = Path(root)
+        dirs.extend(base / d for d in subdirs)
+        files.extend(
+            f for f in (base / n for n in names) if not f.is_symlink() and f.relative_to(folder).as_posix() not in skip
+        )
+    if len(files) > 1:
+        with ThreadPoolExecutor(_SYNC_THREADS) as pool:
+            list(pool.map(sync_file, files))  # list(): an OSError of any file is raised here
+    elif files:
+        sync_file(files[0])
+    for d in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+        _fsync_dir(d)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 
 from converter import __version__
 from converter.errors import ConformanceError, InputError, problem
+from converter.io.atomic import sync_dir, sync_file, sync_tree
 from converter.io.hashed import Written
 from converter.io.manifest import (
     COMPANIONS,
@@ -279,6 +280,7 @@ def _move_in(staging: Path, out: Path, old: Manifest | None, whole: bool) -> Non
         except OSError:
             os.rename(parked, out)
             raise
+        sync_dir(out.parent)  # the swap itself on disk
         shutil.rmtree(parked, ignore_errors=True)
         return
     # --overwrite into a folder with files inoconv did not write: file by file, those files stay.
@@ -295,7 +297,10 @@ def _move_in(staging: Path, out: Path, old: Manifest | None, whole: bool) -> Non
     for rel in sorted((old.output_paths() if old is not None else set()) - set(new)):  # inoconv's stale files
         with contextlib.suppress(FileNotFoundError):
             (out / rel).unlink()
+    for folder in sorted({(out / rel).parent for rel in new}, key=lambda d: len(d.parts), reverse=True):
+        sync_dir(folder)  # the files moved in, on disk before the manifest that lists them
     os.replace(staging / MANIFEST_NAME, out / MANIFEST_NAME)
+    sync_dir(out)
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -349,6 +354,7 @@ def output_folder(
         _, foreign = _foreign(out)
         stay = [r for r in folder_files(out) if Path(r).name in COMPANIONS and r not in new]
         kept = [r for r in foreign if r not in new and not r.endswith("/")] + stay
+        sync_tree(staging, skip=dest.written)  # on disk before the manifest says the folder is complete
         seal_folder(staging, command=command, inputs=dest.inputs if hash_inputs else (), notes=dest.notes, kept=kept,
                     written=dest.written)  # fmt: skip
         cwd = Path(os.getcwd())
@@ -474,6 +480,7 @@ def output_file(
         os.close(fd)
         staging = Path(name)
         yield staging
+        sync_file(staging)  # its data on disk; its name after the rename with the manifest's folder sync
         if os.path.lexists(side):
             side.unlink()  # from here until the new manifest, the file does not look complete
         os.replace(staging, out)
