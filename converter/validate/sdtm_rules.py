@@ -247,8 +247,9 @@ def check_subjects_in_dm(frames: Frames) -> list[Finding]:
     for name, df in frames.items():
         if name == "DM" or name in TRIAL_DESIGN or "USUBJID" not in df.columns:
             continue
-        subj = df["USUBJID"]
-        bad = subj.notna().to_numpy() & ~subj.isin(known).to_numpy()
+        subj = df["USUBJID"]  # decided per distinct subject (the run's codes, -1: None), spread to the rows
+        codes, values = _subjects(subj)
+        bad = np.append(pd.notna(values) & ~pd.Series(values, dtype=object).isin(known).to_numpy(), False)[codes]
         out += row_findings("CORE-000201", name, "USUBJID", df, bad, "USUBJID {u} is not in DM", u=subj)
     return out
 
