@@ -24,7 +24,7 @@ import pandas as pd
 
 from converter.paths import mappings_dir
 from converter.spec.yamlines import load_yaml_lines, strip_lines
-from converter.validate.common import finding, is_null, numbers, row_findings, text_values
+from converter.validate.common import coded, finding, is_null, numbers, row_findings, text_values
 from converter.validate.findings import Finding
 from converter.validate.meddra import MeddraDictionary
 from converter.validate.response_counts import check_response_counts
@@ -104,21 +104,28 @@ def check_meddra(
 
 
 def _one_to_one(df: pd.DataFrame, key: str, others: tuple[str, ...]) -> list[Finding]:
-    """INO-SDTM-053: each non-null ``key`` value has one value of each of ``others`` in the dataset."""
+    """INO-SDTM-053: each non-null ``key`` value has one value of each of ``others`` in the dataset. Decided on
+    the columns' shared coded forms: their distinct texts numbered (equal texts, equal numbers), spread by code."""
     if key not in df.columns:
         return []
     out: list[Finding] = []
-    k = pd.Series(text_values(df[key]), dtype=object)  # the column's coded form, shared within the run
-    key_codes, terms = pd.factorize(k.to_numpy(dtype=object), use_na_sentinel=True)
+    kc = coded(df[key])
+    term_of, terms = pd.factorize(kc.texts, use_na_sentinel=True)  # per distinct value (the final None: -1)
+    key_codes = term_of[kc.codes]
     keyed = key_codes >= 0
     for var in others:
         if var not in df.columns:
             continue
-        v = pd.Series(text_values(df[var]), dtype=object).fillna("<null>")
-        value_codes = pd.factorize(v.to_numpy(dtype=object))[0]
+        vc = coded(df[var])
+        value_of = pd.factorize(np.where(vc.texts == None, "<null>", vc.texts))[0]  # noqa: E711 - elementwise
+        value_codes = value_of[vc.codes]
         width = int(value_codes.max()) + 1 if len(value_codes) else 1
         pairs = np.unique(key_codes[keyed].astype(np.int64) * width + value_codes[keyed])  # each (term, value) once
         values_per_term = np.bincount(pairs // width, minlength=len(terms))
+        if not (values_per_term > 1).any():
+            continue
+        k = pd.Series(text_values(df[key]), dtype=object)
+        v = pd.Series(text_values(df[var]), dtype=object).fillna("<null>")
         for term in sorted(np.asarray(terms, dtype=object)[values_per_term > 1]):  # as groupby orders its keys
             vals = sorted(set(v[k == term]))
             out.append(finding("INO-SDTM-053", "AE", var, f"{key} {term!r} has {len(vals)} values of {var}: {vals}"))
