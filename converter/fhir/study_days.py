@@ -110,11 +110,11 @@ def submitted_days(datasets: Mapping[str, pd.DataFrame], specs: FhirSpecs) -> Ma
                 out = dict(datasets)
             if out[ds] is df:
                 out[ds] = df = df.copy()
-            if bool(same.all()):  # nothing to carry: every day is the derivation's (not: every day carried)
-                text: list[str | None] = [None] * len(df)
-            else:
+            # an object array, not a list: pandas fills an object column from a list element by element
+            text = np.full(len(df), None, dtype=object)
+            if not bool(same.all()):  # else nothing to carry: every day is the derivation's (not: every day carried)
                 keep = same.tolist()
-                text = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, keep, strict=True)]
+                text[:] = [None if s else ("." if pd.isna(g) else f"{g:.0f}") for g, s in zip(given, keep, strict=True)]
             df[var] = pd.Series(text, index=df.index, dtype=object)
     return datasets if out is None else out
 
