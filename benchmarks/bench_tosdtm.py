@@ -5,6 +5,7 @@ is shared: wall time is noisy); and the peak memory of converting whole vs strea
 
     python -m benchmarks.bench_tosdtm [N_SUBJECTS] [--models-resources K]
     python -m benchmarks.bench_tosdtm --memory [N_SUBJECTS ...] [--per-partition S]
+    python -m benchmarks.bench_tosdtm --columnar [N_SUBJECTS] [--repeat R] [--ndjson DIR]
 
 The input is what ``inoconv fhir`` writes for a simulated cohort. ``convert_path(..., validate=False)`` is
 ``inoconv tosdtm --no-validate``; ``validate=True`` is the default ``inoconv tosdtm`` (the structure check of
@@ -16,12 +17,23 @@ The input is what ``inoconv fhir`` writes for a simulated cohort. ``convert_path
 does) vs streamed (``stream_to_parts``: ``inoconv tosdtm --partitions N``, N = subjects / S, S default 500, Parquet
 parts), both without R4 model validation (it costs time, not memory). CPU seconds are quoted besides wall time:
 the machine is shared.
+
+``--columnar`` (issue 19, third pass): the prototype of a compiled columnar reader for the largest source
+(Observation <- LB, every Observation line) against what ``convert_path`` does for it (``orjson.loads`` of each line,
+then ``PathSet.get_all`` over the source's element paths and their fallbacks, transposed). Columnar: pyarrow's
+``read_json`` and polars' ``read_ndjson`` with an explicit schema of only the elements those paths read (dates as
+strings), each path as one polars expression (``struct.field``, ``list.get``, ``list.eval`` + ``filter`` for a
+``[key=value]`` selector; the ``_name`` fallbacks and dotted selectors are left out, which favours the columnar
+side), then the columns as Python lists (what the inverse transforms and the assembly take). R interleaved rounds
+in one process, CPU seconds (``getrusage``: all threads), polars and pyarrow single-threaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -29,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import peak_rss_mib, run_child, table
+from benchmarks._common import peak_rss_mib, run_child, size_and_repeat, table
 
 
 def _cpu() -> float:
@@ -102,8 +114,133 @@ def memory(args: list[str]) -> None:
     print(table(rows, cols))
 
 
+def _observation_schema() -> Any:
+    """The explicit arrow schema of what the Observation <- LB paths read (written by hand for the prototype)."""
+    import pyarrow as pa
+
+    s, b, d = pa.string(), pa.bool_(), pa.float64()
+
+    def st(**k: Any) -> Any:
+        return pa.struct(list(k.items()))
+
+    coding = pa.list_(st(system=s, code=s, display=s))
+    cc = st(coding=coding, text=s)
+    leaf = dict(url=s, valueString=s, valueDecimal=d, valueInteger=pa.int64(), valueDateTime=s, valueCode=s)
+    ext = pa.list_(st(**leaf, valueBoolean=b, valueReference=st(reference=s), valueCodeableConcept=cc,
+                      extension=pa.list_(st(**leaf))))  # fmt: skip
+    qty = st(value=d, unit=s, system=s, code=s)
+    return pa.schema(dict(
+        identifier=pa.list_(st(system=s, value=s)), category=pa.list_(st(id=s, text=s, coding=coding)),
+        extension=ext, subject=st(reference=s), status=s, dataAbsentReason=st(text=s),
+        code=st(coding=coding, extension=pa.list_(st(url=s, valueCode=s)), text=s),
+        valueQuantity=qty, valueCodeableConcept=cc, valueString=s,
+        referenceRange=pa.list_(st(low=st(value=d), high=st(value=d), text=s)),
+        component=pa.list_(st(valueQuantity=qty)), interpretation=pa.list_(cc), specimen=st(display=s),
+        method=cc, bodySite=cc, effectiveDateTime=s, effectivePeriod=st(start=s),
+    ))  # fmt: skip
+
+
+def _path_expr(path: Any) -> Any:
+    """One polars expression for a spec path, or None (a ``_name`` step, a dotted selector key)."""
+    import polars as pl
+
+    e: Any = None
+    for step in path.steps:
+        if step.name.startswith("_"):
+            return None
+        e = pl.col(step.name) if e is None else e.struct.field(step.name)
+        if step.index is not None:
+            e = e.list.get(step.index, null_on_oob=True)
+        elif step.select:
+            if len(step.select) != 1 or "." in step.select[0][0]:
+                return None
+            key, value = step.select[0]
+            e = e.list.eval(pl.element().filter(pl.element().struct.field(key) == value)).list.first()
+    return e
+
+
+def columnar(args: list[str]) -> None:
+    folder = None
+    if "--ndjson" in args:
+        i = args.index("--ndjson")
+        folder = Path(args[i + 1])
+        del args[i : i + 2]
+    n, repeat = size_and_repeat(args, 2000, 3)
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
+    import orjson
+    import polars as pl
+    import pyarrow.json as pj
+
+    from converter.fhir.mapping import load_fhir_stage
+    from converter.fhir.paths import PathSet
+
+    specs, ct, sdtm_specs = load_fhir_stage()
+    with tempfile.TemporaryDirectory() as tmp:
+        if folder is None:
+            from converter.fhir.writer import write_fhir_dir
+            from converter.records.simulate import simulate
+            from converter.sdtm.pipeline import records_to_sdtm
+
+            folder = Path(tmp) / "ndjson"
+            write_fhir_dir(records_to_sdtm(simulate(n, seed=9)).datasets, Path(tmp), specs, ct, sdtm_specs)
+        src = folder / "Observation.ndjson"
+        lines = [ln for ln in src.read_bytes().splitlines() if ln.strip()]
+        source = specs.resources["Observation"][0]
+        paths = [
+            p for e in source.elements if e.to_sdtm and e.var is not None for p in (e.path, e.path.fallback() or e.path)
+        ]
+        schema = _observation_schema()
+        pset = PathSet(paths)
+        opts = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        ropts = pj.ReadOptions(use_threads=False, block_size=1 << 24)
+        frame = pl.from_arrow(pj.read_json(src, read_options=ropts, parse_options=opts))
+        exprs = []
+        for k, p in enumerate(paths):
+            e = _path_expr(p)
+            if e is not None:
+                with contextlib.suppress(pl.exceptions.PolarsError):  # an element outside the schema
+                    frame.head(2).select(e)
+                    exprs.append(e.alias(f"c{k}"))
+        best: dict[str, float] = {}
+        pl_schema = pl.from_arrow(schema.empty_table()).schema
+        got: dict[str, Any] = {}
+        steps: list[tuple[str, Any]] = [
+            ("orjson.loads of each line", lambda: [orjson.loads(ln) for ln in lines]),
+            ("PathSet walk, transposed", lambda: list(zip(*[pset.get_all(x) for x in got["orjson"]], strict=True))),
+            ("pyarrow read_json, explicit schema", lambda: pj.read_json(src, read_options=ropts, parse_options=opts)),
+            ("polars read_ndjson, same schema", lambda: pl.read_ndjson(src, schema=pl_schema)),
+            ("polars expressions, one per path", lambda: frame.select(exprs)),
+            ("columns to Python lists", lambda: [c.to_list() for c in got["polars"].get_columns()]),
+        ]
+        gc.disable()
+        for _ in range(repeat):
+            for name, fn in steps:
+                c0 = _cpu()
+                out = fn()
+                best[name] = min(best.get(name, float("inf")), _cpu() - c0)
+                got[name.split()[0].split(".")[0]] = out
+                del out
+            got.clear()
+        gc.enable()
+    walk = best["orjson.loads of each line"] + best["PathSet walk, transposed"]
+    col = best["pyarrow read_json, explicit schema"] + best["polars expressions, one per path"]
+    col += best["columns to Python lists"]
+    rows = [{"step": k, "CPU s (best)": f"{v:.2f}", "lines/CPU s": f"{len(lines) / v:,.0f}"} for k, v in best.items()]
+    rows.append(
+        {"step": "today: parse + walk", "CPU s (best)": f"{walk:.2f}", "lines/CPU s": f"{len(lines) / walk:,.0f}"}
+    )
+    rows.append({"step": "columnar: pyarrow + expressions + lists", "CPU s (best)": f"{col:.2f}",
+                 "lines/CPU s": f"{len(lines) / col:,.0f}"})  # fmt: skip
+    print(f"Observation <- LB: {len(lines):,} lines, {len(paths)} paths, {len(exprs)} as expressions; best of {repeat}")
+    print(table(rows, ["step", "CPU s (best)", "lines/CPU s"]))
+    print(f"columnar / today: {col / walk:.2f}x the CPU")
+
+
 def main() -> None:
     args = sys.argv[1:]
+    if args and args[0] == "--columnar":
+        columnar(args[1:])
+        return
     if args and args[0] == "--child":
         child(args[1:])
         return
