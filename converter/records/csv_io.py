@@ -273,11 +273,39 @@ def parse_rows(
     for k, name in enumerate(header):
         if name in form.fields and name not in keep:
             col = arr[:, k].copy() if arr.size else np.zeros(0, dtype=object)
-            col[pd.isna(col) | (col == "")] = None
+            # every value text (no record padded with NaN): the empty ones, without pd.isna's look at each
+            text = pd.api.types.infer_dtype(col, skipna=False) == "string"
+            col[(col == "") if text else (pd.isna(col) | (col == ""))] = None
             keep[name] = col
     frame = pd.DataFrame(keep, columns=list(keep), dtype=object) if keep else pd.DataFrame(index=range(len(body)))
-    problems += control_problems(frame, file, first_row)
+    if not no_control_in_values(data, len(raw)):
+        problems += control_problems(frame, file, first_row)
     return frame, problems
+
+
+#: the bytes that are never a control character nor part of one: printable ASCII and tab
+_PLAIN_BYTES = bytes(range(32, 127)) + b"\t"
+
+
+def no_control_in_values(data: bytes, lines: int) -> bool:
+    """Whether no value parsed from CSV bytes can hold a control character (tab aside), judged on the bytes:
+    True only when every control character of ``data`` is an LF that ends one of the ``lines`` lines the
+    parser read (header included; no CR, no blank line), and the rest is printable ASCII, tab, or UTF-8 text
+    without controls. False means "look at the values" (:func:`control_problems`), never that one holds one.
+
+    An LF inside a quoted value leaves the parser fewer lines than LFs (each line it reads ends at an LF of
+    its own, the last one perhaps at the end of the bytes), so the count proves none is there."""
+    rest = data.translate(None, _PLAIN_BYTES)  # the LFs, the other controls and the non-ASCII bytes
+    if b"\r" in rest or b"\n\n" in data or data.startswith(b"\n"):
+        return False
+    ends = rest.count(b"\n")
+    if lines != ends + (0 if data.endswith(b"\n") else 1):
+        return False
+    try:
+        other = rest.replace(b"\n", b"").decode("utf-8")  # whole UTF-8 sequences: their bytes are all >= 0x80
+    except UnicodeDecodeError:
+        return False
+    return first_control(other, allow_tab=True) is None
 
 
 def _control_message(value: str) -> str:
