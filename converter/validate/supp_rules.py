@@ -32,14 +32,33 @@ def _key_texts(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.array([*(_key_text(u) for u in uniques), None], dtype=object)
 
 
-def _parent_keys(parent: pd.DataFrame, idvar: str | None) -> set[tuple[str | None, str | None]]:
-    """(USUBJID, IDVAR value) of every record of a SUPP's parent dataset, as key texts."""
+def _parent_keys(parent: pd.DataFrame, idvar: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(USUBJID, IDVAR value) of every record of a SUPP's parent dataset, as key texts: each distinct pair of
+    values once, as two arrays."""
     if "USUBJID" not in parent.columns or not len(parent):
-        return set()
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
     su, tu = _key_texts(parent["USUBJID"])
     sv, tv = _key_texts(parent[idvar]) if idvar else (np.full(len(parent), -1), np.array([None], dtype=object))
     pairs = np.unique((su % len(tu)) * len(tv) + (sv % len(tv)))  # each distinct pair once (-1: the final None)
-    return {(tu[p // len(tv)], tv[p % len(tv)]) for p in pairs}
+    return tu[pairs // len(tv)], tv[pairs % len(tv)]
+
+
+def _orphans(subjects: np.ndarray, values: np.ndarray, known: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Where the (subject, IDVAR value) texts of SUPP rows are no pair of ``known``: both sides' texts numbered
+    together (equal texts, equal numbers; None matches None), the pairs compared as one int64 each."""
+    n = len(known[0])
+    u = pd.factorize(np.concatenate([known[0], subjects]), use_na_sentinel=False)[0].astype(np.int64)
+    v, distinct = pd.factorize(np.concatenate([known[1], values]), use_na_sentinel=False)
+    key = u * max(len(distinct), 1) + v
+    out: np.ndarray = ~np.isin(key[n:], key[:n])
+    return out
+
+
+def _text_numbers(c: Coded) -> np.ndarray:
+    """Per row a number of its text (equal texts, equal numbers; no text is one number too), from the distinct
+    values' texts of the column's coded form."""
+    numbers: np.ndarray = pd.factorize(c.texts, use_na_sentinel=False)[0][c.codes]
+    return numbers
 
 
 def check_supp(frames: Frames) -> list[Finding]:
@@ -72,8 +91,7 @@ def check_supp(frames: Frames) -> list[Finding]:
                 continue
             known = _parent_keys(parent, iv)
             vals = idval[rows] if iv else np.full(len(rows), None, dtype=object)
-            pairs = zip(subj[rows], vals, strict=True)
-            orphan[rows] = np.fromiter((k not in known for k in pairs), dtype=bool, count=len(rows))
+            orphan[rows] = _orphans(subj[rows], vals, known)
         out += row_findings(
             "CORE-000457", name, "RDOMAIN", df, no_parent_ds, "RDOMAIN {r!r} is not a dataset of the package", r=rdom
         )
@@ -87,9 +105,11 @@ def check_supp(frames: Frames) -> list[Finding]:
             out += row_findings("CORE-000206", name, "IDVARVAL", df, orphan, "no {r} record with USUBJID {u}{k}",
                                 r=rdom, u=subj, k=key)  # fmt: skip
         if "QNAM" in df.columns:
-            keys = pd.DataFrame({"r": rdom, "u": subj, "iv": idvar, "vv": idval, "q": text_values(df["QNAM"])})
+            cols = [c for c in ("RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM") if c in df.columns]
+            keys = pd.DataFrame({c: _text_numbers(coded(df[c])) for c in cols})  # equal texts, equal numbers
             dup = keys.duplicated(keep=False).to_numpy()
             out += row_findings(
-                "CORE-000551", name, "QNAM", df, dup, "QNAM {q} twice for the same parent record", q=keys["q"]
-            )
+                "CORE-000551", name, "QNAM", df, dup, "QNAM {q} twice for the same parent record",
+                q=text_values(df["QNAM"]),
+            )  # fmt: skip
     return out
