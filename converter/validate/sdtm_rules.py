@@ -438,6 +438,7 @@ def check_study_days(frames: Frames) -> list[Finding]:
     if dm is not None and {"USUBJID", "RFSTDTC"} <= set(dm.columns):
         ref = dict(zip(dm["USUBJID"].to_numpy(dtype=object), text_values(dm["RFSTDTC"]), strict=True))
     ref_days: dict[str, float] = {}  # the subject's RFSTDTC as a day number (NaN: none or incomplete)
+    rdays: dict[str, np.ndarray] = {}
     for name, df in frames.items():
         for col in map(str, df.columns):
             m = _DY.match(col)
@@ -454,7 +455,9 @@ def check_study_days(frames: Frames) -> list[Finding]:
             calc_rule, partial_rule = _DY_RULES[kind]
             dates = coded(df[dtc])
             day = day_numbers(dates)
-            rday = _subject_values(df["USUBJID"], ref, ref_days)
+            if name not in rdays:  # per frame: its --DY columns read the same subjects
+                rdays[name] = _subject_values(df["USUBJID"], ref, ref_days)
+            rday = rdays[name]
             checked = present & ~bad0
             incomplete = checked & (np.isnan(day) | np.isnan(rday))
             delta = day - rday
@@ -463,15 +466,8 @@ def check_study_days(frames: Frames) -> list[Finding]:
             out += row_findings(
                 calc_rule, name, col, df, wrong, f"{col} is {{d:g}}, the SDTMIG algorithm gives {{w:g}}", d=dy, w=want
             )
-            out += row_findings(
-                partial_rule,
-                name,
-                col,
-                df,
-                incomplete,
-                f"{col} populated, {dtc} {{v!r}} or RFSTDTC incomplete",
-                v=dates.values(),
-            )
+            out += row_findings(partial_rule, name, col, df, incomplete,
+                                f"{col} populated, {dtc} {{v!r}} or RFSTDTC incomplete", v=dates.values())  # fmt: skip
     return out
 
 
