@@ -64,6 +64,8 @@ __all__ = [
 #: integers are kept exactly (Int64 and float64 round trips): magnitudes from here on are rejected
 INT_LIMIT = 10**15
 _NOT_PLAIN_DECIMAL = re.compile(r"[^0-9.\0]")
+_LONG_EXPONENT = re.compile(r"[eE][+-]?[0-9]{10}")
+_NOT_CANONICAL_INT = re.compile(r"[^0-9\0]|(?:\A|\0)0[0-9]")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -183,7 +185,10 @@ def _numeric(vals: np.ndarray[Any, Any], integer: bool) -> tuple[np.ndarray[Any,
     obviously well formed (integers: not in canonical form; decimals: any character besides digits and a
     dot), so typical columns never loop in Python.
     """
-    num = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    plain = _plain_numbers(vals, integer)
+    if plain is not None:
+        return np.isfinite(plain), plain
+    num = _to_numeric(vals)
     ok = np.isfinite(num)
     if integer:
         ok &= np.abs(np.where(ok, num, 0.0)) < INT_LIMIT
@@ -204,6 +209,49 @@ def _numeric(vals: np.ndarray[Any, Any], integer: bool) -> tuple[np.ndarray[Any,
         num[ok] = precise_floats(vals[ok])  # to_numeric's own parser is off in the last digits
         num[~ok] = np.nan
     return ok, num
+
+
+def _to_numeric(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``to_numeric(errors="coerce")`` as float64, but for the values it cannot be given: one holding a NUL (its
+    parser stops there: ``1.5<NUL>x`` would read as 1.5) or an exponent of ten digits or more (``1e2147483648``
+    crashes the process, pandas 2.3). Those are read by Python's ``float`` where the decimal syntax allows, NaN
+    otherwise."""
+    try:
+        joined = "\0".join(vals.tolist())
+    except TypeError:  # not all text: to_numeric judges them
+        joined = ""
+    risky = joined.count("\0") > len(vals) - 1 or _LONG_EXPONENT.search(joined) is not None
+    if risky:
+        bad = np.fromiter((isinstance(v, str) and ("\0" in v or _LONG_EXPONENT.search(v) is not None) for v in vals),
+                          bool, len(vals))  # fmt: skip
+        vals = vals.copy()
+        aside = vals[bad]
+        vals[bad] = ""
+    num: np.ndarray[Any, Any] = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    if risky:
+        num[bad] = [float(v) if _FLOAT_RE.fullmatch(v) else np.nan for v in aside]
+    return num
+
+
+def _plain_numbers(vals: np.ndarray[Any, Any], integer: bool) -> np.ndarray[Any, Any] | None:
+    """The values of :func:`_numeric` without ``to_numeric`` when every value is plainly written: at most 15
+    characters, integers in canonical form (ASCII digits, no leading zero, no sign), decimals of ASCII digits and
+    dots that Python's ``float`` reads. Every such value is valid (a finite number, an integer below INT_LIMIT),
+    and its value is what :func:`_numeric` gives. None when any value is not plain (then :func:`_numeric` judges
+    them)."""
+    if not len(vals) or (integer and _joined_has(vals, _NOT_CANONICAL_INT)):
+        return None
+    if not integer and _joined_has(vals, _NOT_PLAIN_DECIMAL):
+        return None
+    if int(_lengths(vals).max()) > 15:
+        return None
+    try:  # a NUL inside a value, "." or "1.2.3" make it raise
+        out: np.ndarray[Any, Any] = vals.astype(np.int64).astype(np.float64) if integer else precise_floats(vals)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return out
 
 
 def precise_floats(vals: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
