@@ -158,11 +158,20 @@ def _csv_parts(
     echo(f"stream: {plan.subjects} subjects in {source}; {plan.parts} partitions; spilling the form files")
     spill = ctx.work / ".spill"
     jobs = [(p, oid, plan.parts, spill) for oid, p in plan.files.items() if p is not None]
-    problems: list[Problem] = []
-    for found in pool.map(_spill_form, jobs):
-        problems += found
+    # the largest files first, so that the workers finish together (the smallest fill the gaps at the end);
+    # the problems are still reported in the files' order
+    order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][0]))
+    found = dict(zip(order, pool.map(_spill_form, [jobs[i] for i in order]), strict=True))
+    problems: list[Problem] = [p for i in range(len(jobs)) for p in found[i]]
     parts = [_Part(i, csv=(plan, str(spill / f"part-{i:05d}"))) for i in range(plan.parts)]
     return parts, problems
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the spill reports it
 
 
 def _odm_parts(source: Path, size: int) -> Iterator[_Part]:
