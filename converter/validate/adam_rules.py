@@ -93,7 +93,11 @@ def check_param(frames: Frames) -> list[Finding]:
         )
         if "PARAM" not in df.columns:
             continue
-        pairs = pd.DataFrame({"cd": cd, "p": text_values(df["PARAM"])}).dropna().drop_duplicates()
+        codes, names = coded(df["PARAMCD"]), coded(df["PARAM"])  # the distinct pairs of values, then their texts
+        width = len(names.texts)
+        distinct = np.unique((codes.codes % len(codes.texts)) * width + names.codes % width)  # -1: the final None
+        pairs = pd.DataFrame({"cd": codes.texts[distinct // width], "p": names.texts[distinct % width]})
+        pairs = pairs.dropna().drop_duplicates()
         for col, other in (("cd", "p"), ("p", "cd")):
             n = pairs.groupby(col)[other].nunique()
             for key in n[n > 1].index:
