@@ -349,6 +349,16 @@ def _check_table(table: RawTable, form: Form, sink: ProblemSink) -> dict[Any, An
     return parsed
 
 
+def _int64(values: np.ndarray[Any, Any]) -> pd.Series[Any]:
+    """``pd.Series(values).astype("Int64")`` of float64 values, built from the integers and the NaN mask when
+    every value is a whole number below 2**53 (as the checks leave them): pandas' cast looks at each value again."""
+    nan = np.isnan(values)
+    known = values[~nan]
+    if not bool(((np.trunc(known) == known) & (np.abs(known) < 2.0**53)).all()):
+        return pd.Series(values).astype("Int64")
+    return pd.Series(pd.arrays.IntegerArray(np.where(nan, 0.0, values).astype(np.int64), nan))
+
+
 def _with_none(arr: np.ndarray[Any, Any], present: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     if present.all():
         return arr
@@ -444,7 +454,7 @@ def typed_records(
                     else:
                         typed = _with_none(arr, present)
             if f.type == "integer":
-                cols[name] = pd.Series(np.asarray(typed, dtype="float64")).astype("Int64")
+                cols[name] = _int64(np.asarray(typed, dtype="float64"))
             elif f.type == "float":
                 cols[name] = np.asarray(typed, dtype="float64")
             else:
