@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -138,16 +139,29 @@ def load_adam_specs(
 ) -> tuple[dict[str, DatasetSpec], Terminology]:
     """The ADaM specs (dependency order, Predecessor rules made explicit) and CT, checked before any data.
 
-    ``upstream`` maps each input (SDTM) dataset to its columns; without it, the SDTM specs define them.
+    ``upstream`` maps each input (SDTM) dataset to its columns; without it, the SDTM specs define them. The
+    specs prepared and checked are kept for the same spec files (as loaded, unchanged), CT and upstream columns:
+    a chain worker builds many partitions against the same specs (the checks passed for them; failures raise
+    every time).
     """
     root = mappings_dir()
-    specs = read_adam_specs(specs_dir, intermediate=True)
+    loaded = load_specs(specs_dir or root / "adam")  # the loader keeps each file's spec while it is unchanged
     ct = load_terminology(ct_dir or root / "ct")
     if upstream is None:
         upstream = {n: s.column_names for n, s in load_specs(root / "sdtm").items()}
-    check_specs(specs, None, ct, upstream=upstream)
-    check_adam_specs(specs, upstream)
-    return specs, ct
+    key = (tuple((n, id(s)) for n, s in loaded.items()), id(ct), tuple((n, tuple(c)) for n, c in upstream.items()))
+    hit = _CHECKED.get(key)
+    if hit is None:
+        specs = {n: prepare_spec(s) for n, s in loaded.items()}
+        check_specs(specs, None, ct, upstream=upstream)
+        check_adam_specs(specs, upstream)
+        if len(_CHECKED) >= 8:
+            _CHECKED.clear()
+        hit = _CHECKED[key] = ((loaded, ct), specs)  # the loaded objects kept: their ids are not reused meanwhile
+    return dict(hit[1]), ct
+
+
+_CHECKED: dict[tuple[Any, ...], tuple[Any, dict[str, DatasetSpec]]] = {}
 
 
 def sdtm_to_adam(
