@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from converter.adam import algorithms as alg
+from converter.adam.common import dates_of
 from converter.adam.shared import shared_results
 from converter.errors import SpecError
 from converter.frames import first_positions
@@ -247,7 +248,7 @@ def cross_checks(adam: Mapping[str, pd.DataFrame], sdtm: Mapping[str, pd.DataFra
     for name, df in adam.items():
         if name == "ADSL" or "USUBJID" not in df.columns:
             continue
-        stray = set(df["USUBJID"].dropna()) - subjects
+        stray = set(pd.unique(df["USUBJID"].dropna())) - subjects  # the distinct subjects (first seen kept)
         if stray:
             out.append(f"{name}: {len(stray)} subject(s) not in ADSL, e.g. {sorted(stray)[:3]}")
     cut = data_cut(adam, sdtm)
@@ -276,7 +277,7 @@ def _source_checks(
             keys.append((pd.to_numeric(part["SRCSEQ"], errors="coerce").astype("float64"),
                          pd.to_numeric(src[seq], errors="coerce").astype("float64")))  # fmt: skip
         at, _ = first_positions([lft.to_numpy() for lft, _ in keys], [rgt.to_numpy() for _, rgt in keys])
-        cited = alg.as_sas_date(src[var]).to_numpy(dtype=float)
+        cited = dates_of(src, str(var)).to_numpy(dtype=float)  # as_sas_date, shared with the build's rules
         adt = pd.to_numeric(part["ADT"], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isclose(adt, cited.take(np.maximum(at, 0)) if len(cited) else np.full(len(at), np.nan))
         bad[at < 0] = True  # no cited record (the merge gave NaN, which is close to nothing)
