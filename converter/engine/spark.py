@@ -551,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
                                   subjects_per_partition=args.subjects, validate=not args.no_validate,
                                   fhir=not args.no_fhir, rules=not args.no_rules, cores=args.cores,
                                   shown_as=args.out, reader=args.reader)  # fmt: skip
+            dest.written.update(rep.written)  # the NDJSON parts, hashed by the tasks as they wrote them
     except InputError as err:
         print(err, file=sys.stderr)
         return 2
