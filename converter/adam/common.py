@@ -278,11 +278,40 @@ def _order_codes(df: pd.DataFrame, order: Sequence[Any], descending: bool,
             asc = not bool(item.get("desc"))
         else:
             var = order_var(str(item))
-            col = _sortable_of(df, var) if share else sortable(df[var])
             asc = not is_descending(str(item))
+            text = _shared_text_sort_codes(df, var) if share else _text_sort_codes(df[var])
+            if text is not None:  # text (str) values: ranked from their distinct values
+                codes, n = text
+                used.add(var)
+                keys.append(codes if asc != descending else np.where(codes == n, n, n - codes - 1))
+                continue
+            col = _sortable_of(df, var) if share else sortable(df[var])
         used.add(var)
         keys.append(_sort_codes(col, asc != descending))
     return keys, used
+
+
+def _shared_text_sort_codes(df: pd.DataFrame, var: str) -> tuple[np.ndarray, int] | None:
+    return shared(("text sort codes", var), (df,), lambda: _text_sort_codes(df[var]))
+
+
+def _text_sort_codes(col: pd.Series) -> tuple[np.ndarray, int] | None:
+    """:func:`_sort_codes` (ascending) of ``sortable(col)`` for an object column of ``str`` (and missing values),
+    and its null code: one factorisation of the values, their distinct texts ('' none) ranked, spread by code
+    (no text copy of the column, no sorted factorisation of every row). None for any other column."""
+    if col.dtype != object:
+        return None
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    values = np.asarray(uniques, dtype=object)
+    if len(values) and pd.api.types.infer_dtype(values, skipna=False) != "string":
+        return None  # numbers, booleans, mixed: sortable decides (numbers by value; True and 1 are one value here)
+    texts = values.copy()
+    texts[texts == ""] = None
+    rank, distinct = pd.factorize(texts, sort=True, use_na_sentinel=True)
+    n = len(distinct)
+    per = np.append(np.where(rank < 0, n, rank), n)  # the final n: code -1 (missing)
+    ranked: np.ndarray = per[codes].astype(np.int64)
+    return ranked, n
 
 
 def _group_codes(df: pd.DataFrame, col: str, share: bool) -> np.ndarray:
