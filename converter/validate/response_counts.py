@@ -88,11 +88,10 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
         return []
     rsdtc = text_values(rs["RSDTC"])
     at = np.flatnonzero(is_resp)  # only the columns the check reads are taken
-    tests = text_values(lb["LBTESTCD"])
-    keep = pd.Series(tests, dtype=object).isin(["NEUT", "PLAT"]).to_numpy(dtype=bool)
+    tests = coded(lb["LBTESTCD"])  # the LB rows kept decided per distinct test and unit
+    keep = tests.per_text(lambda t: t in ("NEUT", "PLAT"))
     if "LBSTRESU" in lb.columns:
-        unit = pd.Series(text_values(lb["LBSTRESU"]), dtype=object)
-        keep &= (unit.isna() | unit.isin(list(_UNITS))).to_numpy(dtype=bool)
+        keep &= coded(lb["LBSTRESU"]).per_text(lambda u: u is None or u in _UNITS)
     rows = np.flatnonzero(keep)
     # the subjects of both sides as integer codes of one factorisation (missing: -1 on both, as merge pairs them):
     # the merges join on integers, not on texts
@@ -104,9 +103,9 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
     resp = resp[resp["__d"].notna()]
     lab = pd.DataFrame({
         "USUBJID": subjects[len(at) :],
-        "__d": _days(lb["LBDTC"])[rows],
+        "__d": _days(lb["LBDTC"], rows),
         "__v": pd.to_numeric(lb["LBSTRESN"].iloc[rows], errors="coerce").to_numpy(),
-        "LBTESTCD": tests[rows],
+        "LBTESTCD": tests.texts[tests.codes[rows]],
     })  # fmt: skip
     lab = lab[lab["__d"].notna() & lab["__v"].notna()]
     dated = np.zeros(n, dtype=bool)
@@ -138,10 +137,11 @@ def check_response_counts(frames: Mapping[str, pd.DataFrame]) -> list[Finding]:
     return out
 
 
-def _days(col: pd.Series) -> np.ndarray:
-    """Per row: the date of the first 10 characters of the ISO 8601 text (NaT where none), parsed once per
-    distinct text."""
+def _days(col: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """Per row (of ``rows`` only, when given): the date of the first 10 characters of the ISO 8601 text (NaT where
+    none), parsed once per distinct text."""
     values = coded(col)
     parsed = pd.to_datetime(pd.Series(values.texts, dtype=object).str[:10], errors="coerce", format="%Y-%m-%d")
-    days: np.ndarray = parsed.to_numpy()[values.codes]  # code -1 takes the final text, None: NaT
+    codes = values.codes if rows is None else values.codes[rows]
+    days: np.ndarray = parsed.to_numpy()[codes]  # code -1 takes the final text, None: NaT
     return days
