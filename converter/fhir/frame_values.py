@@ -263,16 +263,12 @@ def row_label(df: pd.DataFrame, i: int, keys: Iterable[str]) -> str:
 def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Iterator[dict[str, pd.DataFrame]]:
     """The subject-level datasets (those with USUBJID) cut into groups of ``size`` subjects, in USUBJID order."""
     groups: dict[str, dict[Any, Any]] = {}
-    whole: dict[str, pd.DataFrame] = {}
     subjects: set[Any] = set()
     for name, df in datasets.items():
         if "USUBJID" in df.columns and len(df):
             g: dict[Any, Any] = dict(df.groupby("USUBJID", sort=False, dropna=True).indices)
             groups[name] = g
             subjects |= set(g)
-            # one block per dtype (the SDTM frames come with one per column): each group's rows are taken once
-            # per block, and the parts come consolidated, as a copy would make them, without a copy per part
-            whole[name] = df.copy()
     ordered = sorted(subjects, key=str)
     for start in range(0, len(ordered), max(1, size)):
         chunk = ordered[start : start + size]
@@ -280,10 +276,7 @@ def subject_partitions(datasets: Mapping[str, pd.DataFrame], size: int) -> Itera
         for name, gi in groups.items():
             idx = [gi[u] for u in chunk if u in gi]
             if idx:
-                rows = np.sort(np.concatenate(idx))
-                taken = whole[name].take(rows)
-                taken.index = pd.RangeIndex(len(rows))
-                part[name] = taken
+                part[name] = datasets[name].iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
         yield part
 
 
