@@ -24,7 +24,7 @@ import pandas as pd
 
 from converter.paths import mappings_dir
 from converter.spec.yamlines import load_yaml_lines, strip_lines
-from converter.validate.common import coded, finding, is_null, numbers, row_findings, text_values
+from converter.validate.common import Coded, coded, finding, is_null, numbers, row_findings, text_values
 from converter.validate.findings import Finding
 from converter.validate.meddra import MeddraDictionary
 from converter.validate.response_counts import check_response_counts
@@ -161,14 +161,13 @@ def check_timepoints(frames: Frames) -> list[Finding]:
         if num not in df.columns:
             out.append(finding("CORE-000026", name, tpt, f"{tpt} is in {name} but {num} is not"))
             continue
-        t = text_values(df[tpt])
         bad = ~is_null(df[tpt]) & is_null(df[num])
-        out += row_findings("CORE-000685", name, num, df, bad, f"{tpt} {{t!r}} has no {num}", t=t)
-        pairs = pd.DataFrame({"t": t, "n": numbers(df[num])}).dropna()
-        for a, b in (("t", "n"), ("n", "t")):
-            c = pairs.groupby(a)[b].nunique()
-            for v in c.index[c > 1]:
-                out.append(finding("INO-SDTM-057", name, tpt, f"{tpt}/{num}: {v!r} pairs with {int(c[v])} values"))
+        if bad.any():
+            t = text_values(df[tpt])
+            out += row_findings("CORE-000685", name, num, df, bad, f"{tpt} {{t!r}} has no {num}", t=t)
+        by_number, by_text = _partners(numbers(df[num]), coded(df[tpt]))
+        for v, n in [*by_text, *by_number]:  # as grouped nunique counts them: the texts' groups first
+            out.append(finding("INO-SDTM-057", name, tpt, f"{tpt}/{num}: {v!r} pairs with {n} values"))
     return out
 
 
@@ -204,26 +203,27 @@ def check_visits(frames: Frames) -> list[Finding]:
             "INO-SDTM-060", name, "VISITNUM", df, np.isnan(vn), "VISITNUM is null (record of {d})", d=when
         )
         if "VISIT" in df.columns:
-            for key, n in _partners(vn, text_values(df["VISIT"])):
+            by_number, by_text = _partners(vn, coded(df["VISIT"]))
+            for key, n in [*by_number, *by_text]:
                 out.append(finding("INO-SDTM-061", name, "VISITNUM", f"VISITNUM/VISIT: {key!r} pairs with {n} values"))
     return out
 
 
-def _partners(numbers_: np.ndarray, texts: np.ndarray) -> list[tuple[object, int]]:
-    """Over the rows where both are present: each number paired with more than one text, then each text paired
-    with more than one number (ascending within each), with how many distinct partners it has; as a grouped
-    ``nunique`` orders and counts them, from distinct code pairs."""
+def _partners(numbers_: np.ndarray, texts: Coded) -> tuple[list[tuple[object, int]], list[tuple[object, int]]]:
+    """Over the rows where both are present: each number paired with more than one text, and each text paired
+    with more than one number (each ascending), with how many distinct partners it has; as a grouped ``nunique``
+    orders and counts them, from distinct code pairs (the texts numbered per distinct value of their column)."""
     ncode, nums = pd.factorize(numbers_, use_na_sentinel=True)
-    tcode, txts = pd.factorize(texts, use_na_sentinel=True)
+    text_of, txts = pd.factorize(texts.texts, use_na_sentinel=True)  # the final None (code -1) stays -1
+    tcode = text_of[texts.codes]
     both = (ncode >= 0) & (tcode >= 0)
     width = len(txts) + 1
     pairs = np.unique(ncode[both].astype(np.int64) * width + tcode[both])
     per_number = np.bincount(pairs // width, minlength=len(nums))
     per_text = np.bincount(pairs % width, minlength=len(txts))
-    out = [(float(nums[i]), int(per_number[i])) for i in np.flatnonzero(per_number > 1)]
-    out.sort(key=lambda kv: kv[0])
-    many = sorted((str(txts[i]), int(per_text[i])) for i in np.flatnonzero(per_text > 1))
-    return [*out, *many]
+    out: list[tuple[object, int]] = sorted((float(nums[i]), int(per_number[i])) for i in np.flatnonzero(per_number > 1))
+    many: list[tuple[object, int]] = sorted((str(txts[i]), int(per_text[i])) for i in np.flatnonzero(per_text > 1))
+    return out, many
 
 
 def run_content_rules(
