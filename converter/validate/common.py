@@ -30,6 +30,7 @@ __all__ = [
     "day_numbers",
     "finding",
     "info_from_meta",
+    "is_all_null",
     "is_null",
     "is_numeric_column",
     "iso_after",
@@ -41,6 +42,7 @@ __all__ = [
     "starts_after_ends",
     "study_day",
     "text_bytes",
+    "text_sizes",
     "text_values",
 ]
 
@@ -345,16 +347,26 @@ def _blank_texts(texts: np.ndarray[Any, np.dtype[np.object_]]) -> np.ndarray[Any
 
 
 def text_bytes(col: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Bytes of each value's text in UTF-8 (0 where missing), per distinct text; texts all ASCII (tested at once on
-    their concatenation) are as long in bytes as in characters."""
+    """Bytes of each value's text in UTF-8 (0 where missing), per distinct text (:func:`text_sizes`)."""
+    result: np.ndarray[Any, np.dtype[np.int64]] = text_sizes(col)[coded(col).codes]
+    return result
+
+
+def text_sizes(col: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Bytes in UTF-8 of the texts of the column's coded form (``coded(col).texts``: its distinct values' texts, the
+    final missing one 0); texts all ASCII (tested at once on their concatenation) are as long as in characters."""
     c = coded(col)
     texts = np.where(c.texts == None, "", c.texts)  # noqa: E711 - elementwise
     if "".join(texts).isascii():
-        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    else:
-        sizes = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
-    result: np.ndarray[Any, np.dtype[np.int64]] = sizes[c.codes]
-    return result
+        return np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    return np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
+
+
+def is_all_null(col: pd.Series) -> bool:
+    """``is_null(col).all()``; for a text column decided on its distinct values' texts (every one is some row's)."""
+    if col.dtype.kind in "iufb" or col.dtype.kind == "M":
+        return bool(is_null(col).all())
+    return bool(_blank_texts(coded(col).texts[:-1]).all())
 
 
 def is_numeric_column(col: pd.Series) -> bool:

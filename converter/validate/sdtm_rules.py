@@ -24,6 +24,7 @@ from converter.validate.common import (
     complete_date,
     day_numbers,
     finding,
+    is_all_null,
     is_null,
     is_numeric_column,
     iso_after,
@@ -34,6 +35,7 @@ from converter.validate.common import (
     shared_results,
     starts_after_ends,
     text_bytes,
+    text_sizes,
     text_values,
 )
 from converter.validate.findings import Finding
@@ -173,7 +175,7 @@ def check_metadata(
                 continue
             series = df[var.name]
             meta_col = meta.column(var.name) if meta is not None else None
-            all_null = bool(is_null(series).all())
+            all_null = is_all_null(series)
             in_data = is_numeric_column(series)
             numeric = meta_col.numeric if meta_col is not None else in_data
             if all_null and meta_col is None:
@@ -189,14 +191,15 @@ def check_metadata(
                     )
                 )
                 continue
-            if not var.numeric:
-                nbytes = text_bytes(series)
-                if var.length:
+            if not var.numeric:  # the rows' bytes made only when some distinct text is over a limit
+                largest = int(text_sizes(series).max())
+                nbytes = text_bytes(series) if largest > min(var.length or 200, 200) else np.zeros(0, dtype=np.int64)
+                if var.length and largest > var.length:
                     out += row_findings(
                         ids.value_too_long, name, var.name, df, nbytes > var.length,
                         f"value has {{n}} bytes, spec length is {var.length}", n=nbytes,
                     )  # fmt: skip
-                if ids is SDTM_IDS:
+                if ids is SDTM_IDS and largest > 200:
                     out += row_findings(
                         "INO-SDTM-010", name, var.name, df, nbytes > 200,
                         "value has {n} bytes (max 200)", n=nbytes,
