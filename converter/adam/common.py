@@ -319,6 +319,15 @@ def _group_codes(df: pd.DataFrame, col: str, share: bool) -> np.ndarray:
     build's codes (:mod:`converter.adam.codes`), taken from the frame its rows come from."""
     if share:
         return frame_codes(df, col, codes_of())
+    if df[col].dtype == object:  # str values (and missing ones): numbered per distinct value, '' none, no text copy
+        at, uniques = pd.factorize(df[col].to_numpy(dtype=object), use_na_sentinel=True)
+        values = np.asarray(uniques, dtype=object)
+        if not len(values) or pd.api.types.infer_dtype(values, skipna=False) == "string":
+            text = values != ""
+            number = np.zeros(len(values) + 1, dtype=np.int64)  # the final 0: code -1 (missing)
+            number[:-1][text] = np.arange(1, int(text.sum()) + 1)
+            numbered: np.ndarray = number[at]
+            return numbered
     codes: np.ndarray = pd.factorize(as_text(df[col]).to_numpy(dtype=object))[0] + 1
     return codes
 
