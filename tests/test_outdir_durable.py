@@ -115,8 +115,7 @@ def test_a_file_that_cannot_be_synced_fails_the_command_and_leaves_no_folder(
 
     monkeypatch.setattr(atomic.os, "fsync", broken)
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="Input/output error"):
-        with output_folder(out, command=["inoconv", "test"]) as dest:
-            (dest.path / "a.txt").write_text("a")
-            (dest.path / "b.txt").write_text("b")
+    with pytest.raises(OSError, match="Input/output error"), output_folder(out, command=["inoconv", "test"]) as dest:
+        (dest.path / "a.txt").write_text("a")
+        (dest.path / "b.txt").write_text("b")
     assert not out.exists() and list(tmp_path.iterdir()) == []
