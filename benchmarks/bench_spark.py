@@ -114,6 +114,10 @@ def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
                       f"{jvm:.1f}), chain CPU {sum(stats['cpu_seconds'].values()):.1f} s, load {load0:.1f} -> "
                       f"{os.getloadavg()[0]:.1f}, largest worker {stats['peak_rss_mib']['largest_worker']} MiB",
                       flush=True)  # fmt: skip
+                laps = {k: round(v, 1) for k, v in stats["wall_seconds"].items()}
+                cpu_laps = {k: round(v, 1) for k, v in stats["cpu_seconds"].items()}
+                jvm_peak = f", JVM peak {stats['jvm_peak_rss_mib']} MiB" if "jvm_peak_rss_mib" in stats else ""
+                print(f"round {r} {engine:5}: wall laps {laps}; chain CPU {cpu_laps}{jvm_peak}", flush=True)
             print(f"round {r} outputs: {_compare(Path(tmp) / f'spark{r}', Path(tmp) / f'local{r}')}", flush=True)
             shutil.rmtree(Path(tmp) / f"spark{r}")
             shutil.rmtree(Path(tmp) / f"local{r}")
@@ -122,7 +126,7 @@ def pair(src: Path, partitions: int, reader: str, rounds: int) -> None:
 def memory(src: Path, counts: list[int]) -> None:
     from pyspark.sql import SparkSession
 
-    from converter.engine.spark import run_stream_spark, worker_python
+    from converter.engine.spark import process_peak_mib, run_stream_spark, worker_python
     from converter.engine.spark_jvm import LIGHT_JVM
 
     os.environ["PYSPARK_PYTHON"] = worker_python()
@@ -140,8 +144,9 @@ def memory(src: Path, counts: list[int]) -> None:
         with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
             for n in counts:
                 rep = run_stream_spark(spark, src, Path(tmp) / f"p{n}", partitions=n, echo=lambda _m: None)
+                jvm = process_peak_mib(spark.sparkContext._gateway.proc.pid)  # the session's peak so far
                 print(f"{n} partitions of ~{rep.subjects // n} subjects: largest Python worker "
-                      f"{rep.peak_rss_mib['largest_worker']} MiB", flush=True)  # fmt: skip
+                      f"{rep.peak_rss_mib['largest_worker']} MiB, JVM peak so far {jvm:.0f} MiB", flush=True)  # fmt: skip
     finally:
         spark.stop()
 

@@ -471,6 +471,16 @@ def process_tree_cpu(pid: int) -> float:
     return total / hz
 
 
+def process_peak_mib(pid: int) -> float:
+    """A live process's peak resident memory in MiB (``VmHWM`` in Linux ``/proc``; 0 elsewhere): for a local
+    session, the JVM (driver and executor in one)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:")), 0.0)
+    except OSError:
+        return 0.0
+
+
 def stream_on_spark(
     source: Path,
     out: Path,
@@ -487,7 +497,8 @@ def stream_on_spark(
 ) -> StreamReport:
     """:func:`run_stream_spark` in the active Spark session (under ``spark-submit``, in a notebook), or else in
     a local one (``local[cores]``, all cores by default) that is stopped afterwards. For a local session,
-    ``stream.json`` also gets ``jvm_cpu_seconds``: the CPU of the JVM and its Python workers."""
+    ``stream.json`` also gets ``jvm_cpu_seconds`` (the CPU of the JVM and its Python workers) and
+    ``jvm_peak_rss_mib`` (the JVM's peak memory; the Python workers' is ``peak_rss_mib.largest_worker``)."""
     import os
 
     from pyspark.sql import SparkSession
@@ -509,6 +520,7 @@ def stream_on_spark(
         if existing is None and proc is not None and (out / "stream.json").exists():
             stats = orjson.loads((out / "stream.json").read_bytes())
             stats["jvm_cpu_seconds"] = round(process_tree_cpu(proc.pid), 1)
+            stats["jvm_peak_rss_mib"] = round(process_peak_mib(proc.pid), 1)
             (out / "stream.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2))
         return rep
     finally:
